@@ -1,0 +1,557 @@
+/*
+ * config.c - petreld settings: defaults, validation of every value, the
+ * `key = value` configuration file and the dump of the effective settings.
+ * See config.h for the contract.
+ *
+ * Every setting is described once, in the table `settings`: parsing,
+ * range checks and config_dump all work from it, so a new setting cannot
+ * be forgotten by one of them.  A value is either applied whole or
+ * rejected with a message that names the setting, the value and what
+ * would be accepted; nothing is silently clamped or truncated.
+ *
+ * File syntax, and why:
+ *   - '#' starts a comment only as the first non-blank character of a line.
+ *     A '#' later on belongs to the value; a value containing " #" is
+ *     rejected outright, so "max_inflight = 20 # per client" is an error
+ *     rather than a setting whose value was quietly cut short or kept whole.
+ *   - Values are taken literally (no quotes, no escapes); surrounding blanks
+ *     and a CR before the LF are dropped, so files edited on Windows work.
+ *   - A file is applied all or nothing: on error the caller's struct is
+ *     left as it was.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_LINE 4095
+
+enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_LOG_LEVEL };
+
+struct setting {
+    const char *name;
+    enum kind kind;
+    size_t offset; /* of the field in struct config */
+    size_t width;  /* of the field, for K_UINT and K_SIZE */
+    uint64_t min, max;
+    const char *why; /* appended to range errors where the range surprises */
+    const char *doc; /* one line for config_dump */
+};
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define NUM(f, kind, lo, hi, why, doc) { #f, kind, FIELD(f), lo, hi, why, doc }
+
+static const struct setting settings[] = {
+    {"listen", K_LISTEN, 0, 0, 0, 0, NULL,
+     "HOST:PORT, [IPV6]:PORT or IPV6:PORT; repeat for more listeners; port 0 = any free port"},
+    {"data_dir", K_PATH, FIELD(data_dir), 0, 0, NULL, "directory of the database petrel.db"},
+    NUM(max_connections, K_UINT, 0, UINT32_MAX, NULL,
+        "connected clients at most; 0 = no limit"),
+    NUM(max_packet_size, K_SIZE, 16, 268435460, "the largest packet MQTT can encode",
+        "largest packet accepted, in bytes (k, M, G suffixes allowed)"),
+    NUM(max_inflight, K_UINT, 1, 65535, NULL,
+        "unacknowledged QoS 1/2 messages sent to one client at a time"),
+    NUM(max_queued_messages, K_UINT, 1, UINT32_MAX,
+        "a session must be able to queue at least one message; unlike Mosquitto, 0 does not mean unlimited",
+        "messages queued per offline or slow session"),
+    NUM(max_keepalive, K_UINT, 1, 65535,
+        "it caps the keep alive, in seconds, that clients ask for",
+        "largest keep alive granted to clients, in seconds"),
+    NUM(connect_timeout, K_UINT, 1, 3600, NULL,
+        "seconds a new connection has to send CONNECT"),
+    NUM(max_qos, K_UINT, 0, 2, NULL, "highest QoS granted to subscriptions and publishes"),
+    NUM(max_output_buffer, K_SIZE, 4096, UINT32_MAX, NULL,
+        "bytes of output buffered per connection (limits slow consumers)"),
+    NUM(sys_interval, K_UINT, 0, 86400, NULL,
+        "seconds between $SYS updates; 0 = off"),
+    {"log_level", K_LOG_LEVEL, 0, 0, 0, 0, NULL, "error, warning, notice, info or debug"},
+};
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
+
+/* snprintf that tolerates a missing buffer and never warns about
+ * truncation: messages quote user input, which may be long. */
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    strcpy(c->listeners[0].host, "127.0.0.1");
+    c->listeners[0].port = 1883;
+    c->n_listeners = 1;
+    c->listeners_are_default = true;
+    strcpy(c->data_dir, "/var/lib/petrel");
+    c->max_connections = 100000;
+    c->max_packet_size = 1024 * 1024;
+    c->max_inflight = 20;
+    c->max_queued_messages = 1000;
+    c->max_keepalive = 65535;
+    c->connect_timeout = 10;
+    c->max_qos = 2;
+    c->max_output_buffer = 1024 * 1024;
+    c->sys_interval = 10;
+    c->log_level = LOG_NOTICE;
+}
+
+int config_parse_log_level(const char *s, enum log_level *out)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (strcasecmp(s, level_names[i]) == 0) {
+            *out = (enum log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *config_log_level_name(enum log_level l)
+{
+    if ((unsigned)l < sizeof(level_names) / sizeof(level_names[0]))
+        return level_names[l];
+    return "unknown";
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+enum { NUM_OK, NUM_SYNTAX, NUM_OVERFLOW };
+
+/* Plain decimal digits only: no sign, blanks, base prefix or fraction, so
+ * that "-1" or "10x" cannot be read as something else.  With `size`, one
+ * k, M or G (any case) may follow, in powers of 1024. */
+static int parse_number(const char *s, bool size, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+
+    if (*p < '0' || *p > '9')
+        return NUM_SYNTAX;
+    bool overflow = false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            overflow = true; /* keep going: junk after it is still a syntax error */
+        else
+            v = v * 10 + d;
+    }
+    if (size && *p != '\0') {
+        unsigned shift;
+        switch (*p) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: return NUM_SYNTAX;
+        }
+        p++;
+        if (v > (UINT64_MAX >> shift))
+            overflow = true;
+        else
+            v <<= shift;
+    }
+    if (*p != '\0')
+        return NUM_SYNTAX;
+    if (overflow)
+        return NUM_OVERFLOW;
+    *out = v;
+    return NUM_OK;
+}
+
+static void store_uint(void *field, size_t width, uint64_t v)
+{
+    switch (width) {
+    case 1: { uint8_t x = (uint8_t)v; memcpy(field, &x, 1); break; }
+    case 2: { uint16_t x = (uint16_t)v; memcpy(field, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(field, &x, 4); break; }
+    default: { uint64_t x = v; memcpy(field, &x, 8); break; }
+    }
+}
+
+static uint64_t load_uint(const void *field, size_t width)
+{
+    switch (width) {
+    case 1: { uint8_t x; memcpy(&x, field, 1); return x; }
+    case 2: { uint16_t x; memcpy(&x, field, 2); return x; }
+    case 4: { uint32_t x; memcpy(&x, field, 4); return x; }
+    default: { uint64_t x; memcpy(&x, field, 8); return x; }
+    }
+}
+
+static int set_number(struct config *c, const struct setting *s, const char *value,
+                      char *err, size_t errlen)
+{
+    uint64_t v = 0;
+    int r = parse_number(value, s->kind == K_SIZE, &v);
+
+    if (r == NUM_SYNTAX) {
+        if (s->kind == K_SIZE)
+            errf(err, errlen, "%s: '%s' is not a size (a decimal number of bytes, "
+                 "optionally followed by k, M or G)", s->name, value);
+        else
+            errf(err, errlen, "%s: '%s' is not a decimal number", s->name, value);
+        return -1;
+    }
+    if (r == NUM_OVERFLOW || v < s->min || v > s->max) {
+        errf(err, errlen, "%s: '%s' is out of range %llu..%llu%s%s%s", s->name, value,
+             (unsigned long long)s->min, (unsigned long long)s->max,
+             s->why ? " (" : "", s->why ? s->why : "", s->why ? ")" : "");
+        return -1;
+    }
+    store_uint((char *)c + s->offset, s->width, v);
+    return 0;
+}
+
+static int set_path(struct config *c, const struct setting *s, const char *value,
+                    char *err, size_t errlen)
+{
+    size_t len = strlen(value);
+    char *field = (char *)c + s->offset;
+
+    if (len >= s->width) {
+        errf(err, errlen, "%s: longer than %zu bytes", s->name, s->width - 1);
+        return -1;
+    }
+    /* Such a path could not be written back by config_dump, and is far
+     * more likely a mistake than a wish. */
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) {
+            errf(err, errlen, "%s: '%s' contains a control character", s->name, value);
+            return -1;
+        }
+    }
+    if (value[0] == ' ' || value[0] == '\t' || value[len - 1] == ' ' || value[len - 1] == '\t') {
+        errf(err, errlen, "%s: '%s' begins or ends with a blank", s->name, value);
+        return -1;
+    }
+    memcpy(field, value, len + 1);
+    return 0;
+}
+
+/* 4 for an IPv4 address, 6 for IPv6, 0 if `host` is neither; the binary
+ * form goes to addr (16 bytes) if not NULL. */
+static int address_family(const char *host, unsigned char *addr)
+{
+    unsigned char buf[16];
+    if (addr == NULL)
+        addr = buf;
+    memset(addr, 0, 16);
+    if (inet_pton(AF_INET, host, addr) == 1)
+        return 4;
+    if (inet_pton(AF_INET6, host, addr) == 1)
+        return 6;
+    return 0;
+}
+
+/* Accepts "HOST:PORT", "[V6]:PORT" and "V6:PORT".  In the last form the
+ * last colon separates the port, so "::1:1883" is [::1]:1883; the bracket
+ * form avoids any doubt. */
+static int parse_listen(const char *value, struct listener_conf *out, char *err, size_t errlen)
+{
+    const char *host, *port;
+    size_t host_len;
+    bool bracket = value[0] == '[';
+
+    if (bracket) {
+        const char *close = strchr(value, ']');
+        if (close == NULL || close[1] != ':') {
+            errf(err, errlen, "listen: '%s' should be [IPV6]:PORT", value);
+            return -1;
+        }
+        host = value + 1;
+        host_len = (size_t)(close - host);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(value, ':');
+        if (colon == NULL) {
+            errf(err, errlen, "listen: '%s' should be HOST:PORT, [IPV6]:PORT or IPV6:PORT",
+                 value);
+            return -1;
+        }
+        host = value;
+        host_len = (size_t)(colon - value);
+        port = colon + 1;
+    }
+
+    char addr[sizeof(out->host)];
+    int family = 0;
+    if (host_len > 0 && host_len < sizeof(addr)) {
+        memcpy(addr, host, host_len);
+        addr[host_len] = '\0';
+        family = address_family(addr, NULL);
+    }
+    if (family == 0) {
+        errf(err, errlen, "listen: '%.*s' in '%s' is not a numeric IPv4 or IPv6 address",
+             (int)(host_len < 256 ? host_len : 256), host, value);
+        return -1;
+    }
+    if (bracket && family != 6) {
+        errf(err, errlen, "listen: '%s': brackets are only for IPv6 addresses", value);
+        return -1;
+    }
+
+    uint64_t p = 0;
+    int r = parse_number(port, false, &p);
+    if (r == NUM_SYNTAX) {
+        errf(err, errlen, "listen: port '%s' in '%s' is not a decimal number", port, value);
+        return -1;
+    }
+    if (r == NUM_OVERFLOW || p > 65535) {
+        errf(err, errlen, "listen: port '%s' is out of range 0..65535", port);
+        return -1;
+    }
+    memcpy(out->host, addr, host_len + 1);
+    out->port = (uint16_t)p;
+    return 0;
+}
+
+static bool same_listener(const struct listener_conf *a, const struct listener_conf *b)
+{
+    unsigned char x[16], y[16];
+    return a->port == b->port && address_family(a->host, x) == address_family(b->host, y) &&
+           memcmp(x, y, sizeof(x)) == 0;
+}
+
+/* The first `listen` replaces the default listener, later ones add to it. */
+static int add_listener(struct config *c, const char *value, char *err, size_t errlen)
+{
+    struct listener_conf l;
+    size_t n = c->listeners_are_default ? 0 : c->n_listeners;
+
+    if (parse_listen(value, &l, err, errlen) < 0)
+        return -1;
+    if (n >= CONFIG_MAX_LISTENERS) {
+        errf(err, errlen, "listen: more than %d listeners", CONFIG_MAX_LISTENERS);
+        return -1;
+    }
+    /* Binding twice would fail at start-up anyway; say so here, with the
+     * line number.  Port 0 asks for any free port, so it may repeat. */
+    for (size_t i = 0; i < n; i++) {
+        if (l.port != 0 && same_listener(&c->listeners[i], &l)) {
+            errf(err, errlen, "listen: '%s' is already listed", value);
+            return -1;
+        }
+    }
+    c->listeners[n] = l;
+    c->n_listeners = n + 1;
+    c->listeners_are_default = false;
+    return 0;
+}
+
+/* Keys match field names; '-' is accepted for '_' so that command-line
+ * flags such as --max-inflight can pass their name straight through. */
+static bool key_is(const char *key, const char *name)
+{
+    for (; *key && *name; key++, name++)
+        if (*key != *name && !(*key == '-' && *name == '_'))
+            return false;
+    return *key == '\0' && *name == '\0';
+}
+
+int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen)
+{
+    const struct setting *s = NULL;
+
+    for (size_t i = 0; i < N_SETTINGS && s == NULL; i++)
+        if (key_is(key, settings[i].name))
+            s = &settings[i];
+    if (s == NULL) {
+        errf(err, errlen, "unknown setting '%s'", key);
+        return -1;
+    }
+    if (value[0] == '\0') {
+        errf(err, errlen, "%s: value is empty", s->name);
+        return -1;
+    }
+    switch (s->kind) {
+    case K_LISTEN:
+        return add_listener(c, value, err, errlen);
+    case K_PATH:
+        return set_path(c, s, value, err, errlen);
+    case K_UINT:
+    case K_SIZE:
+        return set_number(c, s, value, err, errlen);
+    case K_LOG_LEVEL:
+        if (config_parse_log_level(value, &c->log_level) < 0) {
+            errf(err, errlen, "log_level: '%s' is not one of error, warning, notice, info, debug",
+                 value);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- the file ------------------------------------------------------------ */
+
+static bool is_blank(int ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f';
+}
+
+/* Applies one line (NUL-terminated, without its LF) to c.  Returns 0, or -1
+ * with a message (without location) in msg. */
+static int apply_line(struct config *c, char *line, char *msg, size_t msglen)
+{
+    char *p = line, *end = line + strlen(line);
+
+    while (end > p && is_blank(end[-1]))
+        *--end = '\0';
+    while (is_blank(*p))
+        p++;
+    if (*p == '\0' || *p == '#')
+        return 0;
+
+    char *eq = strchr(p, '=');
+    char *key_end = eq;
+    while (key_end != NULL && key_end > p && is_blank(key_end[-1]))
+        key_end--;
+    if (eq == NULL || key_end == p) {
+        errf(msg, msglen, "expected 'key = value'");
+        return -1;
+    }
+    *key_end = '\0';
+    char *value = eq + 1;
+    while (is_blank(*value))
+        value++;
+    for (const char *h = strchr(value, '#'); h != NULL; h = strchr(h + 1, '#')) {
+        if (h == value || is_blank(h[-1])) {
+            errf(msg, msglen, "%s: '%s' looks like it holds a comment; "
+                 "comments must be on a line of their own", p, value);
+            return -1;
+        }
+    }
+    return config_set(c, p, value, msg, msglen);
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        errf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+
+    /* All or nothing: work on a copy and keep it only if every line is good. */
+    struct config work = *c;
+    char line[MAX_LINE + 2]; /* the longest line, a CR and the NUL */
+    char msg[CONFIG_ERR_LEN];
+    unsigned lineno = 0;
+    int rc = 0;
+
+    for (;;) {
+        size_t n = 0;
+        bool too_long = false, has_nul = false;
+        int ch;
+
+        while ((ch = getc(f)) != EOF && ch != '\n') {
+            if (ch == '\0')
+                has_nul = true;
+            if (n < sizeof(line) - 1)
+                line[n++] = (char)ch;
+            else
+                too_long = true;
+        }
+        if (ferror(f)) {
+            errf(err, errlen, "%s: %s", path, strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (ch == EOF && n == 0)
+            break;
+        lineno++;
+        if (n == sizeof(line) - 1 && line[n - 1] == '\r')
+            n--;
+        line[n] = '\0';
+        if (too_long || n > MAX_LINE) {
+            errf(err, errlen, "%s:%u: line is longer than %d bytes", path, lineno, MAX_LINE);
+            rc = -1;
+            break;
+        }
+        if (has_nul) {
+            /* the rest of the line would be ignored without a word */
+            errf(err, errlen, "%s:%u: line contains a NUL byte", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *start = line;
+        if (lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
+            start += 3; /* UTF-8 byte order mark, as some editors write */
+        if (apply_line(&work, start, msg, sizeof(msg)) < 0) {
+            errf(err, errlen, "%s:%u: %s", path, lineno, msg);
+            rc = -1;
+            break;
+        }
+        if (ch == EOF)
+            break;
+    }
+    fclose(f);
+    if (rc == 0)
+        *c = work;
+    return rc;
+}
+
+/* ---- dump ---------------------------------------------------------------- */
+
+static void dump_size(FILE *out, uint64_t v)
+{
+    static const char units[] = "GMk";
+    for (int i = 0; i < 3; i++) {
+        uint64_t unit = 1ULL << (10 * (3 - i));
+        if (v != 0 && v % unit == 0) {
+            fprintf(out, "%llu%c\n", (unsigned long long)(v / unit), units[i]);
+            return;
+        }
+    }
+    fprintf(out, "%llu\n", (unsigned long long)v);
+}
+
+void config_dump(const struct config *c, FILE *out)
+{
+    fprintf(out, "# petreld configuration\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        const char *field = (const char *)c + s->offset;
+
+        fprintf(out, "\n# %s\n", s->doc);
+        switch (s->kind) {
+        case K_LISTEN:
+            for (size_t j = 0; j < c->n_listeners; j++) {
+                const struct listener_conf *l = &c->listeners[j];
+                if (strchr(l->host, ':') != NULL)
+                    fprintf(out, "listen = [%s]:%u\n", l->host, (unsigned)l->port);
+                else
+                    fprintf(out, "listen = %s:%u\n", l->host, (unsigned)l->port);
+            }
+            break;
+        case K_PATH:
+            fprintf(out, "%s = %s\n", s->name, field);
+            break;
+        case K_UINT:
+            fprintf(out, "%s = %llu\n", s->name, (unsigned long long)load_uint(field, s->width));
+            break;
+        case K_SIZE:
+            fprintf(out, "%s = ", s->name);
+            dump_size(out, load_uint(field, s->width));
+            break;
+        case K_LOG_LEVEL:
+            fprintf(out, "%s = %s\n", s->name, config_log_level_name(c->log_level));
+            break;
+        }
+    }
+}
