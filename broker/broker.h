@@ -1,0 +1,50 @@
+/*
+ * broker.h - the one broker instance and its counters.  Like Redis' `server`,
+ * the state is a single global owned by the event loop thread: every module
+ * reads and changes it from loop callbacks only, so it needs no locks.
+ */
+#ifndef PETREL_BROKER_H
+#define PETREL_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+
+struct event_base;
+struct event;
+struct topic_tree;
+struct hashmap;
+struct conn;
+struct listener;
+
+struct broker_stats {
+    uint64_t msgs_received;      /* PUBLISH packets received */
+    uint64_t msgs_sent;          /* PUBLISH packets sent (incl. resends) */
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
+    uint64_t publish_dropped;    /* deliveries dropped: full queue or slow consumer */
+    uint64_t connections_refused; /* max_connections reached */
+    uint64_t protocol_errors;    /* connections closed for a protocol violation */
+};
+
+struct broker {
+    struct event_base *base;
+    struct config cfg;
+    const char *config_path;     /* NULL when started without -c */
+    struct topic_tree *topics;
+    struct hashmap *sessions;    /* client id -> struct session */
+    struct conn *conns;          /* every open connection, doubly linked */
+    size_t n_conns;              /* open TCP connections (any state) */
+    size_t n_clients;            /* connections past CONNECT */
+    struct listener *listeners;
+    struct broker_stats stats;
+    time_t started;              /* wall clock, for $SYS uptime */
+    uint64_t match_stamp;        /* generation for deduplicating matches */
+    int lock_fd;                 /* flock on data_dir/petreld.lock */
+};
+
+extern struct broker broker;
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * config.h - petreld settings: defaults, the configuration file and the
+ * command line.
+ *
+ * The file format is one `key = value` per line; blank lines and lines whose
+ * first non-blank character is '#' are ignored; `listen` may repeat.  Sizes
+ * accept a k, M or G suffix (powers of 1024).  Every error is reported as
+ * "file:line: what is wrong" (or "--flag: what is wrong" for the command
+ * line) so that petreld can refuse to start before anything listens.
+ */
+#ifndef PETREL_CONFIG_H
+#define PETREL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LISTENERS 16
+#define CONFIG_ERR_LEN 512
+
+enum log_level { LOG_ERROR = 0, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
+
+struct listener_conf {
+    char host[64];  /* numeric IPv4 or IPv6 address, e.g. "127.0.0.1", "::" */
+    uint16_t port;
+};
+
+struct config {
+    struct listener_conf listeners[CONFIG_MAX_LISTENERS];
+    size_t n_listeners;             /* default: one, 127.0.0.1:1883 */
+    bool listeners_are_default;     /* true until the first `listen` is set,
+                                       which replaces the default listener */
+    char data_dir[4096];            /* default: /var/lib/petrel */
+    uint32_t max_connections;       /* default 100000; 0 = no limit */
+    uint32_t max_packet_size;       /* default 1 MiB; at most 268435460 */
+    uint16_t max_inflight;          /* outbound QoS 1/2 window per client, default 20 */
+    uint32_t max_queued_messages;   /* per offline/slow session, default 1000 */
+    uint16_t max_keepalive;         /* default 65535 (seconds) */
+    uint32_t connect_timeout;       /* seconds to receive CONNECT, default 10 */
+    uint8_t max_qos;                /* default 2 */
+    uint32_t max_output_buffer;     /* bytes buffered per connection, default 1 MiB */
+    uint32_t sys_interval;          /* seconds between $SYS updates, default 10; 0 = off */
+    enum log_level log_level;       /* default notice */
+};
+
+/* Fills *c with the defaults above. */
+void config_defaults(struct config *c);
+
+/* Applies one setting.  Keys and values as in the file; `listen` appends a
+ * listener ("HOST:PORT", "[V6]:PORT" or "V6:PORT" where the last colon
+ * separates the port).  Returns 0, or -1 with a message (without location)
+ * in err. */
+int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* Reads a configuration file and applies its settings in order.  Returns 0,
+ * or -1 with "path:line: message" (or "path: reason" if it cannot be read)
+ * in err.  Lines longer than 4095 bytes are an error. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Parses a log level name ("error", "warning", "notice", "info", "debug").
+ * Returns 0 or -1. */
+int config_parse_log_level(const char *s, enum log_level *out);
+const char *config_log_level_name(enum log_level l);
+
+/* Writes the effective configuration in file format (for --help / debug). */
+#include <stdio.h>
+void config_dump(const struct config *c, FILE *out);
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * hashmap.c - chained hash map with FNV-1a hashing.  The table doubles when
+ * the load factor passes 1, so lookups stay O(1) however many clients come.
+ */
+#include "hashmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+    struct entry *next;
+    uint64_t hash;
+    void *value;
+    size_t len;
+    unsigned char key[]; /* the key bytes, copied */
+};
+
+struct hashmap {
+    struct entry **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t count;
+};
+
+uint64_t hash_bytes(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+struct hashmap *hashmap_new(void)
+{
+    struct hashmap *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->nbuckets = 16;
+    m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
+    if (!m->buckets) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void hashmap_free(struct hashmap *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        struct entry *e = m->buckets[i];
+        while (e) {
+            struct entry *next = e->next;
+            free(e);
+            e = next;
+        }
+    }
+    free(m->buckets);
+    free(m);
+}
+
+static struct entry **find_slot(const struct hashmap *m, const void *key, size_t len, uint64_t h)
+{
+    struct entry **slot = &m->buckets[h & (m->nbuckets - 1)];
+    while (*slot) {
+        struct entry *e = *slot;
+        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
+            return slot;
+        slot = &e->next;
+    }
+    return slot;
+}
+
+void *hashmap_get(const struct hashmap *m, const void *key, size_t len)
+{
+    struct entry **slot = find_slot(m, key, len, hash_bytes(key, len));
+    return *slot ? (*slot)->value : NULL;
+}
+
+/* Doubling is best effort: if it cannot allocate, chains just get longer. */
+static void grow(struct hashmap *m)
+{
+    size_t n = m->nbuckets * 2;
+    struct entry **b = calloc(n, sizeof *b);
+    if (!b)
+        return;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        struct entry *e = m->buckets[i];
+        while (e) {
+            struct entry *next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(m->buckets);
+    m->buckets = b;
+    m->nbuckets = n;
+}
+
+int hashmap_put(struct hashmap *m, const void *key, size_t len, void *value)
+{
+    uint64_t h = hash_bytes(key, len);
+    struct entry **slot = find_slot(m, key, len, h);
+    if (*slot) {
+        (*slot)->value = value;
+        return 0;
+    }
+    struct entry *e = malloc(sizeof *e + len);
+    if (!e)
+        return -1;
+    e->next = NULL;
+    e->hash = h;
+    e->value = value;
+    e->len = len;
+    memcpy(e->key, key, len);
+    *slot = e;
+    if (++m->count > m->nbuckets)
+        grow(m);
+    return 0;
+}
+
+void *hashmap_remove(struct hashmap *m, const void *key, size_t len)
+{
+    struct entry **slot = find_slot(m, key, len, hash_bytes(key, len));
+    struct entry *e = *slot;
+    if (!e)
+        return NULL;
+    void *v = e->value;
+    *slot = e->next;
+    free(e);
+    m->count--;
+    return v;
+}
+
+size_t hashmap_count(const struct hashmap *m) { return m->count; }
+
+void hashmap_foreach(const struct hashmap *m, void (*fn)(void *value, void *arg), void *arg)
+{
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (struct entry *e = m->buckets[i]; e; e = e->next)
+            fn(e->value, arg);
+}

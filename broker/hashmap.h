@@ -1,0 +1,30 @@
+/*
+ * hashmap.h - a map from byte-string keys to pointers, with chaining and
+ * doubling.  Used for the session table (client id -> session).  Keys are
+ * copied into the map; values are the caller's.
+ */
+#ifndef PETREL_HASHMAP_H
+#define PETREL_HASHMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hashmap;
+
+struct hashmap *hashmap_new(void);
+/* Frees the map and its copies of the keys, not the values. */
+void hashmap_free(struct hashmap *m);
+
+void *hashmap_get(const struct hashmap *m, const void *key, size_t len);
+/* Inserts or replaces.  Returns 0, or -1 when out of memory. */
+int hashmap_put(struct hashmap *m, const void *key, size_t len, void *value);
+/* Removes the key and returns its value, or NULL if absent. */
+void *hashmap_remove(struct hashmap *m, const void *key, size_t len);
+size_t hashmap_count(const struct hashmap *m);
+
+/* Calls fn for every entry.  fn must not modify the map. */
+void hashmap_foreach(const struct hashmap *m, void (*fn)(void *value, void *arg), void *arg);
+
+uint64_t hash_bytes(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * log.c - timestamped, levelled log lines on stderr.  One fprintf per line
+ * and line buffering keep lines whole even when stderr is a pipe to journald.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/time.h>
+#include <time.h>
+
+static enum log_level current_level = LOG_NOTICE;
+
+static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
+
+void log_set_level(enum log_level level) { current_level = level; }
+enum log_level log_get_level(void) { return current_level; }
+int log_enabled(enum log_level level) { return level <= current_level; }
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    if (level > current_level)
+        return;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char stamp[40];
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, (long)(tv.tv_usec / 1000), level_names[level], text);
+}
+
+long log_ratelimit_check(struct log_ratelimit *rl, long interval)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (rl->last != 0 && now.tv_sec - rl->last < interval) {
+        rl->suppressed++;
+        return -1;
+    }
+    long n = (long)rl->suppressed;
+    rl->suppressed = 0;
+    rl->last = now.tv_sec == 0 ? 1 : now.tv_sec;
+    return n;
+}

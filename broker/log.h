@@ -1,0 +1,41 @@
+/*
+ * log.h - petreld's log: one line per event on stderr, with a UTC timestamp
+ * and a level.  Lines about a client always name it ("client <id>") so that
+ * an operator can grep one client's history.
+ */
+#ifndef PETREL_LOG_H
+#define PETREL_LOG_H
+
+#include "config.h"
+
+/* Messages above this level are discarded.  Changed at run time by SIGHUP. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+
+/* True when a message at `level` would be written; lets callers skip
+ * building expensive arguments. */
+int log_enabled(enum log_level level);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) \
+    do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+/* A rate limiter for messages that a misbehaving peer could trigger in a
+ * loop (drops, refused connections): at most one line per `interval`
+ * seconds per limiter; the number of suppressed events is reported with the
+ * next line that gets through. */
+struct log_ratelimit {
+    long last;          /* monotonic second of the last line written */
+    unsigned long suppressed;
+};
+/* Returns the number of events suppressed since the last line (>= 0) when
+ * a line may be written now, or -1 when this event must be suppressed. */
+long log_ratelimit_check(struct log_ratelimit *rl, long interval);
+
+#endif

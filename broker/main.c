@@ -1,0 +1,261 @@
+/*
+ * main.c - petreld: command line, configuration, data directory lock,
+ * signals and the event loop.  Everything here runs once; the work happens
+ * in the callbacks the other modules register on the loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <event2/event.h>
+
+#include "broker.h"
+#include "config.h"
+#include "conn.h"
+#include "hashmap.h"
+#include "listener.h"
+#include "log.h"
+#include "router.h"
+#include "session.h"
+#include "sys_topics.h"
+#include "topic_tree.h"
+
+struct broker broker;
+
+/* Command-line settings, kept so that a reload of the file (SIGHUP) does
+ * not undo them. */
+struct cli_overrides {
+    const char *listen[CONFIG_MAX_LISTENERS];
+    size_t n_listen;
+    const char *data_dir;
+    const char *log_level;
+    int verbose;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: petreld [OPTIONS]\n"
+            "Petrel MQTT broker.\n\n"
+            "  -c, --config FILE       read settings from FILE (key = value lines)\n"
+            "  -l, --listen ADDR:PORT  listen on ADDR:PORT; repeatable; replaces the\n"
+            "                          file's listeners (IPv6: [::1]:1883; port 0 = any)\n"
+            "  -d, --data-dir DIR      data directory (default /var/lib/petrel)\n"
+            "  -v, --verbose           log level info; twice for debug\n"
+            "      --log-level LEVEL   error, warning, notice (default), info or debug\n"
+            "  -h, --help              show this help and exit\n"
+            "  -V, --version           show the version and exit\n\n"
+            "Command-line flags override the configuration file.\n"
+            "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the file.\n");
+}
+
+/* Applies the command line on top of the file.  Returns 0 or -1 with err. */
+static int apply_overrides(struct config *c, const struct cli_overrides *o, char *err, size_t len)
+{
+    char msg[CONFIG_ERR_LEN];
+    if (o->n_listen) {
+        c->listeners_are_default = true; /* the first --listen replaces all */
+        for (size_t i = 0; i < o->n_listen; i++) {
+            if (config_set(c, "listen", o->listen[i], msg, sizeof msg) != 0) {
+                snprintf(err, len, "--listen: %s", msg);
+                return -1;
+            }
+        }
+    }
+    if (o->data_dir && config_set(c, "data_dir", o->data_dir, msg, sizeof msg) != 0) {
+        snprintf(err, len, "--data-dir: %s", msg);
+        return -1;
+    }
+    if (o->log_level && config_set(c, "log_level", o->log_level, msg, sizeof msg) != 0) {
+        snprintf(err, len, "--log-level: %s", msg);
+        return -1;
+    }
+    if (o->verbose == 1 && c->log_level < LOG_INFO)
+        c->log_level = LOG_INFO;
+    else if (o->verbose > 1)
+        c->log_level = LOG_DEBUG;
+    return 0;
+}
+
+static int load_config(struct config *c, const char *path, const struct cli_overrides *o,
+                       char *err, size_t len)
+{
+    config_defaults(c);
+    if (path && config_load_file(c, path, err, len) != 0)
+        return -1;
+    return apply_overrides(c, o, err, len);
+}
+
+/* Creates the data directory if needed and locks it, so that two brokers
+ * never share one store. */
+static int lock_data_dir(const char *dir)
+{
+    char path[4200];
+    /* mkdir -p */
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+            log_error("data directory %s: cannot create %s: %s", dir, path, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+        log_error("data directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/petreld.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        log_error("data directory %s: cannot open %s: %s", dir, path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        log_error("data directory %s is in use by another petreld (%s is locked)", dir, path);
+        close(fd);
+        return -1;
+    }
+    broker.lock_fd = fd;
+    return 0;
+}
+
+static struct cli_overrides overrides;
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    log_notice("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    event_base_loopbreak(broker.base);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    if (!broker.config_path) {
+        log_notice("SIGHUP: no configuration file to reload");
+        return;
+    }
+    struct config fresh;
+    char err[CONFIG_ERR_LEN];
+    if (load_config(&fresh, broker.config_path, &overrides, err, sizeof err) != 0) {
+        log_error("SIGHUP: reload failed, keeping the current settings: %s", err);
+        return;
+    }
+    /* Only what can change safely at run time is applied. */
+    broker.cfg.log_level = fresh.log_level;
+    log_set_level(fresh.log_level);
+    log_notice("SIGHUP: configuration reloaded from %s (log_level %s)", broker.config_path,
+               config_log_level_name(fresh.log_level));
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_LOG_LEVEL = 1000 };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'}, {"verbose", no_argument, NULL, 'v'},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:l:d:vhV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': broker.config_path = optarg; break;
+        case 'l':
+            if (overrides.n_listen == CONFIG_MAX_LISTENERS) {
+                fprintf(stderr, "petreld: --listen: at most %d listeners\n", CONFIG_MAX_LISTENERS);
+                return 2;
+            }
+            overrides.listen[overrides.n_listen++] = optarg;
+            break;
+        case 'd': overrides.data_dir = optarg; break;
+        case 'v': overrides.verbose++; break;
+        case OPT_LOG_LEVEL: overrides.log_level = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("petreld %s\n", PETREL_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "petreld: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    char err[CONFIG_ERR_LEN];
+    if (load_config(&broker.cfg, broker.config_path, &overrides, err, sizeof err) != 0) {
+        fprintf(stderr, "petreld: %s\n", err);
+        return 2;
+    }
+    log_set_level(broker.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    broker.lock_fd = -1;
+    broker.started = time(NULL);
+    broker.base = event_base_new();
+    broker.topics = topic_tree_new();
+    broker.sessions = hashmap_new();
+    struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
+    if (!broker.base || !broker.topics || !broker.sessions) {
+        log_error("out of memory at start-up");
+        goto out;
+    }
+    log_notice("petreld %s starting (libevent %s, backend %s)", PETREL_VERSION,
+               event_get_version(), event_base_get_method(broker.base));
+    if (lock_data_dir(broker.cfg.data_dir) != 0)
+        goto out;
+    if (listeners_open() != 0)
+        goto out;
+    ev_term = evsignal_new(broker.base, SIGTERM, on_stop, NULL);
+    ev_int = evsignal_new(broker.base, SIGINT, on_stop, NULL);
+    ev_hup = evsignal_new(broker.base, SIGHUP, on_reload, NULL);
+    if (!ev_term || !ev_int || !ev_hup || event_add(ev_term, NULL) || event_add(ev_int, NULL) ||
+        event_add(ev_hup, NULL) || sys_topics_start() != 0) {
+        log_error("cannot set up signal handlers or timers");
+        goto out;
+    }
+    log_notice("ready (data directory %s, max_packet_size %u, max_inflight %u)",
+               broker.cfg.data_dir, broker.cfg.max_packet_size, broker.cfg.max_inflight);
+    if (event_base_dispatch(broker.base) < 0) {
+        log_error("event loop failed");
+        goto out;
+    }
+    rc = 0;
+    log_notice("stopped");
+
+out:
+    listeners_close();
+    if (broker.base)
+        conn_close_all();
+    sys_topics_stop();
+    if (broker.sessions)
+        session_destroy_all();
+    if (broker.topics) {
+        router_shutdown();
+        topic_tree_free(broker.topics);
+    }
+    if (ev_term)
+        event_free(ev_term);
+    if (ev_int)
+        event_free(ev_int);
+    if (ev_hup)
+        event_free(ev_hup);
+    if (broker.base)
+        event_base_free(broker.base);
+    if (broker.lock_fd >= 0)
+        close(broker.lock_fd);
+    return rc;
+}

@@ -1,0 +1,31 @@
+/*
+ * protocol.h - what the broker does with each decoded packet of a client.
+ * The handlers implement the MQTT 3.1.1 server rules; they are split by
+ * concern: protocol_connect.c (CONNECT, PINGREQ, DISCONNECT),
+ * protocol_publish.c (PUBLISH and its acknowledgements) and
+ * protocol_subscribe.c (SUBSCRIBE, UNSUBSCRIBE).
+ */
+#ifndef PETREL_PROTOCOL_H
+#define PETREL_PROTOCOL_H
+
+struct conn;
+struct mqtt_packet;
+struct mqtt_connect;
+struct mqtt_publish;
+struct mqtt_subscribe;
+
+/* Handles one packet.  Pointers in *p refer to the connection's input buffer
+ * and are valid only during the call.  Returns 0 to go on reading, or -1
+ * when the connection has been closed (and freed): the caller must not touch
+ * it again. */
+int protocol_handle(struct conn *c, const struct mqtt_packet *p);
+
+/* Closes the connection for a protocol violation, with its will. Returns -1. */
+int protocol_violation(struct conn *c, const char *why);
+
+int handle_connect(struct conn *c, const struct mqtt_connect *ck);
+int handle_publish(struct conn *c, const struct mqtt_publish *pub);
+int handle_subscribe(struct conn *c, const struct mqtt_packet *p);
+int handle_unsubscribe(struct conn *c, const struct mqtt_packet *p);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * router.h - where a published message goes: the retained store and every
+ * session whose subscriptions match its topic, each once, at
+ * min(published QoS, highest granted QoS).
+ */
+#ifndef PETREL_ROUTER_H
+#define PETREL_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct message;
+struct session;
+
+/* Routes a message published by a client (or a will, or $SYS).  When
+ * msg->retain is set the retained value of the topic is replaced, or cleared
+ * by an empty payload.  Subscribers receive it with retain = 0 (it matches an
+ * established subscription). */
+void router_publish(struct message *msg);
+
+/* Sends the retained messages matching `filter` to a session that has just
+ * subscribed with granted QoS `qos`, with retain = 1. */
+void router_send_retained(struct session *s, const char *filter, size_t len, uint8_t qos);
+
+/* Releases the retained messages and the routing scratch (shutdown). */
+void router_shutdown(void);
+
+#endif

@@ -1,0 +1,372 @@
+/*
+ * session.c - session lifecycle, subscriptions and the outbound queue with
+ * its inflight window.  See session.h for the contract.
+ */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "conn.h"
+#include "hashmap.h"
+#include "log.h"
+#include "message.h"
+#include "mqtt_codec.h"
+#include "topic_tree.h"
+
+static struct log_ratelimit drop_log;
+
+/* Client ids are arbitrary UTF-8: escape control characters so that a
+ * client cannot forge log lines. */
+static char *printable_id(const char *id, size_t len)
+{
+    char *out = malloc(len * 4 + 1);
+    if (!out)
+        return NULL;
+    char *p = out;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '\\')
+            p += sprintf(p, "\\x%02x", ch);
+        else
+            *p++ = (char)ch;
+    }
+    *p = '\0';
+    return out;
+}
+
+struct session *session_find(const char *client_id, size_t len)
+{
+    return hashmap_get(broker.sessions, client_id, len);
+}
+
+struct session *session_create(const char *client_id, size_t len, bool persistent)
+{
+    struct session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->client_id = malloc(len + 1);
+    s->log_id = printable_id(client_id, len);
+    if (!s->client_id || !s->log_id)
+        goto fail;
+    memcpy(s->client_id, client_id, len);
+    s->client_id[len] = '\0';
+    s->client_id_len = len;
+    s->persistent = persistent;
+    if (hashmap_put(broker.sessions, client_id, len, s) != 0)
+        goto fail;
+    return s;
+fail:
+    free(s->client_id);
+    free(s->log_id);
+    free(s);
+    return NULL;
+}
+
+static void free_deliveries(struct delivery_list *l)
+{
+    struct delivery *d = l->head;
+    while (d) {
+        struct delivery *next = d->next;
+        message_unref(d->msg);
+        free(d);
+        d = next;
+    }
+    l->head = l->tail = NULL;
+    l->count = 0;
+}
+
+static void session_free(struct session *s)
+{
+    struct subscription *sub = s->subs;
+    while (sub) {
+        struct subscription *next = sub->next;
+        topic_tree_unsubscribe(broker.topics, sub->filter, sub->len, s);
+        free(sub);
+        sub = next;
+    }
+    free_deliveries(&s->inflight);
+    free_deliveries(&s->queued);
+    free(s->qos2_ids);
+    free(s->client_id);
+    free(s->log_id);
+    free(s);
+}
+
+void session_destroy(struct session *s)
+{
+    hashmap_remove(broker.sessions, s->client_id, s->client_id_len);
+    session_free(s);
+}
+
+static void free_one(void *value, void *arg)
+{
+    (void)arg;
+    session_free(value);
+}
+
+void session_destroy_all(void)
+{
+    hashmap_foreach(broker.sessions, free_one, NULL);
+    hashmap_free(broker.sessions);
+    broker.sessions = NULL;
+}
+
+/* ---- subscriptions ---- */
+
+int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t qos)
+{
+    for (struct subscription *sub = s->subs; sub; sub = sub->next) {
+        if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
+            sub->qos = qos;
+            topic_tree_subscribe(broker.topics, filter, len, s, qos);
+            return 0;
+        }
+    }
+    struct subscription *sub = malloc(sizeof *sub + len + 1);
+    if (!sub)
+        return -1;
+    if (topic_tree_subscribe(broker.topics, filter, len, s, qos) < 0) {
+        free(sub);
+        return -1;
+    }
+    sub->qos = qos;
+    sub->len = (uint16_t)len;
+    memcpy(sub->filter, filter, len);
+    sub->filter[len] = '\0';
+    sub->next = s->subs;
+    s->subs = sub;
+    s->n_subs++;
+    return 1;
+}
+
+int session_unsubscribe(struct session *s, const char *filter, size_t len)
+{
+    for (struct subscription **p = &s->subs; *p; p = &(*p)->next) {
+        struct subscription *sub = *p;
+        if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
+            topic_tree_unsubscribe(broker.topics, filter, len, s);
+            *p = sub->next;
+            free(sub);
+            s->n_subs--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- outbound queue ---- */
+
+static void list_append(struct delivery_list *l, struct delivery *d)
+{
+    d->next = NULL;
+    if (l->tail)
+        l->tail->next = d;
+    else
+        l->head = d;
+    l->tail = d;
+    l->count++;
+}
+
+static struct delivery *list_pop_head(struct delivery_list *l)
+{
+    struct delivery *d = l->head;
+    if (d) {
+        l->head = d->next;
+        if (!l->head)
+            l->tail = NULL;
+        l->count--;
+        d->next = NULL;
+    }
+    return d;
+}
+
+static void count_drop(struct session *s, const char *why)
+{
+    broker.stats.publish_dropped++;
+    long suppressed = log_ratelimit_check(&drop_log, 10);
+    if (suppressed >= 0)
+        log_warning("client %s: message dropped: %s (%ld similar drops not logged)", s->log_id, why,
+                    suppressed);
+}
+
+/* Packet ids in use are those of the in-flight list; the window is small
+ * (max_inflight) so a scan is cheaper than an index. */
+static bool packet_id_in_use(const struct session *s, uint16_t id)
+{
+    for (const struct delivery *d = s->inflight.head; d; d = d->next)
+        if (d->packet_id == id)
+            return true;
+    return false;
+}
+
+static uint16_t next_packet_id(struct session *s)
+{
+    do {
+        s->last_packet_id++;
+        if (s->last_packet_id == 0)
+            s->last_packet_id = 1;
+    } while (packet_id_in_use(s, s->last_packet_id));
+    return s->last_packet_id;
+}
+
+void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain)
+{
+    if (qos == 0) {
+        if (!s->conn)
+            return; /* QoS 0 is not kept for offline sessions */
+        if (!conn_can_write(s->conn)) {
+            count_drop(s, "slow consumer, output buffer full (QoS 0)");
+            return;
+        }
+        conn_send_publish(s->conn, msg, 0, 0, false, retain);
+        return;
+    }
+    if (s->queued.count >= broker.cfg.max_queued_messages) {
+        count_drop(s, "queue full (max_queued_messages)");
+        return;
+    }
+    struct delivery *d = calloc(1, sizeof *d);
+    if (!d) {
+        count_drop(s, "out of memory");
+        return;
+    }
+    d->msg = message_ref(msg);
+    d->qos = qos;
+    d->retain = retain;
+    d->state = DELIVERY_QUEUED;
+    list_append(&s->queued, d);
+    if (s->conn)
+        session_pump(s);
+}
+
+static void send_delivery(struct session *s, struct delivery *d, bool dup)
+{
+    if (d->state == DELIVERY_WAIT_PUBCOMP) {
+        struct mqtt_packet p = {.type = MQTT_PUBREL};
+        p.u.ack.packet_id = d->packet_id;
+        conn_send_packet(s->conn, &p);
+    } else {
+        conn_send_publish(s->conn, d->msg, d->qos, d->packet_id, dup, d->retain);
+    }
+}
+
+void session_pump(struct session *s)
+{
+    while (s->conn && s->queued.head && s->inflight.count < broker.cfg.max_inflight &&
+           conn_can_write(s->conn)) {
+        struct delivery *d = list_pop_head(&s->queued);
+        d->packet_id = next_packet_id(s);
+        d->state = d->qos == 1 ? DELIVERY_WAIT_PUBACK : DELIVERY_WAIT_PUBREC;
+        list_append(&s->inflight, d);
+        send_delivery(s, d, false);
+    }
+}
+
+/* Finds the in-flight delivery with this id in the given state; unlinks it
+ * when `unlink` is set. */
+static struct delivery *find_inflight(struct session *s, uint16_t id, uint8_t state, bool unlink)
+{
+    struct delivery *prev = NULL;
+    for (struct delivery *d = s->inflight.head; d; prev = d, d = d->next) {
+        if (d->packet_id != id || d->state != state)
+            continue;
+        if (unlink) {
+            if (prev)
+                prev->next = d->next;
+            else
+                s->inflight.head = d->next;
+            if (s->inflight.tail == d)
+                s->inflight.tail = prev;
+            s->inflight.count--;
+            d->next = NULL;
+        }
+        return d;
+    }
+    return NULL;
+}
+
+static bool complete(struct session *s, uint16_t id, uint8_t state)
+{
+    struct delivery *d = find_inflight(s, id, state, true);
+    if (!d)
+        return false;
+    message_unref(d->msg);
+    free(d);
+    session_pump(s);
+    return true;
+}
+
+bool session_puback(struct session *s, uint16_t id) { return complete(s, id, DELIVERY_WAIT_PUBACK); }
+bool session_pubcomp(struct session *s, uint16_t id) { return complete(s, id, DELIVERY_WAIT_PUBCOMP); }
+
+bool session_pubrec(struct session *s, uint16_t id)
+{
+    struct delivery *d = find_inflight(s, id, DELIVERY_WAIT_PUBREC, false);
+    if (!d) {
+        /* A repeated PUBREC for a message already released still needs its
+         * PUBREL so that the client can finish. */
+        d = find_inflight(s, id, DELIVERY_WAIT_PUBCOMP, false);
+        if (!d)
+            return false;
+    }
+    d->state = DELIVERY_WAIT_PUBCOMP;
+    message_unref(d->msg); /* the client has it now: keep only the id */
+    d->msg = NULL;
+    send_delivery(s, d, false);
+    return true;
+}
+
+/* ---- inbound QoS 2 ---- */
+
+bool session_qos2_pending(const struct session *s, uint16_t id)
+{
+    return s->qos2_ids && (s->qos2_ids[id >> 3] & (1u << (id & 7)));
+}
+
+int session_qos2_mark(struct session *s, uint16_t id)
+{
+    if (!s->qos2_ids) {
+        s->qos2_ids = calloc(65536 / 8, 1);
+        if (!s->qos2_ids)
+            return -1;
+    }
+    if (!session_qos2_pending(s, id)) {
+        s->qos2_ids[id >> 3] |= (uint8_t)(1u << (id & 7));
+        s->n_qos2_ids++;
+    }
+    return 0;
+}
+
+void session_qos2_release(struct session *s, uint16_t id)
+{
+    if (!session_qos2_pending(s, id))
+        return;
+    s->qos2_ids[id >> 3] &= (uint8_t)~(1u << (id & 7));
+    s->n_qos2_ids--;
+}
+
+/* ---- connection binding ---- */
+
+void session_attach(struct session *s, struct conn *c)
+{
+    s->conn = c;
+    for (struct delivery *d = s->inflight.head; d; d = d->next)
+        send_delivery(s, d, true);
+    session_pump(s);
+}
+
+void session_detach(struct session *s)
+{
+    s->conn = NULL;
+    if (s->qos2_ids && s->n_qos2_ids == 0) {
+        /* The bitmap is kept while connected (no churn per QoS 2 message)
+         * but an idle offline session should not hold 8 KiB. */
+        free(s->qos2_ids);
+        s->qos2_ids = NULL;
+    }
+    if (!s->persistent)
+        session_destroy(s);
+}

@@ -1,0 +1,118 @@
+/*
+ * session.h - MQTT session state: what survives a TCP connection when the
+ * client asked for a persistent session (clean session = 0).
+ *
+ * A session owns its subscriptions (mirrored in the topic tree), its
+ * outbound deliveries (in flight, i.e. sent and not yet acknowledged, and
+ * queued, i.e. waiting for the client to come back or for the inflight window
+ * to open) and the inbound QoS 2 packet ids waiting for PUBREL.
+ *
+ * Every change to that state goes through the functions below: they are the
+ * seam where the durable store (a later step) records what the broker
+ * promised.  Until then the state lives in memory only.
+ */
+#ifndef PETREL_SESSION_H
+#define PETREL_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct message;
+
+enum delivery_state {
+    DELIVERY_QUEUED = 0,    /* not sent yet */
+    DELIVERY_WAIT_PUBACK,   /* QoS 1 sent */
+    DELIVERY_WAIT_PUBREC,   /* QoS 2 sent */
+    DELIVERY_WAIT_PUBCOMP   /* QoS 2, PUBREL sent; the message is released */
+};
+
+struct delivery {
+    struct delivery *next;
+    struct message *msg;    /* NULL once PUBREC arrived */
+    uint16_t packet_id;     /* assigned when first sent */
+    uint8_t qos;            /* 1 or 2 */
+    uint8_t state;          /* enum delivery_state */
+    bool retain;            /* retain flag of this delivery */
+};
+
+struct delivery_list {
+    struct delivery *head, *tail;
+    uint32_t count;
+};
+
+struct subscription {
+    struct subscription *next;
+    uint8_t qos;            /* granted */
+    uint16_t len;
+    char filter[];          /* NUL-terminated copy */
+};
+
+struct session {
+    char *client_id;        /* NUL-terminated copy (may contain any UTF-8) */
+    size_t client_id_len;
+    char *log_id;           /* printable form for logs: controls escaped */
+    bool persistent;        /* clean session = 0: outlives the connection */
+    struct conn *conn;      /* NULL while offline */
+    struct subscription *subs;
+    size_t n_subs;
+    struct delivery_list inflight; /* in send order */
+    struct delivery_list queued;   /* in arrival order */
+    uint16_t last_packet_id;
+    uint8_t *qos2_ids;      /* bitmap of inbound QoS 2 ids awaiting PUBREL,
+                               allocated on the first QoS 2 publish */
+    uint32_t n_qos2_ids;
+    /* Scratch for routing: the generation of the last match that reached
+     * this session and the highest QoS granted by its matching filters. */
+    uint64_t match_stamp;
+    uint8_t match_qos;
+};
+
+/* The session of `client_id`, or NULL. */
+struct session *session_find(const char *client_id, size_t len);
+/* Creates and registers an empty session; NULL when out of memory. */
+struct session *session_create(const char *client_id, size_t len, bool persistent);
+/* Removes the session's subscriptions from the topic tree, drops its
+ * deliveries, unregisters and frees it.  It must have no connection. */
+void session_destroy(struct session *s);
+/* Frees every session (shutdown). */
+void session_destroy_all(void);
+
+/* Adds or replaces a subscription; qos is the granted QoS.
+ * Returns 1 if new, 0 if replaced, -1 when out of memory. */
+int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t qos);
+/* Returns 1 if the subscription existed and was removed, 0 otherwise. */
+int session_unsubscribe(struct session *s, const char *filter, size_t len);
+
+/* Hands a message to the session at `qos` (already min(published, granted)).
+ * Online: QoS 0 is written at once (dropped if the connection's output
+ * buffer is full); QoS 1/2 enter the queue and are sent within the inflight
+ * window.  Offline: QoS 1/2 are queued, QoS 0 is not kept.  A full queue
+ * drops the new message, counted and logged. */
+void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain);
+
+/* Acknowledgements from the client for outbound messages.  Unknown packet
+ * ids are ignored (returns false). */
+bool session_puback(struct session *s, uint16_t packet_id);
+bool session_pubrec(struct session *s, uint16_t packet_id);
+bool session_pubcomp(struct session *s, uint16_t packet_id);
+
+/* Inbound QoS 2: has this id been received and not yet released?  Marking
+ * returns -1 when out of memory. */
+bool session_qos2_pending(const struct session *s, uint16_t packet_id);
+int session_qos2_mark(struct session *s, uint16_t packet_id);
+void session_qos2_release(struct session *s, uint16_t packet_id);
+
+/* Binds a connection; resends the in-flight messages (PUBLISH with DUP, or
+ * PUBREL) in their order, then sends what is queued within the window. */
+void session_attach(struct session *s, struct conn *c);
+/* The connection is gone: a persistent session stays with its state, a
+ * clean one is destroyed. */
+void session_detach(struct session *s);
+
+/* Sends queued messages while the inflight window and the connection's
+ * output buffer allow.  Called when either opens up. */
+void session_pump(struct session *s);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * sys_topics.c - periodic $SYS/broker/... statistics.  Values are plain
+ * decimal numbers (uptime in seconds) so that scripts can read them without
+ * parsing units.  Filters starting with a wildcard never match these
+ * topics; subscribe to "$SYS/#" to see them.
+ */
+#include "sys_topics.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <event2/event.h>
+
+#include "broker.h"
+#include "log.h"
+#include "message.h"
+#include "router.h"
+#include "topic_tree.h"
+
+static struct event *sys_timer;
+
+static void publish_value(const char *topic, const char *value)
+{
+    struct message *m = message_new(topic, strlen(topic), (const uint8_t *)value, strlen(value), 0, true);
+    if (!m)
+        return;
+    router_publish(m);
+    message_unref(m);
+}
+
+static void publish_u64(const char *topic, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    publish_value(topic, buf);
+}
+
+static void publish_all(void)
+{
+    publish_value("$SYS/broker/version", "petrel " PETREL_VERSION);
+    publish_u64("$SYS/broker/uptime", (uint64_t)(time(NULL) - broker.started));
+    publish_u64("$SYS/broker/clients/connected", broker.n_clients);
+    publish_u64("$SYS/broker/messages/received", broker.stats.msgs_received);
+    publish_u64("$SYS/broker/messages/sent", broker.stats.msgs_sent);
+    publish_u64("$SYS/broker/bytes/received", broker.stats.bytes_received);
+    publish_u64("$SYS/broker/bytes/sent", broker.stats.bytes_sent);
+    publish_u64("$SYS/broker/subscriptions/count", topic_tree_subscription_count(broker.topics));
+    publish_u64("$SYS/broker/retained messages/count", topic_tree_retained_count(broker.topics));
+    publish_u64("$SYS/broker/publish/dropped", broker.stats.publish_dropped);
+    publish_u64("$SYS/broker/connections/refused", broker.stats.connections_refused);
+    publish_u64("$SYS/broker/protocol errors", broker.stats.protocol_errors);
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    publish_all();
+}
+
+int sys_topics_start(void)
+{
+    if (broker.cfg.sys_interval == 0)
+        return 0;
+    sys_timer = event_new(broker.base, -1, EV_PERSIST, tick, NULL);
+    if (!sys_timer)
+        return -1;
+    struct timeval tv = {(time_t)broker.cfg.sys_interval, 0};
+    event_add(sys_timer, &tv);
+    publish_all();
+    return 0;
+}
+
+void sys_topics_stop(void)
+{
+    if (sys_timer)
+        event_free(sys_timer);
+    sys_timer = NULL;
+}

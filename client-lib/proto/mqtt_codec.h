@@ -1,0 +1,262 @@
+/*
+ * mqtt_codec.h - the MQTT wire codec shared by petreld and libpetrel.
+ *
+ * Decoding is zero-copy and strict: every string and byte field of a decoded
+ * packet points into the caller's buffer, and a packet that breaks any rule of
+ * the specification is rejected with a code and a short static explanation.
+ * Encoding writes into a caller-supplied buffer, snprintf-style.
+ *
+ * MQTT 3.1.1 (protocol level 4) is implemented.  The structures already carry
+ * a `props` field and reason codes so that MQTT 5.0 (level 5) can be added
+ * without changing how callers use them; with level 4 `props` is always empty.
+ */
+#ifndef PETREL_MQTT_CODEC_H
+#define PETREL_MQTT_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Protocol levels as carried in CONNECT. */
+#define MQTT_LEVEL_311 4
+#define MQTT_LEVEL_5 5
+
+/* Largest value the 4-byte Remaining Length can express (256 MiB - 1). */
+#define MQTT_MAX_REMAINING_LENGTH 268435455u
+/* A fixed header is 1 type byte + 1..4 length bytes. */
+#define MQTT_MAX_FIXED_HEADER 5
+
+enum mqtt_type {
+    MQTT_CONNECT = 1,
+    MQTT_CONNACK = 2,
+    MQTT_PUBLISH = 3,
+    MQTT_PUBACK = 4,
+    MQTT_PUBREC = 5,
+    MQTT_PUBREL = 6,
+    MQTT_PUBCOMP = 7,
+    MQTT_SUBSCRIBE = 8,
+    MQTT_SUBACK = 9,
+    MQTT_UNSUBSCRIBE = 10,
+    MQTT_UNSUBACK = 11,
+    MQTT_PINGREQ = 12,
+    MQTT_PINGRESP = 13,
+    MQTT_DISCONNECT = 14,
+    MQTT_AUTH = 15 /* MQTT 5.0 only */
+};
+
+/* Results of framing and decoding.  Everything but MQTT_OK and
+ * MQTT_INCOMPLETE means: close the connection (after a CONNACK for
+ * MQTT_E_UNSUPPORTED_LEVEL). */
+enum mqtt_err {
+    MQTT_OK = 0,
+    MQTT_INCOMPLETE = 1,         /* frame header: more bytes needed */
+    MQTT_E_MALFORMED = -1,       /* bytes that do not form a valid packet */
+    MQTT_E_PROTOCOL = -2,        /* well-formed but forbidden by the spec */
+    MQTT_E_UNSUPPORTED_LEVEL = -3, /* CONNECT with protocol name "MQTT"/"MQIsdp"
+                                      but a level we do not speak: the server
+                                      answers CONNACK 0x01 then closes */
+    MQTT_E_TOO_LARGE = -4,       /* remaining length above the caller's limit */
+    MQTT_E_BUFFER = -5           /* encode: argument makes an unencodable packet */
+};
+
+/* A view of bytes owned by someone else (the decode input buffer, or the
+ * caller's memory when encoding).  Strings are NOT NUL-terminated. */
+struct mqtt_bytes {
+    const uint8_t *data;
+    uint32_t len;
+};
+
+/* MQTT 5.0 properties, kept as their raw wire bytes (without the leading
+ * variable byte integer length).  Always empty for level 4. */
+struct mqtt_props {
+    const uint8_t *data;
+    uint32_t len;
+};
+
+/* CONNECT return codes (3.1.1); 5.0 reason codes are added later. */
+enum mqtt_connack_rc {
+    MQTT_CONNACK_ACCEPTED = 0x00,
+    MQTT_CONNACK_BAD_PROTOCOL = 0x01,
+    MQTT_CONNACK_ID_REJECTED = 0x02,
+    MQTT_CONNACK_UNAVAILABLE = 0x03,
+    MQTT_CONNACK_BAD_CREDENTIALS = 0x04,
+    MQTT_CONNACK_NOT_AUTHORIZED = 0x05
+};
+
+#define MQTT_SUBACK_FAILURE 0x80
+
+struct mqtt_connect {
+    uint8_t level;          /* 4 (3.1.1) or 5 */
+    bool clean_session;     /* 5.0: "clean start" */
+    uint16_t keepalive;     /* seconds, 0 = off */
+    struct mqtt_bytes client_id; /* may be empty */
+    bool will_flag;
+    uint8_t will_qos;
+    bool will_retain;
+    struct mqtt_bytes will_topic;   /* valid topic name when will_flag */
+    struct mqtt_bytes will_payload;
+    bool has_username;
+    struct mqtt_bytes username;
+    bool has_password;
+    struct mqtt_bytes password;
+    struct mqtt_props props;
+    struct mqtt_props will_props;
+};
+
+struct mqtt_connack {
+    bool session_present;
+    uint8_t return_code;    /* enum mqtt_connack_rc, or a 5.0 reason code */
+    struct mqtt_props props;
+};
+
+struct mqtt_publish {
+    bool dup;
+    uint8_t qos;            /* 0..2 */
+    bool retain;
+    struct mqtt_bytes topic;  /* a valid topic name: no wildcards, not empty */
+    uint16_t packet_id;     /* non-zero when qos > 0, 0 otherwise */
+    struct mqtt_props props;
+    struct mqtt_bytes payload;
+};
+
+/* PUBACK, PUBREC, PUBREL, PUBCOMP, and UNSUBACK in 3.1.1. */
+struct mqtt_ack {
+    uint16_t packet_id;     /* never 0 */
+    uint8_t reason_code;    /* 5.0 only; 0 in 3.1.1 */
+    struct mqtt_props props;
+};
+
+/* One topic filter of a SUBSCRIBE (options = requested QoS in 3.1.1; the 5.0
+ * subscription option bits later) or of an UNSUBSCRIBE (options unused). */
+struct mqtt_topic_entry {
+    struct mqtt_bytes filter;  /* well-formed UTF-8, length >= 0; wildcard
+                                  syntax is NOT checked here: the broker
+                                  answers 0x80 for an invalid filter. */
+    uint8_t options;
+};
+
+/* SUBSCRIBE and UNSUBSCRIBE.
+ * Encoding reads `count` entries from `entries`.
+ * Decoding validates every entry, sets `count` and `wire` (the raw payload)
+ * and leaves `entries` NULL: walk the entries with mqtt_topic_iter. */
+struct mqtt_subscribe {
+    uint16_t packet_id;     /* never 0 */
+    struct mqtt_props props;
+    uint32_t count;         /* >= 1 */
+    const struct mqtt_topic_entry *entries;
+    struct mqtt_bytes wire;
+};
+
+/* SUBACK, and UNSUBACK in 5.0: one return/reason code per filter. */
+struct mqtt_suback {
+    uint16_t packet_id;
+    struct mqtt_props props;
+    struct mqtt_bytes codes;  /* 3.1.1 SUBACK: each 0, 1, 2 or 0x80 */
+};
+
+/* DISCONNECT (and AUTH in 5.0). */
+struct mqtt_disconnect {
+    uint8_t reason_code;    /* 5.0 only */
+    struct mqtt_props props;
+};
+
+struct mqtt_packet {
+    uint8_t type;           /* enum mqtt_type */
+    uint8_t flags;          /* low nibble of the first byte */
+    union {
+        struct mqtt_connect connect;
+        struct mqtt_connack connack;
+        struct mqtt_publish publish;
+        struct mqtt_ack ack;          /* PUBACK..PUBCOMP, UNSUBACK (3.1.1) */
+        struct mqtt_subscribe subscribe; /* SUBSCRIBE and UNSUBSCRIBE */
+        struct mqtt_suback suback;    /* SUBACK, UNSUBACK (5.0) */
+        struct mqtt_disconnect disconnect; /* DISCONNECT, AUTH */
+    } u;
+};
+
+/* Iterator over the entries of a decoded SUBSCRIBE/UNSUBSCRIBE. */
+struct mqtt_topic_iter {
+    const uint8_t *pos;
+    const uint8_t *end;
+    uint8_t type;
+};
+void mqtt_topic_iter_init(struct mqtt_topic_iter *it, const struct mqtt_packet *p);
+/* Fills *out with the next entry and returns true, or returns false at the end. */
+bool mqtt_topic_iter_next(struct mqtt_topic_iter *it, struct mqtt_topic_entry *out);
+
+/*
+ * Framing.  Reads the fixed header at the start of buf[0..len).
+ * On MQTT_OK sets *first_byte, *remaining (the body length) and *header_len
+ * (1 + number of length bytes).  MQTT_INCOMPLETE: not enough bytes yet.
+ * MQTT_E_MALFORMED: more than 4 length bytes, or an overlong encoding (a
+ * trailing 0x00 continuation byte such as 0x80 0x00).  MQTT_E_TOO_LARGE:
+ * header_len + remaining > max_packet (0 = no limit but the protocol's), so
+ * the caller can refuse before buffering the body.  The packet type and flags
+ * are checked by mqtt_decode, not here.
+ */
+enum mqtt_err mqtt_frame_header(const uint8_t *buf, size_t len, uint32_t max_packet,
+                                uint8_t *first_byte, uint32_t *remaining, size_t *header_len);
+
+/*
+ * Decodes one packet whose fixed header first byte is `first_byte` and whose
+ * body is body[0..len) (exactly the remaining length).  `level` is the
+ * protocol level negotiated on the connection (MQTT_LEVEL_311 or MQTT_LEVEL_5);
+ * it is ignored for CONNECT, which carries its own.
+ * On failure returns a negative enum mqtt_err and, if `why` is not NULL, sets
+ * *why to a static English sentence fragment for the log
+ * (e.g. "reserved flags set on SUBSCRIBE").
+ * Checked: type 0 and 15 (15 in 3.1.1), reserved flag bits per type, QoS 3,
+ * DUP on QoS 0, packet id 0 where one is required, string lengths within the
+ * body, trailing or missing bytes, UTF-8 (well-formed, no U+0000, no
+ * surrogates, no overlong forms), topic names (not empty, no '+' or '#'),
+ * CONNECT protocol name/level, reserved flag, will QoS/retain without will,
+ * password without username, SUBSCRIBE/UNSUBSCRIBE with no entries,
+ * requested QoS 3 or reserved option bits, SUBACK return codes.
+ * MQTT_E_PROTOCOL is returned for an unknown CONNECT protocol name, a packet
+ * identifier 0 and a SUBSCRIBE/UNSUBSCRIBE without entries; every other rule
+ * gives MQTT_E_MALFORMED.
+ * MQTT 5.0 is not implemented yet: a CONNECT for level 5 (or "MQIsdp", or
+ * any other level) returns MQTT_E_UNSUPPORTED_LEVEL with
+ * out->u.connect.level set to the requested level, so the broker can answer
+ * CONNACK 0x01 and log it; any other packet decoded with `level` other than
+ * MQTT_LEVEL_311 also returns MQTT_E_UNSUPPORTED_LEVEL.
+ */
+enum mqtt_err mqtt_decode(uint8_t level, uint8_t first_byte, const uint8_t *body, uint32_t len,
+                          struct mqtt_packet *out, const char **why);
+
+/*
+ * Encodes *p for protocol `level` into out[0..cap).  Returns the total number
+ * of bytes the packet needs; the bytes are written only when that is <= cap
+ * (call with cap 0 to size a buffer).  Returns 0 when the packet cannot be
+ * encoded (e.g. a string over 65535 bytes, QoS 3, body over the protocol
+ * maximum).  `p->flags` is ignored: flags are derived from the fields.
+ * Also refused (0) is whatever a peer's decoder would reject on sight: QoS 3,
+ * packet identifier 0 where one is required, DUP on QoS 0, an empty PUBLISH
+ * or will topic, password without username, SUBSCRIBE/UNSUBSCRIBE with no
+ * entries or a requested QoS > 2, SUBACK codes other than 0/1/2/0x80, a
+ * CONNACK code > 5 or with session present on a refusal.  The content of
+ * strings (UTF-8, wildcards) is NOT checked, to keep PUBLISH cheap: validate
+ * user input with the functions below first.
+ * CONNECT is written with `level` as its protocol level (p->u.connect.level
+ * is ignored).  Only MQTT_LEVEL_311 is implemented; any other level returns 0.
+ */
+size_t mqtt_encode(uint8_t level, const struct mqtt_packet *p, uint8_t *out, size_t cap);
+
+/* Writes the Remaining Length for `value` into out (>= 4 bytes) and returns
+ * how many bytes it used (1..4), or 0 if value > MQTT_MAX_REMAINING_LENGTH. */
+size_t mqtt_encode_varint(uint32_t value, uint8_t *out);
+
+/* Validation primitives, also used by the broker and the client library. */
+/* Well-formed UTF-8 as MQTT requires: no U+0000, no surrogates (U+D800..DFFF),
+ * no overlong forms, nothing above U+10FFFF. */
+bool mqtt_utf8_valid(const uint8_t *s, size_t len);
+/* A topic name for PUBLISH: 1..65535 bytes, valid UTF-8, no '+' or '#'. */
+bool mqtt_topic_name_valid(const uint8_t *s, size_t len);
+/* A topic filter: 1..65535 bytes, valid UTF-8, '#' only as the whole last
+ * level, '+' only as a whole level. */
+bool mqtt_topic_filter_valid(const uint8_t *s, size_t len);
+
+const char *mqtt_type_name(uint8_t type);
+const char *mqtt_err_str(enum mqtt_err err);
+
+#endif
