@@ -338,8 +338,7 @@ static void test_data_dir(void **state)
     set_ok("data_dir", "relative/dir");
     assert_string_equal(cfg.data_dir, "relative/dir");
 
-    char *longest = malloc(4097);
-    assert_non_null(longest);
+    static char longest[4097];
     memset(longest, 'd', 4095);
     longest[0] = '/';
     longest[4095] = '\0';
@@ -348,7 +347,6 @@ static void test_data_dir(void **state)
     longest[4095] = 'd';
     longest[4096] = '\0';
     set_bad("data_dir", longest, "data_dir: longer than 4095 bytes");
-    free(longest);
 
     set_bad("data_dir", "", "data_dir: value is empty");
     set_bad("data_dir", "/a\nb", NULL);
@@ -567,9 +565,8 @@ static void test_file_long_lines(void **state)
 {
     (void)state;
     /* "data_dir = /ddd...d" exactly 4095 bytes long is fine, with LF or CRLF */
-    size_t size = 3 * 4100 + 64;
-    char *text = malloc(size);
-    assert_non_null(text);
+    static char text[3 * 4100 + 64];
+    size_t size = sizeof(text);
     const char *prefix = "data_dir = /";
     size_t pl = strlen(prefix);
 
@@ -592,7 +589,6 @@ static void test_file_long_lines(void **state)
     memset(text, 'x', size);
     assert_int_equal(load_text(text, size), -1);
     assert_string_equal(err, "F:1: line is longer than 4095 bytes");
-    free(text);
 }
 
 static void test_file_cannot_open(void **state)
