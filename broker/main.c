@@ -58,7 +58,7 @@ static void usage(FILE *out)
 /* Applies the command line on top of the file.  Returns 0 or -1 with err. */
 static int apply_overrides(struct config *c, const struct cli_overrides *o, char *err, size_t len)
 {
-    char msg[CONFIG_ERR_LEN];
+    char msg[CONFIG_ERR_LEN - 32]; /* leaves room for the flag name */
     if (o->n_listen) {
         c->listeners_are_default = true; /* the first --listen replaces all */
         for (size_t i = 0; i < o->n_listen; i++) {
