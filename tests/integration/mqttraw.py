@@ -166,8 +166,16 @@ class Packet:
 class RawClient:
     """One TCP connection to the broker."""
 
-    def __init__(self, port, host='127.0.0.1', timeout=DEFAULT_TIMEOUT):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host='127.0.0.1', timeout=DEFAULT_TIMEOUT, rcvbuf=None):
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        else:
+            # a small receive window, set before connecting so it is honoured
+            fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+            self.sock = socket.socket(fam, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.eof = False

@@ -244,5 +244,56 @@ class MaxConnectionsTest(BrokerTestCase):
         again.ping()
 
 
+class SlowConsumerTest(BrokerTestCase):
+    broker_settings = {'max_output_buffer': 65536, 'sys_interval': 1}
+
+    def test_slow_consumer_does_not_hold_up_others(self):
+        slow = mqttraw.RawClient(self.port, rcvbuf=4096)
+        self._clients.append(slow)
+        slow.connect('slow-reader')
+        slow.subscribe([(self.topic(), 0)])
+        fast = self.raw_connected('fast-reader')
+        fast.subscribe([(self.topic(), 0)])
+        pub = self.raw_connected('firehose')
+        payload = b'z' * 8192
+        batches, per_batch = 20, 50   # 8 MB in all, far past every buffer
+        for b in range(batches):
+            pub.send(b''.join(mqttraw.publish_packet(self.topic(), b'%04d' % (b * per_batch + i)
+                                                     + payload) for i in range(per_batch)))
+            for i in range(per_batch):
+                m = fast.expect_publish(timeout=5)
+                self.assertEqual(int(m.payload[:4]), b * per_batch + i)
+        pub.ping()
+        fast.ping()
+        # the slow reader is still connected and what it gets is whole
+        got = 0
+        last = -1
+        while True:
+            try:
+                m = slow.expect_publish(timeout=1.0)
+            except mqttraw.Timeout:
+                break
+            self.assertEqual(len(m.payload), 4 + len(payload))
+            n = int(m.payload[:4])
+            self.assertGreater(n, last, 'out of order')
+            last = n
+            got += 1
+        self.assertGreater(got, 0)
+        slow.ping()
+        if not harness.IS_MOSQUITTO:
+            # petreld drops QoS 0 for a full output buffer, and counts it
+            self.assertLess(got, batches * per_batch)
+            c = self.raw_connected()
+            c.subscribe([('$SYS/broker/publish/dropped', 0)])
+            deadline = time.monotonic() + 4
+            dropped = 0
+            while dropped == 0 and time.monotonic() < deadline:
+                try:
+                    dropped = int(c.expect_publish(timeout=max(0.05, deadline - time.monotonic())).payload)
+                except mqttraw.Timeout:
+                    break
+            self.assertGreater(dropped, 0)
+
+
 if __name__ == '__main__':
     harness.main()

@@ -185,11 +185,13 @@ class ViolationTest(BrokerTestCase):
         self.violate(packet(mqttraw.CONNECT, 0, body), connect=False,
                      allowed_before_close=(CONNACK,))
 
-    def test_connect_trailing_garbage_or_short(self):
-        good = mqttraw.connect_packet('short')
-        body = good[2:]
-        # remaining length claims less than the fields need
+    def test_connect_remaining_length_too_short(self):
+        body = mqttraw.connect_packet('short')[2:]
         self.violate(packet(mqttraw.CONNECT, 0, body[:-3]), connect=False)
+
+    def test_connect_trailing_bytes(self):
+        body = mqttraw.connect_packet('trailing')[2:]
+        self.violate(packet(mqttraw.CONNECT, 0, body + b'xyz'), connect=False)
 
     # ---- SUBSCRIBE / UNSUBSCRIBE
     def test_subscribe_no_topics(self):
