@@ -1,0 +1,338 @@
+/*
+ * cmd_sub.c - `petrel sub`: subscribe to one or more topic filters and
+ * print messages as they arrive, until -C messages, -W seconds, or a
+ * signal.  The library reconnects by itself (renewing the subscriptions if
+ * the broker lost the session); only a failure of the first connection or
+ * a refusal that retrying cannot fix ends the program early.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+
+#include "commands.h"
+#include "conn_args.h"
+#include "exit_codes.h"
+#include "format.h"
+
+enum {
+    OPT_JSON = OPT_CMD_BASE,
+};
+
+struct sub {
+    struct conn_args ca;
+    const char **topics;
+    size_t n_topics;
+    unsigned long qos;
+    enum out_format format;
+    bool newline;
+    bool skip_retained;
+    unsigned long count;      /* -C; 0 = no limit */
+    unsigned long wait;       /* -W seconds; 0 = no limit */
+
+    struct event_base *base;
+    petrel_client *c;
+    uint64_t sub_id;
+    struct event *timer;
+    struct event *sig_int;
+    struct event *sig_term;
+    unsigned long received;
+    bool connected_once;
+    bool finishing;
+    int status;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: petrel sub -t FILTER [-t FILTER...] [OPTIONS]\n"
+            "Subscribe to topic filters and print messages as they arrive.\n\n"
+            "Subscription and output:\n"
+            "  -t, --topic FILTER       topic filter (+ and # wildcards); repeatable\n"
+            "  -q, --qos 0|1|2          maximum QoS to receive (default 0)\n"
+            "  -v, --verbose            print \"topic payload\"\n"
+            "  -N                       no newline after each payload\n"
+            "      --json               one JSON object per line: topic, payload (or\n"
+            "                           payload_base64 if not UTF-8), qos, retain\n"
+            "  -R, --no-retained        skip retained messages (old values sent on\n"
+            "                           subscribing)\n"
+            "  -C, --count N            exit after N messages\n"
+            "  -W, --wait SECONDS       exit after SECONDS once connected (exit 5 if -C\n"
+            "                           was given and fewer messages arrived)\n\n"
+            "%s\n%s",
+            CONN_ARGS_HELP, EXIT_CODES_HELP);
+}
+
+static void finish(struct sub *s, int status)
+{
+    if (s->status == CLI_EXIT_OK)
+        s->status = status;
+    if (s->finishing) {
+        event_base_loopbreak(s->base);
+        return;
+    }
+    s->finishing = true;
+    /* A clean DISCONNECT, so the broker does not publish our will; the
+     * disconnected callback then ends the loop. */
+    petrel_disconnect(s->c);
+}
+
+static void on_connected(petrel_client *c, bool session_present, void *arg)
+{
+    (void)c;
+    (void)session_present;
+    struct sub *s = arg;
+    if (s->connected_once)
+        return;
+    s->connected_once = true;
+    if (s->wait) {
+        struct timeval tv = {(time_t)s->wait, 0};
+        evtimer_add(s->timer, &tv);
+    }
+}
+
+static void on_subscribed(petrel_client *c, uint64_t id, size_t n, const int *granted, void *arg)
+{
+    (void)c;
+    struct sub *s = arg;
+    size_t refused = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (granted[i] == PETREL_SUBSCRIBE_FAILED) {
+            refused++;
+            if (id == s->sub_id && i < s->n_topics)
+                cli_error("sub", "subscription to '%s' refused", s->topics[i]);
+        }
+    }
+    if (s->ca.debug)
+        cli_error("sub", "%s: %zu of %zu granted", id ? "subscribed" : "subscriptions renewed",
+                  n - refused, n);
+    if (refused == n) {
+        cli_error("sub", "every subscription was refused");
+        finish(s, CLI_EXIT_NOT_AUTHORIZED);
+    }
+}
+
+static void on_message(petrel_client *c, const petrel_message *m, void *arg)
+{
+    (void)c;
+    struct sub *s = arg;
+    if (s->finishing || (s->skip_retained && m->retain))
+        return;
+    if (format_message(stdout, m, s->format, s->newline) != 0) {
+        /* The reader went away (e.g. `| head`): nothing left to do. */
+        finish(s, CLI_EXIT_FAILURE);
+        return;
+    }
+    if (s->count && ++s->received >= s->count)
+        finish(s, CLI_EXIT_OK);
+}
+
+static void on_disconnected(petrel_client *c, int reason, bool reconnecting, void *arg)
+{
+    (void)c;
+    struct sub *s = arg;
+    if (s->finishing) {
+        if (!reconnecting)
+            event_base_loopbreak(s->base);
+        return;
+    }
+    if (!s->connected_once) {
+        cli_error("sub", "cannot connect to %s port %lu: %s", s->ca.host, s->ca.port,
+                  petrel_strerror(reason));
+        s->status = exit_code_for(reason, 0);
+        event_base_loopbreak(s->base);
+        return;
+    }
+    if (reconnecting) {
+        if (s->ca.debug)
+            cli_error("sub", "connection lost (%s); reconnecting", petrel_strerror(reason));
+        return;
+    }
+    cli_error("sub", "connection lost: %s", petrel_strerror(reason));
+    s->status = exit_code_for(reason, 1);
+    event_base_loopbreak(s->base);
+}
+
+static void timercb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sub *s = arg;
+    if (s->count && s->received < s->count) {
+        cli_error("sub", "timed out after %lu s with %lu of %lu messages", s->wait, s->received,
+                  s->count);
+        finish(s, CLI_EXIT_TIMEOUT);
+    } else {
+        finish(s, CLI_EXIT_OK);
+    }
+}
+
+static void signalcb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    finish(arg, CLI_EXIT_OK);
+}
+
+static int parse(struct sub *s, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CONN_LONG_OPTS,
+        {"topic", required_argument, NULL, 't'},
+        {"qos", required_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"no-retained", no_argument, NULL, 'R'},
+        {"count", required_argument, NULL, 'C'},
+        {"wait", required_argument, NULL, 'W'},
+        {NULL, 0, NULL, 0},
+    };
+    s->topics = calloc((size_t)argc, sizeof *s->topics);
+    if (!s->topics)
+        return CLI_EXIT_FAILURE;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "t:q:vNRC:W:", longopts, NULL)) !=
+           -1) {
+        int rc = conn_args_option(&s->ca, opt, optarg);
+        if (rc < 0)
+            return CLI_EXIT_USAGE;
+        if (rc > 0)
+            continue;
+        switch (opt) {
+        case OPT_HELP:
+            usage(stdout);
+            return -1;
+        case 't':
+            s->topics[s->n_topics++] = optarg;
+            break;
+        case 'q':
+            if (parse_ulong(optarg, 2, &s->qos) != 0) {
+                cli_error("sub", "-q: '%s' is not 0, 1 or 2", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case 'v':
+            if (s->format != OUT_JSON)
+                s->format = OUT_VERBOSE;
+            break;
+        case OPT_JSON:
+            s->format = OUT_JSON;
+            break;
+        case 'N':
+            s->newline = false;
+            break;
+        case 'R':
+            s->skip_retained = true;
+            break;
+        case 'C':
+            if (parse_ulong(optarg, 1000000000ul, &s->count) != 0 || s->count == 0) {
+                cli_error("sub", "-C: '%s' is not a positive count", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case 'W':
+            if (parse_ulong(optarg, 86400ul * 365, &s->wait) != 0 || s->wait == 0) {
+                cli_error("sub", "-W: '%s' is not a positive number of seconds", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case ':':
+            cli_error("sub", "option '%s' needs a value", argv[optind - 1]);
+            return CLI_EXIT_USAGE;
+        default:
+            cli_error("sub", "unknown option '%s' (see petrel sub --help)", argv[optind - 1]);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("sub", "unexpected argument '%s'", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    if (s->n_topics == 0) {
+        cli_error("sub", "at least one topic filter is required (-t)");
+        return CLI_EXIT_USAGE;
+    }
+    if (conn_args_check(&s->ca) != 0)
+        return CLI_EXIT_USAGE;
+    return CLI_EXIT_OK;
+}
+
+int cmd_sub(int argc, char **argv)
+{
+    struct sub s;
+    memset(&s, 0, sizeof s);
+    s.newline = true;
+    conn_args_init(&s.ca, "sub");
+    int rc = parse(&s, argc, argv);
+    if (rc != CLI_EXIT_OK) {
+        free(s.topics);
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    }
+
+    petrel_options *o = conn_args_options(&s.ca);
+    if (!o) {
+        free(s.topics);
+        return CLI_EXIT_USAGE;
+    }
+    int err = PETREL_ENOMEM;
+    int *qos = calloc(s.n_topics, sizeof *qos);
+    signal(SIGPIPE, SIG_IGN);
+    s.base = event_base_new();
+    if (s.base && qos)
+        s.c = petrel_client_new(s.base, o, &err);
+    petrel_options_free(o);
+    if (s.c) {
+        s.timer = evtimer_new(s.base, timercb, &s);
+        s.sig_int = evsignal_new(s.base, SIGINT, signalcb, &s);
+        s.sig_term = evsignal_new(s.base, SIGTERM, signalcb, &s);
+    }
+    if (!s.c || !s.timer || !s.sig_int || !s.sig_term) {
+        cli_error("sub", "cannot start: %s", petrel_strerror(err));
+        s.status = CLI_EXIT_FAILURE;
+        goto out;
+    }
+    evsignal_add(s.sig_int, NULL);
+    evsignal_add(s.sig_term, NULL);
+    conn_args_attach_debug(&s.ca, s.c);
+    petrel_on_connected(s.c, on_connected, &s);
+    petrel_on_subscribed(s.c, on_subscribed, &s);
+    petrel_on_message(s.c, on_message, &s);
+    petrel_on_disconnected(s.c, on_disconnected, &s);
+
+    /* Subscribing before connecting: the request goes out right after the
+     * CONNACK. */
+    for (size_t i = 0; i < s.n_topics; i++)
+        qos[i] = (int)s.qos;
+    rc = petrel_subscribe_many(s.c, s.topics, qos, s.n_topics, &s.sub_id);
+    if (rc != PETREL_OK) {
+        cli_error("sub", "cannot subscribe: %s", rc == PETREL_EINVAL
+                                                     ? "invalid topic filter"
+                                                     : petrel_strerror(rc));
+        s.status = rc == PETREL_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+        goto out;
+    }
+    rc = petrel_connect(s.c);
+    if (rc != PETREL_OK) {
+        cli_error("sub", "cannot connect: %s", petrel_strerror(rc));
+        s.status = exit_code_for(rc, 0);
+        goto out;
+    }
+    event_base_dispatch(s.base);
+
+out:
+    if (s.c)
+        petrel_client_free(s.c);
+    if (s.timer)
+        event_free(s.timer);
+    if (s.sig_int)
+        event_free(s.sig_int);
+    if (s.sig_term)
+        event_free(s.sig_term);
+    if (s.base)
+        event_base_free(s.base);
+    free(qos);
+    free(s.topics);
+    return s.status;
+}

@@ -1,0 +1,206 @@
+/*
+ * conn_args.c - parsing and checking the shared connection flags, and
+ * building petrel_options from them.
+ */
+#include "conn_args.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "petrel %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int parse_ulong(const char *s, unsigned long max, unsigned long *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+void conn_args_init(struct conn_args *a, const char *cmd)
+{
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    a->host = "localhost";
+    a->port = 1883;
+    a->keepalive = 60;
+    a->clean = true;
+    a->timeout = 10;
+}
+
+int conn_args_option(struct conn_args *a, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'h':
+        if (!*arg) {
+            cli_error(a->cmd, "-h: empty host");
+            return -1;
+        }
+        a->host = arg;
+        return 1;
+    case 'p':
+        if (parse_ulong(arg, 65535, &a->port) != 0 || a->port == 0) {
+            cli_error(a->cmd, "-p: '%s' is not a port number (1-65535)", arg);
+            return -1;
+        }
+        return 1;
+    case 'i':
+        if (strlen(arg) > 65535) {
+            cli_error(a->cmd, "-i: client id too long");
+            return -1;
+        }
+        a->client_id = arg;
+        return 1;
+    case 'u':
+        a->username = arg;
+        return 1;
+    case 'P':
+        a->password = arg;
+        return 1;
+    case 'k':
+        if (parse_ulong(arg, 65535, &a->keepalive) != 0) {
+            cli_error(a->cmd, "-k: '%s' is not a keep alive in seconds (0-65535)", arg);
+            return -1;
+        }
+        return 1;
+    case 'c':
+        a->clean = false;
+        return 1;
+    case 'd':
+        a->debug = true;
+        return 1;
+    case 'V':
+        if (strcmp(arg, "mqttv311") == 0 || strcmp(arg, "311") == 0)
+            return 1;
+        if (strcmp(arg, "mqttv5") == 0 || strcmp(arg, "5") == 0)
+            cli_error(a->cmd, "-V: MQTT 5.0 is not supported yet; use mqttv311");
+        else
+            cli_error(a->cmd, "-V: unknown protocol version '%s' (use mqttv311)", arg);
+        return -1;
+    case OPT_WILL_TOPIC:
+        a->will_topic = arg;
+        return 1;
+    case OPT_WILL_PAYLOAD:
+        a->will_payload = arg;
+        a->will_payload_set = true;
+        return 1;
+    case OPT_WILL_QOS:
+        if (parse_ulong(arg, 2, &a->will_qos) != 0) {
+            cli_error(a->cmd, "--will-qos: '%s' is not 0, 1 or 2", arg);
+            return -1;
+        }
+        return 1;
+    case OPT_WILL_RETAIN:
+        a->will_retain = true;
+        return 1;
+    case OPT_TIMEOUT:
+        if (parse_ulong(arg, 86400, &a->timeout) != 0 || a->timeout == 0) {
+            cli_error(a->cmd, "--timeout: '%s' is not a number of seconds (1-86400)", arg);
+            return -1;
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int conn_args_check(const struct conn_args *a)
+{
+    if (!a->clean && (!a->client_id || !*a->client_id)) {
+        cli_error(a->cmd, "-c (persistent session) needs a client id (-i)");
+        return -1;
+    }
+    if (a->password && !a->username) {
+        cli_error(a->cmd, "-P needs -u");
+        return -1;
+    }
+    if (!a->will_topic && (a->will_payload_set || a->will_qos || a->will_retain)) {
+        cli_error(a->cmd, "--will-payload, --will-qos and --will-retain need --will-topic");
+        return -1;
+    }
+    return 0;
+}
+
+/* Reports a rejected option value; the library said why. */
+static petrel_options *refuse(const struct conn_args *a, petrel_options *o, const char *what,
+                              int rc)
+{
+    cli_error(a->cmd, "%s: %s", what, petrel_strerror(rc));
+    petrel_options_free(o);
+    return NULL;
+}
+
+petrel_options *conn_args_options(const struct conn_args *a)
+{
+    petrel_options *o = petrel_options_new();
+    if (!o) {
+        cli_error(a->cmd, "out of memory");
+        return NULL;
+    }
+    int rc = petrel_options_set_server(o, a->host, (uint16_t)a->port);
+    if (rc != PETREL_OK)
+        return refuse(a, o, "host", rc);
+
+    char generated[64];
+    const char *id = a->client_id;
+    if (!id) {
+        /* Like mosquitto's mosq-XXXX: unique enough that two tools
+         * started together do not take over each other's connection. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(generated, sizeof generated, "petrel-%s-%ld-%04lx", a->cmd, (long)getpid(),
+                 (unsigned long)(ts.tv_nsec & 0xffff));
+        id = generated;
+    }
+    if ((rc = petrel_options_set_client_id(o, id)) != PETREL_OK)
+        return refuse(a, o, "client id", rc);
+    petrel_options_set_clean_session(o, a->clean);
+    petrel_options_set_keepalive(o, (uint16_t)a->keepalive);
+    if (a->username) {
+        rc = petrel_options_set_credentials(o, a->username, a->password,
+                                            a->password ? strlen(a->password) : 0);
+        if (rc != PETREL_OK)
+            return refuse(a, o, "credentials", rc);
+    }
+    if (a->will_topic) {
+        const char *p = a->will_payload ? a->will_payload : "";
+        rc = petrel_options_set_will(o, a->will_topic, p, strlen(p), (int)a->will_qos,
+                                     a->will_retain);
+        if (rc != PETREL_OK)
+            return refuse(a, o, "will", rc);
+    }
+    petrel_options_set_connect_timeout(o, (uint32_t)a->timeout * 1000);
+    return o;
+}
+
+static void debug_log(petrel_client *c, int level, const char *line, void *arg)
+{
+    (void)c;
+    (void)level;
+    const struct conn_args *a = arg;
+    fprintf(stderr, "petrel %s: %s\n", a->cmd, line);
+}
+
+void conn_args_attach_debug(const struct conn_args *a, petrel_client *c)
+{
+    if (a->debug)
+        petrel_on_log(c, debug_log, (void *)a);
+}

@@ -1,0 +1,102 @@
+/*
+ * conn_args.h - the connection flags every petrel subcommand shares
+ * (server, identity, credentials, keep alive, will, debug, timeout), with
+ * the mosquitto_pub/mosquitto_sub spellings, and their translation into
+ * petrel_options.
+ */
+#ifndef PETREL_CLI_CONN_ARGS_H
+#define PETREL_CLI_CONN_ARGS_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include <petrel.h>
+
+struct conn_args {
+    const char *cmd;          /* "pub", "sub": for messages and the default id */
+    const char *host;
+    unsigned long port;
+    const char *client_id;    /* NULL = generated */
+    const char *username;
+    const char *password;
+    unsigned long keepalive;
+    bool clean;
+    const char *will_topic;
+    const char *will_payload;
+    unsigned long will_qos;
+    bool will_retain;
+    bool will_payload_set;
+    bool debug;
+    unsigned long timeout;    /* seconds for connecting and for each ack */
+};
+
+/* Long-only option codes; subcommands number their own from OPT_CMD_BASE. */
+enum {
+    OPT_WILL_TOPIC = 1000,
+    OPT_WILL_PAYLOAD,
+    OPT_WILL_QOS,
+    OPT_WILL_RETAIN,
+    OPT_TIMEOUT,
+    OPT_HELP,
+    OPT_CMD_BASE = 1100
+};
+
+#define CONN_SHORT_OPTS "h:p:i:u:P:k:cdV:"
+
+#define CONN_LONG_OPTS                                                   \
+    {"host", required_argument, NULL, 'h'},                              \
+    {"port", required_argument, NULL, 'p'},                              \
+    {"id", required_argument, NULL, 'i'},                                \
+    {"username", required_argument, NULL, 'u'},                          \
+    {"pw", required_argument, NULL, 'P'},                                \
+    {"password", required_argument, NULL, 'P'},                          \
+    {"keepalive", required_argument, NULL, 'k'},                         \
+    {"disable-clean-session", no_argument, NULL, 'c'},                   \
+    {"debug", no_argument, NULL, 'd'},                                   \
+    {"protocol-version", required_argument, NULL, 'V'},                  \
+    {"will-topic", required_argument, NULL, OPT_WILL_TOPIC},             \
+    {"will-payload", required_argument, NULL, OPT_WILL_PAYLOAD},         \
+    {"will-qos", required_argument, NULL, OPT_WILL_QOS},                 \
+    {"will-retain", no_argument, NULL, OPT_WILL_RETAIN},                 \
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},                   \
+    {"help", no_argument, NULL, OPT_HELP}
+
+#define CONN_ARGS_HELP                                                                  \
+    "Connection:\n"                                                                     \
+    "  -h, --host HOST          broker host name or address (default localhost)\n"     \
+    "  -p, --port PORT          broker port (default 1883)\n"                          \
+    "  -i, --id ID              client identifier (default petrel-CMD-PID)\n"          \
+    "  -u, --username USER      user name\n"                                           \
+    "  -P, --pw PASSWORD        password (needs -u)\n"                                 \
+    "  -k, --keepalive SECONDS  keep alive interval, 0 = off (default 60)\n"           \
+    "  -c, --disable-clean-session\n"                                                  \
+    "                           persistent session: the broker keeps subscriptions\n"  \
+    "                           and queues QoS 1/2 messages while away (needs -i)\n"   \
+    "  -V, --protocol-version V mqttv311 (default; MQTT 5 is not supported yet)\n"     \
+    "      --will-topic TOPIC   publish a will message to TOPIC if the connection\n"   \
+    "                           is lost without a DISCONNECT\n"                        \
+    "      --will-payload TEXT  will message payload (default empty)\n"                \
+    "      --will-qos 0|1|2     will QoS (default 0)\n"                                \
+    "      --will-retain        retain the will message\n"                             \
+    "      --timeout SECONDS    give up connecting, or waiting for an\n"              \
+    "                           acknowledgement, after SECONDS (default 10)\n"         \
+    "  -d, --debug              trace packets and connection events on stderr\n"      \
+    "      --help               show this help and exit\n"
+
+void conn_args_init(struct conn_args *a, const char *cmd);
+/* Handles one getopt result.  Returns 1 if it was a connection option,
+ * 0 if not, -1 on a bad value (message printed). */
+int conn_args_option(struct conn_args *a, int opt, const char *arg);
+/* Checks the rules between options once all are parsed.  0 or -1 (printed). */
+int conn_args_check(const struct conn_args *a);
+/* petrel_options for these arguments; NULL with a message printed. */
+petrel_options *conn_args_options(const struct conn_args *a);
+/* With -d, traces the client's log on stderr. */
+void conn_args_attach_debug(const struct conn_args *a, petrel_client *c);
+
+/* Strict decimal parsing: the whole string, 0..max.  0 or -1. */
+int parse_ulong(const char *s, unsigned long max, unsigned long *out);
+/* "petrel CMD: " + message on stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

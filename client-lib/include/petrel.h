@@ -1,0 +1,286 @@
+/*
+ * petrel.h - libpetrel, the Petrel MQTT client library (public API).
+ *
+ * Works with any MQTT broker, not only petreld.  Two ways to use it:
+ *   - the asynchronous client (petrel_client_*), which runs on the
+ *     application's own libevent `struct event_base` and reports through
+ *     callbacks;
+ *   - the blocking facade (petrel_sync_*), which runs a private event loop
+ *     inside each call, for small programs and tools.
+ * Neither is thread-safe: use one client from one thread (the thread that
+ * runs its event base).  The library never prints, exits or aborts; every
+ * failure is an error code (enum petrel_error) with petrel_strerror().
+ * See docs/client.md for a guide.
+ */
+#ifndef PETREL_H
+#define PETREL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define PETREL_API __attribute__((visibility("default")))
+#else
+#define PETREL_API
+#endif
+
+struct event_base;
+
+/* ------------------------------------------------------------------------
+ * Errors
+ */
+
+/* Every function that can fail returns PETREL_OK (0) or one of these
+ * negative codes.  The same codes are the `reason` of a disconnection and the
+ * `result` of a publication.  New codes may be added at the end. */
+enum petrel_error {
+    PETREL_OK = 0,
+    PETREL_EINVAL = -1,            /* invalid argument (topic, QoS, length...) */
+    PETREL_ENOMEM = -2,            /* out of memory */
+    PETREL_ESTATE = -3,            /* not allowed in the client's current state */
+    PETREL_EQUEUE_FULL = -4,       /* the outgoing queue is at its limit */
+    PETREL_ETIMEDOUT = -5,         /* no answer in time (connect, blocking call) */
+    PETREL_ERESOLVE = -6,          /* the host name could not be resolved */
+    PETREL_ECONNREFUSED = -7,      /* TCP connection refused */
+    PETREL_ENETWORK = -8,          /* other network error (unreachable, reset...) */
+    PETREL_ECONNLOST = -9,         /* the server closed the connection */
+    PETREL_EKEEPALIVE = -10,       /* dead link: no PINGRESP within the keep alive */
+    PETREL_EPROTOCOL = -11,        /* the server broke the MQTT protocol */
+    PETREL_EREFUSED_PROTOCOL = -12, /* CONNACK 1: protocol version not accepted */
+    PETREL_EREFUSED_ID = -13,      /* CONNACK 2: client identifier rejected */
+    PETREL_EUNAVAILABLE = -14,     /* CONNACK 3: server unavailable */
+    PETREL_EBAD_CREDENTIALS = -15, /* CONNACK 4: bad user name or password */
+    PETREL_ENOT_AUTHORIZED = -16,  /* CONNACK 5: not authorized */
+    PETREL_ENOTSUP = -17,          /* not supported yet (MQTT 5.0, TLS) */
+    PETREL_ETOO_LARGE = -18,       /* a packet exceeds a size limit */
+    PETREL_ESTOPPED = -19          /* blocking facade: the client gave up
+                                      (see petrel_sync_last_error) */
+};
+
+/* A short English description of a code ("connection refused").  Never NULL;
+ * unknown codes give "unknown error". */
+PETREL_API const char *petrel_strerror(int err);
+/* The symbolic name of a code ("PETREL_ECONNREFUSED"), for logs and tests. */
+PETREL_API const char *petrel_error_name(int err);
+/* The library's version, "MAJOR.MINOR.PATCH". */
+PETREL_API const char *petrel_version(void);
+
+/* ------------------------------------------------------------------------
+ * Options
+ */
+
+/* MQTT protocol versions (the value is the protocol level on the wire). */
+enum petrel_protocol {
+    PETREL_MQTT_311 = 4,
+    PETREL_MQTT_5 = 5 /* not implemented yet: set_protocol returns PETREL_ENOTSUP */
+};
+
+/* Connection options.  A client copies them when it is created, so one
+ * options object can be reused or freed right after petrel_client_new. */
+typedef struct petrel_options petrel_options;
+
+/* Defaults: server localhost:1883, empty client id (the server assigns one;
+ * requires a clean session), clean session, keep alive 60 s, no credentials,
+ * no will, MQTT 3.1.1, connect timeout 10 s, automatic reconnection with a
+ * delay from 0.5 s doubling up to 30 s (with jitter), 20 QoS 1/2 messages in
+ * flight, an outgoing queue of at most 1000 messages and 16 MiB, incoming
+ * packets up to 64 MiB. */
+PETREL_API petrel_options *petrel_options_new(void);
+PETREL_API void petrel_options_free(petrel_options *o);
+
+/* Host name or numeric address, and TCP port (0 = 1883). */
+PETREL_API int petrel_options_set_server(petrel_options *o, const char *host, uint16_t port);
+/* NULL or "" = empty id: the server assigns one (clean session required). */
+PETREL_API int petrel_options_set_client_id(petrel_options *o, const char *client_id);
+/* false = persistent session: the server keeps subscriptions and queued
+ * messages while the client is away, and the client resends what was not
+ * acknowledged when it comes back. */
+PETREL_API int petrel_options_set_clean_session(petrel_options *o, bool clean);
+/* Seconds; 0 turns the heartbeat off. */
+PETREL_API int petrel_options_set_keepalive(petrel_options *o, uint16_t seconds);
+/* username NULL removes both; password NULL = user name only.  The password
+ * is binary (MQTT allows any bytes). */
+PETREL_API int petrel_options_set_credentials(petrel_options *o, const char *username,
+                                              const void *password, size_t password_len);
+/* The message the server publishes if this client vanishes.  topic NULL
+ * removes the will. */
+PETREL_API int petrel_options_set_will(petrel_options *o, const char *topic, const void *payload,
+                                       size_t payload_len, int qos, bool retain);
+/* PETREL_MQTT_311 (the default).  PETREL_MQTT_5 gives PETREL_ENOTSUP until
+ * MQTT 5.0 is implemented. */
+PETREL_API int petrel_options_set_protocol(petrel_options *o, int protocol);
+/* Time allowed for the TCP connection plus the CONNACK, milliseconds. */
+PETREL_API int petrel_options_set_connect_timeout(petrel_options *o, uint32_t ms);
+/* Automatic reconnection after a failed attempt or a lost connection.  The
+ * n-th retry waits a random time between d/2 and d, d = min(max_ms,
+ * min_ms * 2^n); the count resets once a connection is accepted.  Refusals
+ * that retrying cannot fix (bad protocol, identifier rejected, bad
+ * credentials, not authorized) stop the client instead. */
+PETREL_API int petrel_options_set_reconnect(petrel_options *o, bool enabled, uint32_t min_ms,
+                                            uint32_t max_ms);
+/* QoS 1/2 messages sent but not yet acknowledged, 1..65000. */
+PETREL_API int petrel_options_set_max_inflight(petrel_options *o, uint32_t n);
+/* Bound on messages the client holds (queued while offline or waiting for
+ * the inflight window, plus those in flight): count >= 1 and bytes of topic
+ * plus payload >= 1.  Beyond it petrel_publish returns PETREL_EQUEUE_FULL. */
+PETREL_API int petrel_options_set_queue_limits(petrel_options *o, size_t max_messages,
+                                               size_t max_bytes);
+/* Largest incoming packet accepted; a larger one closes the connection with
+ * PETREL_ETOO_LARGE.  0 = the protocol maximum (256 MiB). */
+PETREL_API int petrel_options_set_max_packet_size(petrel_options *o, uint32_t bytes);
+/* TLS and MQTT 5.0 properties will get their own setters here. */
+
+/* ------------------------------------------------------------------------
+ * Messages
+ */
+
+/* MQTT 5.0 properties; always NULL with MQTT 3.1.1. */
+typedef struct petrel_properties petrel_properties;
+
+/* A received message.  In callbacks it is valid only during the call;
+ * copy what you keep.  `topic` is NUL-terminated; `payload` is not (use
+ * payload_len), except in messages returned by petrel_sync_receive. */
+typedef struct petrel_message {
+    const char *topic;
+    size_t topic_len;
+    const void *payload;
+    size_t payload_len;
+    int qos;
+    bool retain;   /* a retained message sent because of a new subscription */
+    bool dup;      /* the server says it may have sent this one before */
+    const petrel_properties *props;
+} petrel_message;
+
+/* The code in a subscribed callback's granted list for a refused filter. */
+#define PETREL_SUBSCRIBE_FAILED 0x80
+
+/* ------------------------------------------------------------------------
+ * Asynchronous client
+ */
+
+typedef struct petrel_client petrel_client;
+
+/* A connection was accepted (CONNACK 0).  session_present: the server still
+ * had this client's persistent session. */
+typedef void (*petrel_connected_cb)(petrel_client *c, bool session_present, void *arg);
+/* A connection attempt failed, an established connection ended, or
+ * petrel_disconnect finished (reason PETREL_OK).  reconnecting: the client
+ * will try again by itself after a backoff delay; false means it stopped
+ * and waits for petrel_connect. */
+typedef void (*petrel_disconnected_cb)(petrel_client *c, int reason, bool reconnecting, void *arg);
+/* A message arrived.  For QoS 1 and 2 the acknowledgement is sent after the
+ * callback returns. */
+typedef void (*petrel_message_cb)(petrel_client *c, const petrel_message *m, void *arg);
+/* A publication finished its QoS handshake (PUBACK for QoS 1, PUBCOMP for
+ * QoS 2; for QoS 0, when it was handed to the socket).  id is the one
+ * petrel_publish returned.  result is PETREL_OK (MQTT 5.0 will add failures). */
+typedef void (*petrel_published_cb)(petrel_client *c, uint64_t id, int result, void *arg);
+/* A SUBSCRIBE was answered: one granted QoS (0..2) or
+ * PETREL_SUBSCRIBE_FAILED per filter, in request order.  id 0 reports the
+ * automatic re-subscription after a reconnection that found no session. */
+typedef void (*petrel_subscribed_cb)(petrel_client *c, uint64_t id, size_t count,
+                                     const int *granted, void *arg);
+typedef void (*petrel_unsubscribed_cb)(petrel_client *c, uint64_t id, void *arg);
+/* Debug trace (one line, no newline): packets sent and received, state
+ * changes.  Off unless set. */
+enum petrel_log_level { PETREL_LOG_ERROR = 0, PETREL_LOG_INFO = 1, PETREL_LOG_DEBUG = 2 };
+typedef void (*petrel_log_cb)(petrel_client *c, int level, const char *line, void *arg);
+
+/* Creates a client on `base` (which the application runs).  The options
+ * are copied.  Returns NULL with *err set (err may be NULL). */
+PETREL_API petrel_client *petrel_client_new(struct event_base *base, const petrel_options *o,
+                                            int *err);
+/* Closes the connection at once (no DISCONNECT: the server publishes the
+ * will) and frees the client; messages still held are dropped without
+ * callbacks.  For a clean close call petrel_disconnect and wait for the
+ * disconnected callback first.  Safe to call from inside a callback. */
+PETREL_API void petrel_client_free(petrel_client *c);
+
+PETREL_API void petrel_on_connected(petrel_client *c, petrel_connected_cb cb, void *arg);
+PETREL_API void petrel_on_disconnected(petrel_client *c, petrel_disconnected_cb cb, void *arg);
+PETREL_API void petrel_on_message(petrel_client *c, petrel_message_cb cb, void *arg);
+PETREL_API void petrel_on_published(petrel_client *c, petrel_published_cb cb, void *arg);
+PETREL_API void petrel_on_subscribed(petrel_client *c, petrel_subscribed_cb cb, void *arg);
+PETREL_API void petrel_on_unsubscribed(petrel_client *c, petrel_unsubscribed_cb cb, void *arg);
+PETREL_API void petrel_on_log(petrel_client *c, petrel_log_cb cb, void *arg);
+
+/* Starts connecting; the outcome arrives through the callbacks.  Host names
+ * are resolved synchronously (getaddrinfo) before the non-blocking TCP
+ * connect.  PETREL_ESTATE if already started. */
+PETREL_API int petrel_connect(petrel_client *c);
+/* Sends DISCONNECT (so the server discards the will), closes, and stops
+ * reconnecting; the disconnected callback follows with PETREL_OK.  Messages
+ * not yet acknowledged stay in the client and go out after the next
+ * petrel_connect.  PETREL_OK if already stopped. */
+PETREL_API int petrel_disconnect(petrel_client *c);
+
+/* Queues a message and returns at once with its id (may be NULL).  Allowed
+ * in any state: messages wait in the bounded queue while offline.  Errors:
+ * PETREL_EINVAL (bad topic name or QoS), PETREL_ETOO_LARGE,
+ * PETREL_EQUEUE_FULL. */
+PETREL_API int petrel_publish(petrel_client *c, const char *topic, const void *payload,
+                              size_t payload_len, int qos, bool retain, uint64_t *id);
+/* Subscribes to one or more filters, each with its QoS.  Allowed in any
+ * state (sent once connected).  Subscriptions are remembered: after a
+ * reconnection that finds no session on the server they are renewed. */
+PETREL_API int petrel_subscribe(petrel_client *c, const char *filter, int qos, uint64_t *id);
+PETREL_API int petrel_subscribe_many(petrel_client *c, const char *const *filters, const int *qos,
+                                     size_t count, uint64_t *id);
+PETREL_API int petrel_unsubscribe(petrel_client *c, const char *filter, uint64_t *id);
+PETREL_API int petrel_unsubscribe_many(petrel_client *c, const char *const *filters, size_t count,
+                                       uint64_t *id);
+
+/* True between the connected callback and the next disconnection. */
+PETREL_API bool petrel_is_connected(const petrel_client *c);
+/* Publications accepted but not yet completed (queued or in flight). */
+PETREL_API size_t petrel_pending(const petrel_client *c);
+
+/* ------------------------------------------------------------------------
+ * Blocking facade
+ *
+ * Each call runs a private event loop until its work is done or its
+ * timeout (milliseconds; negative = no limit) expires.  Messages that arrive
+ * meanwhile are kept for petrel_sync_receive (up to 1000; beyond that the
+ * client stops reading from the socket until some are received).  The
+ * client reconnects by itself as configured, except that the first
+ * connection must succeed.
+ */
+
+typedef struct petrel_sync petrel_sync;
+
+/* Connects and waits for the CONNACK.  Returns NULL with *err set on
+ * failure (the reason of the first failed attempt, or PETREL_ETIMEDOUT). */
+PETREL_API petrel_sync *petrel_sync_connect(const petrel_options *o, int timeout_ms, int *err);
+/* Publishes and waits until the QoS handshake is complete.  On
+ * PETREL_ETIMEDOUT the message is still held and may be delivered later. */
+PETREL_API int petrel_sync_publish(petrel_sync *s, const char *topic, const void *payload,
+                                   size_t payload_len, int qos, bool retain, int timeout_ms);
+/* Subscribes and waits for the SUBACK; *granted (may be NULL) receives the
+ * granted QoS or PETREL_SUBSCRIBE_FAILED. */
+PETREL_API int petrel_sync_subscribe(petrel_sync *s, const char *filter, int qos, int *granted,
+                                     int timeout_ms);
+PETREL_API int petrel_sync_unsubscribe(petrel_sync *s, const char *filter, int timeout_ms);
+/* Waits for the next message.  On PETREL_OK *out is a copy owned by the
+ * caller (topic and payload both NUL-terminated); free it with
+ * petrel_message_free.  PETREL_ETIMEDOUT when nothing arrived in time. */
+PETREL_API int petrel_sync_receive(petrel_sync *s, petrel_message **out, int timeout_ms);
+PETREL_API void petrel_message_free(petrel_message *m);
+/* When a call returned PETREL_ESTOPPED: why the client gave up. */
+PETREL_API int petrel_sync_last_error(const petrel_sync *s);
+/* The asynchronous client underneath, e.g. to set a log callback.  Do not
+ * replace its other callbacks or free it. */
+PETREL_API petrel_client *petrel_sync_client(petrel_sync *s);
+/* Sends DISCONNECT, waits (bounded by timeout_ms) for it to be written, and
+ * frees everything.  Returns PETREL_OK or the error of the close. */
+PETREL_API int petrel_sync_disconnect(petrel_sync *s, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

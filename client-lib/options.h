@@ -1,0 +1,53 @@
+/*
+ * options.h - the contents of a petrel_options object, shared by the
+ * modules of libpetrel.  Strings and bytes are owned copies; a client keeps
+ * its own deep copy (options_copy) so the caller's object can go away.
+ */
+#ifndef PETREL_OPTIONS_H
+#define PETREL_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "petrel.h"
+
+struct petrel_options {
+    char *host;
+    uint16_t port;
+    char *client_id;          /* never NULL ("" = server assigns) */
+    bool clean_session;
+    uint16_t keepalive;       /* seconds */
+    char *username;           /* NULL = none */
+    uint8_t *password;        /* NULL = none */
+    size_t password_len;
+    char *will_topic;         /* NULL = no will */
+    uint8_t *will_payload;
+    size_t will_payload_len;
+    uint8_t will_qos;
+    bool will_retain;
+    uint8_t protocol;         /* MQTT protocol level */
+    uint32_t connect_timeout_ms;
+    bool reconnect;
+    uint32_t reconnect_min_ms;
+    uint32_t reconnect_max_ms;
+    uint32_t max_inflight;
+    size_t max_queued;
+    size_t max_queued_bytes;
+    uint32_t max_packet_size; /* incoming, including the fixed header */
+};
+
+/* Upper bound of max_inflight: packet identifiers left over serve
+ * SUBSCRIBE and UNSUBSCRIBE. */
+#define OPTIONS_MAX_INFLIGHT 65000u
+
+/* A deep copy of `src` into `dst`; PETREL_OK or PETREL_ENOMEM (dst is then
+ * left empty and safe to options_clear). */
+int options_copy(struct petrel_options *dst, const struct petrel_options *src);
+/* Frees what `o` owns (not `o` itself) and zeroes it. */
+void options_clear(struct petrel_options *o);
+/* Fills `o` with the defaults documented in petrel.h (allocates host and
+ * client id).  PETREL_OK or PETREL_ENOMEM. */
+int options_init(struct petrel_options *o);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * transport.c - TCP transport on a bufferevent.  Packets are framed with
+ * the codec's mqtt_frame_header, so an oversized packet is refused from its
+ * fixed header before its body is buffered.  Owners may close the
+ * transport from inside its own callbacks; the memory then goes away when
+ * the outermost callback returns.
+ */
+#include "transport.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "mqtt_codec.h"
+#include "petrel.h"
+
+/* Output beyond this makes can_write false; the session then keeps
+ * publications in its queue (bounded) instead of in socket buffers
+ * (unbounded). */
+#define HIGH_WATER (256u * 1024u)
+
+struct transport {
+    struct event_base *base;
+    struct bufferevent *bev;
+    struct evutil_addrinfo *addrs;  /* resolved list, kept until connected */
+    struct evutil_addrinfo *next;   /* next address to try */
+    uint32_t max_packet;
+    struct transport_events ev;
+    struct event *later;            /* deferred "closed" of a graceful close */
+    int depth;                      /* nesting of our own callbacks */
+    bool dead;                      /* transport_close called */
+    bool connected;
+    bool flushing;
+    bool reading;
+    int last_error;
+};
+
+static void readcb(struct bufferevent *bev, void *arg);
+static void writecb(struct bufferevent *bev, void *arg);
+static void eventcb(struct bufferevent *bev, short what, void *arg);
+
+static int socket_error_code(int e)
+{
+    switch (e) {
+    case ECONNREFUSED: return PETREL_ECONNREFUSED;
+    case ENOMEM:
+    case ENOBUFS: return PETREL_ENOMEM;
+    default: return PETREL_ENETWORK;
+    }
+}
+
+static void really_free(struct transport *t)
+{
+    if (t->bev)
+        bufferevent_free(t->bev);
+    if (t->later)
+        event_free(t->later);
+    if (t->addrs)
+        evutil_freeaddrinfo(t->addrs);
+    free(t);
+}
+
+/* Brackets around every libevent callback: a transport closed inside one
+ * is freed on the way out. */
+static void enter(struct transport *t)
+{
+    t->depth++;
+}
+
+static bool leave(struct transport *t)
+{
+    if (--t->depth == 0 && t->dead) {
+        really_free(t);
+        return false;
+    }
+    return !t->dead;
+}
+
+/* Starts connecting to the next address that accepts a connect() call.
+ * Returns 0, or a petrel error when every address failed at once. */
+static int try_next(struct transport *t)
+{
+    int err = t->last_error ? t->last_error : PETREL_ENETWORK;
+    while (t->next) {
+        struct evutil_addrinfo *ai = t->next;
+        t->next = ai->ai_next;
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = socket_error_code(errno);
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, (socklen_t)ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+            err = socket_error_code(errno);
+            close(fd);
+            continue;
+        }
+        struct bufferevent *bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev) {
+            close(fd);
+            err = PETREL_ENOMEM;
+            continue;
+        }
+        bufferevent_setcb(bev, readcb, writecb, eventcb, t);
+        /* With no address, libevent waits for the connect already in
+         * progress and reports its outcome through eventcb with errno set
+         * from SO_ERROR. */
+        if (bufferevent_socket_connect(bev, NULL, 0) != 0) {
+            bufferevent_free(bev);
+            err = PETREL_ENETWORK;
+            continue;
+        }
+        t->bev = bev;
+        return 0;
+    }
+    t->last_error = err;
+    return err;
+}
+
+struct transport *transport_open(struct event_base *base, const char *host, uint16_t port,
+                                 uint32_t max_packet, const struct transport_events *ev, int *err)
+{
+    struct transport *t = calloc(1, sizeof *t);
+    if (!t) {
+        *err = PETREL_ENOMEM;
+        return NULL;
+    }
+    t->base = base;
+    t->max_packet = max_packet;
+    t->ev = *ev;
+    t->reading = true;
+
+    char service[8];
+    snprintf(service, sizeof service, "%u", port);
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    if (evutil_getaddrinfo(host, service, &hints, &t->addrs) != 0 || !t->addrs) {
+        t->addrs = NULL;
+        free(t);
+        *err = PETREL_ERESOLVE;
+        return NULL;
+    }
+    t->next = t->addrs;
+    int rc = try_next(t);
+    if (rc != 0) {
+        really_free(t);
+        *err = rc;
+        return NULL;
+    }
+    return t;
+}
+
+int transport_write(struct transport *t, const void *data, size_t len)
+{
+    if (t->dead || !t->connected || t->flushing)
+        return PETREL_ESTATE;
+    if (evbuffer_add(bufferevent_get_output(t->bev), data, len) != 0)
+        return PETREL_ENOMEM;
+    return 0;
+}
+
+bool transport_can_write(const struct transport *t)
+{
+    return !t->dead && t->connected && !t->flushing &&
+           evbuffer_get_length(bufferevent_get_output(t->bev)) < HIGH_WATER;
+}
+
+void transport_set_reading(struct transport *t, bool reading)
+{
+    t->reading = reading;
+    if (t->dead || !t->connected)
+        return;
+    if (reading) {
+        bufferevent_enable(t->bev, EV_READ);
+        /* Packets may already sit in the input buffer; new bytes from the
+         * socket are not needed to get to them. */
+        bufferevent_trigger(t->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    } else {
+        bufferevent_disable(t->bev, EV_READ);
+    }
+}
+
+static void report_closed(struct transport *t, int reason)
+{
+    if (t->dead)
+        return;
+    if (t->bev)
+        bufferevent_disable(t->bev, EV_READ | EV_WRITE);
+    t->ev.closed(t->ev.ctx, reason);
+}
+
+static void latercb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct transport *t = arg;
+    enter(t);
+    report_closed(t, PETREL_OK);
+    leave(t);
+}
+
+void transport_close_gracefully(struct transport *t)
+{
+    if (t->dead || t->flushing)
+        return;
+    t->flushing = true;
+    /* Nothing more to read: answers to a DISCONNECT do not exist. */
+    if (t->bev)
+        bufferevent_disable(t->bev, EV_READ);
+    if (t->connected && evbuffer_get_length(bufferevent_get_output(t->bev)) > 0) {
+        /* writecb runs when the output is empty. */
+        bufferevent_setwatermark(t->bev, EV_WRITE, 0, 0);
+        return;
+    }
+    /* Nothing to flush: report from the loop, not from inside the caller. */
+    t->later = event_new(t->base, -1, 0, latercb, t);
+    if (t->later)
+        event_active(t->later, EV_TIMEOUT, 0);
+}
+
+void transport_close(struct transport *t)
+{
+    if (!t || t->dead)
+        return;
+    t->dead = true;
+    if (t->depth > 0) {
+        /* Inside one of our callbacks: stop everything now, free later. */
+        if (t->bev) {
+            bufferevent_disable(t->bev, EV_READ | EV_WRITE);
+            bufferevent_setcb(t->bev, NULL, NULL, NULL, NULL);
+        }
+        if (t->later)
+            event_del(t->later);
+        return;
+    }
+    really_free(t);
+}
+
+static void readcb(struct bufferevent *bev, void *arg)
+{
+    struct transport *t = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    enter(t);
+    while (!t->dead && !t->flushing && t->reading) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < 2)
+            break;
+        uint8_t hdr[MQTT_MAX_FIXED_HEADER];
+        ev_ssize_t n = evbuffer_copyout(in, hdr, avail < sizeof hdr ? avail : sizeof hdr);
+        if (n < 2)
+            break;
+        uint8_t first;
+        uint32_t remaining;
+        size_t hlen;
+        enum mqtt_err err = mqtt_frame_header(hdr, (size_t)n, t->max_packet, &first, &remaining,
+                                              &hlen);
+        if (err == MQTT_INCOMPLETE)
+            break;
+        if (err != MQTT_OK) {
+            report_closed(t, err == MQTT_E_TOO_LARGE ? PETREL_ETOO_LARGE : PETREL_EPROTOCOL);
+            break;
+        }
+        size_t total = hlen + remaining;
+        if (avail < total)
+            break;
+        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)total);
+        if (!p) {
+            report_closed(t, PETREL_ENOMEM);
+            break;
+        }
+        t->ev.packet(t->ev.ctx, first, p + hlen, remaining);
+        if (t->dead)
+            break;
+        evbuffer_drain(in, total);
+    }
+    leave(t);
+}
+
+static void writecb(struct bufferevent *bev, void *arg)
+{
+    struct transport *t = arg;
+    enter(t);
+    if (t->flushing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            report_closed(t, PETREL_OK);
+    } else if (t->connected) {
+        t->ev.drained(t->ev.ctx);
+    }
+    leave(t);
+}
+
+static void eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    struct transport *t = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    enter(t);
+    if (!t->connected) {
+        if (what & BEV_EVENT_CONNECTED) {
+            t->connected = true;
+            evutil_freeaddrinfo(t->addrs);
+            t->addrs = t->next = NULL;
+            int one = 1;
+            /* MQTT packets are small and latency-bound. */
+            setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            bufferevent_setwatermark(bev, EV_WRITE, HIGH_WATER / 2, 0);
+            bufferevent_enable(bev, t->reading ? EV_READ | EV_WRITE : EV_WRITE);
+            t->ev.connected(t->ev.ctx);
+        } else {
+            t->last_error = socket_error_code(e);
+            bufferevent_free(bev);
+            t->bev = NULL;
+            int rc = try_next(t);
+            if (rc != 0)
+                t->ev.closed(t->ev.ctx, rc);
+        }
+        leave(t);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        int reason;
+        if (t->flushing)
+            reason = PETREL_OK;
+        else if (what & BEV_EVENT_EOF)
+            reason = PETREL_ECONNLOST;
+        else
+            reason = e == ECONNRESET || e == EPIPE ? PETREL_ECONNLOST : socket_error_code(e);
+        report_closed(t, reason);
+    }
+    leave(t);
+}

@@ -1,0 +1,47 @@
+/*
+ * transport.h - one TCP connection to the server on a libevent bufferevent:
+ * resolve, connect (trying each address), frame incoming MQTT packets, write
+ * with a high-water mark, close at once or after flushing.  A TLS transport
+ * will offer the same interface.
+ */
+#ifndef PETREL_TRANSPORT_H
+#define PETREL_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct transport;
+
+struct transport_events {
+    void *ctx;
+    void (*connected)(void *ctx);
+    /* One complete packet; body is valid during the call only. */
+    void (*packet)(void *ctx, uint8_t first_byte, const uint8_t *body, uint32_t len);
+    /* The output buffer drained below the high-water mark. */
+    void (*drained)(void *ctx);
+    /* The connection failed, ended, or finished a graceful close (reason
+     * PETREL_OK).  No other event follows; the owner then calls
+     * transport_close to free the transport. */
+    void (*closed)(void *ctx, int reason);
+};
+
+/* Resolves host (synchronously) and starts a non-blocking connect.  Returns
+ * NULL with *err (a petrel error) if no address could even be tried. */
+struct transport *transport_open(struct event_base *base, const char *host, uint16_t port,
+                                 uint32_t max_packet, const struct transport_events *ev,
+                                 int *err);
+/* Queues bytes for sending.  0, or a petrel error. */
+int transport_write(struct transport *t, const void *data, size_t len);
+/* Whether the output buffer is below its high-water mark. */
+bool transport_can_write(const struct transport *t);
+/* Stops (false) or resumes (true) reading from the socket. */
+void transport_set_reading(struct transport *t, bool reading);
+/* Writes out what is buffered, then reports closed(PETREL_OK). */
+void transport_close_gracefully(struct transport *t);
+/* Closes the socket and frees the transport; no event is reported after
+ * this.  Safe from inside the transport's own events. */
+void transport_close(struct transport *t);
+
+#endif
