@@ -27,6 +27,7 @@ struct broker_stats {
     uint64_t publish_dropped;    /* deliveries dropped: full queue or slow consumer */
     uint64_t connections_refused; /* max_connections reached */
     uint64_t protocol_errors;    /* connections closed for a protocol violation */
+    uint64_t store_errors;       /* store transactions rolled back */
 };
 
 struct broker {

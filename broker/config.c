@@ -31,7 +31,7 @@
 
 #define MAX_LINE 4095
 
-enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_LOG_LEVEL };
+enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_DURATION, K_CHOICE, K_LOG_LEVEL };
 
 struct setting {
     const char *name;
@@ -41,15 +41,20 @@ struct setting {
     uint64_t min, max;
     const char *why; /* appended to range errors where the range surprises */
     const char *doc; /* one line for config_dump */
+    const char *const *choices; /* K_CHOICE: names, index = stored value */
 };
 
+static const char *const durability_names[] = {"process", "power", NULL};
+static const char *const policy_names[] = {"drop-new", "drop-oldest", NULL};
+
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
-#define NUM(f, kind, lo, hi, why, doc) { #f, kind, FIELD(f), lo, hi, why, doc }
+#define NUM(f, kind, lo, hi, why, doc) { #f, kind, FIELD(f), lo, hi, why, doc, NULL }
 
 static const struct setting settings[] = {
     {"listen", K_LISTEN, 0, 0, 0, 0, NULL,
-     "HOST:PORT, [IPV6]:PORT or IPV6:PORT; repeat for more listeners; port 0 = any free port"},
-    {"data_dir", K_PATH, FIELD(data_dir), 0, 0, NULL, "directory of the database petrel.db"},
+     "HOST:PORT, [IPV6]:PORT or IPV6:PORT; repeat for more listeners; port 0 = any free port",
+     NULL},
+    {"data_dir", K_PATH, FIELD(data_dir), 0, 0, NULL, "directory of the database petrel.db", NULL},
     NUM(max_connections, K_UINT, 0, UINT32_MAX, NULL,
         "connected clients at most; 0 = no limit"),
     NUM(max_packet_size, K_SIZE, 16, 268435460, "the largest packet MQTT can encode",
@@ -59,6 +64,15 @@ static const struct setting settings[] = {
     NUM(max_queued_messages, K_UINT, 1, UINT32_MAX,
         "a session must be able to queue at least one message; unlike Mosquitto, 0 does not mean unlimited",
         "messages queued per offline or slow session"),
+    NUM(max_queued_bytes, K_SIZE, 0, UINT32_MAX, NULL,
+        "payload bytes queued per session (k, M, G suffixes allowed); 0 = no limit"),
+    {"queue_full_policy", K_CHOICE, FIELD(queue_full_policy), 0, 1, NULL,
+     "what a full queue does with a new message: drop-new or drop-oldest", policy_names},
+    {"durability", K_CHOICE, FIELD(durability), 0, 1, NULL,
+     "process (survives a crash of petreld) or power (fsync before acknowledging)",
+     durability_names},
+    NUM(session_expiry, K_DURATION, 0, UINT32_MAX, NULL,
+        "how long an offline persistent session is kept (s, m, h, d suffixes); 0 = forever"),
     NUM(max_keepalive, K_UINT, 1, 65535,
         "it caps the keep alive, in seconds, that clients ask for",
         "largest keep alive granted to clients, in seconds"),
@@ -69,7 +83,7 @@ static const struct setting settings[] = {
         "bytes of output buffered per connection (limits slow consumers)"),
     NUM(sys_interval, K_UINT, 0, 86400, NULL,
         "seconds between $SYS updates; 0 = off"),
-    {"log_level", K_LOG_LEVEL, 0, 0, 0, 0, NULL, "error, warning, notice, info or debug"},
+    {"log_level", K_LOG_LEVEL, 0, 0, 0, 0, NULL, "error, warning, notice, info or debug", NULL},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -103,6 +117,10 @@ void config_defaults(struct config *c)
     c->max_packet_size = 1024 * 1024;
     c->max_inflight = 20;
     c->max_queued_messages = 1000;
+    c->max_queued_bytes = 64 * 1024 * 1024;
+    c->queue_full_policy = QUEUE_DROP_NEW;
+    c->durability = DURABILITY_PROCESS;
+    c->session_expiry = 30 * 86400;
     c->max_keepalive = 65535;
     c->connect_timeout = 10;
     c->max_qos = 2;
@@ -136,7 +154,7 @@ enum { NUM_OK, NUM_SYNTAX, NUM_OVERFLOW };
 /* Plain decimal digits only: no sign, blanks, base prefix or fraction, so
  * that "-1" or "10x" cannot be read as something else.  With `size`, one
  * k, M or G (any case) may follow, in powers of 1024. */
-static int parse_number(const char *s, bool size, uint64_t *out)
+static int parse_number(const char *s, enum kind kind, uint64_t *out)
 {
     uint64_t v = 0;
     const char *p = s;
@@ -151,7 +169,22 @@ static int parse_number(const char *s, bool size, uint64_t *out)
         else
             v = v * 10 + d;
     }
-    if (size && *p != '\0') {
+    if (kind == K_DURATION && *p != '\0') {
+        uint64_t unit;
+        switch (*p) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        default: return NUM_SYNTAX;
+        }
+        p++;
+        if (v > UINT64_MAX / unit)
+            overflow = true;
+        else
+            v *= unit;
+    }
+    if (kind == K_SIZE && *p != '\0') {
         unsigned shift;
         switch (*p) {
         case 'k': case 'K': shift = 10; break;
@@ -197,12 +230,15 @@ static int set_number(struct config *c, const struct setting *s, const char *val
                       char *err, size_t errlen)
 {
     uint64_t v = 0;
-    int r = parse_number(value, s->kind == K_SIZE, &v);
+    int r = parse_number(value, s->kind, &v);
 
     if (r == NUM_SYNTAX) {
         if (s->kind == K_SIZE)
             errf(err, errlen, "%s: '%s' is not a size (a decimal number of bytes, "
                  "optionally followed by k, M or G)", s->name, value);
+        else if (s->kind == K_DURATION)
+            errf(err, errlen, "%s: '%s' is not a duration (a decimal number of seconds, "
+                 "optionally followed by s, m, h or d)", s->name, value);
         else
             errf(err, errlen, "%s: '%s' is not a decimal number", s->name, value);
         return -1;
@@ -385,7 +421,18 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         return set_path(c, s, value, err, errlen);
     case K_UINT:
     case K_SIZE:
+    case K_DURATION:
         return set_number(c, s, value, err, errlen);
+    case K_CHOICE:
+        for (size_t i = 0; s->choices[i]; i++) {
+            if (strcasecmp(value, s->choices[i]) == 0) {
+                store_uint((char *)c + s->offset, s->width, i);
+                return 0;
+            }
+        }
+        errf(err, errlen, "%s: '%s' is not one of %s%s%s", s->name, value, s->choices[0],
+             s->choices[1] ? " or " : "", s->choices[1] ? s->choices[1] : "");
+        return -1;
     case K_LOG_LEVEL:
         if (config_parse_log_level(value, &c->log_level) < 0) {
             errf(err, errlen, "log_level: '%s' is not one of error, warning, notice, info, debug",
@@ -543,7 +590,11 @@ void config_dump(const struct config *c, FILE *out)
             fprintf(out, "%s = %s\n", s->name, field);
             break;
         case K_UINT:
+        case K_DURATION:
             fprintf(out, "%s = %llu\n", s->name, (unsigned long long)load_uint(field, s->width));
+            break;
+        case K_CHOICE:
+            fprintf(out, "%s = %s\n", s->name, s->choices[load_uint(field, s->width)]);
             break;
         case K_SIZE:
             fprintf(out, "%s = ", s->name);

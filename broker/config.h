@@ -4,7 +4,8 @@
  *
  * The file format is one `key = value` per line; blank lines and lines whose
  * first non-blank character is '#' are ignored; `listen` may repeat.  Sizes
- * accept a k, M or G suffix (powers of 1024).  Every error is reported as
+ * accept a k, M or G suffix (powers of 1024), durations an s, m, h or d
+ * suffix (seconds when there is none).  Every error is reported as
  * "file:line: what is wrong" (or "--flag: what is wrong" for the command
  * line) so that petreld can refuse to start before anything listens.
  */
@@ -19,6 +20,16 @@
 #define CONFIG_ERR_LEN 512
 
 enum log_level { LOG_ERROR = 0, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
+
+enum durability {
+    DURABILITY_PROCESS = 0, /* WAL, synchronous=NORMAL: survives a crash of petreld */
+    DURABILITY_POWER = 1    /* fsync before acknowledging: survives power loss */
+};
+
+enum queue_policy {
+    QUEUE_DROP_NEW = 0,     /* a full queue refuses the new message */
+    QUEUE_DROP_OLDEST = 1   /* a full queue drops its oldest unsent message */
+};
 
 struct listener_conf {
     char host[64];  /* numeric IPv4 or IPv6 address, e.g. "127.0.0.1", "::" */
@@ -35,6 +46,11 @@ struct config {
     uint32_t max_packet_size;       /* default 1 MiB; at most 268435460 */
     uint16_t max_inflight;          /* outbound QoS 1/2 window per client, default 20 */
     uint32_t max_queued_messages;   /* per offline/slow session, default 1000 */
+    uint32_t max_queued_bytes;      /* payload bytes per session, default 64 MiB; 0 = no limit */
+    uint8_t queue_full_policy;      /* enum queue_policy, default drop-new */
+    uint8_t durability;             /* enum durability, default process */
+    uint32_t session_expiry;        /* seconds an offline persistent session is kept,
+                                       default 30 days; 0 = forever */
     uint16_t max_keepalive;         /* default 65535 (seconds) */
     uint32_t connect_timeout;       /* seconds to receive CONNECT, default 10 */
     uint8_t max_qos;                /* default 2 */

@@ -21,6 +21,7 @@
 #include "protocol.h"
 #include "router.h"
 #include "session.h"
+#include "store.h"
 
 /* Payloads at least this large are referenced, not copied, into the output
  * buffer; below it a copy is cheaper than a reference chain. */
@@ -116,6 +117,8 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     if (c->next)
         c->next->prev = c->prev;
     broker.n_conns--;
+    if (c->n_pending)
+        store_forget_conn(c);
 
     /* Detach first: the will must not be written to this dying socket. */
     struct session *s = c->session;
@@ -149,6 +152,12 @@ bool conn_can_write(const struct conn *c)
 
 int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 {
+    if (c->n_pending) {
+        /* Something for this client waits for a commit: what follows
+         * waits behind it, so the client sees packets in order. */
+        store_send_after_commit(c, p);
+        return 0;
+    }
     size_t need = mqtt_encode(c->level, p, NULL, 0);
     if (need == 0) {
         log_error("%s: cannot encode %s", conn_name(c), mqtt_type_name(p->type));
@@ -177,7 +186,7 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
                       bool dup, bool retain)
 {
     broker.stats.msgs_sent++;
-    if (qos == 0 && !retain && c->level == MQTT_LEVEL_311) {
+    if (qos == 0 && !retain && c->level == MQTT_LEVEL_311 && c->n_pending == 0) {
         /* The common fan-out case: every QoS 0 subscriber gets the same
          * bytes, encoded once per message. */
         size_t len;

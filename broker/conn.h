@@ -33,6 +33,7 @@ struct conn {
     uint8_t state;                 /* enum conn_state */
     uint8_t level;                 /* protocol level from CONNECT */
     uint16_t keepalive;
+    uint32_t n_pending;            /* packets waiting for a store commit */
     bool read_paused;              /* input paused: output over the bound */
     const char *close_reason;      /* static string, while CONN_CLOSING */
 };

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "router.h"
 #include "session.h"
+#include "store.h"
 #include "sys_topics.h"
 #include "topic_tree.h"
 
@@ -48,6 +49,8 @@ static void usage(FILE *out)
             "                          file's listeners (IPv6: [::1]:1883; port 0 = any)\n"
             "  -d, --data-dir DIR      data directory (default /var/lib/petrel)\n"
             "  -v, --verbose           log level info; twice for debug\n"
+            "      --inspect           print the sessions, queues and retained messages\n"
+            "                          stored in the data directory, then exit\n"
             "      --log-level LEVEL   error, warning, notice (default), info or debug\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n\n"
@@ -138,6 +141,14 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(broker.base);
 }
 
+static void on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    store_expire_sessions();
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -162,11 +173,13 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_LOG_LEVEL = 1000 };
+    enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT };
+    bool inspect = false;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
         {"data-dir", required_argument, NULL, 'd'}, {"verbose", no_argument, NULL, 'v'},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"inspect", no_argument, NULL, OPT_INSPECT},
         {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int opt;
@@ -183,6 +196,7 @@ int main(int argc, char **argv)
         case 'd': overrides.data_dir = optarg; break;
         case 'v': overrides.verbose++; break;
         case OPT_LOG_LEVEL: overrides.log_level = optarg; break;
+        case OPT_INSPECT: inspect = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("petreld %s\n", PETREL_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -199,8 +213,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "petreld: %s\n", err);
         return 2;
     }
+    if (inspect)
+        return store_inspect(broker.cfg.data_dir, broker.cfg.session_expiry, stdout);
     log_set_level(broker.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit must make a write fail (and the store degrade and
+     * recover), not kill the broker. */
+    signal(SIGXFSZ, SIG_IGN);
 
     int rc = 1;
     broker.lock_fd = -1;
@@ -208,7 +227,7 @@ int main(int argc, char **argv)
     broker.base = event_base_new();
     broker.topics = topic_tree_new();
     broker.sessions = hashmap_new();
-    struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
+    struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL, *ev_expiry = NULL;
     if (!broker.base || !broker.topics || !broker.sessions) {
         log_error("out of memory at start-up");
         goto out;
@@ -217,8 +236,22 @@ int main(int argc, char **argv)
                event_get_version(), event_base_get_method(broker.base));
     if (lock_data_dir(broker.cfg.data_dir) != 0)
         goto out;
+    if (store_open(broker.cfg.data_dir, err, sizeof err) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (store_load() != 0)
+        goto out;
     if (listeners_open() != 0)
         goto out;
+    if (broker.cfg.session_expiry) {
+        ev_expiry = event_new(broker.base, -1, EV_PERSIST, on_expiry, NULL);
+        struct timeval tv = {broker.cfg.session_expiry < 60 ? (time_t)broker.cfg.session_expiry : 60, 0};
+        if (!ev_expiry || event_add(ev_expiry, &tv) != 0) {
+            log_error("cannot set up the session expiry timer");
+            goto out;
+        }
+    }
     ev_term = evsignal_new(broker.base, SIGTERM, on_stop, NULL);
     ev_int = evsignal_new(broker.base, SIGINT, on_stop, NULL);
     ev_hup = evsignal_new(broker.base, SIGHUP, on_reload, NULL);
@@ -241,6 +274,9 @@ out:
     if (broker.base)
         conn_close_all();
     sys_topics_stop();
+    store_close(); /* commits what the closing connections wrote */
+    if (ev_expiry)
+        event_free(ev_expiry);
     if (broker.sessions)
         session_destroy_all();
     if (broker.topics) {

@@ -28,6 +28,7 @@ struct message *message_new(const char *topic, size_t topic_len, const uint8_t *
     m->payload = (uint8_t *)m->topic + topic_len + 1;
     if (payload_len)
         memcpy(m->payload, payload, payload_len);
+    m->db_id = 0;
     m->wire_qos0 = NULL;
     m->wire_qos0_len = 0;
     return m;

@@ -17,6 +17,7 @@ struct message {
     bool retain;            /* retain flag it was published with */
     uint16_t topic_len;
     uint32_t payload_len;
+    int64_t db_id;          /* row in the store's messages table, 0 if none */
     char *topic;            /* NUL-terminated, points into this allocation */
     uint8_t *payload;       /* points into this allocation */
     /* The QoS 0 PUBLISH (retain 0, level 3.1.1) encoded once on first use and

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mqtt_codec.h"
 #include "session.h"
+#include "store.h"
 
 int protocol_violation(struct conn *c, const char *why)
 {
@@ -27,7 +28,10 @@ static int handle_pubrel(struct conn *c, uint16_t id)
     session_qos2_release(c->session, id);
     struct mqtt_packet p = {.type = MQTT_PUBCOMP};
     p.u.ack.packet_id = id;
-    conn_send_packet(c, &p);
+    /* Only once the id is gone from the store: a PUBCOMP followed by a
+     * crash would otherwise leave the id marked, and the client's next
+     * message with that id would be taken for a duplicate and lost. */
+    store_send_after_commit(c, &p);
     return 0;
 }
 

@@ -14,12 +14,15 @@
 #include "protocol.h"
 #include "router.h"
 #include "session.h"
+#include "store.h"
 
+/* Acknowledgements promise durability: they leave after the commit of
+ * everything this turn wrote (store.h). */
 static void send_ack(struct conn *c, uint8_t type, uint16_t id)
 {
     struct mqtt_packet p = {.type = type};
     p.u.ack.packet_id = id;
-    conn_send_packet(c, &p);
+    store_send_after_commit(c, &p);
 }
 
 int handle_publish(struct conn *c, const struct mqtt_publish *pub)

@@ -13,6 +13,7 @@
 #include "protocol.h"
 #include "router.h"
 #include "session.h"
+#include "store.h"
 
 int handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 {
@@ -50,7 +51,7 @@ int handle_subscribe(struct conn *c, const struct mqtt_packet *p)
     ack.u.suback.packet_id = sub->packet_id;
     ack.u.suback.codes.data = codes;
     ack.u.suback.codes.len = i;
-    conn_send_packet(c, &ack);
+    store_send_after_commit(c, &ack);
 
     /* Retained messages go after the SUBACK, also for a subscription that
      * replaced an existing one (MQTT-3.8.4-3). */
@@ -74,6 +75,6 @@ int handle_unsubscribe(struct conn *c, const struct mqtt_packet *p)
     }
     struct mqtt_packet ack = {.type = MQTT_UNSUBACK};
     ack.u.ack.packet_id = p->u.subscribe.packet_id;
-    conn_send_packet(c, &ack);
+    store_send_after_commit(c, &ack);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "message.h"
 #include "session.h"
+#include "store.h"
 #include "topic_tree.h"
 
 /* Sessions reached by the message being routed; reused between messages. */
@@ -49,6 +50,7 @@ static void collect(void *subscriber, uint8_t options, void *arg)
 void router_publish(struct message *msg)
 {
     if (msg->retain) {
+        store_retained_set(msg->topic, msg->topic_len, msg->payload_len ? msg : NULL);
         void *old;
         if (msg->payload_len == 0)
             old = topic_tree_set_retained(broker.topics, msg->topic, msg->topic_len, NULL);

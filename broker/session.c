@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker.h"
 #include "conn.h"
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
+#include "store.h"
 #include "topic_tree.h"
 
 static struct log_ratelimit drop_log;
@@ -57,6 +59,8 @@ struct session *session_create(const char *client_id, size_t len, bool persisten
     s->persistent = persistent;
     if (hashmap_put(broker.sessions, client_id, len, s) != 0)
         goto fail;
+    if (persistent && store_session_add(s) != 0)
+        log_error("client %s: session not stored: it will not survive a restart", s->log_id);
     return s;
 fail:
     free(s->client_id);
@@ -97,6 +101,7 @@ static void session_free(struct session *s)
 
 void session_destroy(struct session *s)
 {
+    store_session_delete(s);
     hashmap_remove(broker.sessions, s->client_id, s->client_id_len);
     session_free(s);
 }
@@ -122,6 +127,7 @@ int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t
         if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
             sub->qos = qos;
             topic_tree_subscribe(broker.topics, filter, len, s, qos);
+            store_sub_put(s, filter, len, qos);
             return 0;
         }
     }
@@ -139,6 +145,7 @@ int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t
     sub->next = s->subs;
     s->subs = sub;
     s->n_subs++;
+    store_sub_put(s, filter, len, qos);
     return 1;
 }
 
@@ -148,6 +155,7 @@ int session_unsubscribe(struct session *s, const char *filter, size_t len)
         struct subscription *sub = *p;
         if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
             topic_tree_unsubscribe(broker.topics, filter, len, s);
+            store_sub_delete(s, filter, len);
             *p = sub->next;
             free(sub);
             s->n_subs--;
@@ -212,6 +220,42 @@ static uint16_t next_packet_id(struct session *s)
     return s->last_packet_id;
 }
 
+/* How many queued deliveries of a stored session are kept in memory: the
+ * rest wait in the store and are read a window at a time. */
+static uint32_t memory_window(void)
+{
+    return (uint32_t)broker.cfg.max_inflight + 100;
+}
+
+static bool queue_full(const struct session *s, uint32_t size)
+{
+    if (s->n_queued >= broker.cfg.max_queued_messages)
+        return true;
+    return broker.cfg.max_queued_bytes && s->queued_bytes + size > broker.cfg.max_queued_bytes;
+}
+
+/* Drops the oldest unsent delivery; false if there is none. */
+static bool drop_oldest(struct session *s)
+{
+    uint32_t size;
+    struct delivery *d = list_pop_head(&s->queued);
+    if (d) {
+        if (s->db_id)
+            store_delivery_delete(s, d->seq);
+        size = d->size;
+        message_unref(d->msg);
+        free(d);
+    } else if (s->backlog == 0 || store_delivery_drop_oldest(s, s->loaded_seq, &size) != 1) {
+        return false;
+    } else {
+        s->backlog--;
+    }
+    s->n_queued--;
+    s->queued_bytes -= size;
+    count_drop(s, "queue full, oldest message dropped (queue_full_policy drop-oldest)");
+    return true;
+}
+
 void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain)
 {
     if (qos == 0) {
@@ -224,8 +268,12 @@ void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool r
         conn_send_publish(s->conn, msg, 0, 0, false, retain);
         return;
     }
-    if (s->queued.count >= broker.cfg.max_queued_messages) {
-        count_drop(s, "queue full (max_queued_messages)");
+    uint32_t size = msg->payload_len;
+    if (queue_full(s, size) && broker.cfg.queue_full_policy == QUEUE_DROP_OLDEST)
+        while (queue_full(s, size) && drop_oldest(s))
+            ;
+    if (queue_full(s, size)) {
+        count_drop(s, "queue full (max_queued_messages / max_queued_bytes)");
         return;
     }
     struct delivery *d = calloc(1, sizeof *d);
@@ -236,10 +284,38 @@ void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool r
     d->msg = message_ref(msg);
     d->qos = qos;
     d->retain = retain;
+    d->size = size;
     d->state = DELIVERY_QUEUED;
+    d->seq = ++s->last_seq;
+    if (s->db_id && (store_message_add(msg) != 0 || store_delivery_add(s, d, msg) != 0)) {
+        /* The turn's transaction is doomed: the publisher gets no
+         * acknowledgement and will resend. */
+        message_unref(d->msg);
+        free(d);
+        return;
+    }
+    s->n_queued++;
+    s->queued_bytes += size;
+    if (s->db_id && (s->backlog > 0 || s->queued.count >= memory_window())) {
+        /* Later than what is in memory: it waits in the store, in order. */
+        s->backlog++;
+        message_unref(d->msg);
+        free(d);
+        return;
+    }
     list_append(&s->queued, d);
+    s->loaded_seq = d->seq;
     if (s->conn)
         session_pump(s);
+}
+
+void session_loaded_delivery(struct session *s, struct delivery *d)
+{
+    if (s->backlog)
+        s->backlog--;
+    s->loaded_seq = d->seq;
+    /* Rows in a QoS 2 handshake were in flight when petreld stopped. */
+    list_append(d->state == DELIVERY_QUEUED ? &s->queued : &s->inflight, d);
 }
 
 static void send_delivery(struct session *s, struct delivery *d, bool dup)
@@ -253,15 +329,54 @@ static void send_delivery(struct session *s, struct delivery *d, bool dup)
     }
 }
 
+/* Reads the next window of a stored queue; deliveries that were in a QoS 2
+ * handshake when petreld stopped are resent at once. */
+static void refill(struct session *s)
+{
+    struct delivery *last = s->inflight.tail;
+    int n = store_load_deliveries(s, s->loaded_seq, memory_window());
+    if (n == 0) {
+        log_error("client %s: %u queued messages expected in the store, none found", s->log_id,
+                  s->backlog);
+        s->backlog = 0;
+    }
+    if (n <= 0)
+        return;
+    for (struct delivery *d = last ? last->next : s->inflight.head; d; d = d->next)
+        send_delivery(s, d, true);
+}
+
 void session_pump(struct session *s)
 {
-    while (s->conn && s->queued.head && s->inflight.count < broker.cfg.max_inflight &&
-           conn_can_write(s->conn)) {
+    while (s->conn && s->inflight.count < broker.cfg.max_inflight && conn_can_write(s->conn)) {
+        if (!s->queued.head && s->backlog > 0)
+            refill(s);
         struct delivery *d = list_pop_head(&s->queued);
+        if (!d)
+            break;
+        s->n_queued--;
+        s->queued_bytes -= d->size;
         d->packet_id = next_packet_id(s);
         d->state = d->qos == 1 ? DELIVERY_WAIT_PUBACK : DELIVERY_WAIT_PUBREC;
         list_append(&s->inflight, d);
-        send_delivery(s, d, false);
+        if (d->qos == 2 && s->db_id) {
+            /* Exactly once across a crash needs the packet id on disk
+             * before the client sees it: resent after a restart with
+             * another id, the message would be a new one to the client. */
+            store_delivery_state(s, d);
+            struct mqtt_packet p = {.type = MQTT_PUBLISH};
+            p.u.publish.qos = 2;
+            p.u.publish.retain = d->retain;
+            p.u.publish.topic.data = (const uint8_t *)d->msg->topic;
+            p.u.publish.topic.len = d->msg->topic_len;
+            p.u.publish.packet_id = d->packet_id;
+            p.u.publish.payload.data = d->msg->payload;
+            p.u.publish.payload.len = d->msg->payload_len;
+            broker.stats.msgs_sent++;
+            store_send_after_commit(s->conn, &p);
+        } else {
+            send_delivery(s, d, false);
+        }
     }
 }
 
@@ -293,6 +408,8 @@ static bool complete(struct session *s, uint16_t id, uint8_t state)
     struct delivery *d = find_inflight(s, id, state, true);
     if (!d)
         return false;
+    if (s->db_id)
+        store_delivery_delete(s, d->seq);
     message_unref(d->msg);
     free(d);
     session_pump(s);
@@ -312,10 +429,18 @@ bool session_pubrec(struct session *s, uint16_t id)
         if (!d)
             return false;
     }
-    d->state = DELIVERY_WAIT_PUBCOMP;
-    message_unref(d->msg); /* the client has it now: keep only the id */
-    d->msg = NULL;
-    send_delivery(s, d, false);
+    if (d->state != DELIVERY_WAIT_PUBCOMP) {
+        d->state = DELIVERY_WAIT_PUBCOMP;
+        message_unref(d->msg); /* the client has it now: keep only the id */
+        d->msg = NULL;
+        if (s->db_id)
+            store_delivery_state(s, d);
+    }
+    /* After the state is stored: a PUBREL that overtook it and a crash
+     * would make the restarted broker resend the PUBLISH. */
+    struct mqtt_packet p = {.type = MQTT_PUBREL};
+    p.u.ack.packet_id = d->packet_id;
+    store_send_after_commit(s->conn, &p);
     return true;
 }
 
@@ -336,6 +461,7 @@ int session_qos2_mark(struct session *s, uint16_t id)
     if (!session_qos2_pending(s, id)) {
         s->qos2_ids[id >> 3] |= (uint8_t)(1u << (id & 7));
         s->n_qos2_ids++;
+        store_qos2_add(s, id);
     }
     return 0;
 }
@@ -346,6 +472,7 @@ void session_qos2_release(struct session *s, uint16_t id)
         return;
     s->qos2_ids[id >> 3] &= (uint8_t)~(1u << (id & 7));
     s->n_qos2_ids--;
+    store_qos2_delete(s, id);
 }
 
 /* ---- connection binding ---- */
@@ -353,6 +480,10 @@ void session_qos2_release(struct session *s, uint16_t id)
 void session_attach(struct session *s, struct conn *c)
 {
     s->conn = c;
+    if (s->offline_since) {
+        s->offline_since = 0;
+        store_session_offline(s, 0);
+    }
     for (struct delivery *d = s->inflight.head; d; d = d->next)
         send_delivery(s, d, true);
     session_pump(s);
@@ -367,6 +498,18 @@ void session_detach(struct session *s)
         free(s->qos2_ids);
         s->qos2_ids = NULL;
     }
-    if (!s->persistent)
+    if (!s->persistent) {
         session_destroy(s);
+        return;
+    }
+    s->offline_since = (int64_t)time(NULL);
+    store_session_offline(s, s->offline_since);
+    if (s->db_id && s->queued.head) {
+        /* An offline session costs no message memory: its queue is in
+         * the store and is read again when it returns.  In-flight ones
+         * stay, to be resent with their packet ids. */
+        s->loaded_seq = s->queued.head->seq - 1;
+        s->backlog += s->queued.count;
+        free_deliveries(&s->queued);
+    }
 }

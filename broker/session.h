@@ -31,6 +31,8 @@ enum delivery_state {
 struct delivery {
     struct delivery *next;
     struct message *msg;    /* NULL once PUBREC arrived */
+    int64_t seq;            /* order in the session; key of its store row */
+    uint32_t size;          /* payload bytes, for max_queued_bytes */
     uint16_t packet_id;     /* assigned when first sent */
     uint8_t qos;            /* 1 or 2 */
     uint8_t state;          /* enum delivery_state */
@@ -54,11 +56,20 @@ struct session {
     size_t client_id_len;
     char *log_id;           /* printable form for logs: controls escaped */
     bool persistent;        /* clean session = 0: outlives the connection */
+    int64_t db_id;          /* row in the store's sessions table (persistent) */
+    int64_t offline_since;  /* unix seconds; 0 while connected */
     struct conn *conn;      /* NULL while offline */
     struct subscription *subs;
     size_t n_subs;
     struct delivery_list inflight; /* in send order */
-    struct delivery_list queued;   /* in arrival order */
+    struct delivery_list queued;   /* in arrival order; for a persistent
+                                      session only a window of what the
+                                      store holds */
+    uint32_t backlog;       /* deliveries in the store not loaded in memory */
+    int64_t loaded_seq;     /* highest seq loaded or created in memory */
+    int64_t last_seq;       /* highest seq ever given in this session */
+    uint32_t n_queued;      /* unsent deliveries, in memory and in store */
+    uint64_t queued_bytes;  /* their payload bytes */
     uint16_t last_packet_id;
     uint8_t *qos2_ids;      /* bitmap of inbound QoS 2 ids awaiting PUBREL,
                                allocated on the first QoS 2 publish */
@@ -110,6 +121,9 @@ void session_attach(struct session *s, struct conn *c);
 /* The connection is gone: a persistent session stays with its state, a
  * clean one is destroyed. */
 void session_detach(struct session *s);
+
+/* Called by the store for each delivery read back from disk, in order. */
+void session_loaded_delivery(struct session *s, struct delivery *d);
 
 /* Sends queued messages while the inflight window and the connection's
  * output buffer allow.  Called when either opens up. */

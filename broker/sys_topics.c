@@ -49,6 +49,7 @@ static void publish_all(void)
     publish_u64("$SYS/broker/publish/dropped", broker.stats.publish_dropped);
     publish_u64("$SYS/broker/connections/refused", broker.stats.connections_refused);
     publish_u64("$SYS/broker/protocol errors", broker.stats.protocol_errors);
+    publish_u64("$SYS/broker/store/errors", broker.stats.store_errors);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)

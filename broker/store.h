@@ -1,0 +1,95 @@
+/*
+ * store.h - the durable store: one SQLite database, petrel.db, in the data
+ * directory.  It holds what the broker promised: persistent sessions, their
+ * subscriptions, the messages they have not acknowledged yet, inbound QoS 2
+ * packet ids awaiting PUBREL, and retained messages.
+ *
+ * Group commit: the write functions below only add to a transaction that
+ * is opened by the first write of a turn of the event loop and committed at
+ * the end of that turn.  Packets that promise durability (PUBACK, PUBREC,
+ * PUBCOMP, SUBACK, UNSUBACK) are handed to store_send_after_commit and leave
+ * only once the transaction that holds their data is committed (and, with
+ * durability = power, fsynced by the storage thread).  The loop never waits
+ * for the disk.
+ *
+ * A failed commit rolls back, and every connection with a packet waiting on
+ * it is closed, so that its client resends what was not acknowledged.  The
+ * next turn tries again: the store recovers by itself.
+ *
+ * Only persistent sessions are stored: a clean session's state dies with
+ * its connection anyway.  $SYS retained messages are not stored either.
+ */
+#ifndef PETREL_STORE_H
+#define PETREL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct conn;
+struct message;
+struct mqtt_packet;
+struct session;
+struct delivery;
+
+#define STORE_FILE "petrel.db"
+/* The schema this build writes (PRAGMA user_version). */
+#define STORE_SCHEMA_VERSION 1
+
+/* Opens (creating when absent) data_dir/petrel.db and upgrades its schema.
+ * Returns 0, or -1 with a message in err: unreadable file, not a Petrel
+ * database, schema newer than this build. */
+int store_open(const char *data_dir, char *err, size_t errlen);
+
+/* Loads sessions with their subscriptions, inbound QoS 2 ids and queue
+ * counters, and retained messages, into broker memory; expires abandoned
+ * sessions.  Queued messages stay on disk until their session connects.
+ * Returns 0 or -1 (logged). */
+int store_load(void);
+
+/* Commits what is pending, stops the storage thread and closes. */
+void store_close(void);
+
+/* Sends p to c now if nothing is waiting to be committed, else after the
+ * commit (and sync) of everything written so far.  Order per connection is
+ * kept. */
+void store_send_after_commit(struct conn *c, const struct mqtt_packet *p);
+/* Forgets the packets waiting for c (it is being closed). */
+void store_forget_conn(struct conn *c);
+
+/* Writes.  All return 0, or -1 when the statement failed; a failure also
+ * dooms the current transaction (see above). */
+int store_session_add(struct session *s);            /* sets s->db_id */
+int store_session_delete(struct session *s);
+int store_session_offline(struct session *s, int64_t since); /* 0 = online */
+int store_sub_put(struct session *s, const char *filter, size_t len, uint8_t options);
+int store_sub_delete(struct session *s, const char *filter, size_t len);
+int store_message_add(struct message *m);            /* sets m->db_id if 0 */
+int store_delivery_add(struct session *s, struct delivery *d, struct message *m);
+int store_delivery_state(struct session *s, const struct delivery *d);
+int store_delivery_delete(struct session *s, int64_t seq);
+/* Deletes the oldest queued (never sent) delivery; returns its payload
+ * size via *bytes, 1 if one was deleted, 0 if none, -1 on error. */
+int store_delivery_drop_oldest(struct session *s, int64_t after_seq, uint32_t *bytes);
+int store_qos2_add(struct session *s, uint16_t packet_id);
+int store_qos2_delete(struct session *s, uint16_t packet_id);
+int store_retained_set(const char *topic, size_t len, struct message *m); /* NULL clears */
+
+/* Reads up to `max` deliveries of s with seq > after_seq, in order, and
+ * appends them to its lists (in-flight QoS 2 states to s->inflight, the
+ * rest to s->queued).  Returns how many were read, or -1. */
+int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max);
+
+/* Removes persistent sessions offline for longer than session_expiry. */
+void store_expire_sessions(void);
+
+/* True while writes fail (reported in $SYS and the log). */
+bool store_degraded(void);
+
+/* petreld --inspect: prints the database's sessions, subscriptions, queue
+ * depths and retained topics (session_expiry: for the expiry shown).  Opens
+ * read-only; returns an exit code. */
+int store_inspect(const char *data_dir, uint32_t session_expiry, FILE *out);
+
+#endif

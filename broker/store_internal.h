@@ -1,0 +1,66 @@
+/*
+ * store_internal.h - what the store's source files share: the connection,
+ * the prepared statements and the transaction state.  Not for the rest of
+ * the broker, which uses store.h.
+ */
+#ifndef PETREL_STORE_INTERNAL_H
+#define PETREL_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum store_stmt {
+    ST_SESSION_ADD,
+    ST_SESSION_DELETE,
+    ST_SESSION_OFFLINE,
+    ST_SUB_PUT,
+    ST_SUB_DELETE,
+    ST_MESSAGE_ADD,
+    ST_DELIVERY_ADD,
+    ST_DELIVERY_STATE,
+    ST_DELIVERY_DELETE,
+    ST_DELIVERY_OLDEST,
+    ST_DELIVERY_LOAD,
+    ST_QOS2_ADD,
+    ST_QOS2_DELETE,
+    ST_RETAINED_DELETE,
+    ST_RETAINED_ADD,
+    ST_COUNT
+};
+
+struct store_state {
+    sqlite3 *db;
+    char path[4200];
+    sqlite3_stmt *stmt[ST_COUNT];
+    bool loading;       /* store_load is replaying: writes are no-ops */
+    bool in_txn;        /* a transaction is open for this turn */
+    bool txn_failed;    /* a write in it failed: it will be rolled back */
+    bool degraded;      /* the last commit failed */
+    uint64_t cur_batch; /* id of the open (or next) transaction */
+    uint64_t committed; /* highest batch committed */
+    uint64_t synced;    /* highest batch durable under the durability mode */
+};
+
+extern struct store_state store_st;
+
+/* Opens the connection and brings the schema to STORE_SCHEMA_VERSION;
+ * store_schema.c.  Returns 0 or -1 with err. */
+int store_schema_open(sqlite3 **db, const char *path, bool readonly, char *err, size_t errlen);
+
+/* The storage thread (store_sync.c): checkpoints the WAL off the loop and,
+ * with durability = power, fsyncs it before acknowledgements go out. */
+int store_sync_start(const char *db_path, bool fsync_commits);
+/* Asks for batch `batch` (just committed) to be made durable; the loop is
+ * told through store_synced() when it is. */
+void store_sync_request(uint64_t batch);
+void store_sync_stop(void);
+/* Called on the loop when batches up to `batch` are durable. */
+void store_synced(uint64_t batch);
+
+/* Starts the transaction of this turn if needed; returns 0 or -1. */
+int store_begin(void);
+/* Records a failed statement: logs it and dooms the transaction. */
+int store_fail(const char *what);
+
+#endif

@@ -1,0 +1,279 @@
+/*
+ * store_load.c - reading the store back: the start-up replay of sessions,
+ * subscriptions, inbound QoS 2 ids, queue counters and retained messages,
+ * the paging of a session's queue into memory, and session expiry.
+ *
+ * Queued messages are not loaded at start-up: a session's queue is read a
+ * window at a time when it connects (store_load_deliveries), so start-up
+ * time and memory do not grow with the number of queued messages.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker.h"
+#include "hashmap.h"
+#include "log.h"
+#include "message.h"
+#include "session.h"
+#include "store.h"
+#include "store_internal.h"
+#include "topic_tree.h"
+
+/* Runs `sql` and calls row() for each row; returns 0 or -1 (logged). */
+static int each_row(const char *sql, int (*row)(sqlite3_stmt *st, void *arg), void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(store_st.db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error("store: %s: %s", sql, sqlite3_errmsg(store_st.db));
+        return -1;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (row(st, arg) != 0)
+            break;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_error("store: loading: %s", sqlite3_errmsg(store_st.db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Runs a write with up to two integer parameters; returns the number of
+ * rows changed, or -1 (logged). */
+static int exec_int(const char *sql, int64_t a, int64_t b)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(store_st.db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        int n = sqlite3_bind_parameter_count(st);
+        if (n >= 1)
+            sqlite3_bind_int64(st, 1, a);
+        if (n >= 2)
+            sqlite3_bind_int64(st, 2, b);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        log_error("store: %s: %s", sql, sqlite3_errmsg(store_st.db));
+        return -1;
+    }
+    return sqlite3_changes(store_st.db);
+}
+
+/* store row id -> session, for the duration of the replay */
+static struct hashmap *by_id;
+
+static struct session *session_of(sqlite3_stmt *st, int col)
+{
+    int64_t id = sqlite3_column_int64(st, col);
+    return hashmap_get(by_id, &id, sizeof id);
+}
+
+static int load_session(sqlite3_stmt *st, void *arg)
+{
+    (void)arg;
+    int64_t id = sqlite3_column_int64(st, 0);
+    const char *client_id = sqlite3_column_blob(st, 1);
+    int len = sqlite3_column_bytes(st, 1);
+    struct session *s = session_create(client_id ? client_id : "", (size_t)len, true);
+    if (!s || hashmap_put(by_id, &id, sizeof id, s) != 0) {
+        log_error("store: out of memory loading sessions");
+        return -1;
+    }
+    s->db_id = id;
+    s->offline_since = sqlite3_column_int64(st, 2);
+    return 0;
+}
+
+static int load_subscription(sqlite3_stmt *st, void *arg)
+{
+    (void)arg;
+    struct session *s = session_of(st, 0);
+    const char *filter = sqlite3_column_blob(st, 1);
+    int len = sqlite3_column_bytes(st, 1);
+    if (s && filter && session_subscribe(s, filter, (size_t)len, (uint8_t)sqlite3_column_int(st, 2)) < 0)
+        return -1;
+    return 0;
+}
+
+static int load_qos2(sqlite3_stmt *st, void *arg)
+{
+    (void)arg;
+    struct session *s = session_of(st, 0);
+    if (s && session_qos2_mark(s, (uint16_t)sqlite3_column_int(st, 1)) < 0)
+        return -1;
+    return 0;
+}
+
+static int load_counters(sqlite3_stmt *st, void *arg)
+{
+    uint64_t *total = arg;
+    struct session *s = session_of(st, 0);
+    if (!s)
+        return 0;
+    s->backlog = (uint32_t)sqlite3_column_int64(st, 1);
+    s->n_queued = (uint32_t)sqlite3_column_int64(st, 2);
+    s->queued_bytes = (uint64_t)sqlite3_column_int64(st, 3);
+    s->last_seq = sqlite3_column_int64(st, 4);
+    *total += s->backlog;
+    return 0;
+}
+
+static struct message *message_from_row(sqlite3_stmt *st, int col)
+{
+    const void *payload = sqlite3_column_blob(st, col + 2);
+    struct message *m = message_new(sqlite3_column_blob(st, col + 1),
+                                    (size_t)sqlite3_column_bytes(st, col + 1), payload,
+                                    (size_t)sqlite3_column_bytes(st, col + 2),
+                                    (uint8_t)sqlite3_column_int(st, col + 3),
+                                    sqlite3_column_int(st, col + 4) != 0);
+    if (m)
+        m->db_id = sqlite3_column_int64(st, col);
+    return m;
+}
+
+static int load_retained(sqlite3_stmt *st, void *arg)
+{
+    (void)arg;
+    struct message *m = message_from_row(st, 0);
+    if (!m)
+        return -1;
+    void *old = topic_tree_set_retained(broker.topics, m->topic, m->topic_len, m);
+    if (old == m) {
+        message_unref(m);
+        return -1;
+    }
+    message_unref(old);
+    return 0;
+}
+
+int store_load(void)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t now = (int64_t)time(NULL);
+    int rc = -1;
+    by_id = hashmap_new();
+    if (!by_id)
+        return -1;
+    store_st.loading = true;
+
+    /* Sessions that were connected when petreld stopped went offline then. */
+    if (exec_int("UPDATE sessions SET offline_since = ?1 WHERE offline_since = 0", now, 0) < 0)
+        goto out;
+    store_expire_sessions();
+
+    uint64_t queued = 0;
+    if (each_row("SELECT id, client_id, offline_since FROM sessions", load_session, NULL) != 0 ||
+        each_row("SELECT session_id, filter, options FROM subscriptions", load_subscription, NULL) != 0 ||
+        each_row("SELECT session_id, packet_id FROM inbound_qos2", load_qos2, NULL) != 0 ||
+        each_row("SELECT session_id, count(*), sum(state = 0), total(CASE WHEN state = 0 "
+                 "THEN size END), max(seq) FROM deliveries GROUP BY session_id",
+                 load_counters, &queued) != 0 ||
+        each_row("SELECT m.id, r.topic, m.payload, m.qos, m.retain FROM retained r "
+                 "JOIN messages m ON m.id = r.message_id", load_retained, NULL) != 0)
+        goto out;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_notice("store: %s loaded in %.3f s: %zu sessions, %zu subscriptions, %llu queued "
+               "messages (left on disk), %zu retained",
+               store_st.path, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+               hashmap_count(by_id), topic_tree_subscription_count(broker.topics),
+               (unsigned long long)queued, topic_tree_retained_count(broker.topics));
+    rc = 0;
+out:
+    store_st.loading = false;
+    hashmap_free(by_id);
+    by_id = NULL;
+    return rc;
+}
+
+int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max)
+{
+    if (!store_st.db || !s->db_id)
+        return 0;
+    sqlite3_stmt *st = store_st.stmt[ST_DELIVERY_LOAD];
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, s->db_id);
+    sqlite3_bind_int64(st, 2, after_seq);
+    sqlite3_bind_int64(st, 3, max);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct delivery *d = calloc(1, sizeof *d);
+        int state = sqlite3_column_int(st, 3);
+        if (!d)
+            break;
+        d->seq = sqlite3_column_int64(st, 0);
+        d->qos = (uint8_t)sqlite3_column_int(st, 1);
+        d->retain = sqlite3_column_int(st, 2) != 0;
+        d->state = (uint8_t)state;
+        d->packet_id = (uint16_t)sqlite3_column_int(st, 4);
+        d->size = (uint32_t)sqlite3_column_int64(st, 5);
+        if (state != DELIVERY_WAIT_PUBCOMP) {
+            d->msg = message_from_row(st, 6);
+            if (!d->msg) {
+                free(d);
+                break;
+            }
+        }
+        session_loaded_delivery(s, d);
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_error("store: loading the queue of client %s: %s", s->log_id,
+                  sqlite3_errmsg(store_st.db));
+        n = n ? n : -1;
+    }
+    sqlite3_reset(st);
+    return n;
+}
+
+struct expiry_ctx {
+    int64_t cutoff;
+    struct session **list;
+    size_t n, cap;
+};
+
+static void collect_expired(void *value, void *arg)
+{
+    struct session *s = value;
+    struct expiry_ctx *ctx = arg;
+    if (s->conn || !s->persistent || s->offline_since == 0 || s->offline_since > ctx->cutoff)
+        return;
+    if (ctx->n == ctx->cap) {
+        size_t cap = ctx->cap ? ctx->cap * 2 : 16;
+        struct session **p = realloc(ctx->list, cap * sizeof *p);
+        if (!p)
+            return;
+        ctx->list = p;
+        ctx->cap = cap;
+    }
+    ctx->list[ctx->n++] = s;
+}
+
+void store_expire_sessions(void)
+{
+    if (broker.cfg.session_expiry == 0)
+        return;
+    int64_t cutoff = (int64_t)time(NULL) - broker.cfg.session_expiry;
+    if (store_st.loading && store_st.db) {
+        /* Before the replay: expired sessions are not even loaded. */
+        int n = exec_int("DELETE FROM sessions WHERE offline_since > 0 AND offline_since < ?1",
+                         cutoff, 0);
+        if (n > 0)
+            log_notice("store: %d sessions expired while petreld was stopped (session_expiry %u s)",
+                       n, broker.cfg.session_expiry);
+        return;
+    }
+    /* The session table cannot change while being walked: collect first. */
+    struct expiry_ctx ctx = {cutoff, NULL, 0, 0};
+    hashmap_foreach(broker.sessions, collect_expired, &ctx);
+    for (size_t i = 0; i < ctx.n; i++) {
+        log_notice("client %s: session expired (offline for more than %u s)", ctx.list[i]->log_id,
+                   broker.cfg.session_expiry);
+        session_destroy(ctx.list[i]);
+    }
+    free(ctx.list);
+}

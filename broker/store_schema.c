@@ -1,0 +1,195 @@
+/*
+ * store_schema.c - opening petrel.db safely and upgrading its schema.
+ *
+ * A database is recognised by PRAGMA application_id; its schema version is
+ * PRAGMA user_version.  Migrations are numbered and each runs in its own
+ * transaction, so an interrupted upgrade leaves the previous version intact.
+ * Anything unexpected (a foreign file, another application's database, a
+ * schema from a newer petreld) is an error: the file is never re-created or
+ * modified behind the operator's back.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store.h"
+#include "store_internal.h"
+
+#define PETREL_APPLICATION_ID 0x5045544C /* "PETL" */
+
+/* Migration N brings the schema from version N-1 to N. */
+static const char *const migrations[] = {
+    /* 1: the first schema.  Messages are stored once and reference-counted
+     * by triggers, so that a message delivered to many sessions and
+     * retained costs one row, and disappears with its last reference. */
+    "CREATE TABLE sessions("
+    "  id INTEGER PRIMARY KEY,"
+    "  client_id BLOB NOT NULL UNIQUE,"
+    "  level INTEGER NOT NULL,"
+    "  offline_since INTEGER NOT NULL DEFAULT 0," /* unix seconds; 0 = online */
+    "  expiry INTEGER);"                          /* seconds; NULL = broker default */
+    "CREATE TABLE subscriptions("
+    "  session_id INTEGER NOT NULL,"
+    "  filter BLOB NOT NULL,"
+    "  options INTEGER NOT NULL,"
+    "  PRIMARY KEY(session_id, filter)) WITHOUT ROWID;"
+    "CREATE TABLE messages("
+    "  id INTEGER PRIMARY KEY,"
+    "  topic BLOB NOT NULL,"
+    "  payload BLOB NOT NULL,"
+    "  qos INTEGER NOT NULL,"
+    "  retain INTEGER NOT NULL,"
+    "  properties BLOB,"                          /* MQTT 5.0, raw */
+    "  expires_at INTEGER,"                       /* MQTT 5.0 message expiry */
+    "  refs INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE deliveries("
+    "  session_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"                     /* order within the session */
+    "  message_id INTEGER NOT NULL,"
+    "  qos INTEGER NOT NULL,"
+    "  retain INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0,"         /* enum delivery_state */
+    "  packet_id INTEGER NOT NULL DEFAULT 0,"
+    "  size INTEGER NOT NULL,"                    /* payload bytes, for the bounds */
+    "  PRIMARY KEY(session_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE inbound_qos2("
+    "  session_id INTEGER NOT NULL,"
+    "  packet_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(session_id, packet_id)) WITHOUT ROWID;"
+    "CREATE TABLE retained("
+    "  topic BLOB PRIMARY KEY,"
+    "  message_id INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TRIGGER delivery_ref AFTER INSERT ON deliveries BEGIN"
+    "  UPDATE messages SET refs = refs + 1 WHERE id = NEW.message_id; END;"
+    "CREATE TRIGGER delivery_unref AFTER DELETE ON deliveries BEGIN"
+    "  UPDATE messages SET refs = refs - 1 WHERE id = OLD.message_id;"
+    "  DELETE FROM messages WHERE id = OLD.message_id AND refs <= 0; END;"
+    "CREATE TRIGGER retained_ref AFTER INSERT ON retained BEGIN"
+    "  UPDATE messages SET refs = refs + 1 WHERE id = NEW.message_id; END;"
+    "CREATE TRIGGER retained_unref AFTER DELETE ON retained BEGIN"
+    "  UPDATE messages SET refs = refs - 1 WHERE id = OLD.message_id;"
+    "  DELETE FROM messages WHERE id = OLD.message_id AND refs <= 0; END;"
+    "CREATE TRIGGER session_gone AFTER DELETE ON sessions BEGIN"
+    "  DELETE FROM subscriptions WHERE session_id = OLD.id;"
+    "  DELETE FROM deliveries WHERE session_id = OLD.id;"
+    "  DELETE FROM inbound_qos2 WHERE session_id = OLD.id; END;",
+};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int migrate(sqlite3 *db, int64_t from, const char *path, char *err, size_t errlen)
+{
+    for (int64_t v = from + 1; v <= STORE_SCHEMA_VERSION; v++) {
+        char sql[128];
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(db, migrations[v - 1], NULL, NULL, &msg);
+        if (rc == SQLITE_OK) {
+            snprintf(sql, sizeof sql, "PRAGMA user_version = %lld; PRAGMA application_id = %d;",
+                     (long long)v, PETREL_APPLICATION_ID);
+            rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+        }
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+            snprintf(err, errlen, "%s: upgrading the schema to version %lld failed: %s", path,
+                     (long long)v, msg ? msg : sqlite3_errmsg(db));
+            sqlite3_free(msg);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int store_schema_open(sqlite3 **out, const char *path, bool readonly, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, 5000);
+
+    /* The first read of the header tells a foreign file from a database. */
+    int64_t app_id = 0, version = 0, objects = 0;
+    rc = pragma_int(db, "PRAGMA application_id", &app_id);
+    if (rc == SQLITE_OK)
+        rc = pragma_int(db, "PRAGMA user_version", &version);
+    if (rc == SQLITE_OK)
+        rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", &objects);
+    if (rc != SQLITE_OK) {
+        if ((rc & 0xff) == SQLITE_NOTADB)
+            snprintf(err, errlen, "%s: not a database (not an SQLite file, or damaged): "
+                     "refusing to touch it", path);
+        else
+            snprintf(err, errlen, "%s: cannot read: %s", path, sqlite3_errmsg(db));
+        goto fail;
+    }
+    if (app_id != PETREL_APPLICATION_ID && !(app_id == 0 && version == 0 && objects == 0)) {
+        snprintf(err, errlen, "%s: not a Petrel database (application_id 0x%llx, %lld objects): "
+                 "refusing to touch it", path, (unsigned long long)app_id, (long long)objects);
+        goto fail;
+    }
+    if (version > STORE_SCHEMA_VERSION) {
+        snprintf(err, errlen, "%s: schema version %lld is newer than this petreld understands "
+                 "(%d): upgrade petreld or restore a backup", path, (long long)version,
+                 STORE_SCHEMA_VERSION);
+        goto fail;
+    }
+    if (readonly) {
+        if (version < STORE_SCHEMA_VERSION) {
+            snprintf(err, errlen, "%s: schema version %lld is older than %d: start petreld once "
+                     "to upgrade it", path, (long long)version, STORE_SCHEMA_VERSION);
+            goto fail;
+        }
+        *out = db;
+        return 0;
+    }
+
+    /* WAL lets the storage thread checkpoint while the loop writes; the
+     * loop itself never checkpoints (that would fsync on the loop). */
+    char *msg = NULL;
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
+        rc = SQLITE_ERROR;
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;"
+                              "PRAGMA journal_size_limit = 67108864; PRAGMA foreign_keys = OFF;",
+                          NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot enable WAL mode: %s", path, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if (version < STORE_SCHEMA_VERSION && migrate(db, version, path, err, errlen) != 0)
+        goto fail;
+    *out = db;
+    return 0;
+fail:
+    sqlite3_close(db);
+    return -1;
+}
