@@ -116,13 +116,29 @@ class Broker:
     args: extra petreld command-line arguments.
     config_text: write this configuration file verbatim instead (petreld).
     use_config: False to start petreld without -c (args only).
+    wrapper: a command prefix that execs the broker (e.g. ['prlimit', ...]).
+    log_pipe: stderr goes through a pipe that a thread copies to the log
+      file, so that the broker's own file-size limit cannot cut its log.
+    persistence: mosquitto only: persistence true in the data directory
+      (petreld always keeps its store there).
+
+    The same Broker can be started again on its data directory after
+    stop(keep=True) or kill(): see restart() and crash_restart().
     """
 
-    def __init__(self, settings=None, args=None, config_text=None, use_config=True):
+    def __init__(self, settings=None, args=None, config_text=None, use_config=True,
+                 wrapper=None, log_pipe=False, persistence=False):
         self.settings = dict(settings or {})
         self.args = list(args or [])
         self.config_text = config_text
         self.use_config = use_config
+        self.wrapper = list(wrapper or [])
+        self.log_pipe = log_pipe
+        self.persistence = persistence
+        self.log_start = 0     # offset in the log file where this run began
+        self.runs = 0
+        self._pipe_thread = None
+        self._stopped = False
         self.tmp = tempfile.mkdtemp(prefix='petrel-it-')
         self.data_dir = os.path.join(self.tmp, 'data')
         os.mkdir(self.data_dir)
@@ -155,14 +171,17 @@ class Broker:
         self.port = free_port()
         lines = ['listener %d 127.0.0.1' % self.port,
                  'allow_anonymous true',
-                 'persistence false',
+                 'persistence %s' % ('true' if self.persistence else 'false'),
                  'log_dest stderr',
                  'log_type all',
                  'connection_messages true']
+        if self.persistence:
+            lines.append('persistence_location %s/' % self.data_dir)
         if os.geteuid() == 0:
             lines.append('user root')
         names = {'max_inflight': 'max_inflight_messages',
                  'max_queued_messages': 'max_queued_messages',
+                 'max_queued_bytes': 'max_queued_bytes',
                  'max_keepalive': 'max_keepalive',
                  'max_qos': 'max_qos',
                  'sys_interval': 'sys_interval',
@@ -177,6 +196,16 @@ class Broker:
 
     # ---- life cycle
     def start(self):
+        self._launch()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _launch(self):
+        """Writes the configuration and starts the process (not waiting)."""
         if IS_MOSQUITTO:
             with open(self.conf_path, 'w') as f:
                 f.write(self._mosquitto_conf())
@@ -190,22 +219,40 @@ class Broker:
                     f.write(self._petreld_conf())
                 cmd += ['-c', self.conf_path]
             cmd += self.args
+        cmd = self.wrapper + cmd
         self.cmd = cmd
-        self.log = open(self.log_path, 'ab')
-        self.proc = track(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                           stdout=self.log, stderr=subprocess.STDOUT,
-                                           cwd=self.tmp))
         try:
-            self._wait_ready()
-        except BaseException:
-            self.kill()
-            raise
-        return self
+            self.log_start = os.path.getsize(self.log_path)
+        except OSError:
+            self.log_start = 0
+        self.runs += 1
+        self._stopped = False
+        self.log = open(self.log_path, 'ab')
+        if self.log_pipe:
+            self.proc = track(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                               cwd=self.tmp))
+            self._pipe_thread = threading.Thread(target=self._copy_pipe,
+                                                 args=(self.proc.stdout, self.log), daemon=True)
+            self._pipe_thread.start()
+        else:
+            self.proc = track(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                               stdout=self.log, stderr=subprocess.STDOUT,
+                                               cwd=self.tmp))
+
+    @staticmethod
+    def _copy_pipe(src, dst):
+        try:
+            for chunk in iter(lambda: src.read1(65536), b''):
+                dst.write(chunk)
+                dst.flush()
+        except (OSError, ValueError):
+            pass
 
     def _wait_ready(self):
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            text = self.log_text()
+            text = self.run_log_text()
             if IS_MOSQUITTO:
                 if re.search(r'mosquitto version \S+ running', text):
                     self.listeners = [('127.0.0.1', self.port)]
@@ -231,6 +278,23 @@ class Broker:
                 return f.read().decode('utf-8', 'replace')
         except OSError:
             return ''
+
+    def run_log_text(self):
+        """The log of the current (or last) run only."""
+        try:
+            with open(self.log_path, 'rb') as f:
+                f.seek(self.log_start)
+                return f.read().decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @property
+    def db_path(self):
+        return os.path.join(self.data_dir, 'mosquitto.db' if IS_MOSQUITTO else 'petrel.db')
 
     def tail(self, n=60):
         lines = self.log_text().splitlines()
@@ -258,15 +322,68 @@ class Broker:
         self._close_log()
 
     def _close_log(self):
+        if self._pipe_thread is not None:
+            self._pipe_thread.join(5)
+            self._pipe_thread = None
         try:
             self.log.close()
         except Exception:
             pass
 
-    def stop(self, check=True):
-        """SIGTERM, then asserts exit code 0 and a clean sanitizer record."""
+    def crash_restart(self):
+        """SIGKILL, then start again on the same data directory."""
+        self.kill()
+        return self.start()
+
+    def restart(self):
+        """SIGTERM (asserting a clean exit), then start again on the same
+        data directory."""
+        self.stop(keep=True)
+        return self.start()
+
+    def run_to_exit(self, timeout=10.0):
+        """Starts the broker expecting it to exit by itself (a start-up
+        failure).  Returns (exit status, log of this run); the status is
+        None if it was still running after timeout (it is killed then)."""
+        self._launch()
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+            self.proc.kill()
+            self.proc.wait(5)
+        self._close_log()
+        return rc, self.run_log_text()
+
+    def inspect(self, args=None, timeout=20.0):
+        """petreld --inspect with this broker's configuration file (or the
+        given args instead); returns the CompletedProcess (text)."""
+        if args is None:
+            if not os.path.exists(self.conf_path):
+                with open(self.conf_path, 'w') as f:
+                    f.write(self._petreld_conf())
+            args = ['-c', self.conf_path]
+        return subprocess.run([PETRELD, '--inspect'] + list(args), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, errors='replace',
+                              timeout=timeout)
+
+    def sanitizer_report(self):
+        text = self.log_text()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                return marker
+        return None
+
+    def stop(self, check=True, keep=False):
+        """SIGTERM, then asserts exit code 0 and a clean sanitizer record.
+        keep=True keeps the temporary directory (to start again on it)."""
         if self.proc is None:
             return
+        if self._stopped:
+            # stopped cleanly before (stop(keep=True)): only the clean-up
+            if not keep:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            return []
         problems = []
         if self.proc.poll() is not None:
             problems.append('broker had already exited with %s' % self.proc.returncode)
@@ -288,7 +405,10 @@ class Broker:
                 break
         if check and problems:
             raise BrokerError('; '.join(problems) + '\n' + self.tail(120))
-        if not problems:
+        self._stopped = not problems
+        if keep:
+            pass
+        elif not problems:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
             sys.stderr.write('broker files kept in %s\n' % self.tmp)
@@ -613,6 +733,180 @@ class MosquittoSub:
                 self.proc.kill()
                 self.proc.wait(5)
         self.reader.join(2)
+
+
+# ------------------------------------------------- store (durability) helpers
+
+def numbered(n, size=0):
+    """The payload of message number n: 8 digits, padded to size bytes."""
+    b = b'%08d' % n
+    return b + b'.' * max(0, size - len(b))
+
+
+def number_of(payload):
+    return int(bytes(payload[:8]))
+
+
+class PipelinedPublisher:
+    """Publishes numbered QoS 1/2 messages over a raw socket as fast as the
+    broker acknowledges them, with up to `window` in flight, and records
+    every acknowledgement: PUBACK (QoS 1) or PUBREC (QoS 2) adds the number
+    to `acked` (a PUBREL then completes the handshake).  It stops when all
+    are done or the broker closes the connection (which is not an error:
+    crash tests kill the broker under it)."""
+
+    def __init__(self, port, topic, qos=1, window=20, payload_size=0, client_id='',
+                 clean=True, keepalive=30, host='127.0.0.1'):
+        assert qos in (1, 2)
+        self.topic, self.qos, self.window, self.size = topic, qos, window, payload_size
+        self.client = mqttraw.RawClient(port, host=host)
+        self.client.connect(client_id, clean=clean, keepalive=keepalive)
+        self.acked = []        # numbers, in acknowledgement order
+        self.sent = []         # numbers, in sending order
+        self.completed = 0     # QoS 2: PUBCOMPs received
+        self.closed = False    # the broker closed the connection
+
+    def run(self, count, start=0, stall_timeout=10.0):
+        c = self.client
+        inflight = {}          # pid -> number
+        released = set()       # QoS 2 pids whose PUBREL was sent
+        nxt, end = start, start + count
+        while nxt < end or inflight:
+            batch = []
+            while len(inflight) < self.window and nxt < end:
+                pid = c.pid()
+                while pid in inflight:
+                    pid = c.pid()
+                inflight[pid] = nxt
+                self.sent.append(nxt)
+                batch.append(mqttraw.publish_packet(self.topic, numbered(nxt, self.size),
+                                                    qos=self.qos, pid=pid))
+                nxt += 1
+            if batch and not c.try_send(b''.join(batch)):
+                self.drain_after_close(inflight, released)
+                break
+            try:
+                p = c.read_packet(stall_timeout)
+            except mqttraw.Closed:
+                self.closed = True
+                break
+            except mqttraw.Timeout:
+                raise AssertionError('publisher: no acknowledgement within %.0fs (%d acked, '
+                                     '%d in flight)' % (stall_timeout, len(self.acked),
+                                                        len(inflight)))
+            self._handle(p, inflight, released)
+        return self
+
+    def _handle(self, p, inflight, released):
+        if p.type == mqttraw.PUBACK and self.qos == 1 and p.pid in inflight:
+            self.acked.append(inflight.pop(p.pid))
+        elif p.type == mqttraw.PUBREC and self.qos == 2 and p.pid in inflight \
+                and p.pid not in released:
+            self.acked.append(inflight[p.pid])
+            released.add(p.pid)
+            self.client.try_send(mqttraw.ack_packet(mqttraw.PUBREL, p.pid))
+        elif p.type == mqttraw.PUBCOMP and self.qos == 2 and p.pid in released:
+            released.discard(p.pid)
+            inflight.pop(p.pid, None)
+            self.completed += 1
+        elif p.type != mqttraw.PINGRESP:
+            raise AssertionError('publisher: unexpected %r' % p)
+
+    def drain_after_close(self, inflight, released):
+        """The send failed: take in what arrived before the close."""
+        self.closed = True
+        while True:
+            try:
+                p = self.client.read_packet(1.0)
+            except (mqttraw.Closed, mqttraw.Timeout):
+                return
+            self._handle(p, inflight, released)
+
+    def close(self):
+        self.client.close()
+
+
+class Collector:
+    """A subscriber over a raw socket that acknowledges QoS 1 and 2 messages
+    as a well-behaved client does, interleaved (the broker sends up to its
+    inflight window at once), and records what arrived.  QoS 2 messages are
+    acknowledged with PUBREC and completed with PUBCOMP on PUBREL."""
+
+    def __init__(self, port, client_id, clean=False, keepalive=30, host='127.0.0.1',
+                 ack=True):
+        self.client = mqttraw.RawClient(port, host=host)
+        self.connack = self.client.connect(client_id, clean=clean, keepalive=keepalive)
+        self.session_present = self.connack.session_present
+        self.ack = ack
+        self.messages = []      # Packets, in arrival order
+        self.pubrels = []       # pids of PUBRELs received
+        self.awaiting_rel = set()
+        self.closed = False
+
+    def subscribe(self, topics):
+        return self.client.subscribe(topics)
+
+    def numbers(self):
+        return [number_of(m.payload) for m in self.messages]
+
+    def _handle(self, p):
+        c = self.client
+        if p.type == mqttraw.PUBLISH:
+            self.messages.append(p)
+            if self.ack and p.qos == 1:
+                c.try_send(mqttraw.ack_packet(mqttraw.PUBACK, p.pid))
+            elif self.ack and p.qos == 2:
+                self.awaiting_rel.add(p.pid)
+                c.try_send(mqttraw.ack_packet(mqttraw.PUBREC, p.pid))
+        elif p.type == mqttraw.PUBREL:
+            self.pubrels.append(p.pid)
+            self.awaiting_rel.discard(p.pid)
+            if self.ack:
+                c.try_send(mqttraw.ack_packet(mqttraw.PUBCOMP, p.pid))
+        elif p.type != mqttraw.PINGRESP:
+            raise AssertionError('subscriber: unexpected %r' % p)
+
+    def collect(self, done=None, idle=0.5, timeout=20.0):
+        """Reads until done(self) is true and no handshake is open, then
+        for `idle` seconds more (to catch extra copies); or until nothing
+        arrived for `timeout` seconds, or the connection closed.  Returns
+        self.messages."""
+        deadline_idle = None
+        last = time.monotonic()
+        while True:
+            finished = (done is None or done(self)) and not self.awaiting_rel
+            now = time.monotonic()
+            if finished and deadline_idle is None:
+                deadline_idle = now + idle
+            if deadline_idle is not None and now >= deadline_idle:
+                return self.messages
+            wait = (deadline_idle - now) if deadline_idle is not None else \
+                max(0.01, last + timeout - now)
+            try:
+                p = self.client.read_packet(max(0.01, wait))
+            except mqttraw.Closed:
+                self.closed = True
+                return self.messages
+            except mqttraw.Timeout:
+                if deadline_idle is None and time.monotonic() - last >= timeout:
+                    return self.messages
+                continue
+            last = time.monotonic()
+            self._handle(p)
+
+    def disconnect(self):
+        self.client.disconnect()
+
+    def close(self):
+        self.client.close()
+
+
+def port_open(port, host='127.0.0.1'):
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def main():

@@ -1,0 +1,163 @@
+"""Durable store: per-session queue bounds.
+
+max_queued_messages counts the unsent messages of a session, max_queued_bytes
+their payload bytes.  At the bound, queue_full_policy = drop-new drops the
+new message, drop-oldest the oldest unsent one.  The publisher is still
+acknowledged; every drop is counted in $SYS/broker/publish/dropped and logged.
+The bound holds across a restart (the counters are rebuilt from the store).
+"""
+
+import time
+
+import harness
+from harness import BrokerTestCase, Collector, numbered, skip_on_mosquitto
+import mqttraw
+
+
+class BoundsTest(BrokerTestCase):
+
+    def broker_with(self, **settings):
+        s = {'sys_interval': 1}
+        s.update({k: v for k, v in settings.items()})
+        return self.start_broker(s, persistence=True)
+
+    def offline_subscriber(self, b, cid, topic, qos=1):
+        c = Collector(b.port, cid, keepalive=20)
+        self._clients.append(c)
+        c.subscribe([(topic, qos)])
+        c.disconnect()
+
+    def publish_numbers(self, b, topic, numbers, size=0, qos=1):
+        """Each one acknowledged, whatever happens to it."""
+        p = self.raw(b.port)
+        p.connect('', keepalive=20)
+        for n in numbers:
+            p.publish(topic, numbered(n, size), qos=qos)
+        p.disconnect()
+
+    def drain(self, b, cid, expect_at_most):
+        c = Collector(b.port, cid, keepalive=20)
+        self._clients.append(c)
+        self.assertTrue(c.session_present)
+        c.collect(done=lambda s: len(s.messages) >= expect_at_most, idle=0.7, timeout=5)
+        c.disconnect()
+        return c.numbers()
+
+    def dropped_counter(self, b, at_least, timeout=5.0):
+        """The value of $SYS/broker/publish/dropped once it reaches at_least
+        (or the last value seen)."""
+        c = self.raw(b.port)
+        c.connect('', keepalive=20)
+        c.subscribe([('$SYS/broker/publish/dropped', 0)])
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            try:
+                m = c.expect_publish(timeout=max(0.05, deadline - time.monotonic()))
+            except mqttraw.Timeout:
+                break
+            value = int(m.payload)
+            if value >= at_least:
+                break
+        c.disconnect()
+        return value
+
+    def test_drop_new_keeps_first(self):
+        b = self.broker_with(max_queued_messages=5, queue_full_policy='drop-new')
+        t = self.topic()
+        self.offline_subscriber(b, 'bound-new', t)
+        self.publish_numbers(b, t, range(8))
+        if not harness.IS_MOSQUITTO:
+            self.assertEqual(self.dropped_counter(b, 3), 3, '$SYS/broker/publish/dropped')
+            self.assertTrue(b.wait_log(r'(?i)dropped', 3), 'drops not logged')
+        # the bound holds after a restart too: the queue is still full
+        b.restart()
+        self.publish_numbers(b, t, [8, 9])
+        self.assertEqual(self.drain(b, 'bound-new', 5), [0, 1, 2, 3, 4])
+
+    def test_drop_new_qos2(self):
+        b = self.broker_with(max_queued_messages=3, queue_full_policy='drop-new')
+        t = self.topic()
+        self.offline_subscriber(b, 'bound-new-q2', t, qos=2)
+        self.publish_numbers(b, t, range(6), qos=2)
+        self.assertEqual(self.drain(b, 'bound-new-q2', 3), [0, 1, 2])
+
+    @skip_on_mosquitto('mosquitto has no drop-oldest policy')
+    def test_drop_oldest_keeps_last(self):
+        b = self.broker_with(max_queued_messages=5, queue_full_policy='drop-oldest')
+        t = self.topic()
+        self.offline_subscriber(b, 'bound-old', t)
+        self.publish_numbers(b, t, range(8))
+        self.assertEqual(self.dropped_counter(b, 3), 3, '$SYS/broker/publish/dropped')
+        self.assertTrue(b.wait_log(r'(?i)dropped', 3), 'drops not logged')
+        b.restart()
+        self.publish_numbers(b, t, [8, 9])
+        self.assertEqual(self.drain(b, 'bound-old', 5), [5, 6, 7, 8, 9])
+
+    @skip_on_mosquitto('mosquitto has no drop-oldest policy')
+    def test_drop_oldest_spares_in_flight(self):
+        # an online subscriber that does not acknowledge: its in-flight
+        # messages are sent, so only queued (unsent) ones may be dropped
+        b = self.broker_with(max_queued_messages=3, queue_full_policy='drop-oldest',
+                             max_inflight=2)
+        t = self.topic()
+        c = Collector(b.port, 'bound-inflight', keepalive=20, ack=False)
+        self._clients.append(c)
+        c.subscribe([(t, 1)])
+        self.publish_numbers(b, t, range(10))
+        c.collect(done=lambda s: len(s.messages) >= 2, idle=0.3, timeout=5)
+        self.assertEqual(c.numbers(), [0, 1], 'in-flight window of 2')
+        c.close()
+        got = self.drain(b, 'bound-inflight', 5)
+        # the two in flight come again, then the three newest
+        self.assertEqual(got, [0, 1, 7, 8, 9])
+
+    def test_max_queued_bytes_drop_new(self):
+        # 25-byte payloads, 100 bytes: four fit, whichever way the bound is
+        # checked (before adding, or would-exceed)
+        b = self.broker_with(max_queued_messages=1000, max_queued_bytes=100,
+                             queue_full_policy='drop-new')
+        t = self.topic()
+        self.offline_subscriber(b, 'bound-bytes', t)
+        self.publish_numbers(b, t, range(10), size=25)
+        if not harness.IS_MOSQUITTO:
+            self.assertEqual(self.dropped_counter(b, 6), 6, '$SYS/broker/publish/dropped')
+        self.assertEqual(self.drain(b, 'bound-bytes', 4), [0, 1, 2, 3])
+
+    @skip_on_mosquitto('mosquitto has no drop-oldest policy')
+    def test_max_queued_bytes_drop_oldest(self):
+        b = self.broker_with(max_queued_messages=1000, max_queued_bytes=100,
+                             queue_full_policy='drop-oldest')
+        t = self.topic()
+        self.offline_subscriber(b, 'bound-bytes-old', t)
+        self.publish_numbers(b, t, range(10), size=25)
+        self.assertEqual(self.drain(b, 'bound-bytes-old', 4), [6, 7, 8, 9])
+
+    def test_default_bound_is_1000(self):
+        b = self.broker_with()
+        t = self.topic()
+        self.offline_subscriber(b, 'bound-default', t)
+        p = harness.PipelinedPublisher(b.port, t, qos=1, keepalive=20)
+        self._clients.append(p)
+        p.run(1010)
+        self.assertEqual(len(p.acked), 1010, 'every publish acknowledged')
+        p.close()
+        got = self.drain(b, 'bound-default', 1000)
+        self.assertEqual(got, list(range(1000)))
+
+    @skip_on_mosquitto('petreld $SYS names')
+    def test_other_sessions_unaffected(self):
+        b = self.broker_with(max_queued_messages=2)
+        t = self.topic()
+        self.offline_subscriber(b, 'bound-full', t)
+        self.offline_subscriber(b, 'bound-other', t + '/x')
+        self.publish_numbers(b, t, range(4))
+        self.publish_numbers(b, t + '/x', range(2))
+        self.assertEqual(self.drain(b, 'bound-full', 2), [0, 1])
+        self.assertEqual(self.drain(b, 'bound-other', 2), [0, 1])
+        # the counter counts drops, nothing else
+        self.assertEqual(self.dropped_counter(b, 2), 2)
+
+
+if __name__ == '__main__':
+    harness.main()
