@@ -433,6 +433,10 @@ static int parse(struct pub *p, int argc, char **argv)
         cli_error("pub", "a topic is required (-t)");
         return CLI_EXIT_USAGE;
     }
+    if (!petrel_topic_valid(p->topic)) {
+        cli_error("pub", "'%s' is not a valid topic name (no + or #, not empty)", p->topic);
+        return CLI_EXIT_USAGE;
+    }
     if (p->src == SRC_NONE) {
         cli_error("pub", "say what to send: -m, -f, -s, -l or -n");
         return CLI_EXIT_USAGE;

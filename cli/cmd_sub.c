@@ -205,6 +205,10 @@ static int parse(struct sub *s, int argc, char **argv)
             usage(stdout);
             return -1;
         case 't':
+            if (!petrel_filter_valid(optarg)) {
+                cli_error("sub", "'%s' is not a valid topic filter", optarg);
+                return CLI_EXIT_USAGE;
+            }
             s->topics[s->n_topics++] = optarg;
             break;
         case 'q':

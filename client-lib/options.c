@@ -1,7 +1,8 @@
 /*
- * options.c - petrel_options: defaults, validated setters and deep copies.
- * Setters check their arguments here, so a client never has to second-guess
- * the options it was created from.
+ * options.c - petrel_options: defaults, validated setters and deep copies,
+ * and the public topic checks they share.  Setters check their arguments
+ * here, so a client never has to second-guess the options it was created
+ * from.
  */
 #include "options.h"
 
@@ -281,4 +282,14 @@ int petrel_options_set_max_packet_size(petrel_options *o, uint32_t bytes)
         return PETREL_EINVAL;
     o->max_packet_size = bytes ? bytes : MQTT_MAX_REMAINING_LENGTH + MQTT_MAX_FIXED_HEADER;
     return PETREL_OK;
+}
+
+bool petrel_topic_valid(const char *topic)
+{
+    return topic && mqtt_topic_name_valid((const uint8_t *)topic, strlen(topic));
+}
+
+bool petrel_filter_valid(const char *filter)
+{
+    return filter && mqtt_topic_filter_valid((const uint8_t *)filter, strlen(filter));
 }

@@ -156,6 +156,12 @@ typedef struct petrel_message {
     const petrel_properties *props;
 } petrel_message;
 
+/* Checks a topic name (for publishing: 1..65535 bytes of UTF-8, no '+' or
+ * '#') and a topic filter (for subscribing: '+' only as a whole level, '#'
+ * only as the whole last level), as petrel_publish and petrel_subscribe do. */
+PETREL_API bool petrel_topic_valid(const char *topic);
+PETREL_API bool petrel_filter_valid(const char *filter);
+
 /* The code in a subscribed callback's granted list for a refused filter. */
 #define PETREL_SUBSCRIBE_FAILED 0x80
 
