@@ -203,6 +203,37 @@ class CrashTest(CrashBase):
             sub2.disconnect()
 
 
+class AckedStateCrashTest(CrashBase):
+
+    def test_suback_and_retained_puback_survive_kill9(self):
+        """A SUBACK and the PUBACK of a retained message promise they are
+        stored: kill -9 straight after them loses neither."""
+        t = self.topic()
+        sub = self.collector('crash-suback')
+        self.assertEqual(sub.subscribe([(t + '/#', 2)]), [2])
+        pub = self.raw(self.b.port)
+        pub.connect('', keepalive=20)
+        pub.publish(t + '/r', b'retained-before-kill', qos=1, retain=True)
+        self.b.crash_restart()
+        again = self.collector('crash-suback')
+        self.assertTrue(again.session_present, 'session lost although SUBACK was sent')
+        # the QoS 2 subscription is there: a new message arrives at QoS 2
+        pub = self.raw(self.b.port)
+        pub.connect('', keepalive=20)
+        pub.publish(t + '/x', b'after', qos=2)
+        again.collect(done=lambda s: any(bytes(m.payload) == b'after' for m in s.messages),
+                      idle=0.2, timeout=5)
+        got = [(m.topic, bytes(m.payload), m.qos) for m in again.messages]
+        self.assertIn((t + '/x', b'after', 2), got, 'subscription lost after kill -9')
+        self.assertIn((t + '/r', b'retained-before-kill', 1), got,
+                      'queued copy of the retained message lost')
+        r = self.collector('crash-retained-reader', clean=True)
+        r.subscribe([(t + '/r', 1)])
+        r.collect(done=lambda s: len(s.messages) >= 1, idle=0.2, timeout=5)
+        self.assertEqual([(bytes(m.payload), m.retain) for m in r.messages],
+                         [(b'retained-before-kill', True)], 'retained message lost after kill -9')
+
+
 class PowerCrashTest(CrashBase):
     """durability = power: the same promise (and more) must hold."""
     settings = dict(CrashBase.settings, durability='power')

@@ -121,6 +121,21 @@ class ExpiryTest(BrokerTestCase):
         self.assertEqual(c.collect(idle=0.4), [], 'messages of an expired session delivered')
         c.disconnect()
 
+    def test_session_online_at_kill9_expires_after_restart(self):
+        # connected when the broker died: offline from the restart on
+        b = self.expiring_broker()
+        t = self.topic()
+        self.persistent(b, 'exp-killed', t, stay=True)
+        b.crash_restart()
+        t_restart = time.monotonic()
+        self.assertIsNotNone(session_id(b.db_path, 'exp-killed'),
+                             'session lost or expired at once after kill -9')
+        deadline = t_restart + 2 * EXPIRY + 4
+        while time.monotonic() < deadline and session_id(b.db_path, 'exp-killed') is not None:
+            time.sleep(0.2)
+        self.assertIsNone(session_id(b.db_path, 'exp-killed'),
+                          'a session that was online at kill -9 never expires')
+
 
 if __name__ == '__main__':
     harness.main()
