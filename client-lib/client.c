@@ -296,18 +296,15 @@ static void io_disconnected(void *ctx, int reason, bool reconnecting)
     emit(ctx, &ev);
 }
 
-static void io_message(void *ctx, const struct mqtt_publish *p)
+static bool io_message(void *ctx, const struct mqtt_publish *p)
 {
     petrel_client *c = ctx;
     if (c->freeing || !c->on_message)
-        return;
+        return true;
     if (p->topic.len + 1 > c->topic_cap) {
         char *t = realloc(c->topic, p->topic.len + 1);
-        if (!t) {
-            if (c->on_log)
-                c->on_log(c, PETREL_LOG_ERROR, "out of memory: message not delivered", c->log_arg);
-            return;
-        }
+        if (!t)
+            return false;
         c->topic = t;
         c->topic_cap = p->topic.len + 1;
     }
@@ -324,6 +321,7 @@ static void io_message(void *ctx, const struct mqtt_publish *p)
         .props = NULL,
     };
     c->on_message(c, &m, c->message_arg);
+    return true;
 }
 
 static void io_published(void *ctx, uint64_t id, int result)

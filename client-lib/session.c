@@ -649,12 +649,19 @@ static void on_connack(struct sess *s, int64_t now, const struct mqtt_connack *c
 }
 
 /* Delivers to the application; a disconnect requested from inside waits
- * (see in_message). */
-static void deliver(struct sess *s, const struct mqtt_publish *p)
+ * (see in_message).  False: not delivered, and the connection is closed
+ * so that the unacknowledged message comes again. */
+static bool deliver(struct sess *s, int64_t now, const struct mqtt_publish *p)
 {
     s->in_message = true;
-    s->io.message(s->io.ctx, p);
+    bool ok = s->io.message(s->io.ctx, p);
     s->in_message = false;
+    if (!ok) {
+        s->stop_after_message = false;
+        tracef(s, PETREL_LOG_ERROR, "message not delivered (out of memory); reconnecting");
+        drop(s, now, PETREL_ENOMEM);
+    }
+    return ok;
 }
 
 static void on_publish(struct sess *s, int64_t now, const struct mqtt_publish *p)
@@ -665,18 +672,22 @@ static void on_publish(struct sess *s, int64_t now, const struct mqtt_publish *p
     uint32_t gen = s->conn_gen;
     switch (p->qos) {
     case 0:
-        deliver(s, p);
+        if (!deliver(s, now, p))
+            return;
         break;
     case 1:
-        deliver(s, p);
+        if (!deliver(s, now, p))
+            return;
         if (s->state == SESS_CONNECTED && s->conn_gen == gen)
             send_ack(s, now, MQTT_PUBACK, p->packet_id);
         break;
     case 2:
         /* Delivered once, on first sight; a resend (before our PUBREC got
          * through) only needs another PUBREC. */
-        if (packet_ids_add(&s->qos2_in, p->packet_id))
-            deliver(s, p);
+        if (packet_ids_add(&s->qos2_in, p->packet_id) && !deliver(s, now, p)) {
+            packet_ids_remove(&s->qos2_in, p->packet_id);
+            return;
+        }
         if (s->state == SESS_CONNECTED && s->conn_gen == gen)
             send_ack(s, now, MQTT_PUBREC, p->packet_id);
         break;

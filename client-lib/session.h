@@ -49,7 +49,10 @@ struct sess_io {
     /* Events for the application; see the callbacks in petrel.h. */
     void (*connected)(void *ctx, bool session_present);
     void (*disconnected)(void *ctx, int reason, bool reconnecting);
-    void (*message)(void *ctx, const struct mqtt_publish *p);
+    /* Returns false if the message could not be handed over (out of
+     * memory): the session then closes the connection without
+     * acknowledging it, so that the server delivers it again. */
+    bool (*message)(void *ctx, const struct mqtt_publish *p);
     void (*published)(void *ctx, uint64_t id, int result);
     void (*subscribed)(void *ctx, uint64_t id, size_t count, const int *granted);
     void (*unsubscribed)(void *ctx, uint64_t id);

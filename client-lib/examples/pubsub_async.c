@@ -22,13 +22,11 @@ struct app {
 
 static void on_connected(petrel_client *c, bool session_present, void *arg)
 {
-    struct app *app = arg;
-    (void)session_present;
-    printf("connected\n");
-    /* Subscriptions made before the connection are sent now; publish once
-     * the subscription is in place so we see our own messages. */
     (void)c;
-    (void)app;
+    (void)arg;
+    /* The subscription made before petrel_connect goes out now; we publish
+     * once it is granted (on_subscribed), so we see our own messages. */
+    printf("connected (session present: %s)\n", session_present ? "yes" : "no");
 }
 
 static void on_subscribed(petrel_client *c, uint64_t id, size_t n, const int *granted, void *arg)
@@ -70,18 +68,17 @@ static void on_published(petrel_client *c, uint64_t id, int result, void *arg)
 static void on_disconnected(petrel_client *c, int reason, bool reconnecting, void *arg)
 {
     struct app *app = arg;
-    (void)c;
-    if (reason == PETREL_OK) {
-        printf("disconnected\n");
-    } else {
-        fprintf(stderr, "connection: %s%s\n", petrel_strerror(reason),
-                reconnecting ? " (retrying)" : "");
-        if (reconnecting && app->received == 0)
-            return;
+    if (reason != PETREL_OK) {
+        /* A real application would let the library reconnect; this one
+         * gives up, so that a wrong address fails fast. */
+        fprintf(stderr, "connection: %s\n", petrel_strerror(reason));
         app->status = 1;
+        if (reconnecting)
+            petrel_disconnect(c); /* reported again, with PETREL_OK */
+        return;
     }
-    if (!reconnecting)
-        event_base_loopbreak(app->base);
+    printf("disconnected\n");
+    event_base_loopbreak(app->base);
 }
 
 int main(int argc, char **argv)

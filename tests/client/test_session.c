@@ -66,6 +66,7 @@ struct fake {
 
     /* reentrant behaviour of the "application" */
     bool stop_in_message;
+    bool refuse_messages;     /* the glue ran out of memory */
     const char *publish_in_connected;
 };
 
@@ -130,9 +131,11 @@ static void io_disconnected(void *ctx, int reason, bool reconnecting)
     f->reconnecting = reconnecting;
 }
 
-static void io_message(void *ctx, const struct mqtt_publish *p)
+static bool io_message(void *ctx, const struct mqtt_publish *p)
 {
     struct fake *f = ctx;
+    if (f->refuse_messages)
+        return false;
     f->messages++;
     snprintf(f->topic, sizeof f->topic, "%.*s", (int)p->topic.len, (const char *)p->topic.data);
     snprintf(f->payload, sizeof f->payload, "%.*s", (int)p->payload.len,
@@ -141,6 +144,7 @@ static void io_message(void *ctx, const struct mqtt_publish *p)
     f->dup = p->dup;
     if (f->stop_in_message)
         sess_stop(f->s, f->now);
+    return true;
 }
 
 static void io_published(void *ctx, uint64_t id, int result)
@@ -855,6 +859,26 @@ static void test_stop_inside_message_callback_acks_first(void **state)
     assert_int_equal(sess_state(F.s), SESS_IDLE);
 }
 
+static void test_undeliverable_message_is_not_acknowledged(void **state)
+{
+    (void)state;
+    free(F.o.client_id);
+    F.o.client_id = strdup("oom");
+    F.o.clean_session = false;
+    start();
+    connect_ok(false);
+    F.refuse_messages = true;
+    feed_publish("in/2", "two", 2, 8, false);
+    expect_nothing_sent(); /* no PUBREC */
+    assert_int_equal(F.reason, PETREL_ENOMEM);
+    assert_true(F.reconnecting);
+    F.refuse_messages = false;
+    reconnect_ok(true);
+    feed_publish("in/2", "two", 2, 8, true); /* the server's resend */
+    assert_int_equal(F.messages, 1);
+    expect_ack(MQTT_PUBREC, 8);
+}
+
 static void test_bad_packets_close_the_connection(void **state)
 {
     (void)state;
@@ -1219,6 +1243,7 @@ int main(void)
         T(test_receive_qos0_and_qos1),
         T(test_receive_qos2_exactly_once),
         T(test_stop_inside_message_callback_acks_first),
+        T(test_undeliverable_message_is_not_acknowledged),
         T(test_bad_packets_close_the_connection),
         T(test_subscribe_before_connect),
         T(test_subscribe_validation),
