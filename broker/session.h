@@ -58,6 +58,8 @@ struct session {
     bool persistent;        /* clean session = 0: outlives the connection */
     int64_t db_id;          /* row in the store's sessions table (persistent) */
     int64_t offline_since;  /* unix seconds; 0 while connected */
+    uint64_t store_batch;   /* store batch that last wrote its session state */
+    bool store_redo;        /* that batch was rolled back: write it again */
     struct conn *conn;      /* NULL while offline */
     struct subscription *subs;
     size_t n_subs;

@@ -23,12 +23,13 @@
 struct store_state store_st;
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_SESSION_ADD] = "INSERT INTO sessions(client_id, level, offline_since) VALUES(?1, ?2, 0)",
+    [ST_SESSION_ADD] = "INSERT OR REPLACE INTO sessions(id, client_id, level, offline_since) "
+                       "VALUES(?1, ?2, ?3, ?4)",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
     [ST_SESSION_OFFLINE] = "UPDATE sessions SET offline_since = ?2 WHERE id = ?1",
     [ST_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions(session_id, filter, options) VALUES(?1, ?2, ?3)",
     [ST_SUB_DELETE] = "DELETE FROM subscriptions WHERE session_id = ?1 AND filter = ?2",
-    [ST_MESSAGE_ADD] = "INSERT INTO messages(topic, payload, qos, retain) VALUES(?1, ?2, ?3, ?4)",
+    [ST_MESSAGE_ADD] = "INSERT INTO messages(id, topic, payload, qos, retain) VALUES(?5, ?1, ?2, ?3, ?4)",
     [ST_DELIVERY_ADD] = "INSERT INTO deliveries(session_id, seq, message_id, qos, retain, size) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_DELIVERY_STATE] = "UPDATE deliveries SET state = ?3, packet_id = ?4 "
@@ -45,6 +46,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_QOS2_DELETE] = "DELETE FROM inbound_qos2 WHERE session_id = ?1 AND packet_id = ?2",
     [ST_RETAINED_DELETE] = "DELETE FROM retained WHERE topic = ?1",
     [ST_RETAINED_ADD] = "INSERT INTO retained(topic, message_id) VALUES(?1, ?2)",
+    [ST_SUBS_CLEAR] = "DELETE FROM subscriptions WHERE session_id = ?1",
+    [ST_QOS2_CLEAR] = "DELETE FROM inbound_qos2 WHERE session_id = ?1",
 };
 
 /* ---- packets waiting for a commit ---- */
@@ -57,12 +60,24 @@ struct pending {
     uint8_t inline_buf[8];
 };
 
+static struct event *redo_ev;
 static struct pending *pending;
 static size_t n_pending, cap_pending;
 static struct event *commit_ev;
 static struct log_ratelimit fail_log;
 
 static void commit_cb(evutil_socket_t fd, short what, void *arg);
+
+/* How long after a failed commit the lost changes are written again. */
+#define REDO_DELAY_MS 1000
+
+static void redo_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    store_redo();
+}
 static void repoint_inline(size_t from);
 static void free_entry(struct pending *e);
 
@@ -93,6 +108,20 @@ int store_open(const char *data_dir, char *err, size_t errlen)
         return -1;
     }
     store_st.cur_batch = 1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(store_st.db, "SELECT (SELECT max(id) FROM sessions), "
+                           "(SELECT max(id) FROM messages)", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        store_st.last_session_id = sqlite3_column_int64(st, 0);
+        store_st.last_message_id = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    redo_ev = evtimer_new(broker.base, redo_cb, NULL);
+    if (!redo_ev) {
+        snprintf(err, errlen, "cannot create the store retry timer");
+        store_close();
+        return -1;
+    }
     if (store_sync_start(store_st.path, broker.cfg.durability == DURABILITY_POWER) != 0) {
         snprintf(err, errlen, "cannot start the storage thread");
         store_close();
@@ -116,6 +145,10 @@ void store_close(void)
     if (commit_ev)
         event_free(commit_ev);
     commit_ev = NULL;
+    if (redo_ev)
+        event_free(redo_ev);
+    redo_ev = NULL;
+    store_batch_committed(); /* frees the redo lists */
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(store_st.stmt[i]);
     /* Closing the last connection checkpoints the WAL into the database. */
@@ -284,8 +317,12 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
         store_st.degraded = true;
         broker.stats.store_errors++;
         fail_pending(batch);
+        store_batch_failed(batch);
+        struct timeval tv = {0, REDO_DELAY_MS * 1000};
+        evtimer_add(redo_ev, &tv);
         return;
     }
+    store_batch_committed();
     if (store_st.degraded) {
         store_st.degraded = false;
         log_notice("store: writes succeed again, store recovered");

@@ -26,6 +26,8 @@ enum store_stmt {
     ST_QOS2_DELETE,
     ST_RETAINED_DELETE,
     ST_RETAINED_ADD,
+    ST_SUBS_CLEAR,
+    ST_QOS2_CLEAR,
     ST_COUNT
 };
 
@@ -40,6 +42,8 @@ struct store_state {
     uint64_t cur_batch; /* id of the open (or next) transaction */
     uint64_t committed; /* highest batch committed */
     uint64_t synced;    /* highest batch durable under the durability mode */
+    int64_t last_session_id; /* row ids are given by petreld, never reused: */
+    int64_t last_message_id; /* a rolled-back id must not name a later row */
 };
 
 extern struct store_state store_st;
@@ -57,6 +61,14 @@ void store_sync_request(uint64_t batch);
 void store_sync_stop(void);
 /* Called on the loop when batches up to `batch` are durable. */
 void store_synced(uint64_t batch);
+
+/* After a rolled-back batch (store_write.c): remembers what it changed so
+ * that store_redo() can write it again once writes may succeed; after a
+ * committed one, forgets.  store_redo() runs from a timer, not at once, so
+ * that a full disk does not make the loop spin. */
+void store_batch_failed(uint64_t batch);
+void store_batch_committed(void);
+void store_redo(void);
 
 /* Starts the transaction of this turn if needed; returns 0 or -1. */
 int store_begin(void);

@@ -5,13 +5,17 @@
  * are withheld (store.c).  While store_load replays the database into
  * memory, writes are no-ops: the rows are already there.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
+#include "hashmap.h"
+#include "log.h"
 #include "message.h"
 #include "session.h"
 #include "store.h"
 #include "store_internal.h"
+#include "topic_tree.h"
 
 /* Resets a statement for reuse and starts the transaction if needed.
  * Returns NULL when nothing must be written. */
@@ -44,17 +48,74 @@ static int run(sqlite3_stmt *st, const char *what)
     return 0;
 }
 
-int store_session_add(struct session *s)
+/* What the open batch changed outside session rows, so that a rollback can
+ * be redone: deleted sessions and retained topics. */
+struct id_list {
+    int64_t *v;
+    size_t n, cap;
+};
+static struct id_list batch_deleted, redo_deleted;
+static struct {
+    char **v;
+    size_t n, cap;
+} batch_retained, redo_retained;
+
+static void remember_id(struct id_list *l, int64_t id)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        int64_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return; /* best effort: only matters if this batch fails */
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = id;
+}
+
+static void remember_topic(const char *topic, size_t len)
+{
+    if (batch_retained.n == batch_retained.cap) {
+        size_t cap = batch_retained.cap ? batch_retained.cap * 2 : 16;
+        char **v = realloc(batch_retained.v, cap * sizeof *v);
+        if (!v)
+            return;
+        batch_retained.v = v;
+        batch_retained.cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, topic, len);
+    copy[len] = '\0';
+    batch_retained.v[batch_retained.n++] = copy;
+}
+
+/* Session state (row, subscriptions, QoS 2 ids) written in this batch. */
+static void touch(struct session *s)
+{
+    s->store_batch = store_st.cur_batch;
+}
+
+static int write_session_row(struct session *s)
 {
     sqlite3_stmt *st = prepare(ST_SESSION_ADD);
     if (!st)
         return nothing_to_do();
-    sqlite3_bind_blob(st, 1, s->client_id, (int)s->client_id_len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, 4);
-    if (run(st, "adding a session") != 0)
-        return -1;
-    s->db_id = sqlite3_last_insert_rowid(store_st.db);
-    return 0;
+    touch(s);
+    sqlite3_bind_int64(st, 1, s->db_id);
+    sqlite3_bind_blob(st, 2, s->client_id, (int)s->client_id_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, 4);
+    sqlite3_bind_int64(st, 4, s->conn ? 0 : s->offline_since);
+    return run(st, "storing a session");
+}
+
+int store_session_add(struct session *s)
+{
+    if (store_st.loading || !store_st.db)
+        return 0;
+    s->db_id = ++store_st.last_session_id;
+    return write_session_row(s);
 }
 
 int store_session_delete(struct session *s)
@@ -63,6 +124,7 @@ int store_session_delete(struct session *s)
     if (!st)
         return 0;
     sqlite3_bind_int64(st, 1, s->db_id);
+    remember_id(&batch_deleted, s->db_id);
     return run(st, "deleting a session");
 }
 
@@ -71,6 +133,7 @@ int store_session_offline(struct session *s, int64_t since)
     sqlite3_stmt *st = s->db_id ? prepare(ST_SESSION_OFFLINE) : NULL;
     if (!st)
         return 0;
+    touch(s);
     sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_int64(st, 2, since);
     return run(st, "marking a session offline");
@@ -81,6 +144,7 @@ int store_sub_put(struct session *s, const char *filter, size_t len, uint8_t opt
     sqlite3_stmt *st = s->db_id ? prepare(ST_SUB_PUT) : NULL;
     if (!st)
         return 0;
+    touch(s);
     sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_blob(st, 2, filter, (int)len, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, options);
@@ -92,6 +156,7 @@ int store_sub_delete(struct session *s, const char *filter, size_t len)
     sqlite3_stmt *st = s->db_id ? prepare(ST_SUB_DELETE) : NULL;
     if (!st)
         return 0;
+    touch(s);
     sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_blob(st, 2, filter, (int)len, SQLITE_STATIC);
     return run(st, "deleting a subscription");
@@ -110,10 +175,11 @@ int store_message_add(struct message *m)
                       SQLITE_STATIC);
     sqlite3_bind_int(st, 3, m->qos);
     sqlite3_bind_int(st, 4, m->retain);
-    if (run(st, "storing a message") != 0)
-        return -1;
-    m->db_id = sqlite3_last_insert_rowid(store_st.db);
-    return 0;
+    /* Set even if the write fails: the id is never given again, so the
+     * rows that name it can only be missing, never wrong. */
+    m->db_id = ++store_st.last_message_id;
+    sqlite3_bind_int64(st, 5, m->db_id);
+    return run(st, "storing a message");
 }
 
 int store_delivery_add(struct session *s, struct delivery *d, struct message *m)
@@ -177,6 +243,7 @@ int store_qos2_add(struct session *s, uint16_t packet_id)
     sqlite3_stmt *st = s->db_id ? prepare(ST_QOS2_ADD) : NULL;
     if (!st)
         return 0;
+    touch(s);
     sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_int(st, 2, packet_id);
     return run(st, "storing a QoS 2 packet id");
@@ -187,6 +254,7 @@ int store_qos2_delete(struct session *s, uint16_t packet_id)
     sqlite3_stmt *st = s->db_id ? prepare(ST_QOS2_DELETE) : NULL;
     if (!st)
         return 0;
+    touch(s);
     sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_int(st, 2, packet_id);
     return run(st, "deleting a QoS 2 packet id");
@@ -200,6 +268,7 @@ int store_retained_set(const char *topic, size_t len, struct message *m)
     sqlite3_stmt *st = prepare(ST_RETAINED_DELETE);
     if (!st)
         return nothing_to_do();
+    remember_topic(topic, len);
     sqlite3_bind_blob(st, 1, topic, (int)len, SQLITE_STATIC);
     if (run(st, "clearing a retained message") != 0)
         return -1;
@@ -213,4 +282,107 @@ int store_retained_set(const char *topic, size_t len, struct message *m)
     sqlite3_bind_blob(st, 1, topic, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, m->db_id);
     return run(st, "storing a retained message");
+}
+
+/* ---- redoing a rolled-back batch ---- */
+
+static void flag_session(void *value, void *arg)
+{
+    struct session *s = value;
+    uint64_t failed = *(uint64_t *)arg;
+    if (s->db_id && s->store_batch == failed)
+        s->store_redo = true;
+}
+
+void store_batch_failed(uint64_t batch)
+{
+    hashmap_foreach(broker.sessions, flag_session, &batch);
+    for (size_t i = 0; i < batch_deleted.n; i++)
+        remember_id(&redo_deleted, batch_deleted.v[i]);
+    batch_deleted.n = 0;
+    for (size_t i = 0; i < batch_retained.n; i++) {
+        if (redo_retained.n == redo_retained.cap) {
+            size_t cap = redo_retained.cap ? redo_retained.cap * 2 : 16;
+            char **v = realloc(redo_retained.v, cap * sizeof *v);
+            if (!v) {
+                free(batch_retained.v[i]);
+                continue;
+            }
+            redo_retained.v = v;
+            redo_retained.cap = cap;
+        }
+        redo_retained.v[redo_retained.n++] = batch_retained.v[i];
+    }
+    batch_retained.n = 0;
+}
+
+void store_batch_committed(void)
+{
+    batch_deleted.n = 0;
+    for (size_t i = 0; i < batch_retained.n; i++)
+        free(batch_retained.v[i]);
+    batch_retained.n = 0;
+    if (!store_st.db) { /* closing: give everything back */
+        free(batch_deleted.v);
+        free(redo_deleted.v);
+        free(batch_retained.v);
+        for (size_t i = 0; i < redo_retained.n; i++)
+            free(redo_retained.v[i]);
+        free(redo_retained.v);
+        memset(&batch_deleted, 0, sizeof batch_deleted);
+        memset(&redo_deleted, 0, sizeof redo_deleted);
+        memset(&batch_retained, 0, sizeof batch_retained);
+        memset(&redo_retained, 0, sizeof redo_retained);
+    }
+}
+
+static int clear_rows(enum store_stmt id, struct session *s)
+{
+    sqlite3_stmt *st = prepare(id);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, s->db_id);
+    return run(st, "rewriting a session");
+}
+
+/* Writes a session's whole state again: its row, subscriptions and QoS 2
+ * ids as they are in memory.  Its queue is not rewritten: deliveries lost
+ * with the batch belonged to publishes that were not acknowledged. */
+static void redo_session(void *value, void *arg)
+{
+    (void)arg;
+    struct session *s = value;
+    if (!s->store_redo)
+        return;
+    s->store_redo = false;
+    if (write_session_row(s) != 0 || clear_rows(ST_SUBS_CLEAR, s) != 0 ||
+        clear_rows(ST_QOS2_CLEAR, s) != 0)
+        return;
+    for (struct subscription *sub = s->subs; sub; sub = sub->next)
+        store_sub_put(s, sub->filter, sub->len, sub->qos);
+    for (uint32_t id = 1; s->n_qos2_ids && id <= UINT16_MAX; id++)
+        if (session_qos2_pending(s, (uint16_t)id))
+            store_qos2_add(s, (uint16_t)id);
+}
+
+void store_redo(void)
+{
+    log_info("store: writing again what the failed transaction lost");
+    hashmap_foreach(broker.sessions, redo_session, NULL);
+    for (size_t i = 0; i < redo_deleted.n; i++) {
+        sqlite3_stmt *st = prepare(ST_SESSION_DELETE);
+        if (!st)
+            break;
+        remember_id(&batch_deleted, redo_deleted.v[i]);
+        sqlite3_bind_int64(st, 1, redo_deleted.v[i]);
+        run(st, "deleting a session");
+    }
+    redo_deleted.n = 0;
+    for (size_t i = 0; i < redo_retained.n; i++) {
+        char *t = redo_retained.v[i];
+        size_t len = strlen(t);
+        store_retained_set(t, len, topic_tree_get_retained(broker.topics, t, len));
+        free(t);
+    }
+    redo_retained.n = 0;
 }
