@@ -173,7 +173,8 @@ class CommandLineTest(BrokerTestCase):
         self.assertTrue({'listen', 'data_dir', 'max_connections', 'max_packet_size',
                          'max_inflight', 'max_queued_messages', 'max_keepalive',
                          'connect_timeout', 'max_qos', 'max_output_buffer', 'sys_interval',
-                         'log_level'} <= keys, keys)
+                         'log_level', 'max_queued_bytes', 'queue_full_policy', 'durability',
+                         'session_expiry'} <= keys, keys)
         active = [kv for kv in settings if not kv.startswith(('listen ', 'data_dir '))]
         active += ['listen = 127.0.0.1:0', 'data_dir = %s' % self.tempdir()]
         b2 = self.start_broker(config_text='\n'.join(active) + '\n')

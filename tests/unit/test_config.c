@@ -32,6 +32,10 @@ static void assert_config_equal(const struct config *a, const struct config *b)
     assert_int_equal(a->max_packet_size, b->max_packet_size);
     assert_int_equal(a->max_inflight, b->max_inflight);
     assert_int_equal(a->max_queued_messages, b->max_queued_messages);
+    assert_int_equal(a->max_queued_bytes, b->max_queued_bytes);
+    assert_int_equal(a->queue_full_policy, b->queue_full_policy);
+    assert_int_equal(a->durability, b->durability);
+    assert_int_equal(a->session_expiry, b->session_expiry);
     assert_int_equal(a->max_keepalive, b->max_keepalive);
     assert_int_equal(a->connect_timeout, b->connect_timeout);
     assert_int_equal(a->max_qos, b->max_qos);
@@ -136,6 +140,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_packet_size, 1048576);
     assert_int_equal(cfg.max_inflight, 20);
     assert_int_equal(cfg.max_queued_messages, 1000);
+    assert_int_equal(cfg.max_queued_bytes, 64 * 1024 * 1024);
+    assert_int_equal(cfg.queue_full_policy, QUEUE_DROP_NEW);
+    assert_int_equal(cfg.durability, DURABILITY_PROCESS);
+    assert_int_equal(cfg.session_expiry, 30 * 86400);
     assert_int_equal(cfg.max_keepalive, 65535);
     assert_int_equal(cfg.connect_timeout, 10);
     assert_int_equal(cfg.max_qos, 2);
@@ -302,6 +310,43 @@ static void test_sizes(void **state)
     set_bad("max_inflight", "1k", "max_inflight: '1k' is not a decimal number");
     set_bad("max_connections", "1M", NULL);
     set_bad("connect_timeout", "1k", NULL);
+}
+
+/* The store's settings: two choices and a duration. */
+static void test_store_settings(void **state)
+{
+    (void)state;
+    config_defaults(&cfg);
+    set_ok("durability", "power");
+    assert_int_equal(cfg.durability, DURABILITY_POWER);
+    set_ok("durability", "PROCESS");
+    assert_int_equal(cfg.durability, DURABILITY_PROCESS);
+    set_bad("durability", "fsync", "durability: 'fsync' is not one of process or power");
+    assert_int_equal(cfg.durability, DURABILITY_PROCESS);
+
+    set_ok("queue_full_policy", "drop-oldest");
+    assert_int_equal(cfg.queue_full_policy, QUEUE_DROP_OLDEST);
+    set_ok("queue-full-policy", "drop-new");
+    assert_int_equal(cfg.queue_full_policy, QUEUE_DROP_NEW);
+    set_bad("queue_full_policy", "drop", NULL);
+
+    struct { const char *text; uint32_t seconds; } durations[] = {
+        {"0", 0}, {"90", 90}, {"90s", 90}, {"15m", 900}, {"2h", 7200}, {"30d", 2592000},
+    };
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        set_ok("session_expiry", durations[i].text);
+        assert_int_equal(cfg.session_expiry, durations[i].seconds);
+    }
+    const char *bad[] = {"1w", "d", "-1", "5 d", "1.5h", "49711d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        set_bad("session_expiry", bad[i], NULL);
+    assert_int_equal(cfg.session_expiry, 2592000);
+
+    set_ok("max_queued_bytes", "0");
+    assert_int_equal(cfg.max_queued_bytes, 0);
+    set_ok("max_queued_bytes", "16M");
+    assert_int_equal(cfg.max_queued_bytes, 16 * 1024 * 1024);
+    set_bad("max_queued_bytes", "4G", NULL);
 }
 
 static void test_log_level(void **state)
@@ -692,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_number_ranges),
         cmocka_unit_test(test_zero_meanings),
         cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_store_settings),
         cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_data_dir),
         cmocka_unit_test(test_unknown_key),
