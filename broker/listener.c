@@ -65,8 +65,8 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
         broker.stats.connections_refused++;
         long n = log_ratelimit_check(&refused_log, 10);
         if (n >= 0)
-            log_warning("connection refused: max_connections (%u) reached (%ld more not logged)",
-                        broker.cfg.max_connections, n);
+            log_warning("connection refused: max_connections (%u) reached%s",
+                        broker.cfg.max_connections, log_suppressed(n));
         evutil_closesocket(fd);
         return;
     }
@@ -89,8 +89,8 @@ static void accept_error_cb(struct evconnlistener *ev, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
     long n = log_ratelimit_check(&accept_error_log, 10);
     if (n >= 0)
-        log_error("accept on %s failed: %s (%ld more not logged)", l->name,
-                  evutil_socket_error_to_string(err), n);
+        log_error("accept on %s failed: %s%s", l->name, evutil_socket_error_to_string(err),
+                  log_suppressed(n));
     evconnlistener_disable(ev);
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     evtimer_add(l->resume, &tv);

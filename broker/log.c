@@ -49,3 +49,12 @@ long log_ratelimit_check(struct log_ratelimit *rl, long interval)
     rl->last = now.tv_sec == 0 ? 1 : now.tv_sec;
     return n;
 }
+
+const char *log_suppressed(long n)
+{
+    static char buf[48];
+    if (n <= 0)
+        return "";
+    snprintf(buf, sizeof buf, " (%ld more not logged)", n);
+    return buf;
+}

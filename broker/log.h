@@ -37,5 +37,8 @@ struct log_ratelimit {
 /* Returns the number of events suppressed since the last line (>= 0) when
  * a line may be written now, or -1 when this event must be suppressed. */
 long log_ratelimit_check(struct log_ratelimit *rl, long interval);
+/* " (N more not logged)" for N > 0, "" for 0: the tail of a rate-limited
+ * line.  Returns a static buffer. */
+const char *log_suppressed(long n);
 
 #endif

@@ -196,8 +196,8 @@ static void count_drop(struct session *s, const char *why)
     broker.stats.publish_dropped++;
     long suppressed = log_ratelimit_check(&drop_log, 10);
     if (suppressed >= 0)
-        log_warning("client %s: message dropped: %s (%ld similar drops not logged)", s->log_id, why,
-                    suppressed);
+        log_warning("client %s: message dropped: %s%s", s->log_id, why,
+                    log_suppressed(suppressed));
 }
 
 /* Packet ids in use are those of the in-flight list; the window is small

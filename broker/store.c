@@ -162,8 +162,8 @@ int store_fail(const char *what)
 {
     long n = log_ratelimit_check(&fail_log, 10);
     if (n >= 0)
-        log_error("store: %s failed: %s (%ld more failures not logged)", what,
-                  sqlite3_errmsg(store_st.db), n);
+        log_error("store: %s failed: %s%s", what, sqlite3_errmsg(store_st.db),
+                  log_suppressed(n));
     store_st.txn_failed = true;
     return -1;
 }
