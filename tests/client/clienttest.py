@@ -152,10 +152,20 @@ class Broker:
             self.log = None
 
     def stop(self):
+        """Terminates the broker and removes its files.  A broker that died
+        on its own, or left sanitizer reports, gets its log printed (and
+        kept) so the failure it caused can be explained."""
         if self.stopped:
             return
         self.stopped = True
+        died = self.proc is not None and self.proc.poll() not in (None, -signal.SIGKILL)
         self.terminate()
+        text = self.log_text()
+        if died or any(m in text for m in ('AddressSanitizer', 'runtime error:',
+                                            'LeakSanitizer')):
+            sys.stderr.write('%s exited with %s on its own or reported errors; files kept in %s\n%s\n'
+                             % (self.kind, self.proc.returncode, self.tmp, self.tail(80)))
+            return
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -185,10 +195,25 @@ class Mosquitto(Broker):
 
     def __init__(self, port=None, persistence=False, passwords=None):
         super().__init__(port or free_port())
+        self.port_chosen = port is not None
+        self.started_once = False
         self.persistence = persistence
         self.passwords = passwords   # {user: password}: anonymous refused
 
     def start(self):
+        """Starts (or restarts, on the same port) the broker.  Mosquitto
+        cannot listen on port 0, so a free port is picked first; if another
+        test took it meanwhile, another one is tried."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except AssertionError:
+                if (self.port_chosen or self.started_once or attempt == 2
+                        or 'Address already in use' not in self.log_text()):
+                    raise
+                self.port = free_port()
+
+    def _start_once(self):
         if not have(MOSQUITTO):
             raise unittest.SkipTest('mosquitto not installed')
         conf = os.path.join(self.tmp, 'mosquitto.conf')
@@ -221,6 +246,7 @@ class Mosquitto(Broker):
         start_at = len(self.log_text())
         self._spawn([MOSQUITTO, '-c', conf])
         self._wait_for(r'mosquitto version \S+ running', start_at)
+        self.started_once = True
         return self
 
 
