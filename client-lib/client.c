@@ -183,13 +183,27 @@ static void free_pending(struct pending *p)
     free(p);
 }
 
-/* Delivers `ev` now, or queues it when inside an API call (or behind
- * events already queued, to keep their order). */
+/* Delivers the queued events, oldest first.  Only from the event loop. */
+static void flush_pending(petrel_client *c)
+{
+    struct pending *p;
+    while (!c->freeing && (p = c->pending)) {
+        c->pending = p->next;
+        if (!c->pending)
+            c->pending_tail = &c->pending;
+        dispatch(c, p);
+        free_pending(p);
+    }
+}
+
+/* Delivers `ev` now, after any queued events so that order is kept; or
+ * queues it when inside an API call. */
 static void emit(petrel_client *c, const struct pending *ev)
 {
     if (c->freeing)
         return;
-    if (c->api_depth == 0 && !c->pending) {
+    if (c->api_depth == 0) {
+        flush_pending(c);
         dispatch(c, ev);
         return;
     }
@@ -222,14 +236,7 @@ static void delivercb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     petrel_client *c = arg;
     cb_enter(c);
-    struct pending *p;
-    while (!c->freeing && (p = c->pending)) {
-        c->pending = p->next;
-        if (!c->pending)
-            c->pending_tail = &c->pending;
-        dispatch(c, p);
-        free_pending(p);
-    }
+    flush_pending(c);
     cb_leave(c);
 }
 
@@ -299,6 +306,8 @@ static void io_disconnected(void *ctx, int reason, bool reconnecting)
 static bool io_message(void *ctx, const struct mqtt_publish *p)
 {
     petrel_client *c = ctx;
+    if (c->api_depth == 0)
+        flush_pending(c); /* e.g. a queued "connected" comes first */
     if (c->freeing || !c->on_message)
         return true;
     if (p->topic.len + 1 > c->topic_cap) {

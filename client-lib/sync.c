@@ -4,7 +4,8 @@
  * timeout expires.  Messages that arrive meanwhile wait in a bounded FIFO
  * for petrel_sync_receive; when it is full the client stops reading from
  * the socket, so a slow reader pushes back on the server instead of losing
- * messages or memory.
+ * messages or memory.  A call waiting for an acknowledgement reads anyway:
+ * its answer may be behind the messages (it is bounded by its timeout).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct petrel_sync {
     bool stopped;          /* disconnected with no reconnection coming */
     int last_error;
     /* The operation a call is waiting for. */
+    bool waiting;
     uint64_t wait_id;
     bool wait_done;
     int wait_result;
@@ -142,7 +144,7 @@ static void on_message(petrel_client *c, const petrel_message *m, void *arg)
     r->next = NULL;
     *s->rx_tail = r;
     s->rx_tail = &r->next;
-    if (++s->rx_count >= RX_LIMIT && !s->paused) {
+    if (++s->rx_count >= RX_LIMIT && !s->paused && !s->waiting) {
         s->paused = true;
         client_set_reading(c, false);
     }
@@ -267,14 +269,25 @@ petrel_sync *petrel_sync_connect(const petrel_options *o, int timeout_ms, int *e
     return s;
 }
 
-/* Waits for the operation `id` that was just started. */
-static int wait_for(petrel_sync *s, uint64_t id, int timeout_ms)
+/* Waits for the operation `id` that was just started; `answered` when
+ * its completion is a packet from the server (everything but QoS 0). */
+static int wait_for(petrel_sync *s, uint64_t id, bool answered, int timeout_ms)
 {
     s->wait_id = id;
     s->wait_done = false;
     s->wait_result = PETREL_OK;
+    s->waiting = answered;
+    if (answered && s->paused) {
+        s->paused = false;
+        client_set_reading(s->c, true);
+    }
     int rc = run(s, is_wait_done, timeout_ms);
+    s->waiting = false;
     s->wait_id = 0;
+    if (s->rx_count >= RX_LIMIT && !s->paused) {
+        s->paused = true;
+        client_set_reading(s->c, false);
+    }
     return rc == PETREL_OK ? s->wait_result : rc;
 }
 
@@ -287,7 +300,7 @@ int petrel_sync_publish(petrel_sync *s, const char *topic, const void *payload,
         return PETREL_ESTOPPED;
     uint64_t id;
     int rc = petrel_publish(s->c, topic, payload, payload_len, qos, retain, &id);
-    return rc == PETREL_OK ? wait_for(s, id, timeout_ms) : rc;
+    return rc == PETREL_OK ? wait_for(s, id, qos > 0, timeout_ms) : rc;
 }
 
 int petrel_sync_subscribe(petrel_sync *s, const char *filter, int qos, int *granted,
@@ -300,7 +313,7 @@ int petrel_sync_subscribe(petrel_sync *s, const char *filter, int qos, int *gran
     uint64_t id;
     int rc = petrel_subscribe(s->c, filter, qos, &id);
     if (rc == PETREL_OK)
-        rc = wait_for(s, id, timeout_ms);
+        rc = wait_for(s, id, true, timeout_ms);
     if (rc == PETREL_OK && granted)
         *granted = s->granted;
     return rc;
@@ -314,7 +327,7 @@ int petrel_sync_unsubscribe(petrel_sync *s, const char *filter, int timeout_ms)
         return PETREL_ESTOPPED;
     uint64_t id;
     int rc = petrel_unsubscribe(s->c, filter, &id);
-    return rc == PETREL_OK ? wait_for(s, id, timeout_ms) : rc;
+    return rc == PETREL_OK ? wait_for(s, id, true, timeout_ms) : rc;
 }
 
 int petrel_sync_receive(petrel_sync *s, petrel_message **out, int timeout_ms)

@@ -251,10 +251,11 @@ PETREL_API size_t petrel_pending(const petrel_client *c);
  *
  * Each call runs a private event loop until its work is done or its
  * timeout (milliseconds; negative = no limit) expires.  Messages that arrive
- * meanwhile are kept for petrel_sync_receive (up to 1000; beyond that the
- * client stops reading from the socket until some are received).  The
- * client reconnects by itself as configured, except that the first
- * connection must succeed.
+ * meanwhile are kept for petrel_sync_receive; beyond 1000 the client stops
+ * reading from the socket until some are received (except while a call
+ * waits for an acknowledgement, which may be behind them).  Nothing runs
+ * between calls.  The client reconnects by itself as configured, except
+ * that the first connection must succeed.
  */
 
 typedef struct petrel_sync petrel_sync;

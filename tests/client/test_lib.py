@@ -178,6 +178,13 @@ class LibTests:
             self.assertEqual(r.returncode, 0, '%s: %s\n%s' % (name, r.stdout, r.stderr))
             self.assertIn('acknowledged' if 'async' in name else 'QoS 2 handshake', r.stdout)
 
+    def test_blocking_facade_under_load(self):
+        path = os.environ.get('PETREL_SYNC_CHECK', '')
+        if not ct.have(path):
+            self.skipTest('sync_check not built')
+        r = ct.run([path, str(self.port), '2500'], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
 
 class PetreldLib(LibTests, ct.unittest.TestCase):
     broker_kind = 'petreld'
