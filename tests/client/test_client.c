@@ -479,7 +479,10 @@ static void test_garbage_from_server(void **state)
     (void)state;
     struct event_base *base = event_base_new();
     server_start(base, SERVE_GARBAGE);
-    for (uint32_t seed = 1; seed <= 100; seed++) {
+    /* PETREL_GARBAGE_SEEDS=N for a longer run by hand. */
+    const char *env = getenv("PETREL_GARBAGE_SEEDS");
+    uint32_t seeds = env ? (uint32_t)strtoul(env, NULL, 10) : 100;
+    for (uint32_t seed = 1; seed <= seeds; seed++) {
         S.seed = seed;
         petrel_client *c = new_client(base, S.port, 0);
         R.break_on_any_disconnect = true;
