@@ -263,7 +263,11 @@ static void on_disconnected(petrel_client *c, int reason, bool reconnecting, voi
     (void)c;
     struct pub *p = arg;
     if (p->finishing && reason == PETREL_OK) {
-        finish(p, p->failed || p->acked != p->published ? CLI_EXIT_FAILURE : CLI_EXIT_OK);
+        /* A single message interrupted before it was even published counts
+         * as not acknowledged. */
+        bool all = !p->failed && p->acked == p->published &&
+                   (p->src == SRC_LINES || p->published == 1);
+        finish(p, all ? CLI_EXIT_OK : CLI_EXIT_FAILURE);
         return;
     }
     if (!p->connected_once) {
@@ -305,8 +309,6 @@ static void signalcb(evutil_socket_t sig, short what, void *arg)
     if (p->input)
         event_del(p->input);
     evbuffer_drain(p->lines, evbuffer_get_length(p->lines));
-    if (p->src != SRC_LINES && p->published == 0)
-        p->published = 1; /* counts as unacknowledged */
     p->finishing = true;
     petrel_disconnect(p->c);
 }
