@@ -375,6 +375,9 @@ void session_pump(struct session *s)
             broker.stats.msgs_sent++;
             store_send_after_commit(s->conn, &p);
         } else {
+            /* QoS 1 may be duplicated: its in-flight state is stored only
+             * when the session goes offline (session_detach), not per
+             * message, which would cost a third more writes. */
             send_delivery(s, d, false);
         }
     }
@@ -504,6 +507,14 @@ void session_detach(struct session *s)
     }
     s->offline_since = (int64_t)time(NULL);
     store_session_offline(s, s->offline_since);
+    /* Now that nothing more can change them, store the packet ids of
+     * QoS 1 messages in flight, so that a restarted broker resends them
+     * with their ids and DUP, as 3.1.1 asks.  (After a crash while the
+     * client was connected, they are resent as new deliveries: QoS 1 allows
+     * the duplicate.) */
+    for (struct delivery *d = s->inflight.head; d && s->db_id; d = d->next)
+        if (d->state == DELIVERY_WAIT_PUBACK)
+            store_delivery_state(s, d);
     if (s->db_id && s->queued.head) {
         /* An offline session costs no message memory: its queue is in
          * the store and is read again when it returns.  In-flight ones

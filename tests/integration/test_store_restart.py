@@ -177,6 +177,32 @@ class RestartTest(BrokerTestCase):
         again.expect_nothing(0.5)
         again.disconnect()
 
+    def test_inflight_qos1_resent_with_its_id_after_restart(self):
+        """3.1.1 [MQTT-4.4.0-1]: unacknowledged QoS 1 messages are resent with
+        their original packet ids and DUP, also across a graceful restart."""
+        b = self.broker_for_test()
+        t = self.topic()
+        sub = self.raw_on(b, 'rs-q1-inflight', clean=False)
+        sub.subscribe([(t, 1)])
+        pub = self.raw_on(b)
+        pub.publish(t, b'unacked-1', qos=1)
+        pub.publish(t, b'unacked-2', qos=1)
+        sent = [sub.expect_publish(ack=False) for _ in range(2)]
+        self.assertEqual([bytes(p.payload) for p in sent], [b'unacked-1', b'unacked-2'])
+        sub.close()
+        pub.disconnect()
+
+        b.restart()
+
+        sub = self.raw(b.port)
+        self.assertTrue(sub.connect('rs-q1-inflight', clean=False, keepalive=20).session_present)
+        again = [sub.expect_publish(ack=True) for _ in range(2)]
+        self.assertEqual([(bytes(p.payload), p.pid, p.dup) for p in again],
+                         [(bytes(p.payload), p.pid, True) for p in sent],
+                         'in-flight QoS 1 not resent in order with its packet id and DUP')
+        sub.expect_nothing(0.5)
+        sub.disconnect()
+
     def test_inbound_qos2_id_survives_restart(self):
         # The publisher's QoS 2 handshake spans the restart: the broker
         # must remember packet id 321 so that a resent PUBLISH is not a
