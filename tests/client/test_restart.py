@@ -1,0 +1,89 @@
+"""test_restart.py - libpetrel clients ride out a petreld restart without
+losing an acknowledged QoS 1 message, now that petreld keeps sessions and
+queues in its durable store.
+
+A persistent subscriber (clean session 0, QoS 1) and a persistent publisher
+are connected when petreld is stopped, once with SIGTERM and once with
+SIGKILL.  Before that:
+  - the subscriber is frozen (SIGSTOP) while the publisher sends messages
+    the broker acknowledges: they are committed but not delivered;
+  - the broker is frozen while the publisher sends more: they sit in the
+    broker's socket, never acknowledged (the client must send them again).
+While the broker is down the publisher publishes again (queued in the
+client).  After a restart on the same port and data directory both clients
+reconnect by themselves, resume their sessions, and the subscriber gets
+every message.
+"""
+
+import os
+import signal
+import time
+
+import clienttest as ct
+from test_reconnect import ReconnectBase
+
+
+class PetreldRestart(ReconnectBase):
+
+    def start_pair(self, tag):
+        self.broker = ct.Petreld().start()
+        pid = os.getpid()
+        sub = self.driver('rst-sub-%s-%d' % (tag, pid), '--reconnect', 50, 400)
+        sub.call('connect')
+        sub.expect('connected sp=0')
+        sub.call('sub 1 r/#')
+        sub.expect('subscribed id=\\d+ granted=1')
+        pub = self.driver('rst-pub-%s-%d' % (tag, pid), '--reconnect', 50, 400)
+        pub.call('connect')
+        pub.expect('connected sp=0')
+        pub.call('pubn 1 r/x a 10')
+        for _ in range(10):
+            pub.expect('published id=\\d+ rc=PETREL_OK')
+        self.collect(sub, ['a%d' % i for i in range(10)])
+        return sub, pub
+
+    def restart_check(self, sub, pub, crash):
+        # Acknowledged by the broker, not yet taken by the subscriber.
+        sub.proc.send_signal(signal.SIGSTOP)
+        try:
+            pub.call('pubn 1 r/x b 10')
+            for _ in range(10):
+                pub.expect('published id=\\d+ rc=PETREL_OK')
+            # Written to the broker's socket, never read or acknowledged.
+            self.broker.suspend()
+            pub.call('pubn 1 r/x c 10')
+            time.sleep(0.1)
+            if crash:
+                self.broker.kill()
+            else:
+                self.broker.terminate()
+        finally:
+            sub.proc.send_signal(signal.SIGCONT)
+        for d in (sub, pub):
+            d.expect('disconnected reason=\\S+ retry=1')
+        # Queued by the client while the broker is down.
+        pub.call('pubn 1 r/x d 10')
+        time.sleep(0.2)
+        self.broker.start()   # same port, same data directory
+        sub.expect('connected sp=1')
+        pub.expect('connected sp=1')
+        expected = ['%s%d' % (p, i) for p in 'bcd' for i in range(10)]
+        seen, dups = self.collect(sub, expected)
+        for _ in range(20):
+            pub.expect('published id=\\d+ rc=PETREL_OK')
+        pub.send('pending')
+        pub.expect('pending 0')
+        print('petreld restart (%s): %d messages received, %d duplicates (QoS 1 allows them)'
+              % ('SIGKILL' if crash else 'SIGTERM', len(seen), dups))
+
+    def test_petreld_killed_and_restarted(self):
+        sub, pub = self.start_pair('kill')
+        self.restart_check(sub, pub, crash=True)
+
+    def test_petreld_restarted_cleanly(self):
+        sub, pub = self.start_pair('term')
+        self.restart_check(sub, pub, crash=False)
+
+
+if __name__ == '__main__':
+    ct.main()
