@@ -21,9 +21,11 @@
 #include "hashmap.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "router.h"
 #include "session.h"
 #include "store.h"
+#include "store_backup.h"
 #include "sys_topics.h"
 #include "topic_tree.h"
 
@@ -51,6 +53,8 @@ static void usage(FILE *out)
             "  -v, --verbose           log level info; twice for debug\n"
             "      --inspect           print the sessions, queues and retained messages\n"
             "                          stored in the data directory, then exit\n"
+            "      --backup DEST       copy the data directory's store to the file DEST\n"
+            "                          (consistent, while petreld runs), then exit\n"
             "      --log-level LEVEL   error, warning, notice (default), info or debug\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n\n"
@@ -173,13 +177,15 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT };
+    enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT, OPT_BACKUP };
     bool inspect = false;
+    const char *backup_dest = NULL;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
         {"data-dir", required_argument, NULL, 'd'}, {"verbose", no_argument, NULL, 'v'},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"inspect", no_argument, NULL, OPT_INSPECT},
+        {"backup", required_argument, NULL, OPT_BACKUP},
         {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int opt;
@@ -197,6 +203,7 @@ int main(int argc, char **argv)
         case 'v': overrides.verbose++; break;
         case OPT_LOG_LEVEL: overrides.log_level = optarg; break;
         case OPT_INSPECT: inspect = true; break;
+        case OPT_BACKUP: backup_dest = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("petreld %s\n", PETREL_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -215,6 +222,8 @@ int main(int argc, char **argv)
     }
     if (inspect)
         return store_inspect(broker.cfg.data_dir, broker.cfg.session_expiry, stdout);
+    if (backup_dest)
+        return store_backup(broker.cfg.data_dir, backup_dest, stdout);
     log_set_level(broker.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
     /* A file-size limit must make a write fail (and the store degrade and
@@ -262,6 +271,8 @@ int main(int argc, char **argv)
     }
     log_notice("ready (data directory %s, max_packet_size %u, max_inflight %u)",
                broker.cfg.data_dir, broker.cfg.max_packet_size, broker.cfg.max_inflight);
+    if (notify_ready() != 0)
+        goto out;
     if (event_base_dispatch(broker.base) < 0) {
         log_error("event loop failed");
         goto out;
@@ -270,6 +281,7 @@ int main(int argc, char **argv)
     log_notice("stopped");
 
 out:
+    notify_stopping();
     listeners_close();
     if (broker.base)
         conn_close_all();
@@ -289,6 +301,7 @@ out:
         event_free(ev_int);
     if (ev_hup)
         event_free(ev_hup);
+    notify_close();
     if (broker.base)
         event_base_free(broker.base);
     if (broker.lock_fd >= 0)

@@ -1,0 +1,33 @@
+"""deploytest.py - what the deployment tests share: the paths meson gives
+them, bounded subprocess runs, and the integration harness (imported from
+tests/integration, unchanged) for brokers and raw MQTT clients."""
+
+import os
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.environ.get('PETREL_SOURCE_ROOT') or os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(SOURCE_ROOT, 'tests', 'integration'))
+
+import harness  # noqa: E402  (needs the path above)
+import mqttraw  # noqa: E402
+
+BUILD_ROOT = os.environ.get('PETREL_BUILD_ROOT', '')
+PETRELD = harness.PETRELD
+PETREL_CLI = os.environ.get('PETREL_CLI', '')
+SANITIZED = os.environ.get('PETREL_SANITIZE', 'none') not in ('', 'none')
+SYSTEMD_NOTIFY = os.environ.get('PETREL_SYSTEMD', '1') == '1'
+UNIT_SOURCE = os.path.join(SOURCE_ROOT, 'deploy', 'petreld.service')
+
+
+def run(cmd, timeout=60, **kw):
+    """Runs cmd to completion (text output); never hangs the suite."""
+    kw.setdefault('stdin', subprocess.DEVNULL)
+    kw.setdefault('capture_output', True)
+    return subprocess.run(cmd, text=True, errors='replace', timeout=timeout, **kw)
+
+
+def main():
+    unittest.main(verbosity=2)
