@@ -128,8 +128,10 @@ class Sandbox(unittest.TestCase):
             cls.rc = proc.wait(30)   # strace exits with petreld's status
         finally:
             if proc.poll() is None:
-                if pid:
-                    os.kill(pid, signal.SIGKILL)   # strace would leave it running
+                # Killing strace would leave petreld running: kill it first.
+                m = re.match(r'(\d+) ', read(cls.trace)) if os.path.exists(cls.trace) else None
+                if pid or m:
+                    os.kill(pid or int(m.group(1)), signal.SIGKILL)
                 proc.kill()
                 proc.wait(5)
             notify.close()
