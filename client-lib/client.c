@@ -11,6 +11,7 @@
  */
 #include "client.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -412,9 +413,23 @@ static void tr_closed(void *ctx, int reason)
  * Public API
  */
 
+/* A write to a socket the broker has closed raises SIGPIPE, whose default
+ * action kills the process: a library must not let a peer do that to its
+ * application.  libevent writes with writev (no MSG_NOSIGNAL), so the only
+ * lever is the disposition; it is changed only while it is the default, so
+ * an application's own handler is left alone. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+        !(old.sa_flags & SA_SIGINFO))
+        signal(SIGPIPE, SIG_IGN);
+}
+
 petrel_client *petrel_client_new(struct event_base *base, const petrel_options *o, int *err)
 {
     int dummy;
+    ignore_sigpipe();
     if (!err)
         err = &dummy;
     if (!base || !o) {

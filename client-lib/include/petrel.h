@@ -198,7 +198,10 @@ enum petrel_log_level { PETREL_LOG_ERROR = 0, PETREL_LOG_INFO = 1, PETREL_LOG_DE
 typedef void (*petrel_log_cb)(petrel_client *c, int level, const char *line, void *arg);
 
 /* Creates a client on `base` (which the application runs).  The options
- * are copied.  Returns NULL with *err set (err may be NULL). */
+ * are copied.  Returns NULL with *err set (err may be NULL).
+ * If SIGPIPE still has its default action, it is set to SIG_IGN: otherwise a
+ * broker closing the connection while the client writes would kill the
+ * process.  An application that handles SIGPIPE itself keeps its handler. */
 PETREL_API petrel_client *petrel_client_new(struct event_base *base, const petrel_options *o,
                                             int *err);
 /* Closes the connection at once (no DISCONNECT: the server publishes the

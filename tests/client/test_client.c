@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -75,6 +76,37 @@ static void test_options_validation(void **state)
     assert_int_equal(petrel_publish(c, "a/#", "x", 1, 0, false, NULL), PETREL_EINVAL);
     assert_int_equal(petrel_subscribe(c, "a/#/b", 0, NULL), PETREL_EINVAL);
     petrel_client_free(c);
+    event_base_free(base);
+}
+
+/* A broker that hangs up while the client writes must not kill the
+ * application with SIGPIPE; a handler the application installed stays. */
+static void handler(int sig) { (void)sig; }
+
+static void test_sigpipe_ignored_unless_handled(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    petrel_options *o = petrel_options_new();
+    int err;
+
+    signal(SIGPIPE, SIG_DFL);
+    petrel_client *c = petrel_client_new(base, o, &err);
+    assert_non_null(c);
+    struct sigaction now;
+    sigaction(SIGPIPE, NULL, &now);
+    assert_true(now.sa_handler == SIG_IGN);
+    petrel_client_free(c);
+
+    signal(SIGPIPE, handler);
+    c = petrel_client_new(base, o, &err);
+    assert_non_null(c);
+    sigaction(SIGPIPE, NULL, &now);
+    assert_true(now.sa_handler == handler);
+    petrel_client_free(c);
+
+    signal(SIGPIPE, SIG_DFL);
+    petrel_options_free(o);
     event_base_free(base);
 }
 
@@ -598,6 +630,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options_validation),
         cmocka_unit_test(test_error_strings),
+        cmocka_unit_test(test_sigpipe_ignored_unless_handled),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_unknown_host),
         cmocka_unit_test(test_bytes_one_at_a_time),
