@@ -1,17 +1,38 @@
 /*
  * log.c - timestamped, levelled log lines on stderr.  One fprintf per line
  * and line buffering keep lines whole even when stderr is a pipe to journald.
+ * When stderr is the journal, each line also starts with its syslog
+ * priority ("<3>"), so that `journalctl -p warning` filters petreld's lines.
  */
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 
 static enum log_level current_level = LOG_NOTICE;
 
 static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
+/* syslog priorities: err, warning, notice, info, debug */
+static const char *const journal_prefix[] = {"<3>", "<4>", "<5>", "<6>", "<7>"};
+
+/* systemd sets JOURNAL_STREAM to "DEVICE:INODE" of the stream it connected
+ * to stderr; a match means our stderr is that stream (not redirected). */
+static int stderr_is_journal(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        const char *js = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        known = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+                (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+    }
+    return known;
+}
 
 void log_set_level(enum log_level level) { current_level = level; }
 enum log_level log_get_level(void) { return current_level; }
@@ -33,7 +54,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, (long)(tv.tv_usec / 1000), level_names[level], text);
+    fprintf(stderr, "%s%s.%03ldZ %s %s\n", stderr_is_journal() ? journal_prefix[level] : "", stamp,
+            (long)(tv.tv_usec / 1000), level_names[level], text);
 }
 
 long log_ratelimit_check(struct log_ratelimit *rl, long interval)

@@ -180,6 +180,40 @@ class CommandLineTest(BrokerTestCase):
         b2 = self.start_broker(config_text='\n'.join(active) + '\n')
         self.assertTrue(b2.listeners)
 
+    def test_journal_priority_prefix(self):
+        """Under systemd, stderr is the journal (JOURNAL_STREAM names it):
+        each line then starts with its syslog priority so that
+        journalctl -p filters petreld's lines; a redirected stderr does not."""
+        for matching in (True, False):
+            r, w = os.pipe()
+            st = os.fstat(w)
+            env = dict(os.environ)
+            env['JOURNAL_STREAM'] = '%d:%d' % (st.st_dev, st.st_ino + (0 if matching else 1))
+            d = self.tempdir()
+            p = subprocess.Popen([harness.PETRELD, '--listen', '127.0.0.1:0', '--data-dir', d,
+                                  '-v'],
+                                 stderr=w, stdout=subprocess.DEVNULL, env=env)
+            os.close(w)
+            try:
+                out = b''
+                deadline = time.monotonic() + 10
+                while b'ready' not in out and time.monotonic() < deadline:
+                    chunk = os.read(r, 4096)
+                    if not chunk:
+                        break
+                    out += chunk
+            finally:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+                os.close(r)
+            lines = out.decode().splitlines()
+            self.assertTrue(any('ready' in l for l in lines), out)
+            if matching:
+                self.assertTrue(all(re.match(r'<[3-7]>\d{4}-', l) for l in lines), lines)
+                self.assertTrue(any(l.startswith('<5>') and 'ready' in l for l in lines), lines)
+            else:
+                self.assertFalse(any(l.startswith('<') for l in lines), lines)
+
     def test_log_lines(self):
         b = self.start_broker({'log_level': 'debug'})
         c = self.raw(b.port)
