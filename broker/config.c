@@ -46,13 +46,15 @@ struct setting {
 
 static const char *const durability_names[] = {"process", "power", NULL};
 static const char *const policy_names[] = {"drop-new", "drop-oldest", NULL};
+static const char *const anonymous_names[] = {"loopback", "false", "true", NULL};
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define NUM(f, kind, lo, hi, why, doc) { #f, kind, FIELD(f), lo, hi, why, doc, NULL }
 
 static const struct setting settings[] = {
     {"listen", K_LISTEN, 0, 0, 0, 0, NULL,
-     "HOST:PORT, [IPV6]:PORT or IPV6:PORT; repeat for more listeners; port 0 = any free port",
+     "HOST:PORT, [IPV6]:PORT or IPV6:PORT; repeat for more listeners; port 0 = any free port;\n"
+     "# options after the address: max_connections=N, allow_anonymous=loopback|false|true",
      NULL},
     {"data_dir", K_PATH, FIELD(data_dir), 0, 0, NULL, "directory of the database petrel.db", NULL},
     NUM(max_connections, K_UINT, 0, UINT32_MAX, NULL,
@@ -84,6 +86,21 @@ static const struct setting settings[] = {
     NUM(sys_interval, K_UINT, 0, 86400, NULL,
         "seconds between $SYS updates; 0 = off"),
     {"log_level", K_LOG_LEVEL, 0, 0, 0, 0, NULL, "error, warning, notice, info or debug", NULL},
+    {"password_file", K_PATH, FIELD(password_file), 0, 0, NULL,
+     "file of user:hash lines (petrel passwd); clients that send a user name must match it",
+     NULL},
+    {"acl_file", K_PATH, FIELD(acl_file), 0, 0, NULL,
+     "ACL rules (user, topic, pattern lines); without one every client may do everything",
+     NULL},
+    {"allow_anonymous", K_CHOICE, FIELD(allow_anonymous), 0, 2, NULL,
+     "clients without a verified user name: loopback (only on loopback listeners), false or "
+     "true", anonymous_names},
+    NUM(max_subscriptions_per_client, K_UINT, 0, UINT32_MAX, NULL,
+        "subscriptions one session may hold; further ones get 0x80; 0 = no limit"),
+    NUM(max_topic_length, K_UINT, 1, 65535, NULL,
+        "bytes in a topic name or filter; longer publishes disconnect, filters get 0x80"),
+    NUM(max_topic_levels, K_UINT, 1, 65535, NULL,
+        "levels in a topic name or filter; deeper publishes disconnect, filters get 0x80"),
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -127,6 +144,11 @@ void config_defaults(struct config *c)
     c->max_output_buffer = 1024 * 1024;
     c->sys_interval = 10;
     c->log_level = LOG_NOTICE;
+    c->listeners[0].allow_anonymous = ANON_INHERIT;
+    c->allow_anonymous = ANON_LOOPBACK;
+    c->max_subscriptions_per_client = 0;
+    c->max_topic_length = 65535;
+    c->max_topic_levels = 128;
 }
 
 int config_parse_log_level(const char *s, enum log_level *out)
@@ -253,6 +275,22 @@ static int set_number(struct config *c, const struct setting *s, const char *val
     return 0;
 }
 
+/* "KEY: 'VALUE' is not one of a, b or c" */
+static int choice_error(const struct setting *s, const char *value, char *err, size_t errlen)
+{
+    char names[128] = "";
+    size_t n = 0;
+    while (s->choices[n])
+        n++;
+    for (size_t i = 0; i < n; i++) {
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof(names) - used, "%s%s",
+                 i == 0 ? "" : i + 1 == n ? " or " : ", ", s->choices[i]);
+    }
+    errf(err, errlen, "%s: '%s' is not one of %s", s->name, value, names);
+    return -1;
+}
+
 static int set_path(struct config *c, const struct setting *s, const char *value,
                     char *err, size_t errlen)
 {
@@ -363,13 +401,87 @@ static bool same_listener(const struct listener_conf *a, const struct listener_c
            memcmp(x, y, sizeof(x)) == 0;
 }
 
+static bool is_blank(int ch);
+
+/* Options after the address: "key=value" words separated by blanks. */
+static int parse_listen_options(const char *opts, struct listener_conf *l, char *err,
+                                size_t errlen)
+{
+    const char *p = opts;
+    while (*p) {
+        while (is_blank(*p))
+            p++;
+        if (*p == '\0')
+            break;
+        const char *end = p;
+        while (*end && !is_blank(*end))
+            end++;
+        char word[256];
+        size_t len = (size_t)(end - p);
+        if (len >= sizeof(word)) {
+            errf(err, errlen, "listen: option '%.40s...' is too long", p);
+            return -1;
+        }
+        memcpy(word, p, len);
+        word[len] = '\0';
+        p = end;
+        char *eq = strchr(word, '=');
+        if (eq == NULL) {
+            errf(err, errlen, "listen: option '%s' should be KEY=VALUE", word);
+            return -1;
+        }
+        *eq = '\0';
+        const char *v = eq + 1;
+        if (strcmp(word, "max_connections") == 0) {
+            uint64_t n = 0;
+            int r = parse_number(v, K_UINT, &n);
+            if (r != NUM_OK || n > UINT32_MAX) {
+                errf(err, errlen, "listen: max_connections=%s is not a number in 0..%u", v,
+                     (unsigned)UINT32_MAX);
+                return -1;
+            }
+            l->max_connections = (uint32_t)n;
+        } else if (strcmp(word, "allow_anonymous") == 0) {
+            size_t i;
+            for (i = 0; anonymous_names[i]; i++)
+                if (strcasecmp(v, anonymous_names[i]) == 0)
+                    break;
+            if (anonymous_names[i] == NULL) {
+                errf(err, errlen, "listen: allow_anonymous=%s is not one of loopback, false "
+                     "or true", v);
+                return -1;
+            }
+            l->allow_anonymous = (uint8_t)i;
+        } else {
+            errf(err, errlen, "listen: unknown option '%s' (max_connections, allow_anonymous)",
+                 word);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* The first `listen` replaces the default listener, later ones add to it. */
 static int add_listener(struct config *c, const char *value, char *err, size_t errlen)
 {
     struct listener_conf l;
     size_t n = c->listeners_are_default ? 0 : c->n_listeners;
 
-    if (parse_listen(value, &l, err, errlen) < 0)
+    /* The address ends at the first blank; options may follow. */
+    char addr[512];
+    size_t alen = strcspn(value, " \t");
+    const char *opts = value + alen;
+    if (alen >= sizeof(addr)) {
+        errf(err, errlen, "listen: '%.60s...' is too long", value);
+        return -1;
+    }
+    memcpy(addr, value, alen);
+    addr[alen] = '\0';
+    if (parse_listen(addr, &l, err, errlen) < 0)
+        return -1;
+    l.max_connections = 0;
+    l.allow_anonymous = ANON_INHERIT;
+    if (parse_listen_options(opts, &l, err, errlen) < 0)
         return -1;
     if (n >= CONFIG_MAX_LISTENERS) {
         errf(err, errlen, "listen: more than %d listeners", CONFIG_MAX_LISTENERS);
@@ -430,9 +542,7 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
                 return 0;
             }
         }
-        errf(err, errlen, "%s: '%s' is not one of %s%s%s", s->name, value, s->choices[0],
-             s->choices[1] ? " or " : "", s->choices[1] ? s->choices[1] : "");
-        return -1;
+        return choice_error(s, value, err, errlen);
     case K_LOG_LEVEL:
         if (config_parse_log_level(value, &c->log_level) < 0) {
             errf(err, errlen, "log_level: '%s' is not one of error, warning, notice, info, debug",
@@ -581,13 +691,22 @@ void config_dump(const struct config *c, FILE *out)
             for (size_t j = 0; j < c->n_listeners; j++) {
                 const struct listener_conf *l = &c->listeners[j];
                 if (strchr(l->host, ':') != NULL)
-                    fprintf(out, "listen = [%s]:%u\n", l->host, (unsigned)l->port);
+                    fprintf(out, "listen = [%s]:%u", l->host, (unsigned)l->port);
                 else
-                    fprintf(out, "listen = %s:%u\n", l->host, (unsigned)l->port);
+                    fprintf(out, "listen = %s:%u", l->host, (unsigned)l->port);
+                if (l->max_connections)
+                    fprintf(out, " max_connections=%u", (unsigned)l->max_connections);
+                if (l->allow_anonymous != ANON_INHERIT)
+                    fprintf(out, " allow_anonymous=%s", anonymous_names[l->allow_anonymous]);
+                fputc('\n', out);
             }
             break;
         case K_PATH:
-            fprintf(out, "%s = %s\n", s->name, field);
+            /* An empty path means "none" and cannot be written as a value. */
+            if (field[0] == '\0')
+                fprintf(out, "#%s = (not set)\n", s->name);
+            else
+                fprintf(out, "%s = %s\n", s->name, field);
             break;
         case K_UINT:
         case K_DURATION:

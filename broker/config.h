@@ -31,9 +31,21 @@ enum queue_policy {
     QUEUE_DROP_OLDEST = 1   /* a full queue drops its oldest unsent message */
 };
 
+/* Who may connect without a verified user name and password. */
+enum anonymous_policy {
+    ANON_LOOPBACK = 0, /* only on listeners bound to a loopback address */
+    ANON_FALSE = 1,    /* nowhere */
+    ANON_TRUE = 2,     /* everywhere */
+    ANON_INHERIT = 3   /* listener_conf only: the global allow_anonymous */
+};
+
 struct listener_conf {
     char host[64];  /* numeric IPv4 or IPv6 address, e.g. "127.0.0.1", "::" */
     uint16_t port;
+    /* Options after the address on the `listen` line
+     * ("listen = 0.0.0.0:1883 max_connections=500 allow_anonymous=false"): */
+    uint32_t max_connections;  /* this listener's own limit; 0 = none */
+    uint8_t allow_anonymous;   /* enum anonymous_policy, default ANON_INHERIT */
 };
 
 struct config {
@@ -56,6 +68,12 @@ struct config {
     uint8_t max_qos;                /* default 2 */
     uint32_t max_output_buffer;     /* bytes buffered per connection, default 1 MiB */
     uint32_t sys_interval;          /* seconds between $SYS updates, default 10; 0 = off */
+    char password_file[4096];       /* "user:hash" lines; "" (default) = none */
+    char acl_file[4096];            /* ACL rules; "" (default) = everything allowed */
+    uint8_t allow_anonymous;        /* enum anonymous_policy, default loopback */
+    uint32_t max_subscriptions_per_client; /* default 0 = no limit */
+    uint16_t max_topic_length;      /* bytes in a topic name or filter, default 65535 */
+    uint16_t max_topic_levels;      /* levels in a topic name or filter, default 128 */
     enum log_level log_level;       /* default notice */
 };
 

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "listener.h"
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
@@ -117,6 +118,9 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     if (c->next)
         c->next->prev = c->prev;
     broker.n_conns--;
+    listener_conn_closed(c);
+    if (c->auth_wait)
+        connect_abort(c);
     if (c->n_pending)
         store_forget_conn(c);
 
@@ -235,7 +239,7 @@ static void process_input(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     for (;;) {
-        if (c->state == CONN_CLOSING)
+        if (c->state == CONN_CLOSING || c->auth_wait)
             return;
         if (!conn_can_write(c)) {
             /* The peer does not read what we send it: stop reading what
@@ -262,6 +266,7 @@ static void process_input(struct conn *c)
             snprintf(why, sizeof why, "packet of %zu bytes exceeds max_packet_size (%u)",
                      hlen + remaining, broker.cfg.max_packet_size);
             broker.stats.protocol_errors++;
+            broker.stats.packet_too_large++;
             conn_close(c, why, true);
             return;
         }
@@ -358,6 +363,7 @@ static void timercb(evutil_socket_t fd, short what, void *arg)
         char why[64];
         snprintf(why, sizeof why, "no CONNECT within connect_timeout (%u s)",
                  broker.cfg.connect_timeout);
+        broker.stats.connect_timeouts++;
         conn_close(c, why, false);
     }
 }

@@ -16,6 +16,8 @@ struct event;
 struct message;
 struct mqtt_packet;
 struct session;
+struct listener;
+struct connect_wait;
 
 enum conn_state {
     CONN_AWAIT_CONNECT = 0, /* accepted, no CONNECT yet */
@@ -36,6 +38,9 @@ struct conn {
     uint32_t n_pending;            /* packets waiting for a store commit */
     bool read_paused;              /* input paused: output over the bound */
     const char *close_reason;      /* static string, while CONN_CLOSING */
+    struct listener *listener;     /* accepted on (NULL if made in-process) */
+    struct connect_wait *auth_wait; /* CONNECT held for a password check or a
+                                      refusal delay: input is not processed */
 };
 
 /* Takes ownership of an accepted socket.  Returns NULL (socket closed) on

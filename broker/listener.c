@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,9 +39,13 @@ struct listener {
     struct evconnlistener *ev;
     struct event *resume;
     char name[80];
+    bool loopback;              /* bound to 127.0.0.0/8 or ::1 */
+    uint8_t allow_anonymous;    /* enum anonymous_policy */
+    uint32_t max_connections;   /* 0 = only the global limit */
+    uint32_t n_conns;
 };
 
-static struct log_ratelimit refused_log, accept_error_log;
+static struct log_ratelimit refused_log, listener_refused_log, accept_error_log;
 
 static void tune_socket(int fd)
 {
@@ -60,7 +65,16 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
                       int addrlen, void *arg)
 {
     (void)ev;
-    (void)arg;
+    struct listener *l = arg;
+    if (l->max_connections && l->n_conns >= l->max_connections) {
+        broker.stats.listener_refused++;
+        long n = log_ratelimit_check(&listener_refused_log, 10);
+        if (n >= 0)
+            log_warning("connection to %s refused: its max_connections (%u) reached%s", l->name,
+                        l->max_connections, log_suppressed(n));
+        evutil_closesocket(fd);
+        return;
+    }
     if (broker.cfg.max_connections && broker.n_conns >= broker.cfg.max_connections) {
         broker.stats.connections_refused++;
         long n = log_ratelimit_check(&refused_log, 10);
@@ -71,8 +85,47 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
         return;
     }
     tune_socket(fd);
-    if (!conn_new(fd, addr, addrlen))
+    struct conn *c = conn_new(fd, addr, addrlen);
+    if (!c) {
         log_error("out of memory accepting a connection");
+        return;
+    }
+    c->listener = l;
+    l->n_conns++;
+}
+
+void listener_conn_closed(struct conn *c)
+{
+    if (c->listener)
+        c->listener->n_conns--;
+    c->listener = NULL;
+}
+
+bool listener_allows_anonymous(const struct listener *l)
+{
+    uint8_t policy = broker.cfg.allow_anonymous;
+    if (l && l->allow_anonymous != ANON_INHERIT)
+        policy = l->allow_anonymous;
+    switch (policy) {
+    case ANON_TRUE: return true;
+    case ANON_FALSE: return false;
+    default: return !l || l->loopback;
+    }
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
 }
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -158,6 +211,9 @@ static int open_one(const struct listener_conf *lc)
         return -1;
     }
     format_addr(&bound, l->name, sizeof l->name);
+    l->loopback = is_loopback(&bound);
+    l->allow_anonymous = lc->allow_anonymous;
+    l->max_connections = lc->max_connections;
     l->ev = evconnlistener_new(broker.base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                -1, fd);
     l->resume = evtimer_new(broker.base, resume_cb, l);
@@ -175,6 +231,11 @@ static int open_one(const struct listener_conf *lc)
     l->next = broker.listeners;
     broker.listeners = l;
     log_notice("listening on %s", l->name);
+    char limit[48] = "";
+    if (l->max_connections)
+        snprintf(limit, sizeof limit, ", max_connections %u", l->max_connections);
+    log_info("listener %s: anonymous clients %s%s", l->name,
+             listener_allows_anonymous(l) ? "allowed" : "refused", limit);
     return 0;
 }
 
@@ -191,6 +252,10 @@ int listeners_open(void)
 
 void listeners_close(void)
 {
+    /* Connections outlive the listeners at shutdown: they must not count
+     * themselves out of freed ones. */
+    for (struct conn *c = broker.conns; c; c = c->next)
+        c->listener = NULL;
     struct listener *l = broker.listeners;
     while (l) {
         struct listener *next = l->next;

@@ -1,11 +1,17 @@
 /*
  * listener.h - the broker's listening sockets.  Each configured address gets
  * an evconnlistener; accepted sockets are tuned (TCP keepalive,
- * TCP_USER_TIMEOUT, no Nagle) and handed to conn_new, unless the connection
- * limit is reached.
+ * TCP_USER_TIMEOUT, no Nagle) and handed to conn_new, unless the global or
+ * the listener's own connection limit is reached.  A listener also decides
+ * whether anonymous clients may use it (loopback addresses may, by default).
  */
 #ifndef PETREL_LISTENER_H
 #define PETREL_LISTENER_H
+
+#include <stdbool.h>
+
+struct conn;
+struct listener;
 
 /* Opens every listener of broker.cfg and logs "listening on ADDR:PORT" with
  * the real port.  Returns 0, or -1 after logging which address failed (all
@@ -13,5 +19,15 @@
 int listeners_open(void);
 /* Stops accepting and frees the listeners. */
 void listeners_close(void);
+
+/* May clients without a verified user name and password connect through
+ * `l`?  Follows the listener's allow_anonymous option, else the global one;
+ * `loopback` (the default) allows them on 127.0.0.0/8 and ::1 only.  NULL
+ * (a connection made in-process, as by tests) counts as loopback. */
+bool listener_allows_anonymous(const struct listener *l);
+
+/* The connection is closing: it no longer counts against its listener's
+ * max_connections.  Called by conn_close. */
+void listener_conn_closed(struct conn *c);
 
 #endif

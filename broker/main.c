@@ -23,6 +23,7 @@
 #include "log.h"
 #include "notify.h"
 #include "router.h"
+#include "security.h"
 #include "session.h"
 #include "store.h"
 #include "store_backup.h"
@@ -160,12 +161,14 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     (void)arg;
     if (!broker.config_path) {
         log_notice("SIGHUP: no configuration file to reload");
+        security_reload(&broker.cfg);
         return;
     }
     struct config fresh;
     char err[CONFIG_ERR_LEN];
     if (load_config(&fresh, broker.config_path, &overrides, err, sizeof err) != 0) {
         log_error("SIGHUP: reload failed, keeping the current settings: %s", err);
+        security_reload(&broker.cfg);
         return;
     }
     /* Only what can change safely at run time is applied. */
@@ -173,6 +176,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     log_set_level(fresh.log_level);
     log_notice("SIGHUP: configuration reloaded from %s (log_level %s)", broker.config_path,
                config_log_level_name(fresh.log_level));
+    security_reload(&fresh);
 }
 
 int main(int argc, char **argv)
@@ -225,6 +229,10 @@ int main(int argc, char **argv)
     if (backup_dest)
         return store_backup(broker.cfg.data_dir, backup_dest, stdout);
     log_set_level(broker.cfg.log_level);
+    if (security_load(&broker.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "petreld: %s\n", err);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* A file-size limit must make a write fail (and the store degrade and
      * recover), not kill the broker. */
@@ -251,6 +259,10 @@ int main(int argc, char **argv)
     }
     if (store_load() != 0)
         goto out;
+    if (security_start() != 0) {
+        log_error("cannot start the password check threads");
+        goto out;
+    }
     if (listeners_open() != 0)
         goto out;
     if (broker.cfg.session_expiry) {
@@ -285,6 +297,7 @@ out:
     listeners_close();
     if (broker.base)
         conn_close_all();
+    security_stop();
     sys_topics_stop();
     store_close(); /* commits what the closing connections wrote */
     if (ev_expiry)

@@ -8,6 +8,9 @@
 #ifndef PETREL_PROTOCOL_H
 #define PETREL_PROTOCOL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct conn;
 struct mqtt_packet;
 struct mqtt_connect;
@@ -22,6 +25,14 @@ int protocol_handle(struct conn *c, const struct mqtt_packet *p);
 
 /* Closes the connection for a protocol violation, with its will. Returns -1. */
 int protocol_violation(struct conn *c, const char *why);
+
+/* NULL if a topic name or filter is within max_topic_length and
+ * max_topic_levels; else what it exceeds (the hit is counted). */
+const char *topic_over_limits(const uint8_t *topic, size_t len);
+
+/* Drops a CONNECT held for a password check or a refusal delay (the
+ * connection is closing).  Called by conn_close when c->auth_wait is set. */
+void connect_abort(struct conn *c);
 
 int handle_connect(struct conn *c, const struct mqtt_connect *ck);
 int handle_publish(struct conn *c, const struct mqtt_publish *pub);

@@ -1,20 +1,55 @@
 /*
  * protocol_connect.c - CONNECT: client identifier rules, keep alive cap,
- * will, session takeover and resumption, CONNACK.
+ * will, authentication, session takeover and resumption, CONNACK.
+ *
+ * A password check runs on a worker thread (auth_worker.h): meanwhile the
+ * CONNECT waits in a `connect_wait` and the connection's input is held.
+ * A refused login is answered only a second after its CONNECT arrived,
+ * however fast the refusal was decided, so that guessing is slow and a
+ * wrong password cannot be told from an unknown user by timing.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "acl_session.h"
+#include "auth.h"
+#include "auth_worker.h"
 #include "broker.h"
 #include "conn.h"
+#include "listener.h"
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
 #include "protocol.h"
 #include "session.h"
+
+/* Time from CONNECT to the CONNACK of a refused login. */
+#define REFUSAL_DELAY_MS 1000
+
+/* What is kept of a CONNECT while it waits: the packet itself lives in the
+ * input buffer only during handle_connect. */
+struct connect_wait {
+    struct conn *c;
+    struct auth_job *job;       /* password check in progress */
+    struct event *delay;        /* refusal delay */
+    struct timespec arrived;    /* CLOCK_MONOTONIC */
+    uint8_t refuse_code;
+    char why[128];
+    char *client_id;
+    size_t id_len;
+    char *user;                 /* NULL = no user name */
+    size_t user_len;
+    char *user_log;             /* printable user name, for logs */
+    bool clean_session;
+    uint16_t keepalive;
+};
+
+static struct log_ratelimit refused_log;
 
 static void refuse(struct conn *c, uint8_t code, const char *why)
 {
@@ -39,9 +74,241 @@ static void assign_client_id(char *out, size_t len)
              rnd[4], rnd[5], rnd[6], rnd[7]);
 }
 
+/* User names are arbitrary UTF-8: escape control characters so that a
+ * client cannot forge log lines, and cut very long ones. */
+static char *printable(const char *s, size_t len)
+{
+    size_t n = len > 200 ? 200 : len;
+    char *out = malloc(n * 4 + 4);
+    if (!out)
+        return NULL;
+    char *p = out;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '\\' || ch == '\'')
+            p += sprintf(p, "\\x%02x", ch);
+        else
+            *p++ = (char)ch;
+    }
+    if (n < len)
+        p += sprintf(p, "...");
+    *p = '\0';
+    return out;
+}
+
+static void wait_free(struct connect_wait *w)
+{
+    if (w->job)
+        auth_worker_cancel(w->job);
+    if (w->delay)
+        event_free(w->delay);
+    free(w->client_id);
+    free(w->user);
+    free(w->user_log);
+    free(w);
+}
+
+void connect_abort(struct conn *c)
+{
+    struct connect_wait *w = c->auth_wait;
+    c->auth_wait = NULL;
+    if (w)
+        wait_free(w);
+}
+
+/* ---- accepting --------------------------------------------------------- */
+
+static int accept_client(struct conn *c, struct connect_wait *w)
+{
+    const char *id = w->client_id;
+    size_t id_len = w->id_len;
+
+    if (c->will && !acl_may_publish_as(w->user, w->user_len, id, id_len, c->will->topic,
+                                       c->will->topic_len)) {
+        /* As Mosquitto 2: a will the client could not publish itself is a
+         * reason to refuse the connection, told at once, not at its end. */
+        broker.stats.acl_publish_denied++;
+        char why[160];
+        snprintf(why, sizeof why, "will topic not allowed by the ACL (user '%s')",
+                 w->user_log ? w->user_log : "");
+        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, why);
+        return -1;
+    }
+
+    struct session *s = session_find(id, id_len);
+    if (s && s->conn) {
+        /* Takeover: the old connection ends abnormally, will included. */
+        conn_close(s->conn, "session taken over by a new connection", true);
+        s = session_find(id, id_len); /* a clean session is gone now */
+    }
+    if (s && !w->clean_session && acl_enabled() &&
+        !acl_session_same_user(s, w->user, w->user_len)) {
+        /* Its subscriptions and queue were granted to another user: they
+         * must not pass to this one. */
+        log_notice("client %s: stored session belongs to another user; starting a new one",
+                   s->log_id);
+        session_destroy(s);
+        s = NULL;
+    }
+    if (s && w->clean_session) {
+        session_destroy(s);
+        s = NULL;
+    }
+    bool present = s != NULL;
+    if (!s) {
+        s = session_create(id, id_len, !w->clean_session);
+        if (!s) {
+            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+            return -1;
+        }
+    }
+    if (acl_session_identify(s, w->user, w->user_len) != 0) {
+        if (!present)
+            session_destroy(s);
+        refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+        return -1;
+    }
+
+    c->session = s;
+    c->state = CONN_ACTIVE;
+    c->keepalive = w->keepalive;
+    broker.n_clients++;
+
+    struct mqtt_packet ack = {.type = MQTT_CONNACK};
+    ack.u.connack.session_present = present;
+    ack.u.connack.return_code = MQTT_CONNACK_ACCEPTED;
+    conn_send_packet(c, &ack);
+
+    if (w->keepalive > 0) {
+        /* 1.5 x keep alive, as the specification allows the client. */
+        uint32_t ms = (uint32_t)w->keepalive * 1500;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        bufferevent_set_timeouts(c->bev, &tv, NULL);
+    }
+    char user[260] = "";
+    if (w->user_log)
+        snprintf(user, sizeof user, "user '%s', ", w->user_log);
+    log_notice("client %s connected from %s (%sclean session %d, keep alive %u s, session %s%s)",
+               s->log_id, c->peer, user, w->clean_session, w->keepalive,
+               present ? "resumed" : "new", c->will ? ", will set" : "");
+    session_attach(s, c);
+    return 0;
+}
+
+/* ---- refusing after the delay ------------------------------------------ */
+
+static void delay_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct connect_wait *w = arg;
+    struct conn *c = w->c;
+    c->auth_wait = NULL;
+    struct mqtt_packet ack = {.type = MQTT_CONNACK};
+    ack.u.connack.return_code = w->refuse_code;
+    /* conn_send_and_close keeps the pointer until the connection closes:
+     * give it a string that outlives w. */
+    conn_send_and_close(c, &ack, "login refused");
+    wait_free(w);
+}
+
+/* Refuses the login at REFUSAL_DELAY_MS after its CONNECT; the input stays
+ * held until then. */
+static void refuse_later(struct conn *c, struct connect_wait *w, uint8_t code, const char *why)
+{
+    broker.stats.auth_refused++;
+    long n = log_ratelimit_check(&refused_log, 1);
+    if (n >= 0)
+        log_notice("connection from %s refused: %s%s", c->peer, why, log_suppressed(n));
+    w->refuse_code = code;
+    snprintf(w->why, sizeof w->why, "%s", why);
+    evtimer_del(c->timer); /* the delay, not connect_timeout, ends it now */
+    bufferevent_disable(c->bev, EV_READ);
+
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long elapsed_ms = (long)(now.tv_sec - w->arrived.tv_sec) * 1000 +
+                      (now.tv_nsec - w->arrived.tv_nsec) / 1000000;
+    long left = REFUSAL_DELAY_MS - elapsed_ms;
+    if (left < 0)
+        left = 0;
+    w->delay = evtimer_new(broker.base, delay_done, w);
+    struct timeval tv = {left / 1000, (left % 1000) * 1000};
+    if (!w->delay || evtimer_add(w->delay, &tv) != 0) {
+        delay_done(-1, 0, w);
+        return;
+    }
+    c->auth_wait = w;
+}
+
+/* ---- the password check ------------------------------------------------- */
+
+static void resume_input(struct conn *c)
+{
+    if (!c->read_paused)
+        bufferevent_enable(c->bev, EV_READ);
+    /* What the client sent after CONNECT may already be buffered: run the
+     * read callback from the loop, as if it had just arrived. */
+    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void password_checked(void *arg, int result)
+{
+    struct connect_wait *w = arg;
+    struct conn *c = w->c;
+    w->job = NULL;
+    c->auth_wait = NULL;
+    if (result != 1) {
+        char why[300];
+        snprintf(why, sizeof why, "%s (user '%s')",
+                 result == 0 ? "wrong password" : "password hash cannot be checked", w->user_log);
+        if (result < 0)
+            log_error("password file: the hash of user '%s' cannot be checked", w->user_log);
+        refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, why);
+        return;
+    }
+    evtimer_del(c->timer);
+    int rc = accept_client(c, w);
+    wait_free(w);
+    if (rc == 0)
+        resume_input(c);
+}
+
+/* ---- CONNECT ------------------------------------------------------------- */
+
+static struct connect_wait *wait_new(struct conn *c, const struct mqtt_connect *ck,
+                                     const char *id, size_t id_len)
+{
+    struct connect_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->c = c;
+    clock_gettime(CLOCK_MONOTONIC, &w->arrived);
+    w->clean_session = ck->clean_session;
+    w->keepalive = ck->keepalive;
+    w->id_len = id_len;
+    w->client_id = malloc(id_len + 1);
+    if (!w->client_id)
+        goto fail;
+    memcpy(w->client_id, id, id_len);
+    w->client_id[id_len] = '\0';
+    if (ck->has_username) {
+        w->user_len = ck->username.len;
+        w->user = malloc(w->user_len + 1);
+        w->user_log = printable((const char *)ck->username.data, ck->username.len);
+        if (!w->user || !w->user_log)
+            goto fail;
+        memcpy(w->user, ck->username.data, w->user_len);
+        w->user[w->user_len] = '\0';
+    }
+    return w;
+fail:
+    wait_free(w);
+    return NULL;
+}
+
 int handle_connect(struct conn *c, const struct mqtt_connect *ck)
 {
-    evtimer_del(c->timer);
     c->level = ck->level;
 
     char assigned[32];
@@ -49,6 +316,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     size_t id_len = ck->client_id.len;
     if (id_len == 0) {
         if (!ck->clean_session) {
+            evtimer_del(c->timer);
             refuse(c, MQTT_CONNACK_ID_REJECTED, "empty client id requires clean session");
             return -1;
         }
@@ -63,58 +331,78 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         char why[96];
         snprintf(why, sizeof why, "keep alive %u s above max_keepalive %u s", ck->keepalive,
                  broker.cfg.max_keepalive);
+        broker.stats.keepalive_refused++;
+        evtimer_del(c->timer);
         refuse(c, MQTT_CONNACK_ID_REJECTED, why);
         return -1;
     }
 
     if (ck->will_flag) {
+        const char *over = topic_over_limits(ck->will_topic.data, ck->will_topic.len);
+        if (over) {
+            char why[96];
+            snprintf(why, sizeof why, "will topic over %s", over);
+            return protocol_violation(c, why);
+        }
         c->will = message_new((const char *)ck->will_topic.data, ck->will_topic.len,
                               ck->will_payload.data, ck->will_payload.len, ck->will_qos,
                               ck->will_retain);
         if (!c->will) {
+            evtimer_del(c->timer);
             refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
             return -1;
         }
     }
 
-    struct session *s = session_find(id, id_len);
-    if (s && s->conn) {
-        /* Takeover: the old connection ends abnormally, will included. */
-        conn_close(s->conn, "session taken over by a new connection", true);
-        s = session_find(id, id_len); /* a clean session is gone now */
+    struct connect_wait *w = wait_new(c, ck, id, id_len);
+    if (!w) {
+        evtimer_del(c->timer);
+        refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+        return -1;
     }
-    if (s && ck->clean_session) {
-        session_destroy(s);
-        s = NULL;
-    }
-    bool present = s != NULL;
-    if (!s) {
-        s = session_create(id, id_len, !ck->clean_session);
-        if (!s) {
-            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
-            return -1;
+    /* Input stays held from here until the login is decided. */
+    const struct auth_table *users = auth_current();
+    if (ck->has_username && users) {
+        char why[300];
+        const char *hash = auth_table_lookup(users, w->user, w->user_len);
+        if (!hash || !ck->has_password) {
+            snprintf(why, sizeof why, "%s (user '%s')",
+                     hash ? "no password given" : "unknown user", w->user_log);
+            refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, why);
+            return 0;
         }
+        w->job = auth_worker_submit(hash, ck->password.data, ck->password.len, password_checked,
+                                    w);
+        if (!w->job) {
+            broker.stats.auth_busy++;
+            long n = log_ratelimit_check(&refused_log, 1);
+            if (n >= 0)
+                log_warning("connection from %s refused: too many password checks waiting%s",
+                            c->peer, log_suppressed(n));
+            wait_free(w);
+            evtimer_del(c->timer);
+            struct mqtt_packet ack = {.type = MQTT_CONNACK};
+            ack.u.connack.return_code = MQTT_CONNACK_UNAVAILABLE;
+            conn_send_and_close(c, &ack, "server busy checking passwords");
+            return 0;
+        }
+        /* connect_timeout keeps running: a login that waits longer for a
+         * worker is dropped with its job, which sheds load in a storm. */
+        c->auth_wait = w;
+        bufferevent_disable(c->bev, EV_READ);
+        return 0;
     }
-
-    c->session = s;
-    c->state = CONN_ACTIVE;
-    c->keepalive = ck->keepalive;
-    broker.n_clients++;
-
-    struct mqtt_packet ack = {.type = MQTT_CONNACK};
-    ack.u.connack.session_present = present;
-    ack.u.connack.return_code = MQTT_CONNACK_ACCEPTED;
-    conn_send_packet(c, &ack);
-
-    if (ck->keepalive > 0) {
-        /* 1.5 x keep alive, as the specification allows the client. */
-        uint32_t ms = (uint32_t)ck->keepalive * 1500;
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-        bufferevent_set_timeouts(c->bev, &tv, NULL);
+    /* No verified user name: an anonymous client, whether or not it sent a
+     * user name (without a password file nothing can verify it). */
+    if (!listener_allows_anonymous(c->listener)) {
+        refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED,
+                     ck->has_username ? "user name given but no password_file to check it, "
+                                        "and anonymous clients are not allowed on this listener"
+                                      : "anonymous clients are not allowed on this listener");
+        return 0;
     }
-    log_notice("client %s connected from %s (clean session %d, keep alive %u s, session %s%s)",
-               s->log_id, c->peer, ck->clean_session, ck->keepalive,
-               present ? "resumed" : "new", c->will ? ", will set" : "");
-    session_attach(s, c);
-    return 0;
+    evtimer_del(c->timer);
+    int rc = accept_client(c, w);
+    wait_free(w);
+    return rc;
 }

@@ -2,10 +2,14 @@
  * protocol_publish.c - inbound PUBLISH at QoS 0, 1 and 2.  QoS 2 is made
  * exactly-once by routing the message when it first arrives and remembering
  * its packet id until PUBREL: a resent PUBLISH with that id is acknowledged
- * again but not routed again.
+ * again but not routed again.  A topic over the length or level limits is
+ * a protocol violation; one the ACL does not let the client write to is
+ * acknowledged and dropped, as 3.1.1 has no way to refuse a PUBLISH.
  */
+#include <stdio.h>
 #include <string.h>
 
+#include "acl_session.h"
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
@@ -18,6 +22,28 @@
 
 /* Acknowledgements promise durability: they leave after the commit of
  * everything this turn wrote (store.h). */
+static struct log_ratelimit acl_log;
+
+const char *topic_over_limits(const uint8_t *topic, size_t len)
+{
+    if (len > broker.cfg.max_topic_length) {
+        broker.stats.topic_too_long++;
+        return "max_topic_length";
+    }
+    /* Levels = separators + 1; stop counting as soon as the limit is
+     * passed, so a long topic costs no more than needed. */
+    uint32_t levels = 1;
+    const uint8_t *p = topic, *end = topic + len;
+    while ((p = memchr(p, '/', (size_t)(end - p))) != NULL) {
+        p++;
+        if (++levels > broker.cfg.max_topic_levels) {
+            broker.stats.topic_too_deep++;
+            return "max_topic_levels";
+        }
+    }
+    return NULL;
+}
+
 static void send_ack(struct conn *c, uint8_t type, uint16_t id)
 {
     struct mqtt_packet p = {.type = type};
@@ -29,6 +55,13 @@ int handle_publish(struct conn *c, const struct mqtt_publish *pub)
 {
     struct session *s = c->session;
     broker.stats.msgs_received++;
+
+    const char *over = topic_over_limits(pub->topic.data, pub->topic.len);
+    if (over) {
+        char why[64];
+        snprintf(why, sizeof why, "topic over %s", over);
+        return protocol_violation(c, why);
+    }
 
     if (pub->qos == 2 && session_qos2_pending(s, pub->packet_id)) {
         send_ack(c, MQTT_PUBREC, pub->packet_id);
@@ -43,6 +76,15 @@ int handle_publish(struct conn *c, const struct mqtt_publish *pub)
     if (forbidden) {
         log_info("%s: publish to '%.*s' ignored: $SYS is reserved for the broker", conn_name(c),
                  (int)pub->topic.len, (const char *)pub->topic.data);
+    } else if (!acl_may_publish(s, (const char *)pub->topic.data, pub->topic.len)) {
+        /* Acknowledged all the same: a client that got no PUBACK would
+         * resend the message forever. */
+        broker.stats.acl_publish_denied++;
+        long n = log_ratelimit_check(&acl_log, 10);
+        if (n >= 0)
+            log_notice("%s: publish to '%.*s' denied by the ACL%s", conn_name(c),
+                       (int)(pub->topic.len > 200 ? 200 : pub->topic.len),
+                       (const char *)pub->topic.data, log_suppressed(n));
     } else {
         uint8_t qos = pub->qos < broker.cfg.max_qos ? pub->qos : broker.cfg.max_qos;
         struct message *m = message_new((const char *)pub->topic.data, pub->topic.len,

@@ -5,11 +5,16 @@
  * A subscriber with several overlapping filters must get one copy at the
  * highest granted QoS: matches are collected with a per-session generation
  * stamp, so deduplication costs no lookup and no allocation per message.
+ *
+ * Every delivery passes the ACL's read check here, the one place all
+ * messages go through: live messages, wills, $SYS and retained messages
+ * sent on subscribe.  acl_session.c keeps the check cheap.
  */
 #include "router.h"
 
 #include <stdlib.h>
 
+#include "acl_session.h"
 #include "broker.h"
 #include "log.h"
 #include "message.h"
@@ -71,8 +76,13 @@ void router_publish(struct message *msg)
     topic_tree_match(broker.topics, msg->topic, msg->topic_len, collect, NULL);
     if (matched_oom)
         log_error("out of memory while routing '%s': some subscribers missed it", msg->topic);
+    bool check = acl_enabled();
     for (size_t i = 0; i < matched_len; i++) {
         struct session *s = matched[i];
+        if (check && !acl_may_read(s, msg->topic, msg->topic_len)) {
+            broker.stats.acl_read_denied++;
+            continue;
+        }
         uint8_t qos = msg->qos < s->match_qos ? msg->qos : s->match_qos;
         session_deliver(s, msg, qos, false);
     }
@@ -81,6 +91,7 @@ void router_publish(struct message *msg)
 struct retained_ctx {
     struct session *s;
     uint8_t qos;
+    bool check;     /* the filter is not wholly readable: check each */
 };
 
 static void send_one_retained(void *value, const char *topic, size_t topic_len, void *arg)
@@ -89,13 +100,17 @@ static void send_one_retained(void *value, const char *topic, size_t topic_len, 
     (void)topic_len;
     struct retained_ctx *ctx = arg;
     struct message *m = value;
+    if (ctx->check && !acl_may_read(ctx->s, m->topic, m->topic_len)) {
+        broker.stats.acl_read_denied++;
+        return;
+    }
     uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
     session_deliver(ctx->s, m, qos, true);
 }
 
 void router_send_retained(struct session *s, const char *filter, size_t len, uint8_t qos)
 {
-    struct retained_ctx ctx = {s, qos};
+    struct retained_ctx ctx = {s, qos, acl_enabled() && !acl_may_read_all(s, filter, len)};
     topic_tree_match_retained(broker.topics, filter, len, send_one_retained, &ctx);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "acl_session.h"
 #include "broker.h"
 #include "conn.h"
 #include "hashmap.h"
@@ -94,6 +95,7 @@ static void session_free(struct session *s)
     free_deliveries(&s->inflight);
     free_deliveries(&s->queued);
     free(s->qos2_ids);
+    acl_session_free(s);
     free(s->client_id);
     free(s->log_id);
     free(s);

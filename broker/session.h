@@ -80,6 +80,7 @@ struct session {
      * this session and the highest QoS granted by its matching filters. */
     uint64_t match_stamp;
     uint8_t match_qos;
+    struct session_acl *acl; /* identity and ACL cache (acl_session.c) */
 };
 
 /* The session of `client_id`, or NULL. */

@@ -1,0 +1,122 @@
+/*
+ * security.c - loading and reloading the password file and the ACL file,
+ * and the warnings an operator needs about how they combine.  See
+ * security.h.
+ */
+#include "security.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "acl.h"
+#include "acl_session.h"
+#include "auth.h"
+#include "auth_worker.h"
+#include "broker.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "message.h"
+
+static void warn_unverified(void)
+{
+    const struct acl_file *acl = acl_current();
+    if (acl && acl_file_user_count(acl) && !auth_current())
+        log_warning("the ACL has user sections but there is no password_file: user names "
+                    "are not verified, any client may claim any of them");
+}
+
+static void log_users(const char *when, const char *path)
+{
+    if (path[0])
+        log_notice("%spassword file %s: %zu users", when, path,
+                   auth_table_count(auth_current()));
+    else if (when[0])
+        log_notice("%sno password_file: clients are anonymous", when);
+}
+
+static void log_acl(const char *when, const char *path)
+{
+    const struct acl_file *acl = acl_current();
+    if (path[0])
+        log_notice("%sACL file %s: %zu rules, %zu user sections", when, path,
+                   acl_file_rule_count(acl), acl_file_user_count(acl));
+    else if (when[0])
+        log_notice("%sno acl_file: every client may do everything", when);
+}
+
+int security_load(const struct config *cfg, char *err, size_t errlen)
+{
+    struct auth_table *users = NULL;
+    struct acl_file *acl = NULL;
+    if (cfg->password_file[0] && !(users = auth_table_load(cfg->password_file, err, errlen)))
+        return -1;
+    if (cfg->acl_file[0] && !(acl = acl_file_load(cfg->acl_file, err, errlen))) {
+        auth_table_free(users);
+        return -1;
+    }
+    auth_set(users);
+    acl_set(acl);
+    log_users("", cfg->password_file);
+    log_acl("", cfg->acl_file);
+    warn_unverified();
+    return 0;
+}
+
+/* A will that its client may no longer publish under new rules is
+ * dropped now, rather than published at the end against the rules. */
+static void recheck_wills(void)
+{
+    for (struct conn *c = broker.conns; c; c = c->next) {
+        if (!c->will || !c->session ||
+            acl_may_publish(c->session, c->will->topic, c->will->topic_len))
+            continue;
+        log_notice("%s: will on '%s' dropped: the reloaded ACL denies it", conn_name(c),
+                   c->will->topic);
+        message_unref(c->will);
+        c->will = NULL;
+    }
+}
+
+void security_reload(const struct config *fresh)
+{
+    char err[CONFIG_ERR_LEN + 64];
+    struct auth_table *users = NULL;
+    struct acl_file *acl = NULL;
+    bool users_ok = true, acl_ok = true;
+
+    if (fresh->password_file[0] && !(users = auth_table_load(fresh->password_file, err,
+                                                              sizeof err))) {
+        log_error("SIGHUP: password file not reloaded, the previous users stay: %s", err);
+        users_ok = false;
+    }
+    if (fresh->acl_file[0] && !(acl = acl_file_load(fresh->acl_file, err, sizeof err))) {
+        log_error("SIGHUP: ACL file not reloaded, the previous rules stay: %s", err);
+        acl_ok = false;
+    }
+    if (users_ok) {
+        auth_set(users);
+        memcpy(broker.cfg.password_file, fresh->password_file, sizeof broker.cfg.password_file);
+        log_users("SIGHUP: ", fresh->password_file);
+    }
+    if (acl_ok) {
+        acl_set(acl);
+        memcpy(broker.cfg.acl_file, fresh->acl_file, sizeof broker.cfg.acl_file);
+        log_acl("SIGHUP: ", fresh->acl_file);
+        recheck_wills();
+    }
+    broker.cfg.allow_anonymous = fresh->allow_anonymous;
+    warn_unverified();
+}
+
+int security_start(void)
+{
+    return auth_worker_start();
+}
+
+void security_stop(void)
+{
+    auth_worker_stop();
+    auth_set(NULL);
+    acl_set(NULL);
+}
