@@ -41,6 +41,9 @@ struct broker_stats {
     uint64_t subscriptions_refused; /* max_subscriptions_per_client reached (0x80) */
     uint64_t topic_too_long;     /* topic or filter over max_topic_length */
     uint64_t topic_too_deep;     /* topic or filter over max_topic_levels */
+    uint64_t inflight_full;      /* message queued behind a full max_inflight window */
+    uint64_t queue_full;         /* message dropped: max_queued_messages/_bytes */
+    uint64_t output_buffer_full; /* max_output_buffer: QoS 0 dropped or input paused */
 };
 
 struct broker {

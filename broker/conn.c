@@ -246,6 +246,7 @@ static void process_input(struct conn *c)
              * it sends until it catches up. */
             bufferevent_disable(c->bev, EV_READ);
             c->read_paused = true;
+            broker.stats.output_buffer_full++;
             return;
         }
         size_t avail = evbuffer_get_length(in);

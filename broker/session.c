@@ -254,6 +254,7 @@ static bool drop_oldest(struct session *s)
     }
     s->n_queued--;
     s->queued_bytes -= size;
+    broker.stats.queue_full++;
     count_drop(s, "queue full, oldest message dropped (queue_full_policy drop-oldest)");
     return true;
 }
@@ -264,6 +265,7 @@ void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool r
         if (!s->conn)
             return; /* QoS 0 is not kept for offline sessions */
         if (!conn_can_write(s->conn)) {
+            broker.stats.output_buffer_full++;
             count_drop(s, "slow consumer, output buffer full (QoS 0)");
             return;
         }
@@ -275,6 +277,7 @@ void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool r
         while (queue_full(s, size) && drop_oldest(s))
             ;
     if (queue_full(s, size)) {
+        broker.stats.queue_full++;
         count_drop(s, "queue full (max_queued_messages / max_queued_bytes)");
         return;
     }
@@ -307,6 +310,8 @@ void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool r
     }
     list_append(&s->queued, d);
     s->loaded_seq = d->seq;
+    if (s->conn && s->inflight.count >= broker.cfg.max_inflight)
+        broker.stats.inflight_full++;
     if (s->conn)
         session_pump(s);
 }

@@ -50,6 +50,24 @@ static void publish_all(void)
     publish_u64("$SYS/broker/connections/refused", broker.stats.connections_refused);
     publish_u64("$SYS/broker/protocol errors", broker.stats.protocol_errors);
     publish_u64("$SYS/broker/store/errors", broker.stats.store_errors);
+    /* Security and limits: how often each refused or cut something off. */
+    publish_u64("$SYS/broker/auth/refused", broker.stats.auth_refused);
+    publish_u64("$SYS/broker/auth/busy", broker.stats.auth_busy);
+    publish_u64("$SYS/broker/acl/denied/publish", broker.stats.acl_publish_denied);
+    publish_u64("$SYS/broker/acl/denied/subscribe", broker.stats.acl_subscribe_denied);
+    publish_u64("$SYS/broker/acl/denied/read", broker.stats.acl_read_denied);
+    publish_u64("$SYS/broker/limits/max_connections", broker.stats.connections_refused);
+    publish_u64("$SYS/broker/limits/listener_max_connections", broker.stats.listener_refused);
+    publish_u64("$SYS/broker/limits/connect_timeout", broker.stats.connect_timeouts);
+    publish_u64("$SYS/broker/limits/max_packet_size", broker.stats.packet_too_large);
+    publish_u64("$SYS/broker/limits/max_keepalive", broker.stats.keepalive_refused);
+    publish_u64("$SYS/broker/limits/max_subscriptions_per_client",
+                broker.stats.subscriptions_refused);
+    publish_u64("$SYS/broker/limits/max_topic_length", broker.stats.topic_too_long);
+    publish_u64("$SYS/broker/limits/max_topic_levels", broker.stats.topic_too_deep);
+    publish_u64("$SYS/broker/limits/max_inflight", broker.stats.inflight_full);
+    publish_u64("$SYS/broker/limits/max_queued", broker.stats.queue_full);
+    publish_u64("$SYS/broker/limits/max_output_buffer", broker.stats.output_buffer_full);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)

@@ -68,15 +68,17 @@ static long prompt(FILE *tty, const char *text, char *buf, size_t cap)
 {
     struct termios old, quiet;
     int fd = fileno(tty);
-    fprintf(stderr, "%s", text);
-    fflush(stderr);
     if (tcgetattr(fd, &old) != 0)
         return -1;
     quiet = old;
     quiet.c_lflag &= ~(tcflag_t)ECHO;
     quiet.c_lflag |= ECHONL;
+    /* Echo goes off before the prompt appears: what is typed after it is
+     * never shown. */
     if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0)
         return -1;
+    fprintf(stderr, "%s", text);
+    fflush(stderr);
     long n = read_line(tty, buf, cap);
     tcsetattr(fd, TCSAFLUSH, &old);
     return n;
