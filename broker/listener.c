@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
@@ -236,6 +237,10 @@ static int open_one(const struct listener_conf *lc)
         snprintf(limit, sizeof limit, ", max_connections %u", l->max_connections);
     log_info("listener %s: anonymous clients %s%s", l->name,
              listener_allows_anonymous(l) ? "allowed" : "refused", limit);
+    if (!listener_allows_anonymous(l) && !auth_current())
+        log_warning("listener %s refuses anonymous clients and there is no password_file: "
+                    "no client can connect there (set password_file, or allow_anonymous = "
+                    "true)", l->name);
     return 0;
 }
 

@@ -25,6 +25,8 @@ static void assert_config_equal(const struct config *a, const struct config *b)
     for (size_t i = 0; i < a->n_listeners; i++) {
         assert_string_equal(a->listeners[i].host, b->listeners[i].host);
         assert_int_equal(a->listeners[i].port, b->listeners[i].port);
+        assert_int_equal(a->listeners[i].max_connections, b->listeners[i].max_connections);
+        assert_int_equal(a->listeners[i].allow_anonymous, b->listeners[i].allow_anonymous);
     }
     assert_int_equal(a->listeners_are_default, b->listeners_are_default);
     assert_string_equal(a->data_dir, b->data_dir);
@@ -42,6 +44,12 @@ static void assert_config_equal(const struct config *a, const struct config *b)
     assert_int_equal(a->max_output_buffer, b->max_output_buffer);
     assert_int_equal(a->sys_interval, b->sys_interval);
     assert_int_equal(a->log_level, b->log_level);
+    assert_string_equal(a->password_file, b->password_file);
+    assert_string_equal(a->acl_file, b->acl_file);
+    assert_int_equal(a->allow_anonymous, b->allow_anonymous);
+    assert_int_equal(a->max_subscriptions_per_client, b->max_subscriptions_per_client);
+    assert_int_equal(a->max_topic_length, b->max_topic_length);
+    assert_int_equal(a->max_topic_levels, b->max_topic_levels);
 }
 
 static struct config cfg;
@@ -150,6 +158,14 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_output_buffer, 1048576);
     assert_int_equal(cfg.sys_interval, 10);
     assert_int_equal(cfg.log_level, LOG_NOTICE);
+    assert_int_equal(cfg.listeners[0].max_connections, 0);
+    assert_int_equal(cfg.listeners[0].allow_anonymous, ANON_INHERIT);
+    assert_string_equal(cfg.password_file, "");
+    assert_string_equal(cfg.acl_file, "");
+    assert_int_equal(cfg.allow_anonymous, ANON_LOOPBACK);
+    assert_int_equal(cfg.max_subscriptions_per_client, 0);
+    assert_int_equal(cfg.max_topic_length, 65535);
+    assert_int_equal(cfg.max_topic_levels, 128);
 }
 
 struct range {
@@ -168,6 +184,9 @@ static uint64_t field_value(const char *key)
     if (!strcmp(key, "max_qos")) return cfg.max_qos;
     if (!strcmp(key, "max_output_buffer")) return cfg.max_output_buffer;
     if (!strcmp(key, "sys_interval")) return cfg.sys_interval;
+    if (!strcmp(key, "max_subscriptions_per_client")) return cfg.max_subscriptions_per_client;
+    if (!strcmp(key, "max_topic_length")) return cfg.max_topic_length;
+    if (!strcmp(key, "max_topic_levels")) return cfg.max_topic_levels;
     fail_msg("no field %s", key);
     return 0;
 }
@@ -182,6 +201,9 @@ static const struct range ranges[] = {
     {"max_qos", 0, 2},
     {"max_output_buffer", 4096, 4294967295u},
     {"sys_interval", 0, 86400},
+    {"max_subscriptions_per_client", 0, 4294967295u},
+    {"max_topic_length", 1, 65535},
+    {"max_topic_levels", 1, 65535},
 };
 
 static void test_number_ranges(void **state)
@@ -347,6 +369,60 @@ static void test_store_settings(void **state)
     set_ok("max_queued_bytes", "16M");
     assert_int_equal(cfg.max_queued_bytes, 16 * 1024 * 1024);
     set_bad("max_queued_bytes", "4G", NULL);
+}
+
+/* ---- security settings ----------------------------------------------------- */
+
+static void test_security_settings(void **state)
+{
+    (void)state;
+    config_defaults(&cfg);
+    set_ok("password_file", "/etc/petrel/passwd");
+    assert_string_equal(cfg.password_file, "/etc/petrel/passwd");
+    set_ok("acl-file", "/etc/petrel/acl file");
+    assert_string_equal(cfg.acl_file, "/etc/petrel/acl file");
+    set_bad("password_file", "", "password_file: value is empty");
+    set_bad("acl_file", "/etc/\x01", NULL);
+
+    const struct { const char *v; uint8_t policy; } anon[] = {
+        {"true", ANON_TRUE}, {"false", ANON_FALSE}, {"loopback", ANON_LOOPBACK},
+        {"TRUE", ANON_TRUE},
+    };
+    for (size_t i = 0; i < sizeof anon / sizeof anon[0]; i++) {
+        set_ok("allow_anonymous", anon[i].v);
+        assert_int_equal(cfg.allow_anonymous, anon[i].policy);
+    }
+    set_bad("allow_anonymous", "yes",
+            "allow_anonymous: 'yes' is not one of loopback, false or true");
+}
+
+static void test_listen_options(void **state)
+{
+    (void)state;
+    config_defaults(&cfg);
+    set_ok("listen", "0.0.0.0:1883 max_connections=500");
+    assert_string_equal(cfg.listeners[0].host, "0.0.0.0");
+    assert_int_equal(cfg.listeners[0].port, 1883);
+    assert_int_equal(cfg.listeners[0].max_connections, 500);
+    assert_int_equal(cfg.listeners[0].allow_anonymous, ANON_INHERIT);
+    set_ok("listen", "[::1]:1884\tallow_anonymous=false   max_connections=0");
+    assert_string_equal(cfg.listeners[1].host, "::1");
+    assert_int_equal(cfg.listeners[1].allow_anonymous, ANON_FALSE);
+    assert_int_equal(cfg.listeners[1].max_connections, 0);
+    set_ok("listen", "127.0.0.1:0 allow_anonymous=true");
+    assert_int_equal(cfg.listeners[2].allow_anonymous, ANON_TRUE);
+
+    set_bad("listen", "1.2.3.4:1 max_connections=-1",
+            "listen: max_connections=-1 is not a number in 0..4294967295");
+    set_bad("listen", "1.2.3.4:1 max_connections=4294967296", NULL);
+    set_bad("listen", "1.2.3.4:1 allow_anonymous=maybe",
+            "listen: allow_anonymous=maybe is not one of loopback, false or true");
+    set_bad("listen", "1.2.3.4:1 tls",
+            "listen: option 'tls' should be KEY=VALUE");
+    set_bad("listen", "1.2.3.4:1 colour=blue",
+            "listen: unknown option 'colour' (max_connections, allow_anonymous)");
+    set_bad("listen", "nowhere:1 max_connections=1",
+            "listen: 'nowhere' in 'nowhere:1' is not a numeric IPv4 or IPv6 address");
 }
 
 static void test_log_level(void **state)
@@ -700,6 +776,13 @@ static void test_dump_round_trip(void **state)
     set_ok("max_output_buffer", "3G");
     set_ok("sys_interval", "86400");
     set_ok("log_level", "debug");
+    set_ok("password_file", "/etc/petrel/passwd");
+    set_ok("acl_file", "/etc/petrel/acl");
+    set_ok("allow_anonymous", "true");
+    set_ok("max_subscriptions_per_client", "7");
+    set_ok("max_topic_length", "1");
+    set_ok("max_topic_levels", "65535");
+    set_ok("listen", "10.0.0.1:1 max_connections=9 allow_anonymous=false");
     round_trip(&cfg, &back);
     assert_config_equal(&cfg, &back);
 
@@ -728,6 +811,28 @@ static void test_dump_round_trip(void **state)
     assert_non_null(strstr(text, "\nmax_output_buffer = 4097\n"));
     assert_non_null(strstr(text, "\nlog_level = error\n"));
     assert_non_null(strstr(text, "\ndata_dir = /srv/petrel data#2\n"));
+    assert_non_null(strstr(text, "\nlisten = 10.0.0.1:1 max_connections=9 "
+                                 "allow_anonymous=false\n"));
+    assert_non_null(strstr(text, "\nallow_anonymous = true\n"));
+
+    /* unset files are written as comments, and load back unset */
+    config_defaults(&cfg);
+    path = write_text("");
+    f = fopen(path, "w");
+    assert_non_null(f);
+    config_dump(&cfg, f);
+    fclose(f);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    cleanup(path);
+    assert_non_null(strstr(text, "\n#password_file = (not set)\n"));
+    assert_non_null(strstr(text, "\n#acl_file = (not set)\n"));
+    round_trip(&cfg, &back);
+    back.listeners_are_default = true;
+    assert_config_equal(&cfg, &back);
 }
 
 int main(void)
@@ -738,6 +843,8 @@ int main(void)
         cmocka_unit_test(test_zero_meanings),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_store_settings),
+        cmocka_unit_test(test_security_settings),
+        cmocka_unit_test(test_listen_options),
         cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_data_dir),
         cmocka_unit_test(test_unknown_key),
