@@ -20,6 +20,7 @@ struct command {
 static const struct command commands[] = {
     {"pub", cmd_pub, "publish a message, or one per line of stdin"},
     {"sub", cmd_sub, "subscribe and print messages as they arrive"},
+    {"bench", cmd_bench, "load a broker with many clients; report throughput and latency"},
     {"passwd", cmd_passwd, "add, change or delete a user in a petreld password file"},
 };
 

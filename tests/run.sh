@@ -6,7 +6,7 @@
 # ASan+UBSan build in build-asan/.  Exits non-zero if anything fails and ends
 # with a one-line summary.  Extra arguments go to `meson test` in both passes
 # (e.g. tests/run.sh --suite unit).  PETREL_PASSES="normal" skips the
-# sanitizer pass.
+# sanitizer pass.  Last, tests/bench/compare.sh --quick runs once.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -143,6 +143,26 @@ for pass in $PASSES; do
       ;;
   esac
 done
+
+# ---- benchmark smoke test ---------------------------------------------------
+# Petrel and Mosquitto side by side with small N and one round, on the normal
+# build (not under ASan): checks that the comparison runs and reports, not a
+# speed.  Skipped when the normal pass did not run or a test subset was asked
+# for; PETREL_COMPARE=0 skips it too.
+if [[ " $PASSES " == *" normal "* ]] && ((${#TEST_ARGS[@]} == 0)) \
+    && [ "${PETREL_COMPARE:-1}" != 0 ] && [ -x "$ROOT/build-ci/broker/petreld" ]; then
+  echo
+  echo "==> [bench] tests/bench/compare.sh --quick"
+  if PETRELD=$ROOT/build-ci/broker/petreld PETREL=$ROOT/build-ci/cli/petrel \
+      timeout 180 "$ROOT/tests/bench/compare.sh" --quick; then
+    SUMMARY+=("bench: compare.sh --quick ran and reported")
+    TOTAL_OK=$((TOTAL_OK + 1))
+  else
+    SUMMARY+=("bench: compare.sh --quick  <-- FAILED")
+    TOTAL_FAIL=$((TOTAL_FAIL + 1))
+    FAILED=1
+  fi
+fi
 
 echo
 echo "==================== summary ===================="

@@ -1,0 +1,477 @@
+#!/usr/bin/python3
+"""compare.py - Petrel and Mosquitto side by side (run it through
+compare.sh, which installs Mosquitto and builds what is needed).
+
+Each scenario runs against both brokers in turn, A B A B, for --rounds
+rounds; every run gets a freshly started broker with its own temporary
+directory, so no run inherits another's sessions, queues or memory.  The
+load is `petrel bench` (one process, libevent, the MQTT codec) with --json.
+Per scenario the median of each broker and the ratio Petrel/Mosquitto are
+printed, and written as JSON and as the Markdown table in
+docs/benchmarks.md (between the results markers; the rest of that file is
+prose kept by hand).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MOSQUITTO = shutil.which('mosquitto') or '/usr/sbin/mosquitto'
+MD_BEGIN = '<!-- compare.sh results: begin -->'
+MD_END = '<!-- compare.sh results: end -->'
+
+# Settings both brokers get, so that neither is held back by a queue or
+# window limit the other does not have.
+MAX_QUEUED = 200000
+MAX_INFLIGHT = 1000
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def rss_kib(pid):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class Broker:
+    """A fresh petreld or mosquitto on a free loopback port."""
+
+    def __init__(self, kind, exe, persistent):
+        self.kind, self.exe, self.persistent = kind, exe, persistent
+        self.tmp = tempfile.mkdtemp(prefix='petrel-compare-%s-' % kind)
+        self.log_path = os.path.join(self.tmp, 'broker.log')
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=60):
+        conf = os.path.join(self.tmp, 'broker.conf')
+        data = os.path.join(self.tmp, 'data')
+        os.makedirs(data)
+        if self.kind == 'petreld':
+            lines = ['listen = 127.0.0.1:0', 'data_dir = %s' % data, 'log_level = notice',
+                     'max_queued_messages = %d' % MAX_QUEUED, 'max_queued_bytes = 0',
+                     'max_inflight = %d' % MAX_INFLIGHT]
+        else:
+            self.port = free_port()
+            lines = ['listener %d 127.0.0.1' % self.port, 'allow_anonymous true',
+                     'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice',
+                     'max_queued_messages %d' % MAX_QUEUED,
+                     'max_inflight_messages %d' % MAX_INFLIGHT,
+                     # petreld sets TCP_NODELAY on every connection
+                     'set_tcp_nodelay true',
+                     'persistence %s' % ('true' if self.persistent else 'false'),
+                     'persistence_location %s/' % data]
+            if os.geteuid() == 0:
+                lines.append('user root')  # else it drops to 'mosquitto' and cannot write tmp
+        with open(conf, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        log = open(self.log_path, 'ab')
+        self.proc = subprocess.Popen([self.exe, '-c', conf], stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_text()
+            if self.kind == 'petreld':
+                m = re.search(r'listening on 127\.0\.0\.1:(\d+)', text)
+                if m and re.search(r'\bready\b', text):
+                    self.port = int(m.group(1))
+                    return self
+            elif self.accepting():
+                # (with log_type notice, as petreld's log_level, mosquitto
+                # does not log that it is running)
+                return self
+            if self.proc.poll() is not None:
+                if self.kind == 'mosquitto' and 'Address already in use' in text:
+                    # Another program took the free port meanwhile.
+                    self.port = free_port()
+                    shutil.rmtree(data, ignore_errors=True)
+                    return self.start(timeout)
+                raise RuntimeError('%s exited with %s:\n%s' % (self.kind, self.proc.returncode,
+                                                               text[-3000:]))
+            time.sleep(0.01)
+        self.stop()
+        raise RuntimeError('%s not ready after %ds' % (self.kind, timeout))
+
+    def accepting(self):
+        try:
+            socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def log_text(self):
+        try:
+            with open(self.log_path, 'rb') as f:
+                return f.read().decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Compare:
+    def __init__(self, a):
+        self.a = a
+        self.results = []
+        self.failures = []
+        self.seq = 0
+
+    def bench(self, broker, args, label):
+        """Runs petrel bench with --json against `broker`; returns the
+        parsed result (exit_status inside).  A run that could not produce
+        JSON raises."""
+        cmd = [self.a.petrel, 'bench', '-h', '127.0.0.1', '-p', str(broker.port), '--json',
+               '--no-progress', '--broker-pid', str(broker.proc.pid)] + [str(x) for x in args]
+        if self.a.verbose:
+            print('    $ ' + ' '.join(cmd[1:]), flush=True)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        try:
+            out = json.loads(p.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise RuntimeError('%s: petrel bench exited %d without a result:\n%s\n%s'
+                               % (label, p.returncode, p.stdout[-2000:], p.stderr[-2000:]))
+        if p.returncode != 0:
+            self.failures.append('%s on %s: petrel bench exit %d (%s)'
+                                 % (label, broker.kind, p.returncode,
+                                    p.stderr.strip().splitlines()[-1] if p.stderr.strip() else
+                                    'see its report'))
+        return out
+
+    def uid(self, tag):
+        self.seq += 1
+        return 'cmp-%s-%d-%d' % (tag, os.getpid(), self.seq)
+
+    # ---- scenarios: each returns {metric: value} plus 'lost' ------------------
+
+    def s1(self, b, q):
+        r = self.bench(b, ['--pubs', 1, '--subs', 1, '-q', 0, '-s', 64, '-D', q['dur'],
+                           '-t', 's1/x', '-T', 's1/x'], 'S1')
+        return {'msgs_per_sec': r['received']['msgs_per_sec'], 'lost': r['received']['lost'],
+                'p99_ms': r['latency_us']['p99'] / 1e3}
+
+    def s2(self, b, q):
+        r = self.bench(b, ['--pubs', 1, '--subs', 1, '-q', 1, '-s', 64, '-D', q['dur'], '-c',
+                           '-i', self.uid('s2'), '-t', 's2/x', '-T', 's2/x'], 'S2')
+        return {'msgs_per_sec': r['received']['msgs_per_sec'],
+                'lost': r['received']['lost'] + r['published']['unacked'],
+                'p99_ms': r['latency_us']['p99'] / 1e3}
+
+    def s3(self, b, q):
+        r = self.bench(b, ['--pubs', 1, '--subs', q['fan'], '-q', 0, '-s', 64, '-D', q['dur'],
+                           '-t', 's3/x', '-T', 's3/x'], 'S3')
+        return {'deliveries_per_sec': r['received']['msgs_per_sec'],
+                'lost': r['received']['lost'], 'p99_ms': r['latency_us']['p99'] / 1e3}
+
+    def s4(self, b, q):
+        r = self.bench(b, ['--pubs', q['fan'], '--subs', 1, '-q', 1, '-s', 64, '-D', q['dur'],
+                           '-t', 's4/%p', '-T', 's4/+'], 'S4')
+        return {'msgs_per_sec': r['received']['msgs_per_sec'],
+                'lost': r['received']['lost'] + r['published']['unacked'],
+                'p99_ms': r['latency_us']['p99'] / 1e3}
+
+    def s5(self, b, q):
+        r = self.bench(b, ['--pubs', q['p2p'], '--subs', q['p2p'], '-q', 1, '-s', 64,
+                           '-r', q['p2p_rate'], '-D', q['p2p_dur'],
+                           '-t', 's5/%p', '-T', 's5/%s'], 'S5')
+        return {'p50_ms': r['latency_us']['p50'] / 1e3, 'p99_ms': r['latency_us']['p99'] / 1e3,
+                'lost': r['received']['lost'] + r['published']['unacked']}
+
+    def s6(self, b, q):
+        r = self.bench(b, ['--connect-only', '--clients', q['conns'], '-k', 60, '-D', 2,
+                           '--timeout', 60], 'S6')
+        return {'connect_all_s': r['connections']['seconds'],
+                'connects_per_sec': r['connections']['per_sec'],
+                'rss_per_conn_bytes': r['broker_rss']['bytes_per_connection'],
+                'lost': r['connections']['total'] - r['connections']['connected']}
+
+    def s7(self, b, q):
+        sid = self.uid('s7')
+        n = q['queue']
+        # The session and its subscription, then the queue while it is away.
+        self.bench(b, ['--pubs', 0, '--subs', 1, '-c', '-i', sid, '-q', 1, '-n', 0,
+                       '-T', 's7/#'], 'S7 session')
+        pub = self.bench(b, ['--pubs', 1, '--subs', 0, '-q', 1, '-n', n, '-t', 's7/x',
+                             '-i', sid + '-load'], 'S7 queue')
+        drain = self.bench(b, ['--pubs', 0, '--subs', 1, '-c', '-i', sid, '-q', 1, '-n', n,
+                               '-T', 's7/#', '--timeout', 30], 'S7 drain')
+        return {'drain_msgs_per_sec': drain['received']['msgs_per_sec'],
+                'queue_msgs_per_sec': pub['published']['msgs_per_sec'],
+                'lost': drain['received']['lost'] + pub['published']['unacked']}
+
+    SCENARIOS = [
+        # id, method, title, headline metric, higher is better, target, unit,
+        # mosquitto persistence, QoS 1 (zero loss required)
+        ('S1', s1, 'throughput: 1 pub -> 1 sub, QoS 0, 64 B, max rate', 'msgs_per_sec', True,
+         1.5, 'msg/s', False, False),
+        ('S2', s2, 'durable throughput: 1 pub -> 1 persistent sub, QoS 1, 64 B', 'msgs_per_sec',
+         True, 1.0, 'msg/s', True, True),
+        ('S3', s3, 'fan-out: 1 pub -> {fan} subs on one topic, QoS 0', 'deliveries_per_sec',
+         True, 1.5, 'deliveries/s', False, False),
+        ('S4', s4, 'fan-in: {fan} pubs (a topic each) -> 1 wildcard sub, QoS 1', 'msgs_per_sec',
+         True, 1.2, 'msg/s', False, True),
+        ('S5', s5, 'latency: {p2p} pubs -> {p2p} subs point to point, {p2p_rate} msg/s each, QoS 1',
+         'p99_ms', False, 1.0, 'ms', False, True),
+        ('S6', s6, 'connections: {conns} idle clients, keep alive 60', 'rss_per_conn_bytes', False,
+         1.0, 'B/conn', False, False),
+        ('S7', s7, 'offline queue: {queue} QoS 1 msgs queued, then drained', 'drain_msgs_per_sec',
+         True, 1.0, 'msg/s', True, True),
+    ]
+
+    def params(self):
+        if self.a.quick:
+            return {'dur': 1, 'fan': 50, 'p2p': 50, 'p2p_rate': 5, 'p2p_dur': 2, 'conns': 500,
+                    'queue': 2000}
+        return {'dur': 10, 'fan': 1000, 'p2p': 1000, 'p2p_rate': 1, 'p2p_dur': 15,
+                'conns': 10000, 'queue': 100000}
+
+    def run(self):
+        q = self.params()
+        only = set(self.a.only.split(',')) if self.a.only else None
+        t_start = time.monotonic()
+        for sid, fn, title, metric, higher, target, unit, persist, qos1 in self.SCENARIOS:
+            if only and sid not in only:
+                continue
+            title = title.format(**q)
+            print('%s %s' % (sid, title), flush=True)
+            runs = {'petreld': [], 'mosquitto': []}
+            for rnd in range(self.a.rounds):
+                for kind in ('petreld', 'mosquitto'):
+                    exe = self.a.petreld if kind == 'petreld' else MOSQUITTO
+                    b = Broker(kind, exe, persist).start()
+                    try:
+                        t0 = time.monotonic()
+                        r = fn(self, b, q)
+                    finally:
+                        b.stop()
+                    runs[kind].append(r)
+                    print('  round %d %-9s %s  (%.1f s)'
+                          % (rnd + 1, kind, '  '.join('%s=%s' % (k, fmt(v))
+                                                      for k, v in r.items()),
+                             time.monotonic() - t0), flush=True)
+            res = {'id': sid, 'title': title, 'metric': metric, 'unit': unit,
+                   'higher_is_better': higher, 'target': target, 'qos1': qos1, 'runs': runs}
+            for kind in runs:
+                res[kind] = {k: statistics.median(r[k] for r in runs[kind])
+                             for k in runs[kind][0]}
+                res[kind]['lost_total'] = sum(r['lost'] for r in runs[kind])
+            p, m = res['petreld'][metric], res['mosquitto'][metric]
+            res['ratio'] = p / m if m else None
+            if res['ratio'] is None:
+                res['met'] = None
+            else:
+                res['met'] = res['ratio'] >= target if higher else res['ratio'] <= target
+            if qos1 and res['petreld']['lost_total']:
+                res['met'] = False
+            self.results.append(res)
+            print('  median: petreld %s, mosquitto %s %s, Petrel/Mosquitto %s (target %s %.1f)%s'
+                  % (fmt(p), fmt(m), unit, fmt_ratio(res['ratio']), '>=' if higher else '<=',
+                     target, '' if res['met'] else '  NOT MET'), flush=True)
+        self.elapsed = time.monotonic() - t_start
+
+
+def fmt(v):
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return '%.0f' % v
+        if abs(v) >= 1:
+            return '%.2f' % v
+        return '%.3f' % v
+    return str(v)
+
+
+def fmt_ratio(r):
+    return 'n/a' if r is None else '%.2fx' % r
+
+
+def fmt_thousands(v, unit):
+    if unit in ('ms',):
+        return '%.2f %s' % (v, unit)
+    if unit == 'B/conn':
+        return '%.0f B' % v
+    return '{:,.0f} {}'.format(v, unit)
+
+
+def machine():
+    cpu = platform.processor() or '?'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ''
+    try:
+        with open('/proc/meminfo') as f:
+            kib = int(f.readline().split()[1])
+            mem = '%.0f GiB' % (kib / 1024 / 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {'cpu': cpu, 'cores': os.cpu_count(), 'kernel': platform.release(), 'memory': mem}
+
+
+def versions(petreld):
+    out = {}
+    try:
+        out['mosquitto'] = re.search(r'mosquitto version (\S+)', subprocess.run(
+            [MOSQUITTO, '-h'], capture_output=True, text=True).stdout).group(1)
+    except (OSError, AttributeError):
+        out['mosquitto'] = '?'
+    try:
+        out['petreld'] = subprocess.run([petreld, '--version'], capture_output=True,
+                                        text=True).stdout.strip() or '?'
+    except OSError:
+        out['petreld'] = '?'
+    return out
+
+
+def markdown(doc):
+    m = doc['machine']
+    lines = [
+        'Measured %s on %s (%d cores, %s RAM), Linux %s; %s (source %s), Mosquitto %s; '
+        '%d round%s per scenario, medians shown; whole run %.0f s.'
+        % (doc['date'], m['cpu'], m['cores'], m['memory'], m['kernel'],
+           doc['versions']['petreld'], doc['source'], doc['versions']['mosquitto'], doc['rounds'],
+           '' if doc['rounds'] == 1 else 's', doc['elapsed_seconds']),
+        '',
+        '| | scenario | Petrel | Mosquitto | Petrel / Mosquitto | target | met |',
+        '|---|---|---:|---:|---:|---|---|',
+    ]
+    for r in doc['scenarios']:
+        unit = r['unit']
+        lines.append('| %s | %s | %s | %s | %s | %s %.1fx | %s |'
+                     % (r['id'], r['title'],
+                        fmt_thousands(r['petreld'][r['metric']], unit),
+                        fmt_thousands(r['mosquitto'][r['metric']], unit),
+                        fmt_ratio(r['ratio']), '>=' if r['higher_is_better'] else '<=',
+                        r['target'], {True: 'yes', False: '**no**', None: '?'}[r['met']]))
+    lines += ['', 'Other figures (medians, Petrel / Mosquitto):', '']
+    extra = {
+        'S1': [('p99_ms', 'latency p99 at full load', 'ms')],
+        'S2': [('p99_ms', 'latency p99 at full load', 'ms')],
+        'S3': [('p99_ms', 'latency p99 at full load', 'ms')],
+        'S4': [('p99_ms', 'latency p99 at full load', 'ms')],
+        'S5': [('p50_ms', 'latency p50', 'ms')],
+        'S6': [('connect_all_s', 'time to connect all', 's'),
+               ('connects_per_sec', 'connect rate', 'conn/s')],
+        'S7': [('queue_msgs_per_sec', 'queueing rate (publisher, QoS 1)', 'msg/s')],
+    }
+    for r in doc['scenarios']:
+        for key, label, unit in extra.get(r['id'], []):
+            p, mo = r['petreld'][key], r['mosquitto'][key]
+            lines.append('- %s %s: %s / %s%s' % (
+                r['id'], label, fmt_thousands(p, unit) if unit != 's' else '%.2f s' % p,
+                fmt_thousands(mo, unit) if unit != 's' else '%.2f s' % mo,
+                (' (%.2fx)' % (p / mo)) if mo else ''))
+    lost = ['%s: Petrel %d, Mosquitto %d' % (r['id'], r['petreld']['lost_total'],
+                                             r['mosquitto']['lost_total'])
+            for r in doc['scenarios'] if r['qos1']]
+    if lost:
+        lines.append('- QoS 1 messages lost or unacknowledged, all rounds: ' + '; '.join(lost))
+    if doc['failures']:
+        lines += ['', 'Runs that did not complete cleanly:', '']
+        lines += ['- ' + f for f in doc['failures']]
+    return '\n'.join(lines) + '\n'
+
+
+def write_markdown(path, table):
+    """Replaces the results block of `path`, keeping the prose around it."""
+    text = ''
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+    block = MD_BEGIN + '\n' + table + MD_END
+    if MD_BEGIN in text and MD_END in text:
+        head, rest = text.split(MD_BEGIN, 1)
+        tail = rest.split(MD_END, 1)[1]
+        text = head + block + tail
+    else:
+        text = (text or '# Benchmarks\n\n') + '\n' + block + '\n'
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--petreld', required=True)
+    ap.add_argument('--petrel', required=True)
+    ap.add_argument('--quick', action='store_true', help='small N, 1 round: a smoke test')
+    ap.add_argument('--rounds', type=int)
+    ap.add_argument('--only', help='comma-separated scenario ids, e.g. S1,S3')
+    ap.add_argument('--json', help='write the results here')
+    ap.add_argument('--md', help='update the results table in this Markdown file')
+    ap.add_argument('-v', '--verbose', action='store_true', help='show each bench command')
+    a = ap.parse_args()
+    a.petreld, a.petrel = os.path.abspath(a.petreld), os.path.abspath(a.petrel)
+    if a.rounds is None:
+        a.rounds = 1 if a.quick else 3
+    if not os.path.exists(MOSQUITTO):
+        sys.exit('compare: mosquitto not found (compare.sh installs it)')
+
+    c = Compare(a)
+    try:
+        c.run()
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        print('compare: %s' % e, file=sys.stderr)
+        return 1
+    doc = {
+        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        'machine': machine(),
+        'versions': versions(a.petreld),
+        'source': os.environ.get('PETREL_SOURCE_REV', '?'),
+        'quick': a.quick,
+        'rounds': a.rounds,
+        'settings': {'max_queued_messages': MAX_QUEUED, 'max_inflight': MAX_INFLIGHT,
+                     'petreld_max_queued_bytes': 0, 'params': c.params()},
+        'elapsed_seconds': round(c.elapsed, 1),
+        'scenarios': c.results,
+        'failures': c.failures,
+    }
+    table = markdown(doc)
+    print()
+    print(table, end='')
+    if a.json:
+        with open(a.json, 'w') as f:
+            json.dump(doc, f, indent=1)
+            f.write('\n')
+    if a.md:
+        write_markdown(a.md, table)
+    # A benchmark reports; it fails only when it could not measure.
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# tests/bench/compare.sh - Petrel against Mosquitto on this machine, side by
+# side: scenarios S1-S7 of docs/benchmarks.md, each run against both brokers
+# in turn (A B A B), 3 rounds, medians and the ratio Petrel/Mosquitto.
+# compare.py does the measuring; this script prepares what it needs.
+#
+# Usage: tests/bench/compare.sh [--quick] [--rounds N] [--only S1,S3] [-v]
+#   --quick   small N, 1 round, under a minute: checks that it runs and
+#             reports (tests/run.sh uses it); writes nothing under docs/
+#   (full)    about 10 minutes; rewrites the results in docs/benchmarks.md
+#             and docs/benchmarks.json
+# Environment: PETRELD and PETREL select the binaries; otherwise a release
+# build is made in build-bench/ (meson, buildtype=release).
+# PETREL_SOURCE_REV names the code measured in the report (default: the git
+# commit of this tree).  OUT_DIR puts the JSON and Markdown elsewhere.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$(pwd)
+BENCH_DIR=$ROOT/build-bench
+
+QUICK=0
+for arg in "$@"; do
+  [ "$arg" = "--quick" ] && QUICK=1
+done
+
+# S6 holds 10,000 connections: the brokers (started from here, so they
+# inherit the limit) and petrel bench each need that many descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ] && [ $QUICK = 0 ]; then
+  echo "compare: S6 needs more than 10,000 open files; the hard limit is $(ulimit -Hn)" >&2
+  exit 1
+fi
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  echo "==> installing mosquitto"
+  sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto
+fi
+# The packaged service would hold port 1883 and a core: not needed here.
+
+if [ -z "${PETRELD:-}" ] || [ -z "${PETREL:-}" ]; then
+  if [ ! -f "$BENCH_DIR/meson-private/coredata.dat" ]; then
+    meson setup "$BENCH_DIR" -Dbuildtype=release >/dev/null
+  fi
+  ninja -C "$BENCH_DIR" broker/petreld cli/petrel >/dev/null
+  PETRELD=${PETRELD:-$BENCH_DIR/broker/petreld}
+  PETREL=${PETREL:-$BENCH_DIR/cli/petrel}
+  # Which code was measured, for the report ("-dirty": uncommitted changes).
+  if [ -z "${PETREL_SOURCE_REV:-}" ] && rev=$(git rev-parse --short HEAD 2>/dev/null); then
+    if [ -n "$(git status --porcelain -- broker client-lib cli meson.build 2>/dev/null)" ]; then
+      rev="$rev-dirty"
+    fi
+    export PETREL_SOURCE_REV=$rev
+  fi
+fi
+
+if [ $QUICK = 1 ]; then
+  OUT_DIR=${OUT_DIR:-$(mktemp -d)}
+else
+  OUT_DIR=${OUT_DIR:-$ROOT/docs}
+fi
+mkdir -p "$OUT_DIR"
+
+exec /usr/bin/python3 "$ROOT/tests/bench/compare.py" \
+  --petreld "$PETRELD" --petrel "$PETREL" \
+  --json "$OUT_DIR/benchmarks.json" --md "$OUT_DIR/benchmarks.md" "$@"
