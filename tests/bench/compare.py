@@ -260,6 +260,7 @@ class Compare:
         q = self.params()
         only = set(self.a.only.split(',')) if self.a.only else None
         t_start = time.monotonic()
+        self.load_start = list(os.getloadavg())
         for sid, fn, title, metric, higher, target, unit, persist, qos1 in self.SCENARIOS:
             if only and sid not in only:
                 continue
@@ -362,10 +363,10 @@ def markdown(doc):
     m = doc['machine']
     lines = [
         'Measured %s on %s (%d cores, %s RAM), Linux %s; %s (source %s), Mosquitto %s; '
-        '%d round%s per scenario, medians shown; whole run %.0f s.'
+        '%d round%s per scenario, medians shown; whole run %.0f s; load average before %.2f.'
         % (doc['date'], m['cpu'], m['cores'], m['memory'], m['kernel'],
            doc['versions']['petreld'], doc['source'], doc['versions']['mosquitto'], doc['rounds'],
-           '' if doc['rounds'] == 1 else 's', doc['elapsed_seconds']),
+           '' if doc['rounds'] == 1 else 's', doc['elapsed_seconds'], doc['loadavg_start'][0]),
         '',
         '| | scenario | Petrel | Mosquitto | Petrel / Mosquitto | target | met |',
         '|---|---|---:|---:|---:|---|---|',
@@ -457,6 +458,9 @@ def main():
         'settings': {'max_queued_messages': MAX_QUEUED, 'max_inflight': MAX_INFLIGHT,
                      'petreld_max_queued_bytes': 0, 'params': c.params()},
         'elapsed_seconds': round(c.elapsed, 1),
+        # Other programs competing for the CPU would skew the figures.
+        'loadavg_start': c.load_start,
+        'loadavg_end': list(os.getloadavg()),
         'scenarios': c.results,
         'failures': c.failures,
     }
