@@ -25,10 +25,9 @@
  *   - Receiving a message on T needs a read or readwrite rule matching T.
  *   - SUBSCRIBE to filter F needs a read, readwrite or subscribe rule whose
  *     filter covers F (every topic F matches, the rule matches too), and no
- *     deny rule covering F.  `subscribe` alone grants the subscription but
- *     not the messages: those still need read.  A subscription that a read
- *     rule covers only in part is granted when some rule covers it whole,
- *     and then each message is checked.
+ *     deny rule covering F.  So read implies subscribe within its filter;
+ *     `subscribe` alone grants the subscription but not the messages: each
+ *     one still needs a read rule matching its topic.
  *   - As in MQTT matching, a filter starting with a wildcard does not match
  *     topics starting with '$': `$SYS/#` needs its own rule.
  *   - Patterns: a client id or user name containing '+', '#' or '/' could

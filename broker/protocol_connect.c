@@ -39,7 +39,6 @@ struct connect_wait {
     struct event *delay;        /* refusal delay */
     struct timespec arrived;    /* CLOCK_MONOTONIC */
     uint8_t refuse_code;
-    char why[128];
     char *client_id;
     size_t id_len;
     char *user;                 /* NULL = no user name */
@@ -206,8 +205,8 @@ static void delay_done(evutil_socket_t fd, short what, void *arg)
     c->auth_wait = NULL;
     struct mqtt_packet ack = {.type = MQTT_CONNACK};
     ack.u.connack.return_code = w->refuse_code;
-    /* conn_send_and_close keeps the pointer until the connection closes:
-     * give it a string that outlives w. */
+    /* The reason was logged when the refusal was decided; this string
+     * must outlive w (conn_send_and_close keeps the pointer). */
     conn_send_and_close(c, &ack, "login refused");
     wait_free(w);
 }
@@ -221,7 +220,6 @@ static void refuse_later(struct conn *c, struct connect_wait *w, uint8_t code, c
     if (n >= 0)
         log_notice("connection from %s refused: %s%s", c->peer, why, log_suppressed(n));
     w->refuse_code = code;
-    snprintf(w->why, sizeof w->why, "%s", why);
     evtimer_del(c->timer); /* the delay, not connect_timeout, ends it now */
     bufferevent_disable(c->bev, EV_READ);
 
