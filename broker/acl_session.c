@@ -81,6 +81,16 @@ bool acl_session_same_user(const struct session *s, const char *user, size_t ule
     return a->ulen == ulen && memcmp(a->user, user, ulen) == 0;
 }
 
+bool acl_session_user(const struct session *s, const char **user, size_t *ulen)
+{
+    const struct session_acl *a = s->acl;
+    if (!a)
+        return false;
+    *user = a->user;
+    *ulen = a->ulen;
+    return true;
+}
+
 void acl_session_free(struct session *s)
 {
     struct session_acl *a = s->acl;

@@ -34,6 +34,9 @@ int acl_session_identify(struct session *s, const char *user, size_t ulen);
 /* True if the session's recorded identity is `user` (NULL = anonymous), or
  * if it has none recorded (a session restored from the store). */
 bool acl_session_same_user(const struct session *s, const char *user, size_t ulen);
+/* The recorded identity: false if none is recorded; else true with *user
+ * (NULL = anonymous, not NUL-terminated) and *ulen.  For the store. */
+bool acl_session_user(const struct session *s, const char **user, size_t *ulen);
 /* Frees what the session holds here (called when the session is freed). */
 void acl_session_free(struct session *s);
 /* The session's subscriptions changed: drop its read cache. */

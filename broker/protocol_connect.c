@@ -27,6 +27,7 @@
 #include "mqtt_codec.h"
 #include "protocol.h"
 #include "session.h"
+#include "store.h"
 
 /* Time from CONNECT to the CONNACK of a refused login. */
 #define REFUSAL_DELAY_MS 1000
@@ -167,6 +168,7 @@ static int accept_client(struct conn *c, struct connect_wait *w)
         refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
         return -1;
     }
+    store_session_identity(s);
 
     c->session = s;
     c->state = CONN_ACTIVE;

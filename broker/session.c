@@ -363,6 +363,15 @@ void session_pump(struct session *s)
             break;
         s->n_queued--;
         s->queued_bytes -= d->size;
+        if (acl_enabled() && !acl_may_read(s, d->msg->topic, d->msg->topic_len)) {
+            /* Queued under rules that a reload has since taken away. */
+            broker.stats.acl_read_denied++;
+            if (s->db_id)
+                store_delivery_delete(s, d->seq);
+            message_unref(d->msg);
+            free(d);
+            continue;
+        }
         d->packet_id = next_packet_id(s);
         d->state = d->qos == 1 ? DELIVERY_WAIT_PUBACK : DELIVERY_WAIT_PUBREC;
         list_append(&s->inflight, d);

@@ -23,8 +23,9 @@
 struct store_state store_st;
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_SESSION_ADD] = "INSERT OR REPLACE INTO sessions(id, client_id, level, offline_since) "
-                       "VALUES(?1, ?2, ?3, ?4)",
+    [ST_SESSION_ADD] = "INSERT OR REPLACE INTO sessions(id, client_id, level, offline_since, "
+                       "username, identified) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_SESSION_IDENTITY] = "UPDATE sessions SET username = ?2, identified = 1 WHERE id = ?1",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
     [ST_SESSION_OFFLINE] = "UPDATE sessions SET offline_since = ?2 WHERE id = ?1",
     [ST_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions(session_id, filter, options) VALUES(?1, ?2, ?3)",

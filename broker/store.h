@@ -35,7 +35,7 @@ struct delivery;
 
 #define STORE_FILE "petrel.db"
 /* The schema this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Opens (creating when absent) data_dir/petrel.db and upgrades its schema.
  * Returns 0, or -1 with a message in err: unreadable file, not a Petrel
@@ -62,6 +62,8 @@ void store_forget_conn(struct conn *c);
  * dooms the current transaction (see above). */
 int store_session_add(struct session *s);            /* sets s->db_id */
 int store_session_delete(struct session *s);
+/* Records the session's owner (its ACL identity) after CONNECT. */
+int store_session_identity(struct session *s);
 int store_session_offline(struct session *s, int64_t since); /* 0 = online */
 int store_sub_put(struct session *s, const char *filter, size_t len, uint8_t options);
 int store_sub_delete(struct session *s, const char *filter, size_t len);

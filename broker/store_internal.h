@@ -12,6 +12,7 @@
 
 enum store_stmt {
     ST_SESSION_ADD,
+    ST_SESSION_IDENTITY,
     ST_SESSION_DELETE,
     ST_SESSION_OFFLINE,
     ST_SUB_PUT,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "acl_session.h"
 #include "broker.h"
 #include "hashmap.h"
 #include "log.h"
@@ -85,6 +86,19 @@ static int load_session(sqlite3_stmt *st, void *arg)
     }
     s->db_id = id;
     s->offline_since = sqlite3_column_int64(st, 2);
+    if (sqlite3_column_int(st, 4)) {
+        /* The owner it had: the ACL keeps applying while it is offline,
+         * and only that user may resume it. */
+        /* NULL = anonymous; a zero-length blob is the user name "". */
+        const char *user = NULL;
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+            user = sqlite3_column_blob(st, 3);
+            if (!user)
+                user = "";
+        }
+        if (acl_session_identify(s, user, (size_t)sqlite3_column_bytes(st, 3)) != 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -167,7 +181,7 @@ int store_load(void)
     store_expire_sessions();
 
     uint64_t queued = 0;
-    if (each_row("SELECT id, client_id, offline_since FROM sessions", load_session, NULL) != 0 ||
+    if (each_row("SELECT id, client_id, offline_since, username, identified FROM sessions", load_session, NULL) != 0 ||
         each_row("SELECT session_id, filter, options FROM subscriptions", load_subscription, NULL) != 0 ||
         each_row("SELECT session_id, packet_id FROM inbound_qos2", load_qos2, NULL) != 0 ||
         each_row("SELECT session_id, count(*), sum(state = 0), total(CASE WHEN state = 0 "

@@ -72,6 +72,11 @@ static const char *const migrations[] = {
     "  DELETE FROM subscriptions WHERE session_id = OLD.id;"
     "  DELETE FROM deliveries WHERE session_id = OLD.id;"
     "  DELETE FROM inbound_qos2 WHERE session_id = OLD.id; END;",
+    /* 2: who owns a session, so that its ACL identity survives a restart:
+     * `identified` = 0 for sessions stored before (owner unknown),
+     * username NULL with identified = 1 for an anonymous client. */
+    "ALTER TABLE sessions ADD COLUMN username BLOB;"
+    "ALTER TABLE sessions ADD COLUMN identified INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

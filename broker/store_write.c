@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl_session.h"
 #include "broker.h"
 #include "hashmap.h"
 #include "log.h"
@@ -107,7 +108,32 @@ static int write_session_row(struct session *s)
     sqlite3_bind_blob(st, 2, s->client_id, (int)s->client_id_len, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, 4);
     sqlite3_bind_int64(st, 4, s->conn ? 0 : s->offline_since);
+    const char *user;
+    size_t ulen;
+    if (acl_session_user(s, &user, &ulen)) {
+        if (user)
+            sqlite3_bind_blob(st, 5, user, (int)ulen, SQLITE_STATIC);
+        sqlite3_bind_int(st, 6, 1);
+    } else {
+        sqlite3_bind_int(st, 6, 0);
+    }
     return run(st, "storing a session");
+}
+
+int store_session_identity(struct session *s)
+{
+    const char *user;
+    size_t ulen;
+    if (!s->db_id || !acl_session_user(s, &user, &ulen))
+        return 0;
+    sqlite3_stmt *st = prepare(ST_SESSION_IDENTITY);
+    if (!st)
+        return nothing_to_do();
+    touch(s);
+    sqlite3_bind_int64(st, 1, s->db_id);
+    if (user)
+        sqlite3_bind_blob(st, 2, user, (int)ulen, SQLITE_STATIC);
+    return run(st, "storing a session's owner");
 }
 
 int store_session_add(struct session *s)

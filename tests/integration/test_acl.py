@@ -187,6 +187,52 @@ class AclTest(BrokerTestCase):
         bob.disconnect()
 
 
+@skip_on_mosquitto('petreld ACL and the store')
+class AclRestartTest(BrokerTestCase):
+    """A stored session keeps its owner across a restart: the ACL applies
+    to it while it is offline, and only its owner can resume it."""
+
+    def test_owner_survives_restart(self):
+        files = sec.Files()
+        self.addCleanup(files.close)
+        settings = {'password_file': files.passwd(USERS), 'acl_file': files.write('acl', ACL)}
+        b = self.start_broker(settings)
+        alice = self.raw(b.port)
+        alice.connect('kept-id', clean=False, username='alice', password=USERS['alice'])
+        alice.subscribe([('firehose/#', 1)])
+        alice.disconnect()
+        b.restart()
+        admin = self.raw(b.port)
+        admin.connect('admin-pub', username='admin', password=USERS['admin'])
+        admin.publish('firehose/bob/x', b'not for alice', qos=1)
+        admin.publish('firehose/alice/x', b'for alice', qos=1)
+        admin.disconnect()
+        bob = self.raw(b.port)
+        ack = bob.connect('kept-id', clean=False, username='bob', password=USERS['bob'])
+        self.assertFalse(ack.session_present, "bob resumed alice's session after a restart")
+        bob.expect_nothing(0.3)
+        bob.disconnect()
+
+        b.restart()   # bob's session replaced alice's: give alice a fresh start
+        alice = self.raw(b.port)
+        alice.connect('kept-id', clean=False, username='alice', password=USERS['alice'])
+        alice.subscribe([('firehose/#', 1)])
+        alice.disconnect()
+        b.restart()
+        admin = self.raw(b.port)
+        admin.connect('admin-pub', username='admin', password=USERS['admin'])
+        admin.publish('firehose/bob/y', b'not for alice', qos=1)
+        admin.publish('firehose/alice/y', b'for alice', qos=1)
+        admin.disconnect()
+        alice = self.raw(b.port)
+        self.assertTrue(alice.connect('kept-id', clean=False, username='alice',
+                                      password=USERS['alice']).session_present)
+        m = alice.expect_publish()
+        self.assertEqual((m.topic, bytes(m.payload)), ('firehose/alice/y', b'for alice'))
+        alice.expect_nothing(0.5)
+        alice.disconnect()
+
+
 @skip_on_mosquitto('petreld ACL reload')
 class AclReloadTest(BrokerTestCase):
 

@@ -116,7 +116,7 @@ class StartupFaultTest(BrokerTestCase):
         con = sqlite3.connect(self.db)
         try:
             self.assertEqual(con.execute('PRAGMA application_id').fetchone()[0], 0x5045544C)
-            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 1)
+            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 2)
             con.execute('PRAGMA user_version = 99')
             con.commit()
         finally:
@@ -125,6 +125,52 @@ class StartupFaultTest(BrokerTestCase):
         log = self.expect_refusal('newer')
         self.assertIn('petrel.db', log)
         self.assertEqual(self.file_bytes(), before, 'newer database modified')
+
+
+@harness.skip_on_mosquitto('petreld store schema')
+class MigrationTest(BrokerTestCase):
+    """A database of schema 1 (before session owners were stored) is
+    upgraded in place at start-up and keeps its sessions, subscriptions,
+    queued and retained messages."""
+
+    def test_schema_1_upgraded_to_2(self):
+        b = self.start_broker()
+        sub = self.raw(b.port)
+        sub.connect('old-sub', clean=False)
+        sub.subscribe([('m/#', 1)])
+        sub.disconnect()
+        pub = self.raw(b.port)
+        pub.connect('old-pub')
+        pub.publish('m/1', b'queued', qos=1)
+        pub.publish('m/r', b'kept', qos=0, retain=True)
+        pub.disconnect()
+        b.stop(keep=True)
+        # turn it back into what a schema 1 petreld wrote
+        con = sqlite3.connect(b.db_path)
+        try:
+            con.execute('ALTER TABLE sessions DROP COLUMN username')
+            con.execute('ALTER TABLE sessions DROP COLUMN identified')
+            con.execute('PRAGMA user_version = 1')
+            con.commit()
+        finally:
+            con.close()
+
+        b.start()
+        con = sqlite3.connect('file:%s?mode=ro' % b.db_path, uri=True)
+        try:
+            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 2)
+            cols = {r[1] for r in con.execute('PRAGMA table_info(sessions)')}
+            self.assertTrue({'username', 'identified'} <= cols, cols)
+        finally:
+            con.close()
+        sub = self.raw(b.port)
+        self.assertTrue(sub.connect('old-sub', clean=False).session_present)
+        m = sub.expect_publish()
+        self.assertEqual((m.topic, bytes(m.payload)), ('m/1', b'queued'))
+        sub.subscribe([('m/r', 0)])
+        r = sub.expect_publish()
+        self.assertEqual((r.topic, bytes(r.payload), r.retain), ('m/r', b'kept', True))
+        sub.disconnect()
 
 
 PRLIMIT = shutil.which('prlimit')
