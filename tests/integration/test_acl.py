@@ -324,6 +324,31 @@ class AclReloadTest(BrokerTestCase):
         self.files.write('acl', ACL)
         self.hup(r'SIGHUP: ACL file .*: \d+ rules')
 
+    def test_queued_messages_checked_again_after_reload(self):
+        # alice's offline queue holds a message she could read when it came;
+        # a reload takes that right away before she returns
+        alice = self.raw()
+        alice.connect('alice-q', clean=False, username='alice', password=USERS['alice'])
+        alice.subscribe([('alice/#', 1)])
+        alice.disconnect()
+        admin = self.raw()
+        admin.connect('admin-q', username='admin', password=USERS['admin'])
+        admin.publish('alice/old', b'readable when queued', qos=1)
+        admin.publish('alice/kept', b'still readable', qos=1)
+        self.files.write('acl', ACL.replace('topic deny alice/secret/#',
+                                            'topic deny alice/secret/#\ntopic deny alice/old'))
+        self.hup(r'SIGHUP: ACL file .*: \d+ rules')
+        alice = self.raw()
+        self.assertTrue(alice.connect('alice-q', clean=False, username='alice',
+                                      password=USERS['alice']).session_present)
+        m = alice.expect_publish()
+        self.assertEqual((m.topic, bytes(m.payload)), ('alice/kept', b'still readable'))
+        alice.expect_nothing(0.5)
+        alice.disconnect()
+        admin.disconnect()
+        self.files.write('acl', ACL)
+        self.hup(r'SIGHUP: ACL file .*: \d+ rules')
+
 
 if __name__ == '__main__':
     harness.main()
