@@ -72,7 +72,7 @@ class Config(unittest.TestCase):
 
     def setUp(self):
         with open(os.path.join(SOURCE_ROOT, 'deploy', 'petreld.conf.example')) as f:
-            self.keys = set(re.findall(r'^#?([a-z_]+) = ', f.read(), re.M))
+            self.keys = set(re.findall(r'^#?[ \t]*([a-z_]+) = ', f.read(), re.M))
         self.assertIn('listen', self.keys)
         self.documented = set(re.findall(r'^\.BI ([a-z_]+) " = ', page_text('petreld.conf.5'),
                                          re.M))
@@ -91,7 +91,8 @@ class PetrelCli(unittest.TestCase):
 
     def setUp(self):
         self.help = ''
-        for cmd in (['--help'], ['pub', '--help'], ['sub', '--help']):
+        for cmd in (['--help'], ['pub', '--help'], ['sub', '--help'], ['bench', '--help'],
+                    ['passwd', '--help']):
             r = run([PETREL_CLI] + cmd)
             self.assertEqual(r.returncode, 0, cmd)
             self.help += r.stdout
