@@ -163,10 +163,23 @@ class Compare:
             raise RuntimeError('%s: petrel bench exited %d without a result:\n%s\n%s'
                                % (label, p.returncode, p.stdout[-2000:], p.stderr[-2000:]))
         if p.returncode != 0:
-            self.failures.append('%s on %s: petrel bench exit %d (%s)'
+            why = []
+            lost, unacked = out['received']['lost'], out['published']['unacked']
+            if out['config']['qos'] or out['config']['sub_qos']:
+                if lost:
+                    why.append('%d messages lost' % lost)
+                if unacked:
+                    why.append('%d unacknowledged' % unacked)
+            if out['connections']['failed'] or out['connections']['lost']:
+                why.append('%d connections failed, %d lost' % (out['connections']['failed'],
+                                                               out['connections']['lost']))
+            if out.get('stalled'):
+                why.append('no progress for the last --timeout seconds')
+            if not why and p.stderr.strip():
+                why.append(p.stderr.strip().splitlines()[-1])
+            self.failures.append('%s on %s: petrel bench exit %d: %s'
                                  % (label, broker.kind, p.returncode,
-                                    p.stderr.strip().splitlines()[-1] if p.stderr.strip() else
-                                    'see its report'))
+                                    '; '.join(why) or 'see its report'))
         return out
 
     def uid(self, tag):
