@@ -26,21 +26,6 @@ struct backup_counts {
     int64_t sessions, subscriptions, queued, inflight, retained, bytes;
 };
 
-static int query_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sqlite3_column_int64(st, 0);
-            rc = SQLITE_OK;
-        }
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
 /* Runs a pragma that returns one text row and checks it (journal_mode,
  * integrity_check).  Returns 0, or -1 with what it said in err. */
 static int pragma_expect(sqlite3 *db, const char *sql, const char *want, char *err, size_t len)
@@ -76,7 +61,7 @@ static int count_copy(sqlite3 *db, struct backup_counts *c)
     int64_t *out[] = {&c->sessions, &c->subscriptions,
                       &c->queued, &c->inflight, &c->retained, &c->bytes};
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++)
-        if (query_int(db, sql[i], out[i]) != SQLITE_OK)
+        if (store_query_int(db, sql[i], out[i]) != SQLITE_OK)
             return -1;
     return 0;
 }

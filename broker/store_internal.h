@@ -49,6 +49,10 @@ struct store_state {
 
 extern struct store_state store_st;
 
+/* Runs a statement that yields one integer (a PRAGMA, a count) into *out;
+ * returns an SQLite result code (SQLITE_OK on success). */
+int store_query_int(sqlite3 *db, const char *sql, int64_t *out);
+
 /* Opens the connection and brings the schema to STORE_SCHEMA_VERSION;
  * store_schema.c.  Returns 0 or -1 with err. */
 int store_schema_open(sqlite3 **db, const char *path, bool readonly, char *err, size_t errlen);

@@ -82,7 +82,7 @@ static const char *const migrations[] = {
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
-static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
+int store_query_int(sqlite3 *db, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -138,11 +138,11 @@ int store_schema_open(sqlite3 **out, const char *path, bool readonly, char *err,
 
     /* The first read of the header tells a foreign file from a database. */
     int64_t app_id = 0, version = 0, objects = 0;
-    rc = pragma_int(db, "PRAGMA application_id", &app_id);
+    rc = store_query_int(db, "PRAGMA application_id", &app_id);
     if (rc == SQLITE_OK)
-        rc = pragma_int(db, "PRAGMA user_version", &version);
+        rc = store_query_int(db, "PRAGMA user_version", &version);
     if (rc == SQLITE_OK)
-        rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", &objects);
+        rc = store_query_int(db, "SELECT count(*) FROM sqlite_master", &objects);
     if (rc != SQLITE_OK) {
         if ((rc & 0xff) == SQLITE_NOTADB)
             snprintf(err, errlen, "%s: not a database (not an SQLite file, or damaged): "
