@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "hashmap.h"
+#include "line_file.h"
 #include "mqtt_codec.h"
 
-#define MAX_LINE 70000
 
 struct rule {
     struct rule *next;
@@ -341,56 +341,30 @@ static int parse_line(struct acl_file *f, char *line, struct rule_list **section
     return -1;
 }
 
+struct acl_parse {
+    struct acl_file *f;
+    struct rule_list *section; /* the `user` section being read, NULL before */
+};
+
+static int acl_line(char *line, size_t len, void *arg, char *why, size_t whylen)
+{
+    (void)len;
+    struct acl_parse *ps = arg;
+    return parse_line(ps->f, line, &ps->section, why, whylen);
+}
+
 struct acl_file *acl_file_load(const char *path, char *err, size_t errlen)
 {
-    FILE *in = fopen(path, "r");
-    if (!in) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
     struct acl_file *f = calloc(1, sizeof *f);
     if (f)
         f->users = hashmap_new();
     if (!f || !f->users) {
-        fclose(in);
         acl_file_free(f);
         snprintf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
-    struct rule_list *section = NULL;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    unsigned lineno = 0;
-    int rc = 0;
-    char why[300];
-    errno = 0;
-    while ((n = getline(&line, &cap, in)) >= 0) {
-        lineno++;
-        size_t len = (size_t)n;
-        if (len && line[len - 1] == '\n')
-            line[--len] = '\0';
-        if (len > MAX_LINE) {
-            snprintf(why, sizeof why, "line longer than %d bytes", MAX_LINE);
-            rc = -1;
-        } else if (strlen(line) != len) {
-            snprintf(why, sizeof why, "line contains a NUL byte");
-            rc = -1;
-        } else {
-            rc = parse_line(f, line, &section, why, sizeof why);
-        }
-        if (rc != 0) {
-            snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
-            break;
-        }
-    }
-    if (rc == 0 && ferror(in)) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
-        rc = -1;
-    }
-    free(line);
-    fclose(in);
-    if (rc != 0) {
+    struct acl_parse ps = {f, NULL};
+    if (line_file_read(path, acl_line, &ps, err, errlen) != 0) {
         acl_file_free(f);
         return NULL;
     }

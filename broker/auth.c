@@ -12,11 +12,11 @@
 #include <string.h>
 
 #include "hashmap.h"
+#include "line_file.h"
 #include "password_hash.h"
 
 /* A password file line: user name (at most 65535 bytes in MQTT), ':' and a
  * hash.  Longer lines are refused rather than read without bound. */
-#define MAX_LINE 70000
 
 struct auth_table {
     struct hashmap *users; /* user -> malloc'd hash string */
@@ -100,55 +100,22 @@ static int add_line(struct auth_table *t, char *line, size_t len, char *why, siz
     return 0;
 }
 
+static int auth_line(char *line, size_t len, void *arg, char *why, size_t whylen)
+{
+    return add_line(arg, line, len, why, whylen);
+}
+
 struct auth_table *auth_table_load(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
     struct auth_table *t = calloc(1, sizeof *t);
     if (t)
         t->users = hashmap_new();
     if (!t || !t->users) {
-        fclose(f);
         free(t);
         snprintf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    unsigned lineno = 0;
-    int rc = 0;
-    char why[256];
-    errno = 0;
-    while ((n = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        size_t len = (size_t)n;
-        if (len && line[len - 1] == '\n')
-            line[--len] = '\0';
-        if (len > MAX_LINE) {
-            snprintf(why, sizeof why, "line longer than %d bytes", MAX_LINE);
-            rc = -1;
-        } else if (strlen(line) != len) {
-            snprintf(why, sizeof why, "line contains a NUL byte");
-            rc = -1;
-        } else {
-            rc = add_line(t, line, len, why, sizeof why);
-        }
-        if (rc != 0) {
-            snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
-            break;
-        }
-    }
-    if (rc == 0 && ferror(f)) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
-        rc = -1;
-    }
-    free(line);
-    fclose(f);
-    if (rc != 0) {
+    if (line_file_read(path, auth_line, t, err, errlen) != 0) {
         auth_table_free(t);
         return NULL;
     }
