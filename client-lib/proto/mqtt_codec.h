@@ -6,9 +6,8 @@
  * the specification is rejected with a code and a short static explanation.
  * Encoding writes into a caller-supplied buffer, snprintf-style.
  *
- * MQTT 3.1.1 (protocol level 4) is implemented.  The structures already carry
- * a `props` field and reason codes so that MQTT 5.0 (level 5) can be added
- * without changing how callers use them; with level 4 `props` is always empty.
+ * MQTT 3.1.1 (protocol level 4) and MQTT 5.0 (level 5) share the structures:
+ * with level 4 `props` is always empty and reason codes are unused.
  */
 #ifndef PETREL_MQTT_CODEC_H
 #define PETREL_MQTT_CODEC_H
@@ -174,6 +173,160 @@ struct mqtt_packet {
     } u;
 };
 
+/* ---- MQTT 5.0 ------------------------------------------------------------
+ *
+ * Properties travel as raw wire bytes in struct mqtt_props (the property
+ * block without its length prefix).  mqtt_decode at level 5 validates every
+ * block completely (see below), so the iterator never meets a bad property.
+ * To send properties, build a block with the builder and point the packet's
+ * `props` at it; mqtt_encode writes the length prefix and copies the bytes.
+ */
+
+/* Property identifiers (MQTT 5.0 section 2.2.2.2). */
+enum mqtt_prop_id {
+    MQTT_PROP_PAYLOAD_FORMAT = 0x01,          /* byte 0/1 */
+    MQTT_PROP_MESSAGE_EXPIRY = 0x02,          /* u32 seconds */
+    MQTT_PROP_CONTENT_TYPE = 0x03,            /* UTF-8 */
+    MQTT_PROP_RESPONSE_TOPIC = 0x08,          /* UTF-8 topic name */
+    MQTT_PROP_CORRELATION_DATA = 0x09,        /* binary */
+    MQTT_PROP_SUBSCRIPTION_ID = 0x0B,         /* varint 1..268435455 */
+    MQTT_PROP_SESSION_EXPIRY = 0x11,          /* u32 seconds */
+    MQTT_PROP_ASSIGNED_CLIENT_ID = 0x12,      /* UTF-8 */
+    MQTT_PROP_SERVER_KEEP_ALIVE = 0x13,       /* u16 seconds */
+    MQTT_PROP_AUTH_METHOD = 0x15,             /* UTF-8 */
+    MQTT_PROP_AUTH_DATA = 0x16,               /* binary */
+    MQTT_PROP_REQUEST_PROBLEM_INFO = 0x17,    /* byte 0/1 */
+    MQTT_PROP_WILL_DELAY = 0x18,              /* u32 seconds */
+    MQTT_PROP_REQUEST_RESPONSE_INFO = 0x19,   /* byte 0/1 */
+    MQTT_PROP_RESPONSE_INFO = 0x1A,           /* UTF-8 */
+    MQTT_PROP_SERVER_REFERENCE = 0x1C,        /* UTF-8 */
+    MQTT_PROP_REASON_STRING = 0x1F,           /* UTF-8 */
+    MQTT_PROP_RECEIVE_MAXIMUM = 0x21,         /* u16, not 0 */
+    MQTT_PROP_TOPIC_ALIAS_MAXIMUM = 0x22,     /* u16 */
+    MQTT_PROP_TOPIC_ALIAS = 0x23,             /* u16, not 0 */
+    MQTT_PROP_MAXIMUM_QOS = 0x24,             /* byte 0/1 */
+    MQTT_PROP_RETAIN_AVAILABLE = 0x25,        /* byte 0/1 */
+    MQTT_PROP_USER_PROPERTY = 0x26,           /* UTF-8 pair, may repeat */
+    MQTT_PROP_MAXIMUM_PACKET_SIZE = 0x27,     /* u32, not 0 */
+    MQTT_PROP_WILDCARD_SUB_AVAILABLE = 0x28,  /* byte 0/1 */
+    MQTT_PROP_SUB_ID_AVAILABLE = 0x29,        /* byte 0/1 */
+    MQTT_PROP_SHARED_SUB_AVAILABLE = 0x2A     /* byte 0/1 */
+};
+
+enum mqtt_prop_type {
+    MQTT_PT_BYTE = 1,
+    MQTT_PT_U16,
+    MQTT_PT_U32,
+    MQTT_PT_VARINT,
+    MQTT_PT_UTF8,
+    MQTT_PT_BINARY,
+    MQTT_PT_PAIR
+};
+
+/* The wire type of a property id, or 0 for an id MQTT 5.0 does not define. */
+enum mqtt_prop_type mqtt_prop_type(uint8_t id);
+
+/* One decoded property.  `num` holds BYTE/U16/U32/VARINT values; `str`
+ * holds UTF8/BINARY values and the key of a PAIR, `value` a PAIR's value.
+ * Both point into the property block. */
+struct mqtt_prop {
+    uint8_t id;
+    uint32_t num;
+    struct mqtt_bytes str;
+    struct mqtt_bytes value;
+};
+
+struct mqtt_prop_iter {
+    const uint8_t *pos;
+    const uint8_t *end;
+};
+void mqtt_prop_iter_init(struct mqtt_prop_iter *it, const struct mqtt_props *props);
+/* Fills *out with the next property in wire order and returns true, or
+ * returns false at the end (or at bytes that are not a valid property, which
+ * a block from mqtt_decode never contains). */
+bool mqtt_prop_next(struct mqtt_prop_iter *it, struct mqtt_prop *out);
+/* The first property with `id`: true and *out filled, or false. */
+bool mqtt_props_find(const struct mqtt_props *props, uint8_t id, struct mqtt_prop *out);
+
+/* Builds a property block in caller memory.  Adding past `cap` sets
+ * `overflow` and adds nothing more; check it once at the end. */
+struct mqtt_props_builder {
+    uint8_t *buf;
+    size_t cap;
+    size_t len;
+    bool overflow;
+};
+void mqtt_pb_init(struct mqtt_props_builder *b, uint8_t *buf, size_t cap);
+/* For BYTE, U16, U32 and VARINT properties (the id decides the width). */
+void mqtt_pb_num(struct mqtt_props_builder *b, uint8_t id, uint32_t value);
+/* For UTF8 and BINARY properties. */
+void mqtt_pb_bytes(struct mqtt_props_builder *b, uint8_t id, const void *data, size_t len);
+/* For USER_PROPERTY. */
+void mqtt_pb_pair(struct mqtt_props_builder *b, uint8_t id, const void *key, size_t key_len,
+                  const void *value, size_t value_len);
+/* Appends already-encoded properties (e.g. a stored block being forwarded). */
+void mqtt_pb_raw(struct mqtt_props_builder *b, const uint8_t *data, size_t len);
+/* The block built so far, for a packet's `props` field. */
+struct mqtt_props mqtt_pb_props(const struct mqtt_props_builder *b);
+
+/* Subscription options byte of a 5.0 SUBSCRIBE entry (3.1.1: QoS only). */
+#define MQTT_SUBOPT_QOS(o) ((uint8_t)((o) & 0x03))
+#define MQTT_SUBOPT_NO_LOCAL 0x04
+#define MQTT_SUBOPT_RETAIN_AS_PUBLISHED 0x08
+#define MQTT_SUBOPT_RETAIN_HANDLING(o) ((uint8_t)(((o) >> 4) & 0x03))
+
+/* MQTT 5.0 reason codes (section 2.4).  Values below 0x80 are successes. */
+enum mqtt_reason {
+    MQTT_RC_SUCCESS = 0x00,               /* also "normal disconnection",
+                                             "granted QoS 0" */
+    MQTT_RC_GRANTED_QOS1 = 0x01,
+    MQTT_RC_GRANTED_QOS2 = 0x02,
+    MQTT_RC_DISCONNECT_WITH_WILL = 0x04,
+    MQTT_RC_NO_MATCHING_SUBSCRIBERS = 0x10,
+    MQTT_RC_NO_SUBSCRIPTION_EXISTED = 0x11,
+    MQTT_RC_CONTINUE_AUTH = 0x18,
+    MQTT_RC_REAUTHENTICATE = 0x19,
+    MQTT_RC_UNSPECIFIED = 0x80,
+    MQTT_RC_MALFORMED = 0x81,
+    MQTT_RC_PROTOCOL_ERROR = 0x82,
+    MQTT_RC_IMPLEMENTATION_SPECIFIC = 0x83,
+    MQTT_RC_UNSUPPORTED_VERSION = 0x84,
+    MQTT_RC_CLIENT_ID_INVALID = 0x85,
+    MQTT_RC_BAD_USER_OR_PASSWORD = 0x86,
+    MQTT_RC_NOT_AUTHORIZED = 0x87,
+    MQTT_RC_SERVER_UNAVAILABLE = 0x88,
+    MQTT_RC_SERVER_BUSY = 0x89,
+    MQTT_RC_BANNED = 0x8A,
+    MQTT_RC_SERVER_SHUTTING_DOWN = 0x8B,
+    MQTT_RC_BAD_AUTH_METHOD = 0x8C,
+    MQTT_RC_KEEP_ALIVE_TIMEOUT = 0x8D,
+    MQTT_RC_SESSION_TAKEN_OVER = 0x8E,
+    MQTT_RC_TOPIC_FILTER_INVALID = 0x8F,
+    MQTT_RC_TOPIC_NAME_INVALID = 0x90,
+    MQTT_RC_PACKET_ID_IN_USE = 0x91,
+    MQTT_RC_PACKET_ID_NOT_FOUND = 0x92,
+    MQTT_RC_RECEIVE_MAX_EXCEEDED = 0x93,
+    MQTT_RC_TOPIC_ALIAS_INVALID = 0x94,
+    MQTT_RC_PACKET_TOO_LARGE = 0x95,
+    MQTT_RC_MESSAGE_RATE_TOO_HIGH = 0x96,
+    MQTT_RC_QUOTA_EXCEEDED = 0x97,
+    MQTT_RC_ADMINISTRATIVE_ACTION = 0x98,
+    MQTT_RC_PAYLOAD_FORMAT_INVALID = 0x99,
+    MQTT_RC_RETAIN_NOT_SUPPORTED = 0x9A,
+    MQTT_RC_QOS_NOT_SUPPORTED = 0x9B,
+    MQTT_RC_USE_ANOTHER_SERVER = 0x9C,
+    MQTT_RC_SERVER_MOVED = 0x9D,
+    MQTT_RC_SHARED_SUB_NOT_SUPPORTED = 0x9E,
+    MQTT_RC_CONNECTION_RATE_EXCEEDED = 0x9F,
+    MQTT_RC_MAXIMUM_CONNECT_TIME = 0xA0,
+    MQTT_RC_SUB_IDS_NOT_SUPPORTED = 0xA1,
+    MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED = 0xA2
+};
+
+/* A short English name for a reason code ("not authorized"), for logs and
+ * the CLI; "unknown reason code" for values 5.0 does not define. */
+const char *mqtt_reason_str(uint8_t rc);
+
 /* Iterator over the entries of a decoded SUBSCRIBE/UNSUBSCRIBE. */
 struct mqtt_topic_iter {
     const uint8_t *pos;
@@ -215,11 +368,30 @@ enum mqtt_err mqtt_frame_header(const uint8_t *buf, size_t len, uint32_t max_pac
  * MQTT_E_PROTOCOL is returned for an unknown CONNECT protocol name, a packet
  * identifier 0 and a SUBSCRIBE/UNSUBSCRIBE without entries; every other rule
  * gives MQTT_E_MALFORMED.
- * MQTT 5.0 is not implemented yet: a CONNECT for level 5 (or "MQIsdp", or
- * any other level) returns MQTT_E_UNSUPPORTED_LEVEL with
- * out->u.connect.level set to the requested level, so the broker can answer
- * CONNACK 0x01 and log it; any other packet decoded with `level` other than
- * MQTT_LEVEL_311 also returns MQTT_E_UNSUPPORTED_LEVEL.
+ * A CONNECT for level 4 or 5 decodes with out->u.connect.level set; any
+ * other level (or "MQIsdp") returns MQTT_E_UNSUPPORTED_LEVEL with the level
+ * set, so the broker can answer CONNACK 0x01 and log it.
+ *
+ * Level 5 (MQTT 5.0) adds, for every packet type:
+ * - The property block is validated completely and stored in `props` (and
+ *   `will_props` for CONNECT): each id known (else MALFORMED), allowed on
+ *   that packet type (else PROTOCOL), its value well-formed (lengths inside
+ *   the block, UTF-8 rules for UTF8 and PAIR, minimal varints) and in range
+ *   (0/1 bytes, Receive Maximum / Maximum Packet Size / Topic Alias /
+ *   Subscription Identifier not 0: PROTOCOL), no id twice except
+ *   USER_PROPERTY anywhere and SUBSCRIPTION_ID on PUBLISH (PROTOCOL).
+ * - Acknowledgements: PUBACK/PUBREC/PUBREL/PUBCOMP with the short forms
+ *   (remaining length 2 = reason 0, no properties; 3 = no properties);
+ *   DISCONNECT and AUTH (remaining length 0 = reason 0); SUBACK/UNSUBACK
+ *   codes and every other reason code checked against the values the spec
+ *   lists for that packet (PROTOCOL otherwise).  UNSUBACK decodes into
+ *   u.suback.
+ * - SUBSCRIBE options: QoS 3 and reserved bits 6-7 are MALFORMED, retain
+ *   handling 3 is PROTOCOL.
+ * - PUBLISH: an empty topic is accepted only with a TOPIC_ALIAS property
+ *   (the receiver resolves the alias); without one it is PROTOCOL.
+ * The decoder does not know the direction of a packet: rules that depend on
+ * it (a client may not send SUBSCRIPTION_ID on PUBLISH) are the caller's.
  */
 enum mqtt_err mqtt_decode(uint8_t level, uint8_t first_byte, const uint8_t *body, uint32_t len,
                           struct mqtt_packet *out, const char **why);
@@ -238,7 +410,12 @@ enum mqtt_err mqtt_decode(uint8_t level, uint8_t first_byte, const uint8_t *body
  * strings (UTF-8, wildcards) is NOT checked, to keep PUBLISH cheap: validate
  * user input with the functions below first.
  * CONNECT is written with `level` as its protocol level (p->u.connect.level
- * is ignored).  Only MQTT_LEVEL_311 is implemented; any other level returns 0.
+ * is ignored).  At level 5 the `props` fields (built with mqtt_pb_*) are
+ * written with their length prefix, reason codes are written, and the short
+ * forms are used where the spec allows them (an acknowledgement with reason 0
+ * and no properties is 2 bytes; a DISCONNECT with reason 0 and no properties
+ * is empty).  At level 4 `props` and reason codes are ignored.  Any other
+ * level returns 0.
  */
 size_t mqtt_encode(uint8_t level, const struct mqtt_packet *p, uint8_t *out, size_t cap);
 
