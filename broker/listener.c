@@ -271,12 +271,12 @@ static int open_one(const struct listener_conf *lc)
     evconnlistener_set_error_cb(l->ev, accept_error_cb);
     l->next = broker.listeners;
     broker.listeners = l;
+    log_notice("listening on %s", l->name);
     if (l->tls)
-        log_notice("listening on %s (TLS%s%s)", l->name,
+        log_notice("listener %s: TLS (%s or later%s%s)", l->name,
+                   lc->tls.min_version == TLS_MIN_1_3 ? "TLSv1.3" : "TLSv1.2",
                    lc->tls.require_certificate ? ", client certificate required" : "",
                    l->tls_identity ? ", certificate CN is the user name" : "");
-    else
-        log_notice("listening on %s", l->name);
     char limit[48] = "";
     if (l->max_connections)
         snprintf(limit, sizeof limit, ", max_connections %u", l->max_connections);

@@ -110,13 +110,22 @@ struct ssl_ctx_st *tls_server_ctx_new(const struct listener_tls_conf *t, char *e
         fail(err, errlen, "certfile", t->certfile);
         goto bad;
     }
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    if (cert && X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+        log_warning("certfile %s: the certificate has expired: clients that check it will "
+                    "refuse to connect", t->certfile);
+    else if (cert && X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
+        log_warning("certfile %s: the certificate is not valid yet", t->certfile);
     if (readable("keyfile", t->keyfile, err, errlen) != 0)
         goto bad;
-    if (SSL_CTX_use_PrivateKey_file(ctx, t->keyfile, SSL_FILETYPE_PEM) != 1) {
+    /* OpenSSL checks the key against the certificate as it loads it; the
+     * mismatch gets a message that says which two files disagree. */
+    if (SSL_CTX_use_PrivateKey_file(ctx, t->keyfile, SSL_FILETYPE_PEM) != 1 &&
+        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
         fail(err, errlen, "keyfile", t->keyfile);
         goto bad;
     }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
+    if (SSL_CTX_check_private_key(ctx) != 1 || ERR_peek_error() != 0) {
         char reasons[256] = "";
         openssl_reasons(reasons, sizeof reasons);
         snprintf(err, errlen, "keyfile %s does not belong to the certificate in certfile %s: %s",
