@@ -345,7 +345,7 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done */
-        tls_log_established(bev, c->peer);
+        tls_handshake_done(bev, c->peer);
         return;
     }
     char tls_why[320];

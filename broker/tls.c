@@ -100,6 +100,11 @@ struct ssl_ctx_st *tls_server_ctx_new(const struct listener_tls_conf *t, char *e
      * denial-of-service lever and nothing MQTT needs. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* Clients that close without a close_notify (most do) end the
+     * connection like a TCP EOF; MQTT's framing catches truncation. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
     /* Idle connections are the norm for MQTT: give their buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
@@ -187,10 +192,14 @@ struct bufferevent *tls_accept_bufferevent(struct event_base *base, int fd,
         return NULL;
     }
     /* With BEV_OPT_CLOSE_ON_FREE the bufferevent owns both the SSL and the
-     * socket, and frees them with itself. */
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl,
-                                                             BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
+     * socket, and frees them with itself.  Deferred callbacks: an OpenSSL
+     * bufferevent reports the end of the connection before the read
+     * callback for the bytes that came with it (a PUBLISH and a
+     * DISCONNECT, then the close); deferred, the read callback runs
+     * first. */
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!bev) {
         /* libevent freed the SSL and closed the socket if it got as far as
          * allocating the bufferevent; if the socket is still open it did
@@ -208,10 +217,16 @@ struct bufferevent *tls_accept_bufferevent(struct event_base *base, int fd,
     return bev;
 }
 
-void tls_log_established(struct bufferevent *bev, const char *peer)
+/* SSL's application data: set once the handshake is done. */
+static char handshake_done_mark;
+
+void tls_handshake_done(struct bufferevent *bev, const char *peer)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    if (!ssl || !log_enabled(LOG_DEBUG))
+    if (!ssl)
+        return;
+    SSL_set_app_data(ssl, &handshake_done_mark);
+    if (!log_enabled(LOG_DEBUG))
         return;
     X509 *cert = peer_certificate(ssl);
     char subject[256] = "no client certificate";
@@ -230,11 +245,14 @@ bool tls_error_reason(struct bufferevent *bev, short what, char *why, size_t len
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
     if (!ssl)
         return false;
-    bool in_handshake = !SSL_is_init_finished(ssl);
+    bool in_handshake = SSL_get_app_data(ssl) != &handshake_done_mark;
     char reasons[256] = "";
     size_t used = 0;
     unsigned long e;
     while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+        /* libevent also queues SSL_get_error() codes: not reasons */
+        if (ERR_GET_LIB(e) == 0)
+            continue;
         const char *r = ERR_reason_error_string(e);
         char one[128];
         if (r)

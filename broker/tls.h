@@ -29,8 +29,10 @@ void tls_ctx_free(struct ssl_ctx_st *ctx);
 struct bufferevent *tls_accept_bufferevent(struct event_base *base, int fd,
                                            struct ssl_ctx_st *ctx);
 
-/* The handshake of `bev` finished: logs version and cipher at debug. */
-void tls_log_established(struct bufferevent *bev, const char *peer);
+/* The handshake of `bev` finished (BEV_EVENT_CONNECTED): remembers it for
+ * tls_error_reason, and logs version, cipher and client certificate at
+ * debug. */
+void tls_handshake_done(struct bufferevent *bev, const char *peer);
 
 /* After BEV_EVENT_ERROR or BEV_EVENT_EOF on a TLS bufferevent: writes why
  * into `why` ("TLS handshake failed: certificate verify failed") and
