@@ -131,7 +131,8 @@ PETREL_API int petrel_options_set_connect_timeout(petrel_options *o, uint32_t ms
  * n-th retry waits a random time between d/2 and d, d = min(max_ms,
  * min_ms * 2^n); the count resets once a connection is accepted.  Refusals
  * that retrying cannot fix (bad protocol, identifier rejected, bad
- * credentials, not authorized) stop the client instead. */
+ * credentials, not authorized, a server certificate not accepted) stop the
+ * client instead. */
 PETREL_API int petrel_options_set_reconnect(petrel_options *o, bool enabled, uint32_t min_ms,
                                             uint32_t max_ms);
 /* QoS 1/2 messages sent but not yet acknowledged, 1..65000. */
