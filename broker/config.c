@@ -54,7 +54,10 @@ static const char *const anonymous_names[] = {"loopback", "false", "true", NULL}
 static const struct setting settings[] = {
     {"listen", K_LISTEN, 0, 0, 0, 0, NULL,
      "HOST:PORT, [IPV6]:PORT or IPV6:PORT; repeat for more listeners; port 0 = any free port;\n"
-     "# options after the address: max_connections=N, allow_anonymous=loopback|false|true",
+     "# options after the address: max_connections=N, allow_anonymous=loopback|false|true;\n"
+     "# TLS: tls certfile=PEM keyfile=PEM [cafile=PEM] [require_certificate=true]\n"
+     "# [use_identity_as_username=true] [tls_version=tlsv1.2|tlsv1.3] [ciphers=LIST]\n"
+     "# [ciphersuites=LIST] (the port defaults to 8883 with tls, else 1883)",
      NULL},
     {"data_dir", K_PATH, FIELD(data_dir), 0, 0, NULL, "directory of the database petrel.db", NULL},
     NUM(max_connections, K_UINT, 0, UINT32_MAX, NULL,
@@ -335,32 +338,43 @@ static int address_family(const char *host, unsigned char *addr)
 /* Accepts "HOST:PORT", "[V6]:PORT" and "V6:PORT".  In the last form the
  * last colon separates the port, so "::1:1883" is [::1]:1883; the bracket
  * form avoids any doubt. */
-static int parse_listen(const char *value, struct listener_conf *out, char *err, size_t errlen)
+static int parse_listen(const char *value, struct listener_conf *out, bool *has_port,
+                        char *err, size_t errlen)
 {
     const char *host, *port;
     size_t host_len;
     bool bracket = value[0] == '[';
 
+    /* Without a port (IPv4 or [IPv6] alone) the caller picks the default,
+     * which depends on `tls`.  An unbracketed IPv6 address always ends in
+     * what looks like a port, so it cannot go without one. */
     if (bracket) {
         const char *close = strchr(value, ']');
-        if (close == NULL || close[1] != ':') {
+        if (close == NULL || (close[1] != ':' && close[1] != '\0')) {
             errf(err, errlen, "listen: '%s' should be [IPV6]:PORT", value);
             return -1;
         }
         host = value + 1;
         host_len = (size_t)(close - host);
-        port = close + 2;
+        port = close[1] ? close + 2 : NULL;
     } else {
         const char *colon = strrchr(value, ':');
-        if (colon == NULL) {
-            errf(err, errlen, "listen: '%s' should be HOST:PORT, [IPV6]:PORT or IPV6:PORT",
-                 value);
-            return -1;
-        }
         host = value;
-        host_len = (size_t)(colon - value);
-        port = colon + 1;
+        if (colon == NULL) {
+            if (strspn(value, "0123456789") == strlen(value)) {
+                /* "listen = 1883", Mosquitto's way, has no address */
+                errf(err, errlen, "listen: '%s' should be HOST:PORT, [IPV6]:PORT or IPV6:PORT",
+                     value);
+                return -1;
+            }
+            host_len = strlen(value);
+            port = NULL;
+        } else {
+            host_len = (size_t)(colon - value);
+            port = colon + 1;
+        }
     }
+    *has_port = port != NULL;
 
     char addr[sizeof(out->host)];
     int family = 0;
@@ -380,7 +394,7 @@ static int parse_listen(const char *value, struct listener_conf *out, char *err,
     }
 
     uint64_t p = 0;
-    int r = parse_number(port, false, &p);
+    int r = port ? parse_number(port, false, &p) : NUM_OK;
     if (r == NUM_SYNTAX) {
         errf(err, errlen, "listen: port '%s' in '%s' is not a decimal number", port, value);
         return -1;
@@ -403,7 +417,120 @@ static bool same_listener(const struct listener_conf *a, const struct listener_c
 
 static bool is_blank(int ch);
 
-/* Options after the address: "key=value" words separated by blanks. */
+/* "true" or "false" (any case) into *out; -1 for anything else. */
+static int parse_bool(const char *v, bool *out)
+{
+    if (strcasecmp(v, "true") == 0)
+        *out = true;
+    else if (strcasecmp(v, "false") == 0)
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
+/* A listen option's text value into a fixed buffer; control characters
+ * are refused for the same reason as in set_path. */
+static int set_text(const char *key, const char *v, char *field, size_t size, char *err,
+                    size_t errlen)
+{
+    size_t len = strlen(v);
+    if (len == 0) {
+        errf(err, errlen, "listen: %s= is empty", key);
+        return -1;
+    }
+    if (len >= size) {
+        errf(err, errlen, "listen: %s= is longer than %zu bytes", key, size - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+            errf(err, errlen, "listen: %s= contains a control character", key);
+            return -1;
+        }
+    }
+    memcpy(field, v, len + 1);
+    return 0;
+}
+
+static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
+
+#define LISTEN_OPTION_NAMES                                                           \
+    "max_connections, allow_anonymous, tls, certfile, keyfile, cafile, "             \
+    "require_certificate, use_identity_as_username, tls_version, ciphers, ciphersuites"
+
+/* One TLS option; 1 if `key` is one, 0 if not, -1 on a bad value. */
+static int parse_tls_option(const char *key, const char *v, struct listener_tls_conf *t,
+                            char *err, size_t errlen)
+{
+    bool *flag = NULL;
+    if (strcmp(key, "tls") == 0)
+        flag = &t->enabled;
+    else if (strcmp(key, "require_certificate") == 0)
+        flag = &t->require_certificate;
+    else if (strcmp(key, "use_identity_as_username") == 0)
+        flag = &t->use_identity_as_username;
+    if (flag) {
+        if (parse_bool(v, flag) < 0) {
+            errf(err, errlen, "listen: %s=%s is not true or false", key, v);
+            return -1;
+        }
+        return 1;
+    }
+    if (strcmp(key, "certfile") == 0)
+        return set_text(key, v, t->certfile, sizeof t->certfile, err, errlen) ? -1 : 1;
+    if (strcmp(key, "keyfile") == 0)
+        return set_text(key, v, t->keyfile, sizeof t->keyfile, err, errlen) ? -1 : 1;
+    if (strcmp(key, "cafile") == 0)
+        return set_text(key, v, t->cafile, sizeof t->cafile, err, errlen) ? -1 : 1;
+    if (strcmp(key, "ciphers") == 0)
+        return set_text(key, v, t->ciphers, sizeof t->ciphers, err, errlen) ? -1 : 1;
+    if (strcmp(key, "ciphersuites") == 0)
+        return set_text(key, v, t->ciphersuites, sizeof t->ciphersuites, err, errlen) ? -1 : 1;
+    if (strcmp(key, "tls_version") == 0) {
+        /* The minimum: only upwards from TLS 1.2.  "1.2" and "tlsv1.2" both. */
+        const char *num = strncasecmp(v, "tlsv", 4) == 0 ? v + 4 : v;
+        if (strcmp(num, "1.2") == 0) {
+            t->min_version = TLS_MIN_1_2;
+        } else if (strcmp(num, "1.3") == 0) {
+            t->min_version = TLS_MIN_1_3;
+        } else {
+            errf(err, errlen, "listen: tls_version=%s is not tlsv1.2 or tlsv1.3 (the lowest "
+                 "version accepted; older ones are not safe)", v);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* The rules between TLS options, once the whole line is read. */
+static int check_tls_options(const struct listener_tls_conf *t, char *err, size_t errlen)
+{
+    if (!t->enabled) {
+        if (t->certfile[0] || t->keyfile[0] || t->cafile[0] || t->ciphers[0] ||
+            t->ciphersuites[0] || t->require_certificate || t->use_identity_as_username ||
+            t->min_version != TLS_MIN_1_2) {
+            errf(err, errlen, "listen: TLS options given without 'tls' (add 'tls' to make "
+                 "this a TLS listener)");
+            return -1;
+        }
+        return 0;
+    }
+    if (!t->certfile[0] || !t->keyfile[0]) {
+        errf(err, errlen, "listen: a tls listener needs certfile= and keyfile=");
+        return -1;
+    }
+    if ((t->require_certificate || t->use_identity_as_username) && !t->cafile[0]) {
+        errf(err, errlen, "listen: %s needs cafile= (the CAs that sign client certificates)",
+             t->require_certificate ? "require_certificate" : "use_identity_as_username");
+        return -1;
+    }
+    return 0;
+}
+
+/* Options after the address: "key=value" words separated by blanks; `tls`
+ * alone means tls=true. */
 static int parse_listen_options(const char *opts, struct listener_conf *l, char *err,
                                 size_t errlen)
 {
@@ -416,7 +543,7 @@ static int parse_listen_options(const char *opts, struct listener_conf *l, char 
         const char *end = p;
         while (*end && !is_blank(*end))
             end++;
-        char word[256];
+        char word[CONFIG_TLS_PATH_LEN + 64];
         size_t len = (size_t)(end - p);
         if (len >= sizeof(word)) {
             errf(err, errlen, "listen: option '%.40s...' is too long", p);
@@ -425,13 +552,22 @@ static int parse_listen_options(const char *opts, struct listener_conf *l, char 
         memcpy(word, p, len);
         word[len] = '\0';
         p = end;
+        if (strcmp(word, "tls") == 0) {
+            l->tls.enabled = true;
+            continue;
+        }
         char *eq = strchr(word, '=');
         if (eq == NULL) {
-            errf(err, errlen, "listen: option '%s' should be KEY=VALUE", word);
+            errf(err, errlen, "listen: option '%s' should be KEY=VALUE (or 'tls')", word);
             return -1;
         }
         *eq = '\0';
         const char *v = eq + 1;
+        int tls = parse_tls_option(word, v, &l->tls, err, errlen);
+        if (tls < 0)
+            return -1;
+        if (tls > 0)
+            continue;
         if (strcmp(word, "max_connections") == 0) {
             uint64_t n = 0;
             int r = parse_number(v, K_UINT, &n);
@@ -453,12 +589,11 @@ static int parse_listen_options(const char *opts, struct listener_conf *l, char 
             }
             l->allow_anonymous = (uint8_t)i;
         } else {
-            errf(err, errlen, "listen: unknown option '%s' (max_connections, allow_anonymous)",
-                 word);
+            errf(err, errlen, "listen: unknown option '%s' (" LISTEN_OPTION_NAMES ")", word);
             return -1;
         }
     }
-    return 0;
+    return check_tls_options(&l->tls, err, errlen);
 }
 
 /* The first `listen` replaces the default listener, later ones add to it. */
@@ -466,6 +601,7 @@ static int add_listener(struct config *c, const char *value, char *err, size_t e
 {
     struct listener_conf l;
     size_t n = c->listeners_are_default ? 0 : c->n_listeners;
+    bool has_port;
 
     /* The address ends at the first blank; options may follow. */
     char addr[512];
@@ -477,12 +613,15 @@ static int add_listener(struct config *c, const char *value, char *err, size_t e
     }
     memcpy(addr, value, alen);
     addr[alen] = '\0';
-    if (parse_listen(addr, &l, err, errlen) < 0)
+    memset(&l, 0, sizeof l);
+    if (parse_listen(addr, &l, &has_port, err, errlen) < 0)
         return -1;
     l.max_connections = 0;
     l.allow_anonymous = ANON_INHERIT;
     if (parse_listen_options(opts, &l, err, errlen) < 0)
         return -1;
+    if (!has_port)
+        l.port = l.tls.enabled ? 8883 : 1883;
     if (n >= CONFIG_MAX_LISTENERS) {
         errf(err, errlen, "listen: more than %d listeners", CONFIG_MAX_LISTENERS);
         return -1;
@@ -649,11 +788,15 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
         char *start = line;
         if (lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
             start += 3; /* UTF-8 byte order mark, as some editors write */
+        size_t listeners_before = work.listeners_are_default ? 0 : work.n_listeners;
         if (apply_line(&work, start, msg, sizeof(msg)) < 0) {
             errf(err, errlen, "%s:%u: %s", path, lineno, msg);
             rc = -1;
             break;
         }
+        if (!work.listeners_are_default && work.n_listeners > listeners_before)
+            snprintf(work.listeners[work.n_listeners - 1].origin,
+                     sizeof work.listeners[0].origin, "%s:%u", path, lineno);
         if (ch == EOF)
             break;
     }
@@ -678,6 +821,25 @@ static void dump_size(FILE *out, uint64_t v)
     fprintf(out, "%llu\n", (unsigned long long)v);
 }
 
+static void dump_tls(FILE *out, const struct listener_tls_conf *t)
+{
+    if (!t->enabled)
+        return;
+    fprintf(out, " tls certfile=%s keyfile=%s", t->certfile, t->keyfile);
+    if (t->cafile[0])
+        fprintf(out, " cafile=%s", t->cafile);
+    if (t->require_certificate)
+        fprintf(out, " require_certificate=true");
+    if (t->use_identity_as_username)
+        fprintf(out, " use_identity_as_username=true");
+    if (t->min_version != TLS_MIN_1_2)
+        fprintf(out, " tls_version=%s", tls_version_names[t->min_version]);
+    if (t->ciphers[0])
+        fprintf(out, " ciphers=%s", t->ciphers);
+    if (t->ciphersuites[0])
+        fprintf(out, " ciphersuites=%s", t->ciphersuites);
+}
+
 void config_dump(const struct config *c, FILE *out)
 {
     fprintf(out, "# petreld configuration\n");
@@ -698,6 +860,7 @@ void config_dump(const struct config *c, FILE *out)
                     fprintf(out, " max_connections=%u", (unsigned)l->max_connections);
                 if (l->allow_anonymous != ANON_INHERIT)
                     fprintf(out, " allow_anonymous=%s", anonymous_names[l->allow_anonymous]);
+                dump_tls(out, &l->tls);
                 fputc('\n', out);
             }
             break;

@@ -39,13 +39,38 @@ enum anonymous_policy {
     ANON_INHERIT = 3   /* listener_conf only: the global allow_anonymous */
 };
 
+#define CONFIG_TLS_PATH_LEN 1024
+#define CONFIG_TLS_CIPHERS_LEN 512
+
+/* TLS versions a listener may require as its minimum. */
+enum tls_min_version { TLS_MIN_1_2 = 0, TLS_MIN_1_3 = 1 };
+
+/* The TLS options of a `listen` line (all off/empty for a plain listener).
+ * Only the values are checked here; the files are read when the listener
+ * opens (broker/tls.c), and again on SIGHUP. */
+struct listener_tls_conf {
+    bool enabled;                   /* `tls` */
+    bool require_certificate;       /* clients must present a certificate from cafile */
+    bool use_identity_as_username;  /* the certificate's CN is the user name */
+    uint8_t min_version;            /* enum tls_min_version, default TLS 1.2 */
+    char certfile[CONFIG_TLS_PATH_LEN];   /* PEM server certificate (chain) */
+    char keyfile[CONFIG_TLS_PATH_LEN];    /* PEM private key */
+    char cafile[CONFIG_TLS_PATH_LEN];     /* PEM CAs that sign client certificates */
+    char ciphers[CONFIG_TLS_CIPHERS_LEN];      /* TLS 1.2 cipher list; "" = OpenSSL's */
+    char ciphersuites[CONFIG_TLS_CIPHERS_LEN]; /* TLS 1.3 suites; "" = OpenSSL's */
+};
+
 struct listener_conf {
     char host[64];  /* numeric IPv4 or IPv6 address, e.g. "127.0.0.1", "::" */
-    uint16_t port;
+    uint16_t port;  /* default 1883, or 8883 with `tls` */
     /* Options after the address on the `listen` line
      * ("listen = 0.0.0.0:1883 max_connections=500 allow_anonymous=false"): */
     uint32_t max_connections;  /* this listener's own limit; 0 = none */
     uint8_t allow_anonymous;   /* enum anonymous_policy, default ANON_INHERIT */
+    struct listener_tls_conf tls;
+    /* Where the line came from ("petreld.conf:12", "--listen"), so that an
+     * error found when the listener opens can point at it; "" if unknown. */
+    char origin[160];
 };
 
 struct config {
@@ -82,7 +107,8 @@ void config_defaults(struct config *c);
 
 /* Applies one setting.  Keys and values as in the file; `listen` appends a
  * listener ("HOST:PORT", "[V6]:PORT" or "V6:PORT" where the last colon
- * separates the port).  Returns 0, or -1 with a message (without location)
+ * separates the port; an IPv4 address or a bracketed IPv6 address alone
+ * takes the default port, 1883, or 8883 with `tls`).  Returns 0, or -1 with a message (without location)
  * in err. */
 int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen);
 

@@ -23,6 +23,7 @@
 #include "router.h"
 #include "session.h"
 #include "store.h"
+#include "tls.h"
 
 /* Payloads at least this large are referenced, not copied, into the output
  * buffer; below it a copy is cheaper than a reference chain. */
@@ -65,7 +66,8 @@ static void format_peer(char *out, size_t len, const struct sockaddr *sa)
     }
 }
 
-struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen)
+struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
+                      struct ssl_ctx_st *tls)
 {
     (void)addrlen;
     struct conn *c = calloc(1, sizeof *c);
@@ -73,12 +75,17 @@ struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen)
         evutil_closesocket(fd);
         return NULL;
     }
-    c->bev = bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    /* A TLS bufferevent runs the handshake first; connect_timeout, started
+     * below, covers it. */
+    if (tls)
+        c->bev = tls_accept_bufferevent(broker.base, fd, tls); /* closes fd on failure */
+    else
+        c->bev = bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(broker.base, timercb, c);
     if (!c->bev || !c->timer) {
         if (c->bev)
             bufferevent_free(c->bev);
-        else
+        else if (!tls)
             evutil_closesocket(fd);
         if (c->timer)
             event_free(c->timer);
@@ -332,10 +339,19 @@ static void writecb(struct bufferevent *bev, void *arg)
 
 static void eventcb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct conn *c = arg;
     if (c->state == CONN_CLOSING) {
         conn_close(c, c->close_reason, false);
+        return;
+    }
+    if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done */
+        tls_handshake_done(bev, c->peer);
+        return;
+    }
+    char tls_why[320];
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
+        tls_error_reason(bev, what, tls_why, sizeof tls_why)) {
+        conn_close(c, tls_why, true);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {

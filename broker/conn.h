@@ -18,6 +18,7 @@ struct mqtt_packet;
 struct session;
 struct listener;
 struct connect_wait;
+struct ssl_ctx_st;
 
 enum conn_state {
     CONN_AWAIT_CONNECT = 0, /* accepted, no CONNECT yet */
@@ -43,9 +44,11 @@ struct conn {
                                       refusal delay: input is not processed */
 };
 
-/* Takes ownership of an accepted socket.  Returns NULL (socket closed) on
- * failure. */
-struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen);
+/* Takes ownership of an accepted socket.  With `tls` (the listener's
+ * context, else NULL) the connection starts with a TLS handshake.  Returns
+ * NULL (socket closed) on failure. */
+struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
+                      struct ssl_ctx_st *tls);
 
 /* The name to put in log lines: "client <id>" once known, else the peer. */
 const char *conn_name(const struct conn *c);

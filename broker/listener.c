@@ -25,6 +25,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
+#include "tls.h"
 
 #define TCP_KEEPALIVE_IDLE_S 60
 #define TCP_KEEPALIVE_INTERVAL_S 10
@@ -44,6 +45,11 @@ struct listener {
     uint8_t allow_anonymous;    /* enum anonymous_policy */
     uint32_t max_connections;   /* 0 = only the global limit */
     uint32_t n_conns;
+    struct ssl_ctx_st *tls;     /* NULL for plain MQTT; replaced on SIGHUP
+                                   (each SSL holds a reference to its own) */
+    bool tls_identity;          /* use_identity_as_username */
+    struct listener_tls_conf tls_conf; /* for reloading */
+    char origin[160];           /* config file:line, for messages */
 };
 
 static struct log_ratelimit refused_log, listener_refused_log, accept_error_log;
@@ -86,7 +92,7 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
         return;
     }
     tune_socket(fd);
-    struct conn *c = conn_new(fd, addr, addrlen);
+    struct conn *c = conn_new(fd, addr, addrlen, l->tls);
     if (!c) {
         log_error("out of memory accepting a connection");
         return;
@@ -112,6 +118,17 @@ bool listener_allows_anonymous(const struct listener *l)
     case ANON_FALSE: return false;
     default: return !l || l->loopback;
     }
+}
+
+bool listener_uses_identity(const struct listener *l)
+{
+    return l && l->tls_identity;
+}
+
+/* "petreld.conf:12: listen 0.0.0.0:8883" - where a listener came from. */
+static void describe(char *out, size_t len, const char *origin, const char *addr)
+{
+    snprintf(out, len, "%s%slisten %s", origin, origin[0] ? ": " : "", addr);
 }
 
 static bool is_loopback(const struct sockaddr_storage *ss)
@@ -184,8 +201,24 @@ static int open_one(const struct listener_conf *lc)
         return -1;
     }
 
+    /* Certificates are checked before anything listens: a broken one stops
+     * the start with the file and OpenSSL's reason. */
+    struct ssl_ctx_st *tls = NULL;
+    if (lc->tls.enabled) {
+        char err[768], where[400], addr[96];
+        snprintf(addr, sizeof addr, "%s%s%s:%u", ss.ss_family == AF_INET6 ? "[" : "", lc->host,
+                 ss.ss_family == AF_INET6 ? "]" : "", lc->port);
+        describe(where, sizeof where, lc->origin, addr);
+        tls = tls_server_ctx_new(&lc->tls, err, sizeof err);
+        if (!tls) {
+            log_error("%s: %s", where, err);
+            return -1;
+        }
+    }
+
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
+        tls_ctx_free(tls);
         log_error("listen %s:%u: socket: %s", lc->host, lc->port, strerror(errno));
         return -1;
     }
@@ -199,6 +232,7 @@ static int open_one(const struct listener_conf *lc)
         log_error("listen %s%s%s:%u: %s", ss.ss_family == AF_INET6 ? "[" : "", lc->host,
                   ss.ss_family == AF_INET6 ? "]" : "", lc->port, strerror(errno));
         close(fd);
+        tls_ctx_free(tls);
         return -1;
     }
     struct sockaddr_storage bound;
@@ -209,8 +243,13 @@ static int open_one(const struct listener_conf *lc)
     struct listener *l = calloc(1, sizeof *l);
     if (!l) {
         close(fd);
+        tls_ctx_free(tls);
         return -1;
     }
+    l->tls = tls;
+    l->tls_identity = lc->tls.use_identity_as_username;
+    l->tls_conf = lc->tls;
+    snprintf(l->origin, sizeof l->origin, "%s", lc->origin);
     format_addr(&bound, l->name, sizeof l->name);
     l->loopback = is_loopback(&bound);
     l->allow_anonymous = lc->allow_anonymous;
@@ -225,6 +264,7 @@ static int open_one(const struct listener_conf *lc)
             close(fd);
         if (l->resume)
             event_free(l->resume);
+        tls_ctx_free(l->tls);
         free(l);
         return -1;
     }
@@ -232,6 +272,11 @@ static int open_one(const struct listener_conf *lc)
     l->next = broker.listeners;
     broker.listeners = l;
     log_notice("listening on %s", l->name);
+    if (l->tls)
+        log_notice("listener %s: TLS (%s or later%s%s)", l->name,
+                   lc->tls.min_version == TLS_MIN_1_3 ? "TLSv1.3" : "TLSv1.2",
+                   lc->tls.require_certificate ? ", client certificate required" : "",
+                   l->tls_identity ? ", certificate CN is the user name" : "");
     char limit[48] = "";
     if (l->max_connections)
         snprintf(limit, sizeof limit, ", max_connections %u", l->max_connections);
@@ -266,8 +311,29 @@ void listeners_close(void)
         struct listener *next = l->next;
         evconnlistener_free(l->ev);
         event_free(l->resume);
+        tls_ctx_free(l->tls);
         free(l);
         l = next;
     }
     broker.listeners = NULL;
+}
+
+void listeners_reload_tls(void)
+{
+    for (struct listener *l = broker.listeners; l; l = l->next) {
+        if (!l->tls)
+            continue;
+        char err[768], where[400];
+        describe(where, sizeof where, l->origin, l->name);
+        struct ssl_ctx_st *fresh = tls_server_ctx_new(&l->tls_conf, err, sizeof err);
+        if (!fresh) {
+            log_error("SIGHUP: %s: keeping the certificates in use: %s", where, err);
+            continue;
+        }
+        /* Connections that exist keep the old context through their SSL's
+         * reference; it goes when the last of them does. */
+        tls_ctx_free(l->tls);
+        l->tls = fresh;
+        log_notice("SIGHUP: %s: certificates reloaded", where);
+    }
 }

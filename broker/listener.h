@@ -4,6 +4,8 @@
  * TCP_USER_TIMEOUT, no Nagle) and handed to conn_new, unless the global or
  * the listener's own connection limit is reached.  A listener also decides
  * whether anonymous clients may use it (loopback addresses may, by default).
+ * A TLS listener (broker/tls.c) hands each accepted socket its OpenSSL
+ * context, so the connection starts with the handshake.
  */
 #ifndef PETREL_LISTENER_H
 #define PETREL_LISTENER_H
@@ -25,6 +27,16 @@ void listeners_close(void);
  * `loopback` (the default) allows them on 127.0.0.0/8 and ::1 only.  NULL
  * (a connection made in-process, as by tests) counts as loopback. */
 bool listener_allows_anonymous(const struct listener *l);
+
+/* Does `l` take the user name from the client certificate's CN
+ * (use_identity_as_username)?  False for NULL. */
+bool listener_uses_identity(const struct listener *l);
+
+/* SIGHUP: reads the certificate, key and CA files of every TLS listener
+ * again (the options stay those it was opened with).  New connections use
+ * the new files; on an error the listener keeps the ones it had, and the
+ * error is logged. */
+void listeners_reload_tls(void);
 
 /* The connection is closing: it no longer counts against its listener's
  * max_connections.  Called by conn_close. */

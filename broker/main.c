@@ -60,7 +60,8 @@ static void usage(FILE *out)
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n\n"
             "Command-line flags override the configuration file.\n"
-            "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the file.\n");
+            "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the file and the\n"
+            "TLS certificates.\n");
 }
 
 /* Applies the command line on top of the file.  Returns 0 or -1 with err. */
@@ -74,6 +75,8 @@ static int apply_overrides(struct config *c, const struct cli_overrides *o, char
                 snprintf(err, len, "--listen: %s", msg);
                 return -1;
             }
+            snprintf(c->listeners[c->n_listeners - 1].origin, sizeof c->listeners[0].origin,
+                     "--listen");
         }
     }
     if (o->data_dir && config_set(c, "data_dir", o->data_dir, msg, sizeof msg) != 0) {
@@ -159,6 +162,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     (void)arg;
+    /* Renewed certificates are picked up whatever becomes of the file. */
+    listeners_reload_tls();
     if (!broker.config_path) {
         log_notice("SIGHUP: no configuration file to reload");
         security_reload(&broker.cfg);

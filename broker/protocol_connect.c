@@ -28,6 +28,7 @@
 #include "protocol.h"
 #include "session.h"
 #include "store.h"
+#include "tls.h"
 
 /* Time from CONNECT to the CONNACK of a refused login. */
 #define REFUSAL_DELAY_MS 1000
@@ -361,6 +362,34 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         return -1;
     }
     /* Input stays held from here until the login is decided. */
+    if (listener_uses_identity(c->listener)) {
+        /* use_identity_as_username: the verified client certificate names
+         * the user (for the ACL too); CONNECT's user name and password
+         * are not looked at. */
+        size_t cn_len = 0;
+        char *cn = tls_peer_cn(c->bev, &cn_len);
+        if (!cn) {
+            refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED,
+                         "no verified client certificate with a common name "
+                         "(use_identity_as_username)");
+            return 0;
+        }
+        free(w->user);
+        free(w->user_log);
+        w->user = cn;
+        w->user_len = cn_len;
+        w->user_log = printable(cn, cn_len);
+        if (!w->user_log) {
+            wait_free(w);
+            evtimer_del(c->timer);
+            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+            return -1;
+        }
+        evtimer_del(c->timer);
+        int rc = accept_client(c, w);
+        wait_free(w);
+        return rc;
+    }
     const struct auth_table *users = auth_current();
     if (ck->has_username && users) {
         char why[300];

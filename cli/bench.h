@@ -34,6 +34,11 @@ struct bench_stamp {
 struct bench_options {
     const char *host;
     uint16_t port;
+    bool tls;
+    const char *cafile;
+    const char *certfile;
+    const char *keyfile;
+    bool insecure;
     const char *id_prefix;
     const char *username;
     const char *password;

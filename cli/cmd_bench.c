@@ -593,8 +593,19 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
     if (o->progress < 0)
         o->progress = isatty(STDERR_FILENO);
 
+    if (ca->tls) {
+        /* bench drives raw sockets, not libpetrel: no TLS layer yet */
+        cli_error("bench", "TLS (--tls, --cafile, --cert, --key, --insecure) is not supported "
+                  "by bench yet");
+        return CLI_EXIT_USAGE;
+    }
     o->host = ca->host;
-    o->port = (uint16_t)ca->port;
+    o->port = (uint16_t)conn_args_port(ca);
+    o->tls = ca->tls;
+    o->cafile = ca->cafile;
+    o->certfile = ca->certfile;
+    o->keyfile = ca->keyfile;
+    o->insecure = ca->insecure;
     o->username = ca->username;
     o->password = ca->password;
     o->keepalive = (uint16_t)ca->keepalive;

@@ -271,8 +271,8 @@ static void on_disconnected(petrel_client *c, int reason, bool reconnecting, voi
         return;
     }
     if (!p->connected_once) {
-        cli_error("pub", "cannot connect to %s port %lu: %s", p->ca.host, p->ca.port,
-                  petrel_strerror(reason));
+        cli_error("pub", "cannot connect to %s port %lu: %s", p->ca.host,
+                  conn_args_port(&p->ca), conn_error_text(reason));
         finish(p, exit_code_for(reason, 0));
         return;
     }
@@ -281,7 +281,7 @@ static void on_disconnected(petrel_client *c, int reason, bool reconnecting, voi
             cli_error("pub", "connection lost (%s); reconnecting", petrel_strerror(reason));
         return;
     }
-    cli_error("pub", "connection lost: %s", petrel_strerror(reason));
+    cli_error("pub", "connection lost: %s", conn_error_text(reason));
     finish(p, exit_code_for(reason, 1));
 }
 
@@ -502,8 +502,9 @@ int cmd_pub(int argc, char **argv)
         p.sig_term = evsignal_new(p.base, SIGTERM, signalcb, &p);
     }
     if (!p.c || !p.lines || !p.watchdog || !p.sig_int || !p.sig_term) {
-        cli_error("pub", "cannot start: %s", petrel_strerror(err));
-        p.status = CLI_EXIT_FAILURE;
+        cli_error("pub", "cannot start: %s", conn_error_text(err));
+        /* a TLS file that cannot be used is a bad argument */
+        p.status = err == PETREL_ETLS ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
         goto out;
     }
     evsignal_add(p.sig_int, NULL);

@@ -138,8 +138,8 @@ static void on_disconnected(petrel_client *c, int reason, bool reconnecting, voi
         return;
     }
     if (!s->connected_once) {
-        cli_error("sub", "cannot connect to %s port %lu: %s", s->ca.host, s->ca.port,
-                  petrel_strerror(reason));
+        cli_error("sub", "cannot connect to %s port %lu: %s", s->ca.host,
+                  conn_args_port(&s->ca), conn_error_text(reason));
         s->status = exit_code_for(reason, 0);
         event_base_loopbreak(s->base);
         return;
@@ -149,7 +149,7 @@ static void on_disconnected(petrel_client *c, int reason, bool reconnecting, voi
             cli_error("sub", "connection lost (%s); reconnecting", petrel_strerror(reason));
         return;
     }
-    cli_error("sub", "connection lost: %s", petrel_strerror(reason));
+    cli_error("sub", "connection lost: %s", conn_error_text(reason));
     s->status = exit_code_for(reason, 1);
     event_base_loopbreak(s->base);
 }
@@ -293,8 +293,9 @@ int cmd_sub(int argc, char **argv)
         s.sig_term = evsignal_new(s.base, SIGTERM, signalcb, &s);
     }
     if (!s.c || !s.timer || !s.sig_int || !s.sig_term) {
-        cli_error("sub", "cannot start: %s", petrel_strerror(err));
-        s.status = CLI_EXIT_FAILURE;
+        cli_error("sub", "cannot start: %s", conn_error_text(err));
+        /* a TLS file that cannot be used is a bad argument */
+        s.status = err == PETREL_ETLS ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
         goto out;
     }
     evsignal_add(s.sig_int, NULL);

@@ -40,7 +40,7 @@ void conn_args_init(struct conn_args *a, const char *cmd)
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
     a->host = "localhost";
-    a->port = 1883;
+    a->port = 0;
     a->keepalive = 60;
     a->clean = true;
     a->timeout = 10;
@@ -111,6 +111,25 @@ int conn_args_option(struct conn_args *a, int opt, const char *arg)
     case OPT_WILL_RETAIN:
         a->will_retain = true;
         return 1;
+    case OPT_TLS:
+        a->tls = true;
+        return 1;
+    case OPT_CAFILE:
+        a->cafile = arg;
+        a->tls = true;
+        return 1;
+    case OPT_CERT:
+        a->certfile = arg;
+        a->tls = true;
+        return 1;
+    case OPT_KEY:
+        a->keyfile = arg;
+        a->tls = true;
+        return 1;
+    case OPT_INSECURE:
+        a->insecure = true;
+        a->tls = true;
+        return 1;
     case OPT_TIMEOUT:
         if (parse_ulong(arg, 86400, &a->timeout) != 0 || a->timeout == 0) {
             cli_error(a->cmd, "--timeout: '%s' is not a number of seconds (1-86400)", arg);
@@ -136,7 +155,31 @@ int conn_args_check(const struct conn_args *a)
         cli_error(a->cmd, "--will-payload, --will-qos and --will-retain need --will-topic");
         return -1;
     }
+    if (a->keyfile && !a->certfile) {
+        cli_error(a->cmd, "--key needs --cert");
+        return -1;
+    }
+    if (a->insecure)
+        fprintf(stderr, "petrel %s: warning: --insecure: the server's certificate and name "
+                "are not checked; anyone on the path can read and change this connection\n",
+                a->cmd);
     return 0;
+}
+
+const char *conn_error_text(int err)
+{
+    static char buf[700];
+    if (err == PETREL_ETLS || err == PETREL_ECERT) {
+        snprintf(buf, sizeof buf, "%s: %s", petrel_strerror(err), petrel_tls_error_detail());
+        return buf;
+    }
+    return petrel_strerror(err);
+}
+
+/* The port shown in messages: the one given, or the default. */
+unsigned long conn_args_port(const struct conn_args *a)
+{
+    return a->port ? a->port : a->tls ? 8883 : 1883;
 }
 
 /* Reports a rejected option value; the library said why. */
@@ -188,6 +231,14 @@ petrel_options *conn_args_options(const struct conn_args *a)
             return refuse(a, o, "will", rc);
     }
     petrel_options_set_connect_timeout(o, (uint32_t)a->timeout * 1000);
+    if (a->tls) {
+        if ((rc = petrel_options_set_tls(o, true)) != PETREL_OK ||
+            (a->cafile && (rc = petrel_options_set_tls_cafile(o, a->cafile)) != PETREL_OK) ||
+            (a->certfile &&
+             (rc = petrel_options_set_tls_cert(o, a->certfile, a->keyfile)) != PETREL_OK) ||
+            (rc = petrel_options_set_tls_insecure(o, a->insecure)) != PETREL_OK)
+            return refuse(a, o, "TLS options", rc);
+    }
     return o;
 }
 

@@ -1,8 +1,8 @@
 /*
  * conn_args.h - the connection flags every petrel subcommand shares
- * (server, identity, credentials, keep alive, will, debug, timeout), with
- * the mosquitto_pub/mosquitto_sub spellings, and their translation into
- * petrel_options.
+ * (server, identity, credentials, keep alive, will, debug, timeout, TLS),
+ * with the mosquitto_pub/mosquitto_sub spellings, and their translation
+ * into petrel_options.
  */
 #ifndef PETREL_CLI_CONN_ARGS_H
 #define PETREL_CLI_CONN_ARGS_H
@@ -15,7 +15,7 @@
 struct conn_args {
     const char *cmd;          /* "pub", "sub": for messages and the default id */
     const char *host;
-    unsigned long port;
+    unsigned long port;       /* 0 = the default: 1883, or 8883 with TLS */
     const char *client_id;    /* NULL = generated */
     const char *username;
     const char *password;
@@ -28,6 +28,11 @@ struct conn_args {
     bool will_payload_set;
     bool debug;
     unsigned long timeout;    /* seconds for connecting and for each ack */
+    bool tls;                 /* --tls, or implied by any other TLS flag */
+    const char *cafile;
+    const char *certfile;
+    const char *keyfile;
+    bool insecure;
 };
 
 /* Long-only option codes; subcommands number their own from OPT_CMD_BASE. */
@@ -38,6 +43,11 @@ enum {
     OPT_WILL_RETAIN,
     OPT_TIMEOUT,
     OPT_HELP,
+    OPT_TLS,
+    OPT_CAFILE,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_INSECURE,
     OPT_CMD_BASE = 1100
 };
 
@@ -59,12 +69,17 @@ enum {
     {"will-qos", required_argument, NULL, OPT_WILL_QOS},                 \
     {"will-retain", no_argument, NULL, OPT_WILL_RETAIN},                 \
     {"timeout", required_argument, NULL, OPT_TIMEOUT},                   \
+    {"tls", no_argument, NULL, OPT_TLS},                                 \
+    {"cafile", required_argument, NULL, OPT_CAFILE},                     \
+    {"cert", required_argument, NULL, OPT_CERT},                         \
+    {"key", required_argument, NULL, OPT_KEY},                           \
+    {"insecure", no_argument, NULL, OPT_INSECURE},                       \
     {"help", no_argument, NULL, OPT_HELP}
 
 #define CONN_ARGS_HELP                                                                  \
     "Connection:\n"                                                                     \
     "  -h, --host HOST          broker host name or address (default localhost)\n"     \
-    "  -p, --port PORT          broker port (default 1883)\n"                          \
+    "  -p, --port PORT          broker port (default 1883; 8883 with TLS)\n"          \
     "  -i, --id ID              client identifier (default petrel-CMD-PID)\n"          \
     "  -u, --username USER      user name\n"                                           \
     "  -P, --pw PASSWORD        password (needs -u)\n"                                 \
@@ -81,7 +96,18 @@ enum {
     "      --timeout SECONDS    give up connecting, or waiting for an\n"              \
     "                           acknowledgement, after SECONDS (default 10)\n"         \
     "  -d, --debug              trace packets and connection events on stderr\n"      \
-    "      --help               show this help and exit\n"
+    "      --help               show this help and exit\n"                            \
+    "TLS (any of these turns TLS on):\n"                                              \
+    "      --tls                connect with TLS, checking the server's certificate\n" \
+    "                           against the system's CA store and its name against\n" \
+    "                           -h\n"                                                  \
+    "      --cafile FILE        PEM file of the CAs that sign the server's\n"          \
+    "                           certificate (instead of the system's store)\n"        \
+    "      --cert FILE          client certificate (PEM), for brokers that ask\n"     \
+    "      --key FILE           private key of --cert (PEM; default: in --cert)\n"    \
+    "      --insecure           do not check the server's certificate nor its\n"      \
+    "                           name (tests only: the connection can be read and\n"  \
+    "                           changed by anyone on the path)\n"
 
 void conn_args_init(struct conn_args *a, const char *cmd);
 /* Handles one getopt result.  Returns 1 if it was a connection option,
@@ -91,6 +117,11 @@ int conn_args_option(struct conn_args *a, int opt, const char *arg);
 int conn_args_check(const struct conn_args *a);
 /* petrel_options for these arguments; NULL with a message printed. */
 petrel_options *conn_args_options(const struct conn_args *a);
+/* The text for a connection error: petrel_strerror, and for TLS failures
+ * what exactly went wrong.  A static buffer. */
+const char *conn_error_text(int err);
+/* The port connected to: -p, or the default for TLS or not. */
+unsigned long conn_args_port(const struct conn_args *a);
 /* With -d, traces the client's log on stderr. */
 void conn_args_attach_debug(const struct conn_args *a, petrel_client *c);
 

@@ -23,7 +23,11 @@ int exit_code_for(int err, int connected)
     case PETREL_EREFUSED_PROTOCOL:
     case PETREL_EREFUSED_ID:
     case PETREL_EUNAVAILABLE:
+    case PETREL_ECERT:
         return CLI_EXIT_REFUSED;
+    case PETREL_ETLS:
+        /* A refused handshake: could not connect. */
+        return connected ? CLI_EXIT_FAILURE : CLI_EXIT_REFUSED;
     case PETREL_ENETWORK:
         /* Unreachable before a connection: could not connect. */
         return connected ? CLI_EXIT_FAILURE : CLI_EXIT_REFUSED;

@@ -12,7 +12,8 @@ enum cli_exit {
                                     acknowledged, I/O error */
     CLI_EXIT_USAGE = 2,          /* bad arguments */
     CLI_EXIT_REFUSED = 3,        /* could not connect: TCP refused, unknown
-                                    host, unreachable, CONNACK refusal 1-3 */
+                                    host, unreachable, TLS handshake or server
+                                    certificate refused, CONNACK refusal 1-3 */
     CLI_EXIT_NOT_AUTHORIZED = 4, /* CONNACK 4 or 5, or every subscription refused */
     CLI_EXIT_TIMEOUT = 5         /* no connection or acknowledgement in time */
 };
@@ -23,7 +24,8 @@ enum cli_exit {
     "  0  success\n"                                                            \
     "  1  failure (connection lost for good, message not acknowledged, I/O)\n" \
     "  2  bad arguments\n"                                                      \
-    "  3  connection refused (TCP refused, unknown host, CONNACK 1-3)\n"        \
+    "  3  connection refused (TCP refused, unknown host, TLS handshake or\n"    \
+    "     server certificate refused, CONNACK 1-3)\n"                           \
     "  4  not authorized (CONNACK 4 or 5, subscription refused)\n"              \
     "  5  timeout (connection or acknowledgement)\n"
 

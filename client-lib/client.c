@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "options.h"
+#include "tls_client.h"
 #include "session.h"
 #include "transport.h"
 
@@ -40,6 +41,7 @@ struct petrel_client {
     struct petrel_options opts;
     struct sess *sess;
     struct transport *tr;
+    struct ssl_ctx_st *tls;    /* when opts.tls: made once, used by every connection */
     struct event *timer;
     int64_t timer_at;          /* when the timer fires; -1 = not armed */
     struct event *deliver;     /* runs deliver_pending */
@@ -259,8 +261,11 @@ static int io_open(void *ctx)
         transport_close(c->tr);
         c->tr = NULL;
     }
-    c->tr = transport_open(c->base, c->opts.host, c->opts.port, c->opts.max_packet_size, &ev,
-                           &err);
+    struct transport_tls tls = {
+        c->tls, c->opts.tls_server_name ? c->opts.tls_server_name : c->opts.host,
+        !c->opts.tls_insecure};
+    c->tr = transport_open(c->base, c->opts.host, c->opts.port, c->opts.max_packet_size,
+                           c->tls ? &tls : NULL, &ev, &err);
     if (c->tr && !c->reading)
         transport_set_reading(c->tr, false);
     return c->tr ? PETREL_OK : err;
@@ -377,6 +382,12 @@ static void tr_connected(void *ctx)
 {
     petrel_client *c = ctx;
     cb_enter(c);
+    if (c->tls && c->on_log) {
+        char info[128], line[160];
+        transport_tls_info(c->tr, info, sizeof info);
+        snprintf(line, sizeof line, "TLS established (%s)", info);
+        io_trace(c, PETREL_LOG_INFO, line);
+    }
     sess_transport_up(c->sess, now_ms());
     cb_leave(c);
 }
@@ -405,6 +416,12 @@ static void tr_closed(void *ctx, int reason)
     struct transport *t = c->tr;
     c->tr = NULL;
     transport_close(t);
+    if (reason == PETREL_ETLS || reason == PETREL_ECERT) {
+        char line[600];
+        snprintf(line, sizeof line, "%s: %s", petrel_strerror(reason),
+                 petrel_tls_error_detail());
+        io_trace(c, PETREL_LOG_ERROR, line);
+    }
     sess_transport_down(c->sess, now_ms(), reason);
     cb_leave(c);
 }
@@ -458,6 +475,17 @@ petrel_client *petrel_client_new(struct event_base *base, const petrel_options *
         c->rng = 0x9E3779B97F4A7C15ull;
     if (options_copy(&c->opts, o) != PETREL_OK)
         goto oom;
+    if (c->opts.tls) {
+        /* Certificate files are read now, so that a wrong path is an
+         * error here rather than a failed connection later. */
+        int rc = PETREL_OK;
+        c->tls = tlsc_ctx_new(&c->opts, &rc);
+        if (!c->tls) {
+            destroy(c);
+            *err = rc;
+            return NULL;
+        }
+    }
     struct sess_io io = {
         .ctx = c,
         .open = io_open,
@@ -500,6 +528,7 @@ static void destroy(petrel_client *c)
         free_pending(p);
     }
     sess_free(c->sess);
+    tlsc_ctx_free(c->tls);
     options_clear(&c->opts);
     free(c->topic);
     free(c);

@@ -36,6 +36,8 @@ static const struct error_entry errors[] = {
     {PETREL_ENOTSUP, "PETREL_ENOTSUP", "not supported"},
     {PETREL_ETOO_LARGE, "PETREL_ETOO_LARGE", "packet too large"},
     {PETREL_ESTOPPED, "PETREL_ESTOPPED", "client stopped"},
+    {PETREL_ETLS, "PETREL_ETLS", "TLS failed"},
+    {PETREL_ECERT, "PETREL_ECERT", "server certificate not accepted"},
 };
 
 static const struct error_entry *find(int err)

@@ -11,8 +11,6 @@
 
 #include "mqtt_codec.h"
 
-#define DEFAULT_PORT 1883
-
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -41,7 +39,8 @@ int options_init(struct petrel_options *o)
         options_clear(o);
         return PETREL_ENOMEM;
     }
-    o->port = DEFAULT_PORT;
+    o->port = OPTIONS_DEFAULT_PORT;
+    o->port_is_default = true;
     o->clean_session = true;
     o->keepalive = 60;
     o->protocol = PETREL_MQTT_311;
@@ -64,7 +63,20 @@ void options_clear(struct petrel_options *o)
     free(o->password);
     free(o->will_topic);
     free(o->will_payload);
+    free(o->tls_cafile);
+    free(o->tls_certfile);
+    free(o->tls_keyfile);
+    free(o->tls_server_name);
     memset(o, 0, sizeof *o);
+}
+
+/* A copy of an optional string: 0, or -1 when out of memory. */
+static int copy_opt(char **dst, const char *src)
+{
+    *dst = NULL;
+    if (src && !(*dst = dup_str(src)))
+        return -1;
+    return 0;
 }
 
 int options_copy(struct petrel_options *dst, const struct petrel_options *src)
@@ -72,6 +84,12 @@ int options_copy(struct petrel_options *dst, const struct petrel_options *src)
     *dst = *src;
     dst->host = dst->client_id = dst->username = dst->will_topic = NULL;
     dst->password = dst->will_payload = NULL;
+    dst->tls_cafile = dst->tls_certfile = dst->tls_keyfile = dst->tls_server_name = NULL;
+    if (copy_opt(&dst->tls_cafile, src->tls_cafile) ||
+        copy_opt(&dst->tls_certfile, src->tls_certfile) ||
+        copy_opt(&dst->tls_keyfile, src->tls_keyfile) ||
+        copy_opt(&dst->tls_server_name, src->tls_server_name))
+        goto oom;
     if (!(dst->host = dup_str(src->host)) || !(dst->client_id = dup_str(src->client_id)))
         goto oom;
     if (src->username && !(dst->username = dup_str(src->username)))
@@ -125,8 +143,88 @@ int petrel_options_set_server(petrel_options *o, const char *host, uint16_t port
         return PETREL_ENOMEM;
     free(o->host);
     o->host = h;
-    o->port = port ? port : DEFAULT_PORT;
+    o->port_is_default = port == 0;
+    o->port = port ? port : o->tls ? OPTIONS_DEFAULT_TLS_PORT : OPTIONS_DEFAULT_PORT;
     return PETREL_OK;
+}
+
+/* ---- TLS ------------------------------------------------------------------ */
+
+static void tls_on(petrel_options *o)
+{
+    o->tls = true;
+    if (o->port_is_default)
+        o->port = OPTIONS_DEFAULT_TLS_PORT;
+}
+
+int petrel_options_set_tls(petrel_options *o, bool enabled)
+{
+    if (!o)
+        return PETREL_EINVAL;
+    if (enabled) {
+        tls_on(o);
+    } else {
+        o->tls = false;
+        if (o->port_is_default)
+            o->port = OPTIONS_DEFAULT_PORT;
+    }
+    return PETREL_OK;
+}
+
+/* Replaces *field with a copy of value (NULL clears it). */
+static int set_string(char **field, const char *value)
+{
+    char *copy = NULL;
+    if (value && !(copy = dup_str(value)))
+        return PETREL_ENOMEM;
+    free(*field);
+    *field = copy;
+    return PETREL_OK;
+}
+
+int petrel_options_set_tls_cafile(petrel_options *o, const char *cafile)
+{
+    if (!o || (cafile && !*cafile))
+        return PETREL_EINVAL;
+    int rc = set_string(&o->tls_cafile, cafile);
+    if (rc == PETREL_OK && cafile)
+        tls_on(o);
+    return rc;
+}
+
+int petrel_options_set_tls_cert(petrel_options *o, const char *certfile, const char *keyfile)
+{
+    if (!o || (certfile && !*certfile) || (keyfile && !*keyfile) || (!certfile && keyfile))
+        return PETREL_EINVAL;
+    char *c = NULL, *k = NULL;
+    if (certfile && (!(c = dup_str(certfile)) || !(k = dup_str(keyfile ? keyfile : certfile)))) {
+        free(c);
+        return PETREL_ENOMEM;
+    }
+    free(o->tls_certfile);
+    free(o->tls_keyfile);
+    o->tls_certfile = c;
+    o->tls_keyfile = k;
+    if (certfile)
+        tls_on(o);
+    return PETREL_OK;
+}
+
+int petrel_options_set_tls_insecure(petrel_options *o, bool insecure)
+{
+    if (!o)
+        return PETREL_EINVAL;
+    o->tls_insecure = insecure;
+    if (insecure)
+        tls_on(o);
+    return PETREL_OK;
+}
+
+int petrel_options_set_tls_server_name(petrel_options *o, const char *name)
+{
+    if (!o || (name && !*name))
+        return PETREL_EINVAL;
+    return set_string(&o->tls_server_name, name);
 }
 
 int petrel_options_set_client_id(petrel_options *o, const char *client_id)

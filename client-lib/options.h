@@ -35,11 +35,21 @@ struct petrel_options {
     size_t max_queued;
     size_t max_queued_bytes;
     uint32_t max_packet_size; /* incoming, including the fixed header */
+    bool port_is_default;     /* set_server got 0: 1883, or 8883 with TLS */
+    bool tls;
+    bool tls_insecure;        /* no verification of the server certificate */
+    char *tls_cafile;         /* NULL = the system's default CA store */
+    char *tls_certfile;       /* client certificate, NULL = none */
+    char *tls_keyfile;
+    char *tls_server_name;    /* NULL = host */
 };
 
 /* Upper bound of max_inflight: packet identifiers left over serve
  * SUBSCRIBE and UNSUBSCRIBE. */
 #define OPTIONS_MAX_INFLIGHT 65000u
+
+#define OPTIONS_DEFAULT_PORT 1883
+#define OPTIONS_DEFAULT_TLS_PORT 8883
 
 /* A deep copy of `src` into `dst`; PETREL_OK or PETREL_ENOMEM (dst is then
  * left empty and safe to options_clear). */

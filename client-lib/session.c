@@ -99,7 +99,8 @@ static int connack_error(uint8_t rc)
 static bool is_permanent(int reason)
 {
     return reason == PETREL_EREFUSED_PROTOCOL || reason == PETREL_EREFUSED_ID ||
-           reason == PETREL_EBAD_CREDENTIALS || reason == PETREL_ENOT_AUTHORIZED;
+           reason == PETREL_EBAD_CREDENTIALS || reason == PETREL_ENOT_AUTHORIZED ||
+           reason == PETREL_ECERT; /* the server shows the same certificate again */
 }
 
 static int64_t keepalive_ms(const struct sess *s)

@@ -22,6 +22,7 @@
 
 #include "mqtt_codec.h"
 #include "petrel.h"
+#include "tls_client.h"
 
 /* Output beyond this makes can_write false; the session then keeps
  * publications in its queue (bounded) instead of in socket buffers
@@ -42,8 +43,13 @@ struct transport {
     bool flushing;
     bool reading;
     int last_error;
+    bool use_tls;
+    bool tls_started;               /* TCP is up, the handshake runs */
+    struct transport_tls tls;
+    struct evbuffer_cb_entry *tcp_watch; /* graceful close: TCP output drains */
 };
 
+static struct evbuffer *tcp_output(struct transport *t);
 static void readcb(struct bufferevent *bev, void *arg);
 static void writecb(struct bufferevent *bev, void *arg);
 static void eventcb(struct bufferevent *bev, short what, void *arg);
@@ -60,6 +66,9 @@ static int socket_error_code(int e)
 
 static void really_free(struct transport *t)
 {
+    struct evbuffer *tcp = t->bev ? tcp_output(t) : NULL;
+    if (tcp && t->tcp_watch)
+        evbuffer_remove_cb_entry(tcp, t->tcp_watch);
     if (t->bev)
         bufferevent_free(t->bev);
     if (t->later)
@@ -126,7 +135,8 @@ static int try_next(struct transport *t)
 }
 
 struct transport *transport_open(struct event_base *base, const char *host, uint16_t port,
-                                 uint32_t max_packet, const struct transport_events *ev, int *err)
+                                 uint32_t max_packet, const struct transport_tls *tls,
+                                 const struct transport_events *ev, int *err)
 {
     struct transport *t = calloc(1, sizeof *t);
     if (!t) {
@@ -137,6 +147,10 @@ struct transport *transport_open(struct event_base *base, const char *host, uint
     t->max_packet = max_packet;
     t->ev = *ev;
     t->reading = true;
+    if (tls) {
+        t->use_tls = true;
+        t->tls = *tls;
+    }
 
     char service[8];
     snprintf(service, sizeof service, "%u", port);
@@ -210,6 +224,47 @@ static void latercb(evutil_socket_t fd, short what, void *arg)
     leave(t);
 }
 
+/* Reports closed(PETREL_OK) from the loop, not from inside the caller. */
+static void report_later(struct transport *t)
+{
+    if (!t->later)
+        t->later = event_new(t->base, -1, 0, latercb, t);
+    if (t->later)
+        event_active(t->later, EV_TIMEOUT, 0);
+}
+
+/* With TLS, the output drained into the TCP bufferevent under the TLS one,
+ * and may still sit there: closing now would lose the DISCONNECT. */
+static struct evbuffer *tcp_output(struct transport *t)
+{
+    struct bufferevent *under = t->tls_started ? bufferevent_get_underlying(t->bev) : NULL;
+    return under ? bufferevent_get_output(under) : NULL;
+}
+
+static void tcp_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)info;
+    if (evbuffer_get_length(buf) == 0)
+        report_later(arg);
+}
+
+/* The output is empty: closed(PETREL_OK) once TCP has taken it all; at
+ * once if `now` and nothing waits under TLS, else from the loop. */
+static void flushed(struct transport *t, bool now)
+{
+    struct evbuffer *tcp = tcp_output(t);
+    if (tcp && evbuffer_get_length(tcp) > 0) {
+        if (!t->tcp_watch)
+            t->tcp_watch = evbuffer_add_cb(tcp, tcp_drained, t);
+        if (t->tcp_watch)
+            return;
+    }
+    if (now)
+        report_closed(t, PETREL_OK);
+    else
+        report_later(t);
+}
+
 void transport_close_gracefully(struct transport *t)
 {
     if (t->dead || t->flushing)
@@ -223,10 +278,10 @@ void transport_close_gracefully(struct transport *t)
         bufferevent_setwatermark(t->bev, EV_WRITE, 0, 0);
         return;
     }
-    /* Nothing to flush: report from the loop, not from inside the caller. */
-    t->later = event_new(t->base, -1, 0, latercb, t);
-    if (t->later)
-        event_active(t->later, EV_TIMEOUT, 0);
+    if (t->connected)
+        flushed(t, false);
+    else
+        report_later(t);
 }
 
 void transport_close(struct transport *t)
@@ -293,11 +348,30 @@ static void writecb(struct bufferevent *bev, void *arg)
     enter(t);
     if (t->flushing) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            report_closed(t, PETREL_OK);
+            flushed(t, true);
     } else if (t->connected) {
         t->ev.drained(t->ev.ctx);
     }
     leave(t);
+}
+
+/* TCP (and TLS) are up: the owner may send. */
+static void finish_connect(struct transport *t, struct bufferevent *bev)
+{
+    t->connected = true;
+    bufferevent_setwatermark(bev, EV_WRITE, HIGH_WATER / 2, 0);
+    bufferevent_enable(bev, t->reading ? EV_READ | EV_WRITE : EV_WRITE);
+    if (!t->reading)
+        bufferevent_disable(bev, EV_READ); /* enabled for the TLS handshake */
+    t->ev.connected(t->ev.ctx);
+}
+
+void transport_tls_info(const struct transport *t, char *out, size_t len)
+{
+    if (t->use_tls && t->connected)
+        tlsc_describe(t->bev, out, len);
+    else if (len)
+        out[0] = '\0';
 }
 
 static void eventcb(struct bufferevent *bev, short what, void *arg)
@@ -305,17 +379,39 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
     struct transport *t = arg;
     int e = EVUTIL_SOCKET_ERROR();
     enter(t);
+    if (!t->connected && t->tls_started) {
+        if (what & BEV_EVENT_CONNECTED) {
+            finish_connect(t, bev);
+        } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+            /* Another address would present the same certificate. */
+            report_closed(t, tlsc_failure(bev, t->tls.server_name));
+        }
+        leave(t);
+        return;
+    }
     if (!t->connected) {
         if (what & BEV_EVENT_CONNECTED) {
-            t->connected = true;
             evutil_freeaddrinfo(t->addrs);
             t->addrs = t->next = NULL;
             int one = 1;
             /* MQTT packets are small and latency-bound. */
             setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            bufferevent_setwatermark(bev, EV_WRITE, HIGH_WATER / 2, 0);
-            bufferevent_enable(bev, t->reading ? EV_READ | EV_WRITE : EV_WRITE);
-            t->ev.connected(t->ev.ctx);
+            if (t->use_tls) {
+                int err = PETREL_OK;
+                struct bufferevent *ssl = tlsc_start(t->base, bev, t->tls.ctx,
+                                                     t->tls.server_name, t->tls.verify, &err);
+                if (!ssl) {
+                    report_closed(t, err);
+                } else {
+                    t->bev = ssl;
+                    t->tls_started = true;
+                    bufferevent_setcb(ssl, readcb, writecb, eventcb, t);
+                    bufferevent_enable(ssl, EV_READ | EV_WRITE);
+                }
+                leave(t);
+                return;
+            }
+            finish_connect(t, bev);
         } else {
             t->last_error = socket_error_code(e);
             bufferevent_free(bev);
@@ -331,6 +427,8 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
         int reason;
         if (t->flushing)
             reason = PETREL_OK;
+        else if (t->use_tls && (what & BEV_EVENT_ERROR) && (reason = tlsc_broken(bev)) != 0)
+            ; /* an alert from the server */
         else if (what & BEV_EVENT_EOF)
             reason = PETREL_ECONNLOST;
         else

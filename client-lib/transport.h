@@ -1,8 +1,8 @@
 /*
  * transport.h - one TCP connection to the server on a libevent bufferevent:
  * resolve, connect (trying each address), frame incoming MQTT packets, write
- * with a high-water mark, close at once or after flushing.  A TLS transport
- * will offer the same interface.
+ * with a high-water mark, close at once or after flushing.  With TLS the
+ * handshake runs once TCP is up (tls_client.h); `connected` means both.
  */
 #ifndef PETREL_TRANSPORT_H
 #define PETREL_TRANSPORT_H
@@ -27,11 +27,26 @@ struct transport_events {
     void (*closed)(void *ctx, int reason);
 };
 
-/* Resolves host (synchronously) and starts a non-blocking connect.  Returns
- * NULL with *err (a petrel error) if no address could even be tried. */
+struct ssl_ctx_st;
+
+/* TLS for one connection: the client's context, the name the server's
+ * certificate must carry (and the SNI), and whether to check it at all.
+ * The strings must outlive the transport. */
+struct transport_tls {
+    struct ssl_ctx_st *ctx;
+    const char *server_name;
+    bool verify;
+};
+
+/* Resolves host (synchronously) and starts a non-blocking connect, with a
+ * TLS handshake after it when `tls` is not NULL.  Returns NULL with *err (a
+ * petrel error) if no address could even be tried.  A failed handshake is
+ * reported as closed(PETREL_ETLS or PETREL_ECERT). */
 struct transport *transport_open(struct event_base *base, const char *host, uint16_t port,
-                                 uint32_t max_packet, const struct transport_events *ev,
-                                 int *err);
+                                 uint32_t max_packet, const struct transport_tls *tls,
+                                 const struct transport_events *ev, int *err);
+/* "TLSv1.3, TLS_AES_256_GCM_SHA384" once connected with TLS, else "". */
+void transport_tls_info(const struct transport *t, char *out, size_t len);
 /* Queues bytes for sending.  0, or a petrel error. */
 int transport_write(struct transport *t, const void *data, size_t len);
 /* Whether the output buffer is below its high-water mark. */

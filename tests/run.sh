@@ -18,7 +18,7 @@ PACKAGES=(
   libevent-dev libsqlite3-dev libssl-dev libcmocka-dev libsystemd-dev
   mosquitto mosquitto-clients python3-paho-mqtt
   clang libclang-rt-14-dev
-  systemd strace groff-base man-db
+  systemd strace groff-base man-db openssl
 )
 
 install_missing() {

@@ -56,10 +56,15 @@ enum petrel_error {
     PETREL_EUNAVAILABLE = -14,     /* CONNACK 3: server unavailable */
     PETREL_EBAD_CREDENTIALS = -15, /* CONNACK 4: bad user name or password */
     PETREL_ENOT_AUTHORIZED = -16,  /* CONNACK 5: not authorized */
-    PETREL_ENOTSUP = -17,          /* not supported yet (MQTT 5.0, TLS) */
+    PETREL_ENOTSUP = -17,          /* not supported yet (MQTT 5.0) */
     PETREL_ETOO_LARGE = -18,       /* a packet exceeds a size limit */
-    PETREL_ESTOPPED = -19          /* blocking facade: the client gave up
+    PETREL_ESTOPPED = -19,         /* blocking facade: the client gave up
                                       (see petrel_sync_last_error) */
+    PETREL_ETLS = -20,             /* TLS failed: a certificate or key file could not
+                                      be loaded, or the handshake was refused (e.g. the
+                                      server wants a client certificate) */
+    PETREL_ECERT = -21             /* the server's certificate was not accepted: unknown
+                                      CA, expired, or issued for another name */
 };
 
 /* A short English description of a code ("connection refused").  Never NULL;
@@ -67,6 +72,12 @@ enum petrel_error {
 PETREL_API const char *petrel_strerror(int err);
 /* The symbolic name of a code ("PETREL_ECONNREFUSED"), for logs and tests. */
 PETREL_API const char *petrel_error_name(int err);
+/* After PETREL_ETLS or PETREL_ECERT: what exactly went wrong, in the words
+ * of the TLS library ("certificate has expired", "hostname mismatch (expected
+ * 'broker.example')", "cafile /etc/ca.pem: No such file or directory").  The
+ * text of the last such failure in the calling thread; "" if there was
+ * none.  Valid until the next TLS failure in the same thread. */
+PETREL_API const char *petrel_tls_error_detail(void);
 /* The library's version, "MAJOR.MINOR.PATCH". */
 PETREL_API const char *petrel_version(void);
 
@@ -93,7 +104,7 @@ typedef struct petrel_options petrel_options;
 PETREL_API petrel_options *petrel_options_new(void);
 PETREL_API void petrel_options_free(petrel_options *o);
 
-/* Host name or numeric address, and TCP port (0 = 1883). */
+/* Host name or numeric address, and TCP port (0 = 1883, or 8883 with TLS). */
 PETREL_API int petrel_options_set_server(petrel_options *o, const char *host, uint16_t port);
 /* NULL or "" = empty id: the server assigns one (clean session required). */
 PETREL_API int petrel_options_set_client_id(petrel_options *o, const char *client_id);
@@ -120,7 +131,8 @@ PETREL_API int petrel_options_set_connect_timeout(petrel_options *o, uint32_t ms
  * n-th retry waits a random time between d/2 and d, d = min(max_ms,
  * min_ms * 2^n); the count resets once a connection is accepted.  Refusals
  * that retrying cannot fix (bad protocol, identifier rejected, bad
- * credentials, not authorized) stop the client instead. */
+ * credentials, not authorized, a server certificate not accepted) stop the
+ * client instead. */
 PETREL_API int petrel_options_set_reconnect(petrel_options *o, bool enabled, uint32_t min_ms,
                                             uint32_t max_ms);
 /* QoS 1/2 messages sent but not yet acknowledged, 1..65000. */
@@ -133,7 +145,31 @@ PETREL_API int petrel_options_set_queue_limits(petrel_options *o, size_t max_mes
 /* Largest incoming packet accepted; a larger one closes the connection with
  * PETREL_ETOO_LARGE.  0 = the protocol maximum (256 MiB). */
 PETREL_API int petrel_options_set_max_packet_size(petrel_options *o, uint32_t bytes);
-/* TLS and MQTT 5.0 properties will get their own setters here. */
+/* TLS.  Off by default; set_tls(true), a CA file, a client certificate or
+ * insecure mode turn it on (as mosquitto_pub's --cafile does), and a port
+ * left at 0 then means 8883.  By default the server's certificate must
+ * chain to a CA of the system's store (or of set_tls_cafile) and be issued
+ * for the host name given to set_server (checked against its DNS or IP
+ * subject alternative names; the name also goes out as SNI).  TLS 1.2 or
+ * later.  The files are read by petrel_client_new (and petrel_sync_connect),
+ * which fails with PETREL_ETLS if one cannot be loaded. */
+PETREL_API int petrel_options_set_tls(petrel_options *o, bool enabled);
+/* PEM file of the CA certificates that sign the server's certificate,
+ * instead of the system's store.  NULL goes back to the system's store. */
+PETREL_API int petrel_options_set_tls_cafile(petrel_options *o, const char *cafile);
+/* Client certificate (PEM; may hold its chain) and its private key (PEM,
+ * without a passphrase), for servers that require one.  keyfile NULL = the
+ * key is in certfile; certfile NULL removes both. */
+PETREL_API int petrel_options_set_tls_cert(petrel_options *o, const char *certfile,
+                                           const char *keyfile);
+/* true: do not verify the server's certificate nor its name.  For tests
+ * only: anyone on the path can then read and change the traffic. */
+PETREL_API int petrel_options_set_tls_insecure(petrel_options *o, bool insecure);
+/* The name the server's certificate must carry (and the SNI), when it is
+ * not the host given to set_server, e.g. when connecting by address.  NULL
+ * = the host. */
+PETREL_API int petrel_options_set_tls_server_name(petrel_options *o, const char *name);
+/* MQTT 5.0 properties will get their own setters here. */
 
 /* ------------------------------------------------------------------------
  * Messages

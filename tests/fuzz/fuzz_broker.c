@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
             abort();
         peer[i] = sv[1];
-        if (!conn_new(sv[0], (struct sockaddr *)&addr, sizeof addr))
+        if (!conn_new(sv[0], (struct sockaddr *)&addr, sizeof addr, NULL))
             abort();
     }
 

@@ -27,6 +27,8 @@ static void assert_config_equal(const struct config *a, const struct config *b)
         assert_int_equal(a->listeners[i].port, b->listeners[i].port);
         assert_int_equal(a->listeners[i].max_connections, b->listeners[i].max_connections);
         assert_int_equal(a->listeners[i].allow_anonymous, b->listeners[i].allow_anonymous);
+        assert_memory_equal(&a->listeners[i].tls, &b->listeners[i].tls,
+                            sizeof(a->listeners[i].tls));
     }
     assert_int_equal(a->listeners_are_default, b->listeners_are_default);
     assert_string_equal(a->data_dir, b->data_dir);
@@ -417,12 +419,62 @@ static void test_listen_options(void **state)
     set_bad("listen", "1.2.3.4:1 max_connections=4294967296", NULL);
     set_bad("listen", "1.2.3.4:1 allow_anonymous=maybe",
             "listen: allow_anonymous=maybe is not one of loopback, false or true");
-    set_bad("listen", "1.2.3.4:1 tls",
-            "listen: option 'tls' should be KEY=VALUE");
+    set_bad("listen", "1.2.3.4:1 tlsx",
+            "listen: option 'tlsx' should be KEY=VALUE (or 'tls')");
     set_bad("listen", "1.2.3.4:1 colour=blue",
-            "listen: unknown option 'colour' (max_connections, allow_anonymous)");
+            "listen: unknown option 'colour' (max_connections, allow_anonymous, tls, "
+            "certfile, keyfile, cafile, require_certificate, use_identity_as_username, "
+            "tls_version, ciphers, ciphersuites)");
     set_bad("listen", "nowhere:1 max_connections=1",
             "listen: 'nowhere' in 'nowhere:1' is not a numeric IPv4 or IPv6 address");
+}
+
+static void test_listen_tls(void **state)
+{
+    (void)state;
+    config_defaults(&cfg);
+    set_ok("listen", "0.0.0.0 tls certfile=/c.pem keyfile=/k.pem");
+    const struct listener_conf *l = &cfg.listeners[0];
+    assert_int_equal(l->port, 8883);
+    assert_true(l->tls.enabled);
+    assert_string_equal(l->tls.certfile, "/c.pem");
+    assert_string_equal(l->tls.keyfile, "/k.pem");
+    assert_string_equal(l->tls.cafile, "");
+    assert_false(l->tls.require_certificate);
+    assert_int_equal(l->tls.min_version, TLS_MIN_1_2);
+    set_ok("listen", "[::1]:9883 tls=true certfile=/c keyfile=/k cafile=/ca require_certificate=true "
+           "use_identity_as_username=TRUE tls_version=tlsv1.3 ciphers=HIGH:!aNULL "
+           "ciphersuites=TLS_AES_256_GCM_SHA384 max_connections=5");
+    l = &cfg.listeners[1];
+    assert_int_equal(l->port, 9883);
+    assert_true(l->tls.require_certificate);
+    assert_true(l->tls.use_identity_as_username);
+    assert_int_equal(l->tls.min_version, TLS_MIN_1_3);
+    assert_string_equal(l->tls.cafile, "/ca");
+    assert_string_equal(l->tls.ciphers, "HIGH:!aNULL");
+    assert_string_equal(l->tls.ciphersuites, "TLS_AES_256_GCM_SHA384");
+    assert_int_equal(l->max_connections, 5);
+    set_ok("listen", "127.0.0.1 tls=false");
+    assert_int_equal(cfg.listeners[2].port, 1883);
+    assert_false(cfg.listeners[2].tls.enabled);
+
+    set_bad("listen", "0.0.0.0 tls", "listen: a tls listener needs certfile= and keyfile=");
+    set_bad("listen", "0.0.0.0 tls certfile=/c", "listen: a tls listener needs certfile= and "
+            "keyfile=");
+    set_bad("listen", "0.0.0.0:1 certfile=/c keyfile=/k",
+            "listen: TLS options given without 'tls' (add 'tls' to make this a TLS listener)");
+    set_bad("listen", "0.0.0.0 tls certfile=/c keyfile=/k require_certificate=true",
+            "listen: require_certificate needs cafile= (the CAs that sign client "
+            "certificates)");
+    set_bad("listen", "0.0.0.0 tls certfile=/c keyfile=/k use_identity_as_username=true",
+            "listen: use_identity_as_username needs cafile= (the CAs that sign client "
+            "certificates)");
+    set_bad("listen", "0.0.0.0 tls certfile=/c keyfile=/k tls_version=tlsv1.1",
+            "listen: tls_version=tlsv1.1 is not tlsv1.2 or tlsv1.3 (the lowest version "
+            "accepted; older ones are not safe)");
+    set_bad("listen", "0.0.0.0 tls certfile=/c keyfile=/k require_certificate=yes",
+            "listen: require_certificate=yes is not true or false");
+    set_bad("listen", "0.0.0.0 tls certfile= keyfile=/k", "listen: certfile= is empty");
 }
 
 static void test_log_level(void **state)
@@ -512,6 +564,9 @@ static void test_listen_forms(void **state)
         {"::ffff:10.0.0.1:80", "::ffff:10.0.0.1", 80},
         {"[::ffff:10.0.0.1]:80", "::ffff:10.0.0.1", 80},
         {"1.2.3.4:01883", "1.2.3.4", 1883},
+        /* no port: 1883, or 8883 with tls (test_listen_tls) */
+        {"127.0.0.1", "127.0.0.1", 1883},
+        {"[::1]", "::1", 1883},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         config_defaults(&cfg);
@@ -522,9 +577,9 @@ static void test_listen_forms(void **state)
     }
 
     static const char *const bad[] = {
-        "localhost:1883", "127.0.0.1", "127.0.0.1:", ":1883", "1883", "1.2.3.4:65536",
+        "localhost:1883", "127.0.0.1:", ":1883", "1883", "1.2.3.4:65536",
         "1.2.3.4:-1", "1.2.3.4:80x", "1.2.3.4: 80", " 1.2.3.4:80", "1.2.3:80",
-        "256.1.1.1:80", "[1.2.3.4]:80", "[::1]1883", "[::1]", "[::1", "::1]:80", "[]:80",
+        "256.1.1.1:80", "[1.2.3.4]:80", "[::1]1883", "[::1", "::1]:80", "[]:80",
         "::1", "[::1]:", "[::1]:99999999999999999999", "fe80::1%eth0:80", "[fe80::1%lo]:80",
         "*:1883", "0.0.0.0:1883:1", "1.2.3.4:0x50",
     };
@@ -783,6 +838,9 @@ static void test_dump_round_trip(void **state)
     set_ok("max_topic_length", "1");
     set_ok("max_topic_levels", "65535");
     set_ok("listen", "10.0.0.1:1 max_connections=9 allow_anonymous=false");
+    set_ok("listen", "10.0.0.1 tls certfile=/c.pem keyfile=/k.pem cafile=/ca.pem "
+           "require_certificate=true use_identity_as_username=true tls_version=tlsv1.3 "
+           "ciphers=HIGH ciphersuites=TLS_AES_128_GCM_SHA256");
     round_trip(&cfg, &back);
     assert_config_equal(&cfg, &back);
 
@@ -814,6 +872,10 @@ static void test_dump_round_trip(void **state)
     assert_non_null(strstr(text, "\nlisten = 10.0.0.1:1 max_connections=9 "
                                  "allow_anonymous=false\n"));
     assert_non_null(strstr(text, "\nallow_anonymous = true\n"));
+    assert_non_null(strstr(text, "\nlisten = 10.0.0.1:8883 tls certfile=/c.pem keyfile=/k.pem "
+                                 "cafile=/ca.pem require_certificate=true "
+                                 "use_identity_as_username=true tls_version=tlsv1.3 "
+                                 "ciphers=HIGH ciphersuites=TLS_AES_128_GCM_SHA256\n"));
 
     /* unset files are written as comments, and load back unset */
     config_defaults(&cfg);
@@ -856,6 +918,7 @@ int main(void)
         cmocka_unit_test(test_file_long_lines),
         cmocka_unit_test(test_file_cannot_open),
         cmocka_unit_test(test_dump_round_trip),
+        cmocka_unit_test(test_listen_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
