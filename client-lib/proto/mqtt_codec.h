@@ -249,7 +249,13 @@ bool mqtt_prop_next(struct mqtt_prop_iter *it, struct mqtt_prop *out);
 bool mqtt_props_find(const struct mqtt_props *props, uint8_t id, struct mqtt_prop *out);
 
 /* Builds a property block in caller memory.  Adding past `cap` sets
- * `overflow` and adds nothing more; check it once at the end. */
+ * `overflow` and adds nothing more; check it once at the end.  `overflow` is
+ * also set by an argument the id cannot carry: a function for another wire
+ * type (mqtt_pb_num with a string id), a value too wide for the id's type
+ * (256 for a BYTE, 65536 for a U16, above 268435455 for a VARINT), a string
+ * over 65535 bytes.  The builder does not check ranges or UTF-8 (the encoder
+ * validates blocks, see mqtt_encode).  mqtt_pb_props of an overflowed
+ * builder is an empty block. */
 struct mqtt_props_builder {
     uint8_t *buf;
     size_t cap;
