@@ -180,7 +180,10 @@ static void linger(struct conn *c, const char *why)
 {
     c->state = CONN_CLOSING;
     c->close_reason = why;
-    bufferevent_disable(c->bev, EV_READ);
+    /* Input is still read, and thrown away: closing a socket with unread
+     * input resets it, and the client would lose the last packet. */
+    if (!c->auth_wait)
+        bufferevent_enable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     struct timeval tv = {CLOSE_FLUSH_SECONDS, 0};
     evtimer_add(c->timer, &tv);
@@ -237,6 +240,9 @@ void conn_close_all(void)
             if (conn_send_packet(c, &p) == 0) {
                 struct evbuffer *out = bufferevent_get_output(c->bev);
                 evutil_socket_t fd = bufferevent_getfd(c->bev);
+                /* The bufferevent keeps the front of its output frozen
+                 * while it owns the writing; it never will again. */
+                evbuffer_unfreeze(out, 1);
                 for (int i = 0; i < 8 && evbuffer_get_length(out) > 0; i++)
                     if (evbuffer_write(out, fd) <= 0)
                         break;
@@ -521,6 +527,18 @@ static void process_input(struct conn *c)
         if (err == MQTT_INCOMPLETE)
             return;
         if (err == MQTT_E_TOO_LARGE) {
+            /* mqtt_frame_header sets its outputs on MQTT_OK only: read the
+             * (valid, complete) header again for the log and the peek. */
+            first = hdr[0];
+            remaining = 0;
+            hlen = 1;
+            for (size_t i = 1; i < n; i++) {
+                remaining |= (uint32_t)(hdr[i] & 0x7F) << (7 * (i - 1));
+                if (!(hdr[i] & 0x80)) {
+                    hlen = i + 1;
+                    break;
+                }
+            }
             char why[128];
             snprintf(why, sizeof why, "packet of %zu bytes exceeds max_packet_size (%u)",
                      hlen + remaining, broker.cfg.max_packet_size);
@@ -577,16 +595,23 @@ static void process_input(struct conn *c)
 
 static void readcb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    process_input(arg);
+    struct conn *c = arg;
+    if (c->state == CONN_CLOSING) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    process_input(c);
 }
 
 static void writecb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     if (c->state == CONN_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            conn_close(c, c->close_reason, false);
+        /* All written: say so with a FIN and wait for the client's (EOF in
+         * eventcb), or for the deadline. */
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && c->n_pending == 0)
+            shutdown(bufferevent_getfd(bev), SHUT_WR);
         return;
     }
     if (c->session)
