@@ -269,12 +269,14 @@ int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
     size_t need = mqtt_encode(c->level, p, NULL, 0);
     struct mqtt_packet bare;
     if (c->level == MQTT_LEVEL_5 && c->max_packet_out && need > c->max_packet_out &&
-        p->type != MQTT_PUBLISH) {
+        p->type != MQTT_PUBLISH &&
+        (p->type != MQTT_CONNACK || p->u.connack.return_code >= 0x80)) {
         /* Too big for the client: what may go is the reason string (and
-         * user properties), i.e. the properties of a non-PUBLISH packet. */
+         * user properties), all the properties these packets carry here. */
         bare = *p;
-        memset(&bare.u.disconnect.props, 0, sizeof bare.u.disconnect.props);
-        if (p->type == MQTT_CONNACK)
+        if (p->type == MQTT_DISCONNECT || p->type == MQTT_AUTH)
+            memset(&bare.u.disconnect.props, 0, sizeof bare.u.disconnect.props);
+        else if (p->type == MQTT_CONNACK)
             memset(&bare.u.connack.props, 0, sizeof bare.u.connack.props);
         else if (p->type == MQTT_SUBACK || p->type == MQTT_UNSUBACK)
             memset(&bare.u.suback.props, 0, sizeof bare.u.suback.props);

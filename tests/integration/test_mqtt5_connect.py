@@ -153,6 +153,13 @@ class Mqtt5ConnectTest(BrokerTestCase):
         c.send(mqttraw.disconnect5_packet(0, [(P_SESSION_EXPIRY, 60)]))
         self.assertEqual(c.expect_disconnect().rc, 0x82)
 
+    def test_reason_string_dropped_over_client_maximum_packet_size(self):
+        c = self.raw5()
+        c.connect5('tiny', props=[(mqttraw.P_MAXIMUM_PACKET_SIZE, 8)])
+        c.send(mqttraw.connect5_packet('tiny'))
+        d = c.expect_disconnect()
+        self.assertEqual((d.rc, d.props), (0x82, []))
+
     def test_will_payload_format_checked(self):
         c = self.raw5()
         c.send(mqttraw.connect5_packet('badwill', will=('t/w', b'\xff\xfe', 0, False),
