@@ -44,8 +44,8 @@ int store_inspect(const char *data_dir, uint32_t session_expiry, FILE *out)
     sqlite3_stmt *sessions = prep(db, "SELECT id, client_id, offline_since, "
                                       "(SELECT count(*) FROM deliveries d WHERE d.session_id = s.id AND state = 0), "
                                       "(SELECT total(size) FROM deliveries d WHERE d.session_id = s.id AND state = 0), "
-                                      "(SELECT count(*) FROM deliveries d WHERE d.session_id = s.id AND state != 0) "
-                                      "FROM sessions s ORDER BY client_id");
+                                      "(SELECT count(*) FROM deliveries d WHERE d.session_id = s.id AND state != 0), "
+                                      "expiry FROM sessions s ORDER BY client_id");
     sqlite3_stmt *subs = prep(db, "SELECT filter, options FROM subscriptions WHERE session_id = ?1 ORDER BY filter");
     sqlite3_stmt *retained = prep(db, "SELECT r.topic, m.qos, length(m.payload) FROM retained r "
                                       "JOIN messages m ON m.id = r.message_id ORDER BY r.topic");
@@ -69,11 +69,14 @@ int store_inspect(const char *data_dir, uint32_t session_expiry, FILE *out)
             gmtime_r(&t, &tm);
             strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
             fprintf(out, " offline since %s, ", stamp);
-            if (session_expiry == 0)
+            /* A 5.0 session has its own Session Expiry Interval. */
+            bool own = sqlite3_column_type(sessions, 6) != SQLITE_NULL;
+            int64_t expiry = own ? sqlite3_column_int64(sessions, 6) : (int64_t)session_expiry;
+            if (own ? expiry >= UINT32_MAX : expiry == 0)
                 fprintf(out, "never expires\n");
             else
                 fprintf(out, "expires in %lld s\n",
-                        (long long)(since + session_expiry > now ? since + session_expiry - now : 0));
+                        (long long)(since + expiry > now ? since + expiry - now : 0));
         }
         sqlite3_reset(subs);
         sqlite3_bind_int64(subs, 1, sqlite3_column_int64(sessions, 0));
