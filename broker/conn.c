@@ -134,7 +134,7 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     if (c->will) {
         if (publish_will) {
             log_info("publishing will of %s on '%s'", c->peer, c->will->topic);
-            router_publish(c->will);
+            router_publish(c->will, NULL);
         }
         message_unref(c->will);
     }

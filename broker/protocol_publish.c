@@ -94,7 +94,7 @@ int handle_publish(struct conn *c, const struct mqtt_publish *pub)
             log_error("%s: out of memory, publish dropped", conn_name(c));
             return 0;
         }
-        router_publish(m);
+        router_publish(m, c->session);
         message_unref(m);
     }
 
