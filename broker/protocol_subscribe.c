@@ -72,12 +72,15 @@ static uint8_t refusal(struct conn *c, const char *filter, size_t len, size_t in
     return 0;
 }
 
-/* The Subscription Identifier of a 5.0 SUBSCRIBE, 0 if none. */
+/* The Subscription Identifier of a 5.0 SUBSCRIBE, 0 if none (the decoder
+ * has checked that there is at most one, in 1..268435455). */
 static uint32_t subscription_id(const struct conn *c, const struct mqtt_packet *p)
 {
-    (void)c;
-    (void)p;
-    return 0;
+    struct mqtt_prop prop;
+    if (c->level != MQTT_LEVEL_5 ||
+        !mqtt_props_find(&p->u.subscribe.props, MQTT_PROP_SUBSCRIPTION_ID, &prop))
+        return 0;
+    return prop.num;
 }
 
 static void log_filter(struct conn *c, const char *what, const char *filter, size_t len,

@@ -119,6 +119,8 @@ int session_unsubscribe(struct session *s, const char *filter, size_t len);
 struct subscription *session_subscription(const struct session *s, const char *filter,
                                           size_t len);
 
+/* For code merged before this function existed (conn.c's PUBLISH encoder). */
+#define SESSION_HAS_SUBSCRIPTION_IDS 1
 /* The identifiers of the session's subscriptions that match `topic`, for
  * the Subscription Identifier properties of an MQTT 5.0 PUBLISH: writes up
  * to `max` of them to out[] and returns how many there are (which may be
