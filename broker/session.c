@@ -314,9 +314,9 @@ size_t session_subscription_ids(const struct session *s, const char *topic, size
         if (sub->id == 0 || !acl_filter_matches(sub->filter + sub->inner, sub->len - sub->inner,
                                                 topic, topic_len))
             continue;
-        if (n < max)
-            out[n] = sub->id;
-        n++;
+        if (n == max)
+            break;
+        out[n++] = sub->id;
     }
     return n;
 }

@@ -148,8 +148,7 @@ struct subscription *session_subscription(const struct session *s, const char *f
 #define SESSION_HAS_SUBSCRIPTION_IDS 1
 /* The identifiers of the session's subscriptions that match `topic`, for
  * the Subscription Identifier properties of an MQTT 5.0 PUBLISH: writes up
- * to `max` of them to out[] and returns how many there are (which may be
- * more than max).  Identifiers of shared subscriptions are included.  Costs
+ * to `max` of them to out[] and returns how many it wrote.  Identifiers of shared subscriptions are included.  Costs
  * one test when the session has no identifiers. */
 size_t session_subscription_ids(const struct session *s, const char *topic, size_t topic_len,
                                 uint32_t *out, size_t max);
