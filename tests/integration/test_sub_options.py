@@ -288,5 +288,30 @@ class SubOptionsTest(BrokerTestCase):
         v311.expect_nothing(0.1)
 
 
+@skip_on_mosquitto('petreld ACL file')
+class SubOptionsAclTest(BrokerTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.files = sec.Files()
+        cls.broker_settings = {
+            'password_file': cls.files.passwd({'u': 'pw'}),
+            'acl_file': cls.files.write('acl', 'user u\ntopic read ok/#\n')}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.files.close()
+
+    def test_not_authorized_is_0x87(self):
+        c = Paho5(self.port, 'acl5', username='u', password='pw')
+        self._clients.append(c)
+        c.connect()
+        self.assertEqual(c.subscribe([('ok/x', 1, {}), ('no/x', 1, {}), ('$share/g/ok/#', 1, {}),
+                                      ('$share/g/no/#', 1, {})]),
+                         [1, 0x87, 1, 0x87])
+
+
 if __name__ == '__main__':
     harness.main()
