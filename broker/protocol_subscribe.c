@@ -83,11 +83,10 @@ static uint32_t subscription_id(const struct conn *c, const struct mqtt_packet *
     return prop.num;
 }
 
-static void log_filter(struct conn *c, const char *what, const char *filter, size_t len,
-                       const char *why)
+static void log_refusal(struct conn *c, const char *filter, size_t len, const char *why)
 {
-    log_info("%s: %s '%.*s'%s%s", conn_name(c), what, (int)(len > 200 ? 200 : len), filter,
-             why ? ": " : "", why ? why : "");
+    log_info("%s: subscription to '%.*s' refused: %s", conn_name(c),
+             (int)(len > 200 ? 200 : len), filter, why);
 }
 
 int handle_subscribe(struct conn *c, const struct mqtt_packet *p)
@@ -144,7 +143,7 @@ int handle_subscribe(struct conn *c, const struct mqtt_packet *p)
             retained[i] = !inner && (rh == 0 || (rh == 1 && added == 1));
         }
         if (why) {
-            log_filter(c, "subscription refused:", filter, len, why);
+            log_refusal(c, filter, len, why);
         } else {
             log_info("%s subscribed to '%.*s' (QoS %u)", conn_name(c), (int)len, filter,
                      granted);
