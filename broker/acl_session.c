@@ -164,7 +164,8 @@ bool acl_may_read(struct session *s, const char *topic, size_t len)
     if (a->subs_readable < 0) {
         a->subs_readable = 1;
         for (const struct subscription *sub = s->subs; sub; sub = sub->next) {
-            if (!acl_client_covers_read(c, sub->filter, sub->len)) {
+            /* a shared subscription reads what its filter proper matches */
+            if (!acl_client_covers_read(c, sub->filter + sub->inner, sub->len - sub->inner)) {
                 a->subs_readable = 0;
                 break;
             }

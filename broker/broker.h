@@ -39,6 +39,10 @@ struct broker_stats {
     uint64_t acl_subscribe_denied; /* filter refused by the ACL (0x80) */
     uint64_t acl_read_denied;    /* delivery withheld by the ACL */
     uint64_t subscriptions_refused; /* max_subscriptions_per_client reached (0x80) */
+    /* Shared subscriptions (shared_subs.h). */
+    uint64_t shared_delivered;   /* messages given to one member of a group */
+    uint64_t shared_redistributed; /* handed on from a departing member */
+    uint64_t shared_dropped;     /* QoS 1/2 no member of a group could take */
     uint64_t topic_too_long;     /* topic or filter over max_topic_length */
     uint64_t topic_too_deep;     /* topic or filter over max_topic_levels */
     uint64_t inflight_full;      /* message queued behind a full max_inflight window */

@@ -137,7 +137,7 @@ static void end_session(struct conn *c, bool publish_will)
         if (publish_will) {
             log_info("publishing will of %s on '%s'", c->peer, c->will->topic);
             message_start_expiry(c->will);
-            router_publish(c->will);
+            router_publish(c->will, NULL);
         }
         message_unref(c->will);
         c->will = NULL;

@@ -181,8 +181,7 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
             log_error("%s: out of memory, publish dropped", conn_name(c));
             return 0;
         }
-        /* No Local (branch share) adds the publishing session here. */
-        router_publish(m);
+        router_publish(m, c->session);
         message_unref(m);
     }
 

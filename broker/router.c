@@ -9,6 +9,13 @@
  * Every delivery passes the ACL's read check here, the one place all
  * messages go through: live messages, wills, $SYS and retained messages
  * sent on subscribe.  acl_session.c keeps the check cheap.
+ *
+ * Shared subscriptions appear in the tree as one subscriber per group
+ * (flagged in its options): a matched group is collected apart and hands the
+ * message to one member (shared_subs.c), after the ordinary subscribers.
+ * MQTT 5.0 options are applied per matching filter: No Local skips a filter
+ * of the publishing session, Retain As Published on any matching filter
+ * keeps the retain flag.
  */
 #include "router.h"
 
@@ -18,41 +25,64 @@
 #include "broker.h"
 #include "log.h"
 #include "message.h"
+#include "mqtt_codec.h"
 #include "session.h"
+#include "shared_subs.h"
 #include "store.h"
 #include "topic_tree.h"
 
 /* Sessions reached by the message being routed; reused between messages. */
-static struct session **matched;
+/* (void * so that one growth function serves both arrays.) */
+static void **matched;
 static size_t matched_len, matched_cap;
+/* Share groups reached by it: each is reported once (one tree node). */
+static void **groups;
+static size_t groups_len, groups_cap;
 static bool matched_oom;
 
+/* Appends p to a growing scratch array; false when out of memory. */
+static bool push(void ***arr, size_t *len, size_t *cap, void *p)
+{
+    if (*len == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        void **n = realloc(*arr, ncap * sizeof *n);
+        if (!n) {
+            matched_oom = true;
+            return false;
+        }
+        *arr = n;
+        *cap = ncap;
+    }
+    (*arr)[(*len)++] = p;
+    return true;
+}
+
+/* arg: the publishing session, or NULL. */
 static void collect(void *subscriber, uint8_t options, void *arg)
 {
-    (void)arg;
+    if (options & SHARE_TREE_FLAG) {
+        push(&groups, &groups_len, &groups_cap, subscriber);
+        return;
+    }
     struct session *s = subscriber;
-    uint8_t qos = options & 3;
+    if ((options & MQTT_SUBOPT_NO_LOCAL) && s == arg)
+        return;
+    uint8_t qos = MQTT_SUBOPT_QOS(options);
+    bool rap = (options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED) != 0;
     if (s->match_stamp == broker.match_stamp) {
         if (qos > s->match_qos)
             s->match_qos = qos;
+        s->match_rap |= rap;
         return;
     }
-    if (matched_len == matched_cap) {
-        size_t cap = matched_cap ? matched_cap * 2 : 64;
-        struct session **p = realloc(matched, cap * sizeof *p);
-        if (!p) {
-            matched_oom = true;
-            return;
-        }
-        matched = p;
-        matched_cap = cap;
-    }
+    if (!push(&matched, &matched_len, &matched_cap, s))
+        return;
     s->match_stamp = broker.match_stamp;
     s->match_qos = qos;
-    matched[matched_len++] = s;
+    s->match_rap = rap;
 }
 
-void router_publish(struct message *msg)
+void router_publish(struct message *msg, const struct session *origin)
 {
     if (msg->retain) {
         store_retained_set(msg->topic, msg->topic_len, msg->payload_len ? msg : NULL);
@@ -72,8 +102,9 @@ void router_publish(struct message *msg)
 
     broker.match_stamp++;
     matched_len = 0;
+    groups_len = 0;
     matched_oom = false;
-    topic_tree_match(broker.topics, msg->topic, msg->topic_len, collect, NULL);
+    topic_tree_match(broker.topics, msg->topic, msg->topic_len, collect, (void *)origin);
     if (matched_oom)
         log_error("out of memory while routing '%s': some subscribers missed it", msg->topic);
     bool check = acl_enabled();
@@ -84,8 +115,10 @@ void router_publish(struct message *msg)
             continue;
         }
         uint8_t qos = msg->qos < s->match_qos ? msg->qos : s->match_qos;
-        session_deliver(s, msg, qos, false);
+        session_deliver(s, msg, qos, s->match_rap && msg->retain);
     }
+    for (size_t i = 0; i < groups_len; i++)
+        share_route(groups[i], msg);
 }
 
 struct retained_ctx {
@@ -130,4 +163,7 @@ void router_shutdown(void)
     free(matched);
     matched = NULL;
     matched_len = matched_cap = 0;
+    free(groups);
+    groups = NULL;
+    groups_len = groups_cap = 0;
 }

@@ -15,8 +15,11 @@ struct session;
 /* Routes a message published by a client (or a will, or $SYS).  When
  * msg->retain is set the retained value of the topic is replaced, or cleared
  * by an empty payload.  Subscribers receive it with retain = 0 (it matches an
- * established subscription). */
-void router_publish(struct message *msg);
+ * established subscription), unless a matching MQTT 5.0 subscription asked
+ * for Retain As Published.  `origin` is the publishing client's session,
+ * for No Local; NULL for wills and $SYS.  Each share group reached
+ * delivers it to one member (shared_subs.h). */
+void router_publish(struct message *msg, const struct session *origin);
 
 /* Sends the retained messages matching `filter` to a session that has just
  * subscribed with granted QoS `qos`, with retain = 1. */

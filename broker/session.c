@@ -10,6 +10,7 @@
 #include <time.h>
 #include <event2/event.h>
 
+#include "acl.h"
 #include "acl_session.h"
 #include "broker.h"
 #include "conn.h"
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
+#include "shared_subs.h"
 #include "router.h"
 #include "store.h"
 #include "topic_tree.h"
@@ -85,6 +87,7 @@ static void free_deliveries(struct delivery_list *l)
     l->count = 0;
 }
 
+static void forget(struct session *s, struct subscription *sub);
 static void drop_will(struct session *s)
 {
     if (s->will_timer)
@@ -103,7 +106,7 @@ static void publish_will(struct session *s)
         return;
     log_info("client %s: publishing its delayed will on '%s'", s->log_id, will->topic);
     message_start_expiry(will);
-    router_publish(will);
+    router_publish(will, NULL); /* a will has no origin: No Local does not apply */
     message_unref(will);
 }
 
@@ -168,8 +171,7 @@ static void session_free(struct session *s)
     struct subscription *sub = s->subs;
     while (sub) {
         struct subscription *next = sub->next;
-        topic_tree_unsubscribe(broker.topics, sub->filter, sub->len, s);
-        free(sub);
+        forget(s, sub);
         sub = next;
     }
     free_deliveries(&s->inflight);
@@ -183,6 +185,8 @@ static void session_free(struct session *s)
 
 void session_destroy(struct session *s)
 {
+    if (s->n_shared)
+        share_handoff(s); /* before its deliveries are dropped */
     /* The session ends: a will still waiting goes out now. */
     if (s->will)
         publish_will(s);
@@ -206,32 +210,84 @@ void session_destroy_all(void)
 
 /* ---- subscriptions ---- */
 
-int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t qos)
+struct subscription *session_subscription(const struct session *s, const char *filter,
+                                          size_t len)
 {
-    for (struct subscription *sub = s->subs; sub; sub = sub->next) {
-        if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
-            sub->qos = qos;
-            topic_tree_subscribe(broker.topics, filter, len, s, qos);
-            store_sub_put(s, filter, len, qos);
-            return 0;
-        }
+    for (struct subscription *sub = s->subs; sub; sub = sub->next)
+        if (sub->len == len && memcmp(sub->filter, filter, len) == 0)
+            return sub;
+    return NULL;
+}
+
+/* Puts the subscription into the topic tree: the session itself, or its
+ * share group for a shared one. */
+static int tree_add(struct session *s, struct subscription *sub)
+{
+    if (sub->inner == 0)
+        return topic_tree_subscribe(broker.topics, sub->filter, sub->len, s, sub->options);
+    return share_join(s, sub->filter, sub->len, sub->options, &sub->share);
+}
+
+static void tree_remove(struct session *s, struct subscription *sub)
+{
+    if (sub->share)
+        share_leave(s, sub->share);
+    else
+        topic_tree_unsubscribe(broker.topics, sub->filter, sub->len, s);
+}
+
+static void set_id(struct session *s, struct subscription *sub, uint32_t id)
+{
+    s->n_sub_ids += (id != 0) - (sub->id != 0);
+    sub->id = id;
+}
+
+int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t options,
+                      uint32_t id)
+{
+    struct subscription *sub = session_subscription(s, filter, len);
+    if (sub) {
+        sub->qos = MQTT_SUBOPT_QOS(options);
+        sub->options = options;
+        set_id(s, sub, id);
+        tree_add(s, sub); /* replaces the options: needs no memory */
+        store_sub_put(s, sub);
+        return 0;
     }
-    struct subscription *sub = malloc(sizeof *sub + len + 1);
+    size_t inner = 0;
+    if (share_parse(filter, len, &inner) < 0)
+        return -1; /* callers check; a stored row from elsewhere may not */
+    sub = calloc(1, sizeof *sub + len + 1);
     if (!sub)
         return -1;
-    if (topic_tree_subscribe(broker.topics, filter, len, s, qos) < 0) {
+    sub->qos = MQTT_SUBOPT_QOS(options);
+    sub->options = options;
+    sub->len = (uint16_t)len;
+    sub->inner = (uint16_t)inner;
+    memcpy(sub->filter, filter, len);
+    sub->filter[len] = '\0';
+    if (tree_add(s, sub) < 0) {
         free(sub);
         return -1;
     }
-    sub->qos = qos;
-    sub->len = (uint16_t)len;
-    memcpy(sub->filter, filter, len);
-    sub->filter[len] = '\0';
+    set_id(s, sub, id);
+    if (sub->share)
+        s->n_shared++;
     sub->next = s->subs;
     s->subs = sub;
     s->n_subs++;
-    store_sub_put(s, filter, len, qos);
+    store_sub_put(s, sub);
     return 1;
+}
+
+static void forget(struct session *s, struct subscription *sub)
+{
+    tree_remove(s, sub);
+    set_id(s, sub, 0);
+    if (sub->share)
+        s->n_shared--;
+    s->n_subs--;
+    free(sub);
 }
 
 int session_unsubscribe(struct session *s, const char *filter, size_t len)
@@ -239,15 +295,30 @@ int session_unsubscribe(struct session *s, const char *filter, size_t len)
     for (struct subscription **p = &s->subs; *p; p = &(*p)->next) {
         struct subscription *sub = *p;
         if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
-            topic_tree_unsubscribe(broker.topics, filter, len, s);
             store_sub_delete(s, filter, len);
             *p = sub->next;
-            free(sub);
-            s->n_subs--;
+            forget(s, sub);
             return 1;
         }
     }
     return 0;
+}
+
+size_t session_subscription_ids(const struct session *s, const char *topic, size_t topic_len,
+                                uint32_t *out, size_t max)
+{
+    size_t n = 0;
+    if (s->n_sub_ids == 0)
+        return 0;
+    for (const struct subscription *sub = s->subs; sub; sub = sub->next) {
+        if (sub->id == 0 || !acl_filter_matches(sub->filter + sub->inner, sub->len - sub->inner,
+                                                topic, topic_len))
+            continue;
+        if (n == max)
+            break;
+        out[n++] = sub->id;
+    }
+    return n;
 }
 
 /* ---- outbound queue ---- */
@@ -352,7 +423,19 @@ static bool expired_now(const struct message *msg)
     return true;
 }
 
+static void deliver(struct session *s, struct message *msg, uint8_t qos, bool retain, bool shared);
+
 void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain)
+{
+    deliver(s, msg, qos, retain, false);
+}
+
+void session_deliver_shared(struct session *s, struct message *msg, uint8_t qos, bool retain)
+{
+    deliver(s, msg, qos, retain, true);
+}
+
+static void deliver(struct session *s, struct message *msg, uint8_t qos, bool retain, bool shared)
 {
     if (expired_now(msg))
         return;
@@ -384,6 +467,7 @@ void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool r
     d->msg = message_ref(msg);
     d->qos = qos;
     d->retain = retain;
+    d->shared = shared;
     d->size = size;
     d->state = DELIVERY_QUEUED;
     d->seq = ++s->last_seq;

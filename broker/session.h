@@ -22,6 +22,7 @@
 struct conn;
 struct event;
 struct message;
+struct share_group;
 
 enum delivery_state {
     DELIVERY_QUEUED = 0,    /* not sent yet */
@@ -39,6 +40,9 @@ struct delivery {
     uint8_t qos;            /* 1 or 2 */
     uint8_t state;          /* enum delivery_state */
     bool retain;            /* retain flag of this delivery */
+    bool shared;            /* came through a shared subscription: handed to
+                               another member if this session is destroyed
+                               (shared_subs.h); not stored */
 };
 
 struct delivery_list {
@@ -48,9 +52,15 @@ struct delivery_list {
 
 struct subscription {
     struct subscription *next;
+    struct share_group *share; /* its group for "$share/{group}/{filter}" */
+    uint32_t id;            /* MQTT 5.0 subscription identifier, 0 = none */
     uint8_t qos;            /* granted */
+    uint8_t options;        /* the MQTT 5.0 options byte with the granted QoS
+                               in bits 0-1 (3.1.1: the QoS only) */
     uint16_t len;
-    char filter[];          /* NUL-terminated copy */
+    uint16_t inner;         /* start of the filter proper: after
+                               "$share/{group}/", 0 if not shared */
+    char filter[];          /* NUL-terminated copy, "$share/..." included */
 };
 
 struct session {
@@ -72,6 +82,8 @@ struct session {
     struct conn *conn;      /* NULL while offline */
     struct subscription *subs;
     size_t n_subs;
+    uint32_t n_sub_ids;     /* subscriptions carrying an identifier */
+    uint32_t n_shared;      /* shared subscriptions */
     struct delivery_list inflight; /* in send order */
     struct delivery_list queued;   /* in arrival order; for a persistent
                                       session only a window of what the
@@ -89,6 +101,7 @@ struct session {
      * this session and the highest QoS granted by its matching filters. */
     uint64_t match_stamp;
     uint8_t match_qos;
+    bool match_rap;         /* a matching filter has retain as published */
     struct session_acl *acl; /* identity and ACL cache (acl_session.c) */
 };
 
@@ -118,11 +131,27 @@ int64_t session_expiry_due(const struct session *s);
 void session_set_will(struct session *s, struct message *will, uint32_t delay);
 void session_cancel_will(struct session *s);
 
-/* Adds or replaces a subscription; qos is the granted QoS.
+/* Adds or replaces a subscription.  `filter` is valid (a shared one,
+ * "$share/{group}/{filter}", well-formed: see shared_subs.h); `options` is
+ * the MQTT 5.0 options byte with the granted QoS in bits 0-1 (3.1.1: just
+ * the QoS); `id` the subscription identifier (0 = none).
  * Returns 1 if new, 0 if replaced, -1 when out of memory. */
-int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t qos);
+int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t options,
+                      uint32_t id);
 /* Returns 1 if the subscription existed and was removed, 0 otherwise. */
 int session_unsubscribe(struct session *s, const char *filter, size_t len);
+/* The subscription with exactly this filter, or NULL. */
+struct subscription *session_subscription(const struct session *s, const char *filter,
+                                          size_t len);
+
+/* For code merged before this function existed (conn.c's PUBLISH encoder). */
+#define SESSION_HAS_SUBSCRIPTION_IDS 1
+/* The identifiers of the session's subscriptions that match `topic`, for
+ * the Subscription Identifier properties of an MQTT 5.0 PUBLISH: writes up
+ * to `max` of them to out[] and returns how many it wrote.  Identifiers of shared subscriptions are included.  Costs
+ * one test when the session has no identifiers. */
+size_t session_subscription_ids(const struct session *s, const char *topic, size_t topic_len,
+                                uint32_t *out, size_t max);
 
 /* Hands a message to the session at `qos` (already min(published, granted)).
  * Online: QoS 0 is written at once (dropped if the connection's output
@@ -130,6 +159,9 @@ int session_unsubscribe(struct session *s, const char *filter, size_t len);
  * window.  Offline: QoS 1/2 are queued, QoS 0 is not kept.  A full queue
  * drops the new message, counted and logged. */
 void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain);
+/* The same for a message routed through a shared subscription: the
+ * delivery is marked so that it can be handed to another member. */
+void session_deliver_shared(struct session *s, struct message *msg, uint8_t qos, bool retain);
 
 /* Acknowledgements from the client for outbound messages.  Unknown packet
  * ids are ignored (returns false). */

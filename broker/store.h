@@ -32,6 +32,7 @@ struct message;
 struct mqtt_packet;
 struct session;
 struct delivery;
+struct subscription;
 
 #define STORE_FILE "petrel.db"
 /* The schema this build writes (PRAGMA user_version). */
@@ -67,7 +68,7 @@ int store_session_identity(struct session *s);
 int store_session_offline(struct session *s, int64_t since); /* 0 = online */
 /* Records a 5.0 Session Expiry Interval (or the broker default, NULL). */
 int store_session_expiry(struct session *s);
-int store_sub_put(struct session *s, const char *filter, size_t len, uint8_t options);
+int store_sub_put(struct session *s, const struct subscription *sub);
 int store_sub_delete(struct session *s, const char *filter, size_t len);
 int store_message_add(struct message *m);            /* sets m->db_id if 0 */
 int store_delivery_add(struct session *s, struct delivery *d, struct message *m);

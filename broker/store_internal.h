@@ -50,6 +50,18 @@ struct store_state {
 
 extern struct store_state store_st;
 
+/* subscriptions.options holds the MQTT 5.0 options byte (granted QoS in
+ * bits 0-1, No Local, Retain As Published, Retain Handling) and, from bit
+ * 8, the subscription identifier (0 = none, at most 2^28 - 1).  Packing it
+ * into the existing column needs no migration, and a row written by a
+ * 3.1.1-only petreld (QoS alone) reads the same. */
+static inline int64_t store_sub_options(uint8_t options, uint32_t id)
+{
+    return (int64_t)options | (int64_t)id << 8;
+}
+static inline uint8_t store_sub_options_byte(int64_t v) { return (uint8_t)(v & 0xff); }
+static inline uint32_t store_sub_options_id(int64_t v) { return (uint32_t)((v >> 8) & 0x0fffffff); }
+
 /* Runs a statement that yields one integer (a PRAGMA, a count) into *out;
  * returns an SQLite result code (SQLITE_OK on success). */
 int store_query_int(sqlite3 *db, const char *sql, int64_t *out);

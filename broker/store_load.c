@@ -114,7 +114,10 @@ static int load_subscription(sqlite3_stmt *st, void *arg)
     struct session *s = session_of(st, 0);
     const char *filter = sqlite3_column_blob(st, 1);
     int len = sqlite3_column_bytes(st, 1);
-    if (s && filter && session_subscribe(s, filter, (size_t)len, (uint8_t)sqlite3_column_int(st, 2)) < 0)
+    int64_t v = sqlite3_column_int64(st, 2);
+    if (s && filter &&
+        session_subscribe(s, filter, (size_t)len, store_sub_options_byte(v),
+                          store_sub_options_id(v)) < 0)
         return -1;
     return 0;
 }

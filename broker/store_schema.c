@@ -16,7 +16,9 @@
 
 #define PETREL_APPLICATION_ID 0x5045544C /* "PETL" */
 
-/* Migration N brings the schema from version N-1 to N. */
+/* Migration N brings the schema from version N-1 to N.
+ * subscriptions.options packs the MQTT 5.0 options byte and the
+ * subscription identifier: see store_sub_options() in store_internal.h. */
 static const char *const migrations[] = {
     /* 1: the first schema.  Messages are stored once and reference-counted
      * by triggers, so that a message delivered to many sessions and

@@ -180,15 +180,15 @@ int store_session_expiry(struct session *s)
     return run(st, "storing a session expiry");
 }
 
-int store_sub_put(struct session *s, const char *filter, size_t len, uint8_t options)
+int store_sub_put(struct session *s, const struct subscription *sub)
 {
     sqlite3_stmt *st = s->db_id ? prepare(ST_SUB_PUT) : NULL;
     if (!st)
         return 0;
     touch(s);
     sqlite3_bind_int64(st, 1, s->db_id);
-    sqlite3_bind_blob(st, 2, filter, (int)len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, options);
+    sqlite3_bind_blob(st, 2, sub->filter, (int)sub->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, store_sub_options(sub->options, sub->id));
     return run(st, "storing a subscription");
 }
 
@@ -404,7 +404,7 @@ static void redo_session(void *value, void *arg)
         clear_rows(ST_QOS2_CLEAR, s) != 0)
         return;
     for (struct subscription *sub = s->subs; sub; sub = sub->next)
-        store_sub_put(s, sub->filter, sub->len, sub->qos);
+        store_sub_put(s, sub);
     for (uint32_t id = 1; s->n_qos2_ids && id <= UINT16_MAX; id++)
         if (session_qos2_pending(s, (uint16_t)id))
             store_qos2_add(s, (uint16_t)id);

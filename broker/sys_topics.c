@@ -24,7 +24,7 @@ static void publish_value(const char *topic, const char *value)
     struct message *m = message_new(topic, strlen(topic), (const uint8_t *)value, strlen(value), 0, true);
     if (!m)
         return;
-    router_publish(m);
+    router_publish(m, NULL);
     message_unref(m);
 }
 
@@ -50,6 +50,9 @@ static void publish_all(void)
     publish_u64("$SYS/broker/connections/refused", broker.stats.connections_refused);
     publish_u64("$SYS/broker/protocol errors", broker.stats.protocol_errors);
     publish_u64("$SYS/broker/store/errors", broker.stats.store_errors);
+    publish_u64("$SYS/broker/shared/delivered", broker.stats.shared_delivered);
+    publish_u64("$SYS/broker/shared/redistributed", broker.stats.shared_redistributed);
+    publish_u64("$SYS/broker/shared/dropped", broker.stats.shared_dropped);
     /* Security and limits: how often each refused or cut something off. */
     publish_u64("$SYS/broker/auth/refused", broker.stats.auth_refused);
     publish_u64("$SYS/broker/auth/busy", broker.stats.auth_busy);

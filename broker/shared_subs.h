@@ -1,0 +1,78 @@
+/*
+ * shared_subs.h - shared subscriptions, "$share/{group}/{filter}" (MQTT 5.0
+ * section 4.8.2), for 3.1.1 and 5.0 clients alike.
+ *
+ * Sessions that subscribe with the same share name and the same filter form
+ * a group; the group, not each member, is the subscriber in the topic tree
+ * (marked by SHARE_TREE_FLAG in its options).  What Petrel does:
+ *
+ *  - Share names: "$share/" + a group name of at least one character without
+ *    '/', '+' or '#' + "/" + a valid topic filter.  Anything else that starts
+ *    with "$share/" is refused (SUBACK 0x80 in 3.1.1, 0x8F in 5.0).  A filter
+ *    "$share" or "$sharefoo/x" is an ordinary filter.
+ *  - One delivery per group per message.  The member is chosen round-robin
+ *    over the group, in the order the members joined: first among members
+ *    that are connected (and allowed to read the topic by the ACL); if none
+ *    is connected, a QoS 1/2 message (at its effective QoS) is queued on a
+ *    persistent member's session, also round-robin, and is sent when that
+ *    member returns.  With no such member the message is dropped for that
+ *    group and counted ($SYS/broker/shared/dropped); QoS 0 to a group with no
+ *    connected member is dropped silently, as for any offline subscriber.
+ *  - Each member receives at min(published QoS, its own granted QoS).
+ *  - Retained messages are not sent on subscribing to a shared subscription.
+ *  - ACL: subscribing checks the filter without "$share/{group}/"; so does
+ *    reading, per member.
+ *  - Handoff: when a session is destroyed (clean session ending, takeover
+ *    with clean session, expiry) while it holds shared QoS 1/2 messages
+ *    that are queued or sent and unacknowledged (QoS 2 before PUBREC), each
+ *    goes to another member of its group by the rules above (connected
+ *    first), counted in $SYS/broker/shared/redistributed.  The other member
+ *    may then see a message the first one also received but did not
+ *    acknowledge: at least once, not exactly once.  A persistent member that
+ *    goes offline keeps what it holds and gets it on return.  Only messages
+ *    in memory are handed off (a clean session has all of its in memory).
+ *  - A session that also has a non-shared subscription matching the topic
+ *    receives that copy too (the spec's "second copy").
+ *  - Persistent sessions store the full "$share/..." filter like any other;
+ *    restoring it rebuilds the group.
+ */
+#ifndef PETREL_SHARED_SUBS_H
+#define PETREL_SHARED_SUBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct message;
+struct session;
+struct share_group;
+
+/* Bit in the topic tree's options that marks a group (not a session) as the
+ * subscriber.  MQTT 5.0 subscription options use bits 0-5 only. */
+#define SHARE_TREE_FLAG 0x80
+
+/* Splits a filter.  Returns 0 if it is not a shared subscription (does not
+ * start with "$share/"), 1 if it is a well-formed one (the topic filter
+ * proper starts at offset *inner), -1 if it starts with "$share/" but the
+ * share name or the filter after it is missing or contains a wildcard.  The
+ * wildcard syntax of the filter proper is not checked here. */
+int share_parse(const char *filter, size_t len, size_t *inner);
+
+/* Joins session s to the group of the shared filter `full` (well-formed:
+ * share_parse() == 1) with its subscription `options` (granted QoS in bits
+ * 0-1).  Sets *group.  Returns 1 if s joined, 0 if it was a member already
+ * (options replaced), -1 when out of memory. */
+int share_join(struct session *s, const char *full, size_t len, uint8_t options,
+               struct share_group **group);
+/* Removes s from the group; the last member to leave frees the group. */
+void share_leave(struct session *s, struct share_group *g);
+
+/* Routes msg to one member of g (see above).  No local does not apply:
+ * MQTT 5.0 forbids it on shared subscriptions. */
+void share_route(struct share_group *g, struct message *msg);
+
+/* Hands the shared messages that session s holds to other members of
+ * their groups.  Called before a session is destroyed. */
+void share_handoff(struct session *s);
+
+#endif

@@ -1,0 +1,350 @@
+"""Shared subscriptions ($share/{group}/{filter}) with MQTT 3.1.1 clients
+(paho, mosquitto_sub, raw sockets): one delivery per group spread
+round-robin over the connected members, ordinary subscribers untouched,
+handoff of a departing member's unacknowledged messages, persistent members
+holding messages while no member is online, restarts, the ACL on the filter
+proper, invalid share names and no retained messages on subscribe."""
+
+import time
+
+import harness
+from harness import BrokerTestCase, skip_on_mosquitto
+import mqttraw
+import security_helpers as sec
+
+REFUSED = 0x80
+
+
+def drain(clients, n, timeout=10.0):
+    """Reads messages from raw clients until n have arrived in total (or
+    the deadline); returns one list of payloads per client, acknowledging
+    each QoS 1/2 message."""
+    got = [[] for _ in clients]
+    deadline = time.monotonic() + timeout
+    while sum(map(len, got)) < n and time.monotonic() < deadline:
+        for i, c in enumerate(clients):
+            try:
+                p = c.expect_publish(timeout=0.05)
+            except mqttraw.Timeout:
+                continue
+            got[i].append(bytes(p.payload))
+    return got
+
+
+def drain_paho(clients, n, timeout=10.0):
+    got = [[] for _ in clients]
+    deadline = time.monotonic() + timeout
+    while sum(map(len, got)) < n and time.monotonic() < deadline:
+        for i, c in enumerate(clients):
+            try:
+                m = c.messages.get(timeout=0.05)
+            except Exception:
+                continue
+            got[i].append(bytes(m.payload))
+    return got
+
+
+class SharedSubsTest(BrokerTestCase):
+
+    def share(self, group='g', suffix=''):
+        return '$share/%s/%s' % (group, self.topic(suffix))
+
+    def payloads(self, n, tag='m'):
+        return [b'%s-%03d' % (tag.encode(), i) for i in range(n)]
+
+    def assert_partition(self, parts, expected):
+        """The parts are disjoint and together exactly the expected set."""
+        flat = [p for part in parts for p in part]
+        self.assertEqual(len(flat), len(set(flat)), 'a message reached two members: %r' % parts)
+        self.assertEqual(sorted(flat), sorted(expected))
+
+    def test_round_robin_over_paho_members(self):
+        members = []
+        for i in range(3):
+            m = self.paho('share-rr-%d' % i)
+            m.connect()
+            self.assertEqual(m.subscribe(self.share(), 1), [1])
+            members.append(m)
+        pub = self.paho('share-rr-pub')
+        pub.connect()
+        sent = self.payloads(30)
+        for p in sent:
+            pub.publish(self.topic(), p, qos=1)
+        got = drain_paho(members, len(sent))
+        self.assert_partition(got, sent)
+        # strictly round-robin while all are connected: 10 each
+        self.assertEqual([len(g) for g in got], [10, 10, 10], got)
+        for m in members:
+            m.expect_nothing(0.3)
+
+    def test_mosquitto_sub_members_and_an_ordinary_subscriber(self):
+        a = self.mosquitto_sub(self.share('grp'), qos=1).wait_subscribed()
+        b = self.mosquitto_sub(self.share('grp'), qos=1).wait_subscribed()
+        everything = self.mosquitto_sub(self.topic(), qos=1).wait_subscribed()
+        pub = self.raw_connected('share-mosq-pub')
+        sent = ['n%02d' % i for i in range(12)]
+        for p in sent:
+            pub.publish(self.topic(), p.encode(), qos=1)
+        all_got = [everything.get()[3] for _ in sent]
+        self.assertEqual(all_got, sent)       # the ordinary subscriber: all, in order
+        got = [[], []]
+        deadline = time.monotonic() + 10
+        while len(got[0]) + len(got[1]) < len(sent) and time.monotonic() < deadline:
+            for i, s in enumerate((a, b)):
+                try:
+                    got[i].append(s.get(timeout=0.05)[3])
+                except AssertionError:
+                    pass
+        self.assert_partition(got, sent)
+        self.assertEqual([len(g) for g in got], [6, 6])
+        a.expect_nothing(0.3)
+        b.expect_nothing(0.1)
+
+    def test_each_group_gets_its_own_copy(self):
+        g1 = [self.raw_connected('share-g1-%d' % i) for i in range(2)]
+        g2 = [self.raw_connected('share-g2-%d' % i) for i in range(2)]
+        for c in g1:
+            c.subscribe([(self.share('one'), 1)], expect_granted=[1])
+        for c in g2:
+            c.subscribe([(self.share('two'), 1)], expect_granted=[1])
+        pub = self.raw_connected()
+        sent = self.payloads(8)
+        for p in sent:
+            pub.publish(self.topic(), p, qos=1)
+        self.assert_partition(drain(g1, 8), sent)
+        self.assert_partition(drain(g2, 8), sent)
+
+    @skip_on_mosquitto('mosquitto 2.0.11 sends one copy per client (the spec allows two)')
+    def test_member_with_an_ordinary_subscription_gets_that_copy_too(self):
+        both = self.raw_connected('share-both')
+        other = self.raw_connected('share-other')
+        both.subscribe([(self.share(), 0), (self.topic(), 0)], expect_granted=[0, 0])
+        other.subscribe([(self.share(), 0)], expect_granted=[0])
+        pub = self.raw_connected()
+        sent = self.payloads(4)
+        for p in sent:
+            pub.publish(self.topic(), p)
+        got = drain([both, other], 8)
+        # all four as an ordinary subscriber, plus its round-robin share
+        self.assertEqual(sorted(set(got[0])), sorted(sent))
+        self.assertEqual(len(got[0]), 6, got)
+        self.assertEqual(len(got[1]), 2, got)
+
+    def test_grants_qos_per_member(self):
+        q0 = self.raw_connected('share-q0')
+        q1 = self.raw_connected('share-q1')
+        q0.subscribe([(self.share(), 0)], expect_granted=[0])
+        q1.subscribe([(self.share(), 2)], expect_granted=[2])
+        pub = self.raw_connected()
+        pub.publish(self.topic(), b'a', qos=1)
+        pub.publish(self.topic(), b'b', qos=1)
+        p0 = q0.expect_publish()
+        p1 = q1.expect_publish()
+        self.assertEqual((p0.qos, p1.qos), (0, 1))
+        self.assertEqual(sorted([p0.payload, p1.payload]), [b'a', b'b'])
+
+    @skip_on_mosquitto('mosquitto 2.0.11 sends retained messages to shared subscriptions')
+    def test_no_retained_messages_on_shared_subscribe(self):
+        pub = self.raw_connected()
+        pub.publish(self.topic(), b'kept', qos=1, retain=True)
+        try:
+            member = self.raw_connected('share-ret')
+            member.subscribe([(self.share(), 1)], expect_granted=[1])
+            member.expect_nothing(0.5)
+            plain = self.raw_connected('share-ret-plain')
+            plain.subscribe([(self.topic(), 1)])
+            self.assertEqual(plain.expect_publish().payload, b'kept')   # it is retained
+            # a live message still reaches the member, with retain 0 as
+            # for any established subscription
+            pub.publish(self.topic(), b'live', qos=1, retain=True)
+            p = member.expect_publish()
+            self.assertEqual((p.payload, p.retain), (b'live', False))
+        finally:
+            pub.publish(self.topic(), b'', qos=1, retain=True)
+
+    @skip_on_mosquitto('mosquitto 2.0.11 accepts some of these')
+    def test_invalid_share_names_refused(self):
+        c = self.raw_connected('share-invalid')
+        bad = ['$share/', '$share/g', '$share/g/', '$share//t', '$share/+/t',
+               '$share/#', '$share/g+/t', '$share/a#b/t', '$share/g/t/#/x', '$share/g/a+']
+        for f in bad:
+            self.assertEqual(c.subscribe([(f, 1)]), [REFUSED], f)
+        good = ['$share/g/#', '$share/g/+/x', '$share/g-1.x/a/b', '$sharex/y', '$share']
+        self.assertEqual(c.subscribe([(f, 1) for f in good]), [1] * len(good))
+        # the connection stays usable
+        c.ping()
+
+    def test_unsubscribe_leaves_the_group(self):
+        a = self.raw_connected('share-unsub-a')
+        b = self.raw_connected('share-unsub-b')
+        for c in (a, b):
+            c.subscribe([(self.share(), 1)], expect_granted=[1])
+        b.unsubscribe([self.share()])
+        pub = self.raw_connected()
+        sent = self.payloads(4)
+        for p in sent:
+            pub.publish(self.topic(), p, qos=1)
+        self.assertEqual(drain([a, b], 4), [sent, []])
+
+    @skip_on_mosquitto('petreld hands the messages of a departing member on')
+    def test_departing_clean_member_hands_unacked_messages_on(self):
+        b = self.start_broker({'max_inflight': 2})
+        holder = self.raw(b.port)
+        holder.connect('share-holder', clean=True)
+        holder.subscribe([(self.share(), 1)], expect_granted=[1])
+        taker = self.raw(b.port)
+        taker.connect('share-taker', clean=True)
+        taker.subscribe([(self.share(), 1)], expect_granted=[1])
+        pub = self.raw(b.port)
+        pub.connect('share-pub')
+        sent = self.payloads(10)
+        for p in sent:
+            pub.publish(self.topic(), p, qos=1)
+        # The holder never acknowledges: 2 in flight, 3 queued behind them.
+        held = [bytes(holder.expect_publish(ack=False).payload) for _ in range(2)]
+        holder.expect_nothing(0.3)
+        first = drain([taker], 5)[0]
+        # round-robin, the holder first: it has the even ones
+        self.assertEqual(held, sent[0:4:2])
+        self.assertEqual(first, sent[1::2])
+        holder.close()                      # clean session: it ends here
+        rest = drain([taker], 5)[0]
+        self.assertEqual(rest, sent[0::2])  # in flight first, then queued, in order
+        taker.expect_nothing(0.3)
+        self.assertTrue(b.wait_log(r'share-holder: 5 shared messages handed to other members'),
+                        b.tail())
+
+    @skip_on_mosquitto('petreld queues on a persistent member when none is online')
+    def test_persistent_member_receives_when_no_member_is_online(self):
+        cid = 'share-persist-%d' % (int(time.time() * 1000) % 1000000)
+        p = self.raw_connected(cid, clean=False)
+        p.subscribe([(self.share(), 1)], expect_granted=[1])
+        p.disconnect()
+        pub = self.raw_connected()
+        sent = self.payloads(3)
+        for m in sent:
+            pub.publish(self.topic(), m, qos=1)
+        p = self.raw()
+        self.assertTrue(p.connect(cid, clean=False).session_present)
+        self.assertEqual(drain([p], 3)[0], sent)
+        # Once someone is connected, it gets them and the offline one none.
+        online = self.raw_connected('share-online')
+        online.subscribe([(self.share(), 1)], expect_granted=[1])
+        p.disconnect()
+        more = self.payloads(4, 'more')
+        for m in more:
+            pub.publish(self.topic(), m, qos=1)
+        self.assertEqual(drain([online], 4)[0], more)
+        p = self.raw()
+        self.assertTrue(p.connect(cid, clean=True).session_present is False)
+        p.expect_nothing(0.3)
+
+    @skip_on_mosquitto('petreld only')
+    def test_shared_subscription_survives_restart(self):
+        b = self.start_broker()
+        p = self.raw(b.port)
+        p.connect('share-restart', clean=False)
+        p.subscribe([(self.share(), 1)], expect_granted=[1])
+        p.disconnect()
+        b.restart()
+        pub = self.raw(b.port)
+        pub.connect('share-restart-pub')
+        sent = self.payloads(3)
+        for m in sent:
+            pub.publish(self.topic(), m, qos=1)
+        other = self.raw(b.port)
+        other.connect('share-restart-other')
+        other.subscribe([(self.share(), 1)], expect_granted=[1])
+        p = self.raw(b.port)
+        self.assertTrue(p.connect('share-restart', clean=False).session_present)
+        self.assertEqual(drain([p], 3)[0], sent)
+        # and it is still a member: shares with `other` now
+        more = self.payloads(4, 'more')
+        for m in more:
+            pub.publish(self.topic(), m, qos=1)
+        got = drain([p, other], 4)
+        self.assert_partition(got, more)
+        self.assertEqual([len(g) for g in got], [2, 2])
+
+    @skip_on_mosquitto('petreld $SYS names')
+    def test_sys_counters(self):
+        b = self.start_broker({'sys_interval': 1})
+        m = self.raw(b.port)
+        m.connect('share-sys')
+        m.subscribe([(self.share(), 1)], expect_granted=[1])
+        pub = self.raw(b.port)
+        pub.connect('share-sys-pub')
+        for i in range(3):
+            pub.publish(self.topic(), b'x', qos=1)
+        drain([m], 3)
+        w = self.raw(b.port)
+        w.connect('share-sys-watch')
+        w.subscribe([('$SYS/broker/shared/delivered', 0)])
+        deadline = time.monotonic() + 5
+        value = None
+        while time.monotonic() < deadline and value != b'3':
+            value = bytes(w.expect_publish(timeout=3).payload)
+        self.assertEqual(value, b'3')
+
+
+ACL = """user alice
+topic subscribe jobs/#
+topic read jobs/alice/#
+
+user bob
+topic subscribe jobs/#
+topic read jobs/#
+
+user pub
+topic write #
+"""
+USERS = {'alice': 'a1ice', 'bob': 'b0b', 'pub': 'pub'}
+
+
+@skip_on_mosquitto('petreld ACL file')
+class SharedSubsAclTest(BrokerTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.files = sec.Files()
+        cls.broker_settings = {'password_file': cls.files.passwd(USERS),
+                               'acl_file': cls.files.write('acl', ACL)}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.files.close()
+
+    def user(self, name, suffix=''):
+        c = self.raw()
+        c.connect('%s-%s%s' % (name, self.id().rsplit('.', 1)[-1][-20:], suffix),
+                  username=name, password=USERS[name])
+        return c
+
+    def test_subscribe_checks_the_filter_proper(self):
+        alice = self.user('alice')
+        self.assertEqual(alice.subscribe([('$share/g/jobs/#', 1), ('$share/g/other/#', 1),
+                                          ('$share/jobs/x', 1)]),
+                         [1, REFUSED, REFUSED])
+
+    def test_read_checked_per_member(self):
+        alice, bob = self.user('alice'), self.user('bob')
+        for c in (alice, bob):
+            c.subscribe([('$share/w/jobs/#', 1)], expect_granted=[1])
+        pub = self.user('pub')
+        # alice may not read jobs/bob: every one goes to bob
+        for i in range(4):
+            pub.publish('jobs/bob/%d' % i, b'b%d' % i, qos=1)
+        got = drain([alice, bob], 4)
+        self.assertEqual(got, [[], [b'b0', b'b1', b'b2', b'b3']])
+        # both may read jobs/alice: shared between them
+        for i in range(4):
+            pub.publish('jobs/alice/%d' % i, b'a%d' % i, qos=1)
+        got = drain([alice, bob], 4)
+        self.assertEqual(sorted(got[0] + got[1]), [b'a0', b'a1', b'a2', b'a3'])
+        self.assertEqual([len(g) for g in got], [2, 2])
+
+
+if __name__ == '__main__':
+    harness.main()
