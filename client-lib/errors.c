@@ -36,6 +36,10 @@ static const struct error_entry errors[] = {
     {PETREL_ENOTSUP, "PETREL_ENOTSUP", "not supported"},
     {PETREL_ETOO_LARGE, "PETREL_ETOO_LARGE", "packet too large"},
     {PETREL_ESTOPPED, "PETREL_ESTOPPED", "client stopped"},
+    {PETREL_EREFUSED, "PETREL_EREFUSED", "connection refused by the server"},
+    {PETREL_ESERVER_DISCONNECT, "PETREL_ESERVER_DISCONNECT",
+     "the server ended the connection (DISCONNECT)"},
+    {PETREL_EREJECTED, "PETREL_EREJECTED", "the server refused the message"},
 };
 
 static const struct error_entry *find(int err)

@@ -35,6 +35,12 @@ struct petrel_options {
     size_t max_queued;
     size_t max_queued_bytes;
     uint32_t max_packet_size; /* incoming, including the fixed header */
+    /* MQTT 5.0 property blocks (wire format, owned; NULL/0 = none), set in
+     * options5.c. */
+    uint8_t *connect_props;
+    size_t connect_props_len;
+    uint8_t *will_props;
+    size_t will_props_len;
 };
 
 /* Upper bound of max_inflight: packet identifiers left over serve
@@ -49,5 +55,9 @@ void options_clear(struct petrel_options *o);
 /* Fills `o` with the defaults documented in petrel.h (allocates host and
  * client id).  PETREL_OK or PETREL_ENOMEM. */
 int options_init(struct petrel_options *o);
+/* options5.c: deep copy and release of the MQTT 5.0 fields, called by
+ * options_copy and options_clear. */
+int options5_copy(struct petrel_options *dst, const struct petrel_options *src);
+void options5_clear(struct petrel_options *o);
 
 #endif
