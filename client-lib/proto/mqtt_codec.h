@@ -45,15 +45,18 @@ enum mqtt_type {
 
 /* Results of framing and decoding.  Everything but MQTT_OK and
  * MQTT_INCOMPLETE means: close the connection (after a CONNACK for
- * MQTT_E_UNSUPPORTED_LEVEL). */
+ * MQTT_E_UNSUPPORTED_LEVEL; at level 5 the broker sends CONNACK/DISCONNECT
+ * 0x81 for MALFORMED and 0x82 for PROTOCOL first). */
 enum mqtt_err {
     MQTT_OK = 0,
     MQTT_INCOMPLETE = 1,         /* frame header: more bytes needed */
     MQTT_E_MALFORMED = -1,       /* bytes that do not form a valid packet */
     MQTT_E_PROTOCOL = -2,        /* well-formed but forbidden by the spec */
     MQTT_E_UNSUPPORTED_LEVEL = -3, /* CONNECT with protocol name "MQTT"/"MQIsdp"
-                                      but a level we do not speak: the server
-                                      answers CONNACK 0x01 then closes */
+                                      but a level we do not speak (not 4 or
+                                      5): the server answers CONNACK 0x01
+                                      then closes; also any other packet
+                                      decoded at such a level */
     MQTT_E_TOO_LARGE = -4,       /* remaining length above the caller's limit */
     MQTT_E_BUFFER = -5           /* encode: argument makes an unencodable packet */
 };
@@ -249,7 +252,13 @@ bool mqtt_prop_next(struct mqtt_prop_iter *it, struct mqtt_prop *out);
 bool mqtt_props_find(const struct mqtt_props *props, uint8_t id, struct mqtt_prop *out);
 
 /* Builds a property block in caller memory.  Adding past `cap` sets
- * `overflow` and adds nothing more; check it once at the end. */
+ * `overflow` and adds nothing more; check it once at the end.  `overflow` is
+ * also set by an argument the id cannot carry: a function for another wire
+ * type (mqtt_pb_num with a string id), a value too wide for the id's type
+ * (256 for a BYTE, 65536 for a U16, above 268435455 for a VARINT), a string
+ * over 65535 bytes.  The builder does not check ranges or UTF-8 (the encoder
+ * validates blocks, see mqtt_encode).  mqtt_pb_props of an overflowed
+ * builder is an empty block. */
 struct mqtt_props_builder {
     uint8_t *buf;
     size_t cap;
@@ -368,9 +377,11 @@ enum mqtt_err mqtt_frame_header(const uint8_t *buf, size_t len, uint32_t max_pac
  * MQTT_E_PROTOCOL is returned for an unknown CONNECT protocol name, a packet
  * identifier 0 and a SUBSCRIBE/UNSUBSCRIBE without entries; every other rule
  * gives MQTT_E_MALFORMED.
- * A CONNECT for level 4 or 5 decodes with out->u.connect.level set; any
- * other level (or "MQIsdp") returns MQTT_E_UNSUPPORTED_LEVEL with the level
- * set, so the broker can answer CONNACK 0x01 and log it.
+ * A CONNECT for level 4 or 5 decodes with out->u.connect.level set (and is
+ * then checked by the rules of its own level); any other level (or
+ * "MQIsdp") returns MQTT_E_UNSUPPORTED_LEVEL with the level set, so the
+ * broker can answer CONNACK 0x01 and log it.  AUTH below level 5 is
+ * MALFORMED.
  *
  * Level 5 (MQTT 5.0) adds, for every packet type:
  * - The property block is validated completely and stored in `props` (and
@@ -380,12 +391,18 @@ enum mqtt_err mqtt_frame_header(const uint8_t *buf, size_t len, uint32_t max_pac
  *   (0/1 bytes, Receive Maximum / Maximum Packet Size / Topic Alias /
  *   Subscription Identifier not 0: PROTOCOL), no id twice except
  *   USER_PROPERTY anywhere and SUBSCRIPTION_ID on PUBLISH (PROTOCOL).
+ * - CONNECT: properties after the keep alive, will properties before the
+ *   will topic; a password without a username is allowed (5.0 permits it).
+ *   CONNACK always carries its property length (no short form).
  * - Acknowledgements: PUBACK/PUBREC/PUBREL/PUBCOMP with the short forms
  *   (remaining length 2 = reason 0, no properties; 3 = no properties);
- *   DISCONNECT and AUTH (remaining length 0 = reason 0); SUBACK/UNSUBACK
+ *   DISCONNECT and AUTH (remaining length 0 = reason 0, no properties);
+ *   DISCONNECT also with remaining length 1 (reason only, spec 3.14.2.2.1),
+ *   AUTH not (a lone reason byte is MALFORMED); SUBACK/UNSUBACK
  *   codes and every other reason code checked against the values the spec
  *   lists for that packet (PROTOCOL otherwise).  UNSUBACK decodes into
- *   u.suback.
+ *   u.suback; DISCONNECT and AUTH into u.disconnect.
+ * - RESPONSE_TOPIC must be a valid topic name (PROTOCOL otherwise).
  * - SUBSCRIBE options: QoS 3 and reserved bits 6-7 are MALFORMED, retain
  *   handling 3 is PROTOCOL.
  * - PUBLISH: an empty topic is accepted only with a TOPIC_ALIAS property

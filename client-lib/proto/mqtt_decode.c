@@ -1,11 +1,12 @@
 /*
- * mqtt_decode.c - turns one framed MQTT 3.1.1 packet body into a struct
- * mqtt_packet, rejecting anything the specification does not allow.  Nothing
- * is copied: decoded strings point into the caller's buffer.
+ * mqtt_decode.c - turns one framed MQTT 3.1.1 or 5.0 packet body into a
+ * struct mqtt_packet, rejecting anything the specification does not allow.
+ * Nothing is copied: decoded strings and property blocks point into the
+ * caller's buffer.
  */
 #include <string.h>
 
-#include "mqtt_codec.h"
+#include "mqtt_props_check.h"
 
 /*
  * Which error class a rule belongs to: MALFORMED when the bytes do not form
@@ -85,6 +86,32 @@ static enum mqtt_err finish(const struct reader *r, const char **why)
     return MQTT_OK;
 }
 
+/*
+ * A 5.0 property block: its varint length, then the block, validated
+ * completely for packet type `ptype` so that users can iterate it without
+ * checks.  The block must fit in what is left of the body.
+ */
+static enum mqtt_err read_props(struct reader *r, uint8_t ptype, struct mqtt_props *out,
+                                const char **why)
+{
+    uint32_t n = 0;
+
+    if (!r->ok)
+        return reject(why, MQTT_E_MALFORMED, "packet truncated");
+    int used = mqtt_varint_read(r->pos, left(r), &n);
+    if (used == 0)
+        return reject(why, MQTT_E_MALFORMED, "packet truncated");
+    if (used < 0)
+        return reject(why, MQTT_E_MALFORMED, "property length is not a valid varint");
+    r->pos += used;
+    if (n > left(r))
+        return reject(why, MQTT_E_MALFORMED, "property length runs past the packet");
+    out->data = r->pos;
+    out->len = n;
+    r->pos += n;
+    return mqtt_props_validate(ptype, out->data, n, why);
+}
+
 static bool bytes_equal(struct mqtt_bytes b, const char *s)
 {
     size_t n = strlen(s);
@@ -109,13 +136,10 @@ static enum mqtt_err decode_connect(struct reader *r, struct mqtt_connect *c, co
         return reject(why, MQTT_E_UNSUPPORTED_LEVEL, "MQTT 3.1 (MQIsdp) is not supported");
     if (!bytes_equal(name, "MQTT"))
         return reject(why, MQTT_E_PROTOCOL, "unknown protocol name");
-    /* MQTT 5.0 needs properties in CONNECT and every later packet; until
-     * they are implemented a 5.0 client gets a clear CONNACK 0x01 rather
-     * than a dropped connection, and can be pointed at 3.1.1 instead. */
-    if (level == MQTT_LEVEL_5)
-        return reject(why, MQTT_E_UNSUPPORTED_LEVEL, "MQTT 5.0 is not implemented yet");
-    if (level != MQTT_LEVEL_311)
+    if (level != MQTT_LEVEL_311 && level != MQTT_LEVEL_5)
         return reject(why, MQTT_E_UNSUPPORTED_LEVEL, "unsupported protocol level");
+    bool v5 = level == MQTT_LEVEL_5;
+    enum mqtt_err err;
 
     uint8_t flags = read_u8(r);
     c->keepalive = read_u16(r);
@@ -135,8 +159,11 @@ static enum mqtt_err decode_connect(struct reader *r, struct mqtt_connect *c, co
         return reject(why, MQTT_E_MALFORMED, "will QoS or retain set without will flag");
     if (c->will_qos == 3)
         return reject(why, MQTT_E_MALFORMED, "will QoS 3");
-    if (c->has_password && !c->has_username)
+    /* 5.0 allows a password alone (e.g. a token) [MQTT-3.1.2-18]. */
+    if (!v5 && c->has_password && !c->has_username)
         return reject(why, MQTT_E_MALFORMED, "password flag without username flag");
+    if (v5 && (err = read_props(r, MQTT_CONNECT, &c->props, why)) != MQTT_OK)
+        return err;
 
     /* The payload fields appear in a fixed order, each exactly when its flag
      * says so [MQTT-3.1.3-1]; finish() catches any that are missing or
@@ -145,6 +172,8 @@ static enum mqtt_err decode_connect(struct reader *r, struct mqtt_connect *c, co
     if (r->ok && !mqtt_utf8_valid(c->client_id.data, c->client_id.len))
         return reject(why, MQTT_E_MALFORMED, "invalid UTF-8 in client identifier");
     if (c->will_flag) {
+        if (v5 && (err = read_props(r, MQTT_PROPS_WILL, &c->will_props, why)) != MQTT_OK)
+            return err;
         c->will_topic = read_bytes(r);
         c->will_payload = read_bytes(r);
         if (r->ok && !mqtt_utf8_valid(c->will_topic.data, c->will_topic.len))
@@ -163,18 +192,25 @@ static enum mqtt_err decode_connect(struct reader *r, struct mqtt_connect *c, co
     return finish(r, why);
 }
 
-static enum mqtt_err decode_connack(struct reader *r, struct mqtt_connack *c, const char **why)
+static enum mqtt_err decode_connack(struct reader *r, bool v5, struct mqtt_connack *c,
+                                    const char **why)
 {
     uint8_t ack_flags = read_u8(r);
     c->return_code = read_u8(r);
-    enum mqtt_err err = finish(r, why);
+    enum mqtt_err err;
 
+    /* 5.0 has no short form of CONNACK: the property length is always there. */
+    if (v5 && (err = read_props(r, MQTT_CONNACK, &c->props, why)) != MQTT_OK)
+        return err;
+    err = finish(r, why);
     if (err != MQTT_OK)
         return err;
     if (ack_flags & 0xFE)
         return reject(why, MQTT_E_MALFORMED, "reserved CONNACK flags set");
     c->session_present = (ack_flags & 0x01) != 0;
-    if (c->return_code > MQTT_CONNACK_NOT_AUTHORIZED)
+    if (v5 && !mqtt_reason_allowed(MQTT_CONNACK, c->return_code))
+        return reject(why, MQTT_E_PROTOCOL, "invalid CONNACK reason code");
+    if (!v5 && c->return_code > MQTT_CONNACK_NOT_AUTHORIZED)
         return reject(why, MQTT_E_MALFORMED, "invalid CONNACK return code");
     /* [MQTT-3.2.2-4]: a refused connection has no session to be present. */
     if (c->session_present && c->return_code != MQTT_CONNACK_ACCEPTED)
@@ -183,9 +219,11 @@ static enum mqtt_err decode_connack(struct reader *r, struct mqtt_connack *c, co
 }
 
 /* The fixed header flags have already been checked for QoS 3 and DUP. */
-static enum mqtt_err decode_publish(struct reader *r, uint8_t flags, struct mqtt_publish *p,
-                                    const char **why)
+static enum mqtt_err decode_publish(struct reader *r, bool v5, uint8_t flags,
+                                    struct mqtt_publish *p, const char **why)
 {
+    enum mqtt_err err;
+
     p->dup = (flags & 0x08) != 0;
     p->qos = (flags >> 1) & 0x03;
     p->retain = (flags & 0x01) != 0;
@@ -195,8 +233,17 @@ static enum mqtt_err decode_publish(struct reader *r, uint8_t flags, struct mqtt
         p->packet_id = read_u16(r);
     if (!r->ok)
         return reject(why, MQTT_E_MALFORMED, "packet truncated");
-    if (p->topic.len == 0)
-        return reject(why, MQTT_E_MALFORMED, "empty topic name");
+    if (v5 && (err = read_props(r, MQTT_PUBLISH, &p->props, why)) != MQTT_OK)
+        return err;
+    if (p->topic.len == 0) {
+        struct mqtt_prop alias;
+        if (!v5)
+            return reject(why, MQTT_E_MALFORMED, "empty topic name");
+        /* 5.0: the topic comes from the alias, which the receiver resolves
+         * (and refuses if it does not know it) [MQTT-3.3.2-8]. */
+        if (!mqtt_props_find(&p->props, MQTT_PROP_TOPIC_ALIAS, &alias))
+            return reject(why, MQTT_E_PROTOCOL, "empty topic name without topic alias");
+    }
     /* Spelled out rather than mqtt_topic_name_valid() so the log says which
      * rule failed; memchr keeps the extra pass cheap on this hot path. */
     if (memchr(p->topic.data, '+', p->topic.len) || memchr(p->topic.data, '#', p->topic.len))
@@ -214,16 +261,51 @@ static enum mqtt_err decode_publish(struct reader *r, uint8_t flags, struct mqtt
     return MQTT_OK;
 }
 
-/* PUBACK, PUBREC, PUBREL, PUBCOMP and (3.1.1) UNSUBACK: just an id. */
-static enum mqtt_err decode_ack(struct reader *r, struct mqtt_ack *a, const char **why)
+/* PUBACK, PUBREC, PUBREL, PUBCOMP and (3.1.1) UNSUBACK: just an id.  In
+ * 5.0 a reason code and properties follow, both optional: remaining length
+ * 2 means reason 0, 3 means no properties [MQTT 5.0 3.4.2.1, 3.4.2.2.1]. */
+static enum mqtt_err decode_ack(struct reader *r, bool v5, uint8_t type, struct mqtt_ack *a,
+                                const char **why)
 {
-    a->packet_id = read_u16(r);
-    enum mqtt_err err = finish(r, why);
+    enum mqtt_err err;
 
+    a->packet_id = read_u16(r);
+    if (v5 && r->ok && left(r) > 0) {
+        a->reason_code = read_u8(r);
+        if (left(r) > 0 && (err = read_props(r, type, &a->props, why)) != MQTT_OK)
+            return err;
+    }
+    err = finish(r, why);
     if (err != MQTT_OK)
         return err;
     if (a->packet_id == 0)
         return reject(why, MQTT_E_PROTOCOL, "packet identifier 0");
+    if (v5 && !mqtt_reason_allowed(type, a->reason_code))
+        return reject(why, MQTT_E_PROTOCOL, "invalid reason code for this acknowledgement");
+    return MQTT_OK;
+}
+
+/* DISCONNECT and AUTH (5.0): an empty body means reason 0 and no
+ * properties.  DISCONNECT may also stop after the reason code
+ * [MQTT 5.0 3.14.2.2.1]; AUTH may not (its section has no such rule). */
+static enum mqtt_err decode_disconnect(struct reader *r, uint8_t type, struct mqtt_disconnect *d,
+                                       const char **why)
+{
+    enum mqtt_err err;
+
+    if (left(r) == 0)
+        return MQTT_OK;
+    d->reason_code = read_u8(r);
+    if ((type == MQTT_AUTH || left(r) > 0) &&
+        (err = read_props(r, type, &d->props, why)) != MQTT_OK)
+        return err;
+    err = finish(r, why);
+    if (err != MQTT_OK)
+        return err;
+    if (!mqtt_reason_allowed(type, d->reason_code))
+        return reject(why, MQTT_E_PROTOCOL,
+                      type == MQTT_AUTH ? "invalid AUTH reason code"
+                                        : "invalid DISCONNECT reason code");
     return MQTT_OK;
 }
 
@@ -233,14 +315,18 @@ static enum mqtt_err decode_ack(struct reader *r, struct mqtt_ack *a, const char
  * to the broker: a bad filter earns a 0x80 return code for that entry
  * (3.1.1 section 3.9.3), not a closed connection, so it is not malformed.
  */
-static enum mqtt_err decode_subscribe(struct reader *r, uint8_t type, struct mqtt_subscribe *s,
-                                      const char **why)
+static enum mqtt_err decode_subscribe(struct reader *r, bool v5, uint8_t type,
+                                      struct mqtt_subscribe *s, const char **why)
 {
+    enum mqtt_err err;
+
     s->packet_id = read_u16(r);
     if (!r->ok)
         return reject(why, MQTT_E_MALFORMED, "packet truncated");
     if (s->packet_id == 0)
         return reject(why, MQTT_E_PROTOCOL, "packet identifier 0");
+    if (v5 && (err = read_props(r, type, &s->props, why)) != MQTT_OK)
+        return err;
 
     s->wire.data = r->pos;
     s->wire.len = (uint32_t)left(r);
@@ -253,14 +339,18 @@ static enum mqtt_err decode_subscribe(struct reader *r, uint8_t type, struct mqt
             return reject(why, MQTT_E_MALFORMED, "invalid UTF-8 in topic filter");
         if (type == MQTT_SUBSCRIBE) {
             uint8_t options = read_u8(r);
-            if (r->ok && (options & 0xFC))
+            /* 3.1.1 has only the QoS bits; 5.0 adds No Local, Retain As
+             * Published and Retain Handling and reserves bits 6-7. */
+            if (r->ok && (options & (v5 ? 0xC0 : 0xFC)))
                 return reject(why, MQTT_E_MALFORMED, "reserved subscription option bits set");
-            if (r->ok && options == 3)
+            if (r->ok && MQTT_SUBOPT_QOS(options) == 3)
                 return reject(why, MQTT_E_MALFORMED, "QoS 3 requested in SUBSCRIBE");
+            if (r->ok && MQTT_SUBOPT_RETAIN_HANDLING(options) == 3)
+                return reject(why, MQTT_E_PROTOCOL, "retain handling 3 in SUBSCRIBE");
         }
         s->count++;
     }
-    enum mqtt_err err = finish(r, why);
+    err = finish(r, why);
     if (err != MQTT_OK)
         return err;
     if (s->count == 0)
@@ -270,21 +360,33 @@ static enum mqtt_err decode_subscribe(struct reader *r, uint8_t type, struct mqt
     return MQTT_OK;
 }
 
-static enum mqtt_err decode_suback(struct reader *r, struct mqtt_suback *s, const char **why)
+/* SUBACK, and UNSUBACK in 5.0 (which gained one reason code per filter). */
+static enum mqtt_err decode_suback(struct reader *r, bool v5, uint8_t type, struct mqtt_suback *s,
+                                   const char **why)
 {
+    enum mqtt_err err;
+
     s->packet_id = read_u16(r);
     if (!r->ok)
         return reject(why, MQTT_E_MALFORMED, "packet truncated");
     if (s->packet_id == 0)
         return reject(why, MQTT_E_PROTOCOL, "packet identifier 0");
+    if (v5 && (err = read_props(r, type, &s->props, why)) != MQTT_OK)
+        return err;
     s->codes.data = r->pos;
     s->codes.len = (uint32_t)left(r);
     r->pos = r->end;
     if (s->codes.len == 0)
-        return reject(why, MQTT_E_MALFORMED, "SUBACK with no return codes");
+        return reject(why, MQTT_E_MALFORMED,
+                      type == MQTT_SUBACK ? "SUBACK with no return codes"
+                                          : "UNSUBACK with no reason codes");
     for (uint32_t i = 0; i < s->codes.len; i++) {
         uint8_t rc = s->codes.data[i];
-        if (rc > 2 && rc != MQTT_SUBACK_FAILURE)
+        if (v5 && !mqtt_reason_allowed(type, rc))
+            return reject(why, MQTT_E_PROTOCOL,
+                          type == MQTT_SUBACK ? "invalid SUBACK reason code"
+                                              : "invalid UNSUBACK reason code");
+        if (!v5 && rc > 2 && rc != MQTT_SUBACK_FAILURE)
             return reject(why, MQTT_E_MALFORMED, "invalid SUBACK return code");
     }
     return MQTT_OK;
@@ -314,7 +416,7 @@ static enum mqtt_err check_flags(uint8_t type, uint8_t flags, const char **why)
         "reserved flags set on PINGREQ",
         "reserved flags set on PINGRESP",
         "reserved flags set on DISCONNECT",
-        NULL,
+        "reserved flags set on AUTH",
     };
 
     if (type == MQTT_PUBLISH) {
@@ -354,12 +456,11 @@ enum mqtt_err mqtt_decode(uint8_t level, uint8_t first_byte, const uint8_t *body
 
     if (type == 0)
         return reject(why, MQTT_E_MALFORMED, "reserved packet type 0");
+    if (type != MQTT_CONNECT && level != MQTT_LEVEL_311 && level != MQTT_LEVEL_5)
+        return reject(why, MQTT_E_UNSUPPORTED_LEVEL, "unsupported protocol level");
     if (type == MQTT_AUTH && level != MQTT_LEVEL_5)
         return reject(why, MQTT_E_MALFORMED, "AUTH packet in MQTT 3.1.1");
-    if (type != MQTT_CONNECT && level != MQTT_LEVEL_311)
-        return reject(why, MQTT_E_UNSUPPORTED_LEVEL,
-                      level == MQTT_LEVEL_5 ? "MQTT 5.0 is not implemented yet"
-                                            : "unsupported protocol level");
+    bool v5 = level == MQTT_LEVEL_5;
 
     err = check_flags(type, flags, why);
     if (err != MQTT_OK)
@@ -369,26 +470,34 @@ enum mqtt_err mqtt_decode(uint8_t level, uint8_t first_byte, const uint8_t *body
     case MQTT_CONNECT:
         return decode_connect(&r, &out->u.connect, why);
     case MQTT_CONNACK:
-        return decode_connack(&r, &out->u.connack, why);
+        return decode_connack(&r, v5, &out->u.connack, why);
     case MQTT_PUBLISH:
-        return decode_publish(&r, flags, &out->u.publish, why);
+        return decode_publish(&r, v5, flags, &out->u.publish, why);
+    case MQTT_UNSUBACK:
+        if (v5)
+            return decode_suback(&r, v5, type, &out->u.suback, why);
+        return decode_ack(&r, v5, type, &out->u.ack, why);
     case MQTT_PUBACK:
     case MQTT_PUBREC:
     case MQTT_PUBREL:
     case MQTT_PUBCOMP:
-    case MQTT_UNSUBACK:
-        return decode_ack(&r, &out->u.ack, why);
+        return decode_ack(&r, v5, type, &out->u.ack, why);
     case MQTT_SUBSCRIBE:
     case MQTT_UNSUBSCRIBE:
-        return decode_subscribe(&r, type, &out->u.subscribe, why);
+        return decode_subscribe(&r, v5, type, &out->u.subscribe, why);
     case MQTT_SUBACK:
-        return decode_suback(&r, &out->u.suback, why);
+        return decode_suback(&r, v5, type, &out->u.suback, why);
+    case MQTT_DISCONNECT:
+        if (v5)
+            return decode_disconnect(&r, type, &out->u.disconnect, why);
+        return finish(&r, why);
+    case MQTT_AUTH:
+        return decode_disconnect(&r, type, &out->u.disconnect, why);
     case MQTT_PINGREQ:
     case MQTT_PINGRESP:
-    case MQTT_DISCONNECT:
         return finish(&r, why);
     }
-    /* Unreachable: type 0 and 15 were handled above. */
+    /* Unreachable: type 0 was handled above. */
     return reject(why, MQTT_E_MALFORMED, "unknown packet type");
 }
 

@@ -838,12 +838,13 @@ static void test_reject_level5_packets(void **state)
     struct mqtt_packet p;
     const char *why;
 
-    /* 5.0 is refused at CONNECT, so a connection is never at level 5; if a
-     * caller asks anyway the answer is the same. */
-    assert_int_equal(decode_level(MQTT_LEVEL_5, BYTES(0xC0, 0), &p, &why),
-                     MQTT_E_UNSUPPORTED_LEVEL);
-    assert_int_equal(decode_level(MQTT_LEVEL_5, BYTES(0xF0, 0), &p, &why),
-                     MQTT_E_UNSUPPORTED_LEVEL);
+    /* 5.0 is implemented (test_proto5.c has the details): PINGREQ and an
+     * empty AUTH decode at level 5; a level the codec does not speak is
+     * still refused for every packet. */
+    assert_int_equal(decode_level(MQTT_LEVEL_5, BYTES(0xC0, 0), &p, &why), MQTT_OK);
+    assert_int_equal(decode_level(MQTT_LEVEL_5, BYTES(0xF0, 0), &p, &why), MQTT_OK);
+    assert_int_equal(decode_level(6, BYTES(0xC0, 0), &p, &why), MQTT_E_UNSUPPORTED_LEVEL);
+    assert_int_equal(decode_level(6, BYTES(0xF0, 0), &p, &why), MQTT_E_UNSUPPORTED_LEVEL);
     /* CONNECT ignores the connection's level. */
     assert_int_equal(decode_level(MQTT_LEVEL_5, spec_connect, sizeof spec_connect, &p, &why),
                      MQTT_OK);
@@ -952,7 +953,9 @@ static void test_reject_connect_protocol(void **state)
     struct mqtt_packet p;
     const char *why;
 
-    check_rule(full_connect, sizeof full_connect, AT_LEVEL, 5, MQTT_E_UNSUPPORTED_LEVEL, "5.0");
+    /* Level 5 is spoken now: the same bytes read as a 5.0 CONNECT lack
+     * their property lengths, so they are malformed, not refused. */
+    check_rule(full_connect, sizeof full_connect, AT_LEVEL, 5, MQTT_E_MALFORMED, "");
     check_rule(full_connect, sizeof full_connect, AT_LEVEL, 3, MQTT_E_UNSUPPORTED_LEVEL, "level");
     check_rule(full_connect, sizeof full_connect, AT_LEVEL, 6, MQTT_E_UNSUPPORTED_LEVEL, "level");
     check_rule(full_connect, sizeof full_connect, AT_LEVEL, 0, MQTT_E_UNSUPPORTED_LEVEL, "level");
@@ -961,8 +964,12 @@ static void test_reject_connect_protocol(void **state)
     check_rule(full_connect, sizeof full_connect, AT_NAME, 'm', MQTT_E_PROTOCOL, "protocol name");
 
     /* The requested level is reported so the broker can log it. */
-    assert_int_equal(decode(BYTES(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 0, 0, 0), &p,
+    assert_int_equal(decode(BYTES(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 6, 2, 0, 0, 0, 0), &p,
                             &why), MQTT_E_UNSUPPORTED_LEVEL);
+    assert_int_equal(p.u.connect.level, 6);
+    /* A minimal 5.0 CONNECT (property length 0) decodes at level 5. */
+    assert_int_equal(decode(BYTES(0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 0, 0, 0, 0), &p,
+                            &why), MQTT_OK);
     assert_int_equal(p.u.connect.level, 5);
 
     /* MQTT 3.1: "MQIsdp" level 3, as mosquitto_pub -V mqttv31 sends it. */
@@ -1186,7 +1193,7 @@ static void test_encode_refusals(void **state)
     c.u.connect.client_id = bin(big, 65536);
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &c, buf, sizeof buf), 0);
 
-    /* Types that cannot be written in 3.1.1, and MQTT 5.0 (not yet). */
+    /* Types that cannot be written in 3.1.1, and levels other than 4 and 5. */
     struct mqtt_packet other = {.type = 0};
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &other, buf, sizeof buf), 0);
     other.type = MQTT_AUTH;
@@ -1194,7 +1201,7 @@ static void test_encode_refusals(void **state)
     other.type = 16;
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &other, buf, sizeof buf), 0);
     other.type = MQTT_PINGREQ;
-    assert_int_equal(mqtt_encode(MQTT_LEVEL_5, &other, buf, sizeof buf), 0);
+    assert_int_equal(mqtt_encode(6, &other, buf, sizeof buf), 0);
     assert_int_equal(mqtt_encode(3, &other, buf, sizeof buf), 0);
 }
 
