@@ -23,6 +23,7 @@ int exit_code_for(int err, int connected)
     case PETREL_EREFUSED_PROTOCOL:
     case PETREL_EREFUSED_ID:
     case PETREL_EUNAVAILABLE:
+    case PETREL_EREFUSED: /* any other MQTT 5.0 CONNACK refusal */
         return CLI_EXIT_REFUSED;
     case PETREL_ENETWORK:
         /* Unreachable before a connection: could not connect. */
