@@ -430,9 +430,17 @@ enum mqtt_err mqtt_decode(uint8_t level, uint8_t first_byte, const uint8_t *body
  * is ignored).  At level 5 the `props` fields (built with mqtt_pb_*) are
  * written with their length prefix, reason codes are written, and the short
  * forms are used where the spec allows them (an acknowledgement with reason 0
- * and no properties is 2 bytes; a DISCONNECT with reason 0 and no properties
- * is empty).  At level 4 `props` and reason codes are ignored.  Any other
- * level returns 0.
+ * and no properties is 2 bytes, with another reason and no properties 3
+ * bytes; a DISCONNECT or AUTH with reason 0 and no properties is empty, with
+ * another reason it is written as reason + property length 0).  UNSUBACK is
+ * read from u.suback, DISCONNECT and AUTH from u.disconnect.  Also refused at
+ * level 5: a reason code the spec does not list for the packet, SUBSCRIBE
+ * options with bits 6-7, QoS 3 or retain handling 3, an empty PUBLISH topic
+ * without a TOPIC_ALIAS property, and - for every type but PUBLISH - a
+ * property block mqtt_decode would reject for that packet type (PUBLISH
+ * blocks are not checked, to keep deliveries cheap).  A password without a
+ * username is allowed at level 5.  At level 4 `props` and reason codes are
+ * ignored.  Any other level returns 0.
  */
 size_t mqtt_encode(uint8_t level, const struct mqtt_packet *p, uint8_t *out, size_t cap);
 
