@@ -44,6 +44,9 @@ struct broker_stats {
     uint64_t inflight_full;      /* message queued behind a full max_inflight window */
     uint64_t queue_full;         /* message dropped: max_queued_messages/_bytes */
     uint64_t output_buffer_full; /* max_output_buffer: QoS 0 dropped or input paused */
+    /* MQTT 5.0 */
+    uint64_t msgs_expired;       /* deliveries dropped: Message Expiry Interval ran out */
+    uint64_t publish_too_large;  /* deliveries dropped: over the client's Maximum Packet Size */
 };
 
 struct broker {

@@ -101,6 +101,8 @@ static const struct setting settings[] = {
         "bytes in a topic name or filter; longer publishes disconnect, filters get 0x80"),
     NUM(max_topic_levels, K_UINT, 1, 65535, NULL,
         "levels in a topic name or filter; deeper publishes disconnect, filters get 0x80"),
+    NUM(topic_alias_maximum, K_UINT, 0, 65535, NULL,
+        "MQTT 5.0 topic aliases per connection, in each direction; 0 = none"),
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -149,6 +151,7 @@ void config_defaults(struct config *c)
     c->max_subscriptions_per_client = 0;
     c->max_topic_length = 65535;
     c->max_topic_levels = 128;
+    c->topic_alias_maximum = 10;
 }
 
 int config_parse_log_level(const char *s, enum log_level *out)

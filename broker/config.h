@@ -74,6 +74,8 @@ struct config {
     uint32_t max_subscriptions_per_client; /* default 0 = no limit */
     uint16_t max_topic_length;      /* bytes in a topic name or filter, default 65535 */
     uint16_t max_topic_levels;      /* levels in a topic name or filter, default 128 */
+    uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each
+                                       direction, default 10; 0 = none */
     enum log_level log_level;       /* default notice */
 };
 

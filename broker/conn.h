@@ -41,6 +41,28 @@ struct conn {
     struct listener *listener;     /* accepted on (NULL if made in-process) */
     struct connect_wait *auth_wait; /* CONNECT held for a password check or a
                                       refusal delay: input is not processed */
+    /* MQTT 5.0 (level 5 only; 3.1.1 connections keep the defaults). */
+    bool problem_info;             /* reason strings allowed (Request Problem
+                                      Information not 0) */
+    bool expiry_was_zero;          /* CONNECT's Session Expiry Interval was 0:
+                                      DISCONNECT may not raise it */
+    uint32_t will_delay;           /* Will Delay Interval, seconds */
+    uint32_t max_packet_out;       /* client's Maximum Packet Size; 0 = none */
+    uint16_t receive_max_out;      /* client's Receive Maximum (65535 default) */
+    uint16_t alias_max_out;        /* aliases we may use towards the client */
+    uint16_t n_alias_out;          /* aliases assigned so far (1..n) */
+    char **alias_out;              /* topic of alias i+1, server -> client */
+    char **alias_in;               /* topic of alias i+1, client -> server */
+    uint16_t *alias_in_len;
+    uint32_t in_qos1_unacked;      /* inbound QoS 1 whose PUBACK waits for a commit */
+};
+
+/* What conn_send_publish did. */
+enum conn_send_result {
+    CONN_SEND_FAILED = -1, /* encoding or memory failure */
+    CONN_SENT = 0,
+    CONN_TOO_LARGE = 1,    /* over the client's Maximum Packet Size: dropped */
+    CONN_EXPIRED = 2       /* its Message Expiry Interval ran out: dropped */
 };
 
 /* Takes ownership of an accepted socket.  Returns NULL (socket closed) on
@@ -57,9 +79,23 @@ void conn_close(struct conn *c, const char *why, bool publish_will);
 /* Sends a packet; returns 0 or -1 (encoding or memory failure). */
 int conn_send_packet(struct conn *c, const struct mqtt_packet *p);
 
-/* Sends a PUBLISH of `msg` at `qos` with the given id and flags. */
+/* Sends a PUBLISH of `msg` at `qos` with the given id and flags; returns an
+ * enum conn_send_result.  A 5.0 client gets the message's forwarded
+ * properties, its remaining expiry, subscription identifiers and a topic
+ * alias; a packet over its Maximum Packet Size is not sent (counted). */
 int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t packet_id,
                       bool dup, bool retain);
+/* The same, sent only after the store's commit (store_send_after_commit). */
+int conn_send_publish_durable(struct conn *c, struct message *msg, uint8_t qos,
+                              uint16_t packet_id, bool dup, bool retain);
+
+/* Ends the connection for a reason (an MQTT 5.0 reason code, enum
+ * mqtt_reason): a 5.0 client past CONNECT is sent DISCONNECT with that code,
+ * and `why` as its reason string unless it asked for none, before the socket
+ * closes; a 3.1.1 client is simply closed.  The session is detached and the
+ * will (if `publish_will`) published at once; the socket lingers only to
+ * flush.  `why` goes to the log. */
+void conn_disconnect(struct conn *c, uint8_t reason, const char *why, bool publish_will);
 
 /* True while the output buffer is below max_output_buffer. */
 bool conn_can_write(const struct conn *c);
@@ -68,7 +104,8 @@ bool conn_can_write(const struct conn *c);
  * has been written, or after a short deadline. */
 void conn_send_and_close(struct conn *c, const struct mqtt_packet *p, const char *why);
 
-/* Closes every connection without wills (shutdown). */
+/* Closes every connection without wills (shutdown); 5.0 clients are told
+ * "server shutting down" (0x8B). */
 void conn_close_all(void);
 
 #endif

@@ -14,25 +14,56 @@
 #include "session.h"
 #include "store.h"
 
-int protocol_violation(struct conn *c, const char *why)
+int protocol_error(struct conn *c, uint8_t reason, const char *why)
 {
     broker.stats.protocol_errors++;
     char msg[256];
     snprintf(msg, sizeof msg, "protocol violation: %s", why);
-    conn_close(c, msg, true);
+    conn_disconnect(c, reason, msg, true);
     return -1;
+}
+
+int protocol_violation(struct conn *c, const char *why)
+{
+    return protocol_error(c, MQTT_RC_PROTOCOL_ERROR, why);
 }
 
 static int handle_pubrel(struct conn *c, uint16_t id)
 {
-    session_qos2_release(c->session, id);
     struct mqtt_packet p = {.type = MQTT_PUBCOMP};
+    if (c->level == MQTT_LEVEL_5 && !session_qos2_pending(c->session, id))
+        p.u.ack.reason_code = MQTT_RC_PACKET_ID_NOT_FOUND;
+    session_qos2_release(c->session, id);
     p.u.ack.packet_id = id;
     /* Only once the id is gone from the store: a PUBCOMP followed by a
      * crash would otherwise leave the id marked, and the client's next
      * message with that id would be taken for a duplicate and lost. */
     store_send_after_commit(c, &p);
     return 0;
+}
+
+/* DISCONNECT from the client.  3.1.1, and 5.0 reason 0x00: a clean end,
+ * the will is discarded; any other 5.0 reason (0x04 "with will", errors)
+ * publishes it.  5.0 may change the Session Expiry Interval, but not from
+ * 0 to more. */
+static int handle_disconnect(struct conn *c, const struct mqtt_disconnect *d)
+{
+    if (c->level != MQTT_LEVEL_5) {
+        conn_close(c, "client sent DISCONNECT", false);
+        return -1;
+    }
+    struct mqtt_prop pr;
+    if (mqtt_props_find(&d->props, MQTT_PROP_SESSION_EXPIRY, &pr)) {
+        if (c->expiry_was_zero && pr.num != 0)
+            return protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+                                  "DISCONNECT sets a session expiry after CONNECT set 0");
+        session_set_expiry(c->session, true, session_cap_expiry(pr.num));
+    }
+    char why[96];
+    snprintf(why, sizeof why, "client sent DISCONNECT (0x%02x %s)", d->reason_code,
+             mqtt_reason_str(d->reason_code));
+    conn_close(c, why, d->reason_code != MQTT_RC_SUCCESS);
+    return -1;
 }
 
 int protocol_handle(struct conn *c, const struct mqtt_packet *p)
@@ -53,6 +84,14 @@ int protocol_handle(struct conn *c, const struct mqtt_packet *p)
             log_debug("%s: PUBACK for unknown packet id %u", conn_name(c), p->u.ack.packet_id);
         return 0;
     case MQTT_PUBREC:
+        if (p->u.ack.reason_code >= 0x80) {
+            /* 5.0: the client refused the message; the exchange ends here,
+             * without PUBREL. */
+            if (!session_pubrec_refused(s, p->u.ack.packet_id))
+                log_debug("%s: PUBREC for unknown packet id %u", conn_name(c),
+                          p->u.ack.packet_id);
+            return 0;
+        }
         if (!session_pubrec(s, p->u.ack.packet_id))
             log_debug("%s: PUBREC for unknown packet id %u", conn_name(c), p->u.ack.packet_id);
         return 0;
@@ -72,9 +111,12 @@ int protocol_handle(struct conn *c, const struct mqtt_packet *p)
         return 0;
     }
     case MQTT_DISCONNECT:
-        /* A clean end: the will is discarded. */
-        conn_close(c, "client sent DISCONNECT", false);
-        return -1;
+        return handle_disconnect(c, &p->u.disconnect);
+    case MQTT_AUTH:
+        /* No CONNECT here had an Authentication Method (those are refused
+         * with 0x8C), so there is no exchange an AUTH could continue. */
+        return protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+                              "AUTH without an authentication method in CONNECT");
     default: {
         char why[64];
         snprintf(why, sizeof why, "%s sent by a client", mqtt_type_name(p->type));

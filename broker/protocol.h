@@ -1,6 +1,6 @@
 /*
  * protocol.h - what the broker does with each decoded packet of a client.
- * The handlers implement the MQTT 3.1.1 server rules; they are split by
+ * The handlers implement the MQTT 3.1.1 and 5.0 server rules; they are split by
  * concern: protocol_connect.c (CONNECT, PINGREQ, DISCONNECT),
  * protocol_publish.c (PUBLISH and its acknowledgements) and
  * protocol_subscribe.c (SUBSCRIBE, UNSUBSCRIBE).
@@ -23,8 +23,13 @@ struct mqtt_subscribe;
  * it again. */
 int protocol_handle(struct conn *c, const struct mqtt_packet *p);
 
-/* Closes the connection for a protocol violation, with its will. Returns -1. */
+/* Closes the connection for a protocol violation, with its will. Returns -1.
+ * A 5.0 client is sent DISCONNECT 0x82 (protocol error) first. */
 int protocol_violation(struct conn *c, const char *why);
+/* The same with another reason code for 5.0 clients (enum mqtt_reason:
+ * 0x81 malformed, 0x93 receive maximum exceeded, 0x94 topic alias invalid,
+ * 0x95 packet too large, 0x99 payload format invalid...). */
+int protocol_error(struct conn *c, uint8_t reason, const char *why);
 
 /* NULL if a topic name or filter is within max_topic_length and
  * max_topic_levels; else what it exceeds (the hit is counted). */

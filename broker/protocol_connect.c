@@ -1,6 +1,8 @@
 /*
  * protocol_connect.c - CONNECT: client identifier rules, keep alive cap,
- * will, authentication, session takeover and resumption, CONNACK.
+ * will, authentication, session takeover and resumption, CONNACK; for 5.0
+ * also the CONNECT properties (session expiry, flow control, packet size,
+ * topic aliases, will delay) and the CONNACK properties that answer them.
  *
  * A password check runs on a worker thread (auth_worker.h): meanwhile the
  * CONNECT waits in a `connect_wait` and the connection's input is held.
@@ -40,23 +42,67 @@ struct connect_wait {
     struct event *delay;        /* refusal delay */
     struct timespec arrived;    /* CLOCK_MONOTONIC */
     uint8_t refuse_code;
+    uint8_t refuse_code5;       /* 5.0 reason code, 0 = mapped from refuse_code */
     char *client_id;
     size_t id_len;
     char *user;                 /* NULL = no user name */
     size_t user_len;
     char *user_log;             /* printable user name, for logs */
     bool clean_session;
-    uint16_t keepalive;
+    uint16_t keepalive;         /* granted (5.0: capped by max_keepalive) */
+    /* 5.0 */
+    bool keepalive_capped;      /* tell the client with Server Keep Alive */
+    bool assigned_id;           /* tell the client its Assigned Client Id */
+    uint32_t expiry;            /* granted Session Expiry Interval */
+    bool expiry_capped;         /* tell the client it was lowered */
 };
 
 static struct log_ratelimit refused_log;
 
-static void refuse(struct conn *c, uint8_t code, const char *why)
+/* The 5.0 reason code of a 3.1.1 CONNACK refusal. */
+static uint8_t reason5(uint8_t code311)
+{
+    switch (code311) {
+    case MQTT_CONNACK_BAD_PROTOCOL: return MQTT_RC_UNSUPPORTED_VERSION;
+    case MQTT_CONNACK_ID_REJECTED: return MQTT_RC_CLIENT_ID_INVALID;
+    case MQTT_CONNACK_UNAVAILABLE: return MQTT_RC_SERVER_UNAVAILABLE;
+    case MQTT_CONNACK_BAD_CREDENTIALS: return MQTT_RC_BAD_USER_OR_PASSWORD;
+    case MQTT_CONNACK_NOT_AUTHORIZED: return MQTT_RC_NOT_AUTHORIZED;
+    default: return code311 >= 0x80 ? code311 : MQTT_RC_UNSPECIFIED;
+    }
+}
+
+/* A refusing CONNACK: `code` is the 3.1.1 return code, or a 5.0 reason
+ * code (>= 0x80) used as is for 5.0 clients and as `code311` otherwise;
+ * `reason` (may be NULL) becomes the 5.0 reason string. */
+static void send_refusal(struct conn *c, uint8_t code311, uint8_t code5, const char *reason,
+                         const char *why)
+{
+    struct mqtt_packet ack = {.type = MQTT_CONNACK};
+    ack.u.connack.return_code = code311;
+    struct mqtt_props_builder b;
+    uint8_t buf[256];
+    if (c->level == MQTT_LEVEL_5) {
+        ack.u.connack.return_code = code5 ? code5 : reason5(code311);
+        mqtt_pb_init(&b, buf, sizeof buf);
+        if (reason && c->problem_info)
+            mqtt_pb_bytes(&b, MQTT_PROP_REASON_STRING, reason,
+                          strlen(reason) > 200 ? 200 : strlen(reason));
+        if (!b.overflow)
+            ack.u.connack.props = mqtt_pb_props(&b);
+    }
+    conn_send_and_close(c, &ack, why);
+}
+
+static void refuse5(struct conn *c, uint8_t code311, uint8_t code5, const char *why)
 {
     log_notice("connection from %s refused: %s", c->peer, why);
-    struct mqtt_packet ack = {.type = MQTT_CONNACK};
-    ack.u.connack.return_code = code;
-    conn_send_and_close(c, &ack, why);
+    send_refusal(c, code311, code5, why, why);
+}
+
+static void refuse(struct conn *c, uint8_t code, const char *why)
+{
+    refuse5(c, code, 0, why);
 }
 
 /* An id for a client that sent none: "petrel-" and 16 random hex digits. */
@@ -138,9 +184,12 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     struct session *s = session_find(id, id_len);
     if (s && s->conn) {
         /* Takeover: the old connection ends abnormally, will included. */
-        conn_close(s->conn, "session taken over by a new connection", true);
+        conn_disconnect(s->conn, MQTT_RC_SESSION_TAKEN_OVER,
+                        "session taken over by a new connection", true);
         s = session_find(id, id_len); /* a clean session is gone now */
     }
+    if (s) /* back in time: a will waiting for its delay is not sent */
+        session_cancel_will(s);
     if (s && !w->clean_session && acl_enabled() &&
         !acl_session_same_user(s, w->user, w->user_len)) {
         /* Its subscriptions and queue were granted to another user: they
@@ -155,13 +204,18 @@ static int accept_client(struct conn *c, struct connect_wait *w)
         s = NULL;
     }
     bool present = s != NULL;
+    bool persistent = c->level == MQTT_LEVEL_5 ? w->expiry > 0 : !w->clean_session;
     if (!s) {
-        s = session_create(id, id_len, !w->clean_session);
+        s = session_create(id, id_len, persistent);
         if (!s) {
             refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
             return -1;
         }
     }
+    if (c->level == MQTT_LEVEL_5)
+        session_set_expiry(s, true, w->expiry);
+    else if (s->expiry_set)
+        session_set_expiry(s, false, 0); /* a 3.1.1 client resumes a 5.0 session */
     if (acl_session_identify(s, w->user, w->user_len) != 0) {
         if (!present)
             session_destroy(s);
@@ -178,6 +232,30 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     struct mqtt_packet ack = {.type = MQTT_CONNACK};
     ack.u.connack.session_present = present;
     ack.u.connack.return_code = MQTT_CONNACK_ACCEPTED;
+    uint8_t props[128];
+    struct mqtt_props_builder b;
+    if (c->level == MQTT_LEVEL_5) {
+        mqtt_pb_init(&b, props, sizeof props);
+        if (w->assigned_id)
+            mqtt_pb_bytes(&b, MQTT_PROP_ASSIGNED_CLIENT_ID, id, id_len);
+        if (w->keepalive_capped)
+            mqtt_pb_num(&b, MQTT_PROP_SERVER_KEEP_ALIVE, w->keepalive);
+        if (w->expiry_capped)
+            mqtt_pb_num(&b, MQTT_PROP_SESSION_EXPIRY, w->expiry);
+        if (broker.cfg.max_inflight < UINT16_MAX)
+            mqtt_pb_num(&b, MQTT_PROP_RECEIVE_MAXIMUM, broker.cfg.max_inflight);
+        mqtt_pb_num(&b, MQTT_PROP_MAXIMUM_PACKET_SIZE, broker.cfg.max_packet_size);
+        if (broker.cfg.topic_alias_maximum)
+            mqtt_pb_num(&b, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, broker.cfg.topic_alias_maximum);
+        if (broker.cfg.max_qos < 2)
+            mqtt_pb_num(&b, MQTT_PROP_MAXIMUM_QOS, broker.cfg.max_qos);
+        mqtt_pb_num(&b, MQTT_PROP_RETAIN_AVAILABLE, 1);
+        mqtt_pb_num(&b, MQTT_PROP_WILDCARD_SUB_AVAILABLE, 1);
+        mqtt_pb_num(&b, MQTT_PROP_SUB_ID_AVAILABLE, 1);
+        mqtt_pb_num(&b, MQTT_PROP_SHARED_SUB_AVAILABLE, 1);
+        if (!b.overflow)
+            ack.u.connack.props = mqtt_pb_props(&b);
+    }
     conn_send_packet(c, &ack);
 
     if (w->keepalive > 0) {
@@ -189,9 +267,13 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     char user[260] = "";
     if (w->user_log)
         snprintf(user, sizeof user, "user '%s', ", w->user_log);
-    log_notice("client %s connected from %s (%sclean session %d, keep alive %u s, session %s%s)",
-               s->log_id, c->peer, user, w->clean_session, w->keepalive,
-               present ? "resumed" : "new", c->will ? ", will set" : "");
+    char v5[64] = "";
+    if (c->level == MQTT_LEVEL_5)
+        snprintf(v5, sizeof v5, "MQTT 5.0, session expiry %u s, ", w->expiry);
+    log_notice("client %s connected from %s (%s%sclean %s %d, keep alive %u s, session %s%s)",
+               s->log_id, c->peer, v5, user, c->level == MQTT_LEVEL_5 ? "start" : "session",
+               w->clean_session, w->keepalive, present ? "resumed" : "new",
+               c->will ? ", will set" : "");
     session_attach(s, c);
     return 0;
 }
@@ -205,18 +287,20 @@ static void delay_done(evutil_socket_t fd, short what, void *arg)
     struct connect_wait *w = arg;
     struct conn *c = w->c;
     c->auth_wait = NULL;
-    struct mqtt_packet ack = {.type = MQTT_CONNACK};
-    ack.u.connack.return_code = w->refuse_code;
     /* The reason was logged when the refusal was decided; this string
-     * must outlive w (conn_send_and_close keeps the pointer). */
-    conn_send_and_close(c, &ack, "login refused");
+     * must outlive w (conn_send_and_close keeps the pointer).  A 5.0
+     * client learns the kind of refusal from the reason code only: which
+     * of user name or password was wrong is not told. */
+    send_refusal(c, w->refuse_code, w->refuse_code5, NULL, "login refused");
     wait_free(w);
 }
 
 /* Refuses the login at REFUSAL_DELAY_MS after its CONNECT; the input stays
  * held until then. */
-static void refuse_later(struct conn *c, struct connect_wait *w, uint8_t code, const char *why)
+static void refuse_later(struct conn *c, struct connect_wait *w, uint8_t code, uint8_t code5,
+                         const char *why)
 {
+    w->refuse_code5 = code5;
     broker.stats.auth_refused++;
     long n = log_ratelimit_check(&refused_log, 1);
     if (n >= 0)
@@ -264,7 +348,7 @@ static void password_checked(void *arg, int result)
                  result == 0 ? "wrong password" : "password hash cannot be checked", w->user_log);
         if (result < 0)
             log_error("password file: the hash of user '%s' cannot be checked", w->user_log);
-        refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, why);
+        refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_USER_OR_PASSWORD, why);
         return;
     }
     evtimer_del(c->timer);
@@ -275,6 +359,60 @@ static void password_checked(void *arg, int result)
 }
 
 /* ---- CONNECT ------------------------------------------------------------- */
+
+/* The 5.0 CONNECT properties: what the client accepts from us (packet size,
+ * receive maximum, topic aliases, problem information) goes to the
+ * connection; its Session Expiry Interval to *expiry.  Returns 0, or -1
+ * when the CONNECT was refused (connection closing). */
+static int read_connect_props(struct conn *c, const struct mqtt_connect *ck, uint32_t *expiry)
+{
+    c->problem_info = true;
+    struct mqtt_prop_iter it;
+    struct mqtt_prop pr;
+    bool auth_method = false;
+    mqtt_prop_iter_init(&it, &ck->props);
+    while (mqtt_prop_next(&it, &pr)) {
+        switch (pr.id) {
+        case MQTT_PROP_SESSION_EXPIRY: *expiry = pr.num; break;
+        case MQTT_PROP_RECEIVE_MAXIMUM: c->receive_max_out = (uint16_t)pr.num; break;
+        case MQTT_PROP_MAXIMUM_PACKET_SIZE: c->max_packet_out = pr.num; break;
+        case MQTT_PROP_TOPIC_ALIAS_MAXIMUM:
+            /* We use no more than we allow the client: both directions
+             * cost the same memory. */
+            c->alias_max_out = (uint16_t)(pr.num < broker.cfg.topic_alias_maximum
+                                              ? pr.num
+                                              : broker.cfg.topic_alias_maximum);
+            break;
+        case MQTT_PROP_REQUEST_PROBLEM_INFO: c->problem_info = pr.num != 0; break;
+        case MQTT_PROP_AUTH_METHOD: auth_method = true; break;
+        default: break; /* request response information, user properties */
+        }
+    }
+    c->expiry_was_zero = *expiry == 0;
+    if (auth_method) {
+        /* No enhanced authentication method is supported (yet). */
+        evtimer_del(c->timer);
+        refuse5(c, 0, MQTT_RC_BAD_AUTH_METHOD, "authentication method not supported");
+        return -1;
+    }
+    return 0;
+}
+
+/* The will's own 5.0 properties: its delay, and a UTF-8 check when its
+ * payload says it is UTF-8.  Returns 0, or -1 when refused. */
+static int read_will_props(struct conn *c, const struct mqtt_connect *ck)
+{
+    struct mqtt_prop pr;
+    if (mqtt_props_find(&ck->will_props, MQTT_PROP_WILL_DELAY, &pr))
+        c->will_delay = pr.num;
+    if (mqtt_props_find(&ck->will_props, MQTT_PROP_PAYLOAD_FORMAT, &pr) && pr.num == 1 &&
+        !mqtt_utf8_valid(ck->will_payload.data, ck->will_payload.len)) {
+        evtimer_del(c->timer);
+        refuse5(c, 0, MQTT_RC_PAYLOAD_FORMAT_INVALID, "will payload is not valid UTF-8");
+        return -1;
+    }
+    return 0;
+}
 
 static struct connect_wait *wait_new(struct conn *c, const struct mqtt_connect *ck,
                                      const char *id, size_t id_len)
@@ -310,12 +448,18 @@ fail:
 int handle_connect(struct conn *c, const struct mqtt_connect *ck)
 {
     c->level = ck->level;
+    bool v5 = ck->level == MQTT_LEVEL_5;
+    uint32_t expiry = 0;
+    if (v5 && read_connect_props(c, ck, &expiry) != 0)
+        return -1;
 
     char assigned[32];
     const char *id = (const char *)ck->client_id.data;
     size_t id_len = ck->client_id.len;
     if (id_len == 0) {
-        if (!ck->clean_session) {
+        /* 5.0 lets any client have an id assigned: its session is new
+         * anyway, whatever Clean Start says. */
+        if (!ck->clean_session && !v5) {
             evtimer_del(c->timer);
             refuse(c, MQTT_CONNACK_ID_REJECTED, "empty client id requires clean session");
             return -1;
@@ -324,17 +468,25 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         id = assigned;
         id_len = strlen(assigned);
     }
+    uint16_t keepalive = ck->keepalive;
+    bool keepalive_capped = false;
     if (ck->keepalive > broker.cfg.max_keepalive) {
-        /* 3.1.1 cannot tell a client to use a shorter keep alive; accepting
-         * it would leave a dead peer undetected for longer than the operator
-         * allows, so refuse like Mosquitto does. */
         char why[96];
         snprintf(why, sizeof why, "keep alive %u s above max_keepalive %u s", ck->keepalive,
                  broker.cfg.max_keepalive);
         broker.stats.keepalive_refused++;
-        evtimer_del(c->timer);
-        refuse(c, MQTT_CONNACK_ID_REJECTED, why);
-        return -1;
+        if (v5) {
+            /* 5.0 can say so: Server Keep Alive in CONNACK. */
+            keepalive = broker.cfg.max_keepalive;
+            keepalive_capped = true;
+        } else {
+            /* 3.1.1 cannot tell a client to use a shorter keep alive;
+             * accepting it would leave a dead peer undetected for longer
+             * than the operator allows, so refuse like Mosquitto does. */
+            evtimer_del(c->timer);
+            refuse(c, MQTT_CONNACK_ID_REJECTED, why);
+            return -1;
+        }
     }
 
     if (ck->will_flag) {
@@ -342,11 +494,18 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         if (over) {
             char why[96];
             snprintf(why, sizeof why, "will topic over %s", over);
+            if (v5) {
+                evtimer_del(c->timer);
+                refuse5(c, 0, MQTT_RC_TOPIC_NAME_INVALID, why);
+                return -1;
+            }
             return protocol_violation(c, why);
         }
-        c->will = message_new((const char *)ck->will_topic.data, ck->will_topic.len,
-                              ck->will_payload.data, ck->will_payload.len, ck->will_qos,
-                              ck->will_retain);
+        if (v5 && read_will_props(c, ck) != 0)
+            return -1;
+        c->will = message_new_props((const char *)ck->will_topic.data, ck->will_topic.len,
+                                    ck->will_payload.data, ck->will_payload.len, ck->will_qos,
+                                    ck->will_retain, v5 ? &ck->will_props : NULL);
         if (!c->will) {
             evtimer_del(c->timer);
             refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
@@ -360,6 +519,13 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
         return -1;
     }
+    w->keepalive = keepalive;
+    w->keepalive_capped = keepalive_capped;
+    w->assigned_id = v5 && id == assigned;
+    if (v5) {
+        w->expiry = session_cap_expiry(expiry);
+        w->expiry_capped = w->expiry != expiry;
+    }
     /* Input stays held from here until the login is decided. */
     const struct auth_table *users = auth_current();
     if (ck->has_username && users) {
@@ -368,7 +534,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         if (!hash || !ck->has_password) {
             snprintf(why, sizeof why, "%s (user '%s')",
                      hash ? "no password given" : "unknown user", w->user_log);
-            refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, why);
+            refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_USER_OR_PASSWORD, why);
             return 0;
         }
         w->job = auth_worker_submit(hash, ck->password.data, ck->password.len, password_checked,
@@ -381,9 +547,8 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
                             c->peer, log_suppressed(n));
             wait_free(w);
             evtimer_del(c->timer);
-            struct mqtt_packet ack = {.type = MQTT_CONNACK};
-            ack.u.connack.return_code = MQTT_CONNACK_UNAVAILABLE;
-            conn_send_and_close(c, &ack, "server busy checking passwords");
+            send_refusal(c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_BUSY,
+                         "server busy checking passwords", "server busy checking passwords");
             return 0;
         }
         /* connect_timeout keeps running: a login that waits longer for a
@@ -395,7 +560,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     /* No verified user name: an anonymous client, whether or not it sent a
      * user name (without a password file nothing can verify it). */
     if (!listener_allows_anonymous(c->listener)) {
-        refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED,
+        refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
                      ck->has_username ? "user name given but no password_file to check it, "
                                         "and anonymous clients are not allowed on this listener"
                                       : "anonymous clients are not allowed on this listener");

@@ -4,9 +4,14 @@
  * its packet id until PUBREL: a resent PUBLISH with that id is acknowledged
  * again but not routed again.  A topic over the length or level limits is
  * a protocol violation; one the ACL does not let the client write to is
- * acknowledged and dropped, as 3.1.1 has no way to refuse a PUBLISH.
+ * acknowledged and dropped, as 3.1.1 has no way to refuse a PUBLISH (5.0:
+ * refused with 0x87 in the PUBACK/PUBREC).
+ *
+ * 5.0 adds topic aliases (client -> server), the UTF-8 check of a payload
+ * that says it is UTF-8, and the Receive Maximum the broker announced.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "acl_session.h"
@@ -44,17 +49,79 @@ const char *topic_over_limits(const uint8_t *topic, size_t len)
     return NULL;
 }
 
-static void send_ack(struct conn *c, uint8_t type, uint16_t id)
+static void send_ack(struct conn *c, uint8_t type, uint16_t id, uint8_t reason)
 {
     struct mqtt_packet p = {.type = type};
     p.u.ack.packet_id = id;
+    p.u.ack.reason_code = reason;
+    uint32_t before = c->n_pending;
     store_send_after_commit(c, &p);
+    if (type == MQTT_PUBACK && c->n_pending > before)
+        c->in_qos1_unacked++; /* store.c counts it down when it leaves */
 }
 
-int handle_publish(struct conn *c, const struct mqtt_publish *pub)
+/* What a 5.0 PUBLISH's properties ask of the broker.  Resolves a topic
+ * alias into *topic.  Returns 0, or -1 when the connection was closed. */
+static int read_publish_props(struct conn *c, const struct mqtt_publish *pub,
+                              struct mqtt_bytes *topic, bool *utf8_payload)
+{
+    struct mqtt_prop_iter it;
+    struct mqtt_prop pr;
+    uint32_t alias = 0;
+    mqtt_prop_iter_init(&it, &pub->props);
+    while (mqtt_prop_next(&it, &pr)) {
+        if (pr.id == MQTT_PROP_TOPIC_ALIAS)
+            alias = pr.num;
+        else if (pr.id == MQTT_PROP_PAYLOAD_FORMAT)
+            *utf8_payload = pr.num == 1;
+        else if (pr.id == MQTT_PROP_SUBSCRIPTION_ID)
+            return protocol_violation(c, "PUBLISH from a client with a subscription identifier");
+    }
+    if (alias == 0)
+        return 0; /* the decoder refuses an empty topic without an alias */
+    uint16_t max = broker.cfg.topic_alias_maximum;
+    if (alias > max) {
+        char why[96];
+        snprintf(why, sizeof why, "topic alias %u above the topic alias maximum %u", alias, max);
+        return protocol_error(c, MQTT_RC_TOPIC_ALIAS_INVALID, why);
+    }
+    if (!c->alias_in) {
+        c->alias_in = calloc(max, sizeof *c->alias_in);
+        c->alias_in_len = calloc(max, sizeof *c->alias_in_len);
+        if (!c->alias_in || !c->alias_in_len) {
+            conn_close(c, "out of memory", true);
+            return -1;
+        }
+    }
+    if (topic->len == 0) {
+        if (!c->alias_in[alias - 1])
+            return protocol_violation(c, "PUBLISH with an empty topic and an unknown topic alias");
+        topic->data = (const uint8_t *)c->alias_in[alias - 1];
+        topic->len = c->alias_in_len[alias - 1];
+        return 0;
+    }
+    char *copy = malloc(topic->len ? topic->len : 1);
+    if (!copy) {
+        conn_close(c, "out of memory", true);
+        return -1;
+    }
+    memcpy(copy, topic->data, topic->len);
+    free(c->alias_in[alias - 1]);
+    c->alias_in[alias - 1] = copy;
+    c->alias_in_len[alias - 1] = (uint16_t)topic->len;
+    return 0;
+}
+
+int handle_publish(struct conn *c, const struct mqtt_publish *in)
 {
     struct session *s = c->session;
     broker.stats.msgs_received++;
+    struct mqtt_publish topic_resolved = *in;
+    const struct mqtt_publish *pub = &topic_resolved;
+    bool v5 = c->level == MQTT_LEVEL_5;
+    bool utf8_payload = false;
+    if (v5 && read_publish_props(c, in, &topic_resolved.topic, &utf8_payload) != 0)
+        return -1;
 
     const char *over = topic_over_limits(pub->topic.data, pub->topic.len);
     if (over) {
@@ -64,8 +131,21 @@ int handle_publish(struct conn *c, const struct mqtt_publish *pub)
     }
 
     if (pub->qos == 2 && session_qos2_pending(s, pub->packet_id)) {
-        send_ack(c, MQTT_PUBREC, pub->packet_id);
+        send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
         return 0;
+    }
+    if (v5 && pub->qos > 0 &&
+        c->in_qos1_unacked + s->n_qos2_ids >= broker.cfg.max_inflight) {
+        /* More unacknowledged QoS 1/2 than the Receive Maximum we set. */
+        return protocol_error(c, MQTT_RC_RECEIVE_MAX_EXCEEDED,
+                              "more unacknowledged QoS 1/2 publishes than the receive maximum");
+    }
+    uint8_t reason = MQTT_RC_SUCCESS;
+    if (v5 && utf8_payload && !mqtt_utf8_valid(pub->payload.data, pub->payload.len)) {
+        if (pub->qos == 0)
+            return protocol_error(c, MQTT_RC_PAYLOAD_FORMAT_INVALID,
+                                  "payload format indicator says UTF-8 but the payload is not");
+        reason = MQTT_RC_PAYLOAD_FORMAT_INVALID;
     }
 
     /* $SYS belongs to the broker: clients must not forge its statistics.
@@ -73,13 +153,19 @@ int handle_publish(struct conn *c, const struct mqtt_publish *pub)
      * dropped. */
     bool forbidden = pub->topic.len >= 4 && memcmp(pub->topic.data, "$SYS", 4) == 0 &&
                      (pub->topic.len == 4 || pub->topic.data[4] == '/');
-    if (forbidden) {
+    if (reason != MQTT_RC_SUCCESS) {
+        log_info("%s: publish to '%.*s' refused: payload is not valid UTF-8", conn_name(c),
+                 (int)(pub->topic.len > 200 ? 200 : pub->topic.len),
+                 (const char *)pub->topic.data);
+    } else if (forbidden) {
+        reason = MQTT_RC_NOT_AUTHORIZED;
         log_info("%s: publish to '%.*s' ignored: $SYS is reserved for the broker", conn_name(c),
                  (int)pub->topic.len, (const char *)pub->topic.data);
     } else if (!acl_may_publish(s, (const char *)pub->topic.data, pub->topic.len)) {
         /* Acknowledged all the same: a client that got no PUBACK would
          * resend the message forever. */
         broker.stats.acl_publish_denied++;
+        reason = MQTT_RC_NOT_AUTHORIZED;
         long n = log_ratelimit_check(&acl_log, 10);
         if (n >= 0)
             log_notice("%s: publish to '%.*s' denied by the ACL%s", conn_name(c),
@@ -87,25 +173,29 @@ int handle_publish(struct conn *c, const struct mqtt_publish *pub)
                        (const char *)pub->topic.data, log_suppressed(n));
     } else {
         uint8_t qos = pub->qos < broker.cfg.max_qos ? pub->qos : broker.cfg.max_qos;
-        struct message *m = message_new((const char *)pub->topic.data, pub->topic.len,
-                                        pub->payload.data, pub->payload.len, qos, pub->retain);
+        struct message *m = message_new_props((const char *)pub->topic.data, pub->topic.len,
+                                              pub->payload.data, pub->payload.len, qos,
+                                              pub->retain, v5 ? &pub->props : NULL);
         if (!m) {
             /* Not acknowledging makes a QoS 1/2 sender retry later. */
             log_error("%s: out of memory, publish dropped", conn_name(c));
             return 0;
         }
+        /* No Local (branch share) adds the publishing session here. */
         router_publish(m);
         message_unref(m);
     }
 
     if (pub->qos == 1) {
-        send_ack(c, MQTT_PUBACK, pub->packet_id);
+        send_ack(c, MQTT_PUBACK, pub->packet_id, reason);
     } else if (pub->qos == 2) {
-        if (session_qos2_mark(s, pub->packet_id) < 0) {
+        /* A refused QoS 2 ends with its PUBREC (5.0 4.3.3): no PUBREL
+         * follows, so its id is not kept. */
+        if (reason < 0x80 && session_qos2_mark(s, pub->packet_id) < 0) {
             conn_close(c, "out of memory", true);
             return -1;
         }
-        send_ack(c, MQTT_PUBREC, pub->packet_id);
+        send_ack(c, MQTT_PUBREC, pub->packet_id, reason);
     }
     return 0;
 }

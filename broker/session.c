@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <event2/event.h>
 
 #include "acl_session.h"
 #include "broker.h"
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
+#include "router.h"
 #include "store.h"
 #include "topic_tree.h"
 
@@ -83,8 +85,86 @@ static void free_deliveries(struct delivery_list *l)
     l->count = 0;
 }
 
+static void drop_will(struct session *s)
+{
+    if (s->will_timer)
+        event_free(s->will_timer);
+    s->will_timer = NULL;
+    message_unref(s->will);
+    s->will = NULL;
+}
+
+static void publish_will(struct session *s)
+{
+    struct message *will = s->will;
+    s->will = NULL;
+    drop_will(s);
+    if (!will)
+        return;
+    log_info("client %s: publishing its delayed will on '%s'", s->log_id, will->topic);
+    message_start_expiry(will);
+    router_publish(will);
+    message_unref(will);
+}
+
+static void will_due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    publish_will(arg);
+}
+
+void session_set_will(struct session *s, struct message *will, uint32_t delay)
+{
+    drop_will(s);
+    s->will = will;
+    s->will_timer = evtimer_new(broker.base, will_due, s);
+    struct timeval tv = {(time_t)delay, 0};
+    if (!s->will_timer || evtimer_add(s->will_timer, &tv) != 0)
+        publish_will(s); /* cannot wait: better early than never */
+}
+
+void session_cancel_will(struct session *s)
+{
+    if (s->will)
+        log_info("client %s: back in time, its delayed will is dropped", s->log_id);
+    drop_will(s);
+}
+
+uint32_t session_cap_expiry(uint32_t requested)
+{
+    uint32_t cap = broker.cfg.session_expiry;
+    return cap && requested > cap ? cap : requested;
+}
+
+void session_set_expiry(struct session *s, bool set, uint32_t expiry)
+{
+    s->expiry_set = set;
+    s->expiry = set ? expiry : 0;
+    if (set) {
+        bool was = s->persistent;
+        s->persistent = expiry > 0;
+        if (s->persistent && !was && !s->db_id && store_session_add(s) != 0)
+            log_error("client %s: session not stored: it will not survive a restart",
+                      s->log_id);
+    }
+    if (s->db_id)
+        store_session_expiry(s);
+}
+
+int64_t session_expiry_due(const struct session *s)
+{
+    if (s->conn || !s->persistent || s->offline_since == 0)
+        return 0;
+    uint32_t e = s->expiry_set ? s->expiry : broker.cfg.session_expiry;
+    if (s->expiry_set ? e == UINT32_MAX : e == 0)
+        return 0;
+    return s->offline_since + (int64_t)e;
+}
+
 static void session_free(struct session *s)
 {
+    drop_will(s);
     struct subscription *sub = s->subs;
     while (sub) {
         struct subscription *next = sub->next;
@@ -103,6 +183,9 @@ static void session_free(struct session *s)
 
 void session_destroy(struct session *s)
 {
+    /* The session ends: a will still waiting goes out now. */
+    if (s->will)
+        publish_will(s);
     store_session_delete(s);
     hashmap_remove(broker.sessions, s->client_id, s->client_id_len);
     session_free(s);
@@ -259,8 +342,20 @@ static bool drop_oldest(struct session *s)
     return true;
 }
 
+/* Counts a message whose Message Expiry Interval ran out before it could be
+ * sent: queued, retained or just routed. */
+static bool expired_now(const struct message *msg)
+{
+    if (msg->expires_at == 0 || !message_expired(msg, message_now_ms()))
+        return false;
+    broker.stats.msgs_expired++;
+    return true;
+}
+
 void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain)
 {
+    if (expired_now(msg))
+        return;
     if (qos == 0) {
         if (!s->conn)
             return; /* QoS 0 is not kept for offline sessions */
@@ -353,9 +448,26 @@ static void refill(struct session *s)
         send_delivery(s, d, true);
 }
 
+/* The outbound window: max_inflight, and for a 5.0 client no more than its
+ * Receive Maximum. */
+static uint32_t window(const struct session *s)
+{
+    uint32_t w = broker.cfg.max_inflight;
+    return s->conn->receive_max_out < w ? s->conn->receive_max_out : w;
+}
+
+/* A delivery taken off the queue that will never be sent. */
+static void discard(struct session *s, struct delivery *d)
+{
+    if (s->db_id)
+        store_delivery_delete(s, d->seq);
+    message_unref(d->msg);
+    free(d);
+}
+
 void session_pump(struct session *s)
 {
-    while (s->conn && s->inflight.count < broker.cfg.max_inflight && conn_can_write(s->conn)) {
+    while (s->conn && s->inflight.count < window(s) && conn_can_write(s->conn)) {
         if (!s->queued.head && s->backlog > 0)
             refill(s);
         struct delivery *d = list_pop_head(&s->queued);
@@ -366,36 +478,39 @@ void session_pump(struct session *s)
         if (acl_enabled() && !acl_may_read(s, d->msg->topic, d->msg->topic_len)) {
             /* Queued under rules that a reload has since taken away. */
             broker.stats.acl_read_denied++;
-            if (s->db_id)
-                store_delivery_delete(s, d->seq);
-            message_unref(d->msg);
-            free(d);
+            discard(s, d);
+            continue;
+        }
+        if (expired_now(d->msg)) {
+            discard(s, d);
             continue;
         }
         d->packet_id = next_packet_id(s);
         d->state = d->qos == 1 ? DELIVERY_WAIT_PUBACK : DELIVERY_WAIT_PUBREC;
-        list_append(&s->inflight, d);
+        int rc;
         if (d->qos == 2 && s->db_id) {
             /* Exactly once across a crash needs the packet id on disk
              * before the client sees it: resent after a restart with
              * another id, the message would be a new one to the client. */
             store_delivery_state(s, d);
-            struct mqtt_packet p = {.type = MQTT_PUBLISH};
-            p.u.publish.qos = 2;
-            p.u.publish.retain = d->retain;
-            p.u.publish.topic.data = (const uint8_t *)d->msg->topic;
-            p.u.publish.topic.len = d->msg->topic_len;
-            p.u.publish.packet_id = d->packet_id;
-            p.u.publish.payload.data = d->msg->payload;
-            p.u.publish.payload.len = d->msg->payload_len;
-            broker.stats.msgs_sent++;
-            store_send_after_commit(s->conn, &p);
+            rc = conn_send_publish_durable(s->conn, d->msg, 2, d->packet_id, false, d->retain);
         } else {
             /* QoS 1 may be duplicated: its in-flight state is stored only
              * when the session goes offline (session_detach), not per
              * message, which would cost a third more writes. */
-            send_delivery(s, d, false);
+            rc = conn_send_publish(s->conn, d->msg, d->qos, d->packet_id, false, d->retain);
         }
+        if (rc == CONN_TOO_LARGE || rc == CONN_EXPIRED) {
+            /* 5.0: a message the client cannot take is dropped as if it had
+             * been delivered (section 3.1.2.11.4). */
+            if (rc == CONN_EXPIRED)
+                broker.stats.msgs_expired++;
+            else
+                count_drop(s, "over the client's maximum packet size");
+            discard(s, d);
+            continue;
+        }
+        list_append(&s->inflight, d);
     }
 }
 
@@ -436,6 +551,7 @@ static bool complete(struct session *s, uint16_t id, uint8_t state)
 }
 
 bool session_puback(struct session *s, uint16_t id) { return complete(s, id, DELIVERY_WAIT_PUBACK); }
+bool session_pubrec_refused(struct session *s, uint16_t id) { return complete(s, id, DELIVERY_WAIT_PUBREC); }
 bool session_pubcomp(struct session *s, uint16_t id) { return complete(s, id, DELIVERY_WAIT_PUBCOMP); }
 
 bool session_pubrec(struct session *s, uint16_t id)
@@ -523,6 +639,7 @@ void session_detach(struct session *s)
     }
     s->offline_since = (int64_t)time(NULL);
     store_session_offline(s, s->offline_since);
+    store_expiry_note(session_expiry_due(s));
     /* Now that nothing more can change them, store the packet ids of
      * QoS 1 messages in flight, so that a restarted broker resends them
      * with their ids and DUP, as 3.1.1 asks.  (After a crash while the

@@ -1,6 +1,7 @@
 /*
  * session.h - MQTT session state: what survives a TCP connection when the
- * client asked for a persistent session (clean session = 0).
+ * client asked for a persistent session (3.1.1: clean session = 0, kept for
+ * the broker's session_expiry; 5.0: a Session Expiry Interval above 0).
  *
  * A session owns its subscriptions (mirrored in the topic tree), its
  * outbound deliveries (in flight, i.e. sent and not yet acknowledged, and
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 struct conn;
+struct event;
 struct message;
 
 enum delivery_state {
@@ -55,7 +57,14 @@ struct session {
     char *client_id;        /* NUL-terminated copy (may contain any UTF-8) */
     size_t client_id_len;
     char *log_id;           /* printable form for logs: controls escaped */
-    bool persistent;        /* clean session = 0: outlives the connection */
+    bool persistent;        /* outlives the connection (3.1.1: clean session
+                               = 0; 5.0: session expiry interval > 0) */
+    bool expiry_set;        /* 5.0 session: `expiry` applies, not the
+                               broker's session_expiry */
+    uint32_t expiry;        /* 5.0 Session Expiry Interval, seconds;
+                               UINT32_MAX = never */
+    struct message *will;   /* will waiting for its Will Delay Interval */
+    struct event *will_timer;
     int64_t db_id;          /* row in the store's sessions table (persistent) */
     int64_t offline_since;  /* unix seconds; 0 while connected */
     uint64_t store_batch;   /* store batch that last wrote its session state */
@@ -93,6 +102,22 @@ void session_destroy(struct session *s);
 /* Frees every session (shutdown). */
 void session_destroy_all(void);
 
+/* MQTT 5.0 Session Expiry Interval (set = true) or back to the broker's
+ * session_expiry (set = false, 3.1.1).  5.0: 0 makes the session end with
+ * its connection, more makes it persistent (and stored). */
+void session_set_expiry(struct session *s, bool set, uint32_t expiry);
+/* A client's Session Expiry Interval capped by session_expiry (0 = no cap). */
+uint32_t session_cap_expiry(uint32_t requested);
+/* Unix time at which the offline session expires, or 0 for never (online,
+ * or no expiry). */
+int64_t session_expiry_due(const struct session *s);
+
+/* A will whose Will Delay Interval runs: published after `delay` seconds,
+ * or when the session ends if that is sooner; the session takes the
+ * reference.  Cancelled (dropped) when the client reconnects in time. */
+void session_set_will(struct session *s, struct message *will, uint32_t delay);
+void session_cancel_will(struct session *s);
+
 /* Adds or replaces a subscription; qos is the granted QoS.
  * Returns 1 if new, 0 if replaced, -1 when out of memory. */
 int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t qos);
@@ -111,6 +136,8 @@ void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool r
 bool session_puback(struct session *s, uint16_t packet_id);
 bool session_pubrec(struct session *s, uint16_t packet_id);
 bool session_pubcomp(struct session *s, uint16_t packet_id);
+/* 5.0 PUBREC with an error reason: the message is done with, no PUBREL. */
+bool session_pubrec_refused(struct session *s, uint16_t packet_id);
 
 /* Inbound QoS 2: has this id been received and not yet released?  Marking
  * returns -1 when out of memory. */

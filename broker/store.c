@@ -24,13 +24,15 @@ struct store_state store_st;
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_SESSION_ADD] = "INSERT OR REPLACE INTO sessions(id, client_id, level, offline_since, "
-                       "username, identified) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                       "username, identified, expiry) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_SESSION_IDENTITY] = "UPDATE sessions SET username = ?2, identified = 1 WHERE id = ?1",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
     [ST_SESSION_OFFLINE] = "UPDATE sessions SET offline_since = ?2 WHERE id = ?1",
+    [ST_SESSION_EXPIRY] = "UPDATE sessions SET expiry = ?2, level = ?3 WHERE id = ?1",
     [ST_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions(session_id, filter, options) VALUES(?1, ?2, ?3)",
     [ST_SUB_DELETE] = "DELETE FROM subscriptions WHERE session_id = ?1 AND filter = ?2",
-    [ST_MESSAGE_ADD] = "INSERT INTO messages(id, topic, payload, qos, retain) VALUES(?5, ?1, ?2, ?3, ?4)",
+    [ST_MESSAGE_ADD] = "INSERT INTO messages(id, topic, payload, qos, retain, properties, "
+                       "expires_at) VALUES(?5, ?1, ?2, ?3, ?4, ?6, ?7)",
     [ST_DELIVERY_ADD] = "INSERT INTO deliveries(session_id, seq, message_id, qos, retain, size) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_DELIVERY_STATE] = "UPDATE deliveries SET state = ?3, packet_id = ?4 "
@@ -40,7 +42,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                            "(SELECT seq FROM deliveries WHERE session_id = ?1 AND seq > ?2 "
                            "AND state = 0 ORDER BY seq LIMIT 1) RETURNING size",
     [ST_DELIVERY_LOAD] = "SELECT d.seq, d.qos, d.retain, d.state, d.packet_id, d.size, m.id, "
-                         "m.topic, m.payload, m.qos, m.retain FROM deliveries d "
+                         "m.topic, m.payload, m.qos, m.retain, m.properties, m.expires_at FROM deliveries d "
                          "JOIN messages m ON m.id = d.message_id "
                          "WHERE d.session_id = ?1 AND d.seq > ?2 ORDER BY d.seq LIMIT ?3",
     [ST_QOS2_ADD] = "INSERT OR IGNORE INTO inbound_qos2(session_id, packet_id) VALUES(?1, ?2)",
@@ -186,6 +188,10 @@ int store_begin(void)
 
 static void send_now(struct conn *c, const uint8_t *data, size_t len)
 {
+    /* An inbound QoS 1 is acknowledged now: it no longer counts against
+     * the Receive Maximum the broker announced. */
+    if ((data[0] >> 4) == MQTT_PUBACK && c->in_qos1_unacked > 0)
+        c->in_qos1_unacked--;
     evbuffer_add(bufferevent_get_output(c->bev), data, len);
     broker.stats.bytes_sent += len;
 }

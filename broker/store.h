@@ -65,6 +65,8 @@ int store_session_delete(struct session *s);
 /* Records the session's owner (its ACL identity) after CONNECT. */
 int store_session_identity(struct session *s);
 int store_session_offline(struct session *s, int64_t since); /* 0 = online */
+/* Records a 5.0 Session Expiry Interval (or the broker default, NULL). */
+int store_session_expiry(struct session *s);
 int store_sub_put(struct session *s, const char *filter, size_t len, uint8_t options);
 int store_sub_delete(struct session *s, const char *filter, size_t len);
 int store_message_add(struct message *m);            /* sets m->db_id if 0 */
@@ -83,8 +85,13 @@ int store_retained_set(const char *topic, size_t len, struct message *m); /* NUL
  * rest to s->queued).  Returns how many were read, or -1. */
 int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max);
 
-/* Removes persistent sessions offline for longer than session_expiry. */
+/* Removes persistent sessions offline for longer than their expiry (5.0:
+ * their Session Expiry Interval; 3.1.1: session_expiry).  Cheap when
+ * nothing is due: call it every second. */
 void store_expire_sessions(void);
+/* A session went offline and expires at `due` (unix seconds, 0 = never):
+ * store_expire_sessions looks again then. */
+void store_expiry_note(int64_t due);
 
 /* True while writes fail (reported in $SYS and the log). */
 bool store_degraded(void);

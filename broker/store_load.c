@@ -86,6 +86,12 @@ static int load_session(sqlite3_stmt *st, void *arg)
     }
     s->db_id = id;
     s->offline_since = sqlite3_column_int64(st, 2);
+    if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+        /* A 5.0 session: its own Session Expiry Interval. */
+        s->expiry_set = true;
+        s->expiry = (uint32_t)sqlite3_column_int64(st, 5);
+    }
+    store_expiry_note(session_expiry_due(s));
     if (sqlite3_column_int(st, 4)) {
         /* The owner it had: the ACL keeps applying while it is offline,
          * and only that user may resume it. */
@@ -136,14 +142,19 @@ static int load_counters(sqlite3_stmt *st, void *arg)
     return 0;
 }
 
+/* Columns from `col`: id, topic, payload, qos, retain, properties,
+ * expires_at. */
 static struct message *message_from_row(sqlite3_stmt *st, int col)
 {
     const void *payload = sqlite3_column_blob(st, col + 2);
-    struct message *m = message_new(sqlite3_column_blob(st, col + 1),
-                                    (size_t)sqlite3_column_bytes(st, col + 1), payload,
-                                    (size_t)sqlite3_column_bytes(st, col + 2),
-                                    (uint8_t)sqlite3_column_int(st, col + 3),
-                                    sqlite3_column_int(st, col + 4) != 0);
+    const void *props = sqlite3_column_blob(st, col + 5);
+    struct message *m = message_new_raw(sqlite3_column_blob(st, col + 1),
+                                        (size_t)sqlite3_column_bytes(st, col + 1), payload,
+                                        (size_t)sqlite3_column_bytes(st, col + 2),
+                                        (uint8_t)sqlite3_column_int(st, col + 3),
+                                        sqlite3_column_int(st, col + 4) != 0, props,
+                                        props ? (size_t)sqlite3_column_bytes(st, col + 5) : 0,
+                                        sqlite3_column_int64(st, col + 6));
     if (m)
         m->db_id = sqlite3_column_int64(st, col);
     return m;
@@ -179,15 +190,22 @@ int store_load(void)
     if (exec_int("UPDATE sessions SET offline_since = ?1 WHERE offline_since = 0", now, 0) < 0)
         goto out;
     store_expire_sessions();
+    /* Retained messages whose Message Expiry Interval ran out meanwhile. */
+    int n_exp = exec_int("DELETE FROM retained WHERE message_id IN (SELECT id FROM messages "
+                         "WHERE expires_at IS NOT NULL AND expires_at <= ?1)",
+                         message_now_ms(), 0);
+    if (n_exp > 0)
+        log_notice("store: %d retained messages expired while petreld was stopped", n_exp);
 
     uint64_t queued = 0;
-    if (each_row("SELECT id, client_id, offline_since, username, identified FROM sessions", load_session, NULL) != 0 ||
+    if (each_row("SELECT id, client_id, offline_since, username, identified, expiry FROM sessions", load_session, NULL) != 0 ||
         each_row("SELECT session_id, filter, options FROM subscriptions", load_subscription, NULL) != 0 ||
         each_row("SELECT session_id, packet_id FROM inbound_qos2", load_qos2, NULL) != 0 ||
         each_row("SELECT session_id, count(*), sum(state = 0), total(CASE WHEN state = 0 "
                  "THEN size END), max(seq) FROM deliveries GROUP BY session_id",
                  load_counters, &queued) != 0 ||
-        each_row("SELECT m.id, r.topic, m.payload, m.qos, m.retain FROM retained r "
+        each_row("SELECT m.id, r.topic, m.payload, m.qos, m.retain, m.properties, m.expires_at "
+                 "FROM retained r "
                  "JOIN messages m ON m.id = r.message_id", load_retained, NULL) != 0)
         goto out;
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -245,22 +263,41 @@ int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max)
 }
 
 struct expiry_ctx {
-    int64_t cutoff;
+    int64_t now;
+    int64_t next;   /* earliest due time among the sessions kept */
     struct session **list;
     size_t n, cap;
 };
+
+/* Earliest time a session may expire, or INT64_MAX: the walk over all
+ * sessions runs only when something is due. */
+static int64_t next_due = INT64_MAX;
+
+void store_expiry_note(int64_t due)
+{
+    if (due > 0 && due < next_due)
+        next_due = due;
+}
 
 static void collect_expired(void *value, void *arg)
 {
     struct session *s = value;
     struct expiry_ctx *ctx = arg;
-    if (s->conn || !s->persistent || s->offline_since == 0 || s->offline_since > ctx->cutoff)
+    int64_t due = session_expiry_due(s);
+    if (due == 0)
         return;
+    if (due > ctx->now) {
+        if (due < ctx->next)
+            ctx->next = due;
+        return;
+    }
     if (ctx->n == ctx->cap) {
         size_t cap = ctx->cap ? ctx->cap * 2 : 16;
         struct session **p = realloc(ctx->list, cap * sizeof *p);
-        if (!p)
+        if (!p) {
+            ctx->next = ctx->now + 1; /* try again in a second */
             return;
+        }
         ctx->list = p;
         ctx->cap = cap;
     }
@@ -269,25 +306,30 @@ static void collect_expired(void *value, void *arg)
 
 void store_expire_sessions(void)
 {
-    if (broker.cfg.session_expiry == 0)
-        return;
-    int64_t cutoff = (int64_t)time(NULL) - broker.cfg.session_expiry;
+    int64_t now = (int64_t)time(NULL);
     if (store_st.loading && store_st.db) {
-        /* Before the replay: expired sessions are not even loaded. */
-        int n = exec_int("DELETE FROM sessions WHERE offline_since > 0 AND offline_since < ?1",
-                         cutoff, 0);
+        /* Before the replay: expired sessions are not even loaded.  NULL
+         * expiry: a 3.1.1 session under session_expiry (0 = forever);
+         * otherwise its own interval, 4294967295 = never. */
+        int n = exec_int("DELETE FROM sessions WHERE offline_since > 0 AND CASE WHEN expiry IS NULL "
+                         "THEN ?2 > 0 AND offline_since + ?2 <= ?1 "
+                         "ELSE expiry < 4294967295 AND offline_since + expiry <= ?1 END",
+                         now, broker.cfg.session_expiry);
         if (n > 0)
-            log_notice("store: %d sessions expired while petreld was stopped (session_expiry %u s)",
-                       n, broker.cfg.session_expiry);
+            log_notice("store: %d sessions expired while petreld was stopped", n);
         return;
     }
+    if (now < next_due)
+        return;
     /* The session table cannot change while being walked: collect first. */
-    struct expiry_ctx ctx = {cutoff, NULL, 0, 0};
+    struct expiry_ctx ctx = {now, INT64_MAX, NULL, 0, 0};
     hashmap_foreach(broker.sessions, collect_expired, &ctx);
+    next_due = ctx.next;
     for (size_t i = 0; i < ctx.n; i++) {
-        log_notice("client %s: session expired (offline for more than %u s)", ctx.list[i]->log_id,
-                   broker.cfg.session_expiry);
-        session_destroy(ctx.list[i]);
+        struct session *s = ctx.list[i];
+        log_notice("client %s: session expired (offline for more than %u s)", s->log_id,
+                   s->expiry_set ? s->expiry : broker.cfg.session_expiry);
+        session_destroy(s);
     }
     free(ctx.list);
 }

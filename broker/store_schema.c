@@ -26,7 +26,8 @@ static const char *const migrations[] = {
     "  client_id BLOB NOT NULL UNIQUE,"
     "  level INTEGER NOT NULL,"
     "  offline_since INTEGER NOT NULL DEFAULT 0," /* unix seconds; 0 = online */
-    "  expiry INTEGER);"                          /* seconds; NULL = broker default */
+    "  expiry INTEGER);"                          /* seconds; NULL = broker default
+                                                     (5.0 Session Expiry Interval) */
     "CREATE TABLE subscriptions("
     "  session_id INTEGER NOT NULL,"
     "  filter BLOB NOT NULL,"
@@ -39,7 +40,7 @@ static const char *const migrations[] = {
     "  qos INTEGER NOT NULL,"
     "  retain INTEGER NOT NULL,"
     "  properties BLOB,"                          /* MQTT 5.0, raw */
-    "  expires_at INTEGER,"                       /* MQTT 5.0 message expiry */
+    "  expires_at INTEGER,"                       /* MQTT 5.0 message expiry, unix ms */
     "  refs INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE deliveries("
     "  session_id INTEGER NOT NULL,"

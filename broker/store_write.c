@@ -106,8 +106,10 @@ static int write_session_row(struct session *s)
     touch(s);
     sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_blob(st, 2, s->client_id, (int)s->client_id_len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, 4);
+    sqlite3_bind_int(st, 3, s->expiry_set ? 5 : 4);
     sqlite3_bind_int64(st, 4, s->conn ? 0 : s->offline_since);
+    if (s->expiry_set)
+        sqlite3_bind_int64(st, 7, s->expiry);
     const char *user;
     size_t ulen;
     if (acl_session_user(s, &user, &ulen)) {
@@ -165,6 +167,19 @@ int store_session_offline(struct session *s, int64_t since)
     return run(st, "marking a session offline");
 }
 
+int store_session_expiry(struct session *s)
+{
+    sqlite3_stmt *st = s->db_id ? prepare(ST_SESSION_EXPIRY) : NULL;
+    if (!st)
+        return 0;
+    touch(s);
+    sqlite3_bind_int64(st, 1, s->db_id);
+    if (s->expiry_set)
+        sqlite3_bind_int64(st, 2, s->expiry); /* else NULL: the broker's default */
+    sqlite3_bind_int(st, 3, s->expiry_set ? 5 : 4);
+    return run(st, "storing a session expiry");
+}
+
 int store_sub_put(struct session *s, const char *filter, size_t len, uint8_t options)
 {
     sqlite3_stmt *st = s->db_id ? prepare(ST_SUB_PUT) : NULL;
@@ -201,6 +216,10 @@ int store_message_add(struct message *m)
                       SQLITE_STATIC);
     sqlite3_bind_int(st, 3, m->qos);
     sqlite3_bind_int(st, 4, m->retain);
+    if (m->props_len)
+        sqlite3_bind_blob(st, 6, m->props, (int)m->props_len, SQLITE_STATIC);
+    if (m->expires_at)
+        sqlite3_bind_int64(st, 7, m->expires_at);
     /* Set even if the write fails: the id is never given again, so the
      * rows that name it can only be missing, never wrong. */
     m->db_id = ++store_st.last_message_id;

@@ -68,6 +68,8 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/max_inflight", broker.stats.inflight_full);
     publish_u64("$SYS/broker/limits/max_queued", broker.stats.queue_full);
     publish_u64("$SYS/broker/limits/max_output_buffer", broker.stats.output_buffer_full);
+    publish_u64("$SYS/broker/messages/expired", broker.stats.msgs_expired);
+    publish_u64("$SYS/broker/limits/client_maximum_packet_size", broker.stats.publish_too_large);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)

@@ -167,11 +167,12 @@ static long parse_one(const uint8_t *pos, const uint8_t *end, struct mqtt_prop *
 enum mqtt_err mqtt_props_validate(uint8_t ptype, const uint8_t *block, uint32_t len,
                                   const char **why)
 {
-    const uint8_t *pos = block, *end = block + len;
     uint64_t seen = 0;  /* ids met so far; every defined id is below 64 */
 
+    /* Before any pointer arithmetic: an empty block may have data NULL. */
     if (len == 0)
         return MQTT_OK;
+    const uint8_t *pos = block, *end = block + len;
     while (pos < end) {
         struct mqtt_prop pr;
         long used = parse_one(pos, end, &pr);

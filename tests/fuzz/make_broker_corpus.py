@@ -51,6 +51,29 @@ SEEDS = {
     + chunks(1, m.connect_packet('p') + b''.join(m.publish_packet('q', b'%d' % i, qos=1, pid=i + 1)
                                                   for i in range(12)))
     + chunks(2, m.connect_packet('q', clean=False)),
+    # MQTT 5.0
+    'v5_props_alias': chunks(0, m.connect5_packet('s5', props=[(m.P_TOPIC_ALIAS_MAXIMUM, 2),
+                                                               (m.P_RECEIVE_MAXIMUM, 1),
+                                                               (m.P_MAXIMUM_PACKET_SIZE, 200)])
+                             + m.subscribe5_packet(1, [('a/#', 2)]))
+    + chunks(1, m.connect5_packet('p5') + m.publish5_packet(
+        'a/b', b'hi', 1, pid=1, props=[(m.P_TOPIC_ALIAS, 1), (m.P_USER_PROPERTY, ('k', 'v')),
+                                       (m.P_MESSAGE_EXPIRY, 10), (m.P_PAYLOAD_FORMAT, 1)])
+             + m.publish5_packet('', b'again', 2, pid=2, props=[(m.P_TOPIC_ALIAS, 1)]))
+    + chunks(0, m.ack5_packet(m.PUBACK, 1) + m.ack5_packet(m.PUBREC, 2, 0x80))
+    + chunks(1, m.ack5_packet(m.PUBREL, 2) + m.ack5_packet(m.PUBREL, 9)),
+    'v5_session_will': chunks(0, m.connect5_packet('w5', clean=False,
+                                                   props=[(m.P_SESSION_EXPIRY, 30)],
+                                                   will=('w', b'late', 1, True),
+                                                   will_props=[(m.P_WILL_DELAY, 5),
+                                                               (m.P_CONTENT_TYPE, 't')]))
+    + chunks(1, m.connect5_packet('x') + m.subscribe5_packet(2, [('w', 1)]))
+    + hangup(0)
+    + chunks(2, m.connect5_packet('w5', clean=False, props=[(m.P_SESSION_EXPIRY, 30)])
+             + m.disconnect5_packet(0x04, [(m.P_SESSION_EXPIRY, 0)])),
+    'v5_errors': chunks(0, m.connect5_packet('e', props=[(m.P_AUTH_METHOD, 'x')]))
+    + chunks(1, m.connect5_packet('f') + m.packet(m.AUTH, 0, b'\x18\x00'))
+    + chunks(2, m.connect5_packet('g') + m.publish5_packet('', b'x', props=[(m.P_TOPIC_ALIAS, 7)])),
 }
 
 

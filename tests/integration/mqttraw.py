@@ -361,3 +361,271 @@ class RawClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# ---------------------------------------------------------------- MQTT 5.0
+#
+# A minimal 5.0 encoder/decoder: properties as a list of (id, value) pairs in
+# wire order (value: int, str/bytes, or (key, value) for user properties).
+
+AUTH = 15
+
+P_PAYLOAD_FORMAT, P_MESSAGE_EXPIRY, P_CONTENT_TYPE = 0x01, 0x02, 0x03
+P_RESPONSE_TOPIC, P_CORRELATION_DATA, P_SUBSCRIPTION_ID = 0x08, 0x09, 0x0B
+P_SESSION_EXPIRY, P_ASSIGNED_CLIENT_ID, P_SERVER_KEEP_ALIVE = 0x11, 0x12, 0x13
+P_AUTH_METHOD, P_AUTH_DATA, P_REQUEST_PROBLEM_INFO = 0x15, 0x16, 0x17
+P_WILL_DELAY, P_REQUEST_RESPONSE_INFO, P_REASON_STRING = 0x18, 0x19, 0x1F
+P_RECEIVE_MAXIMUM, P_TOPIC_ALIAS_MAXIMUM, P_TOPIC_ALIAS = 0x21, 0x22, 0x23
+P_MAXIMUM_QOS, P_RETAIN_AVAILABLE, P_USER_PROPERTY = 0x24, 0x25, 0x26
+P_MAXIMUM_PACKET_SIZE, P_WILDCARD_SUB, P_SUB_ID_AVAILABLE, P_SHARED_SUB = 0x27, 0x28, 0x29, 0x2A
+
+_PTYPE = {}
+for _i in (0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A):
+    _PTYPE[_i] = 'byte'
+for _i in (0x13, 0x21, 0x22, 0x23):
+    _PTYPE[_i] = 'u16'
+for _i in (0x02, 0x11, 0x18, 0x27):
+    _PTYPE[_i] = 'u32'
+_PTYPE[0x0B] = 'varint'
+for _i in (0x03, 0x08, 0x12, 0x15, 0x1A, 0x1C, 0x1F):
+    _PTYPE[_i] = 'utf8'
+for _i in (0x09, 0x16):
+    _PTYPE[_i] = 'binary'
+_PTYPE[0x26] = 'pair'
+
+
+def _bin(v):
+    b = v.encode('utf-8') if isinstance(v, str) else bytes(v)
+    return struct.pack('!H', len(b)) + b
+
+
+def props_bytes(props):
+    """The property block with its length prefix."""
+    out = b''
+    for pid, v in props or ():
+        t = _PTYPE[pid]
+        out += bytes([pid])
+        if t == 'byte':
+            out += bytes([v])
+        elif t == 'u16':
+            out += struct.pack('!H', v)
+        elif t == 'u32':
+            out += struct.pack('!I', v)
+        elif t == 'varint':
+            out += varint(v)
+        elif t == 'pair':
+            out += _bin(v[0]) + _bin(v[1])
+        else:
+            out += _bin(v)
+    return varint(len(out)) + out
+
+
+def parse_props(data, pos):
+    """(list of (id, value), next position)."""
+    mult, length = 1, 0
+    while True:
+        b = data[pos]
+        pos += 1
+        length += (b & 0x7F) * mult
+        mult *= 128
+        if not b & 0x80:
+            break
+    end = pos + length
+    props = []
+    while pos < end:
+        pid = data[pos]
+        pos += 1
+        t = _PTYPE[pid]
+        if t == 'byte':
+            v = data[pos]
+            pos += 1
+        elif t == 'u16':
+            v = struct.unpack('!H', data[pos:pos + 2])[0]
+            pos += 2
+        elif t == 'u32':
+            v = struct.unpack('!I', data[pos:pos + 4])[0]
+            pos += 4
+        elif t == 'varint':
+            mult, v = 1, 0
+            while True:
+                b = data[pos]
+                pos += 1
+                v += (b & 0x7F) * mult
+                mult *= 128
+                if not b & 0x80:
+                    break
+        elif t == 'pair':
+            kl = struct.unpack('!H', data[pos:pos + 2])[0]
+            k = data[pos + 2:pos + 2 + kl].decode()
+            pos += 2 + kl
+            vl = struct.unpack('!H', data[pos:pos + 2])[0]
+            v = (k, data[pos + 2:pos + 2 + vl].decode())
+            pos += 2 + vl
+        else:
+            ln = struct.unpack('!H', data[pos:pos + 2])[0]
+            v = bytes(data[pos + 2:pos + 2 + ln])
+            if t == 'utf8':
+                v = v.decode()
+            pos += 2 + ln
+        props.append((pid, v))
+    return props, end
+
+
+def connect5_packet(client_id='', clean=True, keepalive=60, props=(), will=None,
+                    will_props=(), username=None, password=None):
+    """5.0 CONNECT.  will = (topic, payload, qos, retain)."""
+    f = 0x02 if clean else 0
+    if will is not None:
+        f |= 0x04 | ((will[2] & 3) << 3) | (0x20 if will[3] else 0)
+    if password is not None:
+        f |= 0x40
+    if username is not None:
+        f |= 0x80
+    body = mqtt_str('MQTT') + bytes([5, f]) + struct.pack('!H', keepalive)
+    body += props_bytes(props) + mqtt_str(client_id)
+    if will is not None:
+        payload = will[1].encode() if isinstance(will[1], str) else will[1]
+        body += props_bytes(will_props) + mqtt_str(will[0]) + _bin(payload)
+    if username is not None:
+        body += mqtt_str(username)
+    if password is not None:
+        body += _bin(password)
+    return packet(CONNECT, 0, body)
+
+
+def publish5_packet(topic, payload=b'', qos=0, retain=False, pid=None, dup=False, props=()):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    flags = (0x08 if dup else 0) | ((qos & 3) << 1) | (1 if retain else 0)
+    body = mqtt_str(topic)
+    if qos > 0:
+        body += struct.pack('!H', pid if pid is not None else 1)
+    return packet(PUBLISH, flags, body + props_bytes(props) + payload)
+
+
+def subscribe5_packet(pid, topics, props=()):
+    """topics: list of (filter, options byte)."""
+    body = struct.pack('!H', pid) + props_bytes(props)
+    for t, o in topics:
+        body += mqtt_str(t) + bytes([o])
+    return packet(SUBSCRIBE, 0x02, body)
+
+
+def ack5_packet(ptype, pid, reason=0, props=()):
+    flags = 0x02 if ptype == PUBREL else 0
+    return packet(ptype, flags, struct.pack('!H', pid) + bytes([reason]) + props_bytes(props))
+
+
+def disconnect5_packet(reason=0, props=()):
+    return packet(DISCONNECT, 0, bytes([reason]) + props_bytes(props))
+
+
+class Packet5:
+    """A packet from the broker on a 5.0 connection: .type, .rc (reason
+    code), .props (list), .prop(id) (first value), and for PUBLISH .topic,
+    .qos, .pid, .payload, .retain, .dup."""
+
+    def __init__(self, p):
+        self.type, self.flags, self.body = p.type, p.flags, p.body
+        self.props = []
+        self.rc = None
+        b = p.body
+        if p.type == CONNACK:
+            self.session_present = bool(b[0] & 1)
+            self.rc = b[1]
+            self.props, _ = parse_props(b, 2)
+        elif p.type == PUBLISH:
+            self.dup, self.qos, self.retain = bool(p.flags & 8), (p.flags >> 1) & 3, bool(p.flags & 1)
+            tlen = struct.unpack('!H', b[:2])[0]
+            self.topic = b[2:2 + tlen].decode()
+            pos = 2 + tlen
+            self.pid = None
+            if self.qos:
+                self.pid = struct.unpack('!H', b[pos:pos + 2])[0]
+                pos += 2
+            self.props, pos = parse_props(b, pos)
+            self.payload = b[pos:]
+        elif p.type in (PUBACK, PUBREC, PUBREL, PUBCOMP):
+            self.pid = struct.unpack('!H', b[:2])[0]
+            self.rc = b[2] if len(b) > 2 else 0
+            if len(b) > 3:
+                self.props, _ = parse_props(b, 3)
+        elif p.type in (SUBACK, UNSUBACK):
+            self.pid = struct.unpack('!H', b[:2])[0]
+            self.props, pos = parse_props(b, 2)
+            self.codes = list(b[pos:])
+        elif p.type in (DISCONNECT, AUTH):
+            self.rc = b[0] if b else 0
+            if len(b) > 1:
+                self.props, _ = parse_props(b, 1)
+
+    def prop(self, pid, default=None):
+        for k, v in self.props:
+            if k == pid:
+                return v
+        return default
+
+    def all(self, pid):
+        return [v for k, v in self.props if k == pid]
+
+    def __repr__(self):
+        return '<%s rc=%r props=%r %r>' % (TYPE_NAMES.get(self.type), self.rc, self.props,
+                                           self.body[:24])
+
+
+class Raw5(RawClient):
+    """RawClient speaking MQTT 5.0."""
+
+    def read5(self, timeout=DEFAULT_TIMEOUT):
+        return Packet5(self.read_packet(timeout))
+
+    def expect5(self, ptype, timeout=DEFAULT_TIMEOUT):
+        return Packet5(self.expect(ptype, timeout))
+
+    def connect5(self, client_id='', clean=True, keepalive=60, props=(), expect_rc=0, **kw):
+        self.send(connect5_packet(client_id, clean, keepalive, props, **kw))
+        ack = self.expect5(CONNACK)
+        if expect_rc is not None and ack.rc != expect_rc:
+            raise AssertionError('CONNACK rc 0x%02x, expected 0x%02x: %r' % (ack.rc, expect_rc, ack))
+        return ack
+
+    def subscribe5(self, topics, props=()):
+        if isinstance(topics, str):
+            topics = [(topics, 0)]
+        pid = self.pid()
+        self.send(subscribe5_packet(pid, topics, props))
+        ack = self.expect5(SUBACK)
+        assert ack.pid == pid
+        return ack
+
+    def publish5(self, topic, payload=b'', qos=0, retain=False, props=(), pid=None):
+        """Publishes; returns the PUBACK/PUBREC (completing QoS 2 when the
+        PUBREC is a success) or None for QoS 0."""
+        if qos and pid is None:
+            pid = self.pid()
+        self.send(publish5_packet(topic, payload, qos, retain, pid, props=props))
+        if qos == 1:
+            return self.expect5(PUBACK)
+        if qos == 2:
+            rec = self.expect5(PUBREC)
+            if rec.rc < 0x80:
+                self.send(ack5_packet(PUBREL, pid))
+                self.expect5(PUBCOMP)
+            return rec
+        return None
+
+    def expect_publish5(self, timeout=DEFAULT_TIMEOUT, ack=True):
+        p = self.expect5(PUBLISH, timeout)
+        if ack and p.qos == 1:
+            self.send(ack5_packet(PUBACK, p.pid))
+        elif ack and p.qos == 2:
+            self.send(ack5_packet(PUBREC, p.pid))
+            self.expect5(PUBREL, timeout)
+            self.send(ack5_packet(PUBCOMP, p.pid))
+        return p
+
+    def expect_disconnect(self, timeout=DEFAULT_TIMEOUT):
+        """The broker's DISCONNECT (Packet5), then the close."""
+        p = self.expect5(DISCONNECT, timeout)
+        assert self.wait_closed(timeout), 'connection left open after DISCONNECT'
+        return p

@@ -50,6 +50,7 @@ static void assert_config_equal(const struct config *a, const struct config *b)
     assert_int_equal(a->max_subscriptions_per_client, b->max_subscriptions_per_client);
     assert_int_equal(a->max_topic_length, b->max_topic_length);
     assert_int_equal(a->max_topic_levels, b->max_topic_levels);
+    assert_int_equal(a->topic_alias_maximum, b->topic_alias_maximum);
 }
 
 static struct config cfg;
@@ -166,6 +167,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_subscriptions_per_client, 0);
     assert_int_equal(cfg.max_topic_length, 65535);
     assert_int_equal(cfg.max_topic_levels, 128);
+    assert_int_equal(cfg.topic_alias_maximum, 10);
 }
 
 struct range {
@@ -187,6 +189,7 @@ static uint64_t field_value(const char *key)
     if (!strcmp(key, "max_subscriptions_per_client")) return cfg.max_subscriptions_per_client;
     if (!strcmp(key, "max_topic_length")) return cfg.max_topic_length;
     if (!strcmp(key, "max_topic_levels")) return cfg.max_topic_levels;
+    if (!strcmp(key, "topic_alias_maximum")) return cfg.topic_alias_maximum;
     fail_msg("no field %s", key);
     return 0;
 }
@@ -204,6 +207,7 @@ static const struct range ranges[] = {
     {"max_subscriptions_per_client", 0, 4294967295u},
     {"max_topic_length", 1, 65535},
     {"max_topic_levels", 1, 65535},
+    {"topic_alias_maximum", 0, 65535},
 };
 
 static void test_number_ranges(void **state)
