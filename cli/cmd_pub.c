@@ -70,7 +70,11 @@ static void usage(FILE *out)
             "                           are sent empty); stays connected until EOF\n"
             "  -n, --null-message       send an empty message\n"
             "  -q, --qos 0|1|2          quality of service (default 0)\n"
-            "  -r, --retain             ask the broker to retain the message\n\n"
+            "  -r, --retain             ask the broker to retain the message\n"
+            "  -D publish NAME VALUE    an MQTT 5.0 property of the message (needs -V 5):\n"
+            "                           message-expiry-interval, content-type,\n"
+            "                           payload-format-indicator, response-topic,\n"
+            "                           correlation-data, user-property NAME VALUE\n\n"
             "%s\n%s",
             CONN_ARGS_HELP, EXIT_CODES_HELP);
 }
@@ -107,7 +111,8 @@ static void watch(struct pub *p)
 
 static int publish(struct pub *p, const void *data, size_t len)
 {
-    int rc = petrel_publish(p->c, p->topic, data, len, (int)p->qos, p->retain, NULL);
+    int rc = petrel_publish_props(p->c, p->topic, data, len, (int)p->qos, p->retain,
+                                  p->ca.props[PLACE_PUBLISH], NULL);
     if (rc != PETREL_OK) {
         cli_error("pub", "cannot publish to '%s': %s", p->topic, petrel_strerror(rc));
         finish(p, rc == PETREL_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE);
@@ -242,14 +247,17 @@ static void on_connected(petrel_client *c, bool session_present, void *arg)
 
 static void on_published(petrel_client *c, uint64_t id, int result, void *arg)
 {
-    (void)c;
     (void)id;
     struct pub *p = arg;
     if (result == PETREL_OK) {
         p->acked++;
     } else {
+        char why[300];
         p->failed++;
-        cli_error("pub", "message not delivered: %s", petrel_strerror(result));
+        cli_error("pub", "message not delivered: %s%s", petrel_strerror(result),
+                  conn_args_reason(c, why, sizeof why));
+        if (result == PETREL_EREJECTED && petrel_reason_code(c) == 0x87)
+            p->status = CLI_EXIT_NOT_AUTHORIZED;
     }
     watch(p);
     if (p->src == SRC_LINES && p->input_paused)
@@ -260,7 +268,6 @@ static void on_published(petrel_client *c, uint64_t id, int result, void *arg)
 
 static void on_disconnected(petrel_client *c, int reason, bool reconnecting, void *arg)
 {
-    (void)c;
     struct pub *p = arg;
     if (p->finishing && reason == PETREL_OK) {
         /* A single message interrupted before it was even published counts
@@ -270,18 +277,20 @@ static void on_disconnected(petrel_client *c, int reason, bool reconnecting, voi
         finish(p, all ? CLI_EXIT_OK : CLI_EXIT_FAILURE);
         return;
     }
+    char why[300];
+    conn_args_reason(c, why, sizeof why);
     if (!p->connected_once) {
-        cli_error("pub", "cannot connect to %s port %lu: %s", p->ca.host,
-                  conn_args_port(&p->ca), conn_error_text(reason));
+        cli_error("pub", "cannot connect to %s port %lu: %s%s", p->ca.host,
+                  conn_args_port(&p->ca), conn_error_text(reason), why);
         finish(p, exit_code_for(reason, 0));
         return;
     }
     if (reconnecting) {
         if (p->ca.debug)
-            cli_error("pub", "connection lost (%s); reconnecting", petrel_strerror(reason));
+            cli_error("pub", "connection lost (%s%s); reconnecting", petrel_strerror(reason), why);
         return;
     }
-    cli_error("pub", "connection lost: %s", conn_error_text(reason));
+    cli_error("pub", "connection lost: %s%s", conn_error_text(reason), why);
     finish(p, exit_code_for(reason, 1));
 }
 
@@ -376,6 +385,9 @@ static int parse(struct pub *p, int argc, char **argv)
     };
     int opt;
     opterr = 0;
+    p->ca.argc = argc;
+    p->ca.argv = argv;
+    p->ca.places = 1u << PLACE_CONNECT | 1u << PLACE_WILL | 1u << PLACE_PUBLISH;
     while ((opt = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "t:m:f:slnq:r", longopts, NULL)) !=
            -1) {
         int rc = conn_args_option(&p->ca, opt, optarg);
@@ -477,16 +489,20 @@ int cmd_pub(int argc, char **argv)
     memset(&p, 0, sizeof p);
     conn_args_init(&p.ca, "pub");
     int rc = parse(&p, argc, argv);
-    if (rc != CLI_EXIT_OK)
+    if (rc != CLI_EXIT_OK) {
+        conn_args_free(&p.ca);
         return rc < 0 ? CLI_EXIT_OK : rc;
+    }
     if (load_message(&p) != 0) {
         free(p.data);
+        conn_args_free(&p.ca);
         return CLI_EXIT_FAILURE;
     }
 
     petrel_options *o = conn_args_options(&p.ca);
     if (!o) {
         free(p.data);
+        conn_args_free(&p.ca);
         return CLI_EXIT_USAGE;
     }
     int err = PETREL_ENOMEM;
@@ -538,5 +554,6 @@ out:
     if (p.base)
         event_base_free(p.base);
     free(p.data);
+    conn_args_free(&p.ca);
     return p.status;
 }

@@ -18,6 +18,10 @@
 
 enum {
     OPT_JSON = OPT_CMD_BASE,
+    OPT_NO_LOCAL,
+    OPT_RETAIN_AS_PUBLISHED,
+    OPT_RETAIN_HANDLING,
+    OPT_PROPERTIES,
 };
 
 struct sub {
@@ -28,6 +32,8 @@ struct sub {
     enum out_format format;
     bool newline;
     bool skip_retained;
+    bool show_props;          /* --properties */
+    int sub_options;          /* MQTT 5.0 PETREL_SUB_* bits */
     unsigned long count;      /* -C; 0 = no limit */
     unsigned long wait;       /* -W seconds; 0 = no limit */
 
@@ -59,7 +65,16 @@ static void usage(FILE *out)
             "                           subscribing)\n"
             "  -C, --count N            exit after N messages\n"
             "  -W, --wait SECONDS       exit after SECONDS once connected (exit 5 if -C\n"
-            "                           was given and fewer messages arrived)\n\n"
+            "                           was given and fewer messages arrived)\n"
+            "MQTT 5.0 (with -V 5):\n"
+            "      --properties         after each message, one line per property:\n"
+            "                           two spaces, NAME: VALUE (user-property: K=V);\n"
+            "                           with --json, a \"properties\" member\n"
+            "      --no-local           do not receive our own publications\n"
+            "      --retain-as-published keep the retain flag as the publisher set it\n"
+            "      --retain-handling 0|1|2  retained messages on subscribing: 0 always\n"
+            "                           (default), 1 only for a new subscription, 2 never\n"
+            "  -D subscribe NAME VALUE  subscription-identifier N, user-property K V\n\n"
             "%s\n%s",
             CONN_ARGS_HELP, EXIT_CODES_HELP);
 }
@@ -98,9 +113,12 @@ static void on_subscribed(petrel_client *c, uint64_t id, size_t n, const int *gr
     struct sub *s = arg;
     size_t refused = 0;
     for (size_t i = 0; i < n; i++) {
-        if (granted[i] == PETREL_SUBSCRIBE_FAILED) {
+        if (PETREL_SUBSCRIBE_REFUSED(granted[i])) {
             refused++;
-            if (id == s->sub_id && i < s->n_topics)
+            if (id == s->sub_id && i < s->n_topics && s->ca.protocol == PETREL_MQTT_5)
+                cli_error("sub", "subscription to '%s' refused: %s (0x%02x)", s->topics[i],
+                          petrel_reason_string(granted[i]), granted[i]);
+            else if (id == s->sub_id && i < s->n_topics)
                 cli_error("sub", "subscription to '%s' refused", s->topics[i]);
         }
     }
@@ -119,7 +137,7 @@ static void on_message(petrel_client *c, const petrel_message *m, void *arg)
     struct sub *s = arg;
     if (s->finishing || (s->skip_retained && m->retain))
         return;
-    if (format_message(stdout, m, s->format, s->newline) != 0) {
+    if (format_message(stdout, m, s->format, s->newline, s->show_props) != 0) {
         /* The reader went away (e.g. `| head`): nothing left to do. */
         finish(s, CLI_EXIT_FAILURE);
         return;
@@ -130,26 +148,27 @@ static void on_message(petrel_client *c, const petrel_message *m, void *arg)
 
 static void on_disconnected(petrel_client *c, int reason, bool reconnecting, void *arg)
 {
-    (void)c;
     struct sub *s = arg;
     if (s->finishing) {
         if (!reconnecting)
             event_base_loopbreak(s->base);
         return;
     }
+    char why[300];
+    conn_args_reason(c, why, sizeof why);
     if (!s->connected_once) {
-        cli_error("sub", "cannot connect to %s port %lu: %s", s->ca.host,
-                  conn_args_port(&s->ca), conn_error_text(reason));
+        cli_error("sub", "cannot connect to %s port %lu: %s%s", s->ca.host,
+                  conn_args_port(&s->ca), conn_error_text(reason), why);
         s->status = exit_code_for(reason, 0);
         event_base_loopbreak(s->base);
         return;
     }
     if (reconnecting) {
         if (s->ca.debug)
-            cli_error("sub", "connection lost (%s); reconnecting", petrel_strerror(reason));
+            cli_error("sub", "connection lost (%s%s); reconnecting", petrel_strerror(reason), why);
         return;
     }
-    cli_error("sub", "connection lost: %s", conn_error_text(reason));
+    cli_error("sub", "connection lost: %s%s", conn_error_text(reason), why);
     s->status = exit_code_for(reason, 1);
     event_base_loopbreak(s->base);
 }
@@ -186,13 +205,23 @@ static int parse(struct sub *s, int argc, char **argv)
         {"no-retained", no_argument, NULL, 'R'},
         {"count", required_argument, NULL, 'C'},
         {"wait", required_argument, NULL, 'W'},
+        {"no-local", no_argument, NULL, OPT_NO_LOCAL},
+        {"retain-as-published", no_argument, NULL, OPT_RETAIN_AS_PUBLISHED},
+        {"retain-handling", required_argument, NULL, OPT_RETAIN_HANDLING},
+        {"properties", no_argument, NULL, OPT_PROPERTIES},
         {NULL, 0, NULL, 0},
     };
     s->topics = calloc((size_t)argc, sizeof *s->topics);
     if (!s->topics)
         return CLI_EXIT_FAILURE;
     int opt;
+    bool v5_only = false;
+    const char *v5_flag = NULL;
+    unsigned long rh;
     opterr = 0;
+    s->ca.argc = argc;
+    s->ca.argv = argv;
+    s->ca.places = 1u << PLACE_CONNECT | 1u << PLACE_WILL | 1u << PLACE_SUBSCRIBE;
     while ((opt = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "t:q:vNRC:W:", longopts, NULL)) !=
            -1) {
         int rc = conn_args_option(&s->ca, opt, optarg);
@@ -223,6 +252,28 @@ static int parse(struct sub *s, int argc, char **argv)
             break;
         case OPT_JSON:
             s->format = OUT_JSON;
+            break;
+        case OPT_NO_LOCAL:
+            s->sub_options |= PETREL_SUB_NO_LOCAL;
+            v5_only = true;
+            v5_flag = "--no-local";
+            break;
+        case OPT_RETAIN_AS_PUBLISHED:
+            s->sub_options |= PETREL_SUB_RETAIN_AS_PUBLISHED;
+            v5_only = true;
+            v5_flag = "--retain-as-published";
+            break;
+        case OPT_RETAIN_HANDLING:
+            if (parse_ulong(optarg, 2, &rh) != 0) {
+                cli_error("sub", "--retain-handling: '%s' is not 0, 1 or 2", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            s->sub_options = (s->sub_options & ~0x30) | (int)(rh << 4);
+            v5_only = true;
+            v5_flag = "--retain-handling";
+            break;
+        case OPT_PROPERTIES:
+            s->show_props = true;
             break;
         case 'N':
             s->newline = false;
@@ -260,6 +311,10 @@ static int parse(struct sub *s, int argc, char **argv)
     }
     if (conn_args_check(&s->ca) != 0)
         return CLI_EXIT_USAGE;
+    if (v5_only && s->ca.protocol != PETREL_MQTT_5) {
+        cli_error("sub", "%s needs MQTT 5.0 (-V 5)", v5_flag);
+        return CLI_EXIT_USAGE;
+    }
     return CLI_EXIT_OK;
 }
 
@@ -271,12 +326,14 @@ int cmd_sub(int argc, char **argv)
     conn_args_init(&s.ca, "sub");
     int rc = parse(&s, argc, argv);
     if (rc != CLI_EXIT_OK) {
+        conn_args_free(&s.ca);
         free(s.topics);
         return rc < 0 ? CLI_EXIT_OK : rc;
     }
 
     petrel_options *o = conn_args_options(&s.ca);
     if (!o) {
+        conn_args_free(&s.ca);
         free(s.topics);
         return CLI_EXIT_USAGE;
     }
@@ -309,8 +366,9 @@ int cmd_sub(int argc, char **argv)
     /* Subscribing before connecting: the request goes out right after the
      * CONNACK. */
     for (size_t i = 0; i < s.n_topics; i++)
-        qos[i] = (int)s.qos;
-    rc = petrel_subscribe_many(s.c, s.topics, qos, s.n_topics, &s.sub_id);
+        qos[i] = (int)s.qos | s.sub_options;
+    rc = petrel_subscribe_props(s.c, s.topics, qos, s.n_topics, s.ca.props[PLACE_SUBSCRIBE],
+                                &s.sub_id);
     if (rc != PETREL_OK) {
         cli_error("sub", "cannot subscribe: %s", rc == PETREL_EINVAL
                                                      ? "invalid topic filter"
@@ -339,5 +397,6 @@ out:
         event_base_free(s.base);
     free(qos);
     free(s.topics);
+    conn_args_free(&s.ca);
     return s.status;
 }

@@ -44,6 +44,15 @@ void conn_args_init(struct conn_args *a, const char *cmd)
     a->keepalive = 60;
     a->clean = true;
     a->timeout = 10;
+    a->protocol = PETREL_MQTT_311;
+}
+
+void conn_args_free(struct conn_args *a)
+{
+    for (size_t i = 0; i < sizeof a->props / sizeof a->props[0]; i++) {
+        petrel_properties_free(a->props[i]);
+        a->props[i] = NULL;
+    }
 }
 
 int conn_args_option(struct conn_args *a, int opt, const char *arg)
@@ -88,13 +97,9 @@ int conn_args_option(struct conn_args *a, int opt, const char *arg)
         a->debug = true;
         return 1;
     case 'V':
-        if (strcmp(arg, "mqttv311") == 0 || strcmp(arg, "311") == 0)
-            return 1;
-        if (strcmp(arg, "mqttv5") == 0 || strcmp(arg, "5") == 0)
-            cli_error(a->cmd, "-V: MQTT 5.0 is not supported yet; use mqttv311");
-        else
-            cli_error(a->cmd, "-V: unknown protocol version '%s' (use mqttv311)", arg);
-        return -1;
+        return conn_args_protocol(a, arg);
+    case 'D':
+        return conn_args_property(a, arg);
     case OPT_WILL_TOPIC:
         a->will_topic = arg;
         return 1;
@@ -163,7 +168,7 @@ int conn_args_check(const struct conn_args *a)
         fprintf(stderr, "petrel %s: warning: --insecure: the server's certificate and name "
                 "are not checked; anyone on the path can read and change this connection\n",
                 a->cmd);
-    return 0;
+    return conn_args_check_v5(a);
 }
 
 const char *conn_error_text(int err)
@@ -238,6 +243,10 @@ petrel_options *conn_args_options(const struct conn_args *a)
              (rc = petrel_options_set_tls_cert(o, a->certfile, a->keyfile)) != PETREL_OK) ||
             (rc = petrel_options_set_tls_insecure(o, a->insecure)) != PETREL_OK)
             return refuse(a, o, "TLS options", rc);
+    }
+    if (conn_args_apply_v5(a, o) != 0) {
+        petrel_options_free(o);
+        return NULL;
     }
     return o;
 }

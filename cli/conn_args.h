@@ -33,7 +33,18 @@ struct conn_args {
     const char *certfile;
     const char *keyfile;
     bool insecure;
+    /* MQTT 5.0 (props_args.c): -V, and the -D properties per packet. */
+    int protocol;             /* PETREL_MQTT_311 or PETREL_MQTT_5 */
+    bool protocol_set;
+    petrel_properties *props[4]; /* enum prop_place; NULL = none given */
+    const char *props_first;  /* the first -D, for the -V 311 error */
+    int argc;                 /* the subcommand's arguments: -D reads */
+    char **argv;              /* its 2nd and 3rd words from here */
+    unsigned places;          /* bit (1 << prop_place) per -D it accepts */
 };
+
+/* Where a -D property goes (its first word). */
+enum prop_place { PLACE_CONNECT, PLACE_WILL, PLACE_PUBLISH, PLACE_SUBSCRIBE };
 
 /* Long-only option codes; subcommands number their own from OPT_CMD_BASE. */
 enum {
@@ -51,7 +62,7 @@ enum {
     OPT_CMD_BASE = 1100
 };
 
-#define CONN_SHORT_OPTS "h:p:i:u:P:k:cdV:"
+#define CONN_SHORT_OPTS "h:p:i:u:P:k:cdV:D:"
 
 #define CONN_LONG_OPTS                                                   \
     {"host", required_argument, NULL, 'h'},                              \
@@ -64,6 +75,7 @@ enum {
     {"disable-clean-session", no_argument, NULL, 'c'},                   \
     {"debug", no_argument, NULL, 'd'},                                   \
     {"protocol-version", required_argument, NULL, 'V'},                  \
+    {"property", required_argument, NULL, 'D'},                          \
     {"will-topic", required_argument, NULL, OPT_WILL_TOPIC},             \
     {"will-payload", required_argument, NULL, OPT_WILL_PAYLOAD},         \
     {"will-qos", required_argument, NULL, OPT_WILL_QOS},                 \
@@ -87,7 +99,17 @@ enum {
     "  -c, --disable-clean-session\n"                                                  \
     "                           persistent session: the broker keeps subscriptions\n"  \
     "                           and queues QoS 1/2 messages while away (needs -i)\n"   \
-    "  -V, --protocol-version V mqttv311 (default; MQTT 5 is not supported yet)\n"     \
+    "  -V, --protocol-version V mqttv311 or 311 (default), mqttv5 or 5\n"             \
+    "  -D, --property PACKET NAME VALUE\n"                                            \
+    "                           an MQTT 5.0 property (needs -V 5); repeatable:\n"      \
+    "                           -D connect session-expiry-interval|receive-maximum|\n" \
+    "                             maximum-packet-size|topic-alias-maximum|\n"          \
+    "                             request-response-information|\n"                     \
+    "                             request-problem-information|user-property\n"         \
+    "                           -D will will-delay-interval|message-expiry-interval|\n"\
+    "                             content-type|payload-format-indicator|\n"            \
+    "                             response-topic|correlation-data|user-property\n"     \
+    "                           user-property takes two values: NAME VALUE\n"         \
     "      --will-topic TOPIC   publish a will message to TOPIC if the connection\n"   \
     "                           is lost without a DISCONNECT\n"                        \
     "      --will-payload TEXT  will message payload (default empty)\n"                \
@@ -110,6 +132,18 @@ enum {
     "                           changed by anyone on the path)\n"
 
 void conn_args_init(struct conn_args *a, const char *cmd);
+/* Frees the -D properties. */
+void conn_args_free(struct conn_args *a);
+/* props_args.c: -V and -D.  Return 1 (handled), or -1 (message printed). */
+int conn_args_protocol(struct conn_args *a, const char *arg);
+int conn_args_property(struct conn_args *a, const char *place);
+/* The -V / -D rules, part of conn_args_check. */
+int conn_args_check_v5(const struct conn_args *a);
+/* Puts -V and the connect and will properties into `o`; -1 (printed). */
+int conn_args_apply_v5(const struct conn_args *a, petrel_options *o);
+/* Inside a client callback: " (reason, 0xNN: reason string)" for an MQTT
+ * 5.0 reason code behind the event, "" when there is none. */
+const char *conn_args_reason(petrel_client *c, char *buf, size_t cap);
 /* Handles one getopt result.  Returns 1 if it was a connection option,
  * 0 if not, -1 on a bad value (message printed). */
 int conn_args_option(struct conn_args *a, int opt, const char *arg);

@@ -24,6 +24,7 @@ int exit_code_for(int err, int connected)
     case PETREL_EREFUSED_ID:
     case PETREL_EUNAVAILABLE:
     case PETREL_ECERT:
+    case PETREL_EREFUSED: /* any other MQTT 5.0 CONNACK refusal */
         return CLI_EXIT_REFUSED;
     case PETREL_ETLS:
         /* A refused handshake: could not connect. */

@@ -13,8 +13,11 @@ enum cli_exit {
     CLI_EXIT_USAGE = 2,          /* bad arguments */
     CLI_EXIT_REFUSED = 3,        /* could not connect: TCP refused, unknown
                                     host, unreachable, TLS handshake or server
-                                    certificate refused, CONNACK refusal 1-3 */
-    CLI_EXIT_NOT_AUTHORIZED = 4, /* CONNACK 4 or 5, or every subscription refused */
+                                    certificate refused, CONNACK refusal 1-3,
+                                    MQTT 5.0 refusals but 0x86/0x87 */
+    CLI_EXIT_NOT_AUTHORIZED = 4, /* CONNACK 4 or 5 (5.0: 0x86, 0x87), every
+                                    subscription refused, or (5.0) a
+                                    publication refused as not authorized */
     CLI_EXIT_TIMEOUT = 5         /* no connection or acknowledgement in time */
 };
 
@@ -25,8 +28,10 @@ enum cli_exit {
     "  1  failure (connection lost for good, message not acknowledged, I/O)\n" \
     "  2  bad arguments\n"                                                      \
     "  3  connection refused (TCP refused, unknown host, TLS handshake or\n"    \
-    "     server certificate refused, CONNACK 1-3)\n"                           \
-    "  4  not authorized (CONNACK 4 or 5, subscription refused)\n"              \
+    "     server certificate refused, CONNACK 1-3; MQTT 5.0: any refusal\n"     \
+    "     but 0x86 and 0x87)\n"                                                 \
+    "  4  not authorized (CONNACK 4 or 5, 5.0 reason 0x86 or 0x87, every\n"     \
+    "     subscription refused, 5.0 publication refused with 0x87)\n"           \
     "  5  timeout (connection or acknowledgement)\n"
 
 /* Exit status for an error that ended a connection attempt, or an

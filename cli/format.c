@@ -87,7 +87,142 @@ static void base64(FILE *out, const unsigned char *s, size_t n)
     fputc('"', out);
 }
 
-void format_json(FILE *out, const petrel_message *m)
+static const char *prop_name(int id)
+{
+    switch (id) {
+    case PETREL_PROP_PAYLOAD_FORMAT: return "payload-format-indicator";
+    case PETREL_PROP_MESSAGE_EXPIRY: return "message-expiry-interval";
+    case PETREL_PROP_CONTENT_TYPE: return "content-type";
+    case PETREL_PROP_RESPONSE_TOPIC: return "response-topic";
+    case PETREL_PROP_CORRELATION_DATA: return "correlation-data";
+    case PETREL_PROP_SUBSCRIPTION_ID: return "subscription-identifier";
+    case PETREL_PROP_TOPIC_ALIAS: return "topic-alias";
+    case PETREL_PROP_USER_PROPERTY: return "user-property";
+    default: return "property";
+    }
+}
+
+static bool printable(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] == 0x7F)
+            return false;
+    return utf8_valid(s, n);
+}
+
+static void text_value(FILE *out, const void *data, size_t n)
+{
+    const unsigned char *s = data;
+    if (printable(s, n)) {
+        fwrite(s, 1, n, out);
+        return;
+    }
+    fputs("0x", out);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%02x", s[i]);
+}
+
+/* One line per property, in the order they came. */
+static void text_props(FILE *out, const petrel_properties *props)
+{
+    size_t cursor = 0;
+    petrel_property p;
+    while (petrel_properties_next(props, &cursor, &p)) {
+        fprintf(out, "  %s: ", prop_name(p.id));
+        if (p.id == PETREL_PROP_USER_PROPERTY) {
+            text_value(out, p.data, p.len);
+            fputc('=', out);
+            text_value(out, p.value_data, p.value_len);
+        } else if (p.id == PETREL_PROP_CONTENT_TYPE || p.id == PETREL_PROP_RESPONSE_TOPIC ||
+                   p.id == PETREL_PROP_CORRELATION_DATA) {
+            text_value(out, p.data, p.len);
+        } else {
+            fprintf(out, "%lu", (unsigned long)p.value);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* A string member, or NAME_base64 when it is not UTF-8. */
+static void json_bytes_member(FILE *out, const char *name, const void *data, size_t n)
+{
+    const unsigned char *s = data;
+    if (utf8_valid(s, n)) {
+        fprintf(out, "\"%s\":", name);
+        json_string(out, s, n);
+    } else {
+        fprintf(out, "\"%s_base64\":", name);
+        base64(out, s, n);
+    }
+}
+
+static void json_props(FILE *out, const petrel_properties *props)
+{
+    size_t cursor = 0;
+    petrel_property p;
+    bool first = true;
+    fputs(",\"properties\":{", out);
+#define SEP() (first ? (void)(first = false) : (void)fputc(',', out))
+    while (petrel_properties_next(props, &cursor, &p)) {
+        switch (p.id) {
+        case PETREL_PROP_PAYLOAD_FORMAT:
+            SEP();
+            fprintf(out, "\"payload_format_indicator\":%lu", (unsigned long)p.value);
+            break;
+        case PETREL_PROP_MESSAGE_EXPIRY:
+            SEP();
+            fprintf(out, "\"message_expiry_interval\":%lu", (unsigned long)p.value);
+            break;
+        case PETREL_PROP_CONTENT_TYPE:
+            SEP();
+            json_bytes_member(out, "content_type", p.data, p.len);
+            break;
+        case PETREL_PROP_RESPONSE_TOPIC:
+            SEP();
+            json_bytes_member(out, "response_topic", p.data, p.len);
+            break;
+        case PETREL_PROP_CORRELATION_DATA:
+            SEP();
+            json_bytes_member(out, "correlation_data", p.data, p.len);
+            break;
+        default:
+            break;
+        }
+    }
+    /* The repeatable ones as arrays, each in wire order. */
+    if (petrel_properties_count(props, PETREL_PROP_SUBSCRIPTION_ID)) {
+        SEP();
+        fputs("\"subscription_identifiers\":[", out);
+        bool f2 = true;
+        for (cursor = 0; petrel_properties_next(props, &cursor, &p);) {
+            if (p.id != PETREL_PROP_SUBSCRIPTION_ID)
+                continue;
+            fprintf(out, "%s%lu", f2 ? "" : ",", (unsigned long)p.value);
+            f2 = false;
+        }
+        fputc(']', out);
+    }
+    if (petrel_properties_count(props, PETREL_PROP_USER_PROPERTY)) {
+        SEP();
+        fputs("\"user_properties\":[", out);
+        bool f2 = true;
+        for (cursor = 0; petrel_properties_next(props, &cursor, &p);) {
+            if (p.id != PETREL_PROP_USER_PROPERTY)
+                continue;
+            fputs(f2 ? "[" : ",[", out);
+            json_string(out, p.data, p.len);
+            fputc(',', out);
+            json_string(out, p.value_data, p.value_len);
+            fputc(']', out);
+            f2 = false;
+        }
+        fputc(']', out);
+    }
+#undef SEP
+    fputc('}', out);
+}
+
+void format_json(FILE *out, const petrel_message *m, bool props)
 {
     const unsigned char *p = m->payload;
     fputs("{\"topic\":", out);
@@ -99,14 +234,18 @@ void format_json(FILE *out, const petrel_message *m)
         fputs(",\"payload_base64\":", out);
         base64(out, p, m->payload_len);
     }
-    fprintf(out, ",\"qos\":%d,\"retain\":%s}\n", m->qos, m->retain ? "true" : "false");
+    fprintf(out, ",\"qos\":%d,\"retain\":%s", m->qos, m->retain ? "true" : "false");
+    if (props && m->props)
+        json_props(out, m->props);
+    fputs("}\n", out);
 }
 
-int format_message(FILE *out, const petrel_message *m, enum out_format f, bool newline)
+int format_message(FILE *out, const petrel_message *m, enum out_format f, bool newline,
+                   bool props)
 {
     switch (f) {
     case OUT_JSON:
-        format_json(out, m);
+        format_json(out, m, props);
         break;
     case OUT_VERBOSE:
         fwrite(m->topic, 1, m->topic_len, out);
@@ -117,6 +256,8 @@ int format_message(FILE *out, const petrel_message *m, enum out_format f, bool n
             fwrite(m->payload, 1, m->payload_len, out);
         if (newline)
             fputc('\n', out);
+        if (props && m->props)
+            text_props(out, m->props);
         break;
     }
     if (fflush(out) != 0 || ferror(out))

@@ -20,6 +20,7 @@
 
 #include "options.h"
 #include "tls_client.h"
+#include "properties.h"
 #include "session.h"
 #include "transport.h"
 
@@ -34,6 +35,11 @@ struct pending {
     bool flag;       /* session present, reconnecting */
     size_t count;
     int *granted;
+    /* MQTT 5.0 reason code and properties behind the event (see
+     * petrel_reason_code); props is owned once the event is queued. */
+    uint8_t rc;
+    const uint8_t *props;
+    size_t props_len;
 };
 
 struct petrel_client {
@@ -54,6 +60,11 @@ struct petrel_client {
     uint64_t rng;
     char *topic;               /* NUL-terminated copy for petrel_message */
     size_t topic_cap;
+    /* MQTT 5.0 views handed to the application. */
+    uint8_t cur_rc;            /* the event being dispatched */
+    petrel_properties cur_props;
+    bool has_cur_props;
+    petrel_properties connack_view;
 
     petrel_connected_cb on_connected;
     void *connected_arg;
@@ -152,10 +163,8 @@ static void timercb(evutil_socket_t fd, short what, void *arg)
  * Events to the application
  */
 
-static void dispatch(petrel_client *c, const struct pending *p)
+static void dispatch_one(petrel_client *c, const struct pending *p)
 {
-    if (c->freeing)
-        return;
     switch (p->type) {
     case EV_CONNECTED:
         if (c->on_connected)
@@ -180,9 +189,27 @@ static void dispatch(petrel_client *c, const struct pending *p)
     }
 }
 
+static void dispatch(petrel_client *c, const struct pending *p)
+{
+    if (c->freeing)
+        return;
+    /* Saved and restored: a callback may cause a nested dispatch. */
+    uint8_t old_rc = c->cur_rc;
+    petrel_properties old_props = c->cur_props;
+    bool old_has = c->has_cur_props;
+    c->cur_rc = p->rc;
+    c->cur_props = props_view((struct mqtt_props){p->props, (uint32_t)p->props_len});
+    c->has_cur_props = p->props_len > 0;
+    dispatch_one(c, p);
+    c->cur_rc = old_rc;
+    c->cur_props = old_props;
+    c->has_cur_props = old_has;
+}
+
 static void free_pending(struct pending *p)
 {
     free(p->granted);
+    free((void *)(uintptr_t)p->props);
     free(p);
 }
 
@@ -212,6 +239,7 @@ static void emit(petrel_client *c, const struct pending *ev)
     }
     struct pending *p = malloc(sizeof *p);
     int *granted = NULL;
+    uint8_t *props = NULL;
     if (p && ev->count) {
         granted = malloc(ev->count * sizeof *granted);
         if (!granted) {
@@ -221,6 +249,16 @@ static void emit(petrel_client *c, const struct pending *ev)
             memcpy(granted, ev->granted, ev->count * sizeof *granted);
         }
     }
+    if (p && ev->props_len) {
+        props = malloc(ev->props_len);
+        if (!props) {
+            free(granted);
+            free(p);
+            p = NULL;
+        } else {
+            memcpy(props, ev->props, ev->props_len);
+        }
+    }
     if (!p) {
         /* Out of memory: late delivery beats no delivery. */
         dispatch(c, ev);
@@ -228,6 +266,7 @@ static void emit(petrel_client *c, const struct pending *ev)
     }
     *p = *ev;
     p->granted = granted;
+    p->props = props;
     p->next = NULL;
     *c->pending_tail = p;
     c->pending_tail = &p->next;
@@ -303,9 +342,19 @@ static void io_connected(void *ctx, bool session_present)
     emit(ctx, &ev);
 }
 
+/* The session's reason context for the event being reported. */
+static void with_reason(petrel_client *c, struct pending *ev)
+{
+    struct mqtt_props mp;
+    ev->rc = sess_reason(c->sess, &mp);
+    ev->props = mp.data;
+    ev->props_len = mp.len;
+}
+
 static void io_disconnected(void *ctx, int reason, bool reconnecting)
 {
     struct pending ev = {.type = EV_DISCONNECTED, .value = reason, .flag = reconnecting};
+    with_reason(ctx, &ev);
     emit(ctx, &ev);
 }
 
@@ -335,6 +384,9 @@ static bool io_message(void *ctx, const struct mqtt_publish *p)
         .dup = p->dup,
         .props = NULL,
     };
+    petrel_properties props = props_view(p->props);
+    if (sess_level(c->sess) == MQTT_LEVEL_5)
+        m.props = &props;
     c->on_message(c, &m, c->message_arg);
     return true;
 }
@@ -342,18 +394,21 @@ static bool io_message(void *ctx, const struct mqtt_publish *p)
 static void io_published(void *ctx, uint64_t id, int result)
 {
     struct pending ev = {.type = EV_PUBLISHED, .id = id, .value = result};
+    with_reason(ctx, &ev);
     emit(ctx, &ev);
 }
 
 static void io_subscribed(void *ctx, uint64_t id, size_t count, const int *granted)
 {
     struct pending ev = {.type = EV_SUBSCRIBED, .id = id, .count = count, .granted = (int *)granted};
+    with_reason(ctx, &ev);
     emit(ctx, &ev);
 }
 
 static void io_unsubscribed(void *ctx, uint64_t id)
 {
     struct pending ev = {.type = EV_UNSUBSCRIBED, .id = id};
+    with_reason(ctx, &ev);
     emit(ctx, &ev);
 }
 
@@ -604,6 +659,54 @@ int petrel_publish(petrel_client *c, const char *topic, const void *payload, siz
                           retain, id);
     api_leave(c);
     return rc;
+}
+
+int petrel_publish_props(petrel_client *c, const char *topic, const void *payload,
+                         size_t payload_len, int qos, bool retain, const petrel_properties *props,
+                         uint64_t *id)
+{
+    if (!c || c->freeing || !topic || props_check(props, PROPS_PUBLISH) != PETREL_OK)
+        return PETREL_EINVAL;
+    api_enter(c);
+    int rc = sess_publish_props(c->sess, now_ms(), topic, strlen(topic), payload, payload_len,
+                                qos, retain, props ? props->data : NULL, props ? props->len : 0,
+                                id);
+    api_leave(c);
+    return rc;
+}
+
+int petrel_subscribe_props(petrel_client *c, const char *const *filters, const int *options,
+                           size_t count, const petrel_properties *props, uint64_t *id)
+{
+    if (!c || c->freeing || props_check(props, PROPS_SUBSCRIBE) != PETREL_OK)
+        return PETREL_EINVAL;
+    api_enter(c);
+    int rc = sess_subscribe_props(c->sess, now_ms(), filters, options, count,
+                                  props ? props->data : NULL, props ? props->len : 0, id);
+    api_leave(c);
+    return rc;
+}
+
+int petrel_reason_code(const petrel_client *c)
+{
+    return c ? c->cur_rc : 0;
+}
+
+const petrel_properties *petrel_reason_properties(const petrel_client *c)
+{
+    return c && c->has_cur_props ? &c->cur_props : NULL;
+}
+
+const petrel_properties *petrel_connack_properties(const petrel_client *c)
+{
+    struct mqtt_props mp;
+    if (!c || c->freeing || !sess_connack_props(c->sess, &mp))
+        return NULL;
+    /* The view lives in the client so the pointer stays valid; refreshing
+     * it does not change what the client is. */
+    petrel_client *mc = (petrel_client *)(uintptr_t)c;
+    mc->connack_view = props_view(mp);
+    return &mc->connack_view;
 }
 
 int petrel_subscribe_many(petrel_client *c, const char *const *filters, const int *qos,

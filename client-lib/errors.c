@@ -38,6 +38,10 @@ static const struct error_entry errors[] = {
     {PETREL_ESTOPPED, "PETREL_ESTOPPED", "client stopped"},
     {PETREL_ETLS, "PETREL_ETLS", "TLS failed"},
     {PETREL_ECERT, "PETREL_ECERT", "server certificate not accepted"},
+    {PETREL_EREFUSED, "PETREL_EREFUSED", "connection refused by the server"},
+    {PETREL_ESERVER_DISCONNECT, "PETREL_ESERVER_DISCONNECT",
+     "the server ended the connection (DISCONNECT)"},
+    {PETREL_EREJECTED, "PETREL_EREJECTED", "the server refused the message"},
 };
 
 static const struct error_entry *find(int err)

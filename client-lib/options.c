@@ -67,6 +67,7 @@ void options_clear(struct petrel_options *o)
     free(o->tls_certfile);
     free(o->tls_keyfile);
     free(o->tls_server_name);
+    options5_clear(o);
     memset(o, 0, sizeof *o);
 }
 
@@ -90,6 +91,7 @@ int options_copy(struct petrel_options *dst, const struct petrel_options *src)
         copy_opt(&dst->tls_keyfile, src->tls_keyfile) ||
         copy_opt(&dst->tls_server_name, src->tls_server_name))
         goto oom;
+    dst->connect_props = dst->will_props = NULL;
     if (!(dst->host = dup_str(src->host)) || !(dst->client_id = dup_str(src->client_id)))
         goto oom;
     if (src->username && !(dst->username = dup_str(src->username)))
@@ -101,6 +103,8 @@ int options_copy(struct petrel_options *dst, const struct petrel_options *src)
             !(dst->will_payload = dup_bytes(src->will_payload, src->will_payload_len)))
             goto oom;
     }
+    if (options5_copy(dst, src) != PETREL_OK)
+        goto oom;
     return PETREL_OK;
 oom:
     options_clear(dst);
@@ -329,11 +333,10 @@ int petrel_options_set_protocol(petrel_options *o, int protocol)
 {
     if (!o)
         return PETREL_EINVAL;
-    if (protocol == PETREL_MQTT_311) {
-        o->protocol = PETREL_MQTT_311;
-        return PETREL_OK;
-    }
-    return protocol == PETREL_MQTT_5 ? PETREL_ENOTSUP : PETREL_EINVAL;
+    if (protocol != PETREL_MQTT_311 && protocol != PETREL_MQTT_5)
+        return PETREL_EINVAL;
+    o->protocol = (uint8_t)protocol;
+    return PETREL_OK;
 }
 
 int petrel_options_set_connect_timeout(petrel_options *o, uint32_t ms)

@@ -42,6 +42,12 @@ struct petrel_options {
     char *tls_certfile;       /* client certificate, NULL = none */
     char *tls_keyfile;
     char *tls_server_name;    /* NULL = host */
+    /* MQTT 5.0 property blocks (wire format, owned; NULL/0 = none), set in
+     * options5.c. */
+    uint8_t *connect_props;
+    size_t connect_props_len;
+    uint8_t *will_props;
+    size_t will_props_len;
 };
 
 /* Upper bound of max_inflight: packet identifiers left over serve
@@ -59,5 +65,9 @@ void options_clear(struct petrel_options *o);
 /* Fills `o` with the defaults documented in petrel.h (allocates host and
  * client id).  PETREL_OK or PETREL_ENOMEM. */
 int options_init(struct petrel_options *o);
+/* options5.c: deep copy and release of the MQTT 5.0 fields, called by
+ * options_copy and options_clear. */
+int options5_copy(struct petrel_options *dst, const struct petrel_options *src);
+void options5_clear(struct petrel_options *o);
 
 #endif

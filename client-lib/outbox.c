@@ -29,9 +29,10 @@ void outbox_clear(struct outbox *o)
 }
 
 int outbox_add(struct outbox *o, uint64_t id, const char *topic, size_t topic_len,
-               const void *payload, size_t payload_len, uint8_t qos, bool retain)
+               const void *payload, size_t payload_len, uint8_t qos, bool retain,
+               const uint8_t *props, size_t props_len)
 {
-    size_t bytes = topic_len + payload_len;
+    size_t bytes = topic_len + payload_len + props_len;
     if (o->n_queued + o->n_inflight >= o->max_msgs || bytes > o->max_bytes ||
         o->bytes > o->max_bytes - bytes)
         return PETREL_EQUEUE_FULL;
@@ -46,9 +47,12 @@ int outbox_add(struct outbox *o, uint64_t id, const char *topic, size_t topic_le
     m->sent = false;
     m->topic_len = topic_len;
     m->payload_len = payload_len;
+    m->props_len = props_len;
     memcpy(m->data, topic, topic_len);
     if (payload_len)
         memcpy(m->data + topic_len, payload, payload_len);
+    if (props_len)
+        memcpy(m->data + topic_len + payload_len, props, props_len);
     TAILQ_INSERT_TAIL(&o->queued, m, link);
     o->n_queued++;
     o->bytes += bytes;
@@ -83,6 +87,6 @@ void outbox_remove(struct outbox *o, struct out_msg *m)
         TAILQ_REMOVE(&o->inflight, m, link);
         o->n_inflight--;
     }
-    o->bytes -= m->topic_len + m->payload_len;
+    o->bytes -= m->topic_len + m->payload_len + m->props_len;
     free(m);
 }

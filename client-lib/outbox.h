@@ -29,7 +29,8 @@ struct out_msg {
     bool sent;              /* PUBLISH went out at least once: resend with DUP */
     size_t topic_len;
     size_t payload_len;
-    uint8_t data[];         /* topic, then payload */
+    size_t props_len;       /* MQTT 5.0 property block; 0 = none */
+    uint8_t data[];         /* topic, then payload, then properties */
 };
 
 TAILQ_HEAD(out_list, out_msg);
@@ -39,7 +40,7 @@ struct outbox {
     struct out_list inflight;
     size_t n_queued;
     size_t n_inflight;
-    size_t bytes;           /* topic + payload bytes of all messages */
+    size_t bytes;           /* topic + payload + properties bytes of all messages */
     size_t max_msgs;
     size_t max_bytes;
 };
@@ -50,9 +51,14 @@ void outbox_clear(struct outbox *o);
 /* Appends a copy to the queue.  PETREL_OK, PETREL_EQUEUE_FULL or
  * PETREL_ENOMEM. */
 int outbox_add(struct outbox *o, uint64_t id, const char *topic, size_t topic_len,
-               const void *payload, size_t payload_len, uint8_t qos, bool retain);
+               const void *payload, size_t payload_len, uint8_t qos, bool retain,
+               const uint8_t *props, size_t props_len);
 static inline const char *out_topic(const struct out_msg *m) { return (const char *)m->data; }
 static inline const uint8_t *out_payload(const struct out_msg *m) { return m->data + m->topic_len; }
+static inline const uint8_t *out_props(const struct out_msg *m)
+{
+    return m->data + m->topic_len + m->payload_len;
+}
 /* Moves queued message `m` to the end of the inflight list. */
 void outbox_to_inflight(struct outbox *o, struct out_msg *m);
 /* The inflight message with this packet identifier, or NULL. */

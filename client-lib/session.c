@@ -1,8 +1,11 @@
 /*
- * session.c - the MQTT 3.1.1 client session as a state machine without I/O:
- * CONNECT/CONNACK, the QoS 0/1/2 handshakes in both directions with their
- * inflight window, subscriptions, keep alive and dead-link detection, and
- * reconnection with backoff and resumption of unacknowledged messages.
+ * session.c - the MQTT 3.1.1 and 5.0 client session as a state machine
+ * without I/O: CONNECT/CONNACK, the QoS 0/1/2 handshakes in both directions
+ * with their inflight window, subscriptions, keep alive and dead-link
+ * detection, and reconnection with backoff and resumption of unacknowledged
+ * messages.  MQTT 5.0 adds properties on every packet, reason codes, the
+ * server's limits from CONNACK (keep alive, receive maximum, maximum packet
+ * size), incoming topic aliases and DISCONNECT from the server.
  *
  * Reentrancy rule: every hook may call back into the session, so before any
  * hook call the state is consistent, and after it the caller re-checks that
@@ -53,6 +56,21 @@ struct sess {
     uint64_t next_id;          /* handles for publications and requests */
     uint8_t *buf;              /* encoding scratch */
     size_t cap;
+
+    /* MQTT 5.0 (level 5); with level 4 these keep their neutral values. */
+    uint8_t level;             /* protocol level on the wire */
+    uint16_t keepalive;        /* effective: ours, or the Server Keep Alive */
+    uint32_t send_max;         /* the server's Receive Maximum */
+    uint32_t server_max_packet; /* the server's Maximum Packet Size; 0 = none */
+    uint8_t *connack_props;    /* copy of the accepting CONNACK's properties */
+    size_t connack_props_len;
+    bool has_connack_props;
+    uint16_t alias_max;        /* Topic Alias Maximum we announced */
+    struct mqtt_bytes *aliases; /* [alias_max + 1]: owned topic copies */
+    /* The reason code and properties of the packet behind the event a hook
+     * is reporting (see sess_reason); set only around that hook call. */
+    uint8_t reason;
+    struct mqtt_props reason_props;
 };
 
 static void lost(struct sess *s, int64_t now, int reason);
@@ -82,6 +100,26 @@ static void tracef(struct sess *s, int level, const char *fmt, ...)
 #define TOPIC_FMT "'%.*s%s'"
 #define TOPIC_ARG(p, n) (int)((n) > 40 ? 40 : (n)), (const char *)(p), ((n) > 40 ? "..." : "")
 
+/* MQTT 5.0 CONNACK reason codes onto the 3.1.1 errors where one fits, so
+ * applications (and the CLI's exit codes) treat both protocols alike. */
+static int connack_error5(uint8_t rc)
+{
+    switch (rc) {
+    case MQTT_RC_UNSUPPORTED_VERSION: return PETREL_EREFUSED_PROTOCOL;
+    case MQTT_RC_CLIENT_ID_INVALID: return PETREL_EREFUSED_ID;
+    case MQTT_RC_SERVER_UNAVAILABLE:
+    case MQTT_RC_SERVER_BUSY:
+    case MQTT_RC_UNSPECIFIED:
+    case MQTT_RC_IMPLEMENTATION_SPECIFIC:
+    case MQTT_RC_QUOTA_EXCEEDED:
+    case MQTT_RC_CONNECTION_RATE_EXCEEDED:
+        return PETREL_EUNAVAILABLE; /* may pass: retried with backoff */
+    case MQTT_RC_BAD_USER_OR_PASSWORD: return PETREL_EBAD_CREDENTIALS;
+    case MQTT_RC_NOT_AUTHORIZED: return PETREL_ENOT_AUTHORIZED;
+    default: return PETREL_EREFUSED; /* banned, bad auth method, malformed... */
+    }
+}
+
 static int connack_error(uint8_t rc)
 {
     switch (rc) {
@@ -100,12 +138,13 @@ static bool is_permanent(int reason)
 {
     return reason == PETREL_EREFUSED_PROTOCOL || reason == PETREL_EREFUSED_ID ||
            reason == PETREL_EBAD_CREDENTIALS || reason == PETREL_ENOT_AUTHORIZED ||
-           reason == PETREL_ECERT; /* the server shows the same certificate again */
+           reason == PETREL_ECERT || /* the server shows the same certificate again */
+           reason == PETREL_EREFUSED;
 }
 
 static int64_t keepalive_ms(const struct sess *s)
 {
-    return (int64_t)s->o->keepalive * 1000;
+    return (int64_t)s->keepalive * 1000;
 }
 
 /* The server gets half a keep alive to answer a PINGREQ: with pings sent
@@ -122,7 +161,7 @@ static int64_t ping_timeout_ms(const struct sess *s)
  * encoded, which validation upstream should make impossible). */
 static bool send_packet(struct sess *s, int64_t now, const struct mqtt_packet *p)
 {
-    size_t n = mqtt_encode(MQTT_LEVEL_311, p, NULL, 0);
+    size_t n = mqtt_encode(s->level, p, NULL, 0);
     if (n == 0) {
         tracef(s, PETREL_LOG_ERROR, "cannot encode %s", mqtt_type_name(p->type));
         return false;
@@ -140,7 +179,7 @@ static bool send_packet(struct sess *s, int64_t now, const struct mqtt_packet *p
         s->buf = b;
         s->cap = cap;
     }
-    mqtt_encode(MQTT_LEVEL_311, p, s->buf, n);
+    mqtt_encode(s->level, p, s->buf, n);
     if (s->io.write(s->io.ctx, s->buf, n) != 0) {
         tracef(s, PETREL_LOG_INFO, "write failed");
         s->io.close(s->io.ctx, false);
@@ -166,6 +205,44 @@ static void drop(struct sess *s, int64_t now, int reason)
     lost(s, now, reason);
 }
 
+/* Sets the reason context for one hook call (see sess_reason). */
+static void reason_set(struct sess *s, uint8_t rc, struct mqtt_props props)
+{
+    s->reason = rc;
+    s->reason_props = props;
+}
+
+static void reason_clear(struct sess *s)
+{
+    s->reason = 0;
+    s->reason_props = (struct mqtt_props){NULL, 0};
+}
+
+static void aliases_clear(struct sess *s)
+{
+    if (s->aliases) {
+        for (size_t i = 0; i <= s->alias_max; i++)
+            free((void *)(uintptr_t)s->aliases[i].data);
+        free(s->aliases);
+        s->aliases = NULL;
+    }
+}
+
+/* MQTT 5.0: tells the server why we close (a protocol error on its part),
+ * then closes.  With 3.1.1 there is nothing to tell. */
+static void fail(struct sess *s, int64_t now, uint8_t rc, int reason)
+{
+    if (s->level == MQTT_LEVEL_5) {
+        struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+        p.u.disconnect.reason_code = rc;
+        uint32_t gen = s->conn_gen;
+        tracef(s, PETREL_LOG_DEBUG, "sending DISCONNECT (reason 0x%02x)", rc);
+        if (!send_packet(s, now, &p) || s->conn_gen != gen)
+            return;
+    }
+    drop(s, now, reason);
+}
+
 /* ------------------------------------------------------------------------
  * Life cycle
  */
@@ -181,6 +258,9 @@ struct sess *sess_new(const struct petrel_options *o, const struct sess_io *io)
     s->reading = true;
     s->ping_sent = -1;
     s->next_id = 1;
+    s->level = o->protocol == PETREL_MQTT_5 ? MQTT_LEVEL_5 : MQTT_LEVEL_311;
+    s->keepalive = o->keepalive;
+    s->send_max = 65535;
     outbox_init(&s->out, o->max_queued, o->max_queued_bytes);
     subs_init(&s->subs);
     packet_ids_init(&s->ids);
@@ -194,6 +274,8 @@ void sess_free(struct sess *s)
         return;
     outbox_clear(&s->out);
     subs_clear(&s->subs);
+    aliases_clear(s);
+    free(s->connack_props);
     free(s->buf);
     free(s);
 }
@@ -225,6 +307,12 @@ static void connection_ended(struct sess *s)
 {
     s->conn_gen++;
     s->ping_sent = -1;
+    /* The server's limits and aliases belong to one connection. */
+    aliases_clear(s);
+    s->has_connack_props = false;
+    s->keepalive = s->o->keepalive;
+    s->send_max = 65535;
+    s->server_max_packet = 0;
     struct sub_req *r;
     TAILQ_FOREACH(r, &s->subs.reqs, link) {
         if (r->packet_id) {
@@ -328,6 +416,42 @@ void sess_stop(struct sess *s, int64_t now)
     }
 }
 
+/* The CONNECT properties: the application's, plus what the session adds
+ * unless the application set it: a Session Expiry Interval that keeps a
+ * persistent session as 3.1.1 would (forever), and our Maximum Packet Size.
+ * Also prepares the table for the Topic Alias Maximum announced.  Returns
+ * the malloc'd block (free it after sending) or NULL when out of memory. */
+static uint8_t *connect_props(struct sess *s, struct mqtt_props *out)
+{
+    const struct petrel_options *o = s->o;
+    struct mqtt_props user = {o->connect_props, (uint32_t)o->connect_props_len};
+    struct mqtt_prop pr;
+    size_t cap = o->connect_props_len + 16;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    struct mqtt_props_builder b;
+    mqtt_pb_init(&b, buf, cap);
+    if (o->connect_props_len)
+        mqtt_pb_raw(&b, o->connect_props, o->connect_props_len);
+    if (!o->clean_session && !mqtt_props_find(&user, MQTT_PROP_SESSION_EXPIRY, &pr))
+        mqtt_pb_num(&b, MQTT_PROP_SESSION_EXPIRY, 0xFFFFFFFFu);
+    if (!mqtt_props_find(&user, MQTT_PROP_MAXIMUM_PACKET_SIZE, &pr) &&
+        o->max_packet_size < MQTT_MAX_REMAINING_LENGTH + MQTT_MAX_FIXED_HEADER)
+        mqtt_pb_num(&b, MQTT_PROP_MAXIMUM_PACKET_SIZE, o->max_packet_size);
+    s->alias_max = 0;
+    if (mqtt_props_find(&user, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, &pr) && pr.num > 0) {
+        s->aliases = calloc((size_t)pr.num + 1, sizeof *s->aliases);
+        if (!s->aliases) {
+            free(buf);
+            return NULL;
+        }
+        s->alias_max = (uint16_t)pr.num;
+    }
+    *out = mqtt_pb_props(&b);
+    return buf;
+}
+
 void sess_transport_up(struct sess *s, int64_t now)
 {
     if (s->state != SESS_OPENING)
@@ -340,7 +464,16 @@ void sess_transport_up(struct sess *s, int64_t now)
     const struct petrel_options *o = s->o;
     struct mqtt_packet p = {.type = MQTT_CONNECT};
     struct mqtt_connect *c = &p.u.connect;
-    c->level = MQTT_LEVEL_311;
+    c->level = s->level;
+    uint8_t *props = NULL;
+    if (s->level == MQTT_LEVEL_5) {
+        props = connect_props(s, &c->props);
+        if (!props) {
+            drop(s, now, PETREL_ENOMEM);
+            return;
+        }
+        c->will_props = (struct mqtt_props){o->will_props, (uint32_t)o->will_props_len};
+    }
     c->clean_session = o->clean_session;
     c->keepalive = o->keepalive;
     c->client_id = (struct mqtt_bytes){(const uint8_t *)o->client_id,
@@ -362,9 +495,12 @@ void sess_transport_up(struct sess *s, int64_t now)
             c->password = (struct mqtt_bytes){o->password, (uint32_t)o->password_len};
         }
     }
-    tracef(s, PETREL_LOG_DEBUG, "sending CONNECT (client id '%.64s', clean session %d, keep alive %u)",
-           o->client_id, o->clean_session, o->keepalive);
+    tracef(s, PETREL_LOG_DEBUG,
+           "sending CONNECT (MQTT %s, client id '%.64s', clean %s %d, keep alive %u)",
+           s->level == MQTT_LEVEL_5 ? "5.0" : "3.1.1", o->client_id,
+           s->level == MQTT_LEVEL_5 ? "start" : "session", o->clean_session, o->keepalive);
     send_packet(s, now, &p);
+    free(props);
 }
 
 void sess_transport_down(struct sess *s, int64_t now, int reason)
@@ -398,10 +534,36 @@ static bool send_publish(struct sess *s, int64_t now, struct out_msg *m)
     pub->topic = (struct mqtt_bytes){m->data, (uint32_t)m->topic_len};
     pub->packet_id = m->packet_id;
     pub->payload = (struct mqtt_bytes){out_payload(m), (uint32_t)m->payload_len};
+    pub->props = (struct mqtt_props){out_props(m), (uint32_t)m->props_len};
     tracef(s, PETREL_LOG_DEBUG, "sending PUBLISH (id %u, q%u, r%d, d%d, " TOPIC_FMT ", %zu bytes)",
            m->packet_id, m->qos, m->retain, pub->dup, TOPIC_ARG(m->data, m->topic_len),
            m->payload_len);
     return send_packet(s, now, &p);
+}
+
+/* The encoded size of a PUBLISH: fixed header, topic, packet identifier,
+ * properties (with their length prefix), payload. */
+static uint64_t publish_size(uint8_t level, size_t topic_len, int qos, size_t props_len,
+                             size_t payload_len)
+{
+    uint64_t body = 2 + (uint64_t)topic_len + (qos ? 2 : 0) + (uint64_t)payload_len;
+    if (level == MQTT_LEVEL_5) {
+        uint8_t tmp[4];
+        body += props_len + (props_len <= MQTT_MAX_REMAINING_LENGTH
+                                 ? mqtt_encode_varint((uint32_t)props_len, tmp)
+                                 : 4);
+    }
+    uint8_t tmp[4];
+    size_t hdr = body <= MQTT_MAX_REMAINING_LENGTH ? mqtt_encode_varint((uint32_t)body, tmp) : 4;
+    return 1 + hdr + body;
+}
+
+/* Larger than the server's Maximum Packet Size (MQTT 5.0)? */
+static bool too_large(const struct sess *s, const struct out_msg *m)
+{
+    return s->server_max_packet &&
+           publish_size(s->level, m->topic_len, m->qos, m->props_len, m->payload_len) >
+               s->server_max_packet;
 }
 
 /* Sends queued publications while the transport takes data and the
@@ -414,8 +576,16 @@ static void pump(struct sess *s, int64_t now)
         return;
     while (s->state == SESS_CONNECTED && s->conn_gen == gen &&
            (m = TAILQ_FIRST(&s->out.queued)) && s->io.can_write(s->io.ctx)) {
+        if (too_large(s, m)) {
+            /* Queued before this connection told us the limit. */
+            tracef(s, PETREL_LOG_ERROR, "PUBLISH of %zu bytes exceeds the server's maximum "
+                   "packet size %u; not sent", m->payload_len, s->server_max_packet);
+            complete(s, m, PETREL_ETOO_LARGE);
+            continue;
+        }
         if (m->qos > 0) {
-            if (s->out.n_inflight >= s->o->max_inflight)
+            /* MQTT 5.0: the server's Receive Maximum bounds the window too. */
+            if (s->out.n_inflight >= s->o->max_inflight || s->out.n_inflight >= s->send_max)
                 return;
             uint16_t pid = packet_ids_alloc(&s->ids);
             if (pid == 0)
@@ -443,17 +613,30 @@ static void pump(struct sess *s, int64_t now)
 int sess_publish(struct sess *s, int64_t now, const char *topic, size_t topic_len,
                  const void *payload, size_t payload_len, int qos, bool retain, uint64_t *id)
 {
+    return sess_publish_props(s, now, topic, topic_len, payload, payload_len, qos, retain, NULL,
+                              0, id);
+}
+
+int sess_publish_props(struct sess *s, int64_t now, const char *topic, size_t topic_len,
+                       const void *payload, size_t payload_len, int qos, bool retain,
+                       const uint8_t *props, size_t props_len, uint64_t *id)
+{
     if (!topic || qos < 0 || qos > 2 || (!payload && payload_len))
         return PETREL_EINVAL;
     if (!mqtt_topic_name_valid((const uint8_t *)topic, topic_len))
         return PETREL_EINVAL;
-    /* Remaining length: topic length prefix, topic, packet id, payload. */
-    uint64_t body = 2 + (uint64_t)topic_len + (qos ? 2 : 0) + (uint64_t)payload_len;
-    if (body > MQTT_MAX_REMAINING_LENGTH)
+    if (props_len && s->level != MQTT_LEVEL_5)
+        return PETREL_EINVAL;
+    uint64_t size = publish_size(s->level, topic_len, qos, props_len, payload_len);
+    if (size - 1 - 4 > MQTT_MAX_REMAINING_LENGTH)
+        return PETREL_ETOO_LARGE;
+    /* While connected the server's limit is known: say so now rather than
+     * through the published callback. */
+    if (s->state == SESS_CONNECTED && s->server_max_packet && size > s->server_max_packet)
         return PETREL_ETOO_LARGE;
     uint64_t handle = s->next_id;
     int rc = outbox_add(&s->out, handle, topic, topic_len, payload, payload_len, (uint8_t)qos,
-                        retain);
+                        retain, props, props_len);
     if (rc != PETREL_OK)
         return rc;
     s->next_id++;
@@ -469,7 +652,8 @@ int sess_publish(struct sess *s, int64_t now, const char *topic, size_t topic_le
 
 /* Encodes a request with packet id `pid`; with buf NULL, only sizes it.
  * Returns the encoded size, 0 if unencodable. */
-static size_t encode_request(const struct sub_req *r, uint16_t pid, uint8_t *buf, size_t cap)
+static size_t encode_request(uint8_t level, const struct sub_req *r, uint16_t pid, uint8_t *buf,
+                             size_t cap)
 {
     struct mqtt_topic_entry *e = malloc(r->count * sizeof *e);
     if (!e)
@@ -483,14 +667,15 @@ static size_t encode_request(const struct sub_req *r, uint16_t pid, uint8_t *buf
     p.u.subscribe.packet_id = pid;
     p.u.subscribe.count = (uint32_t)r->count;
     p.u.subscribe.entries = e;
-    size_t n = mqtt_encode(MQTT_LEVEL_311, &p, buf, cap);
+    p.u.subscribe.props = (struct mqtt_props){r->props, (uint32_t)r->props_len};
+    size_t n = mqtt_encode(level, &p, buf, cap);
     free(e);
     return n;
 }
 
 static bool send_request(struct sess *s, int64_t now, struct sub_req *r)
 {
-    size_t n = encode_request(r, r->packet_id, NULL, 0);
+    size_t n = encode_request(s->level, r, r->packet_id, NULL, 0);
     if (n == 0)
         return false;
     if (n > s->cap) {
@@ -500,7 +685,7 @@ static bool send_request(struct sess *s, int64_t now, struct sub_req *r)
         s->buf = b;
         s->cap = n;
     }
-    encode_request(r, r->packet_id, s->buf, n);
+    encode_request(s->level, r, r->packet_id, s->buf, n);
     tracef(s, PETREL_LOG_DEBUG, "sending %s (id %u, %zu filter%s, first " TOPIC_FMT ")",
            r->unsubscribe ? "UNSUBSCRIBE" : "SUBSCRIBE", r->packet_id, r->count,
            r->count == 1 ? "" : "s", TOPIC_ARG(r->entries[0].filter, r->entries[0].len));
@@ -539,22 +724,44 @@ static void flush_requests(struct sess *s, int64_t now)
     }
 }
 
+/* Subscription options a request may carry: the QoS, plus with MQTT 5.0
+ * no local, retain as published and retain handling 0..2. */
+static bool options_ok(const struct sess *s, int opt)
+{
+    if (s->level != MQTT_LEVEL_5)
+        return opt >= 0 && opt <= 2;
+    return opt >= 0 && (opt & ~0x3F) == 0 && MQTT_SUBOPT_QOS(opt) <= 2 &&
+           MQTT_SUBOPT_RETAIN_HANDLING(opt) != 3;
+}
+
 static int add_request(struct sess *s, int64_t now, bool unsubscribe, const char *const *filters,
-                       const int *qos, size_t count, uint64_t *id)
+                       const int *qos, size_t count, const uint8_t *props, size_t props_len,
+                       uint64_t *id)
 {
     if (!filters || count == 0 || count > 65535)
+        return PETREL_EINVAL;
+    if (props_len && s->level != MQTT_LEVEL_5)
         return PETREL_EINVAL;
     for (size_t i = 0; i < count; i++) {
         if (!filters[i] ||
             !mqtt_topic_filter_valid((const uint8_t *)filters[i], strlen(filters[i])))
             return PETREL_EINVAL;
-        if (!unsubscribe && (qos[i] < 0 || qos[i] > 2))
+        if (!unsubscribe && !options_ok(s, qos[i]))
             return PETREL_EINVAL;
     }
     struct sub_req *r = subs_request_new(s->next_id, unsubscribe, filters, qos, count);
     if (!r)
         return PETREL_ENOMEM;
-    if (encode_request(r, 1, NULL, 0) == 0) {
+    if (props_len) {
+        r->props = malloc(props_len);
+        if (!r->props) {
+            subs_request_free(r);
+            return PETREL_ENOMEM;
+        }
+        memcpy(r->props, props, props_len);
+        r->props_len = props_len;
+    }
+    if (encode_request(s->level, r, 1, NULL, 0) == 0) {
         subs_request_free(r);
         return PETREL_ETOO_LARGE;
     }
@@ -570,15 +777,22 @@ static int add_request(struct sess *s, int64_t now, bool unsubscribe, const char
 int sess_subscribe(struct sess *s, int64_t now, const char *const *filters, const int *qos,
                    size_t count, uint64_t *id)
 {
-    if (!qos)
+    return sess_subscribe_props(s, now, filters, qos, count, NULL, 0, id);
+}
+
+int sess_subscribe_props(struct sess *s, int64_t now, const char *const *filters,
+                         const int *options, size_t count, const uint8_t *props,
+                         size_t props_len, uint64_t *id)
+{
+    if (!options)
         return PETREL_EINVAL;
-    return add_request(s, now, false, filters, qos, count, id);
+    return add_request(s, now, false, filters, options, count, props, props_len, id);
 }
 
 int sess_unsubscribe(struct sess *s, int64_t now, const char *const *filters, size_t count,
                      uint64_t *id)
 {
-    return add_request(s, now, true, filters, NULL, count, id);
+    return add_request(s, now, true, filters, NULL, count, NULL, 0, id);
 }
 
 /* ------------------------------------------------------------------------
@@ -616,12 +830,71 @@ static void resume(struct sess *s, int64_t now, bool session_present)
     pump(s, now);
 }
 
+/* MQTT 5.0: what the CONNACK says about the server's limits, which hold
+ * for this connection.  False when out of memory. */
+static bool apply_connack_props(struct sess *s, const struct mqtt_props *props)
+{
+    struct mqtt_prop pr;
+    if (mqtt_props_find(props, MQTT_PROP_SERVER_KEEP_ALIVE, &pr)) {
+        tracef(s, PETREL_LOG_INFO, "server keep alive %u s", pr.num);
+        s->keepalive = (uint16_t)pr.num;
+    }
+    if (mqtt_props_find(props, MQTT_PROP_RECEIVE_MAXIMUM, &pr))
+        s->send_max = pr.num;
+    if (mqtt_props_find(props, MQTT_PROP_MAXIMUM_PACKET_SIZE, &pr))
+        s->server_max_packet = pr.num;
+    uint8_t *copy = NULL;
+    if (props->len && !(copy = malloc(props->len)))
+        return false;
+    if (props->len)
+        memcpy(copy, props->data, props->len);
+    free(s->connack_props);
+    s->connack_props = copy;
+    s->connack_props_len = props->len;
+    s->has_connack_props = true;
+    return true;
+}
+
+/* After a CONNACK without session: the subscriptions go again, ahead of
+ * the requests the application made meanwhile. */
+static void renew_subscriptions(struct sess *s)
+{
+    struct sub_req_list renew;
+    TAILQ_INIT(&renew);
+    if (subs_renewal_requests(&s->subs, &renew) != PETREL_OK) {
+        tracef(s, PETREL_LOG_ERROR, "out of memory: subscriptions not renewed");
+        return;
+    }
+    struct sub_req *r;
+    while ((r = TAILQ_LAST(&renew, sub_req_list))) {
+        TAILQ_REMOVE(&renew, r, link);
+        if (encode_request(s->level, r, 1, NULL, 0) == 0) {
+            tracef(s, PETREL_LOG_ERROR, "subscriptions too large to renew in one packet");
+            subs_request_free(r);
+            continue;
+        }
+        TAILQ_INSERT_HEAD(&s->subs.reqs, r, link);
+    }
+}
+
 static void on_connack(struct sess *s, int64_t now, const struct mqtt_connack *ca)
 {
-    tracef(s, PETREL_LOG_DEBUG, "received CONNACK (rc %u, session present %d)", ca->return_code,
-           ca->session_present);
+    tracef(s, PETREL_LOG_DEBUG, "received CONNACK (rc 0x%02x, session present %d)",
+           ca->return_code, ca->session_present);
     if (ca->return_code != MQTT_CONNACK_ACCEPTED) {
+        if (s->level == MQTT_LEVEL_5) {
+            tracef(s, PETREL_LOG_INFO, "connection refused: %s (0x%02x)",
+                   mqtt_reason_str(ca->return_code), ca->return_code);
+            reason_set(s, ca->return_code, ca->props);
+            drop(s, now, connack_error5(ca->return_code));
+            reason_clear(s);
+            return;
+        }
         drop(s, now, connack_error(ca->return_code));
+        return;
+    }
+    if (s->level == MQTT_LEVEL_5 && !apply_connack_props(s, &ca->props)) {
+        drop(s, now, PETREL_ENOMEM);
         return;
     }
     bool present = ca->session_present && !s->o->clean_session;
@@ -630,14 +903,7 @@ static void on_connack(struct sess *s, int64_t now, const struct mqtt_connack *c
     s->last_rx = now;
     if (!present) {
         packet_ids_init(&s->qos2_in);
-        struct sub_req *renew = subs_renewal_request(&s->subs);
-        if (renew && encode_request(renew, 1, NULL, 0) == 0) {
-            tracef(s, PETREL_LOG_ERROR, "subscriptions too large to renew in one packet");
-            subs_request_free(renew);
-            renew = NULL;
-        }
-        if (renew)
-            TAILQ_INSERT_HEAD(&s->subs.reqs, renew, link);
+        renew_subscriptions(s);
     }
     tracef(s, PETREL_LOG_INFO, "connected (session present %d)", present);
     uint32_t gen = s->conn_gen;
@@ -665,8 +931,46 @@ static bool deliver(struct sess *s, int64_t now, const struct mqtt_publish *p)
     return ok;
 }
 
-static void on_publish(struct sess *s, int64_t now, const struct mqtt_publish *p)
+/* MQTT 5.0 Topic Alias (3.3.2.3.4): a PUBLISH with a topic and an alias
+ * (re)defines the alias; one with an empty topic uses it.  Rewrites
+ * p->topic to the full name.  False (after failing the connection) for an
+ * alias outside what we announced or one never defined. */
+static bool resolve_alias(struct sess *s, int64_t now, struct mqtt_publish *p)
 {
+    struct mqtt_prop pr;
+    if (s->level != MQTT_LEVEL_5 || !mqtt_props_find(&p->props, MQTT_PROP_TOPIC_ALIAS, &pr))
+        return true;
+    if (pr.num == 0 || pr.num > s->alias_max || !s->aliases) {
+        tracef(s, PETREL_LOG_ERROR, "topic alias %u outside our maximum %u", pr.num,
+               s->alias_max);
+        fail(s, now, MQTT_RC_TOPIC_ALIAS_INVALID, PETREL_EPROTOCOL);
+        return false;
+    }
+    struct mqtt_bytes *a = &s->aliases[pr.num];
+    if (p->topic.len == 0) {
+        if (!a->data) {
+            tracef(s, PETREL_LOG_ERROR, "topic alias %u used before it was defined", pr.num);
+            fail(s, now, MQTT_RC_PROTOCOL_ERROR, PETREL_EPROTOCOL);
+            return false;
+        }
+        p->topic = *a;
+        return true;
+    }
+    uint8_t *copy = malloc(p->topic.len);
+    if (!copy) {
+        drop(s, now, PETREL_ENOMEM);
+        return false;
+    }
+    memcpy(copy, p->topic.data, p->topic.len);
+    free((void *)(uintptr_t)a->data);
+    *a = (struct mqtt_bytes){copy, p->topic.len};
+    return true;
+}
+
+static void on_publish(struct sess *s, int64_t now, struct mqtt_publish *p)
+{
+    if (!resolve_alias(s, now, p))
+        return;
     tracef(s, PETREL_LOG_DEBUG, "received PUBLISH (id %u, q%u, r%d, d%d, " TOPIC_FMT ", %u bytes)",
            p->packet_id, p->qos, p->retain, p->dup, TOPIC_ARG(p->topic.data, p->topic.len),
            p->payload.len);
@@ -701,9 +1005,14 @@ static void on_publish(struct sess *s, int64_t now, const struct mqtt_publish *p
     }
 }
 
-static void on_pub_ack(struct sess *s, int64_t now, uint8_t type, uint16_t pid)
+static void on_pub_ack(struct sess *s, int64_t now, uint8_t type, const struct mqtt_ack *ack)
 {
-    tracef(s, PETREL_LOG_DEBUG, "received %s (id %u)", mqtt_type_name(type), pid);
+    uint16_t pid = ack->packet_id;
+    if (ack->reason_code)
+        tracef(s, PETREL_LOG_DEBUG, "received %s (id %u, reason 0x%02x %s)",
+               mqtt_type_name(type), pid, ack->reason_code, mqtt_reason_str(ack->reason_code));
+    else
+        tracef(s, PETREL_LOG_DEBUG, "received %s (id %u)", mqtt_type_name(type), pid);
     if (type == MQTT_PUBREL) {
         packet_ids_remove(&s->qos2_in, pid);
         send_ack(s, now, MQTT_PUBCOMP, pid);
@@ -719,20 +1028,48 @@ static void on_pub_ack(struct sess *s, int64_t now, uint8_t type, uint16_t pid)
         tracef(s, PETREL_LOG_INFO, "ignoring unexpected %s (id %u)", mqtt_type_name(type), pid);
         return;
     }
-    if (type == MQTT_PUBREC) {
+    /* MQTT 5.0: a PUBACK or PUBREC with a failure code ends the exchange
+     * (no PUBREL); the message was refused.  A PUBCOMP failure (packet
+     * identifier not found) comes after the server took the message at
+     * PUBREC, so it still counts as delivered; the code is reported. */
+    bool refused = ack->reason_code >= 0x80 && type != MQTT_PUBCOMP;
+    if (type == MQTT_PUBREC && !refused) {
         m->stage = OUT_WAIT_COMP;
         send_ack(s, now, MQTT_PUBREL, pid);
         return;
     }
-    complete(s, m, PETREL_OK);
+    uint32_t gen = s->conn_gen;
+    reason_set(s, ack->reason_code, ack->props);
+    complete(s, m, refused ? PETREL_EREJECTED : PETREL_OK);
+    reason_clear(s);
+    if (s->state != SESS_CONNECTED || s->conn_gen != gen)
+        return;
     flush_requests(s, now);
     pump(s, now);
+}
+
+/* MQTT 5.0 DISCONNECT from the server: report its reason, then close. */
+static void on_server_disconnect(struct sess *s, int64_t now, const struct mqtt_disconnect *d)
+{
+    struct mqtt_prop pr;
+    if (mqtt_props_find(&d->props, MQTT_PROP_REASON_STRING, &pr))
+        tracef(s, PETREL_LOG_INFO, "server sent DISCONNECT: %s (0x%02x): %.*s",
+               mqtt_reason_str(d->reason_code), d->reason_code, (int)(pr.str.len > 200 ? 200 : pr.str.len),
+               (const char *)pr.str.data);
+    else
+        tracef(s, PETREL_LOG_INFO, "server sent DISCONNECT: %s (0x%02x)",
+               mqtt_reason_str(d->reason_code), d->reason_code);
+    reason_set(s, d->reason_code, d->props);
+    drop(s, now, PETREL_ESERVER_DISCONNECT);
+    reason_clear(s);
 }
 
 static void on_suback(struct sess *s, int64_t now, const struct mqtt_packet *p)
 {
     bool unsub = p->type == MQTT_UNSUBACK;
-    uint16_t pid = unsub ? p->u.ack.packet_id : p->u.suback.packet_id;
+    /* 3.1.1 UNSUBACK is a bare acknowledgement; 5.0 has codes like SUBACK. */
+    uint16_t pid = unsub && s->level != MQTT_LEVEL_5 ? p->u.ack.packet_id
+                                                      : p->u.suback.packet_id;
     tracef(s, PETREL_LOG_DEBUG, "received %s (id %u)", mqtt_type_name(p->type), pid);
     struct sub_req *r = subs_find_sent(&s->subs, unsub, pid);
     if (!r) {
@@ -757,10 +1094,10 @@ static void on_suback(struct sess *s, int64_t now, const struct mqtt_packet *p)
             granted[i] = code;
             /* The table keeps the requested QoS: a renewal asks again for
              * what the application wanted, not what one server granted. */
-            if (code == MQTT_SUBACK_FAILURE)
+            if (code >= 0x80)
                 subs_remove_active(&s->subs, r->entries[i].filter, r->entries[i].len);
             else if (subs_set_active(&s->subs, r->entries[i].filter, r->entries[i].len,
-                                     r->entries[i].qos) != PETREL_OK)
+                                     r->entries[i].qos, r->props, r->props_len) != PETREL_OK)
                 tracef(s, PETREL_LOG_ERROR, "out of memory: subscription not remembered");
         }
     } else {
@@ -773,10 +1110,13 @@ static void on_suback(struct sess *s, int64_t now, const struct mqtt_packet *p)
     size_t count = r->count;
     subs_request_free(r);
     uint32_t gen = s->conn_gen;
+    if (s->level == MQTT_LEVEL_5)
+        reason_set(s, 0, p->u.suback.props);
     if (unsub)
         s->io.unsubscribed(s->io.ctx, id);
     else
         s->io.subscribed(s->io.ctx, id, count, granted);
+    reason_clear(s);
     free(granted);
     if (s->state == SESS_CONNECTED && s->conn_gen == gen) {
         flush_requests(s, now);
@@ -794,11 +1134,12 @@ void sess_packet(struct sess *s, int64_t now, uint8_t first_byte, const uint8_t 
 
     struct mqtt_packet p;
     const char *why = NULL;
-    enum mqtt_err err = mqtt_decode(MQTT_LEVEL_311, first_byte, body, len, &p, &why);
+    enum mqtt_err err = mqtt_decode(s->level, first_byte, body, len, &p, &why);
     if (err != MQTT_OK) {
         tracef(s, PETREL_LOG_ERROR, "bad packet from the server (%s): %s", mqtt_err_str(err),
                why ? why : "?");
-        drop(s, now, PETREL_EPROTOCOL);
+        fail(s, now, err == MQTT_E_MALFORMED ? MQTT_RC_MALFORMED : MQTT_RC_PROTOCOL_ERROR,
+             PETREL_EPROTOCOL);
         return;
     }
     if (s->state == SESS_HANDSHAKE) {
@@ -819,7 +1160,7 @@ void sess_packet(struct sess *s, int64_t now, uint8_t first_byte, const uint8_t 
     case MQTT_PUBREC:
     case MQTT_PUBREL:
     case MQTT_PUBCOMP:
-        on_pub_ack(s, now, p.type, p.u.ack.packet_id);
+        on_pub_ack(s, now, p.type, &p.u.ack);
         return;
     case MQTT_SUBACK:
     case MQTT_UNSUBACK:
@@ -828,12 +1169,43 @@ void sess_packet(struct sess *s, int64_t now, uint8_t first_byte, const uint8_t 
     case MQTT_PINGRESP:
         tracef(s, PETREL_LOG_DEBUG, "received PINGRESP");
         return;
+    case MQTT_DISCONNECT:
+        if (s->level == MQTT_LEVEL_5) {
+            on_server_disconnect(s, now, &p.u.disconnect);
+            return;
+        }
+        break;
     default:
-        /* CONNACK twice, or a packet only clients send. */
-        tracef(s, PETREL_LOG_ERROR, "unexpected %s from the server", mqtt_type_name(p.type));
-        drop(s, now, PETREL_EPROTOCOL);
-        return;
+        break;
     }
+    /* CONNACK twice, AUTH (no enhanced authentication was asked for), or a
+     * packet only clients send. */
+    tracef(s, PETREL_LOG_ERROR, "unexpected %s from the server", mqtt_type_name(p.type));
+    fail(s, now, MQTT_RC_PROTOCOL_ERROR, PETREL_EPROTOCOL);
+}
+
+/* ------------------------------------------------------------------------
+ * MQTT 5.0 details for the client (see session.h)
+ */
+
+uint8_t sess_reason(const struct sess *s, struct mqtt_props *props)
+{
+    if (props)
+        *props = s->reason_props;
+    return s->reason;
+}
+
+bool sess_connack_props(const struct sess *s, struct mqtt_props *props)
+{
+    if (!s->has_connack_props || s->state != SESS_CONNECTED)
+        return false;
+    *props = (struct mqtt_props){s->connack_props, (uint32_t)s->connack_props_len};
+    return true;
+}
+
+uint8_t sess_level(const struct sess *s)
+{
+    return s->level;
 }
 
 /* ------------------------------------------------------------------------

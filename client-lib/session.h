@@ -107,6 +107,15 @@ int sess_publish(struct sess *s, int64_t now, const char *topic, size_t topic_le
                  const void *payload, size_t payload_len, int qos, bool retain, uint64_t *id);
 int sess_subscribe(struct sess *s, int64_t now, const char *const *filters, const int *qos,
                    size_t count, uint64_t *id);
+/* MQTT 5.0 forms: a property block (wire format, checked by the caller;
+ * copied) and subscription options (QoS | MQTT_SUBOPT_* bits).  With 3.1.1
+ * a non-empty block or option bits beyond the QoS are PETREL_EINVAL. */
+int sess_publish_props(struct sess *s, int64_t now, const char *topic, size_t topic_len,
+                       const void *payload, size_t payload_len, int qos, bool retain,
+                       const uint8_t *props, size_t props_len, uint64_t *id);
+int sess_subscribe_props(struct sess *s, int64_t now, const char *const *filters,
+                         const int *options, size_t count, const uint8_t *props,
+                         size_t props_len, uint64_t *id);
 int sess_unsubscribe(struct sess *s, int64_t now, const char *const *filters, size_t count,
                      uint64_t *id);
 
@@ -115,5 +124,15 @@ enum sess_state sess_state(const struct sess *s);
 size_t sess_pending(const struct sess *s);
 /* QoS 1/2 publications sent and waiting for their acknowledgement. */
 size_t sess_inflight(const struct sess *s);
+
+/* MQTT 5.0.  While a hook reports an event (disconnected after a CONNACK
+ * refusal or a server DISCONNECT, published, subscribed), the reason code
+ * and properties of the packet behind it; 0 and an empty block otherwise. */
+uint8_t sess_reason(const struct sess *s, struct mqtt_props *props);
+/* The properties of the CONNACK of the current connection; false when not
+ * connected or with 3.1.1.  Valid until the connection ends. */
+bool sess_connack_props(const struct sess *s, struct mqtt_props *props);
+/* MQTT_LEVEL_311 or MQTT_LEVEL_5. */
+uint8_t sess_level(const struct sess *s);
 
 #endif

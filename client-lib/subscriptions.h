@@ -15,7 +15,11 @@
 struct sub_entry {
     char *filter;       /* NUL-terminated copy */
     size_t len;
-    uint8_t qos;        /* requested (request) or granted (table) */
+    uint8_t qos;        /* subscription options: the requested QoS, plus the
+                           MQTT 5.0 option bits (no local, retain...) */
+    uint8_t *props;     /* table only: the request's MQTT 5.0 properties
+                           (subscription identifier...), for renewals */
+    size_t props_len;
 };
 
 struct sub_req {
@@ -23,6 +27,8 @@ struct sub_req {
     uint64_t id;        /* the application's handle; 0 = automatic renewal */
     bool unsubscribe;
     uint16_t packet_id; /* 0 = not sent on the current connection */
+    uint8_t *props;     /* MQTT 5.0 property block (owned); NULL = none */
+    size_t props_len;
     size_t count;
     struct sub_entry entries[];
 };
@@ -46,12 +52,15 @@ void subs_request_free(struct sub_req *r);
 /* The sent request with this packet identifier, or NULL. */
 struct sub_req *subs_find_sent(const struct subscriptions *s, bool unsubscribe,
                                uint16_t packet_id);
-/* Records a granted subscription (replacing the same filter's QoS), or
- * forgets one.  Returns PETREL_OK or PETREL_ENOMEM. */
-int subs_set_active(struct subscriptions *s, const char *filter, size_t len, uint8_t qos);
+/* Records a granted subscription (replacing the same filter's options and
+ * properties), or forgets one.  Returns PETREL_OK or PETREL_ENOMEM. */
+int subs_set_active(struct subscriptions *s, const char *filter, size_t len, uint8_t qos,
+                    const uint8_t *props, size_t props_len);
 void subs_remove_active(struct subscriptions *s, const char *filter, size_t len);
-/* A request (id 0) renewing every granted subscription, or NULL when there
- * is none (or out of memory). */
-struct sub_req *subs_renewal_request(const struct subscriptions *s);
+/* Requests (id 0) renewing every granted subscription, appended to `out`:
+ * one per distinct property block, since a SUBSCRIBE carries one (MQTT
+ * 3.1.1: a single request).  Nothing is appended when there is no
+ * subscription; PETREL_ENOMEM leaves `out` as it was. */
+int subs_renewal_requests(const struct subscriptions *s, struct sub_req_list *out);
 
 #endif

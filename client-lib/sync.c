@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "petrel.h"
+#include "properties.h"
 
 /* Received messages held before reading from the socket pauses. */
 #define RX_LIMIT 1000
@@ -107,14 +108,19 @@ static void on_unsubscribed(petrel_client *c, uint64_t id, void *arg)
     }
 }
 
-/* One allocation: the struct, the topic and the payload, each followed by
- * a NUL so that text payloads can be used as C strings. */
+/* One allocation: the struct, the MQTT 5.0 properties (object and block),
+ * the topic and the payload, each followed by a NUL so that text payloads
+ * can be used as C strings. */
 static petrel_message *copy_message(const petrel_message *m)
 {
-    petrel_message *c = malloc(sizeof *c + m->topic_len + 1 + m->payload_len + 1);
+    size_t plen = m->props ? m->props->len : 0;
+    size_t pobj = m->props ? sizeof(petrel_properties) : 0;
+    petrel_message *c = malloc(sizeof *c + pobj + plen + m->topic_len + 1 + m->payload_len + 1);
     if (!c)
         return NULL;
-    char *topic = (char *)(c + 1);
+    petrel_properties *props = m->props ? (petrel_properties *)(void *)(c + 1) : NULL;
+    uint8_t *pdata = (uint8_t *)(c + 1) + pobj;
+    char *topic = (char *)(pdata + plen);
     char *payload = topic + m->topic_len + 1;
     memcpy(topic, m->topic, m->topic_len);
     topic[m->topic_len] = '\0';
@@ -125,6 +131,13 @@ static petrel_message *copy_message(const petrel_message *m)
     c->topic = topic;
     c->payload = payload;
     c->props = NULL;
+    if (props) {
+        if (plen)
+            memcpy(pdata, m->props->data, plen);
+        /* A view (cap 0): freed with the message, never on its own. */
+        *props = props_view((struct mqtt_props){pdata, (uint32_t)plen});
+        c->props = props;
+    }
     return c;
 }
 
@@ -312,6 +325,35 @@ int petrel_sync_subscribe(petrel_sync *s, const char *filter, int qos, int *gran
         return PETREL_ESTOPPED;
     uint64_t id;
     int rc = petrel_subscribe(s->c, filter, qos, &id);
+    if (rc == PETREL_OK)
+        rc = wait_for(s, id, true, timeout_ms);
+    if (rc == PETREL_OK && granted)
+        *granted = s->granted;
+    return rc;
+}
+
+int petrel_sync_publish_props(petrel_sync *s, const char *topic, const void *payload,
+                              size_t payload_len, int qos, bool retain,
+                              const petrel_properties *props, int timeout_ms)
+{
+    if (!s)
+        return PETREL_EINVAL;
+    if (s->stopped)
+        return PETREL_ESTOPPED;
+    uint64_t id;
+    int rc = petrel_publish_props(s->c, topic, payload, payload_len, qos, retain, props, &id);
+    return rc == PETREL_OK ? wait_for(s, id, qos > 0, timeout_ms) : rc;
+}
+
+int petrel_sync_subscribe_props(petrel_sync *s, const char *filter, int options,
+                                const petrel_properties *props, int *granted, int timeout_ms)
+{
+    if (!s)
+        return PETREL_EINVAL;
+    if (s->stopped)
+        return PETREL_ESTOPPED;
+    uint64_t id;
+    int rc = petrel_subscribe_props(s->c, &filter, &options, 1, props, &id);
     if (rc == PETREL_OK)
         rc = wait_for(s, id, true, timeout_ms);
     if (rc == PETREL_OK && granted)

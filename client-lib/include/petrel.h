@@ -63,8 +63,14 @@ enum petrel_error {
     PETREL_ETLS = -20,             /* TLS failed: a certificate or key file could not
                                       be loaded, or the handshake was refused (e.g. the
                                       server wants a client certificate) */
-    PETREL_ECERT = -21             /* the server's certificate was not accepted: unknown
+    PETREL_ECERT = -21,            /* the server's certificate was not accepted: unknown
                                       CA, expired, or issued for another name */
+    /* MQTT 5.0: the reason code behind these is petrel_reason_code(). */
+    PETREL_EREFUSED = -22,         /* CONNACK refusal with a 5.0 reason code
+                                      that has no code above */
+    PETREL_ESERVER_DISCONNECT = -23, /* the server sent DISCONNECT */
+    PETREL_EREJECTED = -24         /* PUBACK/PUBREC/PUBCOMP with a reason
+                                      code >= 0x80: the server refused it */
 };
 
 /* A short English description of a code ("connection refused").  Never NULL;
@@ -88,8 +94,90 @@ PETREL_API const char *petrel_version(void);
 /* MQTT protocol versions (the value is the protocol level on the wire). */
 enum petrel_protocol {
     PETREL_MQTT_311 = 4,
-    PETREL_MQTT_5 = 5 /* not implemented yet: set_protocol returns PETREL_ENOTSUP */
+    PETREL_MQTT_5 = 5
 };
+
+/* ------------------------------------------------------------------------
+ * MQTT 5.0 properties
+ *
+ * A list of (identifier, value) pairs in wire order, sent with CONNECT, the
+ * will, PUBLISH and SUBSCRIBE, and received with messages, CONNACK,
+ * acknowledgements and DISCONNECT.  Objects you build are yours to free;
+ * the ones the library hands out are read-only views valid as documented
+ * where they are handed out.  Strings are not NUL-terminated in views:
+ * every getter gives a length.
+ */
+typedef struct petrel_properties petrel_properties;
+
+/* Property identifiers: the values are the MQTT 5.0 wire identifiers. */
+enum petrel_property_id {
+    PETREL_PROP_PAYLOAD_FORMAT = 0x01,          /* int 0 (bytes) / 1 (UTF-8) */
+    PETREL_PROP_MESSAGE_EXPIRY = 0x02,          /* int, seconds */
+    PETREL_PROP_CONTENT_TYPE = 0x03,            /* string */
+    PETREL_PROP_RESPONSE_TOPIC = 0x08,          /* string (a topic name) */
+    PETREL_PROP_CORRELATION_DATA = 0x09,        /* binary */
+    PETREL_PROP_SUBSCRIPTION_ID = 0x0B,         /* int 1..268435455 */
+    PETREL_PROP_SESSION_EXPIRY = 0x11,          /* int, seconds */
+    PETREL_PROP_ASSIGNED_CLIENT_ID = 0x12,      /* string (CONNACK) */
+    PETREL_PROP_SERVER_KEEP_ALIVE = 0x13,       /* int, seconds (CONNACK) */
+    PETREL_PROP_AUTH_METHOD = 0x15,
+    PETREL_PROP_AUTH_DATA = 0x16,
+    PETREL_PROP_REQUEST_PROBLEM_INFO = 0x17,    /* int 0/1 */
+    PETREL_PROP_WILL_DELAY = 0x18,              /* int, seconds */
+    PETREL_PROP_REQUEST_RESPONSE_INFO = 0x19,   /* int 0/1 */
+    PETREL_PROP_RESPONSE_INFO = 0x1A,           /* string (CONNACK) */
+    PETREL_PROP_SERVER_REFERENCE = 0x1C,        /* string */
+    PETREL_PROP_REASON_STRING = 0x1F,           /* string */
+    PETREL_PROP_RECEIVE_MAXIMUM = 0x21,         /* int 1..65535 */
+    PETREL_PROP_TOPIC_ALIAS_MAXIMUM = 0x22,     /* int 0..65535 */
+    PETREL_PROP_TOPIC_ALIAS = 0x23,
+    PETREL_PROP_MAXIMUM_QOS = 0x24,             /* int 0/1 (CONNACK) */
+    PETREL_PROP_RETAIN_AVAILABLE = 0x25,        /* int 0/1 (CONNACK) */
+    PETREL_PROP_USER_PROPERTY = 0x26,           /* string pair, repeatable */
+    PETREL_PROP_MAXIMUM_PACKET_SIZE = 0x27,     /* int >= 1 */
+    PETREL_PROP_WILDCARD_SUB_AVAILABLE = 0x28,  /* int 0/1 (CONNACK) */
+    PETREL_PROP_SUB_ID_AVAILABLE = 0x29,        /* int 0/1 (CONNACK) */
+    PETREL_PROP_SHARED_SUB_AVAILABLE = 0x2A     /* int 0/1 (CONNACK) */
+};
+
+/* One property, as petrel_properties_next gives it. */
+typedef struct petrel_property {
+    int id;                 /* enum petrel_property_id */
+    uint32_t value;         /* integer properties */
+    const void *data;       /* string and binary properties; a user
+                               property's name */
+    size_t len;
+    const void *value_data; /* a user property's value */
+    size_t value_len;
+} petrel_property;
+
+PETREL_API petrel_properties *petrel_properties_new(void);
+PETREL_API void petrel_properties_free(petrel_properties *p);
+/* Appends a property; the identifier decides the type.  PETREL_EINVAL for
+ * the wrong type, an identifier that may not repeat and is present, or a
+ * value out of range (strings must be UTF-8, at most 65535 bytes). */
+PETREL_API int petrel_properties_add_int(petrel_properties *p, int id, uint32_t value);
+/* NUL-terminated string properties (content type, response topic...). */
+PETREL_API int petrel_properties_add_string(petrel_properties *p, int id, const char *value);
+/* Binary properties (correlation data); strings are accepted too. */
+PETREL_API int petrel_properties_add_binary(petrel_properties *p, int id, const void *data,
+                                            size_t len);
+/* A user property: name and value, both UTF-8.  Order is kept. */
+PETREL_API int petrel_properties_add_user(petrel_properties *p, const char *name,
+                                          const char *value);
+/* The first property `id`: true and *value (integers) or data and len
+ * (strings, binary) set.  False if absent; p may be NULL. */
+PETREL_API bool petrel_properties_get_int(const petrel_properties *p, int id, uint32_t *value);
+PETREL_API bool petrel_properties_get_bytes(const petrel_properties *p, int id,
+                                            const void **data, size_t *len);
+/* How many times `id` occurs (user properties, subscription identifiers). */
+PETREL_API size_t petrel_properties_count(const petrel_properties *p, int id);
+/* Walks the properties in order: start with *cursor = 0; returns false at
+ * the end. */
+PETREL_API bool petrel_properties_next(const petrel_properties *p, size_t *cursor,
+                                       petrel_property *out);
+/* A short English name for an MQTT 5.0 reason code ("not authorized"). */
+PETREL_API const char *petrel_reason_string(int reason_code);
 
 /* Connection options.  A client copies them when it is created, so one
  * options object can be reused or freed right after petrel_client_new. */
@@ -122,8 +210,11 @@ PETREL_API int petrel_options_set_credentials(petrel_options *o, const char *use
  * removes the will. */
 PETREL_API int petrel_options_set_will(petrel_options *o, const char *topic, const void *payload,
                                        size_t payload_len, int qos, bool retain);
-/* PETREL_MQTT_311 (the default).  PETREL_MQTT_5 gives PETREL_ENOTSUP until
- * MQTT 5.0 is implemented. */
+/* PETREL_MQTT_311 (the default: every broker speaks it) or PETREL_MQTT_5.
+ * With MQTT 5.0, clean_session is "clean start" and a persistent session
+ * lives as long as the Session Expiry Interval sent in the connect
+ * properties; clean_session false without one asks for a session that never
+ * expires (0xFFFFFFFF), which is what 3.1.1 persistent sessions do. */
 PETREL_API int petrel_options_set_protocol(petrel_options *o, int protocol);
 /* Time allowed for the TCP connection plus the CONNACK, milliseconds. */
 PETREL_API int petrel_options_set_connect_timeout(petrel_options *o, uint32_t ms);
@@ -170,13 +261,25 @@ PETREL_API int petrel_options_set_tls_insecure(petrel_options *o, bool insecure)
  * = the host. */
 PETREL_API int petrel_options_set_tls_server_name(petrel_options *o, const char *name);
 /* MQTT 5.0 properties will get their own setters here. */
+/* MQTT 5.0 (need PETREL_MQTT_5 when connecting; see "Properties" below).
+ * CONNECT properties: Session Expiry Interval, Receive Maximum, Maximum
+ * Packet Size (also lowers the max_packet_size limit), Topic Alias Maximum
+ * (the client then resolves the aliases the server sends), Request
+ * Response/Problem Information and user properties; anything else is
+ * PETREL_EINVAL.  Without a Maximum Packet Size the client sends its
+ * max_packet_size.  NULL removes them.  The properties are copied. */
+PETREL_API int petrel_options_set_connect_properties(petrel_options *o,
+                                                     const petrel_properties *props);
+/* Will properties: Will Delay Interval, Message Expiry Interval, Payload
+ * Format Indicator, Content Type, Response Topic, Correlation Data and user
+ * properties.  Kept when the will itself changes; NULL removes them. */
+PETREL_API int petrel_options_set_will_properties(petrel_options *o,
+                                                  const petrel_properties *props);
 
 /* ------------------------------------------------------------------------
  * Messages
  */
 
-/* MQTT 5.0 properties; always NULL with MQTT 3.1.1. */
-typedef struct petrel_properties petrel_properties;
 
 /* A received message.  In callbacks it is valid only during the call;
  * copy what you keep.  `topic` is NUL-terminated; `payload` is not (use
@@ -189,6 +292,11 @@ typedef struct petrel_message {
     int qos;
     bool retain;   /* a retained message sent because of a new subscription */
     bool dup;      /* the server says it may have sent this one before */
+    /* MQTT 5.0: the message's properties in the order the server sent them
+     * (user properties, response topic, correlation data, content type,
+     * payload format, message expiry, subscription identifiers); never
+     * NULL with 5.0 (possibly empty), always NULL with 3.1.1.  A topic
+     * alias is already resolved into `topic`. */
     const petrel_properties *props;
 } petrel_message;
 
@@ -198,8 +306,21 @@ typedef struct petrel_message {
 PETREL_API bool petrel_topic_valid(const char *topic);
 PETREL_API bool petrel_filter_valid(const char *filter);
 
-/* The code in a subscribed callback's granted list for a refused filter. */
+/* The code in a subscribed callback's granted list for a refused filter
+ * (MQTT 3.1.1).  With MQTT 5.0 a refusal is any reason code >= 0x80
+ * (0x87 not authorized, 0x8F topic filter invalid...): test with
+ * PETREL_SUBSCRIBE_REFUSED. */
 #define PETREL_SUBSCRIBE_FAILED 0x80
+#define PETREL_SUBSCRIBE_REFUSED(code) ((code) >= 0x80)
+
+/* MQTT 5.0 subscription options, OR-ed with the QoS (0..2) in the options
+ * of petrel_subscribe_props (the values are the wire bits). */
+#define PETREL_SUB_NO_LOCAL 0x04           /* not our own publications */
+#define PETREL_SUB_RETAIN_AS_PUBLISHED 0x08 /* keep the retain flag as sent */
+#define PETREL_SUB_RETAIN_IF_NEW 0x10      /* retain handling 1: retained
+                                              messages only for a new
+                                              subscription */
+#define PETREL_SUB_RETAIN_NONE 0x20        /* retain handling 2: none */
 
 /* ------------------------------------------------------------------------
  * Asynchronous client
@@ -208,7 +329,8 @@ PETREL_API bool petrel_filter_valid(const char *filter);
 typedef struct petrel_client petrel_client;
 
 /* A connection was accepted (CONNACK 0).  session_present: the server still
- * had this client's persistent session. */
+ * had this client's persistent session.  MQTT 5.0: the CONNACK properties
+ * are available from petrel_connack_properties. */
 typedef void (*petrel_connected_cb)(petrel_client *c, bool session_present, void *arg);
 /* A connection attempt failed, an established connection ended, or
  * petrel_disconnect finished (reason PETREL_OK).  reconnecting: the client
@@ -220,10 +342,14 @@ typedef void (*petrel_disconnected_cb)(petrel_client *c, int reason, bool reconn
 typedef void (*petrel_message_cb)(petrel_client *c, const petrel_message *m, void *arg);
 /* A publication finished its QoS handshake (PUBACK for QoS 1, PUBCOMP for
  * QoS 2; for QoS 0, when it was handed to the socket).  id is the one
- * petrel_publish returned.  result is PETREL_OK (MQTT 5.0 will add failures). */
+ * petrel_publish returned.  result is PETREL_OK, or with MQTT 5.0
+ * PETREL_EREJECTED (a reason code >= 0x80 in PUBACK/PUBREC/PUBCOMP; see
+ * petrel_reason_code) or PETREL_ETOO_LARGE (larger than the server's
+ * Maximum Packet Size, not sent). */
 typedef void (*petrel_published_cb)(petrel_client *c, uint64_t id, int result, void *arg);
 /* A SUBSCRIBE was answered: one granted QoS (0..2) or
- * PETREL_SUBSCRIBE_FAILED per filter, in request order.  id 0 reports the
+ * PETREL_SUBSCRIBE_FAILED (5.0: a reason code >= 0x80) per filter, in
+ * request order.  id 0 reports the
  * automatic re-subscription after a reconnection that found no session. */
 typedef void (*petrel_subscribed_cb)(petrel_client *c, uint64_t id, size_t count,
                                      const int *granted, void *arg);
@@ -280,6 +406,38 @@ PETREL_API int petrel_unsubscribe(petrel_client *c, const char *filter, uint64_t
 PETREL_API int petrel_unsubscribe_many(petrel_client *c, const char *const *filters, size_t count,
                                        uint64_t *id);
 
+/* MQTT 5.0 publication with properties (payload format, message expiry,
+ * content type, response topic, correlation data, user properties; others
+ * are PETREL_EINVAL).  props may be NULL; it is copied.  With MQTT 3.1.1
+ * properties are PETREL_EINVAL.  While connected, a message larger than the
+ * server's Maximum Packet Size is PETREL_ETOO_LARGE. */
+PETREL_API int petrel_publish_props(petrel_client *c, const char *topic, const void *payload,
+                                    size_t payload_len, int qos, bool retain,
+                                    const petrel_properties *props, uint64_t *id);
+/* MQTT 5.0 subscription: options[i] = QoS | PETREL_SUB_* flags; props may
+ * hold a Subscription Identifier and user properties.  With MQTT 3.1.1 only
+ * the QoS bits are allowed and props must be NULL. */
+PETREL_API int petrel_subscribe_props(petrel_client *c, const char *const *filters,
+                                      const int *options, size_t count,
+                                      const petrel_properties *props, uint64_t *id);
+
+/* MQTT 5.0 details of the event being reported, valid only inside a
+ * callback: in the disconnected callback, the reason code of the CONNACK
+ * refusal or of the server's DISCONNECT (with its Reason String, Server
+ * Reference, user properties); in the published callback, the reason code
+ * of the acknowledgement (e.g. 0x10 no matching subscribers, 0x87 not
+ * authorized); in the subscribed callback, the SUBACK properties.  0 and
+ * NULL when there is none (always with MQTT 3.1.1). */
+PETREL_API int petrel_reason_code(const petrel_client *c);
+PETREL_API const petrel_properties *petrel_reason_properties(const petrel_client *c);
+/* The properties of the CONNACK that accepted the current connection
+ * (Assigned Client Identifier, Server Keep Alive, Receive Maximum, Maximum
+ * Packet Size, Topic Alias Maximum, ...): valid from the connected callback
+ * until the next disconnection; NULL otherwise and with MQTT 3.1.1.  The
+ * client honours Server Keep Alive, Receive Maximum (its inflight window)
+ * and Maximum Packet Size (what it sends) by itself. */
+PETREL_API const petrel_properties *petrel_connack_properties(const petrel_client *c);
+
 /* True between the connected callback and the next disconnection. */
 PETREL_API bool petrel_is_connected(const petrel_client *c);
 /* Publications accepted but not yet completed (queued or in flight). */
@@ -311,9 +469,17 @@ PETREL_API int petrel_sync_publish(petrel_sync *s, const char *topic, const void
 PETREL_API int petrel_sync_subscribe(petrel_sync *s, const char *filter, int qos, int *granted,
                                      int timeout_ms);
 PETREL_API int petrel_sync_unsubscribe(petrel_sync *s, const char *filter, int timeout_ms);
+/* MQTT 5.0 variants (see petrel_publish_props, petrel_subscribe_props);
+ * *granted receives the granted QoS or the refusal reason code. */
+PETREL_API int petrel_sync_publish_props(petrel_sync *s, const char *topic, const void *payload,
+                                         size_t payload_len, int qos, bool retain,
+                                         const petrel_properties *props, int timeout_ms);
+PETREL_API int petrel_sync_subscribe_props(petrel_sync *s, const char *filter, int options,
+                                           const petrel_properties *props, int *granted,
+                                           int timeout_ms);
 /* Waits for the next message.  On PETREL_OK *out is a copy owned by the
- * caller (topic and payload both NUL-terminated); free it with
- * petrel_message_free.  PETREL_ETIMEDOUT when nothing arrived in time. */
+ * caller (topic and payload both NUL-terminated; with MQTT 5.0 props is a
+ * copy too); free it with petrel_message_free.  PETREL_ETIMEDOUT when nothing arrived in time. */
 PETREL_API int petrel_sync_receive(petrel_sync *s, petrel_message **out, int timeout_ms);
 PETREL_API void petrel_message_free(petrel_message *m);
 /* When a call returned PETREL_ESTOPPED: why the client gave up. */

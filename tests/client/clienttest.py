@@ -193,8 +193,9 @@ class Petreld(Broker):
 class Mosquitto(Broker):
     kind = 'mosquitto'
 
-    def __init__(self, port=None, persistence=False, passwords=None):
+    def __init__(self, port=None, persistence=False, passwords=None, extra=()):
         super().__init__(port or free_port())
+        self.extra = list(extra)     # more mosquitto.conf lines
         self.port_chosen = port is not None
         self.started_once = False
         self.persistence = persistence
@@ -239,6 +240,7 @@ class Mosquitto(Broker):
                       'autosave_interval 1', 'autosave_on_changes true']
         else:
             lines.append('persistence false')
+        lines += self.extra
         if os.geteuid() == 0:
             lines.append('user root')   # else it drops to 'mosquitto' and cannot write tmp
         with open(conf, 'w') as f:

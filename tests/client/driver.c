@@ -8,14 +8,23 @@
  *          [--reconnect MIN_MS MAX_MS | --no-reconnect] [--queue N]
  *          [--will TOPIC PAYLOAD QOS] [--user U] [--pass P]
  *          [--connect-timeout MS] [--inflight N]
+ *          [--v5] [--cprop NAME VALUE] [--cuser K V] [--wprop NAME VALUE]
+ *   (MQTT 5.0: --cprop/--wprop NAME is session-expiry, receive-max,
+ *    alias-max, max-packet, will-delay, ct; connect/will properties)
  *
  * Commands: connect | disconnect | sub QOS FILTER | unsub FILTER |
  *           pub QOS RETAIN TOPIC [PAYLOAD...] | pubn QOS TOPIC PREFIX N |
- *           pending | quit
+ *           pending | quit |
+ *           prop NAME VALUE (MQTT 5.0, for the next pub5/sub5: ct, rt, cd,
+ *             pfi, exp, subid, or user K V) | pub5 QOS RETAIN TOPIC [PAYLOAD] |
+ *           sub5 OPTIONS FILTER (OPTIONS = QoS | option bits, decimal)
  * Events:   ready | connected sp=B | disconnected reason=NAME retry=B t=MS |
  *           message topic=T qos=Q retain=B dup=B payload=P |
  *           published id=N rc=NAME | subscribed id=N granted=G[,G...] |
- *           unsubscribed id=N | ok CMD [id=N] | err CMD NAME | pending N
+ *           unsubscribed id=N | ok CMD [id=N] | err CMD NAME | pending N |
+ *           5.0, each just before the event it belongs to:
+ *           msgprops LIST | reason code=0xNN [string=S] |
+ *           connack LIST   (LIST: name=value pairs separated by spaces)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +40,7 @@
 static struct event_base *base;
 static petrel_client *client;
 static struct evbuffer *input;
+static petrel_properties *next_props; /* for the next pub5/sub5 */
 
 static long long now_ms(void)
 {
@@ -50,17 +60,70 @@ static void emit(const char *fmt, ...)
     fflush(stdout);
 }
 
+/* Properties as "name=value" words in wire order; user properties as
+ * up=K:V, subscription identifiers as sid=N. */
+static void describe(const petrel_properties *p, char *buf, size_t cap)
+{
+    size_t cursor = 0, used = 0;
+    petrel_property pr;
+    buf[0] = '\0';
+    while (petrel_properties_next(p, &cursor, &pr) && used < cap - 1) {
+        int n;
+        switch (pr.id) {
+        case PETREL_PROP_USER_PROPERTY:
+            n = snprintf(buf + used, cap - used, " up=%.*s:%.*s", (int)pr.len,
+                         (const char *)pr.data, (int)pr.value_len, (const char *)pr.value_data);
+            break;
+        case PETREL_PROP_CONTENT_TYPE:
+        case PETREL_PROP_RESPONSE_TOPIC:
+        case PETREL_PROP_CORRELATION_DATA:
+        case PETREL_PROP_ASSIGNED_CLIENT_ID:
+        case PETREL_PROP_REASON_STRING:
+            n = snprintf(buf + used, cap - used, " p%02x=%.*s", pr.id, (int)pr.len,
+                         (const char *)pr.data);
+            break;
+        default:
+            n = snprintf(buf + used, cap - used, " p%02x=%lu", pr.id, (unsigned long)pr.value);
+            break;
+        }
+        if (n < 0)
+            break;
+        used += (size_t)n;
+        if (used >= cap)
+            used = cap - 1;
+    }
+}
+
+static void emit_reason(petrel_client *c)
+{
+    int rc = petrel_reason_code(c);
+    const void *text;
+    size_t len;
+    if (!rc)
+        return;
+    if (petrel_properties_get_bytes(petrel_reason_properties(c), PETREL_PROP_REASON_STRING, &text,
+                                    &len))
+        emit("reason code=0x%02x string=%.*s", rc, (int)len, (const char *)text);
+    else
+        emit("reason code=0x%02x", rc);
+}
+
 static void on_connected(petrel_client *c, bool sp, void *arg)
 {
-    (void)c;
     (void)arg;
+    const petrel_properties *cp = petrel_connack_properties(c);
+    if (cp) {
+        char buf[1024];
+        describe(cp, buf, sizeof buf);
+        emit("connack%s", buf);
+    }
     emit("connected sp=%d", sp);
 }
 
 static void on_disconnected(petrel_client *c, int reason, bool retry, void *arg)
 {
-    (void)c;
     (void)arg;
+    emit_reason(c);
     emit("disconnected reason=%s retry=%d t=%lld", petrel_error_name(reason), retry, now_ms());
 }
 
@@ -68,14 +131,19 @@ static void on_message(petrel_client *c, const petrel_message *m, void *arg)
 {
     (void)c;
     (void)arg;
+    if (m->props) {
+        char buf[2048];
+        describe(m->props, buf, sizeof buf);
+        emit("msgprops%s", buf);
+    }
     emit("message topic=%s qos=%d retain=%d dup=%d payload=%.*s", m->topic, m->qos, m->retain,
          m->dup, (int)m->payload_len, (const char *)m->payload);
 }
 
 static void on_published(petrel_client *c, uint64_t id, int rc, void *arg)
 {
-    (void)c;
     (void)arg;
+    emit_reason(c);
     emit("published id=%llu rc=%s", (unsigned long long)id, petrel_error_name(rc));
 }
 
@@ -162,6 +230,47 @@ static void command(char *line)
                                 false, &id);
         }
         report(cmd, rc, id);
+    } else if (strcmp(cmd, "prop") == 0) {
+        char *name = word(&rest);
+        int rc = PETREL_EINVAL;
+        if (!next_props)
+            next_props = petrel_properties_new();
+        if (name && strcmp(name, "user") == 0) {
+            char *k = word(&rest);
+            rc = petrel_properties_add_user(next_props, k ? k : "", rest ? rest : "");
+        } else if (name && rest) {
+            static const struct { const char *n; int id; bool num; } t[] = {
+                {"ct", PETREL_PROP_CONTENT_TYPE, false}, {"rt", PETREL_PROP_RESPONSE_TOPIC, false},
+                {"cd", PETREL_PROP_CORRELATION_DATA, false},
+                {"pfi", PETREL_PROP_PAYLOAD_FORMAT, true}, {"exp", PETREL_PROP_MESSAGE_EXPIRY, true},
+                {"subid", PETREL_PROP_SUBSCRIPTION_ID, true},
+            };
+            for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+                if (strcmp(name, t[i].n) == 0)
+                    rc = t[i].num ? petrel_properties_add_int(next_props, t[i].id,
+                                                              (uint32_t)strtoul(rest, NULL, 10))
+                                  : petrel_properties_add_binary(next_props, t[i].id, rest,
+                                                                 strlen(rest));
+        }
+        report(cmd, rc, 0);
+    } else if (strcmp(cmd, "pub5") == 0) {
+        char *q = word(&rest);
+        char *r = word(&rest);
+        char *topic = word(&rest);
+        const char *payload = rest ? rest : "";
+        int rc = petrel_publish_props(client, topic ? topic : "", payload, strlen(payload),
+                                      q ? atoi(q) : 0, r && atoi(r), next_props, &id);
+        petrel_properties_free(next_props);
+        next_props = NULL;
+        report(cmd, rc, id);
+    } else if (strcmp(cmd, "sub5") == 0) {
+        char *o = word(&rest);
+        int opt = o ? atoi(o) : 0;
+        const char *f = rest ? rest : "";
+        int rc = petrel_subscribe_props(client, &f, &opt, 1, next_props, &id);
+        petrel_properties_free(next_props);
+        next_props = NULL;
+        report(cmd, rc, id);
     } else if (strcmp(cmd, "pending") == 0) {
         emit("pending %zu", petrel_pending(client));
     } else if (strcmp(cmd, "quit") == 0) {
@@ -201,6 +310,9 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1";
     int port = 0;
     const char *user = NULL, *pass = NULL;
+    petrel_properties *cprops = petrel_properties_new();
+    petrel_properties *wprops = petrel_properties_new();
+    bool have_cprops = false, have_wprops = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool more = i + 1 < argc;
@@ -235,6 +347,37 @@ int main(int argc, char **argv)
             user = argv[++i];
         else if (strcmp(a, "--pass") == 0 && more)
             pass = argv[++i];
+        else if (strcmp(a, "--v5") == 0)
+            petrel_options_set_protocol(o, PETREL_MQTT_5);
+        else if (strcmp(a, "--cuser") == 0 && i + 2 < argc) {
+            petrel_properties_add_user(cprops, argv[i + 1], argv[i + 2]);
+            i += 2;
+            have_cprops = true;
+        } else if ((strcmp(a, "--cprop") == 0 || strcmp(a, "--wprop") == 0) && i + 2 < argc) {
+            static const struct { const char *n; int id; } t[] = {
+                {"session-expiry", PETREL_PROP_SESSION_EXPIRY},
+                {"receive-max", PETREL_PROP_RECEIVE_MAXIMUM},
+                {"alias-max", PETREL_PROP_TOPIC_ALIAS_MAXIMUM},
+                {"max-packet", PETREL_PROP_MAXIMUM_PACKET_SIZE},
+                {"will-delay", PETREL_PROP_WILL_DELAY},
+            };
+            bool will = a[2] == 'w';
+            const char *n = argv[++i], *v = argv[++i];
+            int rc = PETREL_EINVAL;
+            for (size_t k = 0; k < sizeof t / sizeof t[0]; k++)
+                if (strcmp(n, t[k].n) == 0)
+                    rc = petrel_properties_add_int(will ? wprops : cprops, t[k].id,
+                                                   (uint32_t)strtoul(v, NULL, 10));
+            if (strcmp(n, "ct") == 0)
+                rc = petrel_properties_add_string(will ? wprops : cprops,
+                                                  PETREL_PROP_CONTENT_TYPE, v);
+            if (rc != PETREL_OK)
+                return usage();
+            if (will)
+                have_wprops = true;
+            else
+                have_cprops = true;
+        }
         else
             return usage();
     }
@@ -242,6 +385,13 @@ int main(int argc, char **argv)
         return usage();
     if (user)
         petrel_options_set_credentials(o, user, pass, pass ? strlen(pass) : 0);
+    if ((have_cprops && petrel_options_set_connect_properties(o, cprops) != PETREL_OK) ||
+        (have_wprops && petrel_options_set_will_properties(o, wprops) != PETREL_OK)) {
+        fprintf(stderr, "driver: properties refused\n");
+        return 2;
+    }
+    petrel_properties_free(cprops);
+    petrel_properties_free(wprops);
 
     base = event_base_new();
     input = evbuffer_new();
@@ -264,6 +414,7 @@ int main(int argc, char **argv)
     event_base_dispatch(base);
     event_free(in);
     petrel_client_free(client);
+    petrel_properties_free(next_props);
     evbuffer_free(input);
     event_base_free(base);
     return 0;

@@ -230,7 +230,7 @@ class ExitCodes(ct.unittest.TestCase):
             ['pub', '-t', 'a', '-m', 'x', '-q', '3'],
             ['pub', '-t', 'a', '-m', 'x', '-p', 'http'],
             ['pub', '-t', 'a', '-m', 'x', '-c'],
-            ['pub', '-t', 'a', '-m', 'x', '-V', 'mqttv5'],
+            ['pub', '-t', 'a', '-m', 'x', '-V', 'mqttv6'],
             ['pub', '-t', 'a', '-m', 'x', '--bogus'],
             ['pub', '-t', 'a', '-m', 'x', '-P', 'pw'],
             ['pub', '-t', 'a', '-m', 'x', '--will-qos', '1'],

@@ -41,7 +41,7 @@ static void test_options_validation(void **state)
     assert_int_equal(petrel_options_set_server(o, "127.0.0.1", 0), PETREL_OK);
     assert_int_equal(petrel_options_set_client_id(o, "\xff"), PETREL_EINVAL);
     assert_int_equal(petrel_options_set_client_id(o, NULL), PETREL_OK);
-    assert_int_equal(petrel_options_set_protocol(o, PETREL_MQTT_5), PETREL_ENOTSUP);
+    assert_int_equal(petrel_options_set_protocol(o, PETREL_MQTT_5), PETREL_OK);
     assert_int_equal(petrel_options_set_protocol(o, 3), PETREL_EINVAL);
     assert_int_equal(petrel_options_set_protocol(o, PETREL_MQTT_311), PETREL_OK);
     assert_int_equal(petrel_options_set_will(o, "a/+", "x", 1, 0, false), PETREL_EINVAL);
@@ -625,10 +625,78 @@ static void test_free_inside_callback(void **state)
     event_base_free(base);
 }
 
+/* The public MQTT 5.0 property list: adders check types, ranges and
+ * repeats; getters and the walk give back what was added, in order; the
+ * option setters accept only what may go in CONNECT / the will. */
+static void test_properties_api(void **state)
+{
+    (void)state;
+    petrel_properties *p = petrel_properties_new();
+    assert_non_null(p);
+    assert_int_equal(petrel_properties_add_user(p, "k1", "v1"), PETREL_OK);
+    assert_int_equal(petrel_properties_add_string(p, PETREL_PROP_CONTENT_TYPE, "text/plain"),
+                     PETREL_OK);
+    assert_int_equal(petrel_properties_add_user(p, "k2", "v2"), PETREL_OK);
+    assert_int_equal(petrel_properties_add_int(p, PETREL_PROP_MESSAGE_EXPIRY, 30), PETREL_OK);
+    assert_int_equal(petrel_properties_add_binary(p, PETREL_PROP_CORRELATION_DATA, "\0\1", 2),
+                     PETREL_OK);
+    /* Wrong type, repeat of a single property, out of range, bad topic. */
+    assert_int_equal(petrel_properties_add_int(p, PETREL_PROP_CONTENT_TYPE, 1), PETREL_EINVAL);
+    assert_int_equal(petrel_properties_add_int(p, PETREL_PROP_MESSAGE_EXPIRY, 1), PETREL_EINVAL);
+    assert_int_equal(petrel_properties_add_int(p, PETREL_PROP_PAYLOAD_FORMAT, 2), PETREL_EINVAL);
+    assert_int_equal(petrel_properties_add_string(p, PETREL_PROP_RESPONSE_TOPIC, "a/#"),
+                     PETREL_EINVAL);
+    assert_int_equal(petrel_properties_add_string(p, PETREL_PROP_CONTENT_TYPE, "\xff"),
+                     PETREL_EINVAL);
+    assert_int_equal(petrel_properties_add_int(p, 0x7F, 1), PETREL_EINVAL);
+    uint32_t v = 0;
+    assert_true(petrel_properties_get_int(p, PETREL_PROP_MESSAGE_EXPIRY, &v));
+    assert_int_equal(v, 30);
+    const void *d;
+    size_t n;
+    assert_true(petrel_properties_get_bytes(p, PETREL_PROP_CONTENT_TYPE, &d, &n));
+    assert_int_equal(n, 10);
+    assert_memory_equal(d, "text/plain", 10);
+    assert_false(petrel_properties_get_int(p, PETREL_PROP_RECEIVE_MAXIMUM, &v));
+    assert_false(petrel_properties_get_int(NULL, PETREL_PROP_RECEIVE_MAXIMUM, &v));
+    assert_int_equal(petrel_properties_count(p, PETREL_PROP_USER_PROPERTY), 2);
+    size_t cursor = 0, users = 0;
+    petrel_property pr;
+    while (petrel_properties_next(p, &cursor, &pr)) {
+        if (pr.id == PETREL_PROP_USER_PROPERTY) {
+            assert_int_equal(pr.len, 2);
+            assert_memory_equal(pr.data, users ? "k2" : "k1", 2);
+            assert_memory_equal(pr.value_data, users ? "v2" : "v1", 2);
+            users++;
+        }
+    }
+    assert_int_equal(users, 2);
+
+    petrel_options *o = petrel_options_new();
+    /* Publication properties are not CONNECT properties; they are will
+     * properties. */
+    assert_int_equal(petrel_options_set_connect_properties(o, p), PETREL_EINVAL);
+    assert_int_equal(petrel_options_set_will_properties(o, p), PETREL_OK);
+    petrel_properties *c = petrel_properties_new();
+    assert_int_equal(petrel_properties_add_int(c, PETREL_PROP_SESSION_EXPIRY, 60), PETREL_OK);
+    assert_int_equal(petrel_properties_add_int(c, PETREL_PROP_RECEIVE_MAXIMUM, 0), PETREL_EINVAL);
+    assert_int_equal(petrel_properties_add_int(c, PETREL_PROP_RECEIVE_MAXIMUM, 5), PETREL_OK);
+    assert_int_equal(petrel_options_set_connect_properties(o, c), PETREL_OK);
+    assert_int_equal(petrel_options_set_connect_properties(o, NULL), PETREL_OK);
+    assert_int_equal(petrel_properties_add_int(c, PETREL_PROP_SUBSCRIPTION_ID, 3), PETREL_OK);
+    assert_int_equal(petrel_options_set_connect_properties(o, c), PETREL_EINVAL);
+    assert_string_equal(petrel_reason_string(0x87), mqtt_reason_str(0x87));
+    assert_string_equal(petrel_error_name(PETREL_EREJECTED), "PETREL_EREJECTED");
+    petrel_options_free(o);
+    petrel_properties_free(c);
+    petrel_properties_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options_validation),
+        cmocka_unit_test(test_properties_api),
         cmocka_unit_test(test_error_strings),
         cmocka_unit_test(test_sigpipe_ignored_unless_handled),
         cmocka_unit_test(test_connection_refused),

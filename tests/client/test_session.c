@@ -68,9 +68,17 @@ struct fake {
     bool stop_in_message;
     bool refuse_messages;     /* the glue ran out of memory */
     const char *publish_in_connected;
+
+    /* MQTT 5.0: the reason context seen inside the hooks */
+    int pub_reason;
+    int disc_reason_code;
+    char disc_reason_string[64];
+    char msg_props_ct[32];
 };
 
 static struct fake F;
+/* Protocol level the fake server speaks (tests of MQTT 5.0 set 5). */
+static uint8_t LEVEL = MQTT_LEVEL_311;
 
 static int io_open(void *ctx)
 {
@@ -129,6 +137,13 @@ static void io_disconnected(void *ctx, int reason, bool reconnecting)
     f->disconnected++;
     f->reason = reason;
     f->reconnecting = reconnecting;
+    struct mqtt_props props;
+    struct mqtt_prop pr;
+    f->disc_reason_code = sess_reason(f->s, &props);
+    f->disc_reason_string[0] = '\0';
+    if (mqtt_props_find(&props, MQTT_PROP_REASON_STRING, &pr))
+        snprintf(f->disc_reason_string, sizeof f->disc_reason_string, "%.*s", (int)pr.str.len,
+                 (const char *)pr.str.data);
 }
 
 static bool io_message(void *ctx, const struct mqtt_publish *p)
@@ -142,6 +157,11 @@ static bool io_message(void *ctx, const struct mqtt_publish *p)
              (const char *)p->payload.data);
     f->qos = p->qos;
     f->dup = p->dup;
+    struct mqtt_prop pr;
+    f->msg_props_ct[0] = '\0';
+    if (mqtt_props_find(&p->props, MQTT_PROP_CONTENT_TYPE, &pr))
+        snprintf(f->msg_props_ct, sizeof f->msg_props_ct, "%.*s", (int)pr.str.len,
+                 (const char *)pr.str.data);
     if (f->stop_in_message)
         sess_stop(f->s, f->now);
     return true;
@@ -154,6 +174,7 @@ static void io_published(void *ctx, uint64_t id, int result)
     f->published_id[f->published] = id;
     f->published_result[f->published] = result;
     f->published++;
+    f->pub_reason = sess_reason(f->s, NULL);
 }
 
 static void io_subscribed(void *ctx, uint64_t id, size_t count, const int *granted)
@@ -199,6 +220,7 @@ static int setup(void **state)
 {
     (void)state;
     memset(&F, 0, sizeof F);
+    LEVEL = MQTT_LEVEL_311;
     assert_int_equal(options_init(&F.o), 0);
     F.o.reconnect_min_ms = 1000;
     F.o.reconnect_max_ms = 8000;
@@ -238,8 +260,7 @@ static bool next_packet(struct mqtt_packet *p)
                      MQTT_OK);
     /* The session's packets are decoded by the broker's rules. */
     const char *why = NULL;
-    assert_int_equal(mqtt_decode(MQTT_LEVEL_311, first, F.out + F.out_pos + hlen, rem, p, &why),
-                     MQTT_OK);
+    assert_int_equal(mqtt_decode(LEVEL, first, F.out + F.out_pos + hlen, rem, p, &why), MQTT_OK);
     F.out_pos += hlen + rem;
     return true;
 }
@@ -266,7 +287,7 @@ static void expect_nothing_sent(void)
 static void feed(const struct mqtt_packet *p)
 {
     uint8_t buf[4096];
-    size_t n = mqtt_encode(MQTT_LEVEL_311, p, buf, sizeof buf);
+    size_t n = mqtt_encode(LEVEL, p, buf, sizeof buf);
     assert_true(n > 0 && n <= sizeof buf);
     uint8_t first;
     uint32_t rem;
@@ -1215,6 +1236,259 @@ static void test_stop_while_opening(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* ------------------------------------------------------------------------
+ * MQTT 5.0
+ */
+
+static void start5(void)
+{
+    LEVEL = MQTT_LEVEL_5;
+    F.o.protocol = MQTT_LEVEL_5;
+    start();
+}
+
+/* CONNACK 0 with properties built by the caller. */
+static void connect5(const struct mqtt_props *props)
+{
+    assert_int_equal(sess_start(F.s, F.now), 0);
+    sess_transport_up(F.s, F.now);
+    struct mqtt_packet p;
+    expect_packet(&p, MQTT_CONNECT);
+    struct mqtt_packet ca = {.type = MQTT_CONNACK};
+    if (props)
+        ca.u.connack.props = *props;
+    feed(&ca);
+    assert_int_equal(sess_state(F.s), SESS_CONNECTED);
+}
+
+static void test_v5_connect_properties(void **state)
+{
+    (void)state;
+    /* A persistent session without an explicit expiry lasts forever, as in
+     * 3.1.1; our max packet size goes along; the user's properties first. */
+    uint8_t user[64];
+    struct mqtt_props_builder b;
+    mqtt_pb_init(&b, user, sizeof user);
+    mqtt_pb_pair(&b, MQTT_PROP_USER_PROPERTY, "k", 1, "v", 1);
+    F.o.connect_props = malloc(b.len);
+    memcpy(F.o.connect_props, user, b.len);
+    F.o.connect_props_len = b.len;
+    F.o.clean_session = false;
+    free(F.o.client_id);
+    F.o.client_id = strdup("me");
+    F.o.max_packet_size = 1000;
+    start5();
+    assert_int_equal(sess_start(F.s, F.now), 0);
+    sess_transport_up(F.s, F.now);
+    struct mqtt_packet p;
+    expect_packet(&p, MQTT_CONNECT);
+    assert_int_equal(p.u.connect.level, 5);
+    assert_false(p.u.connect.clean_session);
+    struct mqtt_prop pr;
+    assert_true(mqtt_props_find(&p.u.connect.props, MQTT_PROP_SESSION_EXPIRY, &pr));
+    assert_int_equal(pr.num, 0xFFFFFFFFu);
+    assert_true(mqtt_props_find(&p.u.connect.props, MQTT_PROP_MAXIMUM_PACKET_SIZE, &pr));
+    assert_int_equal(pr.num, 1000);
+    assert_true(mqtt_props_find(&p.u.connect.props, MQTT_PROP_USER_PROPERTY, &pr));
+    assert_int_equal(pr.value.len, 1);
+}
+
+static void test_v5_server_limits(void **state)
+{
+    (void)state;
+    start5();
+    uint8_t buf[32];
+    struct mqtt_props_builder b;
+    mqtt_pb_init(&b, buf, sizeof buf);
+    mqtt_pb_num(&b, MQTT_PROP_SERVER_KEEP_ALIVE, 4);
+    mqtt_pb_num(&b, MQTT_PROP_RECEIVE_MAXIMUM, 2);
+    mqtt_pb_num(&b, MQTT_PROP_MAXIMUM_PACKET_SIZE, 64);
+    struct mqtt_props props = mqtt_pb_props(&b);
+    connect5(&props);
+    /* Receive Maximum 2: the third QoS 1 message waits. */
+    uint64_t id;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(sess_publish(F.s, F.now, "t", 1, "x", 1, 1, false, &id), 0);
+    struct mqtt_packet p;
+    expect_packet(&p, MQTT_PUBLISH);
+    expect_packet(&p, MQTT_PUBLISH);
+    expect_nothing_sent();
+    assert_int_equal(sess_inflight(F.s), 2);
+    feed_ack(MQTT_PUBACK, 1);
+    expect_packet(&p, MQTT_PUBLISH);
+    /* Maximum Packet Size 64: a bigger message is refused at once. */
+    char big[100];
+    memset(big, 'a', sizeof big);
+    assert_int_equal(sess_publish(F.s, F.now, "t", 1, big, sizeof big, 0, false, &id),
+                     PETREL_ETOO_LARGE);
+    /* Server Keep Alive 4 s replaces our 10 s. */
+    assert_int_equal(sess_deadline(F.s), F.now + 4000);
+}
+
+static void test_v5_puback_failure(void **state)
+{
+    (void)state;
+    start5();
+    connect5(NULL);
+    uint64_t id;
+    assert_int_equal(sess_publish(F.s, F.now, "t", 1, "x", 1, 1, false, &id), 0);
+    struct mqtt_packet p;
+    expect_packet(&p, MQTT_PUBLISH);
+    struct mqtt_packet ack = {.type = MQTT_PUBACK};
+    ack.u.ack.packet_id = p.u.publish.packet_id;
+    ack.u.ack.reason_code = MQTT_RC_NOT_AUTHORIZED;
+    feed(&ack);
+    assert_int_equal(F.published, 1);
+    assert_int_equal(F.published_result[0], PETREL_EREJECTED);
+    assert_int_equal(F.pub_reason, 0x87);
+    /* PUBREC failure ends a QoS 2 exchange without PUBREL. */
+    assert_int_equal(sess_publish(F.s, F.now, "t", 1, "x", 1, 2, false, &id), 0);
+    expect_packet(&p, MQTT_PUBLISH);
+    struct mqtt_packet rec = {.type = MQTT_PUBREC};
+    rec.u.ack.packet_id = p.u.publish.packet_id;
+    rec.u.ack.reason_code = MQTT_RC_QUOTA_EXCEEDED;
+    feed(&rec);
+    expect_nothing_sent();
+    assert_int_equal(F.published, 2);
+    assert_int_equal(F.published_result[1], PETREL_EREJECTED);
+    assert_int_equal(F.pub_reason, 0x97);
+    /* Success codes below 0x80 (no matching subscribers) are a success. */
+    assert_int_equal(sess_publish(F.s, F.now, "t", 1, "x", 1, 1, false, &id), 0);
+    expect_packet(&p, MQTT_PUBLISH);
+    ack.u.ack.packet_id = p.u.publish.packet_id;
+    ack.u.ack.reason_code = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+    feed(&ack);
+    assert_int_equal(F.published_result[2], PETREL_OK);
+    assert_int_equal(F.pub_reason, 0x10);
+}
+
+static void test_v5_server_disconnect(void **state)
+{
+    (void)state;
+    start5();
+    connect5(NULL);
+    uint8_t buf[32];
+    struct mqtt_props_builder b;
+    mqtt_pb_init(&b, buf, sizeof buf);
+    mqtt_pb_bytes(&b, MQTT_PROP_REASON_STRING, "bye", 3);
+    struct mqtt_packet d = {.type = MQTT_DISCONNECT};
+    d.u.disconnect.reason_code = MQTT_RC_SERVER_SHUTTING_DOWN;
+    d.u.disconnect.props = mqtt_pb_props(&b);
+    feed(&d);
+    assert_int_equal(F.disconnected, 1);
+    assert_int_equal(F.reason, PETREL_ESERVER_DISCONNECT);
+    assert_true(F.reconnecting);
+    assert_int_equal(F.disc_reason_code, 0x8B);
+    assert_string_equal(F.disc_reason_string, "bye");
+}
+
+static void test_v5_connack_refusal(void **state)
+{
+    (void)state;
+    start5();
+    assert_int_equal(sess_start(F.s, F.now), 0);
+    sess_transport_up(F.s, F.now);
+    struct mqtt_packet p;
+    expect_packet(&p, MQTT_CONNECT);
+    feed_connack(false, MQTT_RC_BANNED);
+    assert_int_equal(F.reason, PETREL_EREFUSED);
+    assert_false(F.reconnecting); /* retrying would not help */
+    assert_int_equal(F.disc_reason_code, 0x8A);
+}
+
+static void test_v5_topic_alias(void **state)
+{
+    (void)state;
+    uint8_t cp[8];
+    struct mqtt_props_builder b;
+    mqtt_pb_init(&b, cp, sizeof cp);
+    mqtt_pb_num(&b, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, 3);
+    F.o.connect_props = malloc(b.len);
+    memcpy(F.o.connect_props, cp, b.len);
+    F.o.connect_props_len = b.len;
+    start5();
+    connect5(NULL);
+    uint8_t pb[32];
+    mqtt_pb_init(&b, pb, sizeof pb);
+    mqtt_pb_num(&b, MQTT_PROP_TOPIC_ALIAS, 2);
+    mqtt_pb_bytes(&b, MQTT_PROP_CONTENT_TYPE, "text/plain", 10);
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)"long/topic", 10};
+    p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)"one", 3};
+    p.u.publish.props = mqtt_pb_props(&b);
+    feed(&p);
+    assert_string_equal(F.topic, "long/topic");
+    assert_string_equal(F.msg_props_ct, "text/plain");
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)"", 0};
+    p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)"two", 3};
+    feed(&p);
+    assert_int_equal(F.messages, 2);
+    assert_string_equal(F.topic, "long/topic");
+    assert_string_equal(F.payload, "two");
+    /* An alias beyond what we announced is a protocol error: DISCONNECT
+     * 0x94, then close. */
+    mqtt_pb_init(&b, pb, sizeof pb);
+    mqtt_pb_num(&b, MQTT_PROP_TOPIC_ALIAS, 4);
+    p.u.publish.props = mqtt_pb_props(&b);
+    feed(&p);
+    struct mqtt_packet d;
+    expect_packet(&d, MQTT_DISCONNECT);
+    assert_int_equal(d.u.disconnect.reason_code, MQTT_RC_TOPIC_ALIAS_INVALID);
+    assert_int_equal(F.reason, PETREL_EPROTOCOL);
+}
+
+static void test_v5_subscribe_options_and_suback(void **state)
+{
+    (void)state;
+    start5();
+    connect5(NULL);
+    const char *filters[] = {"a/#", "b"};
+    int opts[] = {1 | MQTT_SUBOPT_NO_LOCAL | 0x20, 2 | MQTT_SUBOPT_RETAIN_AS_PUBLISHED};
+    uint8_t pb[16];
+    struct mqtt_props_builder b;
+    mqtt_pb_init(&b, pb, sizeof pb);
+    mqtt_pb_num(&b, MQTT_PROP_SUBSCRIPTION_ID, 9);
+    uint64_t id;
+    assert_int_equal(sess_subscribe_props(F.s, F.now, filters, opts, 2, pb, b.len, &id), 0);
+    struct mqtt_packet p;
+    expect_packet(&p, MQTT_SUBSCRIBE);
+    struct mqtt_topic_iter it;
+    struct mqtt_topic_entry e;
+    mqtt_topic_iter_init(&it, &p);
+    assert_true(mqtt_topic_iter_next(&it, &e));
+    assert_int_equal(e.options, opts[0]);
+    assert_true(mqtt_topic_iter_next(&it, &e));
+    assert_int_equal(e.options, opts[1]);
+    struct mqtt_prop pr;
+    assert_true(mqtt_props_find(&p.u.subscribe.props, MQTT_PROP_SUBSCRIPTION_ID, &pr));
+    assert_int_equal(pr.num, 9);
+    /* Retain handling 3 and option bits with 3.1.1 semantics are refused. */
+    int bad = 0x30;
+    assert_int_equal(sess_subscribe_props(F.s, F.now, filters, &bad, 1, NULL, 0, &id),
+                     PETREL_EINVAL);
+    uint8_t codes[] = {1, MQTT_RC_NOT_AUTHORIZED};
+    feed_suback(p.u.subscribe.packet_id, codes, 2);
+    assert_int_equal(F.subscribed, 1);
+    assert_int_equal(F.granted[0], 1);
+    assert_int_equal(F.granted[1], 0x87);
+}
+
+static void test_v5_props_refused_with_311(void **state)
+{
+    (void)state;
+    start();
+    uint8_t pb[16];
+    struct mqtt_props_builder b;
+    mqtt_pb_init(&b, pb, sizeof pb);
+    mqtt_pb_bytes(&b, MQTT_PROP_CONTENT_TYPE, "x", 1);
+    uint64_t id;
+    assert_int_equal(sess_publish_props(F.s, F.now, "t", 1, "x", 1, 0, false, pb, b.len, &id),
+                     PETREL_EINVAL);
+    const char *f = "t";
+    int opt = MQTT_SUBOPT_NO_LOCAL;
+    assert_int_equal(sess_subscribe_props(F.s, F.now, &f, &opt, 1, NULL, 0, &id), PETREL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1259,6 +1533,14 @@ int main(void)
         T(test_stop_flush_timeout),
         T(test_stop_while_waiting_to_retry),
         T(test_stop_while_opening),
+        T(test_v5_connect_properties),
+        T(test_v5_server_limits),
+        T(test_v5_puback_failure),
+        T(test_v5_server_disconnect),
+        T(test_v5_connack_refusal),
+        T(test_v5_topic_alias),
+        T(test_v5_subscribe_options_and_suback),
+        T(test_v5_props_refused_with_311),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
