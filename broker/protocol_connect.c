@@ -535,7 +535,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         size_t cn_len = 0;
         char *cn = tls_peer_cn(c->bev, &cn_len);
         if (!cn) {
-            refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED,
+            refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
                          "no verified client certificate with a common name "
                          "(use_identity_as_username)");
             return 0;
