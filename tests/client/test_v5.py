@@ -78,21 +78,8 @@ class V5Base:
     def tearDownClass(cls):
         cls.broker.stop()
 
-    # petreld (branch broker5 as merged here, 8f9a6cb) does not implement
-    # subscription options and subscription identifiers yet; these pass
-    # against Mosquitto.  Remove a name once petreld supports it.
-    PETRELD_PENDING = {
-        'test_no_local': 'no local',
-        'test_cli_retain_handling_and_as_published': 'retain handling / as published',
-        'test_received_properties_and_subscription_id': 'subscription identifiers',
-        'test_cli_sub_shows_properties': 'subscription identifiers',
-    }
-
     def setUp(self):
         self.cleanup = []
-        why = self.PETRELD_PENDING.get(self._testMethodName)
-        if self.broker_kind == 'petreld' and why:
-            self.skipTest('petreld does not support %s yet' % why)
 
     def tearDown(self):
         for f in reversed(self.cleanup):
