@@ -240,8 +240,13 @@ static void broken(struct bench_conn *c, int err, int sys_errno)
     }
     char why[300];
     reasons(why, sizeof why);
-    if (err == SSL_ERROR_SYSCALL && sys_errno)
+    if (err == SSL_ERROR_SYSCALL && sys_errno && c->state == CS_READY)
         snprintf(why_text, sizeof why_text, "%s", strerror(sys_errno));
+    else if (err == SSL_ERROR_SYSCALL && sys_errno)
+        /* Before CONNACK: typically a TLS 1.3 server refusing the client's
+         * certificate, whose alert the reset overtook. */
+        snprintf(why_text, sizeof why_text, "TLS failed: the server ended the TLS connection: %s",
+                 why[0] ? why : strerror(sys_errno));
     else
         /* With TLS 1.3 a server that refuses the client's certificate
          * says so only after the client has finished its side. */
