@@ -91,6 +91,7 @@ enum conn_role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
 enum conn_state {
     CS_WAITING,        /* not started yet */
     CS_TCP,            /* non-blocking connect in progress */
+    CS_TLS,            /* TLS handshake in progress */
     CS_CONNACK,        /* CONNECT sent */
     CS_SUBACK,         /* SUBSCRIBE sent */
     CS_READY,
@@ -106,7 +107,9 @@ enum conn_fail {
     FAIL_AUTH,         /* CONNACK 4-5, SUBACK 0x80 */
     FAIL_TIMEOUT,
     FAIL_LOST,         /* closed or broken after connecting */
-    FAIL_PROTOCOL
+    FAIL_PROTOCOL,
+    FAIL_TLS,          /* TLS handshake or server certificate refused */
+    FAIL_KINDS
 };
 
 /* QoS 1/2 window slot of a publisher. */
@@ -151,6 +154,8 @@ struct bench_conn {
     uint8_t fail;
     bool wr_added;
     bool ping_out;
+    uint8_t tls_end;             /* TLS: 1 EOF, 2 error, met after data not yet handed over */
+    bool tls_rd_wants_wr;        /* TLS: a read waits for the socket to be writable */
     uint32_t index;              /* within its role */
     uint8_t *in;                 /* a partial packet carried between reads */
     uint32_t in_len, in_cap;
@@ -160,6 +165,8 @@ struct bench_conn {
     uint64_t last_tx, last_rx;
     struct bench_pub *pub;
     struct bench_sub *sub;
+    struct ssl_st *ssl;          /* NULL: plain TCP */
+    char *tls_err;               /* with tls_end 2: why */
 };
 
 /* One publisher topic: the PUBLISH header bytes before the payload,
@@ -245,8 +252,17 @@ struct bench {
     struct bench_hist connect_latency; /* connect() -> CONNACK */
 
     long rss_before_kib, rss_connected_kib, rss_peak_kib;
-    unsigned fail_counts[FAIL_PROTOCOL + 1];
+    unsigned fail_counts[FAIL_KINDS];
     unsigned errors_printed;
+
+    /* TLS (bench_tls.c); tls_ctx NULL = plain TCP. */
+    struct ssl_ctx_st *tls_ctx;
+    bool tls_sni;                /* the host is a name, not an address */
+    size_t tls_failed;           /* handshakes (or certificates) refused */
+    char tls_first_error[512];
+    char tls_version[32];
+    char tls_cipher[64];
+    struct bench_hist handshake_latency; /* connect() -> TLS established */
 };
 
 /* Largest payload of a PUBLISH with a one-byte topic and a packet id. */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_tls.h"
 #include "mqtt_codec.h"
 
 /* A publisher stops filling its output buffer at this many bytes: enough
@@ -59,7 +60,16 @@ static void conn_fail(struct bench_conn *c, enum conn_fail why, const char *fmt,
         bench_conn_closed(b, c);
         return;
     }
-    bench_error(b, "%s %u: %s", role_name(c), (unsigned)c->index, msg);
+    if (why == FAIL_TLS) {
+        /* A wrong CA fails every handshake alike: the first one says why,
+         * the report counts them all. */
+        if (b->tls_failed++ == 0)
+            snprintf(b->tls_first_error, sizeof b->tls_first_error, "%s", msg);
+        if (b->tls_failed == 1 || b->o.debug)
+            bench_error(b, "%s %u: %s", role_name(c), (unsigned)c->index, msg);
+    } else {
+        bench_error(b, "%s %u: %s", role_name(c), (unsigned)c->index, msg);
+    }
     conn_close(c);
     c->state = CS_FAILED;
     c->fail = (uint8_t)why;
@@ -138,10 +148,43 @@ static int put_ack(struct bench_conn *c, uint8_t type, uint16_t id)
     return put_packet(c, &p);
 }
 
+/* A TLS failure before the connection was ready is a refused handshake
+ * (TLS 1.3 servers refuse a client certificate only after it); after, a
+ * lost connection. */
+static enum conn_fail tls_fail_kind(const struct bench_conn *c)
+{
+    return c->state == CS_READY ? FAIL_LOST : FAIL_TLS;
+}
+
+/* flush() over TLS. */
+static int tls_flush(struct bench_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = bench_tls_send(c, c->out + c->out_off, c->out_len - c->out_off);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            c->last_tx = c->b->now;
+            continue;
+        }
+        if (n == TLS_WANT_WRITE) {
+            want_write(c, true);
+            return 0;
+        }
+        if (n == TLS_WANT_READ)
+            return 0; /* the read event brings us back: on_read flushes */
+        conn_fail(c, tls_fail_kind(c), "%s", bench_tls_error(c));
+        return -1;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
 /* Sends what is buffered.  0 (all sent, or the rest waits for EV_WRITE),
  * -1 (connection failed). */
 static int flush(struct bench_conn *c)
 {
+    if (c->ssl)
+        return tls_flush(c);
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -278,12 +321,43 @@ static void send_subscribe(struct bench_conn *c)
         c->state = CS_SUBACK;
 }
 
+/* One step of the TLS handshake; CONNECT once it is done. */
+static void tls_step(struct bench_conn *c)
+{
+    struct bench *b = c->b;
+    int r = bench_tls_handshake(c);
+    if (r == 1) {
+        hist_add(&b->handshake_latency, b->now - c->t_start);
+        bench_tls_note_established(c);
+        want_write(c, false);
+        send_connect(c);
+        return;
+    }
+    if (r == TLS_FAILED) {
+        conn_fail(c, FAIL_TLS, "%s", bench_tls_error(c));
+        return;
+    }
+    event_add(&c->rd, NULL);
+    want_write(c, r == TLS_WANT_WRITE);
+}
+
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct bench_conn *c = arg;
     struct bench *b = c->b;
+    if (c->tls_rd_wants_wr) {
+        /* OpenSSL had to write before it could go on reading. */
+        c->tls_rd_wants_wr = false;
+        on_read(fd, EV_READ, c);
+        if (c->fd < 0)
+            return;
+    }
     b->now = bench_now();
+    if (c->state == CS_TLS) {
+        tls_step(c);
+        return;
+    }
     if (c->state == CS_TCP) {
         int err = 0;
         socklen_t len = sizeof err;
@@ -292,6 +366,15 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         if (err) {
             conn_fail(c, err == ECONNREFUSED ? FAIL_REFUSED : FAIL_LOST, "connect: %s",
                       strerror(err));
+            return;
+        }
+        if (b->tls_ctx) {
+            if (bench_tls_attach(c) != 0) {
+                conn_fail(c, FAIL_LOST, "out of memory");
+                return;
+            }
+            c->state = CS_TLS;
+            tls_step(c);
             return;
         }
         want_write(c, false);
@@ -491,11 +574,36 @@ static int grow_rbuf(struct bench *b, size_t need)
     return 0;
 }
 
+/* recv() over TLS: the same results (errno EAGAIN when it must wait), or
+ * -2 when the connection failed (handled). */
+static ssize_t tls_recv(struct bench_conn *c, uint8_t *buf, size_t len)
+{
+    ssize_t n = bench_tls_recv(c, buf, len);
+    if (n >= 0)
+        return n;
+    if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
+        if (n == TLS_WANT_WRITE) {
+            c->tls_rd_wants_wr = true;
+            want_write(c, true);
+        }
+        errno = EAGAIN;
+        return -1;
+    }
+    c->b->now = bench_now();
+    conn_fail(c, tls_fail_kind(c), "%s", bench_tls_error(c));
+    return -2;
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct bench_conn *c = arg;
     struct bench *b = c->b;
+    if (c->state == CS_TLS) {
+        b->now = bench_now();
+        tls_step(c);
+        return;
+    }
     size_t have = c->in_len;
     if (have + 4096 > b->rbuf_cap && grow_rbuf(b, have + 4096) != 0) {
         conn_fail(c, FAIL_LOST, "out of memory");
@@ -503,9 +611,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (have)
         memcpy(b->rbuf, c->in, have);
-    ssize_t n = recv(fd, b->rbuf + have, b->rbuf_cap - have, 0);
+    ssize_t n = c->ssl ? tls_recv(c, b->rbuf + have, b->rbuf_cap - have)
+                       : recv(fd, b->rbuf + have, b->rbuf_cap - have, 0);
     b->now = bench_now();
     if (n <= 0) {
+        if (n == -2)
+            return;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         if (c->state == CS_CLOSING) {
@@ -696,12 +807,15 @@ void conn_tick(struct bench_conn *c)
     uint64_t timeout = (uint64_t)b->o.timeout * 1000000000u;
     switch (c->state) {
     case CS_TCP:
+    case CS_TLS:
     case CS_CONNACK:
     case CS_SUBACK:
         if (b->now - c->t_start > timeout)
             conn_fail(c, FAIL_TIMEOUT, "no %s within %lu s",
-                      c->state == CS_TCP ? "TCP connection" : c->state == CS_CONNACK ? "CONNACK"
-                                                                                     : "SUBACK",
+                      c->state == CS_TCP       ? "TCP connection"
+                      : c->state == CS_TLS     ? "TLS handshake"
+                      : c->state == CS_CONNACK ? "CONNACK"
+                                               : "SUBACK",
                       b->o.timeout);
         break;
     case CS_READY:
@@ -750,6 +864,7 @@ void conn_disconnect(struct bench_conn *c)
     }
     case CS_WAITING:
     case CS_TCP:
+    case CS_TLS:
         conn_close(c);
         bench_conn_closed(b, c);
         return;
@@ -760,6 +875,9 @@ void conn_disconnect(struct bench_conn *c)
 
 void conn_close(struct bench_conn *c)
 {
+    if (c->ssl)
+        bench_tls_detach(c);
+    c->tls_rd_wants_wr = false;
     if (c->fd >= 0) {
         event_del(&c->rd);
         event_del(&c->wr);

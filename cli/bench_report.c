@@ -97,14 +97,15 @@ void bench_report_text(const struct bench *b, FILE *out)
 {
     const struct bench_options *o = &b->o;
     char rate[64];
+    const char *tls = o->tls ? " (TLS)" : "";
     if (o->connect_only)
-        fprintf(out, "petrel bench: %s:%u, %lu connections, keep alive %u s\n", o->host,
-                (unsigned)o->port, o->clients, (unsigned)o->keepalive);
+        fprintf(out, "petrel bench: %s:%u%s, %lu connections, keep alive %u s\n", o->host,
+                (unsigned)o->port, tls, o->clients, (unsigned)o->keepalive);
     else
         fprintf(out,
-                "petrel bench: %s:%u, %lu publisher(s) x %lu topic(s) -> %lu subscriber(s), "
+                "petrel bench: %s:%u%s, %lu publisher(s) x %lu topic(s) -> %lu subscriber(s), "
                 "QoS %u/%u, %lu B, %s, %s\n",
-                o->host, (unsigned)o->port, o->pubs, o->topics, o->subs, (unsigned)o->qos,
+                o->host, (unsigned)o->port, tls, o->pubs, o->topics, o->subs, (unsigned)o->qos,
                 (unsigned)o->sub_qos, o->payload, rate_text(o, rate, sizeof rate),
                 o->clean ? "clean sessions" : "persistent sessions");
     double cs = connect_seconds(b);
@@ -118,6 +119,16 @@ void bench_report_text(const struct bench *b, FILE *out)
         fprintf(out, ", %llu sessions resumed", (unsigned long long)b->sessions_present);
     fputc('\n', out);
     print_hist_text(out, "  CONNACK", &b->connect_latency);
+    if (o->tls) {
+        fprintf(out, "TLS           %s%s%s, %s\n", b->tls_version[0] ? b->tls_version : "no handshake",
+                b->tls_cipher[0] ? ", " : "", b->tls_cipher,
+                o->insecure ? "server certificate NOT checked (--insecure)"
+                            : "server certificate and name checked");
+        print_hist_text(out, "  handshake", &b->handshake_latency);
+        if (b->tls_failed)
+            fprintf(out, "  failed      %zu handshake(s); the first: %s\n", b->tls_failed,
+                    b->tls_first_error);
+    }
     if (o->pubs > 0) {
         double ps = publish_seconds(b);
         fprintf(out, "published     %llu msgs in %.3f s: %.0f msg/s, %.2f MB/s",
@@ -192,9 +203,19 @@ void bench_report_json(const struct bench *b, int status, FILE *out)
     const struct bench_options *o = &b->o;
     fputs("{\"broker\":", out);
     json_string(out, o->host);
-    fprintf(out, ",\"port\":%u,\"config\":{\"connect_only\":%s,\"clients\":%lu,\"pubs\":%lu,"
+    fprintf(out, ",\"port\":%u,\"tls\":{\"enabled\":%s,\"verified\":%s,\"version\":",
+            (unsigned)o->port, o->tls ? "true" : "false",
+            o->tls && !o->insecure ? "true" : "false");
+    json_string(out, b->tls_version);
+    fputs(",\"cipher\":", out);
+    json_string(out, b->tls_cipher);
+    fprintf(out, ",\"handshakes_failed\":%zu,\"first_error\":", b->tls_failed);
+    json_string(out, b->tls_first_error);
+    fputc(',', out);
+    json_hist(out, "handshake_us", &b->handshake_latency);
+    fprintf(out, "},\"config\":{\"connect_only\":%s,\"clients\":%lu,\"pubs\":%lu,"
                  "\"subs\":%lu,\"topics\":%lu,\"topic\":",
-            (unsigned)o->port, o->connect_only ? "true" : "false", o->connect_only ? o->clients : 0,
+            o->connect_only ? "true" : "false", o->connect_only ? o->clients : 0,
             o->pubs, o->subs, o->topics);
     json_string(out, o->topic_tmpl);
     fputs(",\"sub_topic\":", out);
