@@ -116,7 +116,7 @@ static void usage(FILE *out)
         "     certificate refused, CONNACK 1-3, closed)\n"
         "  4  not authorized (CONNACK 4 or 5, subscription refused)\n"
         "  5  timeout while connecting\n",
-        BENCH_STAMP_SIZE, CONN_ARGS_HELP);
+        BENCH_STAMP_SIZE, CONN_ARGS_HELP_BASIC CONN_ARGS_HELP_REST);
 }
 
 uint64_t bench_now(void)
@@ -443,7 +443,17 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "t:T:q:s:r:w:n:D:", longopts,
                               NULL)) != -1) {
-        int r = conn_args_option(ca, opt, optarg);
+        if (opt == 'V') {
+            /* The load generator drives its own 3.1.1 codec paths; a 5.0
+             * run would silently measure 3.1.1. */
+            if (strcmp(optarg, "311") != 0 && strcmp(optarg, "mqttv311") != 0) {
+                cli_error("bench", "-V: petrel bench speaks MQTT 3.1.1 only ('311')");
+                return CLI_EXIT_USAGE;
+            }
+            continue;
+        }
+        /* -D is the run's duration here, not a pub/sub property. */
+        int r = opt == 'D' ? 0 : conn_args_option(ca, opt, optarg);
         if (r < 0)
             return CLI_EXIT_USAGE;
         if (r > 0)

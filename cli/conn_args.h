@@ -88,7 +88,7 @@ enum {
     {"insecure", no_argument, NULL, OPT_INSECURE},                       \
     {"help", no_argument, NULL, OPT_HELP}
 
-#define CONN_ARGS_HELP                                                                  \
+#define CONN_ARGS_HELP_BASIC                                                                  \
     "Connection:\n"                                                                     \
     "  -h, --host HOST          broker host name or address (default localhost)\n"     \
     "  -p, --port PORT          broker port (default 1883; 8883 with TLS)\n"          \
@@ -98,7 +98,10 @@ enum {
     "  -k, --keepalive SECONDS  keep alive interval, 0 = off (default 60)\n"           \
     "  -c, --disable-clean-session\n"                                                  \
     "                           persistent session: the broker keeps subscriptions\n"  \
-    "                           and queues QoS 1/2 messages while away (needs -i)\n"   \
+    "                           and queues QoS 1/2 messages while away (needs -i)\n"
+
+/* -V and -D: pub and sub only (petrel bench speaks 3.1.1, -D is its duration). */
+#define CONN_ARGS_HELP_V5 \
     "  -V, --protocol-version V mqttv311 or 311 (default), mqttv5 or 5\n"             \
     "  -D, --property PACKET NAME VALUE\n"                                            \
     "                           an MQTT 5.0 property (needs -V 5); repeatable:\n"      \
@@ -109,7 +112,9 @@ enum {
     "                           -D will will-delay-interval|message-expiry-interval|\n"\
     "                             content-type|payload-format-indicator|\n"            \
     "                             response-topic|correlation-data|user-property\n"     \
-    "                           user-property takes two values: NAME VALUE\n"         \
+    "                           user-property takes two values: NAME VALUE\n"
+
+#define CONN_ARGS_HELP_REST \
     "      --will-topic TOPIC   publish a will message to TOPIC if the connection\n"   \
     "                           is lost without a DISCONNECT\n"                        \
     "      --will-payload TEXT  will message payload (default empty)\n"                \
@@ -130,6 +135,9 @@ enum {
     "      --insecure           do not check the server's certificate nor its\n"      \
     "                           name (tests only: the connection can be read and\n"  \
     "                           changed by anyone on the path)\n"
+
+#define CONN_ARGS_HELP CONN_ARGS_HELP_BASIC CONN_ARGS_HELP_V5 CONN_ARGS_HELP_REST
+
 
 void conn_args_init(struct conn_args *a, const char *cmd);
 /* Frees the -D properties. */
