@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "openssl_errors.h"
 
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 #define peer_certificate SSL_get1_peer_certificate
@@ -27,24 +28,10 @@
 #define peer_certificate SSL_get_peer_certificate
 #endif
 
-/* Appends OpenSSL's queued error reasons ("; "-separated, repeats left
- * out) to buf, emptying the queue. */
+/* OpenSSL's reasons for what just failed, never empty. */
 static void openssl_reasons(char *buf, size_t len)
 {
-    unsigned long e;
-    size_t used = strlen(buf);
-    while ((e = ERR_get_error()) != 0) {
-        char one[256];
-        const char *r = ERR_reason_error_string(e);
-        if (r)
-            snprintf(one, sizeof one, "%s", r);
-        else
-            ERR_error_string_n(e, one, sizeof one);
-        if (strstr(buf, one))
-            continue;
-        if (used < len)
-            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "; " : "", one);
-    }
+    openssl_error_reasons(buf, len, NULL, NULL);
     if (buf[0] == '\0')
         snprintf(buf, len, "unknown OpenSSL error");
 }

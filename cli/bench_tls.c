@@ -20,29 +20,10 @@
 
 #include "bench.h"
 #include "conn_args.h"
+#include "openssl_errors.h"
 
 /* The text of the last failure (single thread: one event loop). */
 static char why_text[512];
-
-/* OpenSSL's queued reasons, "; "-separated, into buf; the queue is
- * emptied. */
-static void reasons(char *buf, size_t len)
-{
-    size_t used = 0;
-    unsigned long e;
-    buf[0] = '\0';
-    while ((e = ERR_get_error()) != 0) {
-        char one[160];
-        const char *r = ERR_reason_error_string(e);
-        if (r)
-            snprintf(one, sizeof one, "%s", r);
-        else
-            ERR_error_string_n(e, one, sizeof one);
-        if (strstr(buf, one) || used >= len)
-            continue;
-        used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "; " : "", one);
-    }
-}
 
 /* "cannot start: TLS failed: WHAT PATH: reason", like petrel pub. */
 static void file_error(const char *what, const char *path)
@@ -56,7 +37,7 @@ static void file_error(const char *what, const char *path)
         return;
     }
     fclose(f);
-    reasons(why, sizeof why);
+    openssl_error_reasons(why, sizeof why, NULL, NULL);
     cli_error("bench", "cannot start: TLS failed: %s %s: %s", what, path,
               why[0] ? why : "cannot be loaded");
 }
@@ -109,7 +90,7 @@ int bench_tls_init(struct bench *b)
         }
     } else if (!o->insecure && SSL_CTX_set_default_verify_paths(ctx) != 1) {
         char why[300];
-        reasons(why, sizeof why);
+        openssl_error_reasons(why, sizeof why, NULL, NULL);
         cli_error("bench", "cannot start: TLS failed: the system's CA certificates cannot be "
                   "loaded: %s", why);
         goto bad;
@@ -196,7 +177,7 @@ void bench_tls_detach(struct bench_conn *c)
 static void handshake_failure(struct bench_conn *c, int err, int sys_errno)
 {
     char why[300];
-    reasons(why, sizeof why);
+    openssl_error_reasons(why, sizeof why, NULL, NULL);
     long verify = SSL_get_verify_result(c->ssl);
     if (verify != X509_V_OK) {
         const char *what = X509_verify_cert_error_string(verify);
@@ -239,7 +220,7 @@ static void broken(struct bench_conn *c, int err, int sys_errno)
         return;
     }
     char why[300];
-    reasons(why, sizeof why);
+    openssl_error_reasons(why, sizeof why, NULL, NULL);
     if (err == SSL_ERROR_SYSCALL && sys_errno && c->state == CS_READY)
         snprintf(why_text, sizeof why_text, "%s", strerror(sys_errno));
     else if (err == SSL_ERROR_SYSCALL && sys_errno)

@@ -17,6 +17,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 
+#include "openssl_errors.h"
 #include "options.h"
 #include "petrel.h"
 
@@ -34,35 +35,6 @@ void tlsc_set_detail(const char *fmt, ...)
 const char *petrel_tls_error_detail(void)
 {
     return detail;
-}
-
-/* OpenSSL's queued reasons, "; "-separated, into buf; the queue is
- * emptied.  A `source` other than the global queue: see tlsc_failure. */
-static void reasons(char *buf, size_t len, unsigned long (*next)(void *), void *arg)
-{
-    size_t used = 0;
-    unsigned long e;
-    buf[0] = '\0';
-    while ((e = next(arg)) != 0) {
-        /* libevent also queues SSL_get_error() codes: not reasons */
-        if (ERR_GET_LIB(e) == 0)
-            continue;
-        char one[160];
-        const char *r = ERR_reason_error_string(e);
-        if (r)
-            snprintf(one, sizeof one, "%s", r);
-        else
-            ERR_error_string_n(e, one, sizeof one);
-        if (strstr(buf, one) || used >= len)
-            continue;
-        used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "; " : "", one);
-    }
-}
-
-static unsigned long next_global(void *arg)
-{
-    (void)arg;
-    return ERR_get_error();
 }
 
 static unsigned long next_bev(void *arg)
@@ -83,7 +55,7 @@ static int file_error(const char *what, const char *path)
         return PETREL_ETLS;
     }
     fclose(f);
-    reasons(why, sizeof why, next_global, NULL);
+    openssl_error_reasons(why, sizeof why, NULL, NULL);
     tlsc_set_detail("%s %s: %s", what, path, why[0] ? why : "cannot be loaded");
     return PETREL_ETLS;
 }
@@ -122,7 +94,7 @@ struct ssl_ctx_st *tlsc_ctx_new(const struct petrel_options *o, int *err)
         }
     } else if (!o->tls_insecure && SSL_CTX_set_default_verify_paths(ctx) != 1) {
         char why[300];
-        reasons(why, sizeof why, next_global, NULL);
+        openssl_error_reasons(why, sizeof why, NULL, NULL);
         tlsc_set_detail("the system's CA certificates cannot be loaded: %s", why);
         *err = PETREL_ETLS;
         goto bad;
@@ -211,7 +183,7 @@ int tlsc_failure(struct bufferevent *bev, const char *server_name)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
     char why[300];
-    reasons(why, sizeof why, next_bev, bev);
+    openssl_error_reasons(why, sizeof why, next_bev, bev);
     ERR_clear_error();
     long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
     if (verify != X509_V_OK) {
@@ -233,7 +205,7 @@ int tlsc_failure(struct bufferevent *bev, const char *server_name)
 int tlsc_broken(struct bufferevent *bev)
 {
     char why[300];
-    reasons(why, sizeof why, next_bev, bev);
+    openssl_error_reasons(why, sizeof why, next_bev, bev);
     ERR_clear_error();
     if (!why[0])
         return PETREL_OK;
