@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "acl_session.h"
@@ -53,7 +52,7 @@ static struct log_ratelimit refused_log;
 
 static void refuse(struct conn *c, uint8_t code, const char *why)
 {
-    log_notice("connection from %s refused: %s", c->peer, why);
+    log_notice("connection from %s refused: %s", conn_peer(c), why);
     struct mqtt_packet ack = {.type = MQTT_CONNACK};
     ack.u.connack.return_code = code;
     conn_send_and_close(c, &ack, why);
@@ -180,17 +179,13 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     ack.u.connack.return_code = MQTT_CONNACK_ACCEPTED;
     conn_send_packet(c, &ack);
 
-    if (w->keepalive > 0) {
-        /* 1.5 x keep alive, as the specification allows the client. */
-        uint32_t ms = (uint32_t)w->keepalive * 1500;
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-        bufferevent_set_timeouts(c->bev, &tv, NULL);
-    }
+    /* 1.5 x keep alive, as the specification allows the client. */
+    conn_set_keepalive(c, w->keepalive);
     char user[260] = "";
     if (w->user_log)
         snprintf(user, sizeof user, "user '%s', ", w->user_log);
     log_notice("client %s connected from %s (%sclean session %d, keep alive %u s, session %s%s)",
-               s->log_id, c->peer, user, w->clean_session, w->keepalive,
+               s->log_id, conn_peer(c), user, w->clean_session, w->keepalive,
                present ? "resumed" : "new", c->will ? ", will set" : "");
     session_attach(s, c);
     return 0;
@@ -220,10 +215,10 @@ static void refuse_later(struct conn *c, struct connect_wait *w, uint8_t code, c
     broker.stats.auth_refused++;
     long n = log_ratelimit_check(&refused_log, 1);
     if (n >= 0)
-        log_notice("connection from %s refused: %s%s", c->peer, why, log_suppressed(n));
+        log_notice("connection from %s refused: %s%s", conn_peer(c), why, log_suppressed(n));
     w->refuse_code = code;
-    evtimer_del(c->timer); /* the delay, not connect_timeout, ends it now */
-    bufferevent_disable(c->bev, EV_READ);
+    conn_stop_connect_timeout(c); /* the delay, not connect_timeout, ends it now */
+    conn_hold_input(c);
 
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -243,15 +238,6 @@ static void refuse_later(struct conn *c, struct connect_wait *w, uint8_t code, c
 
 /* ---- the password check ------------------------------------------------- */
 
-static void resume_input(struct conn *c)
-{
-    if (!c->read_paused)
-        bufferevent_enable(c->bev, EV_READ);
-    /* What the client sent after CONNECT may already be buffered: run the
-     * read callback from the loop, as if it had just arrived. */
-    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-}
-
 static void password_checked(void *arg, int result)
 {
     struct connect_wait *w = arg;
@@ -267,11 +253,11 @@ static void password_checked(void *arg, int result)
         refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, why);
         return;
     }
-    evtimer_del(c->timer);
+    conn_stop_connect_timeout(c);
     int rc = accept_client(c, w);
     wait_free(w);
     if (rc == 0)
-        resume_input(c);
+        conn_release_input(c); /* what was sent after CONNECT may be buffered */
 }
 
 /* ---- CONNECT ------------------------------------------------------------- */
@@ -316,7 +302,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     size_t id_len = ck->client_id.len;
     if (id_len == 0) {
         if (!ck->clean_session) {
-            evtimer_del(c->timer);
+            conn_stop_connect_timeout(c);
             refuse(c, MQTT_CONNACK_ID_REJECTED, "empty client id requires clean session");
             return -1;
         }
@@ -332,7 +318,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         snprintf(why, sizeof why, "keep alive %u s above max_keepalive %u s", ck->keepalive,
                  broker.cfg.max_keepalive);
         broker.stats.keepalive_refused++;
-        evtimer_del(c->timer);
+        conn_stop_connect_timeout(c);
         refuse(c, MQTT_CONNACK_ID_REJECTED, why);
         return -1;
     }
@@ -348,7 +334,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
                               ck->will_payload.data, ck->will_payload.len, ck->will_qos,
                               ck->will_retain);
         if (!c->will) {
-            evtimer_del(c->timer);
+            conn_stop_connect_timeout(c);
             refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
             return -1;
         }
@@ -356,7 +342,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
 
     struct connect_wait *w = wait_new(c, ck, id, id_len);
     if (!w) {
-        evtimer_del(c->timer);
+        conn_stop_connect_timeout(c);
         refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
         return -1;
     }
@@ -378,9 +364,9 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
             long n = log_ratelimit_check(&refused_log, 1);
             if (n >= 0)
                 log_warning("connection from %s refused: too many password checks waiting%s",
-                            c->peer, log_suppressed(n));
+                            conn_peer(c), log_suppressed(n));
             wait_free(w);
-            evtimer_del(c->timer);
+            conn_stop_connect_timeout(c);
             struct mqtt_packet ack = {.type = MQTT_CONNACK};
             ack.u.connack.return_code = MQTT_CONNACK_UNAVAILABLE;
             conn_send_and_close(c, &ack, "server busy checking passwords");
@@ -389,7 +375,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         /* connect_timeout keeps running: a login that waits longer for a
          * worker is dropped with its job, which sheds load in a storm. */
         c->auth_wait = w;
-        bufferevent_disable(c->bev, EV_READ);
+        conn_hold_input(c);
         return 0;
     }
     /* No verified user name: an anonymous client, whether or not it sent a
@@ -401,7 +387,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
                                       : "anonymous clients are not allowed on this listener");
         return 0;
     }
-    evtimer_del(c->timer);
+    conn_stop_connect_timeout(c);
     int rc = accept_client(c, w);
     wait_free(w);
     return rc;

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "broker.h"
@@ -186,8 +185,7 @@ int store_begin(void)
 
 static void send_now(struct conn *c, const uint8_t *data, size_t len)
 {
-    evbuffer_add(bufferevent_get_output(c->bev), data, len);
-    broker.stats.bytes_sent += len;
+    conn_write(c, data, len);
 }
 
 void store_send_after_commit(struct conn *c, const struct mqtt_packet *p)
