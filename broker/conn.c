@@ -95,9 +95,7 @@ static struct conn *conn_start(struct conn *c)
 struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen)
 {
     (void)addrlen;
-    /* The struct event goes at the end of the allocation: libevent tells
-     * its size at run time. */
-    struct conn *c = calloc(1, sizeof *c + event_get_struct_event_size());
+    struct conn *c = calloc(1, sizeof *c);
     if (!c) {
         evutil_closesocket(fd);
         return NULL;

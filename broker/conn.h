@@ -34,25 +34,26 @@ struct conn {
     struct listener *listener;     /* accepted on (NULL if made in-process) */
     struct connect_wait *auth_wait; /* CONNECT held for a password check or a
                                       refusal delay: input is not processed */
-    /* I/O (conn_io.c).  A plain socket has no bufferevent: its event lives
-     * at the end of this struct and its buffers exist only while they hold
-     * bytes (an idle client costs no buffer).  A connection made on a
-     * bufferevent (TLS) keeps that instead and uses its buffers. */
+    /* I/O (conn_io.c).  A plain socket costs an idle client nothing but
+     * these fields: it is watched by the broker's epoll set, and its
+     * buffers exist only while they hold bytes.  A connection made on a
+     * bufferevent (TLS) has that instead and uses its buffers. */
     struct bufferevent *bev;       /* NULL for a plain socket */
     struct evbuffer *in;           /* plain: the start of a partial packet */
     struct evbuffer *out;          /* plain: bytes not yet written */
-    uint32_t flush_idx;            /* plain: 1 + place in the flush queue, 0 = none */
+    int fd;                        /* plain: the socket */
     uint32_t n_pending;            /* packets waiting for a store commit */
     uint32_t tw_tick;              /* timer wheel: tick of the next check, 0 = none */
     uint32_t last_rx;              /* tick of the last read, for keep alive */
     uint16_t keepalive;
     uint8_t state;                 /* enum conn_state */
     uint8_t level;                 /* protocol level from CONNECT */
-    bool read_paused;              /* input paused: output over the bound */
-    bool input_held;               /* conn_hold_input: nothing is read */
-    uint8_t io_events;             /* plain: EV_READ/EV_WRITE the event waits for */
-    bool io_want_write;            /* plain: a write would block: wait for EV_WRITE */
-    _Alignas(max_align_t) unsigned char ev[]; /* plain: its struct event */
+    bool read_paused : 1;          /* input paused: output over the bound */
+    bool input_held : 1;           /* conn_hold_input: nothing is read */
+    bool io_want_write : 1;        /* plain: a write would block: wait for EPOLLOUT */
+    bool io_flush : 1;             /* plain: in the queue of output to write */
+    bool io_kick : 1;              /* plain: in the queue of input to process */
+    uint8_t io_events;             /* plain: EPOLLIN/EPOLLOUT watched (0 = none) */
 };
 
 /* Takes ownership of an accepted socket (a plain connection).  Returns

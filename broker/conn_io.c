@@ -1,13 +1,15 @@
 /*
- * conn_io.c - reading and writing a connection's socket.  A plain socket
- * costs an idle client one struct event (inside struct conn) and nothing
- * else: it is read into one broker-wide buffer, and only the start of a
- * packet that has not fully arrived is kept per connection; its output
- * buffer exists while it holds unsent bytes.  Output is written at the end
- * of the event loop's turn, in one write per connection for everything the
- * turn produced, and the event waits for EV_WRITE only when the socket is
- * full.  A bufferevent (TLS) connection keeps its bufferevent's buffers and
- * callbacks.  Timeouts are on the timer wheel (conn_timer.c) for both.
+ * conn_io.c - reading and writing a connection's socket.  Plain sockets
+ * are watched by one epoll set of the broker's, itself one libevent event,
+ * so that an idle client costs no libevent state: 10,000 idle clients are
+ * the case to be small for.  A socket is read into one broker-wide buffer,
+ * and only the start of a packet that has not fully arrived is kept per
+ * connection; its output buffer exists while it holds unsent bytes.
+ * Output is written at the end of the event loop's turn, in one write per
+ * connection for everything the turn produced, and EPOLLOUT is watched
+ * only while the socket is full.  A bufferevent (TLS) connection keeps its
+ * bufferevent's buffers and callbacks.  Timeouts are on the timer wheel
+ * (conn_timer.c) for both.
  */
 #include "conn_io.h"
 
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -23,6 +26,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "conn_timer.h"
+#include "log.h"
 
 /* One read takes at most this much; more waits for the next turn, so that
  * a fast publisher does not hold the loop. */
@@ -35,24 +39,35 @@ static uint8_t read_buf[READ_MAX];
 static struct evbuffer *spare[SPARE_BUFFERS];
 static size_t n_spare;
 
-/* Plain connections with output to write at the end of this turn. */
-static struct conn **flush_q;
-static size_t n_flush, cap_flush;
-static struct event *flush_ev;
+/* Events taken from the epoll set at once. */
+#define EPOLL_BATCH 256
 
-static void io_cb(evutil_socket_t fd, short what, void *arg);
+/* The epoll set and its event in the loop. */
+static int ep_fd = -1;
+static struct event *ep_ev;
+/* The batch being dispatched: a connection closed meanwhile is struck out
+ * of what is left of it. */
+static struct epoll_event batch[EPOLL_BATCH];
+static int batch_n, batch_i;
+
+/* Plain connections with buffered input to process (kicked) and with
+ * output to write, both done at the end of this turn by work_ev. */
+struct conn_queue {
+    struct conn **q;
+    size_t n, cap;
+};
+static struct conn_queue kick_q, flush_q;
+static struct event *work_ev;
+
+static void ep_cb(evutil_socket_t fd, short what, void *arg);
 static void bev_readcb(struct bufferevent *bev, void *arg);
 static void bev_writecb(struct bufferevent *bev, void *arg);
 static void bev_eventcb(struct bufferevent *bev, short what, void *arg);
-static void flush_cb(evutil_socket_t fd, short what, void *arg);
-
-static struct event *ev_of(struct conn *c) { return (struct event *)(void *)c->ev; }
+static void work_cb(evutil_socket_t fd, short what, void *arg);
 
 int conn_io_fd(const struct conn *c)
 {
-    if (c->bev)
-        return (int)bufferevent_getfd(c->bev);
-    return (int)event_get_fd((const struct event *)(const void *)c->ev);
+    return c->bev ? (int)bufferevent_getfd(c->bev) : c->fd;
 }
 
 static bool reads_allowed(const struct conn *c)
@@ -60,18 +75,48 @@ static bool reads_allowed(const struct conn *c)
     return c->state != CONN_CLOSING && !c->read_paused && !c->input_held;
 }
 
+/* Watches `events` (EPOLLIN, EPOLLOUT) of c's socket; 0 = none. */
+static int watch(struct conn *c, uint32_t events)
+{
+    if (events == c->io_events)
+        return 0;
+    int rc;
+    if (events == 0) {
+        /* Off the set: with no events asked, a hang-up would still be
+         * reported, again and again. */
+        rc = epoll_ctl(ep_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    } else {
+        struct epoll_event ev = {.events = events, .data.ptr = c};
+        rc = epoll_ctl(ep_fd, c->io_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+    }
+    if (rc == 0)
+        c->io_events = (uint8_t)events;
+    return rc;
+}
+
 int conn_io_start(struct conn *c, int fd)
 {
-    if (!flush_ev) {
-        flush_ev = event_new(broker.base, -1, 0, flush_cb, NULL);
-        if (!flush_ev)
+    if (!work_ev) {
+        work_ev = event_new(broker.base, -1, 0, work_cb, NULL);
+        if (!work_ev)
             return -1;
     }
-    if (event_assign(ev_of(c), broker.base, fd, EV_READ | EV_PERSIST, io_cb, c) != 0 ||
-        event_add(ev_of(c), NULL) != 0)
-        return -1;
-    c->io_events = EV_READ;
-    return 0;
+    if (!ep_ev) {
+        ep_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (ep_fd < 0)
+            return -1;
+        ep_ev = event_new(broker.base, ep_fd, EV_READ | EV_PERSIST, ep_cb, NULL);
+        if (!ep_ev || event_add(ep_ev, NULL) != 0) {
+            if (ep_ev)
+                event_free(ep_ev);
+            ep_ev = NULL;
+            close(ep_fd);
+            ep_fd = -1;
+            return -1;
+        }
+    }
+    c->fd = fd;
+    return watch(c, EPOLLIN);
 }
 
 int conn_io_start_bufferevent(struct conn *c)
@@ -91,6 +136,13 @@ static void put_spare(struct evbuffer *b)
         evbuffer_free(b);
 }
 
+static void unqueue(struct conn_queue *q, struct conn *c)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (q->q[i] == c)
+            q->q[i] = NULL;
+}
+
 void conn_io_close(struct conn *c)
 {
     conn_timer_clear(c);
@@ -99,12 +151,16 @@ void conn_io_close(struct conn *c)
         c->bev = NULL;
         return;
     }
-    if (c->flush_idx) {
-        flush_q[c->flush_idx - 1] = NULL;
-        c->flush_idx = 0;
-    }
-    event_del(ev_of(c));
-    evutil_closesocket(event_get_fd(ev_of(c)));
+    if (c->io_flush)
+        unqueue(&flush_q, c);
+    if (c->io_kick)
+        unqueue(&kick_q, c);
+    for (int i = batch_i + 1; i < batch_n; i++)
+        if (batch[i].data.ptr == c)
+            batch[i].data.ptr = NULL;
+    watch(c, 0);
+    close(c->fd);
+    c->fd = -1;
     if (c->in)
         evbuffer_free(c->in);
     /* Freeing runs the cleanups of the references it still holds. */
@@ -117,30 +173,36 @@ void conn_io_shutdown(void)
 {
     while (n_spare)
         evbuffer_free(spare[--n_spare]);
-    free(flush_q);
-    flush_q = NULL;
-    n_flush = cap_flush = 0;
-    if (flush_ev)
-        event_free(flush_ev);
-    flush_ev = NULL;
+    free(flush_q.q);
+    free(kick_q.q);
+    memset(&flush_q, 0, sizeof flush_q);
+    memset(&kick_q, 0, sizeof kick_q);
+    if (work_ev)
+        event_free(work_ev);
+    work_ev = NULL;
+    if (ep_ev)
+        event_free(ep_ev);
+    ep_ev = NULL;
+    if (ep_fd >= 0)
+        close(ep_fd);
+    ep_fd = -1;
 }
 
 /* ---- output --------------------------------------------------------------- */
 
-static int queue_flush(struct conn *c)
+static int enqueue(struct conn_queue *q, struct conn *c)
 {
-    if (n_flush == cap_flush) {
-        size_t cap = cap_flush ? cap_flush * 2 : 256;
-        struct conn **q = realloc(flush_q, cap * sizeof *q);
-        if (!q)
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 256;
+        struct conn **nq = realloc(q->q, cap * sizeof *nq);
+        if (!nq)
             return -1;
-        flush_q = q;
-        cap_flush = cap;
+        q->q = nq;
+        q->cap = cap;
     }
-    if (n_flush == 0)
-        event_active(flush_ev, EV_WRITE, 0);
-    flush_q[n_flush++] = c;
-    c->flush_idx = (uint32_t)n_flush;
+    if (kick_q.n == 0 && flush_q.n == 0)
+        event_active(work_ev, EV_WRITE, 0);
+    q->q[q->n++] = c;
     return 0;
 }
 
@@ -153,9 +215,12 @@ struct evbuffer *conn_output(struct conn *c)
         if (!c->out)
             return NULL;
     }
-    /* Waiting for EV_WRITE already: the event writes it. */
-    if (!c->flush_idx && !c->io_want_write && queue_flush(c) != 0)
-        return NULL;
+    /* Waiting for EPOLLOUT already: that writes it. */
+    if (!c->io_flush && !c->io_want_write) {
+        if (enqueue(&flush_q, c) != 0)
+            return NULL;
+        c->io_flush = true;
+    }
     return c->out;
 }
 
@@ -181,28 +246,21 @@ void conn_io_update(struct conn *c, int kick)
                                 BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
         return;
     }
-    short want = (short)((read ? EV_READ : 0) | (c->io_want_write ? EV_WRITE : 0));
-    struct event *ev = ev_of(c);
-    if (want != c->io_events) {
-        /* (Re-assigning drops a pending activation: bytes still unread are
-         * reported again by the poll, those already buffered are kicked
-         * below.) */
-        event_del(ev);
-        event_assign(ev, broker.base, event_get_fd(ev), (short)(want | EV_PERSIST), io_cb, c);
-        if (want)
-            event_add(ev, NULL);
-        c->io_events = (uint8_t)want;
-        kick = 1;
+    uint32_t want = (read ? EPOLLIN : 0) | (c->io_want_write ? EPOLLOUT : 0);
+    if (watch(c, want) != 0) {
+        /* Out of kernel memory: not closed here, in the middle of its
+         * caller's work; its timeouts still apply. */
+        log_error("%s: cannot watch its socket: %s", conn_name(c), strerror(errno));
     }
-    /* Bytes already read (the socket does not report them again). */
-    if (read && kick && c->in)
-        event_active(ev, EV_READ, 0);
+    /* Bytes already read are not reported by the socket again. */
+    if (read && kick && c->in && !c->io_kick && enqueue(&kick_q, c) == 0)
+        c->io_kick = true;
 }
 
 /* Writes what the socket takes.  Returns -1 if the connection was closed. */
 static int plain_write(struct conn *c)
 {
-    int fd = event_get_fd(ev_of(c));
+    int fd = c->fd;
     while (c->out && evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write(c->out, fd);
         if (n > 0)
@@ -230,43 +288,58 @@ static int plain_write(struct conn *c)
     return 0;
 }
 
-/* The turn's output, written once the turn's callbacks have produced it:
- * this event is activated by the first output of a turn, which puts it
- * behind the callbacks already made ready by the turn's poll. */
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
+/* The turn's deferred work: input that waited (kicked), then the output.
+ * This event is activated by the first output of a turn, which puts it
+ * behind the callbacks already made ready by the turn's poll, so one write
+ * per connection carries all that the turn produced for it.  Connections
+ * queued while it runs (by a write that re-opens a session's window) are
+ * done in its next run, in this same turn. */
+static void plain_read(struct conn *c);
+
+static void work_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     (void)arg;
-    /* Connections queued while this runs (by writes that re-open a
-     * session's window) are written in the next run, in this same turn. */
-    size_t n = n_flush;
+    size_t n = kick_q.n;
     for (size_t i = 0; i < n; i++) {
-        struct conn *c = flush_q[i];
+        struct conn *c = kick_q.q[i];
         if (!c)
             continue; /* closed */
-        flush_q[i] = NULL;
-        c->flush_idx = 0;
-        plain_write(c);
+        kick_q.q[i] = NULL;
+        c->io_kick = false;
+        if (c->in && c->state != CONN_CLOSING && !c->read_paused && !c->input_held)
+            plain_read(c);
     }
     size_t kept = 0;
-    for (size_t i = n; i < n_flush; i++) {
-        struct conn *c = flush_q[i];
+    for (size_t i = n; i < kick_q.n; i++)
+        if (kick_q.q[i])
+            kick_q.q[kept++] = kick_q.q[i];
+    kick_q.n = kept;
+
+    n = flush_q.n;
+    for (size_t i = 0; i < n; i++) {
+        struct conn *c = flush_q.q[i];
         if (!c)
             continue;
-        flush_q[kept++] = c;
-        c->flush_idx = (uint32_t)kept;
+        flush_q.q[i] = NULL;
+        c->io_flush = false;
+        plain_write(c);
     }
-    n_flush = kept;
-    if (n_flush)
-        event_active(flush_ev, EV_WRITE, 0);
+    kept = 0;
+    for (size_t i = n; i < flush_q.n; i++)
+        if (flush_q.q[i])
+            flush_q.q[kept++] = flush_q.q[i];
+    flush_q.n = kept;
+    if (kick_q.n || flush_q.n)
+        event_active(work_ev, EV_WRITE, 0);
 }
 
 /* ---- input ---------------------------------------------------------------- */
 
 static void plain_read(struct conn *c)
 {
-    int fd = event_get_fd(ev_of(c));
+    int fd = c->fd;
     ssize_t n = read(fd, read_buf, sizeof read_buf);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         char why[128];
@@ -309,14 +382,25 @@ static void plain_read(struct conn *c)
         conn_close(c, "connection closed by peer", true);
 }
 
-static void io_cb(evutil_socket_t fd, short what, void *arg)
+/* Some sockets of the epoll set are ready. */
+static void ep_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    struct conn *c = arg;
-    if ((what & EV_WRITE) && plain_write(c) < 0)
-        return;
-    if ((what & EV_READ) && reads_allowed(c))
-        plain_read(c);
+    (void)what;
+    (void)arg;
+    batch_n = epoll_wait(ep_fd, batch, EPOLL_BATCH, 0);
+    for (batch_i = 0; batch_i < batch_n; batch_i++) {
+        struct conn *c = batch[batch_i].data.ptr;
+        if (!c)
+            continue; /* closed by an earlier one of the batch */
+        uint32_t e = batch[batch_i].events;
+        /* An error or hang-up shows in the write or the read. */
+        if ((e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->io_want_write && plain_write(c) < 0)
+            continue;
+        if ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) && reads_allowed(c))
+            plain_read(c);
+    }
+    batch_n = batch_i = 0;
 }
 
 /* ---- bufferevent ---------------------------------------------------------- */
