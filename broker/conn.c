@@ -1,9 +1,10 @@
 /*
- * conn.c - a client connection on a libevent bufferevent.  The read path
- * frames packets and refuses an oversized one from its fixed header, before
- * any of its body is buffered.  The write path is bounded: past
+ * conn.c - a client connection: framing, timeouts and its end.  The read
+ * path frames packets and refuses an oversized one from its fixed header,
+ * before any of its body is buffered.  The write path is bounded: past
  * max_output_buffer a connection gets no new QoS 0 messages and its own
- * input is paused, so one slow reader cannot eat the broker's memory.
+ * input is paused, so one slow reader cannot eat the broker's memory.  The
+ * socket itself is handled in conn_io.c, the deadlines in conn_timer.c.
  */
 #include "conn.h"
 
@@ -15,6 +16,8 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "conn_io.h"
+#include "conn_timer.h"
 #include "listener.h"
 #include "log.h"
 #include "message.h"
@@ -32,18 +35,13 @@
  * packet. */
 #define CLOSE_FLUSH_SECONDS 2
 
-static void readcb(struct bufferevent *bev, void *arg);
-static void writecb(struct bufferevent *bev, void *arg);
-static void eventcb(struct bufferevent *bev, short what, void *arg);
-static void timercb(evutil_socket_t fd, short what, void *arg);
-
 const char *conn_name(const struct conn *c)
 {
     static char buf[4200];
     if (c->session)
         snprintf(buf, sizeof buf, "client %s", c->session->log_id);
     else
-        snprintf(buf, sizeof buf, "connection from %s", c->peer);
+        snprintf(buf, sizeof buf, "connection from %s", conn_peer(c));
     return buf;
 }
 
@@ -66,50 +64,79 @@ static void format_peer(char *out, size_t len, const struct sockaddr *sa)
     }
 }
 
-struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
-                      struct ssl_ctx_st *tls)
+const char *conn_peer(const struct conn *c)
 {
-    (void)addrlen;
-    struct conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        evutil_closesocket(fd);
-        return NULL;
-    }
-    /* A TLS bufferevent runs the handshake first; connect_timeout, started
-     * below, covers it. */
-    if (tls)
-        c->bev = tls_accept_bufferevent(broker.base, fd, tls); /* closes fd on failure */
+    static char buf[INET6_ADDRSTRLEN + 16];
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(conn_io_fd(c), (struct sockaddr *)&ss, &len) != 0)
+        snprintf(buf, sizeof buf, "unknown (%s)", strerror(errno));
     else
-        c->bev = bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->timer = evtimer_new(broker.base, timercb, c);
-    if (!c->bev || !c->timer) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else if (!tls)
-            evutil_closesocket(fd);
-        if (c->timer)
-            event_free(c->timer);
-        free(c);
-        return NULL;
-    }
-    format_peer(c->peer, sizeof c->peer, addr);
+        format_peer(buf, sizeof buf, (const struct sockaddr *)&ss);
+    return buf;
+}
+
+/* Links a new connection in and starts its connect_timeout. */
+static struct conn *conn_start(struct conn *c)
+{
     c->level = MQTT_LEVEL_311;
     c->receive_max_out = UINT16_MAX;
-    bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);
-    /* The write callback fires when the output drains to half the bound:
-     * that is when paused deliveries and paused input resume. */
-    bufferevent_setwatermark(c->bev, EV_WRITE, broker.cfg.max_output_buffer / 2, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    struct timeval tv = {(time_t)broker.cfg.connect_timeout, 0};
-    evtimer_add(c->timer, &tv);
-
+    c->last_rx = conn_timer_now();
     c->next = broker.conns;
     if (broker.conns)
         broker.conns->prev = c;
     broker.conns = c;
     broker.n_conns++;
-    log_debug("new connection from %s", c->peer);
+    if (conn_timer_set(c, c->last_rx + broker.cfg.connect_timeout * (1000 / CONN_TICK_MS)) != 0) {
+        conn_close(c, "cannot set its connect timeout", false);
+        return NULL;
+    }
     return c;
+}
+
+struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
+                      struct ssl_ctx_st *tls)
+{
+    (void)addrlen;
+    if (tls) {
+        /* A TLS bufferevent runs the handshake first; connect_timeout,
+         * started by conn_start, covers it. */
+        struct bufferevent *bev = tls_accept_bufferevent(broker.base, fd, tls);
+        return bev ? conn_new_bufferevent(bev) : NULL; /* fd closed on failure */
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    if (conn_io_start(c, fd) != 0) {
+        evutil_closesocket(fd);
+        free(c);
+        return NULL;
+    }
+    if (log_enabled(LOG_DEBUG)) {
+        char peer[INET6_ADDRSTRLEN + 16];
+        format_peer(peer, sizeof peer, addr);
+        log_debug("new connection from %s", peer);
+    }
+    return conn_start(c);
+}
+
+struct conn *conn_new_bufferevent(struct bufferevent *bev)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        bufferevent_free(bev);
+        return NULL;
+    }
+    c->bev = bev;
+    if (conn_io_start_bufferevent(c) != 0) {
+        bufferevent_free(bev);
+        free(c);
+        return NULL;
+    }
+    log_debug("new connection from %s", conn_peer(c));
+    return conn_start(c);
 }
 
 /* The protocol side of the end of a connection: its session is detached
@@ -135,7 +162,8 @@ static void end_session(struct conn *c, bool publish_will)
     }
     if (c->will) {
         if (publish_will) {
-            log_info("publishing will of %s on '%s'", c->peer, c->will->topic);
+            if (log_enabled(LOG_INFO))
+                log_info("publishing will of %s on '%s'", conn_peer(c), c->will->topic);
             message_start_expiry(c->will);
             router_publish(c->will, NULL);
         }
@@ -159,7 +187,7 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
         log_notice("%s disconnected: %s", conn_name(c), why);
     else if (c->state == CONN_CLOSING && c->level == MQTT_LEVEL_5)
         log_debug("%s closed: %s", conn_name(c), why);
-    else
+    else if (log_enabled(LOG_INFO)) /* (naming the peer costs a system call) */
         log_info("%s closed: %s", conn_name(c), why);
 
     if (c->prev)
@@ -176,24 +204,25 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     free_aliases(c->alias_out, c->alias_max_out);
     free_aliases(c->alias_in, broker.cfg.topic_alias_maximum);
     free(c->alias_in_len);
-    event_free(c->timer);
-    bufferevent_free(c->bev);
+    conn_io_close(c);
     free(c);
 }
 
 /* Keeps the socket only to flush what is written, then closes it (or after
- * a short deadline). */
+ * a short deadline).  Input is still read, and thrown away: closing a
+ * socket with unread input resets it, and the client would lose the last
+ * packet; once the output is out, conn_io sends a FIN and waits for the
+ * client's. */
 static void linger(struct conn *c, const char *why)
 {
     c->state = CONN_CLOSING;
     c->close_reason = why;
-    /* Input is still read, and thrown away: closing a socket with unread
-     * input resets it, and the client would lose the last packet. */
-    if (!c->auth_wait)
-        bufferevent_enable(c->bev, EV_READ);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    struct timeval tv = {CLOSE_FLUSH_SECONDS, 0};
-    evtimer_add(c->timer, &tv);
+    conn_io_update(c, 0);
+    if (c->bev)
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    conn_timer_set(c, conn_timer_now() + CLOSE_FLUSH_SECONDS * (1000 / CONN_TICK_MS));
+    if (!c->bev && conn_output_length(c) == 0)
+        conn_drained(c); /* nothing to flush: the FIN goes now */
 }
 
 /* A DISCONNECT with a reason code, and a reason string unless the client
@@ -244,26 +273,95 @@ void conn_close_all(void)
             uint8_t buf[64];
             build_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down", &p, &b,
                              buf, sizeof buf);
-            if (conn_send_packet(c, &p) == 0) {
-                struct evbuffer *out = bufferevent_get_output(c->bev);
-                evutil_socket_t fd = bufferevent_getfd(c->bev);
-                /* The bufferevent keeps the front of its output frozen
-                 * while it owns the writing; it never will again. */
-                evbuffer_unfreeze(out, 1);
-                for (int i = 0; i < 8 && evbuffer_get_length(out) > 0; i++)
-                    if (evbuffer_write(out, fd) <= 0)
-                        break;
-            }
+            if (conn_send_packet(c, &p) == 0)
+                conn_io_flush_now(c);
         }
         conn_close(c, "broker shutting down", false);
     }
+    conn_io_shutdown();
+    conn_timer_shutdown();
 }
 
 bool conn_can_write(const struct conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev)) < broker.cfg.max_output_buffer;
+    return conn_output_length(c) < broker.cfg.max_output_buffer;
 }
 
+int conn_write(struct conn *c, const void *data, size_t len)
+{
+    struct evbuffer *out = conn_output(c);
+    if (!out || evbuffer_add(out, data, len) != 0)
+        return -1;
+    broker.stats.bytes_sent += len;
+    return 0;
+}
+
+/* Ticks of 1.5 x keep alive, rounded up, plus one: the last read may have
+ * come at the very end of its tick. */
+static uint32_t keepalive_ticks(const struct conn *c)
+{
+    return ((uint32_t)c->keepalive * 1500 + CONN_TICK_MS - 1) / CONN_TICK_MS + 1;
+}
+
+void conn_set_keepalive(struct conn *c, uint16_t secs)
+{
+    c->keepalive = secs;
+    if (secs == 0) {
+        conn_timer_clear(c);
+        return;
+    }
+    c->last_rx = conn_timer_now();
+    conn_timer_set(c, c->last_rx + keepalive_ticks(c));
+}
+
+void conn_stop_connect_timeout(struct conn *c)
+{
+    if (c->state == CONN_AWAIT_CONNECT)
+        conn_timer_clear(c);
+}
+
+void conn_hold_input(struct conn *c)
+{
+    c->input_held = true;
+    conn_io_update(c, 0);
+}
+
+void conn_release_input(struct conn *c)
+{
+    c->input_held = false;
+    /* Keep alive counts from now: nothing was read meanwhile. */
+    c->last_rx = conn_timer_now();
+    conn_io_update(c, 1);
+}
+
+void conn_timer_due(struct conn *c, uint32_t now)
+{
+    if (c->state == CONN_CLOSING) {
+        conn_close(c, c->close_reason, false);
+    } else if (c->state == CONN_AWAIT_CONNECT) {
+        char why[64];
+        snprintf(why, sizeof why, "no CONNECT within connect_timeout (%u s)",
+                 broker.cfg.connect_timeout);
+        broker.stats.connect_timeouts++;
+        conn_close(c, why, false);
+    } else if (c->keepalive) {
+        if (c->read_paused || c->input_held) {
+            /* Nothing is read from it meanwhile: its packets wait in the
+             * socket.  Counted again from when reads resume. */
+            conn_timer_set(c, now + keepalive_ticks(c));
+            return;
+        }
+        uint32_t deadline = c->last_rx + keepalive_ticks(c);
+        if ((int32_t)(deadline - now) > 0) {
+            conn_timer_set(c, deadline);
+            return;
+        }
+        char why[96];
+        snprintf(why, sizeof why, "keep alive timeout (nothing received for 1.5 x %u s)",
+                 c->keepalive);
+        conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, why, true);
+    }
+}
 
 int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 {
@@ -296,7 +394,9 @@ int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
         log_error("%s: cannot encode %s", conn_name(c), mqtt_type_name(p->type));
         return -1;
     }
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = conn_output(c);
+    if (!out)
+        return -1;
     struct evbuffer_iovec vec;
     if (evbuffer_reserve_space(out, (ev_ssize_t)need, &vec, 1) != 1 || vec.iov_len < need)
         return -1;
@@ -428,7 +528,9 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
         const uint8_t *wire = message_wire_qos0(msg, &len);
         if (!wire)
             return CONN_SEND_FAILED;
-        struct evbuffer *out = bufferevent_get_output(c->bev);
+        struct evbuffer *out = conn_output(c);
+        if (!out)
+            return CONN_SEND_FAILED;
         int rc;
         if (len >= SHARE_MIN_BYTES)
             rc = evbuffer_add_reference(out, wire, len, release_message, message_ref(msg));
@@ -479,14 +581,41 @@ void conn_send_and_close(struct conn *c, const struct mqtt_packet *p, const char
     linger(c, why);
 }
 
+static size_t input_avail(const struct conn_input *in)
+{
+    return in->buf ? evbuffer_get_length(in->buf) : in->len - in->off;
+}
+
+static void input_copyout(const struct conn_input *in, uint8_t *to, size_t n)
+{
+    if (in->buf)
+        evbuffer_copyout(in->buf, to, n);
+    else
+        memcpy(to, in->flat + in->off, n);
+}
+
+/* The first `total` bytes, contiguous; NULL when out of memory. */
+static const uint8_t *input_packet(const struct conn_input *in, size_t total)
+{
+    return in->buf ? evbuffer_pullup(in->buf, (ev_ssize_t)total) : in->flat + in->off;
+}
+
+static void input_consume(struct conn_input *in, size_t total)
+{
+    if (in->buf)
+        evbuffer_drain(in->buf, total);
+    else
+        in->off += total;
+}
+
 /* A CONNECT whose first body bytes say "MQTT" level 5: the client reads
  * 5.0 CONNACKs.  Used before the CONNECT could be decoded. */
-static bool peek_level5_connect(struct evbuffer *in, uint8_t first, size_t hlen)
+static bool peek_level5_connect(const struct conn_input *in, uint8_t first, size_t hlen)
 {
     uint8_t b[MQTT_MAX_FIXED_HEADER + 7];
-    if ((first >> 4) != MQTT_CONNECT || evbuffer_get_length(in) < hlen + 7)
+    if ((first >> 4) != MQTT_CONNECT || input_avail(in) < hlen + 7)
         return false;
-    evbuffer_copyout(in, b, hlen + 7);
+    input_copyout(in, b, hlen + 7);
     return memcmp(b + hlen, "\0\4MQTT\5", 7) == 0;
 }
 
@@ -503,38 +632,36 @@ static void refuse_connect5(struct conn *c, uint8_t reason, const char *why)
     mqtt_pb_bytes(&b, MQTT_PROP_REASON_STRING, why, strlen(why) > 200 ? 200 : strlen(why));
     if (!b.overflow)
         ack.u.connack.props = mqtt_pb_props(&b);
-    log_info("connection from %s refused: %s", c->peer, why);
+    log_info("connection from %s refused: %s", conn_peer(c), why);
     conn_send_and_close(c, &ack, "CONNECT refused");
 }
 
-/* Frames and handles every complete packet in the input buffer. */
-static void process_input(struct conn *c)
+int conn_process(struct conn *c, struct conn_input *in)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     for (;;) {
-        if (c->state == CONN_CLOSING || c->auth_wait)
-            return;
+        if (c->state == CONN_CLOSING || c->auth_wait || c->input_held)
+            return 0;
         if (!conn_can_write(c)) {
             /* The peer does not read what we send it: stop reading what
              * it sends until it catches up. */
-            bufferevent_disable(c->bev, EV_READ);
             c->read_paused = true;
+            conn_io_update(c, 0);
             broker.stats.output_buffer_full++;
-            return;
+            return 0;
         }
-        size_t avail = evbuffer_get_length(in);
+        size_t avail = input_avail(in);
         if (avail == 0)
-            return;
+            return 0;
         uint8_t hdr[MQTT_MAX_FIXED_HEADER];
         size_t n = avail < sizeof hdr ? avail : sizeof hdr;
-        evbuffer_copyout(in, hdr, n);
+        input_copyout(in, hdr, n);
         uint8_t first;
         uint32_t remaining;
         size_t hlen;
         enum mqtt_err err = mqtt_frame_header(hdr, n, broker.cfg.max_packet_size, &first,
                                               &remaining, &hlen);
         if (err == MQTT_INCOMPLETE)
-            return;
+            return 0;
         if (err == MQTT_E_TOO_LARGE) {
             /* mqtt_frame_header sets its outputs on MQTT_OK only: read the
              * (valid, complete) header again for the log and the peek. */
@@ -557,19 +684,19 @@ static void process_input(struct conn *c)
                 refuse_connect5(c, MQTT_RC_PACKET_TOO_LARGE, why);
             else
                 conn_disconnect(c, MQTT_RC_PACKET_TOO_LARGE, why, true);
-            return;
+            return -1;
         }
         if (err != MQTT_OK) {
             protocol_error(c, MQTT_RC_MALFORMED, "malformed remaining length");
-            return;
+            return -1;
         }
         size_t total = hlen + remaining;
         if (avail < total)
-            return;
-        const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)total);
+            return 0;
+        const uint8_t *buf = input_packet(in, total);
         if (!buf) {
             conn_close(c, "out of memory", true);
-            return;
+            return -1;
         }
         broker.stats.bytes_received += total;
 
@@ -580,7 +707,8 @@ static void process_input(struct conn *c)
             struct mqtt_packet ack = {.type = MQTT_CONNACK};
             ack.u.connack.return_code = MQTT_CONNACK_BAD_PROTOCOL;
             conn_send_and_close(c, &ack, "unsupported protocol level");
-            return;
+            input_consume(in, total);
+            return 0;
         }
         if (err != MQTT_OK) {
             char msg[160];
@@ -591,91 +719,30 @@ static void process_input(struct conn *c)
                 /* Before CONNACK a 5.0 client is answered with a CONNACK. */
                 broker.stats.protocol_errors++;
                 refuse_connect5(c, rc, msg);
-                return;
+                return -1;
             }
             protocol_error(c, rc, msg);
-            return;
+            return -1;
         }
         if (protocol_handle(c, &p) < 0)
-            return; /* closed and freed */
-        evbuffer_drain(in, total);
+            return -1; /* closed and freed */
+        input_consume(in, total);
     }
 }
 
-static void readcb(struct bufferevent *bev, void *arg)
+void conn_drained(struct conn *c)
 {
-    struct conn *c = arg;
     if (c->state == CONN_CLOSING) {
-        struct evbuffer *in = bufferevent_get_input(bev);
-        evbuffer_drain(in, evbuffer_get_length(in));
-        return;
-    }
-    process_input(c);
-}
-
-static void writecb(struct bufferevent *bev, void *arg)
-{
-    struct conn *c = arg;
-    if (c->state == CONN_CLOSING) {
-        /* All written: say so with a FIN and wait for the client's (EOF in
-         * eventcb), or for the deadline. */
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && c->n_pending == 0)
-            shutdown(bufferevent_getfd(bev), SHUT_WR);
+        if (conn_output_length(c) == 0 && c->n_pending == 0)
+            conn_io_finish(c);
         return;
     }
     if (c->session)
         session_pump(c->session);
     if (c->read_paused && conn_can_write(c)) {
         c->read_paused = false;
-        bufferevent_enable(c->bev, EV_READ);
-        process_input(c); /* input may already be waiting */
-    }
-}
-
-static void eventcb(struct bufferevent *bev, short what, void *arg)
-{
-    struct conn *c = arg;
-    if (c->state == CONN_CLOSING) {
-        conn_close(c, c->close_reason, false);
-        return;
-    }
-    if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done */
-        tls_handshake_done(bev, c->peer);
-        return;
-    }
-    char tls_why[320];
-    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
-        tls_error_reason(bev, what, tls_why, sizeof tls_why)) {
-        conn_close(c, tls_why, true);
-        return;
-    }
-    if (what & BEV_EVENT_TIMEOUT) {
-        char why[96];
-        snprintf(why, sizeof why, "keep alive timeout (nothing received for 1.5 x %u s)",
-                 c->keepalive);
-        conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, why, true);
-    } else if (what & BEV_EVENT_EOF) {
-        conn_close(c, "connection closed by peer", true);
-    } else if (what & BEV_EVENT_ERROR) {
-        char why[128];
-        snprintf(why, sizeof why, "socket error: %s",
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        conn_close(c, why, true);
-    }
-}
-
-static void timercb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct conn *c = arg;
-    if (c->state == CONN_CLOSING) {
-        conn_close(c, c->close_reason, false);
-    } else if (c->state == CONN_AWAIT_CONNECT) {
-        char why[64];
-        snprintf(why, sizeof why, "no CONNECT within connect_timeout (%u s)",
-                 broker.cfg.connect_timeout);
-        broker.stats.connect_timeouts++;
-        conn_close(c, why, false);
+        /* Keep alive counts from now: nothing was read meanwhile. */
+        c->last_rx = conn_timer_now();
+        conn_io_update(c, 1); /* input may already be waiting */
     }
 }

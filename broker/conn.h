@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 
 struct bufferevent;
-struct event;
+struct evbuffer;
 struct message;
 struct mqtt_packet;
 struct session;
@@ -28,24 +28,37 @@ enum conn_state {
 
 struct conn {
     struct conn *prev, *next;      /* broker.conns */
-    struct bufferevent *bev;
-    struct event *timer;           /* connect timeout, then closing deadline */
+    struct conn *tw_prev, *tw_next; /* timer wheel slot (conn_timer.c) */
     struct session *session;       /* set once CONNECT is accepted */
     struct message *will;          /* will message, NULL if none */
-    char peer[64];                 /* "addr:port" for logs */
-    uint8_t state;                 /* enum conn_state */
-    uint8_t level;                 /* protocol level from CONNECT */
-    uint16_t keepalive;
-    uint32_t n_pending;            /* packets waiting for a store commit */
-    bool read_paused;              /* input paused: output over the bound */
     const char *close_reason;      /* static string, while CONN_CLOSING */
     struct listener *listener;     /* accepted on (NULL if made in-process) */
     struct connect_wait *auth_wait; /* CONNECT held for a password check or a
                                       refusal delay: input is not processed */
+    /* I/O (conn_io.c).  A plain socket costs an idle client nothing but
+     * these fields: it is watched by the broker's epoll set, and its
+     * buffers exist only while they hold bytes.  A connection made on a
+     * bufferevent (TLS) has that instead and uses its buffers. */
+    struct bufferevent *bev;       /* NULL for a plain socket */
+    struct evbuffer *in;           /* plain: the start of a partial packet */
+    struct evbuffer *out;          /* plain: bytes not yet written */
+    int fd;                        /* plain: the socket */
+    uint32_t n_pending;            /* packets waiting for a store commit */
+    uint32_t tw_tick;              /* timer wheel: tick of the next check, 0 = none */
+    uint32_t last_rx;              /* tick of the last read, for keep alive */
+    uint16_t keepalive;
+    uint8_t state;                 /* enum conn_state */
+    uint8_t level;                 /* protocol level from CONNECT */
+    bool read_paused : 1;          /* input paused: output over the bound */
+    bool input_held : 1;           /* conn_hold_input: nothing is read */
+    bool io_want_write : 1;        /* plain: a write would block: wait for EPOLLOUT */
+    bool io_flush : 1;             /* plain: in the queue of output to write */
+    bool io_kick : 1;              /* plain: in the queue of input to process */
+    uint8_t io_events;             /* plain: EPOLLIN/EPOLLOUT watched (0 = none) */
     /* MQTT 5.0 (level 5 only; 3.1.1 connections keep the defaults). */
-    bool problem_info;             /* reason strings allowed (Request Problem
+    bool problem_info : 1;         /* reason strings allowed (Request Problem
                                       Information not 0) */
-    bool expiry_was_zero;          /* CONNECT's Session Expiry Interval was 0:
+    bool expiry_was_zero : 1;      /* CONNECT's Session Expiry Interval was 0:
                                       DISCONNECT may not raise it */
     uint32_t will_delay;           /* Will Delay Interval, seconds */
     uint32_t max_packet_out;       /* client's Maximum Packet Size; 0 = none */
@@ -67,13 +80,23 @@ enum conn_send_result {
 };
 
 /* Takes ownership of an accepted socket.  With `tls` (the listener's
- * context, else NULL) the connection starts with a TLS handshake.  Returns
- * NULL (socket closed) on failure. */
+ * context, else NULL) the connection starts with a TLS handshake on a
+ * bufferevent; without, it is a lean plain connection.  Returns NULL
+ * (socket closed) on failure.  `addr` is only logged. */
 struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
                       struct ssl_ctx_st *tls);
 
+/* The same on a bufferevent made by the caller (e.g. a TLS one), which it
+ * takes over; it must have been made with BEV_OPT_CLOSE_ON_FREE.  Returns
+ * NULL (bufferevent freed) on failure. */
+struct conn *conn_new_bufferevent(struct bufferevent *bev);
+
 /* The name to put in log lines: "client <id>" once known, else the peer. */
 const char *conn_name(const struct conn *c);
+
+/* "addr:port" of the peer, for logs; asked of the socket each time (it is
+ * not kept, to keep idle connections small).  Returns a static buffer. */
+const char *conn_peer(const struct conn *c);
 
 /* Closes the connection now.  With `publish_will` its will (if any) is
  * published first.  `why` goes to the log.  The session is detached. */
@@ -102,6 +125,24 @@ void conn_disconnect(struct conn *c, uint8_t reason, const char *why, bool publi
 
 /* True while the output buffer is below max_output_buffer. */
 bool conn_can_write(const struct conn *c);
+
+/* Queues bytes already encoded; they are written at the end of the event
+ * loop's turn (with everything else queued for the client meanwhile).
+ * Returns 0 or -1 (out of memory). */
+int conn_write(struct conn *c, const void *data, size_t len);
+
+/* Keep alive: with secs > 0, the connection is closed when nothing has
+ * been received from it for 1.5 x secs (while its input is not paused). */
+void conn_set_keepalive(struct conn *c, uint16_t secs);
+
+/* connect_timeout no longer applies (CONNECT answered or being refused). */
+void conn_stop_connect_timeout(struct conn *c);
+
+/* Holds the connection's input (nothing more is read or processed, e.g.
+ * during a password check), then releases it: what was buffered meanwhile
+ * is processed from the event loop, not from the caller. */
+void conn_hold_input(struct conn *c);
+void conn_release_input(struct conn *c);
 
 /* Sends a last packet (e.g. CONNACK with a refusal), then closes once it
  * has been written, or after a short deadline. */

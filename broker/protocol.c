@@ -5,7 +5,6 @@
  */
 #include "protocol.h"
 
-#include <event2/bufferevent.h>
 
 #include "broker.h"
 #include "conn.h"

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "acl_session.h"
@@ -97,7 +96,7 @@ static void send_refusal(struct conn *c, uint8_t code311, uint8_t code5, const c
 
 static void refuse5(struct conn *c, uint8_t code311, uint8_t code5, const char *why)
 {
-    log_notice("connection from %s refused: %s", c->peer, why);
+    log_notice("connection from %s refused: %s", conn_peer(c), why);
     send_refusal(c, code311, code5, why, why);
 }
 
@@ -259,12 +258,8 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     }
     conn_send_packet(c, &ack);
 
-    if (w->keepalive > 0) {
-        /* 1.5 x keep alive, as the specification allows the client. */
-        uint32_t ms = (uint32_t)w->keepalive * 1500;
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-        bufferevent_set_timeouts(c->bev, &tv, NULL);
-    }
+    /* 1.5 x keep alive, as the specification allows the client. */
+    conn_set_keepalive(c, w->keepalive);
     char user[260] = "";
     if (w->user_log)
         snprintf(user, sizeof user, "user '%s', ", w->user_log);
@@ -272,7 +267,7 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     if (c->level == MQTT_LEVEL_5)
         snprintf(v5, sizeof v5, "MQTT 5.0, session expiry %u s, ", w->expiry);
     log_notice("client %s connected from %s (%s%sclean %s %d, keep alive %u s, session %s%s)",
-               s->log_id, c->peer, v5, user, c->level == MQTT_LEVEL_5 ? "start" : "session",
+               s->log_id, conn_peer(c), v5, user, c->level == MQTT_LEVEL_5 ? "start" : "session",
                w->clean_session, w->keepalive, present ? "resumed" : "new",
                c->will ? ", will set" : "");
     session_attach(s, c);
@@ -305,10 +300,10 @@ static void refuse_later(struct conn *c, struct connect_wait *w, uint8_t code, u
     broker.stats.auth_refused++;
     long n = log_ratelimit_check(&refused_log, 1);
     if (n >= 0)
-        log_notice("connection from %s refused: %s%s", c->peer, why, log_suppressed(n));
+        log_notice("connection from %s refused: %s%s", conn_peer(c), why, log_suppressed(n));
     w->refuse_code = code;
-    evtimer_del(c->timer); /* the delay, not connect_timeout, ends it now */
-    bufferevent_disable(c->bev, EV_READ);
+    conn_stop_connect_timeout(c); /* the delay, not connect_timeout, ends it now */
+    conn_hold_input(c);
 
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -328,15 +323,6 @@ static void refuse_later(struct conn *c, struct connect_wait *w, uint8_t code, u
 
 /* ---- the password check ------------------------------------------------- */
 
-static void resume_input(struct conn *c)
-{
-    if (!c->read_paused)
-        bufferevent_enable(c->bev, EV_READ);
-    /* What the client sent after CONNECT may already be buffered: run the
-     * read callback from the loop, as if it had just arrived. */
-    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-}
-
 static void password_checked(void *arg, int result)
 {
     struct connect_wait *w = arg;
@@ -352,11 +338,11 @@ static void password_checked(void *arg, int result)
         refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_USER_OR_PASSWORD, why);
         return;
     }
-    evtimer_del(c->timer);
+    conn_stop_connect_timeout(c);
     int rc = accept_client(c, w);
     wait_free(w);
     if (rc == 0)
-        resume_input(c);
+        conn_release_input(c); /* what was sent after CONNECT may be buffered */
 }
 
 /* ---- CONNECT ------------------------------------------------------------- */
@@ -392,7 +378,7 @@ static int read_connect_props(struct conn *c, const struct mqtt_connect *ck, uin
     c->expiry_was_zero = *expiry == 0;
     if (auth_method) {
         /* No enhanced authentication method is supported (yet). */
-        evtimer_del(c->timer);
+        conn_stop_connect_timeout(c);
         refuse5(c, 0, MQTT_RC_BAD_AUTH_METHOD, "authentication method not supported");
         return -1;
     }
@@ -408,7 +394,7 @@ static int read_will_props(struct conn *c, const struct mqtt_connect *ck)
         c->will_delay = pr.num;
     if (mqtt_props_find(&ck->will_props, MQTT_PROP_PAYLOAD_FORMAT, &pr) && pr.num == 1 &&
         !mqtt_utf8_valid(ck->will_payload.data, ck->will_payload.len)) {
-        evtimer_del(c->timer);
+        conn_stop_connect_timeout(c);
         refuse5(c, 0, MQTT_RC_PAYLOAD_FORMAT_INVALID, "will payload is not valid UTF-8");
         return -1;
     }
@@ -461,7 +447,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         /* 5.0 lets any client have an id assigned: its session is new
          * anyway, whatever Clean Start says. */
         if (!ck->clean_session && !v5) {
-            evtimer_del(c->timer);
+            conn_stop_connect_timeout(c);
             refuse(c, MQTT_CONNACK_ID_REJECTED, "empty client id requires clean session");
             return -1;
         }
@@ -484,7 +470,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
             /* 3.1.1 cannot tell a client to use a shorter keep alive;
              * accepting it would leave a dead peer undetected for longer
              * than the operator allows, so refuse like Mosquitto does. */
-            evtimer_del(c->timer);
+            conn_stop_connect_timeout(c);
             refuse(c, MQTT_CONNACK_ID_REJECTED, why);
             return -1;
         }
@@ -496,7 +482,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
             char why[96];
             snprintf(why, sizeof why, "will topic over %s", over);
             if (v5) {
-                evtimer_del(c->timer);
+                conn_stop_connect_timeout(c);
                 refuse5(c, 0, MQTT_RC_TOPIC_NAME_INVALID, why);
                 return -1;
             }
@@ -508,7 +494,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
                                     ck->will_payload.data, ck->will_payload.len, ck->will_qos,
                                     ck->will_retain, v5 ? &ck->will_props : NULL);
         if (!c->will) {
-            evtimer_del(c->timer);
+            conn_stop_connect_timeout(c);
             refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
             return -1;
         }
@@ -516,7 +502,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
 
     struct connect_wait *w = wait_new(c, ck, id, id_len);
     if (!w) {
-        evtimer_del(c->timer);
+        conn_stop_connect_timeout(c);
         refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
         return -1;
     }
@@ -547,11 +533,11 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         w->user_log = printable(cn, cn_len);
         if (!w->user_log) {
             wait_free(w);
-            evtimer_del(c->timer);
+            conn_stop_connect_timeout(c);
             refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
             return -1;
         }
-        evtimer_del(c->timer);
+        conn_stop_connect_timeout(c);
         int rc = accept_client(c, w);
         wait_free(w);
         return rc;
@@ -573,9 +559,9 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
             long n = log_ratelimit_check(&refused_log, 1);
             if (n >= 0)
                 log_warning("connection from %s refused: too many password checks waiting%s",
-                            c->peer, log_suppressed(n));
+                            conn_peer(c), log_suppressed(n));
             wait_free(w);
-            evtimer_del(c->timer);
+            conn_stop_connect_timeout(c);
             send_refusal(c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_BUSY,
                          "server busy checking passwords", "server busy checking passwords");
             return 0;
@@ -583,7 +569,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         /* connect_timeout keeps running: a login that waits longer for a
          * worker is dropped with its job, which sheds load in a storm. */
         c->auth_wait = w;
-        bufferevent_disable(c->bev, EV_READ);
+        conn_hold_input(c);
         return 0;
     }
     /* No verified user name: an anonymous client, whether or not it sent a
@@ -595,7 +581,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
                                       : "anonymous clients are not allowed on this listener");
         return 0;
     }
-    evtimer_del(c->timer);
+    conn_stop_connect_timeout(c);
     int rc = accept_client(c, w);
     wait_free(w);
     return rc;

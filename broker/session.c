@@ -25,23 +25,38 @@
 
 static struct log_ratelimit drop_log;
 
+static bool needs_escape(unsigned char ch) { return ch < 0x20 || ch == 0x7f || ch == '\\'; }
+
 /* Client ids are arbitrary UTF-8: escape control characters so that a
- * client cannot forge log lines. */
-static char *printable_id(const char *id, size_t len)
+ * client cannot forge log lines.  `id` is the session's own NUL-terminated
+ * copy: an id with nothing to escape (the usual case) is its own printable
+ * form, which saves an allocation per session. */
+static char *printable_id(char *id, size_t len)
 {
-    char *out = malloc(len * 4 + 1);
+    size_t out_len = 0;
+    for (size_t i = 0; i < len; i++)
+        out_len += needs_escape((unsigned char)id[i]) ? 4 : 1;
+    if (out_len == len)
+        return id;
+    char *out = malloc(out_len + 1);
     if (!out)
         return NULL;
     char *p = out;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)id[i];
-        if (ch < 0x20 || ch == 0x7f || ch == '\\')
+        if (needs_escape(ch))
             p += sprintf(p, "\\x%02x", ch);
         else
             *p++ = (char)ch;
     }
     *p = '\0';
     return out;
+}
+
+static void free_log_id(struct session *s)
+{
+    if (s->log_id != s->client_id)
+        free(s->log_id);
 }
 
 struct session *session_find(const char *client_id, size_t len)
@@ -55,11 +70,13 @@ struct session *session_create(const char *client_id, size_t len, bool persisten
     if (!s)
         return NULL;
     s->client_id = malloc(len + 1);
-    s->log_id = printable_id(client_id, len);
-    if (!s->client_id || !s->log_id)
+    if (!s->client_id)
         goto fail;
     memcpy(s->client_id, client_id, len);
     s->client_id[len] = '\0';
+    s->log_id = printable_id(s->client_id, len);
+    if (!s->log_id)
+        goto fail;
     s->client_id_len = len;
     s->persistent = persistent;
     if (hashmap_put(broker.sessions, client_id, len, s) != 0)
@@ -68,8 +85,9 @@ struct session *session_create(const char *client_id, size_t len, bool persisten
         log_error("client %s: session not stored: it will not survive a restart", s->log_id);
     return s;
 fail:
+    if (s->log_id)
+        free_log_id(s);
     free(s->client_id);
-    free(s->log_id);
     free(s);
     return NULL;
 }
@@ -178,8 +196,8 @@ static void session_free(struct session *s)
     free_deliveries(&s->queued);
     free(s->qos2_ids);
     acl_session_free(s);
+    free_log_id(s);
     free(s->client_id);
-    free(s->log_id);
     free(s);
 }
 

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "broker.h"
@@ -192,8 +191,7 @@ static void send_now(struct conn *c, const uint8_t *data, size_t len)
      * the Receive Maximum the broker announced. */
     if ((data[0] >> 4) == MQTT_PUBACK && c->in_qos1_unacked > 0)
         c->in_qos1_unacked--;
-    evbuffer_add(bufferevent_get_output(c->bev), data, len);
-    broker.stats.bytes_sent += len;
+    conn_write(c, data, len);
 }
 
 void store_send_after_commit(struct conn *c, const struct mqtt_packet *p)

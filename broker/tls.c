@@ -265,7 +265,7 @@ bool tls_error_reason(struct bufferevent *bev, short what, char *why, size_t len
 
 char *tls_peer_cn(struct bufferevent *bev, size_t *len)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
     if (!ssl)
         return NULL;
     X509 *cert = peer_certificate(ssl);

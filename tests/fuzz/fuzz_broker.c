@@ -7,7 +7,8 @@
  * Input format: a sequence of chunks [client index byte][length byte][bytes];
  * each chunk is written to that client's socket and the loop is run until it
  * is idle, so that interleavings between clients are explored too.  The store
- * is not opened: its writes are no-ops, which keeps each run fast.
+ * is not opened: its writes are no-ops, which keeps each run fast.  Two
+ * clients are plain sockets, the third a bufferevent (as TLS ones are).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "broker.h"
@@ -84,8 +86,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
             abort();
         peer[i] = sv[1];
-        if (!conn_new(sv[0], (struct sockaddr *)&addr, sizeof addr, NULL))
+        /* The last client is on a bufferevent, as TLS connections are:
+         * both kinds of connection I/O (conn_io.c) are explored. */
+        if (i == CLIENTS - 1) {
+            struct bufferevent *bev =
+                bufferevent_socket_new(broker.base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+            if (!bev || !conn_new_bufferevent(bev))
+                abort();
+        } else if (!conn_new(sv[0], (struct sockaddr *)&addr, sizeof addr, NULL)) {
             abort();
+        }
     }
 
     size_t pos = 0;

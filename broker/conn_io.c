@@ -1,0 +1,492 @@
+/*
+ * conn_io.c - reading and writing a connection's socket.  Plain sockets
+ * are watched by one epoll set of the broker's, itself one libevent event,
+ * so that an idle client costs no libevent state: 10,000 idle clients are
+ * the case to be small for.  A socket is read into one broker-wide buffer,
+ * and only the start of a packet that has not fully arrived is kept per
+ * connection; its output buffer exists while it holds unsent bytes.
+ * Output is written at the end of the event loop's turn, in one write per
+ * connection for everything the turn produced, and EPOLLOUT is watched
+ * only while the socket is full.  A bufferevent (TLS) connection keeps its
+ * bufferevent's buffers and callbacks.  Timeouts are on the timer wheel
+ * (conn_timer.c) for both.
+ */
+#include "conn_io.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "broker.h"
+#include "conn.h"
+#include "conn_timer.h"
+#include "log.h"
+#include "tls.h"
+
+/* One read takes at most this much; more waits for the next turn, so that
+ * a fast publisher does not hold the loop. */
+#define READ_MAX (16 * 1024)
+/* Empty output buffers kept for reuse: a busy connection gets and drops
+ * one every turn. */
+#define SPARE_BUFFERS 64
+
+static uint8_t read_buf[READ_MAX];
+static struct evbuffer *spare[SPARE_BUFFERS];
+static size_t n_spare;
+
+/* Freed heap that malloc keeps instead of giving it back to the system.
+ * Output is written, and its chains freed, at the end of every turn, so the
+ * heap top is free between turns; with glibc's default (128 KiB) it would
+ * be given back and faulted in again each turn (under fan-out, megabytes
+ * per turn: a quarter of the broker's time in page faults). */
+#define HEAP_KEEP_BYTES (64 * 1024 * 1024)
+
+/* Events taken from the epoll set at once. */
+#define EPOLL_BATCH 256
+
+/* The epoll set and its event in the loop. */
+static int ep_fd = -1;
+static struct event *ep_ev;
+/* The batch being dispatched: a connection closed meanwhile is struck out
+ * of what is left of it. */
+static struct epoll_event batch[EPOLL_BATCH];
+static int batch_n, batch_i;
+
+/* Plain connections with buffered input to process (kicked) and with
+ * output to write, both done at the end of this turn by work_ev. */
+struct conn_queue {
+    struct conn **q;
+    size_t n, cap;
+};
+static struct conn_queue kick_q, flush_q;
+static struct event *work_ev;
+
+static void ep_cb(evutil_socket_t fd, short what, void *arg);
+static void bev_readcb(struct bufferevent *bev, void *arg);
+static void bev_writecb(struct bufferevent *bev, void *arg);
+static void bev_eventcb(struct bufferevent *bev, short what, void *arg);
+static void work_cb(evutil_socket_t fd, short what, void *arg);
+
+int conn_io_fd(const struct conn *c)
+{
+    return c->bev ? (int)bufferevent_getfd(c->bev) : c->fd;
+}
+
+/* A closing connection is still read (and what it sends thrown away), so
+ * that its socket ends with a FIN, not a reset that could destroy the last
+ * packet before the client reads it. */
+static bool reads_allowed(const struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return !c->auth_wait;
+    return !c->read_paused && !c->input_held;
+}
+
+/* Watches `events` (EPOLLIN, EPOLLOUT) of c's socket; 0 = none. */
+static int watch(struct conn *c, uint32_t events)
+{
+    if (events == c->io_events)
+        return 0;
+    int rc;
+    if (events == 0) {
+        /* Off the set: with no events asked, a hang-up would still be
+         * reported, again and again. */
+        rc = epoll_ctl(ep_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    } else {
+        struct epoll_event ev = {.events = events, .data.ptr = c};
+        rc = epoll_ctl(ep_fd, c->io_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+    }
+    if (rc == 0)
+        c->io_events = (uint8_t)events;
+    return rc;
+}
+
+int conn_io_start(struct conn *c, int fd)
+{
+    if (!work_ev) {
+        work_ev = event_new(broker.base, -1, 0, work_cb, NULL);
+        if (!work_ev)
+            return -1;
+        mallopt(M_TRIM_THRESHOLD, HEAP_KEEP_BYTES);
+    }
+    if (!ep_ev) {
+        ep_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (ep_fd < 0)
+            return -1;
+        ep_ev = event_new(broker.base, ep_fd, EV_READ | EV_PERSIST, ep_cb, NULL);
+        if (!ep_ev || event_add(ep_ev, NULL) != 0) {
+            if (ep_ev)
+                event_free(ep_ev);
+            ep_ev = NULL;
+            close(ep_fd);
+            ep_fd = -1;
+            return -1;
+        }
+    }
+    c->fd = fd;
+    return watch(c, EPOLLIN);
+}
+
+int conn_io_start_bufferevent(struct conn *c)
+{
+    bufferevent_setcb(c->bev, bev_readcb, bev_writecb, bev_eventcb, c);
+    /* The write callback fires when the output drains to half the bound:
+     * that is when paused deliveries and paused input resume. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, broker.cfg.max_output_buffer / 2, 0);
+    return bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void put_spare(struct evbuffer *b)
+{
+    if (n_spare < SPARE_BUFFERS)
+        spare[n_spare++] = b;
+    else
+        evbuffer_free(b);
+}
+
+static void unqueue(struct conn_queue *q, struct conn *c)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (q->q[i] == c)
+            q->q[i] = NULL;
+}
+
+void conn_io_close(struct conn *c)
+{
+    conn_timer_clear(c);
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        return;
+    }
+    if (c->io_flush)
+        unqueue(&flush_q, c);
+    if (c->io_kick)
+        unqueue(&kick_q, c);
+    for (int i = batch_i + 1; i < batch_n; i++)
+        if (batch[i].data.ptr == c)
+            batch[i].data.ptr = NULL;
+    watch(c, 0);
+    close(c->fd);
+    c->fd = -1;
+    if (c->in)
+        evbuffer_free(c->in);
+    /* Freeing runs the cleanups of the references it still holds. */
+    if (c->out)
+        evbuffer_free(c->out);
+    c->in = c->out = NULL;
+}
+
+void conn_io_shutdown(void)
+{
+    while (n_spare)
+        evbuffer_free(spare[--n_spare]);
+    free(flush_q.q);
+    free(kick_q.q);
+    memset(&flush_q, 0, sizeof flush_q);
+    memset(&kick_q, 0, sizeof kick_q);
+    if (work_ev)
+        event_free(work_ev);
+    work_ev = NULL;
+    if (ep_ev)
+        event_free(ep_ev);
+    ep_ev = NULL;
+    if (ep_fd >= 0)
+        close(ep_fd);
+    ep_fd = -1;
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+static int enqueue(struct conn_queue *q, struct conn *c)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 256;
+        struct conn **nq = realloc(q->q, cap * sizeof *nq);
+        if (!nq)
+            return -1;
+        q->q = nq;
+        q->cap = cap;
+    }
+    if (kick_q.n == 0 && flush_q.n == 0)
+        event_active(work_ev, EV_WRITE, 0);
+    q->q[q->n++] = c;
+    return 0;
+}
+
+struct evbuffer *conn_output(struct conn *c)
+{
+    if (c->bev)
+        return bufferevent_get_output(c->bev);
+    if (!c->out) {
+        c->out = n_spare ? spare[--n_spare] : evbuffer_new();
+        if (!c->out)
+            return NULL;
+    }
+    /* Waiting for EPOLLOUT already: that writes it. */
+    if (!c->io_flush && !c->io_want_write) {
+        if (enqueue(&flush_q, c) != 0)
+            return NULL;
+        c->io_flush = true;
+    }
+    return c->out;
+}
+
+size_t conn_output_length(const struct conn *c)
+{
+    if (c->bev)
+        return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return c->out ? evbuffer_get_length(c->out) : 0;
+}
+
+void conn_io_update(struct conn *c, int kick)
+{
+    bool read = reads_allowed(c);
+    if (c->bev) {
+        if (read)
+            bufferevent_enable(c->bev, EV_READ);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+        if (read && kick)
+            /* What arrived while reads were off: run the read callback
+             * from the loop, as if it had just arrived. */
+            bufferevent_trigger(c->bev, EV_READ,
+                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        return;
+    }
+    uint32_t want = (read ? EPOLLIN : 0) | (c->io_want_write ? EPOLLOUT : 0);
+    if (watch(c, want) != 0) {
+        /* Out of kernel memory: not closed here, in the middle of its
+         * caller's work; its timeouts still apply. */
+        log_error("%s: cannot watch its socket: %s", conn_name(c), strerror(errno));
+    }
+    /* Bytes already read are not reported by the socket again. */
+    if (read && kick && c->in && !c->io_kick && enqueue(&kick_q, c) == 0)
+        c->io_kick = true;
+}
+
+/* Writes what the socket takes.  Returns -1 if the connection was closed. */
+static int plain_write(struct conn *c)
+{
+    int fd = c->fd;
+    while (c->out && evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, fd);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            char why[128];
+            snprintf(why, sizeof why, "socket error: %s", strerror(errno));
+            conn_close(c, why, true);
+            return -1;
+        }
+        break;
+    }
+    size_t left = c->out ? evbuffer_get_length(c->out) : 0;
+    if (left == 0 && c->out) {
+        put_spare(c->out);
+        c->out = NULL;
+    }
+    bool want_write = left > 0;
+    if (want_write != c->io_want_write) {
+        c->io_want_write = want_write;
+        conn_io_update(c, 0);
+    }
+    if (left <= broker.cfg.max_output_buffer / 2)
+        conn_drained(c);
+    return 0;
+}
+
+/* The turn's deferred work: input that waited (kicked), then the output.
+ * This event is activated by the first output of a turn, which puts it
+ * behind the callbacks already made ready by the turn's poll, so one write
+ * per connection carries all that the turn produced for it.  Connections
+ * queued while it runs (by a write that re-opens a session's window) are
+ * done in its next run, in this same turn. */
+static void plain_read(struct conn *c);
+
+static void work_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    size_t n = kick_q.n;
+    for (size_t i = 0; i < n; i++) {
+        struct conn *c = kick_q.q[i];
+        if (!c)
+            continue; /* closed */
+        kick_q.q[i] = NULL;
+        c->io_kick = false;
+        if (c->in && reads_allowed(c))
+            plain_read(c);
+    }
+    size_t kept = 0;
+    for (size_t i = n; i < kick_q.n; i++)
+        if (kick_q.q[i])
+            kick_q.q[kept++] = kick_q.q[i];
+    kick_q.n = kept;
+
+    n = flush_q.n;
+    for (size_t i = 0; i < n; i++) {
+        struct conn *c = flush_q.q[i];
+        if (!c)
+            continue;
+        flush_q.q[i] = NULL;
+        c->io_flush = false;
+        plain_write(c);
+    }
+    kept = 0;
+    for (size_t i = n; i < flush_q.n; i++)
+        if (flush_q.q[i])
+            flush_q.q[kept++] = flush_q.q[i];
+    flush_q.n = kept;
+    if (kick_q.n || flush_q.n)
+        event_active(work_ev, EV_WRITE, 0);
+}
+
+void conn_io_flush_now(struct conn *c)
+{
+    /* A TLS connection's bytes need the loop's OpenSSL layer: not here. */
+    if (c->bev || !c->out)
+        return;
+    for (int i = 0; i < 8 && evbuffer_get_length(c->out) > 0; i++)
+        if (evbuffer_write(c->out, c->fd) <= 0)
+            break;
+}
+
+void conn_io_finish(struct conn *c)
+{
+    shutdown(conn_io_fd(c), SHUT_WR);
+}
+
+/* ---- input ---------------------------------------------------------------- */
+
+static void plain_read(struct conn *c)
+{
+    int fd = c->fd;
+    ssize_t n = read(fd, read_buf, sizeof read_buf);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        char why[128];
+        snprintf(why, sizeof why, "socket error: %s", strerror(errno));
+        conn_close(c, why, true);
+        return;
+    }
+    if (n > 0)
+        c->last_rx = conn_timer_now();
+    if (c->state == CONN_CLOSING) {
+        /* Lingering: what the client still sends is thrown away, and its
+         * FIN (or the deadline) ends the connection. */
+        if (c->in) {
+            evbuffer_free(c->in);
+            c->in = NULL;
+        }
+        if (n == 0)
+            conn_close(c, c->close_reason, false);
+        return;
+    }
+    if (c->in) {
+        /* The rest of a packet: add to its start, then frame from there. */
+        if (n > 0 && evbuffer_add(c->in, read_buf, (size_t)n) != 0) {
+            conn_close(c, "out of memory", true);
+            return;
+        }
+        struct conn_input in = {.buf = c->in};
+        if (conn_process(c, &in) < 0)
+            return;
+        if (evbuffer_get_length(c->in) == 0) {
+            evbuffer_free(c->in);
+            c->in = NULL;
+        }
+    } else if (n > 0) {
+        struct conn_input in = {.flat = read_buf, .len = (size_t)n};
+        if (conn_process(c, &in) < 0)
+            return;
+        if (in.off < in.len) {
+            /* Keep what is left: the start of a packet, or packets that
+             * wait while the input is held or paused. */
+            c->in = evbuffer_new();
+            if (!c->in || evbuffer_add(c->in, read_buf + in.off, in.len - in.off) != 0) {
+                conn_close(c, "out of memory", true);
+                return;
+            }
+        }
+    }
+    /* End of file: once what came before it is handled.  If the input is
+     * held meanwhile, the socket reports it again when reads resume. */
+    if (n == 0 && reads_allowed(c))
+        conn_close(c, "connection closed by peer", true);
+}
+
+/* Some sockets of the epoll set are ready. */
+static void ep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    batch_n = epoll_wait(ep_fd, batch, EPOLL_BATCH, 0);
+    for (batch_i = 0; batch_i < batch_n; batch_i++) {
+        struct conn *c = batch[batch_i].data.ptr;
+        if (!c)
+            continue; /* closed by an earlier one of the batch */
+        uint32_t e = batch[batch_i].events;
+        /* An error or hang-up shows in the write or the read. */
+        if ((e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->io_want_write && plain_write(c) < 0)
+            continue;
+        if ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) && reads_allowed(c))
+            plain_read(c);
+    }
+    batch_n = batch_i = 0;
+}
+
+/* ---- bufferevent ---------------------------------------------------------- */
+
+static void bev_readcb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == CONN_CLOSING) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    c->last_rx = conn_timer_now();
+    struct conn_input in = {.buf = bufferevent_get_input(bev)};
+    conn_process(c, &in);
+}
+
+static void bev_writecb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_drained(arg);
+}
+
+static void bev_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == CONN_CLOSING) {
+        conn_close(c, c->close_reason, false);
+        return;
+    }
+    if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done */
+        tls_handshake_done(bev, conn_peer(c));
+        return;
+    }
+    char tls_why[320];
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
+        tls_error_reason(bev, what, tls_why, sizeof tls_why)) {
+        conn_close(c, tls_why, true);
+    } else if (what & BEV_EVENT_EOF) {
+        conn_close(c, "connection closed by peer", true);
+    } else if (what & BEV_EVENT_ERROR) {
+        char why[128];
+        snprintf(why, sizeof why, "socket error: %s",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        conn_close(c, why, true);
+    }
+}

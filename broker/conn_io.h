@@ -1,0 +1,58 @@
+/*
+ * conn_io.h - the socket side of a connection (conn_io.c), between conn.c
+ * and libevent: a plain socket with buffers made on demand, or a
+ * bufferevent (TLS).  Not for use outside conn.c and conn_io.c.
+ */
+#ifndef PETREL_CONN_IO_H
+#define PETREL_CONN_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct evbuffer;
+
+/* Bytes to frame: an evbuffer, or (buf NULL) `len` bytes at `flat` of which
+ * the first `off` are consumed. */
+struct conn_input {
+    struct evbuffer *buf;
+    const uint8_t *flat;
+    size_t len, off;
+};
+
+/* Starts the I/O of a plain socket (watching reads) or of c->bev. */
+int conn_io_start(struct conn *c, int fd);
+int conn_io_start_bufferevent(struct conn *c);
+/* Stops it: frees the buffers, closes the socket (or frees c->bev). */
+void conn_io_close(struct conn *c);
+/* The socket, for getpeername. */
+int conn_io_fd(const struct conn *c);
+
+/* The output buffer, made if needed; NULL when out of memory.  Bytes put
+ * there are written at the end of the loop's turn. */
+struct evbuffer *conn_output(struct conn *c);
+size_t conn_output_length(const struct conn *c);
+
+/* Reads are watched or not according to c->state, c->read_paused and
+ * c->input_held: call after changing them.  With `kick`, input already
+ * buffered is processed from the loop if reads are allowed now. */
+void conn_io_update(struct conn *c, int kick);
+
+/* Writes a plain connection's output to its socket now, as far as the
+ * socket takes it (shutdown: the loop will not run again). */
+void conn_io_flush_now(struct conn *c);
+/* All is written: a FIN tells the client, whose own FIN (or the closing
+ * deadline) then ends the connection. */
+void conn_io_finish(struct conn *c);
+
+/* Frees the broker-wide I/O state (every connection must be gone). */
+void conn_io_shutdown(void);
+
+/* In conn.c, called from here. */
+/* Frames and handles the complete packets of `in`; stops early when the
+ * input is held or paused.  Returns 0, or -1 if the connection is closed. */
+int conn_process(struct conn *c, struct conn_input *in);
+/* A write left at most half of max_output_buffer unsent. */
+void conn_drained(struct conn *c);
+
+#endif
