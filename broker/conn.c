@@ -415,6 +415,23 @@ static void release_message(const void *data, size_t len, void *arg)
     message_unref(arg);
 }
 
+/* The PUBLISH of `msg` as one delivery: its topic and payload, no
+ * properties. */
+static void publish_packet(struct mqtt_packet *p, const struct message *msg, uint8_t qos,
+                           uint16_t packet_id, bool dup, bool retain)
+{
+    memset(p, 0, sizeof *p);
+    p->type = MQTT_PUBLISH;
+    p->u.publish.dup = dup;
+    p->u.publish.qos = qos;
+    p->u.publish.retain = retain;
+    p->u.publish.topic.data = (const uint8_t *)msg->topic;
+    p->u.publish.topic.len = msg->topic_len;
+    p->u.publish.packet_id = packet_id;
+    p->u.publish.payload.data = msg->payload;
+    p->u.publish.payload.len = msg->payload_len;
+}
+
 /* Server -> client topic alias for `topic`: an existing one (*known set),
  * a new one when the client allows more, or 0. */
 static uint16_t alias_for(struct conn *c, const struct message *msg, bool *known)
@@ -478,16 +495,11 @@ static int send_publish5(struct conn *c, struct message *msg, uint8_t qos, uint1
             free(buf);
         return CONN_SEND_FAILED;
     }
-    struct mqtt_packet p = {.type = MQTT_PUBLISH};
-    p.u.publish.dup = dup;
-    p.u.publish.qos = qos;
-    p.u.publish.retain = retain;
-    p.u.publish.topic.data = (const uint8_t *)msg->topic;
-    p.u.publish.topic.len = known ? 0 : msg->topic_len;
-    p.u.publish.packet_id = packet_id;
+    struct mqtt_packet p;
+    publish_packet(&p, msg, qos, packet_id, dup, retain);
+    if (known)
+        p.u.publish.topic.len = 0; /* the alias stands for it */
     p.u.publish.props = mqtt_pb_props(&b);
-    p.u.publish.payload.data = msg->payload;
-    p.u.publish.payload.len = msg->payload_len;
     size_t need = mqtt_encode(MQTT_LEVEL_5, &p, NULL, 0);
     int rc = CONN_SENT;
     if (c->max_packet_out && need > c->max_packet_out) {
@@ -544,15 +556,8 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
         broker.stats.bytes_sent += len;
         return CONN_SENT;
     }
-    struct mqtt_packet p = {.type = MQTT_PUBLISH};
-    p.u.publish.dup = dup;
-    p.u.publish.qos = qos;
-    p.u.publish.retain = retain;
-    p.u.publish.topic.data = (const uint8_t *)msg->topic;
-    p.u.publish.topic.len = msg->topic_len;
-    p.u.publish.packet_id = packet_id;
-    p.u.publish.payload.data = msg->payload;
-    p.u.publish.payload.len = msg->payload_len;
+    struct mqtt_packet p;
+    publish_packet(&p, msg, qos, packet_id, dup, retain);
     return conn_send_packet(c, &p) == 0 ? CONN_SENT : CONN_SEND_FAILED;
 }
 
@@ -562,15 +567,8 @@ int conn_send_publish_durable(struct conn *c, struct message *msg, uint8_t qos,
     broker.stats.msgs_sent++;
     if (c->level == MQTT_LEVEL_5)
         return send_publish5(c, msg, qos, packet_id, dup, retain, true);
-    struct mqtt_packet p = {.type = MQTT_PUBLISH};
-    p.u.publish.dup = dup;
-    p.u.publish.qos = qos;
-    p.u.publish.retain = retain;
-    p.u.publish.topic.data = (const uint8_t *)msg->topic;
-    p.u.publish.topic.len = msg->topic_len;
-    p.u.publish.packet_id = packet_id;
-    p.u.publish.payload.data = msg->payload;
-    p.u.publish.payload.len = msg->payload_len;
+    struct mqtt_packet p;
+    publish_packet(&p, msg, qos, packet_id, dup, retain);
     store_send_after_commit(c, &p);
     return CONN_SENT;
 }
