@@ -20,7 +20,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "openssl_errors.h"
+#include "openssl_shared.h"
 
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 #define peer_certificate SSL_get1_peer_certificate
@@ -58,17 +58,6 @@ static int readable(const char *what, const char *path, char *err, size_t errlen
     return 0;
 }
 
-/* A key protected by a passphrase would make OpenSSL prompt on the
- * terminal, which a daemon has not got: refuse it instead. */
-static int no_passphrase(char *buf, int size, int rwflag, void *arg)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)arg;
-    return -1;
-}
-
 struct ssl_ctx_st *tls_server_ctx_new(const struct listener_tls_conf *t, char *err,
                                       size_t errlen)
 {
@@ -94,7 +83,7 @@ struct ssl_ctx_st *tls_server_ctx_new(const struct listener_tls_conf *t, char *e
 #endif
     /* Idle connections are the norm for MQTT: give their buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb(ctx, openssl_no_passphrase);
 
     if (readable("certfile", t->certfile, err, errlen) != 0)
         goto bad;

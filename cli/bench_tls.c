@@ -20,7 +20,7 @@
 
 #include "bench.h"
 #include "conn_args.h"
-#include "openssl_errors.h"
+#include "openssl_shared.h"
 
 /* The text of the last failure (single thread: one event loop). */
 static char why_text[512];
@@ -40,16 +40,6 @@ static void file_error(const char *what, const char *path)
     openssl_error_reasons(why, sizeof why, NULL, NULL);
     cli_error("bench", "cannot start: TLS failed: %s %s: %s", what, path,
               why[0] ? why : "cannot be loaded");
-}
-
-/* A benchmark does not prompt for a key's passphrase. */
-static int no_passphrase(char *buf, int size, int rwflag, void *arg)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)arg;
-    return -1;
 }
 
 static bool is_address(const char *name)
@@ -82,7 +72,7 @@ int bench_tls_init(struct bench *b)
     if (o->connect_only)
         mode |= SSL_MODE_RELEASE_BUFFERS;
     SSL_CTX_set_mode(ctx, mode);
-    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb(ctx, openssl_no_passphrase);
     if (o->cafile) {
         if (SSL_CTX_load_verify_locations(ctx, o->cafile, NULL) != 1) {
             file_error("cafile", o->cafile);

@@ -17,7 +17,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 
-#include "openssl_errors.h"
+#include "openssl_shared.h"
 #include "options.h"
 #include "petrel.h"
 
@@ -60,16 +60,6 @@ static int file_error(const char *what, const char *path)
     return PETREL_ETLS;
 }
 
-/* A client does not prompt for a key's passphrase. */
-static int no_passphrase(char *buf, int size, int rwflag, void *arg)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)arg;
-    return -1;
-}
-
 struct ssl_ctx_st *tlsc_ctx_new(const struct petrel_options *o, int *err)
 {
     ERR_clear_error();
@@ -86,7 +76,7 @@ struct ssl_ctx_st *tlsc_ctx_new(const struct petrel_options *o, int *err)
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 #endif
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_default_passwd_cb(ctx, openssl_no_passphrase);
     if (o->tls_cafile) {
         if (SSL_CTX_load_verify_locations(ctx, o->tls_cafile, NULL) != 1) {
             *err = file_error("cafile", o->tls_cafile);

@@ -1,7 +1,7 @@
 /*
- * openssl_errors.c - see openssl_errors.h.
+ * openssl_shared.c - see openssl_shared.h.
  */
-#include "openssl_errors.h"
+#include "openssl_shared.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -39,4 +39,13 @@ void openssl_error_reasons(char *buf, size_t len, unsigned long (*next)(void *),
         if (n > 0)
             used += (size_t)n < len - used ? (size_t)n : len - used - 1;
     }
+}
+
+int openssl_no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)arg;
+    return -1;
 }
