@@ -45,34 +45,35 @@ const char *conn_name(const struct conn *c)
     return buf;
 }
 
-static void format_peer(char *out, size_t len, const struct sockaddr *sa)
+/* Keeps the peer's address for the logs. */
+static void remember_peer(struct conn *c, const struct sockaddr *sa)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        port = ntohs(in->sin_port);
-        snprintf(out, len, "%s:%u", host, port);
+        c->peer.family = AF_INET;
+        memcpy(c->peer.addr, &in->sin_addr, 4);
+        c->peer.port = ntohs(in->sin_port);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        port = ntohs(in6->sin6_port);
-        snprintf(out, len, "[%s]:%u", host, port);
-    } else {
-        snprintf(out, len, "unknown");
+        c->peer.family = AF_INET6;
+        memcpy(c->peer.addr, &in6->sin6_addr, 16);
+        c->peer.port = ntohs(in6->sin6_port);
     }
 }
 
 const char *conn_peer(const struct conn *c)
 {
     static char buf[INET6_ADDRSTRLEN + 16];
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getpeername(conn_io_fd(c), (struct sockaddr *)&ss, &len) != 0)
-        snprintf(buf, sizeof buf, "unknown (%s)", strerror(errno));
-    else
-        format_peer(buf, sizeof buf, (const struct sockaddr *)&ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (c->peer.family == AF_INET) {
+        evutil_inet_ntop(AF_INET, c->peer.addr, host, sizeof host);
+        snprintf(buf, sizeof buf, "%s:%u", host, c->peer.port);
+    } else if (c->peer.family == AF_INET6) {
+        evutil_inet_ntop(AF_INET6, c->peer.addr, host, sizeof host);
+        snprintf(buf, sizeof buf, "[%s]:%u", host, c->peer.port);
+    } else {
+        snprintf(buf, sizeof buf, "unknown");
+    }
     return buf;
 }
 
@@ -114,11 +115,8 @@ struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
         free(c);
         return NULL;
     }
-    if (log_enabled(LOG_DEBUG)) {
-        char peer[INET6_ADDRSTRLEN + 16];
-        format_peer(peer, sizeof peer, addr);
-        log_debug("new connection from %s", peer);
-    }
+    remember_peer(c, addr);
+    log_debug("new connection from %s", conn_peer(c));
     return conn_start(c);
 }
 
@@ -135,6 +133,10 @@ struct conn *conn_new_bufferevent(struct bufferevent *bev)
         free(c);
         return NULL;
     }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(conn_io_fd(c), (struct sockaddr *)&ss, &len) == 0)
+        remember_peer(c, (const struct sockaddr *)&ss);
     log_debug("new connection from %s", conn_peer(c));
     return conn_start(c);
 }
@@ -187,7 +189,7 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
         log_notice("%s disconnected: %s", conn_name(c), why);
     else if (c->state == CONN_CLOSING && c->level == MQTT_LEVEL_5)
         log_debug("%s closed: %s", conn_name(c), why);
-    else if (log_enabled(LOG_INFO)) /* (naming the peer costs a system call) */
+    else
         log_info("%s closed: %s", conn_name(c), why);
 
     if (c->prev)

@@ -40,6 +40,12 @@ struct conn {
      * buffers exist only while they hold bytes.  A connection made on a
      * bufferevent (TLS) has that instead and uses its buffers. */
     struct bufferevent *bev;       /* NULL for a plain socket */
+    struct conn_addr {             /* the peer, for logs: kept because the
+                                      socket cannot say once the peer is gone */
+        uint8_t family;            /* AF_INET, AF_INET6, or 0 = unknown */
+        uint8_t addr[16];          /* network order; IPv4 in the first 4 */
+        uint16_t port;             /* host order */
+    } peer;
     struct evbuffer *in;           /* plain: the start of a partial packet */
     struct evbuffer *out;          /* plain: bytes not yet written */
     int fd;                        /* plain: the socket */
@@ -94,8 +100,8 @@ struct conn *conn_new_bufferevent(struct bufferevent *bev);
 /* The name to put in log lines: "client <id>" once known, else the peer. */
 const char *conn_name(const struct conn *c);
 
-/* "addr:port" of the peer, for logs; asked of the socket each time (it is
- * not kept, to keep idle connections small).  Returns a static buffer. */
+/* "addr:port" of the peer, for logs (kept in 20 bytes, formatted on
+ * demand).  Returns a static buffer. */
 const char *conn_peer(const struct conn *c);
 
 /* Closes the connection now.  With `publish_will` its will (if any) is

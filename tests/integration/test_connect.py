@@ -30,6 +30,18 @@ class ConnectTest(BrokerTestCase):
         self.assertFalse(ack.session_present)
         self.assertTrue(c.wait_closed(3), 'connection left open after CONNACK 0x02')
 
+    @skip_on_mosquitto("petreld's log")
+    def test_log_names_a_peer_that_reset(self):
+        # The peer's address is in the log line even when the socket is
+        # already gone (reset) by the time the line is written.
+        s = socket.create_connection(('127.0.0.1', self.broker.port), timeout=3)
+        port = s.getsockname()[1]
+        s.sendall(b'\x10\x10\x00')  # the start of a CONNECT
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
+        s.close()  # linger 0: RST
+        m = self.broker.wait_log(r'connection from 127\.0\.0\.1:%d closed: ' % port)
+        self.assertTrue(m, self.broker.tail())
+
     def test_unsupported_protocol_level(self):
         for level in (3, 6, 0, 255):
             with self.subTest(level=level):
