@@ -71,8 +71,13 @@ void share_leave(struct session *s, struct share_group *g);
  * MQTT 5.0 forbids it on shared subscriptions. */
 void share_route(struct share_group *g, struct message *msg);
 
-/* Hands the shared messages that session s holds to other members of
- * their groups.  Called before a session is destroyed. */
+/* Hands the shared messages that session s holds (in memory and in the
+ * store, queued or in flight before PUBREC) to other members of their
+ * groups, connected first.  Called before a session is destroyed. */
 void share_handoff(struct session *s);
+/* Hands the never-sent shared messages of persistent session s, which has
+ * just gone offline, to connected members of their groups; what no
+ * connected member can take stays with s.  Called from session_detach. */
+void share_release_queued(struct session *s);
 
 #endif
