@@ -834,8 +834,9 @@ void session_detach(struct session *s)
     s->offline_since = (int64_t)time(NULL);
     store_session_offline(s, s->offline_since);
     /* Shared messages it was never sent need not wait for its return when
-     * another member is online (shared_subs.h). */
-    if (s->n_shared)
+     * another member is online (shared_subs.h).  Not on a takeover: the
+     * session is back at once, or ends and hands everything on in order. */
+    if (s->n_shared && !s->taking_over)
         share_release_queued(s);
     store_expiry_note(session_expiry_due(s));
     /* Now that nothing more can change them, store the packet ids of

@@ -79,6 +79,8 @@ struct session {
     int64_t offline_since;  /* unix seconds; 0 while connected */
     uint64_t store_batch;   /* store batch that last wrote its session state */
     bool store_redo;        /* that batch was rolled back: write it again */
+    bool taking_over;       /* a new connection is taking the session over:
+                               its detach moves no shared message away */
     struct conn *conn;      /* NULL while offline */
     struct subscription *subs;
     size_t n_subs;

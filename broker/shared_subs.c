@@ -254,8 +254,25 @@ void share_handoff(struct session *s)
                  s->log_id, moved, moved == 1 ? "" : "s");
 }
 
+/* Is a member of one of s's groups, other than s, connected? */
+static bool other_member_online(const struct session *s)
+{
+    for (const struct subscription *sub = s->subs; sub; sub = sub->next) {
+        if (!sub->share)
+            continue;
+        for (uint32_t i = 0; i < sub->share->n; i++)
+            if (sub->share->members[i].s != s && sub->share->members[i].s->conn)
+                return true;
+    }
+    return false;
+}
+
 void share_release_queued(struct session *s)
 {
+    /* Most of the time nobody else is online to take them, or nothing is
+     * queued: the store is not read then. */
+    if (s->n_queued == 0 || !other_member_online(s))
+        return;
     bool connected_only = true;
     uint32_t moved = session_move_shared(s, true, hand_off, &connected_only);
     broker.stats.shared_redistributed += moved;
