@@ -362,6 +362,28 @@ class SharedSubsHandoffTest(BrokerTestCase):
         taker.expect_nothing(0.3)
         self.assertTrue(b.wait_log(r'share-exp: 250 shared messages handed'), b.tail())
 
+    def test_expired_member_alone_drops_and_counts(self):
+        b = self.start_broker({'sys_interval': 1})
+        paho5_member(b.port, 'share-exp', self.share(), 3)
+        self.assertTrue(b.wait_log(r'share-exp.*disconnected'), b.tail())
+        pub = self.raw(b.port)
+        pub.connect('share-exp-pub')
+        for p in self.payloads(3):
+            pub.publish(self.topic(), p, qos=1)
+        # queued on it (not dropped on arrival): it has not expired yet
+        self.assertNotRegex(b.log_text(), r'share-exp: session expired|dropped')
+        self.assertTrue(b.wait_log(r'share-exp: session expired', timeout=10), b.tail())
+        self.assertTrue(b.wait_log(r"no member can take a QoS 1 message on '%s': dropped"
+                                   % self.topic()), b.tail())
+        w = self.raw(b.port)
+        w.connect('share-exp-watch')
+        w.subscribe([('$SYS/broker/shared/dropped', 0)])
+        deadline = time.monotonic() + 5
+        value = None
+        while time.monotonic() < deadline and value != b'3':
+            value = bytes(w.expect_publish(timeout=3).payload)
+        self.assertEqual(value, b'3')
+
     def hand_on_across_restart(self, n, settings=None):
         b = self.start_broker(settings)
         paho5_member(b.port, 'share-exp', self.share(), 2)
