@@ -184,9 +184,12 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     struct session *s = session_find(id, id_len);
     if (s && s->conn) {
         /* Takeover: the old connection ends abnormally, will included. */
+        s->taking_over = true;
         conn_disconnect(s->conn, MQTT_RC_SESSION_TAKEN_OVER,
                         "session taken over by a new connection", true);
         s = session_find(id, id_len); /* a clean session is gone now */
+        if (s)
+            s->taking_over = false;
     }
     if (s) /* back in time: a will waiting for its delay is not sent */
         session_cancel_will(s);

@@ -567,6 +567,98 @@ static void discard(struct session *s, struct delivery *d)
     free(d);
 }
 
+/* ---- moving shared deliveries to another member ---- */
+
+/* Removes d, which follows prev (NULL: d is the head), from l. */
+static void list_unlink(struct delivery_list *l, struct delivery *prev, struct delivery *d)
+{
+    if (prev)
+        prev->next = d->next;
+    else
+        l->head = d->next;
+    if (l->tail == d)
+        l->tail = prev;
+    l->count--;
+    d->next = NULL;
+}
+
+static bool in_list(const struct delivery_list *l, int64_t seq)
+{
+    for (const struct delivery *d = l->head; d; d = d->next)
+        if (d->seq == seq)
+            return true;
+    return false;
+}
+
+/* One pass of session_move_shared over what is in s's lists, the two
+ * merged by seq.  Rows also in `skip` (the in-memory in-flight list while
+ * a stored window is read) were offered already. */
+static uint32_t move_listed(struct session *s, bool queued_only, const struct delivery_list *skip,
+                            bool (*take)(struct session *, struct message *, void *), void *arg)
+{
+    struct delivery_list *lists[2] = {&s->inflight, &s->queued};
+    struct delivery *prev[2] = {NULL, NULL};
+    struct delivery *cur[2] = {s->inflight.head, s->queued.head};
+    uint32_t moved = 0;
+    while (cur[0] || cur[1]) {
+        int i = !cur[0] || (cur[1] && cur[1]->seq < cur[0]->seq);
+        struct delivery *d = cur[i];
+        cur[i] = d->next;
+        /* Past PUBREC the client has the message: nothing to move. */
+        bool movable = d->shared && d->msg &&
+                       (queued_only ? d->state == DELIVERY_QUEUED
+                                    : d->state != DELIVERY_WAIT_PUBCOMP) &&
+                       !(skip && in_list(skip, d->seq));
+        if (!movable || !take(s, d->msg, arg)) {
+            prev[i] = d;
+            continue;
+        }
+        list_unlink(lists[i], prev[i], d);
+        if (d->state == DELIVERY_QUEUED) {
+            s->n_queued--;
+            s->queued_bytes -= d->size;
+        }
+        discard(s, d);
+        moved++;
+    }
+    return moved;
+}
+
+uint32_t session_move_shared(struct session *s, bool queued_only,
+                             bool (*take)(struct session *s, struct message *msg, void *arg),
+                             void *arg)
+{
+    uint32_t moved = move_listed(s, queued_only, NULL, take, arg);
+    if (!s->db_id || s->backlog == 0)
+        return moved;
+    /* The rest is only in the store: read it a window at a time into
+     * empty lists, move what goes, and let the rest go from memory again
+     * (its rows stay).  Lower seqs are always read first, so the order
+     * holds across the windows and after what was in memory. */
+    struct delivery_list inflight = s->inflight, queued = s->queued;
+    int64_t loaded_seq = s->loaded_seq;
+    uint32_t backlog = s->backlog;
+    s->inflight = (struct delivery_list){0};
+    s->queued = (struct delivery_list){0};
+    int64_t after = loaded_seq;
+    for (;;) {
+        int n = store_load_deliveries(s, after, memory_window());
+        if (n <= 0)
+            break;
+        after = s->loaded_seq;
+        uint32_t m = move_listed(s, queued_only, &inflight, take, arg);
+        moved += m;
+        backlog -= m < backlog ? m : backlog;
+        free_deliveries(&s->inflight);
+        free_deliveries(&s->queued);
+    }
+    s->inflight = inflight;
+    s->queued = queued;
+    s->loaded_seq = loaded_seq;
+    s->backlog = backlog;
+    return moved;
+}
+
 void session_pump(struct session *s)
 {
     while (s->conn && s->inflight.count < window(s) && conn_can_write(s->conn)) {
@@ -741,6 +833,11 @@ void session_detach(struct session *s)
     }
     s->offline_since = (int64_t)time(NULL);
     store_session_offline(s, s->offline_since);
+    /* Shared messages it was never sent need not wait for its return when
+     * another member is online (shared_subs.h).  Not on a takeover: the
+     * session is back at once, or ends and hands everything on in order. */
+    if (s->n_shared && !s->taking_over)
+        share_release_queued(s);
     store_expiry_note(session_expiry_due(s));
     /* Now that nothing more can change them, store the packet ids of
      * QoS 1 messages in flight, so that a restarted broker resends them

@@ -41,8 +41,8 @@ struct delivery {
     uint8_t state;          /* enum delivery_state */
     bool retain;            /* retain flag of this delivery */
     bool shared;            /* came through a shared subscription: handed to
-                               another member if this session is destroyed
-                               (shared_subs.h); not stored */
+                               another member if this session ends
+                               (shared_subs.h); stored with the row */
 };
 
 struct delivery_list {
@@ -79,6 +79,8 @@ struct session {
     int64_t offline_since;  /* unix seconds; 0 while connected */
     uint64_t store_batch;   /* store batch that last wrote its session state */
     bool store_redo;        /* that batch was rolled back: write it again */
+    bool taking_over;       /* a new connection is taking the session over:
+                               its detach moves no shared message away */
     struct conn *conn;      /* NULL while offline */
     struct subscription *subs;
     size_t n_subs;
@@ -183,6 +185,18 @@ void session_attach(struct session *s, struct conn *c);
 /* The connection is gone: a persistent session stays with its state, a
  * clean one is destroyed. */
 void session_detach(struct session *s);
+
+/* Offers each delivery of s that came through a shared subscription to
+ * take(), in order (seq): those in memory, then those only in the store,
+ * read a window at a time.  `queued_only`: only never-sent ones; otherwise
+ * also those in flight whose message the client may not have (before
+ * PUBREC).  When take() returns true (it gave the message to someone else)
+ * the delivery is removed from s and its row deleted, in the turn's store
+ * transaction, so that the move is atomic on disk.  take() must not change
+ * s.  Returns how many were taken. */
+uint32_t session_move_shared(struct session *s, bool queued_only,
+                             bool (*take)(struct session *s, struct message *msg, void *arg),
+                             void *arg);
 
 /* Called by the store for each delivery read back from disk, in order. */
 void session_loaded_delivery(struct session *s, struct delivery *d);

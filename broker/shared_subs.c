@@ -165,13 +165,14 @@ static uint8_t effective_qos(const struct message *msg, const struct share_membe
 }
 
 /* The member to receive msg, skipping `exclude`: connected members first,
- * then (for what is still QoS 1/2 for them) persistent offline ones, each
- * round-robin from the cursor.  NULL if none qualifies. */
+ * then (for what is still QoS 1/2 for them, unless `connected_only`)
+ * persistent offline ones, each round-robin from the cursor.  NULL if none
+ * qualifies. */
 static struct share_member *pick(struct share_group *g, const struct message *msg,
-                                 const struct session *exclude)
+                                 const struct session *exclude, bool connected_only)
 {
     bool check = acl_enabled();
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < (connected_only ? 1 : 2); pass++) {
         for (uint32_t k = 0; k < g->n; k++) {
             uint32_t i = (g->next + k) % g->n;
             struct share_member *m = &g->members[i];
@@ -208,7 +209,7 @@ static void count_drop(const struct share_group *g, const struct message *msg)
 
 void share_route(struct share_group *g, struct message *msg)
 {
-    struct share_member *m = pick(g, msg, NULL);
+    struct share_member *m = pick(g, msg, NULL, false);
     if (m) {
         broker.stats.shared_delivered++;
         give(m, msg);
@@ -217,10 +218,14 @@ void share_route(struct share_group *g, struct message *msg)
     }
 }
 
-/* Hands one delivery of departing session s to another member of a group
- * of s whose filter matches its topic.  Returns true if someone took it. */
-static bool hand_off(struct session *s, struct message *msg)
+/* Gives one delivery of session s to another member of a group of s whose
+ * filter matches its topic; `*connected_only` (the arg) limits the choice
+ * to connected members.  Returns true if someone took it.  A message that
+ * nobody can take is counted as dropped only when s is ending: otherwise
+ * s keeps it. */
+static bool hand_off(struct session *s, struct message *msg, void *arg)
 {
+    bool connected_only = *(const bool *)arg;
     struct share_group *first = NULL;
     for (struct subscription *sub = s->subs; sub; sub = sub->next) {
         if (!sub->share || !acl_filter_matches(sub->filter + sub->inner, sub->len - sub->inner,
@@ -228,33 +233,50 @@ static bool hand_off(struct session *s, struct message *msg)
             continue;
         if (!first)
             first = sub->share;
-        struct share_member *m = pick(sub->share, msg, s);
+        struct share_member *m = pick(sub->share, msg, s, connected_only);
         if (m) {
             give(m, msg);
             return true;
         }
     }
-    if (first)
+    if (first && !connected_only)
         count_drop(first, msg);
     return false;
 }
 
 void share_handoff(struct session *s)
 {
-    uint32_t moved = 0;
-    struct delivery_list *lists[] = {&s->inflight, &s->queued};
-    for (size_t l = 0; l < 2; l++) {
-        for (struct delivery *d = lists[l]->head; d; d = d->next) {
-            /* Past PUBREC the client has the message: nothing to hand on. */
-            if (!d->shared || !d->msg || d->state == DELIVERY_WAIT_PUBCOMP)
-                continue;
-            if (hand_off(s, d->msg)) {
-                broker.stats.shared_redistributed++;
-                moved++;
-            }
-        }
-    }
+    bool connected_only = false;
+    uint32_t moved = session_move_shared(s, false, hand_off, &connected_only);
+    broker.stats.shared_redistributed += moved;
     if (moved)
         log_info("client %s: %u shared message%s handed to other members of the group",
                  s->log_id, moved, moved == 1 ? "" : "s");
+}
+
+/* Is a member of one of s's groups, other than s, connected? */
+static bool other_member_online(const struct session *s)
+{
+    for (const struct subscription *sub = s->subs; sub; sub = sub->next) {
+        if (!sub->share)
+            continue;
+        for (uint32_t i = 0; i < sub->share->n; i++)
+            if (sub->share->members[i].s != s && sub->share->members[i].s->conn)
+                return true;
+    }
+    return false;
+}
+
+void share_release_queued(struct session *s)
+{
+    /* Most of the time nobody else is online to take them, or nothing is
+     * queued: the store is not read then. */
+    if (s->n_queued == 0 || !other_member_online(s))
+        return;
+    bool connected_only = true;
+    uint32_t moved = session_move_shared(s, true, hand_off, &connected_only);
+    broker.stats.shared_redistributed += moved;
+    if (moved)
+        log_info("client %s: offline, %u queued shared message%s handed to connected members "
+                 "of the group", s->log_id, moved, moved == 1 ? "" : "s");
 }

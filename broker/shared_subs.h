@@ -22,15 +22,20 @@
  *  - Retained messages are not sent on subscribing to a shared subscription.
  *  - ACL: subscribing checks the filter without "$share/{group}/"; so does
  *    reading, per member.
- *  - Handoff: when a session is destroyed (clean session ending, takeover
- *    with clean session, expiry) while it holds shared QoS 1/2 messages
- *    that are queued or sent and unacknowledged (QoS 2 before PUBREC), each
- *    goes to another member of its group by the rules above (connected
- *    first), counted in $SYS/broker/shared/redistributed.  The other member
- *    may then see a message the first one also received but did not
- *    acknowledge: at least once, not exactly once.  A persistent member that
- *    goes offline keeps what it holds and gets it on return.  Only messages
- *    in memory are handed off (a clean session has all of its in memory).
+ *  - Handoff: when a session ends (clean session closing, takeover with
+ *    clean session, 5.0 DISCONNECT with expiry 0, expiry, or expiry while
+ *    petreld was stopped, found at load) while it holds shared QoS 1/2
+ *    messages that are queued or sent and unacknowledged (QoS 2 before
+ *    PUBREC), in memory or only in the store, each goes, in order, to
+ *    another member of its group by the rules above (connected first),
+ *    counted in $SYS/broker/shared/redistributed; one that nobody can take
+ *    is dropped and counted.  The move and the session's removal are one
+ *    store transaction.  The other member may then see a message the first
+ *    one also received but did not acknowledge: at least once.
+ *  - A persistent member that goes offline (not a takeover) while another
+ *    member is connected hands its never-sent shared messages to connected
+ *    members; what it was sent stays with it, and without a connected
+ *    member it keeps everything until it returns.
  *  - A session that also has a non-shared subscription matching the topic
  *    receives that copy too (the spec's "second copy").
  *  - Persistent sessions store the full "$share/..." filter like any other;
@@ -71,8 +76,13 @@ void share_leave(struct session *s, struct share_group *g);
  * MQTT 5.0 forbids it on shared subscriptions. */
 void share_route(struct share_group *g, struct message *msg);
 
-/* Hands the shared messages that session s holds to other members of
- * their groups.  Called before a session is destroyed. */
+/* Hands the shared messages that session s holds (in memory and in the
+ * store, queued or in flight before PUBREC) to other members of their
+ * groups, connected first.  Called before a session is destroyed. */
 void share_handoff(struct session *s);
+/* Hands the never-sent shared messages of persistent session s, which has
+ * just gone offline, to connected members of their groups; what no
+ * connected member can take stays with s.  Called from session_detach. */
+void share_release_queued(struct session *s);
 
 #endif

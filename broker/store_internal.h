@@ -62,6 +62,13 @@ static inline int64_t store_sub_options(uint8_t options, uint32_t id)
 static inline uint8_t store_sub_options_byte(int64_t v) { return (uint8_t)(v & 0xff); }
 static inline uint32_t store_sub_options_id(int64_t v) { return (uint32_t)((v >> 8) & 0x0fffffff); }
 
+/* deliveries.retain holds flags: bit 0 the retain flag of the delivery, bit
+ * 1 "came through a shared subscription" (handed to another member of the
+ * group when the session ends, shared_subs.h).  Rows written before the
+ * flag existed read as not shared; no migration needed. */
+#define STORE_DELIVERY_RETAIN 1
+#define STORE_DELIVERY_SHARED 2
+
 /* Runs a statement that yields one integer (a PRAGMA, a count) into *out;
  * returns an SQLite result code (SQLITE_OK on success). */
 int store_query_int(sqlite3 *db, const char *sql, int64_t *out);

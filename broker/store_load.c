@@ -222,6 +222,13 @@ out:
     store_st.loading = false;
     hashmap_free(by_id);
     by_id = NULL;
+    /* Expired members of shared subscriptions, left by the delete above:
+     * now that every session is loaded and writes count again, they end
+     * like any expiring session, handing their messages to another member
+     * of the group, in one transaction with their removal.  Before any
+     * client can connect and resume them. */
+    if (rc == 0)
+        store_expire_sessions();
     return rc;
 }
 
@@ -242,7 +249,9 @@ int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max)
             break;
         d->seq = sqlite3_column_int64(st, 0);
         d->qos = (uint8_t)sqlite3_column_int(st, 1);
-        d->retain = sqlite3_column_int(st, 2) != 0;
+        int flags = sqlite3_column_int(st, 2);
+        d->retain = (flags & STORE_DELIVERY_RETAIN) != 0;
+        d->shared = (flags & STORE_DELIVERY_SHARED) != 0;
         d->state = (uint8_t)state;
         d->packet_id = (uint16_t)sqlite3_column_int(st, 4);
         d->size = (uint32_t)sqlite3_column_int64(st, 5);
@@ -313,10 +322,15 @@ void store_expire_sessions(void)
     if (store_st.loading && store_st.db) {
         /* Before the replay: expired sessions are not even loaded.  NULL
          * expiry: a 3.1.1 session under session_expiry (0 = forever);
-         * otherwise its own interval, 4294967295 = never. */
+         * otherwise its own interval, 4294967295 = never.  Members of a
+         * shared subscription are loaded all the same, and expired once
+         * the replay is over, so that their messages go to another
+         * member (store_load). */
         int n = exec_int("DELETE FROM sessions WHERE offline_since > 0 AND CASE WHEN expiry IS NULL "
                          "THEN ?2 > 0 AND offline_since + ?2 <= ?1 "
-                         "ELSE expiry < 4294967295 AND offline_since + expiry <= ?1 END",
+                         "ELSE expiry < 4294967295 AND offline_since + expiry <= ?1 END "
+                         "AND id NOT IN (SELECT session_id FROM subscriptions "
+                         "WHERE substr(filter, 1, 7) = CAST('$share/' AS BLOB))",
                          now, broker.cfg.session_expiry);
         if (n > 0)
             log_notice("store: %d sessions expired while petreld was stopped", n);

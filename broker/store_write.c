@@ -236,7 +236,8 @@ int store_delivery_add(struct session *s, struct delivery *d, struct message *m)
     sqlite3_bind_int64(st, 2, d->seq);
     sqlite3_bind_int64(st, 3, m->db_id);
     sqlite3_bind_int(st, 4, d->qos);
-    sqlite3_bind_int(st, 5, d->retain);
+    sqlite3_bind_int(st, 5, (d->retain ? STORE_DELIVERY_RETAIN : 0) |
+                                (d->shared ? STORE_DELIVERY_SHARED : 0));
     sqlite3_bind_int64(st, 6, d->size);
     return run(st, "storing a delivery");
 }

@@ -3,13 +3,19 @@
 round-robin over the connected members, ordinary subscribers untouched,
 handoff of a departing member's unacknowledged messages, persistent members
 holding messages while no member is online, restarts, the ACL on the filter
-proper, invalid share names and no retained messages on subscribe."""
+proper, invalid share names and no retained messages on subscribe.  Also the
+end of a persistent member's session (expiry, DISCONNECT with expiry 0,
+clean start, expiry while petreld was stopped) handing everything it held,
+stored backlog included, to another member, and a persistent member that
+goes offline giving its never-sent messages to connected members."""
 
+import threading
 import time
 
 import harness
 from harness import BrokerTestCase, skip_on_mosquitto
 import mqttraw
+from mqttraw import Raw5, P_SESSION_EXPIRY
 import security_helpers as sec
 
 REFUSED = 0x80
@@ -285,6 +291,192 @@ class SharedSubsTest(BrokerTestCase):
         while time.monotonic() < deadline and value != b'3':
             value = bytes(w.expect_publish(timeout=3).payload)
         self.assertEqual(value, b'3')
+
+
+def paho5_member(port, client_id, share, expiry):
+    """Paho as an MQTT 5.0 client: joins `share` (QoS 1) with a Session
+    Expiry Interval of `expiry` seconds, then disconnects normally, leaving
+    its session to expire."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = expiry
+    connected, subscribed, gone = threading.Event(), threading.Event(), threading.Event()
+    c.on_connect = lambda client, ud, flags, rc, p=None: rc == 0 and connected.set()
+    c.on_subscribe = lambda client, ud, mid, rcs, p=None: subscribed.set()
+    c.on_disconnect = lambda client, ud, rc, p=None: gone.set()
+    c.connect('127.0.0.1', port, 60, clean_start=True, properties=props)
+    c.loop_start()
+    try:
+        assert connected.wait(5), 'paho 5.0: no CONNACK'
+        c.subscribe(share, qos=1)
+        assert subscribed.wait(5), 'paho 5.0: no SUBACK'
+        c.disconnect()
+        assert gone.wait(5), 'paho 5.0: DISCONNECT not sent'
+    finally:
+        c.loop_stop()
+
+
+@skip_on_mosquitto('petreld hands on what a persistent member held when its session ends')
+class SharedSubsHandoffTest(BrokerTestCase):
+    """A persistent member's session ends: what it held (in memory and only
+    in the store) goes to another member of the group, in order."""
+
+    def share(self):
+        return '$share/g/%s' % self.topic()
+
+    def payloads(self, n, tag='m'):
+        return [b'%s-%03d' % (tag.encode(), i) for i in range(n)]
+
+    def queue_on_expiring_member(self, b, n, expiry=2):
+        """A paho 5.0 member with a short Session Expiry Interval, alone in
+        the group and offline, is given n QoS 1 messages; then a clean 3.1.1
+        member joins.  Returns (the new member, the messages)."""
+        paho5_member(b.port, 'share-exp', self.share(), expiry)
+        self.assertTrue(b.wait_log(r'share-exp.*disconnected'), b.tail())
+        pub = self.raw(b.port)
+        pub.connect('share-exp-pub')
+        sent = self.payloads(n)
+        for p in sent:
+            pub.publish(self.topic(), p, qos=1)
+        taker = self.raw(b.port)
+        taker.connect('share-exp-taker')
+        taker.subscribe([(self.share(), 1)], expect_granted=[1])
+        return taker, sent
+
+    def test_expired_member_hands_its_messages_on(self):
+        b = self.start_broker()
+        taker, sent = self.queue_on_expiring_member(b, 10)
+        taker.expect_nothing(0.5)           # they wait on the offline member
+        self.assertEqual(drain([taker], len(sent), timeout=15)[0], sent)
+        taker.expect_nothing(0.3)
+        self.assertTrue(b.wait_log(r'share-exp: 10 shared messages handed'), b.tail())
+
+    def test_expired_member_hands_on_its_stored_backlog(self):
+        # In memory: max_inflight + 100 = 102 queued; the rest only in the store.
+        b = self.start_broker({'max_inflight': 2})
+        taker, sent = self.queue_on_expiring_member(b, 250)
+        self.assertEqual(drain([taker], len(sent), timeout=20)[0], sent)
+        taker.expect_nothing(0.3)
+        self.assertTrue(b.wait_log(r'share-exp: 250 shared messages handed'), b.tail())
+
+    def test_expired_member_alone_drops_and_counts(self):
+        b = self.start_broker({'sys_interval': 1})
+        paho5_member(b.port, 'share-exp', self.share(), 3)
+        self.assertTrue(b.wait_log(r'share-exp.*disconnected'), b.tail())
+        pub = self.raw(b.port)
+        pub.connect('share-exp-pub')
+        for p in self.payloads(3):
+            pub.publish(self.topic(), p, qos=1)
+        # queued on it (not dropped on arrival): it has not expired yet
+        self.assertNotRegex(b.log_text(), r'share-exp: session expired|dropped')
+        self.assertTrue(b.wait_log(r'share-exp: session expired', timeout=10), b.tail())
+        self.assertTrue(b.wait_log(r"no member can take a QoS 1 message on '%s': dropped"
+                                   % self.topic()), b.tail())
+        w = self.raw(b.port)
+        w.connect('share-exp-watch')
+        w.subscribe([('$SYS/broker/shared/dropped', 0)])
+        deadline = time.monotonic() + 5
+        value = None
+        while time.monotonic() < deadline and value != b'3':
+            value = bytes(w.expect_publish(timeout=3).payload)
+        self.assertEqual(value, b'3')
+
+    def hand_on_across_restart(self, n, settings=None):
+        b = self.start_broker(settings)
+        paho5_member(b.port, 'share-exp', self.share(), 2)
+        self.assertTrue(b.wait_log(r'share-exp.*disconnected'), b.tail())
+        pub = self.raw(b.port)
+        pub.connect('share-exp-pub')
+        sent = self.payloads(n)
+        for p in sent:
+            pub.publish(self.topic(), p, qos=1)
+        pub.close()
+        # A second, persistent member joins and leaves: both are offline
+        # when petreld stops, and the first expires while it is stopped.
+        taker = self.raw(b.port)
+        taker.connect('share-exp-taker', clean=False)
+        taker.subscribe([(self.share(), 1)], expect_granted=[1])
+        taker.disconnect()
+        b.stop(keep=True)
+        time.sleep(3)
+        b.start()
+        self.assertTrue(b.wait_log(r'share-exp: %d shared messages? handed' % n), b.tail())
+        taker = self.raw(b.port)
+        self.assertTrue(taker.connect('share-exp-taker', clean=False).session_present)
+        self.assertEqual(drain([taker], n, timeout=20)[0], sent)
+        taker.expect_nothing(0.3)
+        gone = self.raw(b.port)
+        self.assertFalse(gone.connect('share-exp', clean=False).session_present)
+
+    def test_member_expired_while_stopped_hands_on_at_start(self):
+        self.hand_on_across_restart(5)
+
+    def test_member_expired_while_stopped_hands_on_stored_backlog(self):
+        self.hand_on_across_restart(150, {'max_inflight': 2})
+
+    def raw5(self, port, client_id, **kw):
+        c = Raw5(port)
+        self._clients.append(c)
+        c.ack = c.connect5(client_id, **kw)
+        return c
+
+    def holder_with_backlog(self, b, n):
+        """A connected 5.0 persistent member that acknowledges nothing,
+        alone in the group, is given n QoS 1 messages (2 in flight, 102
+        queued in memory, the rest in the store), then a clean member
+        joins.  Returns (holder, taker, messages)."""
+        holder = self.raw5(b.port, 'share-holder', props=[(P_SESSION_EXPIRY, 600)])
+        holder.subscribe5([(self.share(), 1)])
+        pub = self.raw(b.port)
+        pub.connect('share-holder-pub')
+        sent = self.payloads(n)
+        for p in sent:
+            pub.publish(self.topic(), p, qos=1)
+        self.assertEqual([bytes(holder.expect_publish5(ack=False).payload) for _ in range(2)],
+                         sent[:2])
+        taker = self.raw(b.port)
+        taker.connect('share-holder-taker')
+        taker.subscribe([(self.share(), 1)], expect_granted=[1])
+        taker.expect_nothing(0.3)
+        return holder, taker, sent
+
+    def test_disconnect_with_expiry_zero_hands_everything_on(self):
+        b = self.start_broker({'max_inflight': 2})
+        holder, taker, sent = self.holder_with_backlog(b, 200)
+        holder.send(mqttraw.disconnect5_packet(0, [(P_SESSION_EXPIRY, 0)]))
+        self.assertEqual(drain([taker], len(sent), timeout=20)[0], sent)
+        taker.expect_nothing(0.3)
+        self.assertTrue(b.wait_log(r'share-holder: 200 shared messages handed'), b.tail())
+
+    def test_clean_start_takeover_hands_everything_on(self):
+        b = self.start_broker({'max_inflight': 2})
+        holder, taker, sent = self.holder_with_backlog(b, 200)
+        again = self.raw5(b.port, 'share-holder', clean=True)
+        self.assertFalse(again.ack.session_present)
+        self.assertEqual(drain([taker], len(sent), timeout=20)[0], sent)
+        taker.expect_nothing(0.3)
+        again.expect_nothing(0.1)
+
+    def test_offline_member_gives_never_sent_messages_to_connected_ones(self):
+        b = self.start_broker({'max_inflight': 2})
+        holder, taker, sent = self.holder_with_backlog(b, 200)
+        holder.close()                      # offline; its session stays (600 s)
+        # the 198 never sent go to the connected member at once, in order
+        self.assertEqual(drain([taker], 198, timeout=20)[0], sent[2:])
+        taker.expect_nothing(0.3)
+        self.assertTrue(b.wait_log(r'share-holder: offline, 198 queued shared messages handed'),
+                        b.tail())
+        # the two in flight stay with it, resent when it returns
+        holder = self.raw5(b.port, 'share-holder', clean=False,
+                           props=[(P_SESSION_EXPIRY, 600)])
+        self.assertTrue(holder.ack.session_present)
+        back = [holder.expect_publish5() for _ in range(2)]
+        self.assertEqual([bytes(p.payload) for p in back], sent[:2])
+        self.assertTrue(all(p.dup for p in back))
+        holder.expect_nothing(0.3)
 
 
 ACL = """user alice

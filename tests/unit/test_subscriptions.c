@@ -186,6 +186,46 @@ static void test_handoff_when_a_member_is_destroyed(void **state)
     assert_string_equal(queued(b), "2134");
 }
 
+struct offers {
+    char offered[16], taken[16];
+};
+
+/* A take() for session_move_shared that takes odd payloads. */
+static bool take_odd(struct session *s, struct message *msg, void *arg)
+{
+    (void)s;
+    struct offers *o = arg;
+    strncat(o->offered, (const char *)msg->payload, 1);
+    if ((msg->payload[0] - '0') % 2 == 0)
+        return false;
+    strncat(o->taken, (const char *)msg->payload, 1);
+    return true;
+}
+
+static void test_move_shared_offers_shared_ones_in_order(void **state)
+{
+    (void)state;
+    struct session *a = offline("a");
+    sub(a, "$share/g/t", 1, 0);
+    sub(a, "u", 1, 0);
+    publish("t", "1", 1, false, NULL);
+    publish("u", "2", 1, false, NULL);   /* not shared: never offered */
+    publish("t", "3", 1, false, NULL);
+    publish("t", "4", 1, false, NULL);
+    publish("t", "5", 1, false, NULL);
+    assert_int_equal(a->n_queued, 5);
+    struct offers o = {{0}, {0}};
+    assert_int_equal(session_move_shared(a, true, take_odd, &o), 3);
+    assert_string_equal(o.offered, "1345");
+    assert_string_equal(o.taken, "135");
+    assert_string_equal(queued(a), "24");  /* the rest stays, in order */
+    assert_int_equal(a->n_queued, 2);
+    assert_int_equal(a->queued.count, 2);
+    assert_ptr_equal(a->queued.tail->next, NULL);
+    publish("t", "7", 1, false, NULL);      /* the list is still sound */
+    assert_string_equal(queued(a), "247");
+}
+
 static void test_no_local_and_retain_as_published(void **state)
 {
     (void)state;
@@ -245,6 +285,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_share_parse),
+        cmocka_unit_test_setup_teardown(test_move_shared_offers_shared_ones_in_order, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_round_robin_and_ordinary_subscribers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_groups_and_filters_are_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_when_a_member_is_destroyed, setup, teardown),
