@@ -115,6 +115,7 @@ static void drop_will(struct session *s)
     s->will = NULL;
 }
 
+/* Publishes the pending will and forgets it, in memory and in the store. */
 static void publish_will(struct session *s)
 {
     struct message *will = s->will;
@@ -122,6 +123,7 @@ static void publish_will(struct session *s)
     drop_will(s);
     if (!will)
         return;
+    store_session_will(s);
     log_info("client %s: publishing its delayed will on '%s'", s->log_id, will->topic);
     message_start_expiry(will);
     router_publish(will, NULL); /* a will has no origin: No Local does not apply */
@@ -135,21 +137,84 @@ static void will_due(evutil_socket_t fd, short what, void *arg)
     publish_will(arg);
 }
 
-void session_set_will(struct session *s, struct message *will, uint32_t delay)
+/* Arms the timer of s->will for `ms` from now, or publishes it if it
+ * cannot wait. */
+static void arm_will(struct session *s, int64_t ms)
 {
-    drop_will(s);
-    s->will = will;
     s->will_timer = evtimer_new(broker.base, will_due, s);
-    struct timeval tv = {(time_t)delay, 0};
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     if (!s->will_timer || evtimer_add(s->will_timer, &tv) != 0)
         publish_will(s); /* cannot wait: better early than never */
 }
 
+void session_set_will(struct session *s, struct message *will, uint32_t delay)
+{
+    drop_will(s);
+    s->will = will;
+    s->will_at = message_now_ms() + (int64_t)delay * 1000;
+    /* In the batch of the session's detach: a restart finds both or
+     * neither. */
+    store_session_will(s);
+    arm_will(s, (int64_t)delay * 1000);
+}
+
 void session_cancel_will(struct session *s)
 {
-    if (s->will)
-        log_info("client %s: back in time, its delayed will is dropped", s->log_id);
+    if (!s->will)
+        return;
+    log_info("client %s: back in time, its delayed will is dropped", s->log_id);
     drop_will(s);
+    store_session_will(s);
+}
+
+void session_restore_will(struct session *s, struct message *will, int64_t due_ms)
+{
+    drop_will(s);
+    s->will = will;
+    s->will_at = due_ms;
+}
+
+/* Sessions holding a restored will not yet armed. */
+struct will_list {
+    struct session **v;
+    size_t n, cap;
+};
+
+static void collect_will(void *value, void *arg)
+{
+    struct session *s = value;
+    struct will_list *l = arg;
+    if (!s->will || s->will_timer)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        struct session **v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            publish_will(s); /* cannot wait: better early than never */
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+}
+
+void session_start_wills(void)
+{
+    if (!broker.sessions)
+        return;
+    /* Publishing routes to other sessions: walk a list, not the table. */
+    struct will_list l = {NULL, 0, 0};
+    hashmap_foreach(broker.sessions, collect_will, &l);
+    int64_t now = message_now_ms();
+    for (size_t i = 0; i < l.n; i++) {
+        struct session *s = l.v[i];
+        if (s->will_at <= now)
+            publish_will(s); /* came due while petreld was stopped */
+        else
+            arm_will(s, s->will_at - now);
+    }
+    free(l.v);
 }
 
 uint32_t session_cap_expiry(uint32_t requested)

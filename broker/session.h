@@ -75,6 +75,7 @@ struct session {
                                UINT32_MAX = never */
     struct message *will;   /* will waiting for its Will Delay Interval */
     struct event *will_timer;
+    int64_t will_at;        /* when it is due, unix ms (stored with it) */
     int64_t db_id;          /* row in the store's sessions table (persistent) */
     int64_t offline_since;  /* unix seconds; 0 while connected */
     uint64_t store_batch;   /* store batch that last wrote its session state */
@@ -132,6 +133,12 @@ int64_t session_expiry_due(const struct session *s);
  * reference.  Cancelled (dropped) when the client reconnects in time. */
 void session_set_will(struct session *s, struct message *will, uint32_t delay);
 void session_cancel_will(struct session *s);
+/* The store read back a pending will due at `due_ms` (unix ms): the
+ * session takes the reference; nothing runs until session_start_wills. */
+void session_restore_will(struct session *s, struct message *will, int64_t due_ms);
+/* After the store is loaded, before clients connect: publishes the restored
+ * wills that are due and arms a timer for the others. */
+void session_start_wills(void);
 
 /* Adds or replaces a subscription.  `filter` is valid (a shared one,
  * "$share/{group}/{filter}", well-formed: see shared_subs.h); `options` is

@@ -28,6 +28,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
     [ST_SESSION_OFFLINE] = "UPDATE sessions SET offline_since = ?2 WHERE id = ?1",
     [ST_SESSION_EXPIRY] = "UPDATE sessions SET expiry = ?2, level = ?3 WHERE id = ?1",
+    [ST_SESSION_WILL] = "UPDATE sessions SET will_at = ?2, will_topic = ?3, will_payload = ?4, "
+                         "will_qos = ?5, will_retain = ?6, will_properties = ?7, will_expiry = ?8 "
+                         "WHERE id = ?1",
     [ST_SUB_PUT] = "INSERT OR REPLACE INTO subscriptions(session_id, filter, options) VALUES(?1, ?2, ?3)",
     [ST_SUB_DELETE] = "DELETE FROM subscriptions WHERE session_id = ?1 AND filter = ?2",
     [ST_MESSAGE_ADD] = "INSERT INTO messages(id, topic, payload, qos, retain, properties, "

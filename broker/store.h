@@ -36,7 +36,7 @@ struct subscription;
 
 #define STORE_FILE "petrel.db"
 /* The schema this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Opens (creating when absent) data_dir/petrel.db and upgrades its schema.
  * Returns 0, or -1 with a message in err: unreadable file, not a Petrel
@@ -68,6 +68,9 @@ int store_session_identity(struct session *s);
 int store_session_offline(struct session *s, int64_t since); /* 0 = online */
 /* Records a 5.0 Session Expiry Interval (or the broker default, NULL). */
 int store_session_expiry(struct session *s);
+/* Records the session's pending will (s->will, due at s->will_at), or
+ * clears it when s->will is NULL. */
+int store_session_will(struct session *s);
 int store_sub_put(struct session *s, const struct subscription *sub);
 int store_sub_delete(struct session *s, const char *filter, size_t len);
 int store_message_add(struct message *m);            /* sets m->db_id if 0 */

@@ -92,6 +92,24 @@ static int load_session(sqlite3_stmt *st, void *arg)
         s->expiry = (uint32_t)sqlite3_column_int64(st, 5);
     }
     store_expiry_note(session_expiry_due(s));
+    if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+        /* A will waiting for its delay: armed (or published, if due) by
+         * session_start_wills once the whole store is loaded. */
+        const void *props = sqlite3_column_blob(st, 11);
+        const void *payload = sqlite3_column_blob(st, 8);
+        const char *topic = sqlite3_column_blob(st, 7);
+        struct message *m = message_new_raw(topic ? topic : "", (size_t)sqlite3_column_bytes(st, 7),
+                                            payload, (size_t)sqlite3_column_bytes(st, 8),
+                                            (uint8_t)sqlite3_column_int(st, 9),
+                                            sqlite3_column_int(st, 10) != 0, props,
+                                            props ? (size_t)sqlite3_column_bytes(st, 11) : 0, 0);
+        if (!m) {
+            log_error("store: out of memory loading the will of client %s", s->log_id);
+            return -1;
+        }
+        m->expiry_interval = (uint32_t)sqlite3_column_int64(st, 12); /* starts when published */
+        session_restore_will(s, m, sqlite3_column_int64(st, 6));
+    }
     if (sqlite3_column_int(st, 4)) {
         /* The owner it had: the ACL keeps applying while it is offline,
          * and only that user may resume it. */
@@ -201,7 +219,9 @@ int store_load(void)
         log_notice("store: %d retained messages expired while petreld was stopped", n_exp);
 
     uint64_t queued = 0;
-    if (each_row("SELECT id, client_id, offline_since, username, identified, expiry FROM sessions", load_session, NULL) != 0 ||
+    if (each_row("SELECT id, client_id, offline_since, username, identified, expiry, will_at, "
+                 "will_topic, will_payload, will_qos, will_retain, will_properties, will_expiry "
+                 "FROM sessions", load_session, NULL) != 0 ||
         each_row("SELECT session_id, filter, options FROM subscriptions", load_subscription, NULL) != 0 ||
         each_row("SELECT session_id, packet_id FROM inbound_qos2", load_qos2, NULL) != 0 ||
         each_row("SELECT session_id, count(*), sum(state = 0), total(CASE WHEN state = 0 "
@@ -226,9 +246,13 @@ out:
      * now that every session is loaded and writes count again, they end
      * like any expiring session, handing their messages to another member
      * of the group, in one transaction with their removal.  Before any
-     * client can connect and resume them. */
-    if (rc == 0)
+     * client can connect and resume them.  Sessions with a pending will
+     * were kept for the same reason: ending, they publish it.  Then the
+     * wills of the sessions that live on go out if due, or wait again. */
+    if (rc == 0) {
         store_expire_sessions();
+        session_start_wills();
+    }
     return rc;
 }
 
@@ -325,10 +349,11 @@ void store_expire_sessions(void)
          * otherwise its own interval, 4294967295 = never.  Members of a
          * shared subscription are loaded all the same, and expired once
          * the replay is over, so that their messages go to another
-         * member (store_load). */
+         * member (store_load); so are sessions with a pending will, which
+         * is published when they end. */
         int n = exec_int("DELETE FROM sessions WHERE offline_since > 0 AND CASE WHEN expiry IS NULL "
                          "THEN ?2 > 0 AND offline_since + ?2 <= ?1 "
-                         "ELSE expiry < 4294967295 AND offline_since + expiry <= ?1 END "
+                         "ELSE expiry < 4294967295 AND offline_since + expiry <= ?1 END AND will_at IS NULL "
                          "AND id NOT IN (SELECT session_id FROM subscriptions "
                          "WHERE substr(filter, 1, 7) = CAST('$share/' AS BLOB))",
                          now, broker.cfg.session_expiry);

@@ -80,6 +80,19 @@ static const char *const migrations[] = {
      * username NULL with identified = 1 for an anonymous client. */
     "ALTER TABLE sessions ADD COLUMN username BLOB;"
     "ALTER TABLE sessions ADD COLUMN identified INTEGER NOT NULL DEFAULT 0;",
+    /* 3: a will waiting for its Will Delay Interval (MQTT 5.0), so that it
+     * survives a restart: will_at is when it is due (unix ms), NULL = no
+     * pending will.  The message is kept inline, not in `messages`: it
+     * belongs to its session alone and goes with its row, no reference to
+     * count.  will_expiry is the Message Expiry Interval (seconds), which
+     * starts only when the will is published. */
+    "ALTER TABLE sessions ADD COLUMN will_at INTEGER;"
+    "ALTER TABLE sessions ADD COLUMN will_topic BLOB;"
+    "ALTER TABLE sessions ADD COLUMN will_payload BLOB;"
+    "ALTER TABLE sessions ADD COLUMN will_qos INTEGER;"
+    "ALTER TABLE sessions ADD COLUMN will_retain INTEGER;"
+    "ALTER TABLE sessions ADD COLUMN will_properties BLOB;"  /* MQTT 5.0, raw */
+    "ALTER TABLE sessions ADD COLUMN will_expiry INTEGER;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

@@ -180,6 +180,29 @@ int store_session_expiry(struct session *s)
     return run(st, "storing a session expiry");
 }
 
+int store_session_will(struct session *s)
+{
+    sqlite3_stmt *st = s->db_id ? prepare(ST_SESSION_WILL) : NULL;
+    if (!st)
+        return 0;
+    touch(s);
+    sqlite3_bind_int64(st, 1, s->db_id);
+    const struct message *m = s->will;
+    if (m) { /* else every column NULL: no pending will */
+        sqlite3_bind_int64(st, 2, s->will_at);
+        sqlite3_bind_blob(st, 3, m->topic, m->topic_len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 4, m->payload_len ? (const void *)m->payload : "",
+                          (int)m->payload_len, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, m->qos);
+        sqlite3_bind_int(st, 6, m->retain);
+        if (m->props_len)
+            sqlite3_bind_blob(st, 7, m->props, (int)m->props_len, SQLITE_STATIC);
+        if (m->expiry_interval)
+            sqlite3_bind_int64(st, 8, m->expiry_interval);
+    }
+    return run(st, m ? "storing a pending will" : "clearing a pending will");
+}
+
 int store_sub_put(struct session *s, const struct subscription *sub)
 {
     sqlite3_stmt *st = s->db_id ? prepare(ST_SUB_PUT) : NULL;
@@ -391,8 +414,8 @@ static int clear_rows(enum store_stmt id, struct session *s)
     return run(st, "rewriting a session");
 }
 
-/* Writes a session's whole state again: its row, subscriptions and QoS 2
- * ids as they are in memory.  Its queue is not rewritten: deliveries lost
+/* Writes a session's whole state again: its row, pending will,
+ * subscriptions and QoS 2 ids as they are in memory.  Its queue is not rewritten: deliveries lost
  * with the batch belonged to publishes that were not acknowledged. */
 static void redo_session(void *value, void *arg)
 {
@@ -401,8 +424,9 @@ static void redo_session(void *value, void *arg)
     if (!s->store_redo)
         return;
     s->store_redo = false;
-    if (write_session_row(s) != 0 || clear_rows(ST_SUBS_CLEAR, s) != 0 ||
-        clear_rows(ST_QOS2_CLEAR, s) != 0)
+    /* The row is replaced whole: its will columns too. */
+    if (write_session_row(s) != 0 || (s->will && store_session_will(s) != 0) ||
+        clear_rows(ST_SUBS_CLEAR, s) != 0 || clear_rows(ST_QOS2_CLEAR, s) != 0)
         return;
     for (struct subscription *sub = s->subs; sub; sub = sub->next)
         store_sub_put(s, sub);

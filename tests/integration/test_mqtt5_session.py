@@ -1,6 +1,7 @@
 """MQTT 5.0 sessions: Session Expiry Interval (in memory, changed by
 DISCONNECT, across a restart of the broker), Will Delay Interval and the
-reason codes of DISCONNECT that decide about the will."""
+reason codes of DISCONNECT that decide about the will, and pending wills
+kept across a restart (SIGTERM or kill -9) of the broker."""
 
 import time
 
@@ -190,6 +191,94 @@ class Mqtt5WillTest(Base):
         m = w.expect_publish5(timeout=4)
         self.assertEqual(m.payload, b'fresh')
         self.assertEqual(m.prop(mqttraw.P_MESSAGE_EXPIRY), 1)
+
+
+@skip_on_mosquitto()
+class Mqtt5WillRestartTest(Base):
+    """A will waiting for its Will Delay Interval is stored with its session:
+    it survives a restart and goes out when due, unless the client resumes
+    the session first."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = None
+
+    def watch(self, b):
+        w = self.raw5(port=b.port)
+        w.subscribe5([(self.topic('#'), 1)])
+        return w
+
+    def drop_with_will(self, b, name, payload, delay=3, expiry=60):
+        cid = self.cid(name)
+        c = self.raw5(cid, props=[(P_SESSION_EXPIRY, expiry)], port=b.port,
+                      will=(self.topic(name), payload, 1, False),
+                      will_props=[(P_WILL_DELAY, delay),
+                                  (mqttraw.P_CONTENT_TYPE, 'text/plain'),
+                                  (mqttraw.P_MESSAGE_EXPIRY, 30)])
+        c.close()
+        return cid, time.monotonic()
+
+    def expect_will_on_time(self, w, payload, t0, delay=3):
+        w.expect_nothing(max(0.0, t0 + delay - 0.6 - time.monotonic()))
+        m = w.expect_publish5(timeout=max(0.5, t0 + delay + 1.5 - time.monotonic()))
+        self.assertEqual((m.payload, m.prop(mqttraw.P_CONTENT_TYPE)), (payload, 'text/plain'))
+        # the Message Expiry Interval started when it was published
+        self.assertGreaterEqual(m.prop(mqttraw.P_MESSAGE_EXPIRY), 29)
+        self.assertGreater(time.monotonic() - t0, delay - 0.6)
+
+    def test_will_survives_restart(self):
+        b = self.start_broker()
+        _, t0 = self.drop_with_will(b, 'term', 'after-restart')
+        time.sleep(0.3)  # the broker has seen the client go
+        b.restart()
+        self.expect_will_on_time(self.watch(b), b'after-restart', t0)
+
+    def test_will_survives_crash(self):
+        b = self.start_broker()
+        _, t0 = self.drop_with_will(b, 'crash', 'after-crash')
+        time.sleep(1.0)
+        b.crash_restart()
+        self.expect_will_on_time(self.watch(b), b'after-crash', t0)
+
+    def test_resume_after_restart_cancels_will(self):
+        b = self.start_broker()
+        back, t0 = self.drop_with_will(b, 'back', 'never')
+        self.drop_with_will(b, 'gone', 'gone-for-good')
+        time.sleep(0.3)
+        b.crash_restart()
+        w = self.watch(b)
+        c = self.raw5(back, clean=False, props=[(P_SESSION_EXPIRY, 60)], port=b.port)
+        self.assertTrue(c.ack.session_present)
+        # only the client that did not come back has its will published
+        m = w.expect_publish5(timeout=max(0.5, t0 + 4.5 - time.monotonic()))
+        self.assertEqual(m.payload, b'gone-for-good')
+        w.expect_nothing(1.0)
+        # and the cancellation is durable: no will after another restart
+        c.close()
+        time.sleep(0.3)
+        b.restart()
+        w = self.watch(b)
+        w.expect_nothing(3.5)
+
+    def test_session_expired_while_stopped_publishes_will(self):
+        b = self.start_broker()
+        # a persistent watcher: the will goes out before anyone can connect
+        w = self.raw(port=b.port)
+        wid = self.cid('watcher')
+        w.connect(wid, clean=False)
+        w.subscribe([(self.topic('#'), 1)])
+        w.disconnect()
+        cid, _ = self.drop_with_will(b, 'ended', 'session-ended', delay=60, expiry=1)
+        time.sleep(0.3)
+        b.stop(keep=True)
+        time.sleep(2.2)
+        b.start()
+        w = self.raw(port=b.port)
+        self.assertTrue(w.connect(wid, clean=False).session_present)
+        m = w.expect_publish()
+        self.assertEqual((m.topic, bytes(m.payload)), (self.topic('ended'), b'session-ended'))
+        c = self.raw5(cid, clean=False, props=[(P_SESSION_EXPIRY, 1)], port=b.port)
+        self.assertFalse(c.ack.session_present)
 
 
 if __name__ == '__main__':

@@ -23,7 +23,7 @@ import unittest
 import harness
 from harness import Broker, BrokerTestCase, Collector, numbered
 import mqttraw
-from mqttraw import PUBACK
+from mqttraw import PUBACK, P_SESSION_EXPIRY, P_WILL_DELAY, Raw5
 
 EXIT_TIMEOUT = 10.0
 
@@ -116,7 +116,7 @@ class StartupFaultTest(BrokerTestCase):
         con = sqlite3.connect(self.db)
         try:
             self.assertEqual(con.execute('PRAGMA application_id').fetchone()[0], 0x5045544C)
-            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 2)
+            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 3)
             con.execute('PRAGMA user_version = 99')
             con.commit()
         finally:
@@ -125,6 +125,11 @@ class StartupFaultTest(BrokerTestCase):
         log = self.expect_refusal('newer')
         self.assertIn('petrel.db', log)
         self.assertEqual(self.file_bytes(), before, 'newer database modified')
+
+
+# the columns of schema 3: a session's pending will (MQTT 5.0 Will Delay)
+WILL_COLUMNS = ('will_at', 'will_topic', 'will_payload', 'will_qos', 'will_retain',
+                'will_properties', 'will_expiry')
 
 
 @harness.skip_on_mosquitto('petreld store schema')
@@ -148,6 +153,8 @@ class MigrationTest(BrokerTestCase):
         # turn it back into what a schema 1 petreld wrote
         con = sqlite3.connect(b.db_path)
         try:
+            for col in WILL_COLUMNS:
+                con.execute('ALTER TABLE sessions DROP COLUMN ' + col)
             con.execute('ALTER TABLE sessions DROP COLUMN username')
             con.execute('ALTER TABLE sessions DROP COLUMN identified')
             con.execute('PRAGMA user_version = 1')
@@ -158,9 +165,9 @@ class MigrationTest(BrokerTestCase):
         b.start()
         con = sqlite3.connect('file:%s?mode=ro' % b.db_path, uri=True)
         try:
-            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 2)
+            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 3)
             cols = {r[1] for r in con.execute('PRAGMA table_info(sessions)')}
-            self.assertTrue({'username', 'identified'} <= cols, cols)
+            self.assertTrue({'username', 'identified'} | set(WILL_COLUMNS) <= cols, cols)
         finally:
             con.close()
         sub = self.raw(b.port)
@@ -170,6 +177,56 @@ class MigrationTest(BrokerTestCase):
         sub.subscribe([('m/r', 0)])
         r = sub.expect_publish()
         self.assertEqual((r.topic, bytes(r.payload), r.retain), ('m/r', b'kept', True))
+        sub.disconnect()
+
+    def test_schema_2_upgraded_to_3(self):
+        # schema 3 adds the pending will of a session: a database of schema
+        # 2 keeps its sessions and queues, and then stores wills
+        b = self.start_broker()
+        sub = self.raw(b.port)
+        sub.connect('v2-sub', clean=False)
+        sub.subscribe([('v2/#', 1)])
+        sub.disconnect()
+        pub = self.raw(b.port)
+        pub.connect('v2-pub')
+        pub.publish('v2/1', b'queued', qos=1)
+        pub.disconnect()
+        b.stop(keep=True)
+        con = sqlite3.connect(b.db_path)
+        try:
+            for col in WILL_COLUMNS:
+                con.execute('ALTER TABLE sessions DROP COLUMN ' + col)
+            con.execute('PRAGMA user_version = 2')
+            con.commit()
+        finally:
+            con.close()
+
+        b.start()
+        con = sqlite3.connect('file:%s?mode=ro' % b.db_path, uri=True)
+        try:
+            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 3)
+            cols = {r[1] for r in con.execute('PRAGMA table_info(sessions)')}
+            self.assertTrue(set(WILL_COLUMNS) <= cols, cols)
+            self.assertEqual(con.execute('SELECT count(*) FROM sessions WHERE will_at IS NOT NULL')
+                             .fetchone()[0], 0)
+        finally:
+            con.close()
+        sub = self.raw(b.port)
+        self.assertTrue(sub.connect('v2-sub', clean=False).session_present)
+        m = sub.expect_publish()
+        self.assertEqual((m.topic, bytes(m.payload)), ('v2/1', b'queued'))
+        # a pending will is stored in the new columns and survives a restart
+        w = Raw5(b.port)
+        self._clients.append(w)
+        w.connect5('v2-will', props=[(P_SESSION_EXPIRY, 60)], will=('v2/will', 'late', 1, False),
+                   will_props=[(P_WILL_DELAY, 2)])
+        w.close()
+        time.sleep(0.3)
+        b.restart()
+        sub = self.raw(b.port)
+        self.assertTrue(sub.connect('v2-sub', clean=False).session_present)
+        m = sub.expect_publish(timeout=4)
+        self.assertEqual((m.topic, bytes(m.payload)), ('v2/will', b'late'))
         sub.disconnect()
 
 

@@ -179,7 +179,7 @@ class InspectTest(BrokerTestCase):
         con = sqlite3.connect('file:%s?mode=ro' % b.db_path, uri=True)
         try:
             self.assertEqual(con.execute('PRAGMA application_id').fetchone()[0], 0x5045544C)
-            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 2)
+            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 3)
             self.assertEqual(con.execute('PRAGMA journal_mode').fetchone()[0].lower(), 'wal')
             tables = {r[0] for r in con.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
