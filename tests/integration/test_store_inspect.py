@@ -2,7 +2,7 @@
 the broker runs and after it stopped, and the database itself has the
 promised identity (application_id, user_version) and schema.
 
-    database /path/petrel.db (schema 2)
+    database /path/petrel.db (schema 3)
     sessions 1
     session "sub1" offline since 2026-11-22T11:00:00Z, expires in 2592000 s
       subscription "a/#" qos 1
@@ -110,7 +110,7 @@ class InspectTest(BrokerTestCase):
         msg = '\n--inspect output:\n' + text
         self.assertIn('database', got, msg)
         path, schema = got['database']
-        self.assertEqual(schema, 2, msg)
+        self.assertEqual(schema, 3, msg)
         self.assertTrue(os.path.exists(path) and os.path.samefile(path, b.db_path), msg)
         self.assertEqual(got.get('sessions'), 3, msg)
         self.assertEqual(set(got['session']), {'sub1', 'x', 'ctl\\x01id'}, msg)
