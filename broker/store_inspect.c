@@ -45,7 +45,8 @@ int store_inspect(const char *data_dir, uint32_t session_expiry, FILE *out)
                                       "(SELECT count(*) FROM deliveries d WHERE d.session_id = s.id AND state = 0), "
                                       "(SELECT total(size) FROM deliveries d WHERE d.session_id = s.id AND state = 0), "
                                       "(SELECT count(*) FROM deliveries d WHERE d.session_id = s.id AND state != 0), "
-                                      "expiry FROM sessions s ORDER BY client_id");
+                                      "expiry, will_at, will_topic, will_qos "
+                                      "FROM sessions s ORDER BY client_id");
     sqlite3_stmt *subs = prep(db, "SELECT filter, options FROM subscriptions WHERE session_id = ?1 ORDER BY filter");
     sqlite3_stmt *retained = prep(db, "SELECT r.topic, m.qos, length(m.payload) FROM retained r "
                                       "JOIN messages m ON m.id = r.message_id ORDER BY r.topic");
@@ -89,6 +90,14 @@ int store_inspect(const char *data_dir, uint32_t session_expiry, FILE *out)
                 (long long)sqlite3_column_int64(sessions, 3),
                 (long long)sqlite3_column_double(sessions, 4),
                 (long long)sqlite3_column_int64(sessions, 5));
+        if (sqlite3_column_type(sessions, 7) != SQLITE_NULL) {
+            /* A will waiting for its Will Delay Interval (unix ms). */
+            int64_t left = sqlite3_column_int64(sessions, 7) - (int64_t)now * 1000;
+            fprintf(out, "  will ");
+            print_escaped(out, sqlite3_column_blob(sessions, 8), sqlite3_column_bytes(sessions, 8));
+            fprintf(out, " qos %d, due in %lld s\n", sqlite3_column_int(sessions, 9),
+                    (long long)(left > 0 ? left / 1000 : 0));
+        }
     }
     fprintf(out, "retained %lld\n", (long long)sqlite3_column_int64(counts, 1));
     while (sqlite3_step(retained) == SQLITE_ROW) {

@@ -170,6 +170,27 @@ class InspectTest(BrokerTestCase):
         self.assertEqual(got['session']['slow'].get('queue'), (3, 9, 2),
                          '\n--inspect output:\n' + text)
 
+    def test_inspect_shows_pending_will(self):
+        # a 5.0 will waiting for its Will Delay Interval is on disk with its
+        # session, shown with the time left; gone once published
+        b = self.start_broker()
+        c = mqttraw.Raw5(b.port)
+        self._clients.append(c)
+        c.connect5('willing', props=[(mqttraw.P_SESSION_EXPIRY, 600)],
+                   will=('w/willing', 'bye', 1, False), will_props=[(mqttraw.P_WILL_DELAY, 120)])
+        c.close()
+        deadline = time.monotonic() + 5
+        while True:
+            text, got = self.inspect(b)
+            line = [l for l in got['lines'] if l.startswith('  will ')]
+            if line or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertTrue(line, '\n--inspect output:\n' + text)
+        m = re.fullmatch(r'  will "w/willing" qos 1, due in (\d+) s', line[0])
+        self.assertTrue(m, line[0])
+        self.assertTrue(100 <= int(m.group(1)) <= 120, line[0])
+
     def test_database_identity_and_schema(self):
         b = self.start_broker()
         c = self.client(b, 'ident')
