@@ -9,7 +9,7 @@ import os
 import re
 
 import clienttest as ct
-from test_tls import TlsPetreld, tls_helpers
+from test_tls import TlsBrokerCase, tls_helpers
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REFUSED, EXIT_NOT_AUTHORIZED, EXIT_TIMEOUT = range(6)
 
@@ -27,29 +27,7 @@ def report(r):
     return json.loads(lines[-1])
 
 
-class BenchTlsTest(ct.unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        if not ct.have(ct.PETREL):
-            raise ct.unittest.SkipTest('petrel not built')
-        cls.certs = c = tls_helpers.Certs()
-        try:
-            cls.broker = TlsPetreld([
-                'certfile=%s keyfile=%s' % (c.server, c.server_key),
-                'certfile=%s keyfile=%s' % (c.wrongname, c.wrongname_key),
-                'certfile=%s keyfile=%s cafile=%s require_certificate=true'
-                % (c.server, c.server_key, c.ca),
-            ]).start()
-        except BaseException:
-            c.close()
-            raise
-        cls.tls, cls.wrongname, cls.mutual = cls.broker.tls_ports
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.stop()
-        cls.certs.close()
+class BenchTlsTest(TlsBrokerCase):
 
     def topics(self):
         name = self._testMethodName

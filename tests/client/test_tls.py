@@ -49,7 +49,11 @@ def petrel(*args, **kw):
     return ct.run([ct.PETREL] + [str(a) for a in args], **kw)
 
 
-class TlsCliTest(ct.unittest.TestCase):
+class TlsBrokerCase(ct.unittest.TestCase):
+    """One petreld per test class with a plain listener and four TLS ones:
+    self.tls (a certificate for localhost and 127.0.0.1), self.wrongname
+    (a certificate for another name), self.mutual (client certificate
+    required) and self.expired (an expired certificate)."""
 
     @classmethod
     def setUpClass(cls):
@@ -73,6 +77,9 @@ class TlsCliTest(ct.unittest.TestCase):
     def tearDownClass(cls):
         cls.broker.stop()
         cls.certs.close()
+
+
+class TlsCliTest(TlsBrokerCase):
 
     def setUp(self):
         self.bg = []
