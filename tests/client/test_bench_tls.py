@@ -9,7 +9,7 @@ import os
 import re
 
 import clienttest as ct
-from test_tls import TlsBrokerCase, tls_helpers
+from test_tls import TlsBrokerCase
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REFUSED, EXIT_NOT_AUTHORIZED, EXIT_TIMEOUT = range(6)
 
