@@ -78,6 +78,27 @@ class ReconnectBase(ct.unittest.TestCase):
             missing.discard(payload)
         return seen, len(seen) - len(set(seen))
 
+    def resume_after_restart(self, sub, pub, crash, queued, expected, unacked, label):
+        """The broker has just been stopped (killed with `crash`): both
+        clients notice, `pub` queues ten messages `queued`0..9 while it is
+        down, the broker comes back on the same port and data, both resume
+        their sessions, `sub` gets every payload of `expected`, and the
+        `unacked` publications not yet acknowledged complete."""
+        for d in (sub, pub):
+            d.expect('disconnected reason=\\S+ retry=1')
+        pub.call('pubn 1 r/x %s 10' % queued)
+        time.sleep(0.2)
+        self.broker.start()   # same port, same data directory
+        sub.expect('connected sp=1')
+        pub.expect('connected sp=1')
+        seen, dups = self.collect(sub, expected)
+        for _ in range(unacked):
+            pub.expect('published id=\\d+ rc=PETREL_OK')
+        pub.send('pending')
+        pub.expect('pending 0')
+        print('%s (%s): %d messages received, %d duplicates (QoS 1 allows them)'
+              % (label, 'SIGKILL' if crash else 'SIGTERM', len(seen), dups))
+
 
 class MosquittoRestart(ReconnectBase):
 
@@ -111,22 +132,10 @@ class MosquittoRestart(ReconnectBase):
             self.broker.kill()
         else:
             self.broker.terminate()
-        for d in (sub, pub):
-            d.expect('disconnected reason=\\S+ retry=1')
         # Phase 3: queued by the client while the broker is down.
-        pub.call('pubn 1 r/x c 10')
-        time.sleep(0.2)
-        self.broker.start()   # same port, same persistence directory
-        sub.expect('connected sp=1')
-        pub.expect('connected sp=1')
-        expected = ['%s%d' % (p, i) for p in 'bc' for i in range(10)]
-        seen, dups = self.collect(sub, expected)
-        for _ in range(20):
-            pub.expect('published id=\\d+ rc=PETREL_OK')
-        pub.send('pending')
-        pub.expect('pending 0')
-        print('restart (%s): %d messages received, %d duplicates (QoS 1 allows them)'
-              % ('SIGKILL' if crash else 'SIGTERM', len(seen), dups))
+        self.resume_after_restart(sub, pub, crash, 'c',
+                                  ['%s%d' % (p, i) for p in 'bc' for i in range(10)], 20,
+                                  'restart')
 
     def test_broker_killed_and_restarted(self):
         sub, pub = self.start_pair('kill')

@@ -59,22 +59,10 @@ class PetreldRestart(ReconnectBase):
                 self.broker.terminate()
         finally:
             sub.proc.send_signal(signal.SIGCONT)
-        for d in (sub, pub):
-            d.expect('disconnected reason=\\S+ retry=1')
         # Queued by the client while the broker is down.
-        pub.call('pubn 1 r/x d 10')
-        time.sleep(0.2)
-        self.broker.start()   # same port, same data directory
-        sub.expect('connected sp=1')
-        pub.expect('connected sp=1')
-        expected = ['%s%d' % (p, i) for p in 'bcd' for i in range(10)]
-        seen, dups = self.collect(sub, expected)
-        for _ in range(20):
-            pub.expect('published id=\\d+ rc=PETREL_OK')
-        pub.send('pending')
-        pub.expect('pending 0')
-        print('petreld restart (%s): %d messages received, %d duplicates (QoS 1 allows them)'
-              % ('SIGKILL' if crash else 'SIGTERM', len(seen), dups))
+        self.resume_after_restart(sub, pub, crash, 'd',
+                                  ['%s%d' % (p, i) for p in 'bcd' for i in range(10)], 20,
+                                  'petreld restart')
 
     def test_petreld_killed_and_restarted(self):
         sub, pub = self.start_pair('kill')
