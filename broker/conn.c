@@ -663,18 +663,6 @@ int conn_process(struct conn *c, struct conn_input *in)
         if (err == MQTT_INCOMPLETE)
             return 0;
         if (err == MQTT_E_TOO_LARGE) {
-            /* mqtt_frame_header sets its outputs on MQTT_OK only: read the
-             * (valid, complete) header again for the log and the peek. */
-            first = hdr[0];
-            remaining = 0;
-            hlen = 1;
-            for (size_t i = 1; i < n; i++) {
-                remaining |= (uint32_t)(hdr[i] & 0x7F) << (7 * (i - 1));
-                if (!(hdr[i] & 0x80)) {
-                    hlen = i + 1;
-                    break;
-                }
-            }
             char why[128];
             snprintf(why, sizeof why, "packet of %zu bytes exceeds max_packet_size (%u)",
                      hlen + remaining, broker.cfg.max_packet_size);

@@ -348,8 +348,9 @@ bool mqtt_topic_iter_next(struct mqtt_topic_iter *it, struct mqtt_topic_entry *o
 
 /*
  * Framing.  Reads the fixed header at the start of buf[0..len).
- * On MQTT_OK sets *first_byte, *remaining (the body length) and *header_len
- * (1 + number of length bytes).  MQTT_INCOMPLETE: not enough bytes yet.
+ * On MQTT_OK and MQTT_E_TOO_LARGE sets *first_byte, *remaining (the body
+ * length) and *header_len (1 + number of length bytes).  MQTT_INCOMPLETE:
+ * not enough bytes yet.
  * MQTT_E_MALFORMED: more than 4 length bytes, or an overlong encoding (a
  * trailing 0x00 continuation byte such as 0x80 0x00).  MQTT_E_TOO_LARGE:
  * header_len + remaining > max_packet (0 = no limit but the protocol's), so

@@ -42,13 +42,13 @@ enum mqtt_err mqtt_frame_header(const uint8_t *buf, size_t len, uint32_t max_pac
     if (i > 1 && buf[i] == 0)
         return MQTT_E_MALFORMED;
 
-    size_t hlen = i + 1;
-    if (max_packet != 0 && (uint64_t)hlen + value > max_packet)
-        return MQTT_E_TOO_LARGE;
-
+    /* Set for MQTT_E_TOO_LARGE too: the caller says how large, and a
+     * broker peeks at an oversized CONNECT's protocol level to answer it. */
     *first_byte = buf[0];
     *remaining = value;
-    *header_len = hlen;
+    *header_len = i + 1;
+    if (max_packet != 0 && (uint64_t)*header_len + value > max_packet)
+        return MQTT_E_TOO_LARGE;
     return MQTT_OK;
 }
 

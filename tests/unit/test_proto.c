@@ -379,8 +379,16 @@ static void test_frame_max_packet(void **state)
     /* The limit counts the whole header: 1 + 3 + 16384. */
     assert_int_equal(mqtt_frame_header(BYTES(0x30, 0x80, 0x80, 0x01), 16388, &first, &rem, &hlen),
                      MQTT_OK);
+    first = 0;
+    rem = 0;
+    hlen = 0;
     assert_int_equal(mqtt_frame_header(BYTES(0x30, 0x80, 0x80, 0x01), 16387, &first, &rem, &hlen),
                      MQTT_E_TOO_LARGE);
+    /* An oversized packet's header is still reported, for the caller's
+     * message and its look at the packet. */
+    assert_int_equal(first, 0x30);
+    assert_int_equal(rem, 16384);
+    assert_int_equal(hlen, 4);
     /* 0 = only the protocol's limit. */
     assert_int_equal(mqtt_frame_header(BYTES(0x30, 0xFF, 0xFF, 0xFF, 0x7F), 0, &first, &rem,
                                        &hlen), MQTT_OK);
