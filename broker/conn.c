@@ -624,16 +624,8 @@ static void refuse_connect5(struct conn *c, uint8_t reason, const char *why)
 {
     c->level = MQTT_LEVEL_5;
     c->problem_info = true;
-    struct mqtt_packet ack = {.type = MQTT_CONNACK};
-    ack.u.connack.return_code = reason;
-    struct mqtt_props_builder b;
-    uint8_t buf[256];
-    mqtt_pb_init(&b, buf, sizeof buf);
-    mqtt_pb_bytes(&b, MQTT_PROP_REASON_STRING, why, strlen(why) > 200 ? 200 : strlen(why));
-    if (!b.overflow)
-        ack.u.connack.props = mqtt_pb_props(&b);
     log_info("connection from %s refused: %s", conn_peer(c), why);
-    conn_send_and_close(c, &ack, "CONNECT refused");
+    connect_refuse(c, MQTT_CONNACK_BAD_PROTOCOL, reason, why, "CONNECT refused");
 }
 
 int conn_process(struct conn *c, struct conn_input *in)

@@ -35,6 +35,13 @@ int protocol_error(struct conn *c, uint8_t reason, const char *why);
  * max_topic_levels; else what it exceeds (the hit is counted). */
 const char *topic_over_limits(const uint8_t *topic, size_t len);
 
+/* Answers a CONNECT with a refusing CONNACK and closes once it is sent:
+ * `code311` for a 3.1.1 client; for a 5.0 client `code5` (0 = the 5.0 code
+ * matching code311) with `reason` (may be NULL) as its reason string unless
+ * the client asked for none.  `why` goes to the log at close. */
+void connect_refuse(struct conn *c, uint8_t code311, uint8_t code5, const char *reason,
+                    const char *why);
+
 /* Drops a CONNECT held for a password check or a refusal delay (the
  * connection is closing).  Called by conn_close when c->auth_wait is set. */
 void connect_abort(struct conn *c);

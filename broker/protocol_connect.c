@@ -72,11 +72,8 @@ static uint8_t reason5(uint8_t code311)
     }
 }
 
-/* A refusing CONNACK: `code` is the 3.1.1 return code, or a 5.0 reason
- * code (>= 0x80) used as is for 5.0 clients and as `code311` otherwise;
- * `reason` (may be NULL) becomes the 5.0 reason string. */
-static void send_refusal(struct conn *c, uint8_t code311, uint8_t code5, const char *reason,
-                         const char *why)
+void connect_refuse(struct conn *c, uint8_t code311, uint8_t code5, const char *reason,
+                    const char *why)
 {
     struct mqtt_packet ack = {.type = MQTT_CONNACK};
     ack.u.connack.return_code = code311;
@@ -97,7 +94,7 @@ static void send_refusal(struct conn *c, uint8_t code311, uint8_t code5, const c
 static void refuse5(struct conn *c, uint8_t code311, uint8_t code5, const char *why)
 {
     log_notice("connection from %s refused: %s", conn_peer(c), why);
-    send_refusal(c, code311, code5, why, why);
+    connect_refuse(c, code311, code5, why, why);
 }
 
 static void refuse(struct conn *c, uint8_t code, const char *why)
@@ -290,7 +287,7 @@ static void delay_done(evutil_socket_t fd, short what, void *arg)
      * must outlive w (conn_send_and_close keeps the pointer).  A 5.0
      * client learns the kind of refusal from the reason code only: which
      * of user name or password was wrong is not told. */
-    send_refusal(c, w->refuse_code, w->refuse_code5, NULL, "login refused");
+    connect_refuse(c, w->refuse_code, w->refuse_code5, NULL, "login refused");
     wait_free(w);
 }
 
@@ -565,7 +562,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
                             conn_peer(c), log_suppressed(n));
             wait_free(w);
             conn_stop_connect_timeout(c);
-            send_refusal(c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_BUSY,
+            connect_refuse(c, MQTT_CONNACK_UNAVAILABLE, MQTT_RC_SERVER_BUSY,
                          "server busy checking passwords", "server busy checking passwords");
             return 0;
         }
