@@ -47,6 +47,9 @@ struct broker_stats {
     uint64_t topic_too_deep;     /* topic or filter over max_topic_levels */
     uint64_t inflight_full;      /* message queued behind a full max_inflight window */
     uint64_t queue_full;         /* message dropped: max_queued_messages/_bytes */
+    uint64_t flow_slowed;        /* publishers slowed by a full queue (flow.h) */
+    uint64_t flow_paused;        /* ... and not read: FLOW_MAX_HELD acks held */
+    uint64_t queue_over_bound;   /* taken past a full queue with no one to slow */
     uint64_t output_buffer_full; /* max_output_buffer: QoS 0 dropped or input paused */
     /* MQTT 5.0 */
     uint64_t msgs_expired;       /* deliveries dropped: Message Expiry Interval ran out */

@@ -45,7 +45,7 @@ struct setting {
 };
 
 static const char *const durability_names[] = {"process", "power", NULL};
-static const char *const policy_names[] = {"drop-new", "drop-oldest", NULL};
+static const char *const policy_names[] = {"drop-new", "drop-oldest", "block", NULL};
 static const char *const anonymous_names[] = {"loopback", "false", "true", NULL};
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
@@ -68,11 +68,15 @@ static const struct setting settings[] = {
         "unacknowledged QoS 1/2 messages sent to one client at a time"),
     NUM(max_queued_messages, K_UINT, 1, UINT32_MAX,
         "a session must be able to queue at least one message; unlike Mosquitto, 0 does not mean unlimited",
-        "messages queued per offline or slow session"),
+        "messages queued per session (in the store for a persistent session)"),
     NUM(max_queued_bytes, K_SIZE, 0, UINT32_MAX, NULL,
         "payload bytes queued per session (k, M, G suffixes allowed); 0 = no limit"),
-    {"queue_full_policy", K_CHOICE, FIELD(queue_full_policy), 0, 1, NULL,
-     "what a full queue does with a new message: drop-new or drop-oldest", policy_names},
+    NUM(max_queued_memory, K_SIZE, 65536, UINT32_MAX, "a queue needs room for a few messages",
+        "bytes of a session's queue kept in memory: a persistent session reads the rest "
+        "back from the store; a clean session's queue is bounded by it"),
+    {"queue_full_policy", K_CHOICE, FIELD(queue_full_policy), 0, 2, NULL,
+     "what a full queue does with a new message: block (slow its publishers while the "
+     "session is online; offline: drop-new), drop-new or drop-oldest", policy_names},
     {"durability", K_CHOICE, FIELD(durability), 0, 1, NULL,
      "process (survives a crash of petreld) or power (fsync before acknowledging)",
      durability_names},
@@ -137,10 +141,11 @@ void config_defaults(struct config *c)
     strcpy(c->data_dir, "/var/lib/petrel");
     c->max_connections = 100000;
     c->max_packet_size = 1024 * 1024;
-    c->max_inflight = 20;
-    c->max_queued_messages = 1000;
-    c->max_queued_bytes = 64 * 1024 * 1024;
-    c->queue_full_policy = QUEUE_DROP_NEW;
+    c->max_inflight = 100;
+    c->max_queued_messages = 4000000;
+    c->max_queued_bytes = 512u * 1024 * 1024;
+    c->max_queued_memory = 16 * 1024 * 1024;
+    c->queue_full_policy = QUEUE_BLOCK;
     c->durability = DURABILITY_PROCESS;
     c->session_expiry = 30 * 86400;
     c->max_keepalive = 65535;

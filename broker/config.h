@@ -28,7 +28,9 @@ enum durability {
 
 enum queue_policy {
     QUEUE_DROP_NEW = 0,     /* a full queue refuses the new message */
-    QUEUE_DROP_OLDEST = 1   /* a full queue drops its oldest unsent message */
+    QUEUE_DROP_OLDEST = 1,  /* a full queue drops its oldest unsent message */
+    QUEUE_BLOCK = 2         /* an online session's full queue slows its
+                               publishers (flow.h); offline: drop-new */
 };
 
 /* Who may connect without a verified user name and password. */
@@ -81,10 +83,13 @@ struct config {
     char data_dir[4096];            /* default: /var/lib/petrel */
     uint32_t max_connections;       /* default 100000; 0 = no limit */
     uint32_t max_packet_size;       /* default 1 MiB; at most 268435460 */
-    uint16_t max_inflight;          /* outbound QoS 1/2 window per client, default 20 */
-    uint32_t max_queued_messages;   /* per offline/slow session, default 1000 */
-    uint32_t max_queued_bytes;      /* payload bytes per session, default 64 MiB; 0 = no limit */
-    uint8_t queue_full_policy;      /* enum queue_policy, default drop-new */
+    uint16_t max_inflight;          /* outbound QoS 1/2 window per client, default 100 */
+    uint32_t max_queued_messages;   /* per session, default 4,000,000 */
+    uint32_t max_queued_bytes;      /* payload bytes per session, default 512 MiB; 0 = no limit */
+    uint32_t max_queued_memory;     /* bytes of a session's queue kept in memory,
+                                       default 16 MiB: a stored session's window
+                                       of its queue, a clean session's bound */
+    uint8_t queue_full_policy;      /* enum queue_policy, default block */
     uint8_t durability;             /* enum durability, default process */
     uint32_t session_expiry;        /* seconds an offline persistent session is kept,
                                        default 30 days; 0 = forever */

@@ -18,6 +18,8 @@
 #include "broker.h"
 #include "conn_io.h"
 #include "conn_timer.h"
+#include "conn_wait.h"
+#include "flow.h"
 #include "listener.h"
 #include "log.h"
 #include "message.h"
@@ -27,6 +29,7 @@
 #include "session.h"
 #include "store.h"
 #include "tls.h"
+#include "turn.h"
 
 /* Payloads at least this large are referenced, not copied, into the output
  * buffer; below it a copy is cheaper than a reference chain. */
@@ -183,8 +186,16 @@ static void free_aliases(char **v, uint16_t n)
     free(v);
 }
 
+/* Connections closed in this turn, freed at its end (linked by next). */
+static struct conn *closed;
+/* Marked by conn_close_later. */
+static struct conn **marked;
+static size_t n_marked, cap_marked;
+
 void conn_close(struct conn *c, const char *why, bool publish_will)
 {
+    if (c->state == CONN_DEAD)
+        return;
     if (c->state == CONN_ACTIVE || c->session)
         log_notice("%s disconnected: %s", conn_name(c), why);
     else if (c->state == CONN_CLOSING && c->level == MQTT_LEVEL_5)
@@ -199,15 +210,66 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     if (c->next)
         c->next->prev = c->prev;
     broker.n_conns--;
+    c->state = CONN_DEAD;
     listener_conn_closed(c);
-    if (c->n_pending)
-        store_forget_conn(c);
+    conn_wait_free(c);
+    flow_conn_gone(c);
     end_session(c, publish_will);
     free_aliases(c->alias_out, c->alias_max_out);
     free_aliases(c->alias_in, broker.cfg.topic_alias_maximum);
     free(c->alias_in_len);
+    c->alias_out = c->alias_in = NULL;
+    c->alias_in_len = NULL;
     conn_io_close(c);
-    free(c);
+    /* Freed at the end of the turn: callers up the stack may still look
+     * at it (its state says it is gone). */
+    c->prev = NULL;
+    c->next = closed;
+    closed = c;
+    turn_schedule();
+}
+
+void conn_close_later(struct conn *c, const char *why)
+{
+    if (c->state == CONN_DEAD || c->close_later)
+        return;
+    if (n_marked == cap_marked) {
+        size_t cap = cap_marked ? cap_marked * 2 : 16;
+        struct conn **v = realloc(marked, cap * sizeof *v);
+        if (!v) {
+            /* Nowhere to note it: stop reading it, its timeouts end it. */
+            c->read_paused = true;
+            conn_io_update(c, 0);
+            return;
+        }
+        marked = v;
+        cap_marked = cap;
+    }
+    c->close_later = why;
+    marked[n_marked++] = c;
+    turn_schedule();
+}
+
+void conn_close_marked(void)
+{
+    /* Closing may publish wills that mark others: to the end of the list. */
+    for (size_t i = 0; i < n_marked; i++)
+        conn_close(marked[i], marked[i]->close_later, true);
+    n_marked = 0;
+}
+
+void conn_free_closed(void)
+{
+    while (closed) {
+        struct conn *c = closed;
+        closed = c->next;
+        free(c);
+    }
+    if (!broker.conns) {
+        free(marked);
+        marked = NULL;
+        cap_marked = 0;
+    }
 }
 
 /* Keeps the socket only to flush what is written, then closes it (or after
@@ -219,6 +281,9 @@ static void linger(struct conn *c, const char *why)
 {
     c->state = CONN_CLOSING;
     c->close_reason = why;
+    /* Slowed no more: what was held goes out before the end. */
+    flow_conn_gone(c);
+    conn_wait_unhold(c);
     conn_io_update(c, 0);
     if (c->bev)
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -267,7 +332,7 @@ void conn_close_all(void)
 {
     while (broker.conns) {
         struct conn *c = broker.conns;
-        if (c->level == MQTT_LEVEL_5 && c->state == CONN_ACTIVE && c->n_pending == 0) {
+        if (c->level == MQTT_LEVEL_5 && c->state == CONN_ACTIVE && !conn_wait_pending(c)) {
             /* Best effort: the loop is not running any more, so write what
              * is buffered and the DISCONNECT straight to the socket. */
             struct mqtt_packet p;
@@ -280,6 +345,7 @@ void conn_close_all(void)
         }
         conn_close(c, "broker shutting down", false);
     }
+    conn_free_closed();
     conn_io_shutdown();
     conn_timer_shutdown();
 }
@@ -347,7 +413,7 @@ void conn_timer_due(struct conn *c, uint32_t now)
         broker.stats.connect_timeouts++;
         conn_close(c, why, false);
     } else if (c->keepalive) {
-        if (c->read_paused || c->input_held) {
+        if (c->read_paused || c->input_held || c->flow_paused) {
             /* Nothing is read from it meanwhile: its packets wait in the
              * socket.  Counted again from when reads resume. */
             conn_timer_set(c, now + keepalive_ticks(c));
@@ -367,10 +433,12 @@ void conn_timer_due(struct conn *c, uint32_t now)
 
 int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 {
-    if (c->n_pending) {
+    if (c->state == CONN_DEAD)
+        return -1;
+    if (conn_wait_pending(c)) {
         /* Something for this client waits for a commit: what follows
          * waits behind it, so the client sees packets in order. */
-        store_send_after_commit(c, p);
+        conn_wait_send(c, p, false);
         return 0;
     }
     size_t need = mqtt_encode(c->level, p, NULL, 0);
@@ -520,7 +588,7 @@ static int send_publish5(struct conn *c, struct message *msg, uint8_t qos, uint1
             }
         }
         if (durable)
-            store_send_after_commit(c, &p);
+            conn_wait_send(c, &p, false);
         else if (conn_send_packet(c, &p) != 0)
             rc = CONN_SEND_FAILED;
     }
@@ -535,7 +603,7 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
     broker.stats.msgs_sent++;
     if (c->level == MQTT_LEVEL_5)
         return send_publish5(c, msg, qos, packet_id, dup, retain, false);
-    if (qos == 0 && !retain && c->n_pending == 0) {
+    if (qos == 0 && !retain && !conn_wait_pending(c)) {
         /* The common fan-out case: every QoS 0 subscriber gets the same
          * bytes, encoded once per message. */
         size_t len;
@@ -571,7 +639,7 @@ int conn_send_publish_durable(struct conn *c, struct message *msg, uint8_t qos,
         return send_publish5(c, msg, qos, packet_id, dup, retain, true);
     struct mqtt_packet p;
     publish_packet(&p, msg, qos, packet_id, dup, retain);
-    store_send_after_commit(c, &p);
+    conn_wait_send(c, &p, false);
     return CONN_SENT;
 }
 
@@ -631,8 +699,12 @@ static void refuse_connect5(struct conn *c, uint8_t reason, const char *why)
 int conn_process(struct conn *c, struct conn_input *in)
 {
     for (;;) {
+        if (c->state == CONN_DEAD)
+            return -1;
         if (c->state == CONN_CLOSING || c->auth_wait || c->input_held)
             return 0;
+        if (c->flow_blocked && flow_should_pause(c))
+            return 0; /* slowed past FLOW_MAX_HELD: the rest waits */
         if (!conn_can_write(c)) {
             /* The peer does not read what we send it: stop reading what
              * it sends until it catches up. */
@@ -713,7 +785,7 @@ int conn_process(struct conn *c, struct conn_input *in)
 void conn_drained(struct conn *c)
 {
     if (c->state == CONN_CLOSING) {
-        if (conn_output_length(c) == 0 && c->n_pending == 0)
+        if (conn_output_length(c) == 0 && !conn_wait_pending(c))
             conn_io_finish(c);
         return;
     }

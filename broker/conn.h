@@ -18,12 +18,15 @@ struct mqtt_packet;
 struct session;
 struct listener;
 struct connect_wait;
+struct conn_wait;
+struct flow_link;
 struct ssl_ctx_st;
 
 enum conn_state {
     CONN_AWAIT_CONNECT = 0, /* accepted, no CONNECT yet */
     CONN_ACTIVE,            /* CONNECT accepted */
-    CONN_CLOSING            /* flushing a last packet before closing */
+    CONN_CLOSING,           /* flushing a last packet before closing */
+    CONN_DEAD               /* closed: freed at the end of the turn */
 };
 
 struct conn {
@@ -49,17 +52,25 @@ struct conn {
     struct evbuffer *in;           /* plain: the start of a partial packet */
     struct evbuffer *out;          /* plain: bytes not yet written */
     int fd;                        /* plain: the socket */
-    uint32_t n_pending;            /* packets waiting for a store commit */
+    struct conn_wait *wait;        /* packets waiting for a durable store
+                                      batch, acks held (conn_wait.h) */
+    struct flow_link *flow_waits;  /* sessions this publisher waits for (flow.h) */
+    const char *close_later;       /* conn_close_later: closed at the end of
+                                      the turn, for this reason */
     uint32_t tw_tick;              /* timer wheel: tick of the next check, 0 = none */
     uint32_t last_rx;              /* tick of the last read, for keep alive */
     uint16_t keepalive;
     uint8_t state;                 /* enum conn_state */
     uint8_t level;                 /* protocol level from CONNECT */
     bool read_paused : 1;          /* input paused: output over the bound */
+    bool flow_blocked : 1;         /* slowed by flow control: acks held */
+    bool flow_paused : 1;          /* slowed past FLOW_MAX_HELD: not read */
     bool input_held : 1;           /* conn_hold_input: nothing is read */
     bool io_want_write : 1;        /* plain: a write would block: wait for EPOLLOUT */
     bool io_flush : 1;             /* plain: in the queue of output to write */
     bool io_kick : 1;              /* plain: in the queue of input to process */
+    bool io_deferred : 1;          /* plain: ready, left for the next turn by
+                                      the turn's read budget */
     uint8_t io_events;             /* plain: EPOLLIN/EPOLLOUT watched (0 = none) */
     /* MQTT 5.0 (level 5 only; 3.1.1 connections keep the defaults). */
     bool problem_info : 1;         /* reason strings allowed (Request Problem
@@ -75,6 +86,8 @@ struct conn {
     char **alias_in;               /* topic of alias i+1, client -> server */
     uint16_t *alias_in_len;
     uint32_t in_qos1_unacked;      /* inbound QoS 1 whose PUBACK waits for a commit */
+    uint32_t flow_over_bytes;      /* payload queued past full queues while
+                                      slowed (flow.h) */
 };
 
 /* What conn_send_publish did. */
@@ -105,8 +118,18 @@ const char *conn_name(const struct conn *c);
 const char *conn_peer(const struct conn *c);
 
 /* Closes the connection now.  With `publish_will` its will (if any) is
- * published first.  `why` goes to the log.  The session is detached. */
+ * published first.  `why` goes to the log.  The session is detached.  The
+ * memory of c stays valid (state CONN_DEAD, every call on it a no-op) until
+ * the end of the turn, so callers up the stack may still look at it. */
 void conn_close(struct conn *c, const char *why, bool publish_will);
+/* The same at the end of the turn (with its will): for paths that must not
+ * end a connection under their caller's feet, such as running out of
+ * memory while queueing a packet.  `why` must be a static string. */
+void conn_close_later(struct conn *c, const char *why);
+/* End of turn: closes what conn_close_later marked, then frees the closed
+ * connections. */
+void conn_close_marked(void);
+void conn_free_closed(void);
 
 /* Sends a packet; returns 0 or -1 (encoding or memory failure). */
 int conn_send_packet(struct conn *c, const struct mqtt_packet *p);
@@ -117,7 +140,8 @@ int conn_send_packet(struct conn *c, const struct mqtt_packet *p);
  * alias; a packet over its Maximum Packet Size is not sent (counted). */
 int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t packet_id,
                       bool dup, bool retain);
-/* The same, sent only after the store's commit (store_send_after_commit). */
+/* The same, sent only once what the store was given is durable
+ * (conn_wait_send). */
 int conn_send_publish_durable(struct conn *c, struct message *msg, uint8_t qos,
                               uint16_t packet_id, bool dup, bool retain);
 

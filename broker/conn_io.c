@@ -29,11 +29,19 @@
 #include "conn.h"
 #include "conn_timer.h"
 #include "log.h"
+#include "session.h"
 #include "tls.h"
+#include "turn.h"
 
 /* One read takes at most this much; more waits for the next turn, so that
  * a fast publisher does not hold the loop. */
 #define READ_MAX (16 * 1024)
+/* Input read from publishers in one turn, all of them together: past it,
+ * the ready ones wait for the next turn, in the order they came (defer_q),
+ * so that a thousand floods cannot make one turn long.  Connections that
+ * owe acknowledgements (deliveries in flight) are read whatever the
+ * budget: their input frees the broker's queues. */
+#define TURN_READ_BUDGET (128 * 1024)
 /* Empty output buffers kept for reuse: a busy connection gets and drops
  * one every turn. */
 #define SPARE_BUFFERS 64
@@ -61,19 +69,18 @@ static struct epoll_event batch[EPOLL_BATCH];
 static int batch_n, batch_i;
 
 /* Plain connections with buffered input to process (kicked) and with
- * output to write, both done at the end of this turn by work_ev. */
+ * output to write, both done at the end of this turn (turn.h); ready
+ * publishers left for the next turn by the read budget (deferred). */
 struct conn_queue {
     struct conn **q;
     size_t n, cap;
 };
-static struct conn_queue kick_q, flush_q;
-static struct event *work_ev;
+static struct conn_queue kick_q, flush_q, defer_q;
 
 static void ep_cb(evutil_socket_t fd, short what, void *arg);
 static void bev_readcb(struct bufferevent *bev, void *arg);
 static void bev_writecb(struct bufferevent *bev, void *arg);
 static void bev_eventcb(struct bufferevent *bev, short what, void *arg);
-static void work_cb(evutil_socket_t fd, short what, void *arg);
 
 int conn_io_fd(const struct conn *c)
 {
@@ -85,9 +92,11 @@ int conn_io_fd(const struct conn *c)
  * packet before the client reads it. */
 static bool reads_allowed(const struct conn *c)
 {
+    if (c->state == CONN_DEAD)
+        return false;
     if (c->state == CONN_CLOSING)
         return !c->auth_wait;
-    return !c->read_paused && !c->input_held;
+    return !c->read_paused && !c->input_held && !c->flow_paused;
 }
 
 /* Watches `events` (EPOLLIN, EPOLLOUT) of c's socket; 0 = none. */
@@ -111,13 +120,8 @@ static int watch(struct conn *c, uint32_t events)
 
 int conn_io_start(struct conn *c, int fd)
 {
-    if (!work_ev) {
-        work_ev = event_new(broker.base, -1, 0, work_cb, NULL);
-        if (!work_ev)
-            return -1;
-        mallopt(M_TRIM_THRESHOLD, HEAP_KEEP_BYTES);
-    }
     if (!ep_ev) {
+        mallopt(M_TRIM_THRESHOLD, HEAP_KEEP_BYTES);
         ep_fd = epoll_create1(EPOLL_CLOEXEC);
         if (ep_fd < 0)
             return -1;
@@ -171,6 +175,8 @@ void conn_io_close(struct conn *c)
         unqueue(&flush_q, c);
     if (c->io_kick)
         unqueue(&kick_q, c);
+    if (c->io_deferred)
+        unqueue(&defer_q, c);
     for (int i = batch_i + 1; i < batch_n; i++)
         if (batch[i].data.ptr == c)
             batch[i].data.ptr = NULL;
@@ -191,11 +197,10 @@ void conn_io_shutdown(void)
         evbuffer_free(spare[--n_spare]);
     free(flush_q.q);
     free(kick_q.q);
+    free(defer_q.q);
     memset(&flush_q, 0, sizeof flush_q);
     memset(&kick_q, 0, sizeof kick_q);
-    if (work_ev)
-        event_free(work_ev);
-    work_ev = NULL;
+    memset(&defer_q, 0, sizeof defer_q);
     if (ep_ev)
         event_free(ep_ev);
     ep_ev = NULL;
@@ -216,14 +221,16 @@ static int enqueue(struct conn_queue *q, struct conn *c)
         q->q = nq;
         q->cap = cap;
     }
-    if (kick_q.n == 0 && flush_q.n == 0)
-        event_active(work_ev, EV_WRITE, 0);
+    if (q != &defer_q)
+        turn_schedule();
     q->q[q->n++] = c;
     return 0;
 }
 
 struct evbuffer *conn_output(struct conn *c)
 {
+    if (c->state == CONN_DEAD)
+        return NULL;
     if (c->bev)
         return bufferevent_get_output(c->bev);
     if (!c->out) {
@@ -304,51 +311,50 @@ static int plain_write(struct conn *c)
     return 0;
 }
 
-/* The turn's deferred work: input that waited (kicked), then the output.
- * This event is activated by the first output of a turn, which puts it
- * behind the callbacks already made ready by the turn's poll, so one write
- * per connection carries all that the turn produced for it.  Connections
- * queued while it runs (by a write that re-opens a session's window) are
- * done in its next run, in this same turn. */
-static void plain_read(struct conn *c);
+static ssize_t plain_read(struct conn *c);
 
-static void work_cb(evutil_socket_t fd, short what, void *arg)
+/* Runs fn on each connection of q queued so far, taking it off the queue
+ * first; connections queued meanwhile wait for the next run. */
+static void drain_queue(struct conn_queue *q, void (*fn)(struct conn *))
 {
-    (void)fd;
-    (void)what;
-    (void)arg;
-    size_t n = kick_q.n;
+    size_t n = q->n;
     for (size_t i = 0; i < n; i++) {
-        struct conn *c = kick_q.q[i];
+        struct conn *c = q->q[i];
         if (!c)
             continue; /* closed */
-        kick_q.q[i] = NULL;
-        c->io_kick = false;
-        if (c->in && reads_allowed(c))
-            plain_read(c);
+        q->q[i] = NULL;
+        fn(c);
     }
     size_t kept = 0;
-    for (size_t i = n; i < kick_q.n; i++)
-        if (kick_q.q[i])
-            kick_q.q[kept++] = kick_q.q[i];
-    kick_q.n = kept;
+    for (size_t i = n; i < q->n; i++)
+        if (q->q[i])
+            q->q[kept++] = q->q[i];
+    q->n = kept;
+}
 
-    n = flush_q.n;
-    for (size_t i = 0; i < n; i++) {
-        struct conn *c = flush_q.q[i];
-        if (!c)
-            continue;
-        flush_q.q[i] = NULL;
-        c->io_flush = false;
-        plain_write(c);
-    }
-    kept = 0;
-    for (size_t i = n; i < flush_q.n; i++)
-        if (flush_q.q[i])
-            flush_q.q[kept++] = flush_q.q[i];
-    flush_q.n = kept;
-    if (kick_q.n || flush_q.n)
-        event_active(work_ev, EV_WRITE, 0);
+static void run_kicked(struct conn *c)
+{
+    c->io_kick = false;
+    if (c->in && reads_allowed(c))
+        plain_read(c);
+}
+
+static void run_flush(struct conn *c)
+{
+    c->io_flush = false;
+    plain_write(c);
+}
+
+void conn_io_run_kicked(void) { drain_queue(&kick_q, run_kicked); }
+
+void conn_io_flush(void)
+{
+    /* A write that re-opens a session's window queues more output, maybe
+     * for connections already written: they are written again. */
+    for (int round = 0; round < 4 && flush_q.n; round++)
+        drain_queue(&flush_q, run_flush);
+    if (flush_q.n)
+        turn_schedule();
 }
 
 void conn_io_flush_now(struct conn *c)
@@ -368,7 +374,9 @@ void conn_io_finish(struct conn *c)
 
 /* ---- input ---------------------------------------------------------------- */
 
-static void plain_read(struct conn *c)
+/* One read of at most READ_MAX, and the packets it completes.  Returns
+ * the bytes read (0 at end of file or on error). */
+static ssize_t plain_read(struct conn *c)
 {
     int fd = c->fd;
     ssize_t n = read(fd, read_buf, sizeof read_buf);
@@ -376,7 +384,7 @@ static void plain_read(struct conn *c)
         char why[128];
         snprintf(why, sizeof why, "socket error: %s", strerror(errno));
         conn_close(c, why, true);
-        return;
+        return 0;
     }
     if (n > 0)
         c->last_rx = conn_timer_now();
@@ -389,17 +397,17 @@ static void plain_read(struct conn *c)
         }
         if (n == 0)
             conn_close(c, c->close_reason, false);
-        return;
+        return n > 0 ? n : 0;
     }
     if (c->in) {
         /* The rest of a packet: add to its start, then frame from there. */
         if (n > 0 && evbuffer_add(c->in, read_buf, (size_t)n) != 0) {
             conn_close(c, "out of memory", true);
-            return;
+            return n > 0 ? n : 0;
         }
         struct conn_input in = {.buf = c->in};
         if (conn_process(c, &in) < 0)
-            return;
+            return n > 0 ? n : 0;
         if (evbuffer_get_length(c->in) == 0) {
             evbuffer_free(c->in);
             c->in = NULL;
@@ -407,14 +415,14 @@ static void plain_read(struct conn *c)
     } else if (n > 0) {
         struct conn_input in = {.flat = read_buf, .len = (size_t)n};
         if (conn_process(c, &in) < 0)
-            return;
+            return n > 0 ? n : 0;
         if (in.off < in.len) {
             /* Keep what is left: the start of a packet, or packets that
              * wait while the input is held or paused. */
             c->in = evbuffer_new();
             if (!c->in || evbuffer_add(c->in, read_buf + in.off, in.len - in.off) != 0) {
                 conn_close(c, "out of memory", true);
-                return;
+                return n > 0 ? n : 0;
             }
         }
     }
@@ -422,6 +430,14 @@ static void plain_read(struct conn *c)
      * held meanwhile, the socket reports it again when reads resume. */
     if (n == 0 && reads_allowed(c))
         conn_close(c, "connection closed by peer", true);
+    return n > 0 ? n : 0;
+}
+
+/* A connection that owes the broker acknowledgements: what it sends
+ * shortens queues, so it is read whatever the turn's budget. */
+static bool owes_acks(const struct conn *c)
+{
+    return c->session && c->session->inflight.count > 0;
 }
 
 /* Some sockets of the epoll set are ready. */
@@ -430,6 +446,28 @@ static void ep_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
+    turn_begin();
+    size_t budget = TURN_READ_BUDGET;
+    /* Those left from the last turn go first, oldest first. */
+    size_t n_def = defer_q.n;
+    size_t i_def = 0;
+    for (; i_def < n_def && budget >= READ_MAX; i_def++) {
+        struct conn *c = defer_q.q[i_def];
+        if (!c)
+            continue;
+        defer_q.q[i_def] = NULL;
+        c->io_deferred = false;
+        if (reads_allowed(c)) {
+            ssize_t got = plain_read(c);
+            budget -= (size_t)got < budget ? (size_t)got : budget;
+        }
+    }
+    size_t kept = 0;
+    for (size_t i = i_def; i < defer_q.n; i++)
+        if (defer_q.q[i])
+            defer_q.q[kept++] = defer_q.q[i];
+    defer_q.n = kept;
+
     batch_n = epoll_wait(ep_fd, batch, EPOLL_BATCH, 0);
     for (batch_i = 0; batch_i < batch_n; batch_i++) {
         struct conn *c = batch[batch_i].data.ptr;
@@ -439,10 +477,22 @@ static void ep_cb(evutil_socket_t fd, short what, void *arg)
         /* An error or hang-up shows in the write or the read. */
         if ((e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->io_want_write && plain_write(c) < 0)
             continue;
-        if ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) && reads_allowed(c))
+        if (!(e & (EPOLLIN | EPOLLERR | EPOLLHUP)) || !reads_allowed(c) || c->io_deferred)
+            continue;
+        if (owes_acks(c)) {
             plain_read(c);
+        } else if (budget >= READ_MAX || (e & (EPOLLERR | EPOLLHUP))) {
+            ssize_t got = plain_read(c);
+            budget -= (size_t)got < budget ? (size_t)got : budget;
+        } else if (enqueue(&defer_q, c) == 0) {
+            c->io_deferred = true; /* still ready: epoll says so again */
+        } else {
+            plain_read(c);
+        }
     }
     batch_n = batch_i = 0;
+    /* The deferred ones are still ready: the epoll set stays readable and
+     * the loop comes back to them next turn. */
 }
 
 /* ---- bufferevent ---------------------------------------------------------- */
@@ -450,6 +500,7 @@ static void ep_cb(evutil_socket_t fd, short what, void *arg)
 static void bev_readcb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
+    turn_begin();
     if (c->state == CONN_CLOSING) {
         struct evbuffer *in = bufferevent_get_input(bev);
         evbuffer_drain(in, evbuffer_get_length(in));

@@ -38,6 +38,11 @@ size_t conn_output_length(const struct conn *c);
  * buffered is processed from the loop if reads are allowed now. */
 void conn_io_update(struct conn *c, int kick);
 
+/* End of turn (turn.h): processes the input that waited for reads to be
+ * allowed again, and writes the turn's output, one write per connection. */
+void conn_io_run_kicked(void);
+void conn_io_flush(void);
+
 /* Writes a plain connection's output to its socket now, as far as the
  * socket takes it (shutdown: the loop will not run again). */
 void conn_io_flush_now(struct conn *c);

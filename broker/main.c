@@ -27,6 +27,7 @@
 #include "session.h"
 #include "store.h"
 #include "store_backup.h"
+#include "turn.h"
 #include "sys_topics.h"
 #include "topic_tree.h"
 
@@ -250,7 +251,7 @@ int main(int argc, char **argv)
     broker.topics = topic_tree_new();
     broker.sessions = hashmap_new();
     struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL, *ev_expiry = NULL;
-    if (!broker.base || !broker.topics || !broker.sessions) {
+    if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base) != 0) {
         log_error("out of memory at start-up");
         goto out;
     }
@@ -322,6 +323,7 @@ out:
     if (ev_hup)
         event_free(ev_hup);
     notify_close();
+    turn_shutdown();
     if (broker.base)
         event_base_free(broker.base);
     if (broker.lock_fd >= 0)

@@ -8,6 +8,7 @@
 
 #include "broker.h"
 #include "conn.h"
+#include "conn_wait.h"
 #include "log.h"
 #include "mqtt_codec.h"
 #include "session.h"
@@ -37,7 +38,7 @@ static int handle_pubrel(struct conn *c, uint16_t id)
     /* Only once the id is gone from the store: a PUBCOMP followed by a
      * crash would otherwise leave the id marked, and the client's next
      * message with that id would be taken for a duplicate and lost. */
-    store_send_after_commit(c, &p);
+    conn_wait_send(c, &p, false);
     return 0;
 }
 

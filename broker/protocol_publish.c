@@ -17,6 +17,8 @@
 #include "acl_session.h"
 #include "broker.h"
 #include "conn.h"
+#include "conn_wait.h"
+#include "flow.h"
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
@@ -25,8 +27,6 @@
 #include "session.h"
 #include "store.h"
 
-/* Acknowledgements promise durability: they leave after the commit of
- * everything this turn wrote (store.h). */
 static struct log_ratelimit acl_log;
 
 const char *topic_over_limits(const uint8_t *topic, size_t len)
@@ -54,10 +54,10 @@ static void send_ack(struct conn *c, uint8_t type, uint16_t id, uint8_t reason)
     struct mqtt_packet p = {.type = type};
     p.u.ack.packet_id = id;
     p.u.ack.reason_code = reason;
-    uint32_t before = c->n_pending;
-    store_send_after_commit(c, &p);
-    if (type == MQTT_PUBACK && c->n_pending > before)
-        c->in_qos1_unacked++; /* store.c counts it down when it leaves */
+    if (type == MQTT_PUBACK)
+        c->in_qos1_unacked++; /* counted down when it leaves (conn_wait.c) */
+    /* Held while flow control slows this publisher (flow.h). */
+    conn_wait_send(c, &p, true);
 }
 
 /* What a 5.0 PUBLISH's properties ask of the broker.  Resolves a topic
@@ -181,8 +181,16 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
             log_error("%s: out of memory, publish dropped", conn_name(c));
             return 0;
         }
-        router_publish(m, c->session);
+        struct route_result res;
+        flow_set_publisher(c);
+        router_publish_counted(m, c->session, &res);
+        flow_set_publisher(NULL);
         message_unref(m);
+        if (v5 && res.refused && !res.taken) {
+            /* Acknowledged (it is not lost for a subscriber that is only
+             * full), but the publisher hears that no queue took it. */
+            reason = MQTT_RC_QUOTA_EXCEEDED;
+        }
     }
 
     if (pub->qos == 1) {

@@ -23,6 +23,7 @@
 #include "acl_session.h"
 #include "broker.h"
 #include "conn.h"
+#include "conn_wait.h"
 #include "log.h"
 #include "mqtt_codec.h"
 #include "protocol.h"
@@ -155,7 +156,7 @@ int handle_subscribe(struct conn *c, const struct mqtt_packet *p)
     ack.u.suback.packet_id = sub->packet_id;
     ack.u.suback.codes.data = codes;
     ack.u.suback.codes.len = i;
-    store_send_after_commit(c, &ack);
+    conn_wait_send(c, &ack, false);
 
     /* Retained messages go after the SUBACK, also for a subscription that
      * replaced an existing one (MQTT-3.8.4-3) unless Retain Handling says
@@ -203,7 +204,7 @@ int handle_unsubscribe(struct conn *c, const struct mqtt_packet *p)
     } else {
         ack.u.ack.packet_id = uns->packet_id;
     }
-    store_send_after_commit(c, &ack);
+    conn_wait_send(c, &ack, false);
     free(codes);
     return 0;
 }

@@ -84,6 +84,14 @@ static void collect(void *subscriber, uint8_t options, void *arg)
 
 void router_publish(struct message *msg, const struct session *origin)
 {
+    struct route_result res;
+    router_publish_counted(msg, origin, &res);
+}
+
+void router_publish_counted(struct message *msg, const struct session *origin,
+                            struct route_result *res)
+{
+    res->taken = res->refused = 0;
     if (msg->retain) {
         store_retained_set(msg->topic, msg->topic_len, msg->payload_len ? msg : NULL);
         void *old;
@@ -115,10 +123,15 @@ void router_publish(struct message *msg, const struct session *origin)
             continue;
         }
         uint8_t qos = msg->qos < s->match_qos ? msg->qos : s->match_qos;
-        session_deliver(s, msg, qos, s->match_rap && msg->retain);
+        int rc = session_deliver(s, msg, qos, s->match_rap && msg->retain);
+        if (rc == SESSION_TAKEN)
+            res->taken++;
+        else if (rc == SESSION_REFUSED)
+            res->refused++;
     }
     for (size_t i = 0; i < groups_len; i++)
         share_route(groups[i], msg);
+    res->taken += (uint32_t)groups_len; /* a group hands it on, or counts the drop */
 }
 
 struct retained_ctx {

@@ -21,6 +21,17 @@ struct session;
  * delivers it to one member (shared_subs.h). */
 void router_publish(struct message *msg, const struct session *origin);
 
+/* What routing did with a QoS 1/2 message, for the MQTT 5.0 publisher's
+ * acknowledgement: queues that took it, and queues that refused it at
+ * their bound (queue_full_policy drop-new, or an offline session). */
+struct route_result {
+    uint32_t taken;
+    uint32_t refused;
+};
+/* router_publish, counting into *res. */
+void router_publish_counted(struct message *msg, const struct session *origin,
+                            struct route_result *res);
+
 /* Sends the retained messages matching `filter` to a session that has just
  * subscribed with granted QoS `qos`, with retain = 1. */
 void router_send_retained(struct session *s, const char *filter, size_t len, uint8_t qos);

@@ -14,6 +14,8 @@
 #include "acl_session.h"
 #include "broker.h"
 #include "conn.h"
+#include "conn_wait.h"
+#include "flow.h"
 #include "hashmap.h"
 #include "log.h"
 #include "message.h"
@@ -250,6 +252,7 @@ int64_t session_expiry_due(const struct session *s)
 
 static void session_free(struct session *s)
 {
+    flow_release(s);
     drop_will(s);
     struct subscription *sub = s->subs;
     while (sub) {
@@ -260,6 +263,7 @@ static void session_free(struct session *s)
     free_deliveries(&s->inflight);
     free_deliveries(&s->queued);
     free(s->qos2_ids);
+    free(s->ids_out);
     acl_session_free(s);
     free_log_id(s);
     free(s->client_id);
@@ -439,10 +443,29 @@ static void count_drop(struct session *s, const char *why)
                     log_suppressed(suppressed));
 }
 
-/* Packet ids in use are those of the in-flight list; the window is small
- * (max_inflight) so a scan is cheaper than an index. */
+/* Packet ids in use are those of the in-flight list.  While it is short a
+ * scan is cheapest; a session with more in flight keeps a bitmap of the
+ * ids it may use: set when an id is given, cleared when its exchange
+ * completes.  Other removals (a shared message moved away) leave their bit
+ * set: the bitmap may hold more than is in use, never less, and is rebuilt
+ * from the list when that costs more than a scan would. */
+#define IDS_BITMAP_FROM 16
+
+static bool id_bit(const uint8_t *map, uint16_t id) { return map[id >> 3] & (1u << (id & 7)); }
+static void set_id_bit(uint8_t *map, uint16_t id) { map[id >> 3] |= (uint8_t)(1u << (id & 7)); }
+static void clear_id_bit(uint8_t *map, uint16_t id) { map[id >> 3] &= (uint8_t)~(1u << (id & 7)); }
+
+static void rebuild_ids(struct session *s)
+{
+    memset(s->ids_out, 0, 65536 / 8);
+    for (const struct delivery *d = s->inflight.head; d; d = d->next)
+        set_id_bit(s->ids_out, d->packet_id);
+}
+
 static bool packet_id_in_use(const struct session *s, uint16_t id)
 {
+    if (s->ids_out)
+        return id_bit(s->ids_out, id);
     for (const struct delivery *d = s->inflight.head; d; d = d->next)
         if (d->packet_id == id)
             return true;
@@ -451,33 +474,72 @@ static bool packet_id_in_use(const struct session *s, uint16_t id)
 
 static uint16_t next_packet_id(struct session *s)
 {
+    if (!s->ids_out && s->inflight.count >= IDS_BITMAP_FROM &&
+        (s->ids_out = malloc(65536 / 8)) != NULL)
+        rebuild_ids(s);
+    uint32_t skipped = 0;
     do {
         s->last_packet_id++;
         if (s->last_packet_id == 0)
             s->last_packet_id = 1;
+        if (s->ids_out && ++skipped > s->inflight.count + 1) {
+            rebuild_ids(s); /* stale bits: more skipped than are in use */
+            skipped = 0;
+        }
     } while (packet_id_in_use(s, s->last_packet_id));
+    if (s->ids_out)
+        set_id_bit(s->ids_out, s->last_packet_id);
     return s->last_packet_id;
 }
 
-/* How many queued deliveries of a stored session are kept in memory: the
- * rest wait in the store and are read a window at a time. */
-static uint32_t memory_window(void)
+static uint64_t mem_of(uint32_t size) { return (uint64_t)size + SESSION_DELIVERY_OVERHEAD; }
+
+/* The in-memory queue: these keep s->queued_mem true. */
+static void queue_push(struct session *s, struct delivery *d)
 {
-    return (uint32_t)broker.cfg.max_inflight + 100;
+    list_append(&s->queued, d);
+    s->queued_mem += mem_of(d->size);
 }
 
-static bool queue_full(const struct session *s, uint32_t size)
+static struct delivery *queue_pop(struct session *s)
 {
-    if (s->n_queued >= broker.cfg.max_queued_messages)
+    struct delivery *d = list_pop_head(&s->queued);
+    if (d)
+        s->queued_mem -= mem_of(d->size);
+    return d;
+}
+
+/* Would one more message of `size` bytes pass the queue's bound, scaled
+ * by pct percent (100 = the bound itself)?  A stored session is bounded
+ * on disk; one that is not keeps its whole queue in memory. */
+static bool over_bound(const struct session *s, uint32_t size, uint64_t pct)
+{
+    const struct config *cfg = &broker.cfg;
+    if ((uint64_t)s->n_queued * 100 >= (uint64_t)cfg->max_queued_messages * pct)
         return true;
-    return broker.cfg.max_queued_bytes && s->queued_bytes + size > broker.cfg.max_queued_bytes;
+    if (cfg->max_queued_bytes &&
+        (s->queued_bytes + size) * 100 > (uint64_t)cfg->max_queued_bytes * pct)
+        return true;
+    return !s->db_id &&
+           (s->queued_mem + mem_of(size)) * 100 > (uint64_t)cfg->max_queued_memory * pct;
+}
+
+static bool queue_full(const struct session *s, uint32_t size) { return over_bound(s, size, 100); }
+
+/* Publishers slowed by s go on once it is down to three quarters. */
+#define LOW_WATERMARK_PCT 75
+
+static void maybe_release_publishers(struct session *s)
+{
+    if (s->flow_waiters && !over_bound(s, 0, LOW_WATERMARK_PCT))
+        flow_release(s);
 }
 
 /* Drops the oldest unsent delivery; false if there is none. */
 static bool drop_oldest(struct session *s)
 {
     uint32_t size;
-    struct delivery *d = list_pop_head(&s->queued);
+    struct delivery *d = queue_pop(s);
     if (d) {
         if (s->db_id)
             store_delivery_delete(s, d->seq);
@@ -506,46 +568,68 @@ static bool expired_now(const struct message *msg)
     return true;
 }
 
-static void deliver(struct session *s, struct message *msg, uint8_t qos, bool retain, bool shared);
+static int deliver(struct session *s, struct message *msg, uint8_t qos, bool retain, bool shared);
+static uint32_t window(const struct session *s);
 
-void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain)
+int session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain)
 {
-    deliver(s, msg, qos, retain, false);
+    return deliver(s, msg, qos, retain, false);
 }
 
-void session_deliver_shared(struct session *s, struct message *msg, uint8_t qos, bool retain)
+int session_deliver_shared(struct session *s, struct message *msg, uint8_t qos, bool retain)
 {
-    deliver(s, msg, qos, retain, true);
+    return deliver(s, msg, qos, retain, true);
 }
 
-static void deliver(struct session *s, struct message *msg, uint8_t qos, bool retain, bool shared)
+/* The queue of s is full for a message of `size`: may it take it all the
+ * same?  An online session takes it under the block policy and slows the
+ * publisher, which is then bounded by what flow control lets it have
+ * unacknowledged (flow.h).  With no publisher to slow (a will, $SYS, a
+ * client publishing to itself) it takes up to twice its bound. */
+static bool take_over_bound(struct session *s, uint32_t size)
+{
+    if (broker.cfg.queue_full_policy != QUEUE_BLOCK || !s->conn)
+        return false;
+    if (flow_wait_for(s, size))
+        return true;
+    if (over_bound(s, size, 200))
+        return false;
+    broker.stats.queue_over_bound++;
+    return true;
+}
+
+static int deliver(struct session *s, struct message *msg, uint8_t qos, bool retain, bool shared)
 {
     if (expired_now(msg))
-        return;
+        return 0;
     if (qos == 0) {
         if (!s->conn)
-            return; /* QoS 0 is not kept for offline sessions */
+            return 0; /* QoS 0 is not kept for offline sessions */
         if (!conn_can_write(s->conn)) {
             broker.stats.output_buffer_full++;
             count_drop(s, "slow consumer, output buffer full (QoS 0)");
-            return;
+            return 0;
         }
         conn_send_publish(s->conn, msg, 0, 0, false, retain);
-        return;
+        return 0;
     }
     uint32_t size = msg->payload_len;
-    if (queue_full(s, size) && broker.cfg.queue_full_policy == QUEUE_DROP_OLDEST)
-        while (queue_full(s, size) && drop_oldest(s))
-            ;
-    if (queue_full(s, size)) {
-        broker.stats.queue_full++;
-        count_drop(s, "queue full (max_queued_messages / max_queued_bytes)");
-        return;
+    if (queue_full(s, size) && !take_over_bound(s, size)) {
+        if (broker.cfg.queue_full_policy == QUEUE_DROP_OLDEST)
+            while (queue_full(s, size) && drop_oldest(s))
+                ;
+        if (queue_full(s, size)) {
+            broker.stats.queue_full++;
+            count_drop(s, s->conn ? "queue full (max_queued_messages / max_queued_bytes)"
+                                  : "queue of an offline session full (max_queued_messages / "
+                                    "max_queued_bytes)");
+            return SESSION_REFUSED;
+        }
     }
     struct delivery *d = calloc(1, sizeof *d);
     if (!d) {
         count_drop(s, "out of memory");
-        return;
+        return 0;
     }
     d->msg = message_ref(msg);
     d->qos = qos;
@@ -559,23 +643,26 @@ static void deliver(struct session *s, struct message *msg, uint8_t qos, bool re
          * acknowledgement and will resend. */
         message_unref(d->msg);
         free(d);
-        return;
+        return 0;
     }
     s->n_queued++;
     s->queued_bytes += size;
-    if (s->db_id && (s->backlog > 0 || s->queued.count >= memory_window())) {
-        /* Later than what is in memory: it waits in the store, in order. */
+    if (s->db_id && (s->backlog > 0 || !s->conn ||
+                     s->queued_mem + mem_of(size) > broker.cfg.max_queued_memory)) {
+        /* Later than what is in memory, or for an offline session (which
+         * costs no message memory): it waits in the store, in order. */
         s->backlog++;
         message_unref(d->msg);
         free(d);
-        return;
+        return SESSION_TAKEN;
     }
-    list_append(&s->queued, d);
+    queue_push(s, d);
     s->loaded_seq = d->seq;
-    if (s->conn && s->inflight.count >= broker.cfg.max_inflight)
+    if (s->conn && s->inflight.count >= window(s))
         broker.stats.inflight_full++;
     if (s->conn)
         session_pump(s);
+    return SESSION_TAKEN;
 }
 
 void session_loaded_delivery(struct session *s, struct delivery *d)
@@ -584,7 +671,10 @@ void session_loaded_delivery(struct session *s, struct delivery *d)
         s->backlog--;
     s->loaded_seq = d->seq;
     /* Rows in a QoS 2 handshake were in flight when petreld stopped. */
-    list_append(d->state == DELIVERY_QUEUED ? &s->queued : &s->inflight, d);
+    if (d->state == DELIVERY_QUEUED)
+        queue_push(s, d);
+    else
+        list_append(&s->inflight, d);
 }
 
 static void send_delivery(struct session *s, struct delivery *d, bool dup)
@@ -600,10 +690,22 @@ static void send_delivery(struct session *s, struct delivery *d, bool dup)
 
 /* Reads the next window of a stored queue; deliveries that were in a QoS 2
  * handshake when petreld stopped are resent at once. */
+/* Rows read back at once at most: one ordered range read, a few ms. */
+#define REFILL_ROWS 2048
+
+/* How many rows to read back: as many as max_queued_memory holds at the
+ * queue's average message size, within REFILL_ROWS. */
+static uint32_t refill_rows(const struct session *s)
+{
+    uint64_t avg = s->n_queued ? s->queued_bytes / s->n_queued : 0;
+    uint64_t rows = broker.cfg.max_queued_memory / mem_of((uint32_t)avg);
+    return rows < 1 ? 1 : rows > REFILL_ROWS ? REFILL_ROWS : (uint32_t)rows;
+}
+
 static void refill(struct session *s)
 {
     struct delivery *last = s->inflight.tail;
-    int n = store_load_deliveries(s, s->loaded_seq, memory_window());
+    int n = store_load_deliveries(s, s->loaded_seq, refill_rows(s));
     if (n == 0) {
         log_error("client %s: %u queued messages expected in the store, none found", s->log_id,
                   s->backlog);
@@ -679,6 +781,8 @@ static uint32_t move_listed(struct session *s, bool queued_only, const struct de
             continue;
         }
         list_unlink(lists[i], prev[i], d);
+        if (i == 1)
+            s->queued_mem -= mem_of(d->size);
         if (d->state == DELIVERY_QUEUED) {
             s->n_queued--;
             s->queued_bytes -= d->size;
@@ -701,13 +805,15 @@ uint32_t session_move_shared(struct session *s, bool queued_only,
      * (its rows stay).  Lower seqs are always read first, so the order
      * holds across the windows and after what was in memory. */
     struct delivery_list inflight = s->inflight, queued = s->queued;
+    uint64_t queued_mem = s->queued_mem;
     int64_t loaded_seq = s->loaded_seq;
     uint32_t backlog = s->backlog;
     s->inflight = (struct delivery_list){0};
     s->queued = (struct delivery_list){0};
+    s->queued_mem = 0;
     int64_t after = loaded_seq;
     for (;;) {
-        int n = store_load_deliveries(s, after, memory_window());
+        int n = store_load_deliveries(s, after, refill_rows(s));
         if (n <= 0)
             break;
         after = s->loaded_seq;
@@ -716,9 +822,11 @@ uint32_t session_move_shared(struct session *s, bool queued_only,
         backlog -= m < backlog ? m : backlog;
         free_deliveries(&s->inflight);
         free_deliveries(&s->queued);
+        s->queued_mem = 0;
     }
     s->inflight = inflight;
     s->queued = queued;
+    s->queued_mem = queued_mem;
     s->loaded_seq = loaded_seq;
     s->backlog = backlog;
     return moved;
@@ -729,7 +837,7 @@ void session_pump(struct session *s)
     while (s->conn && s->inflight.count < window(s) && conn_can_write(s->conn)) {
         if (!s->queued.head && s->backlog > 0)
             refill(s);
-        struct delivery *d = list_pop_head(&s->queued);
+        struct delivery *d = queue_pop(s);
         if (!d)
             break;
         s->n_queued--;
@@ -771,6 +879,7 @@ void session_pump(struct session *s)
         }
         list_append(&s->inflight, d);
     }
+    maybe_release_publishers(s);
 }
 
 /* Finds the in-flight delivery with this id in the given state; unlinks it
@@ -801,6 +910,8 @@ static bool complete(struct session *s, uint16_t id, uint8_t state)
     struct delivery *d = find_inflight(s, id, state, true);
     if (!d)
         return false;
+    if (s->ids_out)
+        clear_id_bit(s->ids_out, id);
     if (s->db_id)
         store_delivery_delete(s, d->seq);
     message_unref(d->msg);
@@ -834,7 +945,7 @@ bool session_pubrec(struct session *s, uint16_t id)
      * would make the restarted broker resend the PUBLISH. */
     struct mqtt_packet p = {.type = MQTT_PUBREL};
     p.u.ack.packet_id = d->packet_id;
-    store_send_after_commit(s->conn, &p);
+    conn_wait_send(s->conn, &p, false);
     return true;
 }
 
@@ -886,6 +997,10 @@ void session_attach(struct session *s, struct conn *c)
 void session_detach(struct session *s)
 {
     s->conn = NULL;
+    free(s->ids_out); /* an offline session gives no ids */
+    s->ids_out = NULL;
+    /* Offline, its queue's policy applies: nobody waits for it. */
+    flow_release(s);
     if (s->qos2_ids && s->n_qos2_ids == 0) {
         /* The bitmap is kept while connected (no churn per QoS 2 message)
          * but an idle offline session should not hold 8 KiB. */
@@ -919,5 +1034,6 @@ void session_detach(struct session *s)
         s->loaded_seq = s->queued.head->seq - 1;
         s->backlog += s->queued.count;
         free_deliveries(&s->queued);
+        s->queued_mem = 0;
     }
 }

@@ -23,6 +23,7 @@ struct conn;
 struct event;
 struct message;
 struct share_group;
+struct flow_link;
 
 enum delivery_state {
     DELIVERY_QUEUED = 0,    /* not sent yet */
@@ -91,12 +92,16 @@ struct session {
     struct delivery_list queued;   /* in arrival order; for a persistent
                                       session only a window of what the
                                       store holds */
+    uint64_t queued_mem;    /* memory of the deliveries in `queued` (payload
+                               and SESSION_DELIVERY_OVERHEAD each) */
     uint32_t backlog;       /* deliveries in the store not loaded in memory */
     int64_t loaded_seq;     /* highest seq loaded or created in memory */
     int64_t last_seq;       /* highest seq ever given in this session */
     uint32_t n_queued;      /* unsent deliveries, in memory and in store */
     uint64_t queued_bytes;  /* their payload bytes */
     uint16_t last_packet_id;
+    uint8_t *ids_out;       /* bitmap of outbound packet ids that may be in
+                               use, while many are in flight (session.c) */
     uint8_t *qos2_ids;      /* bitmap of inbound QoS 2 ids awaiting PUBREL,
                                allocated on the first QoS 2 publish */
     uint32_t n_qos2_ids;
@@ -106,7 +111,12 @@ struct session {
     uint8_t match_qos;
     bool match_rap;         /* a matching filter has retain as published */
     struct session_acl *acl; /* identity and ACL cache (acl_session.c) */
+    struct flow_link *flow_waiters; /* publishers slowed by its full queue */
 };
+
+/* What a queued delivery costs in memory besides its payload (the delivery
+ * and its share of the message), for max_queued_memory. */
+#define SESSION_DELIVERY_OVERHEAD 128
 
 /* The session of `client_id`, or NULL. */
 struct session *session_find(const char *client_id, size_t len);
@@ -165,12 +175,21 @@ size_t session_subscription_ids(const struct session *s, const char *topic, size
 /* Hands a message to the session at `qos` (already min(published, granted)).
  * Online: QoS 0 is written at once (dropped if the connection's output
  * buffer is full); QoS 1/2 enter the queue and are sent within the inflight
- * window.  Offline: QoS 1/2 are queued, QoS 0 is not kept.  A full queue
- * drops the new message, counted and logged. */
-void session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain);
+ * window.  Offline: QoS 1/2 are queued (in the store only, for a stored
+ * session), QoS 0 is not kept.
+ * A full queue (max_queued_messages, max_queued_bytes; max_queued_memory
+ * for a session that is not stored): with queue_full_policy = block an
+ * online session takes the message and the publisher is slowed (flow.h),
+ * up to twice the bound; otherwise, and offline, the policy drops the new
+ * or the oldest message, counted and logged.
+ * Returns SESSION_TAKEN (queued or sent at QoS 1/2), SESSION_REFUSED
+ * (dropped at the bound) or 0 (QoS 0, expired, no memory). */
+#define SESSION_TAKEN 1
+#define SESSION_REFUSED 2
+int session_deliver(struct session *s, struct message *msg, uint8_t qos, bool retain);
 /* The same for a message routed through a shared subscription: the
  * delivery is marked so that it can be handed to another member. */
-void session_deliver_shared(struct session *s, struct message *msg, uint8_t qos, bool retain);
+int session_deliver_shared(struct session *s, struct message *msg, uint8_t qos, bool retain);
 
 /* Acknowledgements from the client for outbound messages.  Unknown packet
  * ids are ignored (returns false). */

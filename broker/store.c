@@ -8,16 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "broker.h"
-#include "conn.h"
 #include "log.h"
 #include "message.h"
-#include "mqtt_codec.h"
 #include "session.h"
 #include "store_internal.h"
+#include "turn.h"
 
 struct store_state store_st;
 
@@ -40,6 +38,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DELIVERY_STATE] = "UPDATE deliveries SET state = ?3, packet_id = ?4 "
                           "WHERE session_id = ?1 AND seq = ?2",
     [ST_DELIVERY_DELETE] = "DELETE FROM deliveries WHERE session_id = ?1 AND seq = ?2",
+    [ST_DELIVERY_DELETE_RANGE] = "DELETE FROM deliveries WHERE session_id = ?1 AND seq >= ?2 "
+                                 "AND seq <= ?3",
     [ST_DELIVERY_OLDEST] = "DELETE FROM deliveries WHERE session_id = ?1 AND seq = "
                            "(SELECT seq FROM deliveries WHERE session_id = ?1 AND seq > ?2 "
                            "AND state = 0 ORDER BY seq LIMIT 1) RETURNING size",
@@ -55,23 +55,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_QOS2_CLEAR] = "DELETE FROM inbound_qos2 WHERE session_id = ?1",
 };
 
-/* ---- packets waiting for a commit ---- */
-
-struct pending {
-    struct conn *conn;  /* NULL once the connection is gone */
-    uint64_t batch;     /* sent when this batch is durable */
-    uint32_t len;
-    uint8_t *data;      /* points to inline_buf or to the heap */
-    uint8_t inline_buf[8];
-};
-
 static struct event *redo_ev;
-static struct pending *pending;
-static size_t n_pending, cap_pending;
-static struct event *commit_ev;
 static struct log_ratelimit fail_log;
 
-static void commit_cb(evutil_socket_t fd, short what, void *arg);
+
 
 /* How long after a failed commit the lost changes are written again. */
 #define REDO_DELAY_MS 1000
@@ -83,8 +70,6 @@ static void redo_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
     store_redo();
 }
-static void repoint_inline(size_t from);
-static void free_entry(struct pending *e);
 
 int store_open(const char *data_dir, char *err, size_t errlen)
 {
@@ -100,17 +85,6 @@ int store_open(const char *data_dir, char *err, size_t errlen)
             store_close();
             return -1;
         }
-    }
-    /* The commit event is activated by the first write of a turn, which
-     * puts it behind every callback already made ready by that turn's poll:
-     * it runs last, and one transaction groups the whole turn.  (A lower
-     * priority would not do: libevent starves lower priorities while
-     * higher ones keep getting events, so commits would stall under load.) */
-    commit_ev = event_new(broker.base, -1, 0, commit_cb, NULL);
-    if (!commit_ev) {
-        snprintf(err, errlen, "cannot create the commit event");
-        store_close();
-        return -1;
     }
     store_st.cur_batch = 1;
     sqlite3_stmt *st;
@@ -139,17 +113,9 @@ void store_close(void)
 {
     if (!store_st.db)
         return;
-    if (store_st.in_txn && commit_ev)
-        commit_cb(-1, 0, NULL);
+    if (store_st.in_txn)
+        store_commit();
     store_sync_stop();
-    for (size_t i = 0; i < n_pending; i++)
-        free_entry(&pending[i]);
-    free(pending);
-    pending = NULL;
-    n_pending = cap_pending = 0;
-    if (commit_ev)
-        event_free(commit_ev);
-    commit_ev = NULL;
     if (redo_ev)
         event_free(redo_ev);
     redo_ev = NULL;
@@ -159,6 +125,7 @@ void store_close(void)
     /* Closing the last connection checkpoints the WAL into the database. */
     sqlite3_close(store_st.db);
     store_st.db = NULL;
+    store_flush_deletes(); /* frees its list */
 }
 
 bool store_degraded(void) { return store_st.degraded; }
@@ -182,136 +149,34 @@ int store_begin(void)
         return store_fail("BEGIN");
     store_st.in_txn = true;
     store_st.txn_failed = false;
-    event_active(commit_ev, 0, 0);
+    turn_schedule(); /* the end of the turn commits */
     return 0;
 }
 
-/* ---- sending after commit ---- */
+/* ---- batches ---- */
 
-static void send_now(struct conn *c, const uint8_t *data, size_t len)
+uint64_t store_wait_batch(void)
 {
-    /* An inbound QoS 1 is acknowledged now: it no longer counts against
-     * the Receive Maximum the broker announced. */
-    if ((data[0] >> 4) == MQTT_PUBACK && c->in_qos1_unacked > 0)
-        c->in_qos1_unacked--;
-    conn_write(c, data, len);
+    if (store_st.in_txn)
+        return store_st.cur_batch;
+    return store_st.synced < store_st.committed ? store_st.committed : 0;
 }
 
-void store_send_after_commit(struct conn *c, const struct mqtt_packet *p)
-{
-    size_t len = mqtt_encode(c->level, p, NULL, 0);
-    if (len == 0)
-        return;
-    bool waiting = store_st.in_txn || store_st.synced < store_st.committed;
-    if (!waiting) {
-        conn_send_packet(c, p);
-        return;
-    }
-    if (n_pending == cap_pending) {
-        size_t cap = cap_pending ? cap_pending * 2 : 256;
-        struct pending *np = realloc(pending, cap * sizeof *np);
-        if (!np) {
-            conn_close(c, "out of memory", true);
-            return;
-        }
-        pending = np;
-        cap_pending = cap;
-        repoint_inline(0);
-    }
-    struct pending *e = &pending[n_pending];
-    e->data = len <= sizeof e->inline_buf ? e->inline_buf : malloc(len);
-    if (!e->data) {
-        conn_close(c, "out of memory", true);
-        return;
-    }
-    mqtt_encode(c->level, p, e->data, len);
-    e->conn = c;
-    e->len = (uint32_t)len;
-    e->batch = store_st.in_txn ? store_st.cur_batch : store_st.committed;
-    c->n_pending++;
-    n_pending++;
-}
-
-void store_forget_conn(struct conn *c)
-{
-    for (size_t i = 0; i < n_pending && c->n_pending > 0; i++) {
-        if (pending[i].conn == c) {
-            pending[i].conn = NULL;
-            c->n_pending--;
-        }
-    }
-}
-
-/* Entries with short packets keep them inline; moving an entry (realloc,
- * memmove) must point it at its own copy again. */
-static void repoint_inline(size_t from)
-{
-    for (size_t k = from; k < n_pending; k++)
-        if (pending[k].len <= sizeof pending[k].inline_buf)
-            pending[k].data = pending[k].inline_buf;
-}
-
-static void free_entry(struct pending *e)
-{
-    if (e->data != e->inline_buf)
-        free(e->data);
-}
-
-/* Sends the packets of every batch up to `upto`, now durable. */
-static void release_pending(uint64_t upto)
-{
-    size_t i = 0;
-    for (; i < n_pending && pending[i].batch <= upto; i++) {
-        struct pending *e = &pending[i];
-        if (e->conn) {
-            e->conn->n_pending--;
-            send_now(e->conn, e->data, e->len);
-        }
-        free_entry(e);
-    }
-    if (i == 0)
-        return;
-    memmove(pending, pending + i, (n_pending - i) * sizeof *pending);
-    n_pending -= i;
-    repoint_inline(0);
-}
-
-/* Batch `batch` was rolled back: the connections whose packets depended on
- * it are closed, so that their clients resend what was not acknowledged. */
-static void fail_pending(uint64_t batch)
-{
-    for (size_t i = 0; i < n_pending; i++) {
-        struct conn *c = pending[i].conn;
-        if (pending[i].batch == batch && c)
-            conn_close(c, "store write failed: acknowledgement withheld", true);
-    }
-    size_t kept = 0;
-    for (size_t i = 0; i < n_pending; i++) {
-        if (pending[i].batch == batch) {
-            free_entry(&pending[i]);
-            continue;
-        }
-        pending[kept++] = pending[i];
-    }
-    n_pending = kept;
-    repoint_inline(0);
-}
+uint64_t store_durable(void) { return store_st.synced; }
 
 void store_synced(uint64_t batch)
 {
     if (batch > store_st.synced) {
         store_st.synced = batch;
-        release_pending(batch);
+        turn_schedule(); /* what waited for it leaves at the end of the turn */
     }
 }
 
-static void commit_cb(evutil_socket_t fd, short what, void *arg)
+uint64_t store_commit(void)
 {
-    (void)fd;
-    (void)what;
-    (void)arg;
     if (!store_st.in_txn)
-        return;
+        return 0;
+    store_flush_deletes(); /* into this transaction */
     uint64_t batch = store_st.cur_batch++;
     store_st.in_txn = false;
     int rc = store_st.txn_failed ? SQLITE_ERROR : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
@@ -324,11 +189,10 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
                       "until they succeed again");
         store_st.degraded = true;
         broker.stats.store_errors++;
-        fail_pending(batch);
         store_batch_failed(batch);
         struct timeval tv = {0, REDO_DELAY_MS * 1000};
         evtimer_add(redo_ev, &tv);
-        return;
+        return batch;
     }
     store_batch_committed();
     if (store_st.degraded) {
@@ -340,4 +204,5 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
         store_sync_request(batch);
     else
         store_synced(batch);
+    return 0;
 }

@@ -6,11 +6,11 @@
  *
  * Group commit: the write functions below only add to a transaction that
  * is opened by the first write of a turn of the event loop and committed at
- * the end of that turn.  Packets that promise durability (PUBACK, PUBREC,
- * PUBCOMP, SUBACK, UNSUBACK) are handed to store_send_after_commit and leave
- * only once the transaction that holds their data is committed (and, with
- * durability = power, fsynced by the storage thread).  The loop never waits
- * for the disk.
+ * the end of that turn (turn.h).  Packets that promise durability (PUBACK,
+ * PUBREC, PUBCOMP, SUBACK, UNSUBACK) wait, with their connection, for the
+ * batch that holds their data to be committed (and, with durability =
+ * power, fsynced by the storage thread): see conn_wait.h.  The loop never
+ * waits for the disk.
  *
  * A failed commit rolls back, and every connection with a packet waiting on
  * it is closed, so that its client resends what was not acknowledged.  The
@@ -27,9 +27,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct conn;
 struct message;
-struct mqtt_packet;
 struct session;
 struct delivery;
 struct subscription;
@@ -52,12 +50,19 @@ int store_load(void);
 /* Commits what is pending, stops the storage thread and closes. */
 void store_close(void);
 
-/* Sends p to c now if nothing is waiting to be committed, else after the
- * commit (and sync) of everything written so far.  Order per connection is
- * kept. */
-void store_send_after_commit(struct conn *c, const struct mqtt_packet *p);
-/* Forgets the packets waiting for c (it is being closed). */
-void store_forget_conn(struct conn *c);
+/* Batches.  Every write joins the transaction of the current turn, batch
+ * number store_wait_batch(); store_commit() (the end of the turn) commits
+ * it.  A batch is durable once committed (durability = process) or once
+ * the storage thread has synced it (power).  A packet that promises what a
+ * write recorded waits for store_wait_batch() to be durable (conn_wait.h). */
+/* The batch a packet sent now must wait for; 0 = none, all is durable. */
+uint64_t store_wait_batch(void);
+/* The highest durable batch. */
+uint64_t store_durable(void);
+/* Commits the turn's transaction (end of turn).  Returns 0, or the number
+ * of the batch that was rolled back: the packets waiting for it must not
+ * leave.  What it lost is written again later (store_redo). */
+uint64_t store_commit(void);
 
 /* Writes.  All return 0, or -1 when the statement failed; a failure also
  * dooms the current transaction (see above). */

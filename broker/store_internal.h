@@ -23,6 +23,7 @@ enum store_stmt {
     ST_DELIVERY_ADD,
     ST_DELIVERY_STATE,
     ST_DELIVERY_DELETE,
+    ST_DELIVERY_DELETE_RANGE,
     ST_DELIVERY_OLDEST,
     ST_DELIVERY_LOAD,
     ST_QOS2_ADD,
@@ -100,5 +101,10 @@ void store_redo(void);
 int store_begin(void);
 /* Records a failed statement: logs it and dooms the transaction. */
 int store_fail(const char *what);
+
+/* Deliveries acknowledged in this turn are deleted together, a statement
+ * per run of consecutive rows (store_write.c): before the commit, and
+ * before any statement that reads the deliveries table. */
+void store_flush_deletes(void);
 
 #endif

@@ -260,6 +260,7 @@ int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max)
 {
     if (!store_st.db || !s->db_id)
         return 0;
+    store_flush_deletes(); /* rows acknowledged or moved must not come back */
     sqlite3_stmt *st = store_st.stmt[ST_DELIVERY_LOAD];
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, s->db_id);

@@ -277,18 +277,83 @@ int store_delivery_state(struct session *s, const struct delivery *d)
     return run(st, "updating a delivery");
 }
 
+/* Rows to delete at the end of the turn: (session row, seq). */
+struct row_ref {
+    int64_t session;
+    int64_t seq;
+};
+static struct {
+    struct row_ref *v;
+    size_t n, cap;
+} deletes;
+
 int store_delivery_delete(struct session *s, int64_t seq)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_DELIVERY_DELETE) : NULL;
-    if (!st)
+    if (!s->db_id || store_st.loading || !store_st.db)
         return 0;
-    sqlite3_bind_int64(st, 1, s->db_id);
-    sqlite3_bind_int64(st, 2, seq);
-    return run(st, "deleting a delivery");
+    if (deletes.n == deletes.cap) {
+        size_t cap = deletes.cap ? deletes.cap * 2 : 256;
+        struct row_ref *v = realloc(deletes.v, cap * sizeof *v);
+        if (!v) {
+            /* One at a time then. */
+            sqlite3_stmt *st = prepare(ST_DELIVERY_DELETE);
+            if (!st)
+                return nothing_to_do();
+            sqlite3_bind_int64(st, 1, s->db_id);
+            sqlite3_bind_int64(st, 2, seq);
+            return run(st, "deleting a delivery");
+        }
+        deletes.v = v;
+        deletes.cap = cap;
+    }
+    if (store_begin() != 0)
+        return -1;
+    deletes.v[deletes.n++] = (struct row_ref){s->db_id, seq};
+    return 0;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+    const struct row_ref *x = a, *y = b;
+    if (x->session != y->session)
+        return x->session < y->session ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+void store_flush_deletes(void)
+{
+    if (!store_st.db) { /* closed: give the list back */
+        free(deletes.v);
+        memset(&deletes, 0, sizeof deletes);
+        return;
+    }
+    if (deletes.n == 0)
+        return;
+    /* Acknowledgements come in send order, so runs are long: one
+     * statement per run instead of one per message. */
+    qsort(deletes.v, deletes.n, sizeof *deletes.v, cmp_row);
+    size_t i = 0;
+    while (i < deletes.n) {
+        size_t j = i + 1;
+        while (j < deletes.n && deletes.v[j].session == deletes.v[i].session &&
+               deletes.v[j].seq <= deletes.v[j - 1].seq + 1)
+            j++;
+        sqlite3_stmt *st = prepare(ST_DELIVERY_DELETE_RANGE);
+        if (!st)
+            break;
+        sqlite3_bind_int64(st, 1, deletes.v[i].session);
+        sqlite3_bind_int64(st, 2, deletes.v[i].seq);
+        sqlite3_bind_int64(st, 3, deletes.v[j - 1].seq);
+        if (run(st, "deleting deliveries") != 0)
+            break;
+        i = j;
+    }
+    deletes.n = 0;
 }
 
 int store_delivery_drop_oldest(struct session *s, int64_t after_seq, uint32_t *bytes)
 {
+    store_flush_deletes();
     sqlite3_stmt *st = s->db_id ? prepare(ST_DELIVERY_OLDEST) : NULL;
     if (!st)
         return 0;

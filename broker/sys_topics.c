@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "turn.h"
 #include "log.h"
 #include "message.h"
 #include "router.h"
@@ -70,6 +71,12 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/max_topic_levels", broker.stats.topic_too_deep);
     publish_u64("$SYS/broker/limits/max_inflight", broker.stats.inflight_full);
     publish_u64("$SYS/broker/limits/max_queued", broker.stats.queue_full);
+    publish_u64("$SYS/broker/flow/slowed", broker.stats.flow_slowed);
+    publish_u64("$SYS/broker/flow/paused", broker.stats.flow_paused);
+    publish_u64("$SYS/broker/flow/over_bound", broker.stats.queue_over_bound);
+    publish_u64("$SYS/broker/loop/turns", turn_stats()->turns);
+    publish_u64("$SYS/broker/loop/stalls", turn_stats()->stalls);
+    publish_u64("$SYS/broker/loop/longest_turn_us", turn_stats()->max_us);
     publish_u64("$SYS/broker/limits/max_output_buffer", broker.stats.output_buffer_full);
     publish_u64("$SYS/broker/messages/expired", broker.stats.msgs_expired);
     publish_u64("$SYS/broker/limits/client_maximum_packet_size", broker.stats.publish_too_large);

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "turn.h"
 #include "config.h"
 #include "conn.h"
 #include "hashmap.h"
@@ -75,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     broker.base = event_base_new();
     broker.topics = topic_tree_new();
     broker.sessions = hashmap_new();
-    if (!broker.base || !broker.topics || !broker.sessions)
+    if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base) != 0)
         abort();
 
     int peer[CLIENTS];
@@ -122,6 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     session_destroy_all();
     router_shutdown();
     topic_tree_free(broker.topics);
+    turn_shutdown();
     event_base_free(broker.base);
     for (int i = 0; i < CLIENTS; i++)
         if (peer[i] >= 0)

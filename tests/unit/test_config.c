@@ -149,10 +149,11 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.data_dir, "/var/lib/petrel");
     assert_int_equal(cfg.max_connections, 100000);
     assert_int_equal(cfg.max_packet_size, 1048576);
-    assert_int_equal(cfg.max_inflight, 20);
-    assert_int_equal(cfg.max_queued_messages, 1000);
-    assert_int_equal(cfg.max_queued_bytes, 64 * 1024 * 1024);
-    assert_int_equal(cfg.queue_full_policy, QUEUE_DROP_NEW);
+    assert_int_equal(cfg.max_inflight, 100);
+    assert_int_equal(cfg.max_queued_messages, 4000000);
+    assert_int_equal(cfg.max_queued_bytes, 512u * 1024 * 1024);
+    assert_int_equal(cfg.max_queued_memory, 16 * 1024 * 1024);
+    assert_int_equal(cfg.queue_full_policy, QUEUE_BLOCK);
     assert_int_equal(cfg.durability, DURABILITY_PROCESS);
     assert_int_equal(cfg.session_expiry, 30 * 86400);
     assert_int_equal(cfg.max_keepalive, 65535);
