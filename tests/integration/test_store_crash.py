@@ -74,13 +74,13 @@ class CrashBase(BrokerTestCase):
         self._clients.append(c)
         return c
 
-    def crash_mid_stream(self, topic, qos, label):
+    def crash_mid_stream(self, topic, qos, label, window=20):
         """Publishes numbered messages until the broker is killed at a
         random point; returns the publisher (acked, sent) after the broker
         was restarted on the same data directory."""
         target = self.rng.randint(MIN_ACKED, MAX_ACKED)
         delay = self.rng.uniform(0, MAX_DELAY)
-        pub = PipelinedPublisher(self.b.port, topic, qos=qos, window=20, payload_size=24,
+        pub = PipelinedPublisher(self.b.port, topic, qos=qos, window=window, payload_size=24,
                                  keepalive=30)
         self._clients.append(pub)
         fired = []
@@ -139,6 +139,31 @@ class CrashBase(BrokerTestCase):
                              '%s: redelivered after PUBACK on a clean reconnect' % label)
             again.disconnect()
 
+    def online_rounds(self, rounds, window, name):
+        for r in range(rounds):
+            label = 'qos1 %s round %d' % (name, r)
+            cid, topic = 'crash-%s-%d' % (name, r), self.topic(str(r))
+            sub = self.collector(cid)
+            sub.subscribe([(topic, 1)])
+            t = threading.Thread(target=sub.collect, kwargs={'timeout': 40, 'idle': 40,
+                                                             'done': lambda s: s.closed})
+            t.start()
+            try:
+                pub = self.crash_mid_stream(topic, 1, label, window=window)
+            finally:
+                t.join(45)
+            self.assertTrue(sub.closed, '%s: subscriber connection not closed by the kill' % label)
+            first = sub.numbers()
+            acked = set(pub.acked)
+            sub2 = self.collector(cid)
+            self.assertTrue(sub2.session_present, '%s: session lost' % label)
+            sub2.collect(done=lambda s: acked <= set(first) | set(s.numbers()), idle=0.3,
+                         timeout=5)
+            self.check_received(label, pub.acked, first + sub2.numbers(), pub.sent)
+            sys.stderr.write('%s: %d received before the kill, %d after\n'
+                             % (label, len(first), len(sub2.messages)))
+            sub2.disconnect()
+
 
 class CrashTest(CrashBase):
 
@@ -178,29 +203,16 @@ class CrashTest(CrashBase):
         """The subscriber is connected during the crash, receiving and
         acknowledging; then reconnects: every number the publisher got a
         PUBACK for arrives at least once across both connections."""
-        for r in range(max(2, ROUNDS - 2)):
-            label = 'qos1 online round %d' % r
-            cid, topic = 'crash-online-%d' % r, self.topic(str(r))
-            sub = self.collector(cid)
-            sub.subscribe([(topic, 1)])
-            t = threading.Thread(target=sub.collect, kwargs={'timeout': 40, 'idle': 40,
-                                                             'done': lambda s: s.closed})
-            t.start()
-            try:
-                pub = self.crash_mid_stream(topic, 1, label)
-            finally:
-                t.join(45)
-            self.assertTrue(sub.closed, '%s: subscriber connection not closed by the kill' % label)
-            first = sub.numbers()
-            acked = set(pub.acked)
-            sub2 = self.collector(cid)
-            self.assertTrue(sub2.session_present, '%s: session lost' % label)
-            sub2.collect(done=lambda s: acked <= set(first) | set(s.numbers()), idle=0.3,
-                         timeout=5)
-            self.check_received(label, pub.acked, first + sub2.numbers(), pub.sent)
-            sys.stderr.write('%s: %d received before the kill, %d after\n'
-                             % (label, len(first), len(sub2.messages)))
-            sub2.disconnect()
+        self.online_rounds(max(2, ROUNDS - 2), window=20, name='online')
+
+class FloodCrashTest(CrashBase):
+    """A flood (1000 in flight) into an online subscriber's queue that is
+    far smaller: flow control holds the publisher's acknowledgements while
+    the broker is killed; whatever was acknowledged arrives."""
+    settings = {'max_queued_messages': 200, 'max_inflight': 20}
+
+    def test_qos1_flood_with_flow_control_kill9(self):
+        self.online_rounds(max(2, ROUNDS - 2), window=1000, name='flood')
 
 
 class AckedStateCrashTest(CrashBase):
