@@ -141,7 +141,7 @@ void config_defaults(struct config *c)
     strcpy(c->data_dir, "/var/lib/petrel");
     c->max_connections = 100000;
     c->max_packet_size = 1024 * 1024;
-    c->max_inflight = 100;
+    c->max_inflight = 1000;
     c->max_queued_messages = 4000000;
     c->max_queued_bytes = 512u * 1024 * 1024;
     c->max_queued_memory = 16 * 1024 * 1024;

@@ -149,7 +149,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.data_dir, "/var/lib/petrel");
     assert_int_equal(cfg.max_connections, 100000);
     assert_int_equal(cfg.max_packet_size, 1048576);
-    assert_int_equal(cfg.max_inflight, 100);
+    assert_int_equal(cfg.max_inflight, 1000);
     assert_int_equal(cfg.max_queued_messages, 4000000);
     assert_int_equal(cfg.max_queued_bytes, 512u * 1024 * 1024);
     assert_int_equal(cfg.max_queued_memory, 16 * 1024 * 1024);
