@@ -74,6 +74,10 @@ static void redo_cb(evutil_socket_t fd, short what, void *arg)
 int store_open(const char *data_dir, char *err, size_t errlen)
 {
     memset(&store_st, 0, sizeof store_st);
+    /* No global memory statistics: each allocation would take SQLite's
+     * memory mutex (a few per cent of the durable path).  Only possible
+     * before SQLite is initialised; later calls change nothing. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     snprintf(store_st.path, sizeof store_st.path, "%s/%s", data_dir, STORE_FILE);
     if (store_schema_open(&store_st.db, store_st.path, false, err, errlen) != 0)
         return -1;
