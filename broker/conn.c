@@ -777,7 +777,7 @@ int conn_process(struct conn *c, struct conn_input *in)
             return -1;
         }
         if (protocol_handle(c, &p) < 0)
-            return -1; /* closed and freed */
+            return -1; /* closed (freed at the end of the turn) */
         input_consume(in, total);
     }
 }

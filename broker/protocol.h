@@ -19,8 +19,8 @@ struct mqtt_subscribe;
 
 /* Handles one packet.  Pointers in *p refer to the connection's input buffer
  * and are valid only during the call.  Returns 0 to go on reading, or -1
- * when the connection has been closed (and freed): the caller must not touch
- * it again. */
+ * when the connection has been closed: its state is CONN_DEAD, its memory
+ * stays valid until the end of the turn (conn.h), nothing more is read. */
 int protocol_handle(struct conn *c, const struct mqtt_packet *p);
 
 /* Closes the connection for a protocol violation, with its will. Returns -1.
