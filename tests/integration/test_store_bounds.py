@@ -149,6 +149,25 @@ class BoundsTest(BrokerTestCase):
         got = self.drain(b, 'bound-default', 1000)
         self.assertEqual(got, list(range(1000)))
 
+    @skip_on_mosquitto('petreld memory use')
+    def test_offline_sessions_hold_no_message_memory(self):
+        # Their queues are in the store only: 5 offline sessions x 40 x
+        # 512 KiB (100 MiB queued) must not show in petreld's memory.
+        from security_helpers import rss_kb
+        b = self.broker_with()
+        t = self.topic()
+        for i in range(5):
+            self.offline_subscriber(b, 'bound-mem-%d' % i, '%s/%d' % (t, i))
+        before = rss_kb(b.pid)
+        big = 512 * 1024
+        for i in range(5):
+            self.publish_numbers(b, '%s/%d' % (t, i), range(40), size=big)
+        grown = rss_kb(b.pid) - before
+        self.assertLess(grown, 40 * 1024,
+                        'RSS grew by %d KiB for 100 MiB queued offline' % grown)
+        # and the queues are all there
+        self.assertEqual(self.drain(b, 'bound-mem-3', 40), list(range(40)))
+
     @skip_on_mosquitto('petreld $SYS names')
     def test_other_sessions_unaffected(self):
         b = self.broker_with(max_queued_messages=2)
