@@ -188,8 +188,11 @@ static void free_aliases(char **v, uint16_t n)
 
 /* Connections closed in this turn, freed at its end (linked by next). */
 static struct conn *closed;
-/* Marked by conn_close_later. */
-static struct conn **marked;
+/* Marked by conn_close_later, with their reasons. */
+static struct marked_conn {
+    struct conn *c;
+    const char *why;
+} *marked;
 static size_t n_marked, cap_marked;
 
 void conn_close(struct conn *c, const char *why, bool publish_will)
@@ -231,11 +234,11 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
 
 void conn_close_later(struct conn *c, const char *why)
 {
-    if (c->state == CONN_DEAD || c->close_later)
+    if (c->state == CONN_DEAD || c->close_marked)
         return;
     if (n_marked == cap_marked) {
         size_t cap = cap_marked ? cap_marked * 2 : 16;
-        struct conn **v = realloc(marked, cap * sizeof *v);
+        struct marked_conn *v = realloc(marked, cap * sizeof *v);
         if (!v) {
             /* Nowhere to note it: stop reading it, its timeouts end it. */
             c->read_paused = true;
@@ -245,8 +248,8 @@ void conn_close_later(struct conn *c, const char *why)
         marked = v;
         cap_marked = cap;
     }
-    c->close_later = why;
-    marked[n_marked++] = c;
+    c->close_marked = true;
+    marked[n_marked++] = (struct marked_conn){c, why};
     turn_schedule();
 }
 
@@ -254,7 +257,7 @@ void conn_close_marked(void)
 {
     /* Closing may publish wills that mark others: to the end of the list. */
     for (size_t i = 0; i < n_marked; i++)
-        conn_close(marked[i], marked[i]->close_later, true);
+        conn_close(marked[i].c, marked[i].why, true);
     n_marked = 0;
 }
 

@@ -49,14 +49,12 @@ struct conn {
         uint8_t addr[16];          /* network order; IPv4 in the first 4 */
         uint16_t port;             /* host order */
     } peer;
+    int fd;                        /* plain: the socket */
     struct evbuffer *in;           /* plain: the start of a partial packet */
     struct evbuffer *out;          /* plain: bytes not yet written */
-    int fd;                        /* plain: the socket */
     struct conn_wait *wait;        /* packets waiting for a durable store
                                       batch, acks held (conn_wait.h) */
     struct flow_link *flow_waits;  /* sessions this publisher waits for (flow.h) */
-    const char *close_later;       /* conn_close_later: closed at the end of
-                                      the turn, for this reason */
     uint32_t tw_tick;              /* timer wheel: tick of the next check, 0 = none */
     uint32_t last_rx;              /* tick of the last read, for keep alive */
     uint16_t keepalive;
@@ -71,6 +69,8 @@ struct conn {
     bool io_kick : 1;              /* plain: in the queue of input to process */
     bool io_deferred : 1;          /* plain: ready, left for the next turn by
                                       the turn's read budget */
+    bool close_marked : 1;         /* conn_close_later: closed at the end of
+                                      the turn */
     uint8_t io_events;             /* plain: EPOLLIN/EPOLLOUT watched (0 = none) */
     /* MQTT 5.0 (level 5 only; 3.1.1 connections keep the defaults). */
     bool problem_info : 1;         /* reason strings allowed (Request Problem

@@ -210,7 +210,7 @@ void conn_wait_release(uint64_t durable)
     struct conn_wait *w = waiting;
     while (w) {
         struct conn_wait *next = w->next;
-        if (w->c->state != CONN_DEAD && w->c->close_later == NULL)
+        if (w->c->state != CONN_DEAD && !w->c->close_marked)
             release(w, durable);
         w = next;
     }
