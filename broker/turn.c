@@ -80,6 +80,9 @@ void turn_end(void)
         again = false;
         /* 1. Input that waited: a hold released, reads resumed. */
         conn_io_run_kicked();
+        /* Output that waits for nothing (deliveries, QoS 0 and 1) leaves
+         * before the commit: the commit's writes are not on its way. */
+        conn_io_flush();
         /* 2. One transaction for everything the turn wrote. */
         uint64_t failed = store_commit();
         if (failed)

@@ -3,7 +3,8 @@
  * model is Redis's beforeSleep).  Whatever a turn's callbacks produced
  * (input parsed and routed, rows written, packets queued) is finished here:
  *
- *   1. input that waited (released holds, resumed reads) is processed;
+ *   1. input that waited (released holds, resumed reads) is processed,
+ *      and output that waits for nothing (deliveries) is written;
  *   2. the store commits what the turn wrote, in one transaction;
  *   3. packets that waited for a durable batch are released to their
  *      connections (acknowledgements, QoS 2 deliveries, SUBACKs);
