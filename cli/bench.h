@@ -27,7 +27,11 @@ struct bench_stamp {
     uint32_t seq;      /* per stream, from 0 */
     uint32_t run;      /* random per run: tells this run's messages from
                           those an earlier run left queued in a session */
-    uint64_t sent_ns;  /* CLOCK_MONOTONIC when written to the socket buffer */
+    uint64_t sent_ns;  /* CLOCK_MONOTONIC when written to the socket buffer;
+                          with --rate, when it was due (its scheduled time) */
+    uint32_t lag_ns;   /* --rate: written this long after it was due
+                          (saturated); 0 otherwise */
+    uint32_t reserved;
 };
 #define BENCH_STAMP_SIZE ((unsigned)sizeof(struct bench_stamp))
 
@@ -61,7 +65,13 @@ struct bench_options {
     uint8_t sub_qos;
     bool retain;
     unsigned long payload;
-    double rate;                 /* per publisher, msgs/s; 0 = as fast as possible */
+    double rate;                 /* all publishers together, msgs/s (open loop);
+                                    0 = as fast as possible */
+    bool rate_per_pub;           /* given as --rate-per-pub (for the report) */
+    double sub_rate;             /* most msgs/s each subscriber reads while
+                                    publishing lasts; 0 = no limit */
+    bool persistent;             /* subscribers keep their sessions (clean 0) */
+    double drain_timeout;        /* seconds without a delivery that end the drain */
     unsigned long inflight;      /* QoS 1/2 window per publisher */
     unsigned long backlog;       /* deliveries not yet received, all publishers
                                     together; 0 = no limit */
@@ -117,7 +127,9 @@ enum { SLOT_FREE, SLOT_ACK, SLOT_COMP };
 struct pub_slot {
     uint16_t pid;
     uint8_t state;
-    uint64_t sent_ns;
+    uint32_t stream;             /* which message: for the acknowledged set */
+    uint32_t seq;
+    uint64_t sent_ns;            /* written, or with --rate: due */
 };
 
 struct bench_pub {
@@ -133,6 +145,8 @@ struct bench_pub {
     uint16_t next_pid;
     uint16_t pid_limit;          /* largest multiple of the window <= 65535 */
     struct pub_slot *slots;      /* inflight entries; slot = (pid - 1) % inflight */
+    struct bench_track acked_set; /* QoS 1/2: messages the broker acknowledged
+                                    (PUBACK, or PUBREC at QoS 2) */
     bool finished;               /* sent all it should */
 };
 
@@ -140,6 +154,12 @@ struct bench_sub {
     char *filter;
     struct bench_track track;
     uint64_t received;
+    /* --sub-rate: a token bucket; when it is empty the socket is not read
+     * (what was read and not yet handled waits in bench_conn.in). */
+    struct event resume;
+    double tokens;
+    uint64_t t_tokens;
+    bool paused;
 };
 
 struct bench;
@@ -241,15 +261,22 @@ struct bench {
     uint64_t foreign;            /* not ours, or unrecognised payload */
     uint64_t expected;           /* computed when publishing ends */
     uint64_t lost;
+    uint64_t accepted;           /* QoS 1/2: PUBACK or PUBREC received */
+    uint64_t acked_lost;         /* deliveries of accepted messages never received */
+    uint64_t acked_at_stop;      /* completed when publishing ended */
+    uint64_t due_at_stop;        /* --rate: messages due by the end of publishing */
     uint64_t unacked;
     uint64_t lost_conns;         /* connections that failed after connecting */
     uint64_t pings;
     uint64_t last_report_completed, last_report_received;
     bool stalled;                /* ended by the no-progress timeout */
+    double stall_seconds;        /* which one: --timeout or --drain-timeout */
 
-    struct bench_hist latency;   /* publish -> receive */
+    struct bench_hist latency;   /* publish (with --rate: due) -> receive */
+    struct bench_hist latency_sent; /* --rate: written -> receive */
     struct bench_hist ack_latency; /* publish -> PUBACK / PUBCOMP */
     struct bench_hist connect_latency; /* connect() -> CONNACK */
+    struct bench_hist send_lag;  /* --rate: written - due */
 
     long rss_before_kib, rss_connected_kib, rss_peak_kib;
     unsigned fail_counts[FAIL_KINDS];
@@ -280,6 +307,14 @@ int conn_setup(struct bench *b, struct bench_conn *c);
 void conn_start(struct bench_conn *c);
 /* Publishes what the rate, window and phase allow, then flushes. */
 void conn_pump(struct bench_conn *c);
+/* --rate, as publishing ends: writes what fell due since the last timer
+ * (and the window allows), so that the end of the run is not counted as
+ * lateness. */
+void conn_catch_up(struct bench_conn *c);
+/* Messages publisher c should have written by `now` at --rate (no count cap). */
+uint64_t conn_due(const struct bench_conn *c, uint64_t now);
+/* Publishing is over: a subscriber paused by --sub-rate reads again. */
+void conn_unpause(struct bench_conn *c);
 /* Sends PINGREQ if idle for a keep alive; fails it if stuck connecting. */
 void conn_tick(struct bench_conn *c);
 /* Queues DISCONNECT; the connection closes when the broker does (or at

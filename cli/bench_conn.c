@@ -33,6 +33,7 @@
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_resume(evutil_socket_t fd, short what, void *arg);
 
 static const char *role_name(const struct bench_conn *c)
 {
@@ -236,6 +237,7 @@ int conn_setup(struct bench *b, struct bench_conn *c)
         c->sub = calloc(1, sizeof *c->sub);
         if (!c->sub)
             return -1;
+        evtimer_assign(&c->sub->resume, b->base, on_resume, c);
     }
     return 0;
 }
@@ -278,7 +280,9 @@ static void send_connect(struct bench_conn *c)
                      (unsigned)c->index);
     struct mqtt_packet p = {.type = MQTT_CONNECT};
     struct mqtt_connect *ct = &p.u.connect;
-    ct->clean_session = o->clean;
+    /* --persistent: the subscribers' sessions (and so their queues)
+     * outlive a connection; publishers keep -c's choice. */
+    ct->clean_session = o->clean && !(c->sub && o->persistent);
     ct->keepalive = o->keepalive;
     ct->client_id = (struct mqtt_bytes){(const uint8_t *)id, (uint32_t)n};
     if (o->username) {
@@ -399,6 +403,13 @@ static void pub_completed(struct bench_conn *c, uint16_t pid, uint8_t expect)
     struct pub_slot *s = &p->slots[(pid - 1) % b->o.inflight];
     if (s->state != expect || s->pid != pid)
         return; /* a stray or repeated ack: nothing of ours */
+    if (expect == SLOT_ACK) {
+        /* PUBACK or PUBREC: the broker has taken the message on; from now
+         * on every matching subscriber must get it. */
+        uint32_t adv;
+        if (track_add(&p->acked_set, s->stream, s->seq, &adv) == TRACK_NEW)
+            b->accepted++;
+    }
     if (expect == SLOT_ACK && b->o.qos == 2) {
         /* PUBREC: release it and wait for PUBCOMP. */
         s->state = SLOT_COMP;
@@ -457,8 +468,11 @@ static void got_publish(struct bench_conn *c, const struct mqtt_publish *m)
         b->foreign++; /* left over in a session by an earlier run */
         return;
     }
-    if (st.sent_ns <= b->now)
+    if (st.sent_ns <= b->now) {
         hist_add(&b->latency, b->now - st.sent_ns);
+        if (b->o.rate > 0 && st.sent_ns + st.lag_ns <= b->now)
+            hist_add(&b->latency_sent, b->now - st.sent_ns - st.lag_ns);
+    }
     if (!c->sub)
         return;
     uint32_t advance;
@@ -594,49 +608,46 @@ static ssize_t tls_recv(struct bench_conn *c, uint8_t *buf, size_t len)
     return -2;
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg)
+/* --sub-rate: may subscriber c handle one more PUBLISH now?  Tokens accrue
+ * at the rate, up to a burst of 10 ms worth; the limit holds only while
+ * publishing lasts, so that the drain is not slowed. */
+static bool take_token(struct bench_conn *c)
 {
-    (void)what;
-    struct bench_conn *c = arg;
     struct bench *b = c->b;
-    if (c->state == CS_TLS) {
-        b->now = bench_now();
-        tls_step(c);
-        return;
+    struct bench_sub *s = c->sub;
+    double rate = b->o.sub_rate;
+    if (!s || rate <= 0 || b->phase != PHASE_RUNNING)
+        return true;
+    double burst = rate / 100 > 1 ? rate / 100 : 1;
+    if (!s->t_tokens) {
+        s->tokens = burst;
+    } else if (b->now > s->t_tokens) {
+        s->tokens += (double)(b->now - s->t_tokens) * rate / 1e9;
+        if (s->tokens > burst)
+            s->tokens = burst;
     }
-    size_t have = c->in_len;
-    if (have + 4096 > b->rbuf_cap && grow_rbuf(b, have + 4096) != 0) {
-        conn_fail(c, FAIL_LOST, "out of memory");
-        return;
+    s->t_tokens = b->now;
+    if (s->tokens >= 1) {
+        s->tokens -= 1;
+        return true;
     }
-    if (have)
-        memcpy(b->rbuf, c->in, have);
-    ssize_t n = c->ssl ? tls_recv(c, b->rbuf + have, b->rbuf_cap - have)
-                       : recv(fd, b->rbuf + have, b->rbuf_cap - have, 0);
-    b->now = bench_now();
-    if (n <= 0) {
-        if (n == -2)
-            return;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return;
-        if (c->state == CS_CLOSING) {
-            conn_close(c);
-            bench_conn_closed(b, c);
-            return;
-        }
-        if (n == 0)
-            conn_fail(c, c->state == CS_READY ? FAIL_LOST : FAIL_REFUSED,
-                      "the broker closed the connection");
-        else
-            conn_fail(c, FAIL_LOST, "recv: %s", strerror(errno));
-        return;
-    }
-    c->last_rx = b->now;
-    if (c->state == CS_CLOSING) {
-        c->in_len = 0; /* after our DISCONNECT nothing is answered */
-        return;
-    }
-    size_t len = have + (size_t)n, off = 0;
+    /* Stop reading the socket until the next token: the broker sees a
+     * subscriber that is slow, not one that is gone. */
+    uint64_t wait = (uint64_t)((1 - s->tokens) * 1e9 / rate) + 1;
+    struct timeval tv = {(time_t)(wait / 1000000000u), (suseconds_t)(wait % 1000000000u / 1000)};
+    event_del(&c->rd);
+    evtimer_add(&s->resume, &tv);
+    s->paused = true;
+    return false;
+}
+
+/* Handles the packets in the shared buffer's first `len` bytes, keeps a
+ * partial one (or, when --sub-rate paused us, all that is left) for later,
+ * and sends what they produced. */
+static void consume_input(struct bench_conn *c, size_t len)
+{
+    struct bench *b = c->b;
+    size_t off = 0;
     const uint8_t *buf = b->rbuf;
     while (off < len) {
         uint8_t first;
@@ -650,6 +661,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return;
         }
         if (hl + rem > len - off)
+            break;
+        if ((first >> 4) == MQTT_PUBLISH && !take_token(c))
             break;
         struct mqtt_packet p;
         const char *why = NULL;
@@ -691,11 +704,130 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         bench_check_done(b); /* this may have been the last delivery */
 }
 
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct bench_conn *c = arg;
+    struct bench *b = c->b;
+    if (c->state == CS_TLS) {
+        b->now = bench_now();
+        tls_step(c);
+        return;
+    }
+    if (c->sub && c->sub->paused)
+        return; /* a TLS write wakeup while --sub-rate holds reading */
+    size_t have = c->in_len;
+    if (have + 4096 > b->rbuf_cap && grow_rbuf(b, have + 4096) != 0) {
+        conn_fail(c, FAIL_LOST, "out of memory");
+        return;
+    }
+    if (have)
+        memcpy(b->rbuf, c->in, have);
+    ssize_t n = c->ssl ? tls_recv(c, b->rbuf + have, b->rbuf_cap - have)
+                       : recv(fd, b->rbuf + have, b->rbuf_cap - have, 0);
+    b->now = bench_now();
+    if (n <= 0) {
+        if (n == -2)
+            return;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (c->state == CS_CLOSING) {
+            conn_close(c);
+            bench_conn_closed(b, c);
+            return;
+        }
+        if (n == 0)
+            conn_fail(c, c->state == CS_READY ? FAIL_LOST : FAIL_REFUSED,
+                      "the broker closed the connection");
+        else
+            conn_fail(c, FAIL_LOST, "recv: %s", strerror(errno));
+        return;
+    }
+    c->last_rx = b->now;
+    if (c->state == CS_CLOSING) {
+        c->in_len = 0; /* after our DISCONNECT nothing is answered */
+        return;
+    }
+    consume_input(c, have + (size_t)n);
+}
+
+/* --sub-rate: the next token is due (or publishing ended): handle what was
+ * read and held, then read the socket again. */
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct bench_conn *c = arg;
+    struct bench *b = c->b;
+    if (!c->sub->paused || c->fd < 0)
+        return;
+    c->sub->paused = false;
+    b->now = bench_now();
+    event_add(&c->rd, NULL);
+    if (c->state == CS_CLOSING) {
+        c->in_len = 0;
+        return;
+    }
+    size_t have = c->in_len;
+    if (have + 4096 > b->rbuf_cap && grow_rbuf(b, have + 4096) != 0) {
+        conn_fail(c, FAIL_LOST, "out of memory");
+        return;
+    }
+    memcpy(b->rbuf, c->in, have);
+    consume_input(c, have);
+    /* Over TLS, records already decrypted would not wake the socket. */
+    if (c->fd >= 0 && c->ssl && !c->sub->paused)
+        on_read(c->fd, EV_READ, c);
+}
+
+void conn_unpause(struct bench_conn *c)
+{
+    if (!c->sub || !c->sub->paused)
+        return;
+    /* Deferred: the caller may be inside another connection's read, which
+     * owns the shared buffer. */
+    struct timeval now = {0, 0};
+    evtimer_add(&c->sub->resume, &now);
+}
+
+/* --rate: each publisher sends rate/pubs msgs/s; message k of publisher i
+ * is due at t0(i) + k / (rate/pubs), and the publishers' t0 are spread over
+ * one period, so together they send one message every 1/rate s. */
+static double pub_rate(const struct bench *b)
+{
+    return b->o.pubs ? b->o.rate / (double)b->o.pubs : 0;
+}
+
+static uint64_t due_time(const struct bench_conn *c, uint64_t k)
+{
+    return c->pub->t0 + (uint64_t)((double)k * 1e9 / pub_rate(c->b));
+}
+
+uint64_t conn_due(const struct bench_conn *c, uint64_t now)
+{
+    const struct bench_pub *p = c->pub;
+    if (!p || c->b->o.rate <= 0 || !p->t0 || now < p->t0)
+        return 0;
+    return (uint64_t)((double)(now - p->t0) * pub_rate(c->b) / 1e9) + 1;
+}
+
 /* Writes one PUBLISH of publisher c into its output buffer. */
 static int emit_publish(struct bench_conn *c)
 {
     struct bench *b = c->b;
     struct bench_pub *p = c->pub;
+    /* Open loop: a message that waited for the window (or for us) is
+     * stamped with the time it was due, so that the wait counts in its
+     * latency instead of vanishing from it (no coordinated omission). */
+    uint64_t stamp = b->now, lag = 0;
+    if (b->o.rate > 0) {
+        uint64_t due = due_time(c, p->sent);
+        if (due < stamp) {
+            lag = stamp - due;
+            stamp = due;
+        }
+        hist_add(&b->send_lag, lag);
+    }
     uint32_t t = p->next_topic;
     if (++p->next_topic == b->o.topics)
         p->next_topic = 0;
@@ -713,14 +845,17 @@ static int emit_publish(struct bench_conn *c)
         struct pub_slot *slot = &p->slots[(pid - 1) % b->o.inflight];
         slot->pid = pid;
         slot->state = SLOT_ACK;
-        slot->sent_ns = b->now;
+        slot->stream = sid;
+        slot->seq = s->sent;
+        slot->sent_ns = stamp;
         p->in_window++;
         b->in_window_total++;
         p->next_pid = pid == p->pid_limit ? 1 : (uint16_t)(pid + 1);
     }
     memcpy(w + s->prefix_len, b->payload, b->o.payload);
     if (b->o.payload >= BENCH_STAMP_SIZE) {
-        struct bench_stamp st = {BENCH_MAGIC, sid, s->sent, b->run_id, b->now};
+        struct bench_stamp st = {BENCH_MAGIC, sid, s->sent, b->run_id, stamp,
+                                 lag < UINT32_MAX ? (uint32_t)lag : UINT32_MAX, 0};
         memcpy(w + s->prefix_len, &st, sizeof st);
     }
     c->out_len += need;
@@ -746,9 +881,7 @@ static int pub_fill(struct bench_conn *c)
     const struct bench_options *o = &b->o;
     if (b->phase != PHASE_RUNNING || p->finished)
         return 0;
-    uint64_t due = UINT64_MAX;
-    if (o->rate > 0)
-        due = b->now < p->t0 ? 0 : (uint64_t)((double)(b->now - p->t0) * o->rate / 1e9) + 1;
+    uint64_t due = o->rate > 0 ? conn_due(c, b->now) : UINT64_MAX;
     for (;;) {
         if (o->count_set && p->sent >= o->count) {
             p->finished = true;
@@ -762,7 +895,8 @@ static int pub_fill(struct bench_conn *c)
             return 0;
         if (c->out_len - c->out_off >= OUT_HIGH)
             return 1;
-        if (o->backlog && p->outstanding &&
+        /* The backlog closes the loop; a fixed rate is open loop. */
+        if (o->backlog && o->rate <= 0 && p->outstanding &&
             p->outstanding + b->streams[c->index * o->topics + p->next_topic].fanout > p->limit) {
             p->blocked = true;
             return 0;
@@ -792,13 +926,19 @@ void conn_pump(struct bench_conn *c)
     if (b->o.rate > 0) {
         /* Wake up when the next message is due (unless the window is what
          * holds it back: then an ack calls us). */
-        uint64_t next = p->t0 + (uint64_t)((double)p->sent * 1e9 / b->o.rate);
+        uint64_t next = due_time(c, p->sent);
         if (next > b->now) {
             uint64_t d = next - b->now;
             struct timeval tv = {(time_t)(d / 1000000000u), (suseconds_t)(d % 1000000000u / 1000)};
             evtimer_add(&p->pace, &tv);
         }
     }
+}
+
+void conn_catch_up(struct bench_conn *c)
+{
+    if (c->pub && c->state == CS_READY && c->b->phase == PHASE_RUNNING && pub_fill(c) >= 0)
+        flush(c);
 }
 
 void conn_tick(struct bench_conn *c)
@@ -854,6 +994,7 @@ void conn_disconnect(struct bench_conn *c)
     case CS_READY: {
         if (c->pub)
             evtimer_del(&c->pub->pace);
+        conn_unpause(c); /* what arrives now is read, and not answered */
         struct mqtt_packet d = {.type = MQTT_DISCONNECT};
         if (put_packet(c, &d) != 0)
             return;
@@ -886,6 +1027,10 @@ void conn_close(struct bench_conn *c)
     }
     if (c->pub)
         evtimer_del(&c->pub->pace);
+    if (c->sub) {
+        evtimer_del(&c->sub->resume);
+        c->sub->paused = false;
+    }
     c->wr_added = false;
     if (c->state != CS_FAILED)
         c->state = CS_CLOSED;
@@ -896,6 +1041,7 @@ void conn_free(struct bench_conn *c)
     conn_close(c);
     if (c->pub) {
         free(c->pub->slots);
+        track_free(&c->pub->acked_set);
         free(c->pub);
     }
     if (c->sub) {

@@ -32,6 +32,17 @@ static double publish_seconds(const struct bench *b)
     return span(b->t_run_start, end);
 }
 
+/* Publishing proper: the schedule's window, without the drain. */
+static double run_seconds(const struct bench *b)
+{
+    return span(b->t_run_start, b->t_run_stop);
+}
+
+static uint64_t behind(const struct bench *b)
+{
+    return b->due_at_stop > b->published ? b->due_at_stop - b->published : 0;
+}
+
 static double receive_seconds(const struct bench *b)
 {
     /* Receive-only runs (draining a queue) count from the first connect:
@@ -86,8 +97,13 @@ static void print_hist_text(FILE *out, const char *label, const struct bench_his
 
 static const char *rate_text(const struct bench_options *o, char *buf, size_t cap)
 {
-    if (o->rate > 0)
-        snprintf(buf, cap, "%g msg/s per publisher", o->rate);
+    if (o->rate > 0 && o->pubs > 1)
+        snprintf(buf, cap, "%g msg/s in all (%g per publisher), open loop", o->rate,
+                 o->rate / (double)o->pubs);
+    else if (o->rate > 0)
+        snprintf(buf, cap, "%g msg/s, open loop", o->rate);
+    else if (o->backlog == 0)
+        snprintf(buf, cap, "as fast as possible, open loop (window %lu)", o->inflight);
     else
         snprintf(buf, cap, "as fast as possible");
     return buf;
@@ -96,7 +112,7 @@ static const char *rate_text(const struct bench_options *o, char *buf, size_t ca
 void bench_report_text(const struct bench *b, FILE *out)
 {
     const struct bench_options *o = &b->o;
-    char rate[64];
+    char rate[128];
     const char *tls = o->tls ? " (TLS)" : "";
     if (o->connect_only)
         fprintf(out, "petrel bench: %s:%u%s, %lu connections, keep alive %u s\n", o->host,
@@ -107,7 +123,12 @@ void bench_report_text(const struct bench *b, FILE *out)
                 "QoS %u/%u, %lu B, %s, %s\n",
                 o->host, (unsigned)o->port, tls, o->pubs, o->topics, o->subs, (unsigned)o->qos,
                 (unsigned)o->sub_qos, o->payload, rate_text(o, rate, sizeof rate),
-                o->clean ? "clean sessions" : "persistent sessions");
+                !o->clean        ? "persistent sessions"
+                : o->persistent ? "persistent subscribers"
+                                : "clean sessions");
+    if (o->sub_rate > 0 && !o->connect_only)
+        fprintf(out, "              each subscriber reads at most %g msg/s while publishing\n",
+                o->sub_rate);
     double cs = connect_seconds(b);
     fprintf(out, "connections   %zu of %zu in %.3f s (%.0f/s)", b->ready, b->n_conns, cs,
             per_sec(b->ready, cs));
@@ -138,13 +159,33 @@ void bench_report_text(const struct bench *b, FILE *out)
             fprintf(out, " (acknowledged; %llu sent, %llu unacknowledged)",
                     (unsigned long long)b->published, (unsigned long long)b->unacked);
         fputc('\n', out);
+        /* While the schedule ran: a broker that slows its publishers shows
+         * here, an acknowledged rate below the offered one. */
+        double rn = run_seconds(b);
+        fprintf(out, "  publishing  %.3f s: sent %.0f msg/s", rn, per_sec(b->published, rn));
+        if (o->qos > 0)
+            fprintf(out, ", acknowledged %.0f msg/s", per_sec(b->acked_at_stop, rn));
+        if (o->rate > 0)
+            fprintf(out, "; offered %g msg/s, %llu due, %llu behind schedule at the end",
+                    o->rate, (unsigned long long)b->due_at_stop,
+                    (unsigned long long)behind(b));
+        fputc('\n', out);
+        if (o->rate > 0)
+            print_hist_text(out, "  send lag", &b->send_lag);
     }
     if (o->subs > 0) {
         double rs = receive_seconds(b);
         fprintf(out, "received      %llu msgs in %.3f s: %.0f msg/s, %.2f MB/s\n",
                 (unsigned long long)b->received, rs, per_sec(b->received, rs),
                 mb(b->received, o->payload, rs));
-        if (o->pubs > 0 || o->count_set)
+        if (o->pubs > 0 && o->qos > 0)
+            fprintf(out,
+                    "              expected %llu, delivered %llu, lost %llu (acknowledged but "
+                    "never delivered %llu), duplicates %llu",
+                    (unsigned long long)b->expected, (unsigned long long)b->unique,
+                    (unsigned long long)b->lost, (unsigned long long)b->acked_lost,
+                    (unsigned long long)b->dups);
+        else if (o->pubs > 0 || o->count_set)
             fprintf(out, "              expected %llu, lost %llu, duplicates %llu",
                     (unsigned long long)b->expected, (unsigned long long)b->lost,
                     (unsigned long long)b->dups);
@@ -155,6 +196,9 @@ void bench_report_text(const struct bench *b, FILE *out)
         fputc('\n', out);
     }
     print_hist_text(out, "latency", &b->latency);
+    /* The same without our own lateness: what the broker and the network
+     * added once a message was written. */
+    print_hist_text(out, "  from send", &b->latency_sent);
     print_hist_text(out, "ack latency", &b->ack_latency);
     if (o->broker_pid) {
         fprintf(out, "broker RSS    before %.1f MiB, connected %.1f MiB, peak %.1f MiB",
@@ -167,7 +211,11 @@ void bench_report_text(const struct bench *b, FILE *out)
         fputc('\n', out);
     }
     if (b->stalled)
-        fprintf(out, "note          ended after %lu s without progress\n", o->timeout);
+        fprintf(out, "note          ended after %g s without progress\n", b->stall_seconds);
+    if (b->acked_lost)
+        fprintf(out, "LOSS          %llu deliveries of messages the broker acknowledged never "
+                     "arrived\n",
+                (unsigned long long)b->acked_lost);
     if (b->interrupted)
         fprintf(out, "note          interrupted\n");
 }
@@ -221,9 +269,15 @@ void bench_report_json(const struct bench *b, int status, FILE *out)
     fputs(",\"sub_topic\":", out);
     json_string(out, o->filter_tmpl);
     fprintf(out,
-            ",\"qos\":%u,\"sub_qos\":%u,\"payload\":%lu,\"rate\":%g,\"inflight\":%lu,"
+            ",\"qos\":%u,\"sub_qos\":%u,\"payload\":%lu,\"rate\":%g,\"rate_per_pub\":%g,"
+            "\"open_loop\":%s,\"inflight\":%lu,\"backlog\":%lu,\"sub_rate\":%g,"
+            "\"persistent\":%s,\"drain_timeout\":%g,"
             "\"count\":%lu,\"duration\":%g,\"keepalive\":%u,\"clean\":%s},",
-            (unsigned)o->qos, (unsigned)o->sub_qos, o->payload, o->rate, o->inflight,
+            (unsigned)o->qos, (unsigned)o->sub_qos, o->payload, o->rate,
+            o->pubs ? o->rate / (double)o->pubs : 0.0,
+            o->rate > 0 || o->backlog == 0 ? "true" : "false", o->inflight,
+            o->rate > 0 ? 0 : o->backlog, o->sub_rate,
+            o->persistent || !o->clean ? "true" : "false", o->drain_timeout,
             o->count_set ? o->count : 0, o->duration, (unsigned)o->keepalive,
             o->clean ? "true" : "false");
     double cs = connect_seconds(b);
@@ -234,21 +288,45 @@ void bench_report_json(const struct bench *b, int status, FILE *out)
             per_sec(b->ready, cs), (unsigned long long)b->sessions_present);
     json_hist(out, "connack_us", &b->connect_latency);
     double ps = publish_seconds(b), rs = receive_seconds(b);
+    double rn = run_seconds(b);
     fprintf(out,
-            "},\"published\":{\"sent\":%llu,\"acked\":%llu,\"unacked\":%llu,\"seconds\":%.6f,"
-            "\"msgs_per_sec\":%.1f,\"mb_per_sec\":%.3f},",
+            "},\"published\":{\"sent\":%llu,\"acked\":%llu,\"unacked\":%llu,\"accepted\":%llu,"
+            "\"seconds\":%.6f,\"msgs_per_sec\":%.1f,\"mb_per_sec\":%.3f},",
             (unsigned long long)b->published, (unsigned long long)b->completed,
-            (unsigned long long)b->unacked, ps, per_sec(b->completed, ps),
-            mb(b->completed, o->payload, ps));
+            (unsigned long long)b->unacked, (unsigned long long)b->accepted, ps,
+            per_sec(b->completed, ps), mb(b->completed, o->payload, ps));
+    fprintf(out,
+            "\"schedule\":{\"seconds\":%.6f,\"offered_per_sec\":%g,\"due\":%llu,"
+            "\"sent\":%llu,\"behind\":%llu,\"sent_per_sec\":%.1f,\"acked\":%llu,"
+            "\"acked_per_sec\":%.1f,",
+            rn, o->rate, (unsigned long long)b->due_at_stop, (unsigned long long)b->published,
+            (unsigned long long)behind(b), per_sec(b->published, rn),
+            (unsigned long long)b->acked_at_stop, per_sec(b->acked_at_stop, rn));
+    json_hist(out, "lag_us", &b->send_lag);
+    fprintf(out,
+            "},\"delivery\":{\"qos\":%u,\"published\":%llu,\"acked\":%llu,\"expected\":%llu,"
+            "\"delivered\":%llu,\"duplicates\":%llu,\"lost\":%llu,\"acked_lost\":%llu,"
+            "\"unacked_lost\":%llu},",
+            (unsigned)(o->pubs == 0 ? o->sub_qos : o->qos < o->sub_qos ? o->qos : o->sub_qos),
+            (unsigned long long)b->published,
+            (unsigned long long)(o->qos > 0 ? b->accepted : b->published),
+            (unsigned long long)b->expected, (unsigned long long)b->unique,
+            (unsigned long long)b->dups, (unsigned long long)b->lost,
+            (unsigned long long)b->acked_lost,
+            (unsigned long long)(b->lost > b->acked_lost ? b->lost - b->acked_lost : 0));
     fprintf(out,
             "\"received\":{\"messages\":%llu,\"unique\":%llu,\"expected\":%llu,\"lost\":%llu,"
+            "\"acked_lost\":%llu,"
             "\"duplicates\":%llu,\"foreign\":%llu,\"seconds\":%.6f,\"msgs_per_sec\":%.1f,"
             "\"mb_per_sec\":%.3f},",
             (unsigned long long)b->received, (unsigned long long)b->unique,
             (unsigned long long)b->expected, (unsigned long long)b->lost,
+            (unsigned long long)b->acked_lost,
             (unsigned long long)b->dups, (unsigned long long)b->foreign, rs,
             per_sec(b->received, rs), mb(b->received, o->payload, rs));
     json_hist(out, "latency_us", &b->latency);
+    fputc(',', out);
+    json_hist(out, "latency_from_send_us", &b->latency_sent);
     fputc(',', out);
     json_hist(out, "ack_latency_us", &b->ack_latency);
     if (o->broker_pid) {

@@ -116,6 +116,29 @@ uint32_t track_unique_below(const struct bench_track *t, uint32_t stream, uint32
     return n;
 }
 
+static const struct track_stream *find_const(const struct bench_track *t, uint32_t stream)
+{
+    if (!t->size)
+        return NULL;
+    const struct track_stream *s = find_slot(t->slots, t->size, stream + 1);
+    return s->stream == stream + 1 ? s : NULL;
+}
+
+uint64_t track_absent(const struct bench_track *want, const struct bench_track *got,
+                      uint32_t stream)
+{
+    const struct track_stream *w = find_const(want, stream);
+    if (!w)
+        return 0;
+    const struct track_stream *g = find_const(got, stream);
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < w->cap_words; i++) {
+        uint64_t have = g && i < g->cap_words ? g->bits[i] : 0;
+        n += (uint64_t)__builtin_popcountll(w->bits[i] & ~have);
+    }
+    return n;
+}
+
 uint64_t track_unique(const struct bench_track *t)
 {
     uint64_t n = 0;

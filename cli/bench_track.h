@@ -41,6 +41,10 @@ enum track_result track_add(struct bench_track *t, uint32_t stream, uint32_t seq
                             uint32_t *advance);
 /* Unique messages of `stream` with a sequence number below `below`. */
 uint32_t track_unique_below(const struct bench_track *t, uint32_t stream, uint32_t below);
+/* Messages of `stream` that `want` holds and `got` does not (for example
+ * acknowledged to the publisher, never received by a subscriber). */
+uint64_t track_absent(const struct bench_track *want, const struct bench_track *got,
+                      uint32_t stream);
 /* Sums over every stream. */
 uint64_t track_unique(const struct bench_track *t);
 uint64_t track_dups(const struct bench_track *t);

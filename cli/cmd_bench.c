@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +46,10 @@ enum {
     OPT_NO_PROGRESS,
     OPT_BROKER_PID,
     OPT_BACKLOG,
+    OPT_RATE_PER_PUB,
+    OPT_SUB_RATE,
+    OPT_PERSISTENT,
+    OPT_DRAIN_TIMEOUT,
 };
 
 static void usage(FILE *out)
@@ -75,23 +80,45 @@ static void usage(FILE *out)
         "  -s, --size BYTES         payload size (default 64).  The first %u bytes\n"
         "                           carry a stream id, a sequence number and a\n"
         "                           timestamp; smaller payloads are counted only\n"
-        "  -r, --rate N             messages per second per publisher (decimals\n"
-        "                           allowed); 0 = as fast as the broker takes them\n"
-        "                           (default)\n"
+        "  -r, --rate N             messages per second of all publishers together\n"
+        "                           (decimals allowed), open loop: each publisher\n"
+        "                           sends rate/pubs msg/s on a fixed schedule,\n"
+        "                           whatever the acknowledgements; latency counts\n"
+        "                           from when a message was due, and a full -w window\n"
+        "                           makes the publisher fall behind (the report shows\n"
+        "                           offered and achieved rates).  0 = as fast as the\n"
+        "                           broker takes them (default)\n"
+        "      --rate-per-pub N     the same, given per publisher (-r N x --pubs);\n"
+        "                           (what -r meant in earlier versions)\n"
         "  -w, --inflight N         QoS 1/2 messages per publisher awaiting their\n"
         "                           acknowledgement (default 20)\n"
-        "      --backlog N          deliveries published but not yet received, all\n"
-        "                           publishers together (a message counts once per\n"
-        "                           subscriber it should reach; each publisher gets\n"
-        "                           an equal share, at least one message): keeps\n"
-        "                           queues short so that -r 0 measures what the\n"
-        "                           broker delivers, not what it buffers; 0 = no\n"
-        "                           limit (default 100000)\n"
+        "      --backlog N          closed loop for -r 0: deliveries published but\n"
+        "                           not yet received, all publishers together (a\n"
+        "                           message counts once per subscriber it should\n"
+        "                           reach; each publisher gets an equal share, at\n"
+        "                           least one message): keeps queues short so that\n"
+        "                           -r 0 measures what the broker delivers, not what\n"
+        "                           it buffers; 0 = no limit: open loop at full\n"
+        "                           speed, held back only by -w (default 100000;\n"
+        "                           not used with -r)\n"
         "  -n, --count N            messages per publisher; with --pubs 0, messages\n"
         "                           each subscriber must receive (0 = subscribe and\n"
         "                           leave: creates persistent sessions)\n"
         "  -D, --duration SECONDS   publish for SECONDS (default 10 unless -n)\n"
         "      --retain             publish retained messages\n"
+        "      --persistent         subscribers keep their sessions (clean session\n"
+        "                           0, client ids PREFIX-sN): what the broker\n"
+        "                           acknowledged must reach them even when they are\n"
+        "                           slow; the sessions stay on the broker after the\n"
+        "                           run (-c makes publishers persistent too)\n"
+        "      --sub-rate N         each subscriber handles at most N messages per\n"
+        "                           second while publishing lasts, by not reading its\n"
+        "                           socket in between (a slow consumer: the broker\n"
+        "                           must queue, slow the publishers, or drop); the\n"
+        "                           drain reads at full speed\n"
+        "      --drain-timeout S    after publishing, wait at most S seconds without\n"
+        "                           a delivery or acknowledgement for what is\n"
+        "                           missing (default: --timeout)\n"
         "Outcome:\n"
         "      --allow-loss         exit 0 even if QoS 1/2 messages were lost\n"
         "      --json               print the results as one JSON object\n"
@@ -107,10 +134,15 @@ static void usage(FILE *out)
         "client makes its own handshake; the CA and certificate files are read once;\n"
         "the report says TLS was used and counts refused handshakes.\n\n"
         "%s\n"
+        "At QoS 1/2 the report counts, per delivery (message x subscriber that\n"
+        "should get it): published, acknowledged by the broker (PUBACK; PUBREC at\n"
+        "QoS 2), delivered (distinct), duplicates, lost, and of the lost those the\n"
+        "broker had acknowledged (\"acknowledged but never delivered\", acked_lost):\n"
+        "a broken promise, not back pressure.\n\n"
         "Exit status:\n"
         "  0  the run completed (at QoS 0, lost messages are reported, not fatal)\n"
-        "  1  QoS 1/2 messages lost or left unacknowledged (see --allow-loss), or a\n"
-        "     connection lost during the run\n"
+        "  1  QoS 1/2 messages lost (acknowledged or not) or left unacknowledged\n"
+        "     (see --allow-loss), or a connection lost during the run\n"
         "  2  bad arguments\n"
         "  3  a client could not connect (TCP refused, TLS handshake or server\n"
         "     certificate refused, CONNACK 1-3, closed)\n"
@@ -173,11 +205,12 @@ static void begin_closing(struct bench *b)
 }
 
 /* Messages each subscriber should have received: the sum over the streams
- * its filter matches.  With lost != NULL, also counts the ones missing. */
-static uint64_t count_expected(struct bench *b, uint64_t *lost)
+ * its filter matches.  With lost != NULL, also counts the ones missing,
+ * and in *acked_lost those of them the broker had acknowledged. */
+static uint64_t count_expected(struct bench *b, uint64_t *lost, uint64_t *acked_lost)
 {
     const struct bench_options *o = &b->o;
-    uint64_t expected = 0, missing = 0;
+    uint64_t expected = 0, missing = 0, acked_missing = 0, acked_expected = 0;
     for (size_t i = 0; i < b->n_conns; i++) {
         struct bench_conn *c = &b->conns[i];
         if (!c->sub)
@@ -196,15 +229,25 @@ static uint64_t count_expected(struct bench *b, uint64_t *lost)
             if (!st->sent || !topic_matches(c->sub->filter, topic, st->topic_len))
                 continue;
             expected += st->sent;
-            if (lost && o->payload >= BENCH_STAMP_SIZE)
+            if (!lost)
+                continue;
+            const struct bench_track *acked = &b->conns[o->subs + s / o->topics].pub->acked_set;
+            if (o->payload >= BENCH_STAMP_SIZE) {
                 missing += st->sent - track_unique_below(&c->sub->track, (uint32_t)s, st->sent);
+                acked_missing += track_absent(acked, &c->sub->track, (uint32_t)s);
+            } else {
+                acked_expected += track_unique_below(acked, (uint32_t)s, TRACK_MAX_SEQ);
+            }
         }
     }
     if (lost) {
         /* Untracked payloads: only the totals can be compared. */
-        if (o->payload < BENCH_STAMP_SIZE && o->pubs > 0)
+        if (o->payload < BENCH_STAMP_SIZE && o->pubs > 0) {
             missing = expected > b->received ? expected - b->received : 0;
+            acked_missing = acked_expected > b->received ? acked_expected - b->received : 0;
+        }
         *lost = missing;
+        *acked_lost = acked_missing;
     }
     return expected;
 }
@@ -213,14 +256,27 @@ static void stop_publishing(struct bench *b)
 {
     if (b->phase != PHASE_RUNNING)
         return;
+    if (b->o.rate > 0)
+        for (size_t i = 0; i < b->n_conns; i++)
+            conn_catch_up(&b->conns[i]);
     b->phase = PHASE_DRAINING;
     b->t_run_stop = b->t_progress = b->now;
+    b->acked_at_stop = b->completed;
     evtimer_del(b->phase_timer);
-    for (size_t i = 0; i < b->n_conns; i++)
-        if (b->conns[i].pub)
-            evtimer_del(&b->conns[i].pub->pace);
+    for (size_t i = 0; i < b->n_conns; i++) {
+        struct bench_conn *c = &b->conns[i];
+        if (c->pub) {
+            evtimer_del(&c->pub->pace);
+            /* What the schedule asked for, to compare with what went out. */
+            uint64_t due = conn_due(c, b->now);
+            if (b->o.count_set && due > b->o.count)
+                due = b->o.count;
+            b->due_at_stop += due;
+        }
+        conn_unpause(c); /* --sub-rate holds only while publishing */
+    }
     if (b->o.pubs > 0)
-        b->expected = count_expected(b, NULL);
+        b->expected = count_expected(b, NULL, NULL);
     bench_check_done(b);
 }
 
@@ -275,13 +331,13 @@ static void start_run(struct bench *b)
     if (o->duration_set || !o->count_set)
         set_timer(b->phase_timer, (uint64_t)(o->duration * 1e9));
     /* Fixed-rate publishers are spread evenly over one period rather than
-     * all firing at once. */
-    double period = o->rate > 0 ? 1e9 / o->rate : 0;
+     * all firing at once: together they send one message every 1/rate s. */
+    double gap = o->rate > 0 ? 1e9 / o->rate : 0;
     for (size_t i = 0; i < b->n_conns && b->phase == PHASE_RUNNING; i++) {
         struct bench_conn *c = &b->conns[i];
         if (!c->pub || c->state != CS_READY)
             continue;
-        c->pub->t0 = b->now + (uint64_t)(period * (double)c->index / (double)o->pubs);
+        c->pub->t0 = b->now + (uint64_t)(gap * (double)c->index);
         conn_pump(c);
     }
 }
@@ -359,17 +415,20 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     /* A run that stopped moving ends, and says so, rather than hang. */
     uint64_t timeout = (uint64_t)b->o.timeout * 1000000000u;
+    uint64_t drain_timeout = (uint64_t)(b->o.drain_timeout * 1e9);
     uint64_t quiet = b->now - b->t_progress;
     int eff_qos = b->o.qos < b->o.sub_qos ? b->o.qos : b->o.sub_qos;
     if (b->o.pubs == 0)
         eff_qos = b->o.sub_qos;
     if (b->phase == PHASE_DRAINING &&
-        (quiet > timeout || (eff_qos == 0 && b->in_window_total == 0 && quiet > QOS0_DRAIN_NS &&
-                             b->o.pubs > 0))) {
-        b->stalled = quiet > timeout;
+        (quiet > drain_timeout ||
+         (eff_qos == 0 && b->in_window_total == 0 && quiet > QOS0_DRAIN_NS && b->o.pubs > 0))) {
+        b->stalled = quiet > drain_timeout;
+        b->stall_seconds = b->o.drain_timeout;
         begin_closing(b);
     } else if (b->phase == PHASE_RUNNING && b->in_window_total > 0 && quiet > timeout) {
         b->stalled = true;
+        b->stall_seconds = (double)b->o.timeout;
         stop_publishing(b);
         begin_closing(b);
     }
@@ -435,9 +494,15 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"broker-pid", required_argument, NULL, OPT_BROKER_PID},
         {"backlog", required_argument, NULL, OPT_BACKLOG},
+        {"rate-per-pub", required_argument, NULL, OPT_RATE_PER_PUB},
+        {"sub-rate", required_argument, NULL, OPT_SUB_RATE},
+        {"persistent", no_argument, NULL, OPT_PERSISTENT},
+        {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
         {NULL, 0, NULL, 0},
     };
     unsigned long v, sub_qos = 3;
+    double per_pub = 0;
+    bool rate_set = false, drain_set = false;
     int opt;
     optind = 1;
     opterr = 0;
@@ -507,6 +572,32 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
                 cli_error("bench", "-r: '%s' is not a rate in messages per second", optarg);
                 return CLI_EXIT_USAGE;
             }
+            rate_set = true;
+            break;
+        case OPT_RATE_PER_PUB:
+            if (parse_double(optarg, 1e9, &per_pub) != 0) {
+                cli_error("bench", "--rate-per-pub: '%s' is not a rate in messages per second",
+                          optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o->rate_per_pub = true;
+            break;
+        case OPT_SUB_RATE:
+            if (parse_double(optarg, 1e9, &o->sub_rate) != 0) {
+                cli_error("bench", "--sub-rate: '%s' is not a rate in messages per second",
+                          optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_PERSISTENT:
+            o->persistent = true;
+            break;
+        case OPT_DRAIN_TIMEOUT:
+            if (parse_double(optarg, 86400, &o->drain_timeout) != 0 || o->drain_timeout <= 0) {
+                cli_error("bench", "--drain-timeout: '%s' is not a number of seconds", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            drain_set = true;
             break;
         case 'w':
             if (parse_ulong(optarg, 65535, &o->inflight) != 0 || o->inflight == 0) {
@@ -598,6 +689,12 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
         cli_error("bench", "nothing to do: --pubs and --subs are both 0");
         return CLI_EXIT_USAGE;
     }
+    if (rate_set && o->rate_per_pub) {
+        cli_error("bench", "-r (all publishers) and --rate-per-pub: give one of them");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->rate_per_pub)
+        o->rate = per_pub * (double)o->pubs;
     if (o->pubs * o->topics > UINT32_MAX / 2) {
         cli_error("bench", "--pubs x --topics is too large");
         return CLI_EXIT_USAGE;
@@ -623,6 +720,8 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
     o->will_qos = (uint8_t)ca->will_qos;
     o->will_retain = ca->will_retain;
     o->timeout = ca->timeout;
+    if (!drain_set)
+        o->drain_timeout = (double)o->timeout;
     o->debug = ca->debug;
     if (ca->client_id)
         o->id_prefix = ca->client_id;
@@ -678,7 +777,7 @@ static int exit_status(const struct bench *b)
     if (b->lost_conns)
         return CLI_EXIT_FAILURE;
     int eff_qos = b->o.pubs == 0 ? b->o.sub_qos : b->o.qos < b->o.sub_qos ? b->o.qos : b->o.sub_qos;
-    if (eff_qos > 0 && (b->lost || b->unacked) && !b->o.allow_loss)
+    if (eff_qos > 0 && (b->lost || b->acked_lost || b->unacked) && !b->o.allow_loss)
         return CLI_EXIT_FAILURE;
     if (b->o.qos > 0 && b->unacked && !b->o.allow_loss)
         return CLI_EXIT_FAILURE;
@@ -691,6 +790,14 @@ static int run(struct bench *b)
     if (cfg) {
         /* One thread: no locks. */
         event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+        /* A schedule or a read rate needs timers finer than epoll's
+         * milliseconds: a message 0.9 ms late would be 0.9 ms of latency
+         * the broker did not cause. */
+        if (b->o.rate > 0 || b->o.sub_rate > 0) {
+            event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+            /* Linux lets a timer fire up to 50 us late by default. */
+            (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+        }
         b->base = event_base_new_with_config(cfg);
         event_config_free(cfg);
     }
@@ -737,11 +844,12 @@ static int run(struct bench *b)
 
     if (b->o.broker_pid)
         b->rss_peak_kib = bench_read_rss_kib(b->o.broker_pid, "VmHWM");
-    uint64_t lost = 0;
-    uint64_t expected = count_expected(b, &lost);
+    uint64_t lost = 0, acked_lost = 0;
+    uint64_t expected = count_expected(b, &lost, &acked_lost);
     if (b->o.pubs > 0 || b->o.count_set)
         b->expected = expected;
     b->lost = lost;
+    b->acked_lost = b->o.qos > 0 ? acked_lost : 0;
     b->unacked += b->in_window_total;
     b->dups = 0;
     for (size_t i = 0; i < b->n_conns; i++)
@@ -788,6 +896,8 @@ int cmd_bench(int argc, char **argv)
     hist_init(&b->ack_latency);
     hist_init(&b->connect_latency);
     hist_init(&b->handshake_latency);
+    hist_init(&b->send_lag);
+    hist_init(&b->latency_sent);
     /* Tells this run's messages from those an earlier run left queued. */
     b->run_id = (uint32_t)(bench_now() ^ ((uint64_t)getpid() << 16));
 

@@ -1,15 +1,17 @@
 #!/usr/bin/python3
-"""compare.py - Petrel and Mosquitto side by side (run it through
-compare.sh, which installs Mosquitto and builds what is needed).
+"""compare.py - Petrel, Mosquitto and NATS side by side (run it through
+compare.sh, which installs Mosquitto and nats-server and builds what is
+needed).
 
-Each scenario runs against both brokers in turn, A B A B, for --rounds
+Each scenario runs against every broker in turn, A B C A B C, for --rounds
 rounds; every run gets a freshly started broker with its own temporary
 directory, so no run inherits another's sessions, queues or memory.  The
 load is `petrel bench` (one process, libevent, the MQTT codec) with --json.
-Per scenario the median of each broker and the ratio Petrel/Mosquitto are
-printed, and written as JSON and as the Markdown table in
+Per scenario the median of each broker and the ratios Petrel/Mosquitto and
+Petrel/NATS are printed, and written as JSON and as the Markdown table in
 docs/benchmarks.md (between the results markers; the rest of that file is
-prose kept by hand).
+prose kept by hand).  A QoS 1 scenario is met only if Petrel lost no
+message it had acknowledged, in any round.
 """
 
 import argparse
@@ -28,6 +30,8 @@ import tempfile
 import time
 
 MOSQUITTO = shutil.which('mosquitto') or '/usr/sbin/mosquitto'
+NATS = shutil.which('nats-server') or '/usr/sbin/nats-server'
+PEERS = ('petreld', 'mosquitto', 'nats')
 MD_BEGIN = '<!-- compare.sh results: begin -->'
 MD_END = '<!-- compare.sh results: end -->'
 
@@ -57,10 +61,15 @@ def rss_kib(pid):
 
 
 class Broker:
-    """A fresh petreld or mosquitto on a free loopback port."""
+    """A fresh petreld, mosquitto or nats-server on a free loopback port.
+    `petrel_conf`: 'same' gives petreld the queue and window settings the
+    peers get; 'defaults' leaves its shipped ones (the flow-control
+    scenarios: a large queue would hide what a full one does).  `extra`:
+    more petreld settings (--petreld-set)."""
 
-    def __init__(self, kind, exe, persistent):
+    def __init__(self, kind, exe, persistent, petrel_conf='same', extra=()):
         self.kind, self.exe, self.persistent = kind, exe, persistent
+        self.petrel_conf, self.extra = petrel_conf, list(extra)
         self.tmp = tempfile.mkdtemp(prefix='petrel-compare-%s-' % kind)
         self.log_path = os.path.join(self.tmp, 'broker.log')
         self.proc = None
@@ -71,9 +80,19 @@ class Broker:
         data = os.path.join(self.tmp, 'data')
         os.makedirs(data)
         if self.kind == 'petreld':
-            lines = ['listen = 127.0.0.1:0', 'data_dir = %s' % data, 'log_level = notice',
-                     'max_queued_messages = %d' % MAX_QUEUED, 'max_queued_bytes = 0',
-                     'max_inflight = %d' % MAX_INFLIGHT]
+            lines = ['listen = 127.0.0.1:0', 'data_dir = %s' % data, 'log_level = notice']
+            if self.petrel_conf == 'same':
+                lines += ['max_queued_messages = %d' % MAX_QUEUED, 'max_queued_bytes = 0',
+                          'max_inflight = %d' % MAX_INFLIGHT]
+            lines += ['%s = %s' % kv for kv in self.extra]
+        elif self.kind == 'nats':
+            # MQTT in nats-server needs JetStream (sessions, QoS 1, retained)
+            # and a server name; the NATS client port is any free one.
+            self.port = free_port()
+            lines = ['server_name: petrel_compare', 'listen: "127.0.0.1:-1"',
+                     'jetstream { store_dir: "%s" }' % data,
+                     'mqtt { listen: "127.0.0.1:%d", max_ack_pending: %d }'
+                     % (self.port, MAX_INFLIGHT)]
         else:
             self.port = free_port()
             lines = ['listener %d 127.0.0.1' % self.port, 'allow_anonymous true',
@@ -100,12 +119,15 @@ class Broker:
                 if m and re.search(r'\bready\b', text):
                     self.port = int(m.group(1))
                     return self
+            elif self.kind == 'nats':
+                if 'Server is ready' in text and self.accepting():
+                    return self
             elif self.accepting():
                 # (with log_type notice, as petreld's log_level, mosquitto
                 # does not log that it is running)
                 return self
             if self.proc.poll() is not None:
-                if self.kind == 'mosquitto' and 'Address already in use' in text:
+                if self.kind != 'petreld' and 'address already in use' in text.lower():
                     # Another program took the free port meanwhile.
                     self.port = free_port()
                     shutil.rmtree(data, ignore_errors=True)
@@ -166,15 +188,19 @@ class Compare:
             why = []
             lost, unacked = out['received']['lost'], out['published']['unacked']
             if out['config']['qos'] or out['config']['sub_qos']:
-                if lost:
-                    why.append('%d messages lost' % lost)
+                acked_lost = out['received'].get('acked_lost', 0)
+                if acked_lost:
+                    why.append('%d acknowledged but never delivered' % acked_lost)
+                if lost > acked_lost:
+                    why.append('%d messages lost' % (lost - acked_lost))
                 if unacked:
                     why.append('%d unacknowledged' % unacked)
             if out['connections']['failed'] or out['connections']['lost']:
                 why.append('%d connections failed, %d lost' % (out['connections']['failed'],
                                                                out['connections']['lost']))
             if out.get('stalled'):
-                why.append('no progress for the last --timeout seconds')
+                why.append('ended after %g s without progress' % out['config'].get(
+                    'drain_timeout', 10))
             if not why and p.stderr.strip():
                 why.append(p.stderr.strip().splitlines()[-1])
             self.failures.append('%s on %s: petrel bench exit %d: %s'
@@ -186,7 +212,14 @@ class Compare:
         self.seq += 1
         return 'cmp-%s-%d-%d' % (tag, os.getpid(), self.seq)
 
-    # ---- scenarios: each returns {metric: value} plus 'lost' ------------------
+    # ---- scenarios: each returns {metric: value} plus 'lost' (QoS 1: lost
+    # or left unacknowledged) and 'acked_lost' (acknowledged to the
+    # publisher, never delivered) ---------------------------------------------
+
+    @staticmethod
+    def losses(r):
+        return {'lost': r['received']['lost'] + r['published']['unacked'],
+                'acked_lost': r['received'].get('acked_lost', 0)}
 
     def s1(self, b, q):
         r = self.bench(b, ['--pubs', 1, '--subs', 1, '-q', 0, '-s', 64, '-D', q['dur'],
@@ -194,12 +227,41 @@ class Compare:
         return {'msgs_per_sec': r['received']['msgs_per_sec'], 'lost': r['received']['lost'],
                 'p99_ms': r['latency_us']['p99'] / 1e3}
 
+    def open_loop(self, b, q, label, args):
+        """The flow-control scenarios: QoS 1, 64 B, a publisher window of
+        1000, open loop; after publishing, what is missing is waited for
+        until nothing has arrived for drain seconds."""
+        r = self.bench(b, ['-q', 1, '-s', 64, '-w', 1000, '-D', q['ol_dur'],
+                           '--drain-timeout', q['drain']] + args, label)
+        out = {'msgs_per_sec': r['received']['msgs_per_sec'],
+               'p50_ms': r['latency_us']['p50'] / 1e3, 'p99_ms': r['latency_us']['p99'] / 1e3,
+               'max_ms': r['latency_us']['max'] / 1e3,
+               'sent_per_sec': r['schedule']['sent_per_sec'],
+               'acked_per_sec': r['schedule']['acked_per_sec']}
+        out.update(self.losses(r))
+        return out
+
     def s2(self, b, q):
+        return self.open_loop(b, q, 'S2', ['--pubs', 1, '--subs', 1, '--persistent',
+                                           '--backlog', 0, '-i', self.uid('s2'),
+                                           '-t', 's2/x', '-T', 's2/x'])
+
+    def s2cl(self, b, q):
         r = self.bench(b, ['--pubs', 1, '--subs', 1, '-q', 1, '-s', 64, '-D', q['dur'], '-c',
-                           '-i', self.uid('s2'), '-t', 's2/x', '-T', 's2/x'], 'S2')
-        return {'msgs_per_sec': r['received']['msgs_per_sec'],
-                'lost': r['received']['lost'] + r['published']['unacked'],
-                'p99_ms': r['latency_us']['p99'] / 1e3}
+                           '-i', self.uid('s2cl'), '-t', 's2/x', '-T', 's2/x'], 'S2cl')
+        out = {'msgs_per_sec': r['received']['msgs_per_sec'],
+               'p99_ms': r['latency_us']['p99'] / 1e3}
+        out.update(self.losses(r))
+        return out
+
+    def s2r(self, b, q):
+        return self.open_loop(b, q, 'S2r', ['--pubs', 1, '--subs', 1, '--persistent',
+                                            '-r', q['s2r_rate'], '-i', self.uid('s2r'),
+                                            '-t', 's2r/x', '-T', 's2r/x'])
+
+    def s2c(self, b, q):
+        return self.open_loop(b, q, 'S2c', ['--pubs', 1, '--subs', 1, '--backlog', 0,
+                                            '-t', 's2c/x', '-T', 's2c/x'])
 
     def s3(self, b, q):
         r = self.bench(b, ['--pubs', 1, '--subs', q['fan'], '-q', 0, '-s', 64, '-D', q['dur'],
@@ -210,16 +272,24 @@ class Compare:
     def s4(self, b, q):
         r = self.bench(b, ['--pubs', q['fan'], '--subs', 1, '-q', 1, '-s', 64, '-D', q['dur'],
                            '-t', 's4/%p', '-T', 's4/+'], 'S4')
-        return {'msgs_per_sec': r['received']['msgs_per_sec'],
-                'lost': r['received']['lost'] + r['published']['unacked'],
-                'p99_ms': r['latency_us']['p99'] / 1e3}
+        out = {'msgs_per_sec': r['received']['msgs_per_sec'],
+               'p99_ms': r['latency_us']['p99'] / 1e3}
+        out.update(self.losses(r))
+        return out
+
+    def s4r(self, b, q):
+        return self.open_loop(b, q, 'S4r', ['--pubs', q['s4r_pubs'], '--subs', 1,
+                                            '--persistent', '-r', q['s4r_rate'],
+                                            '-i', self.uid('s4r'),
+                                            '-t', 's4r/%p', '-T', 's4r/+'])
 
     def s5(self, b, q):
         r = self.bench(b, ['--pubs', q['p2p'], '--subs', q['p2p'], '-q', 1, '-s', 64,
-                           '-r', q['p2p_rate'], '-D', q['p2p_dur'],
+                           '--rate-per-pub', q['p2p_rate'], '-D', q['p2p_dur'],
                            '-t', 's5/%p', '-T', 's5/%s'], 'S5')
-        return {'p50_ms': r['latency_us']['p50'] / 1e3, 'p99_ms': r['latency_us']['p99'] / 1e3,
-                'lost': r['received']['lost'] + r['published']['unacked']}
+        out = {'p50_ms': r['latency_us']['p50'] / 1e3, 'p99_ms': r['latency_us']['p99'] / 1e3}
+        out.update(self.losses(r))
+        return out
 
     def s6(self, b, q):
         r = self.bench(b, ['--connect-only', '--clients', q['conns'], '-k', 60, '-D', 2,
@@ -239,54 +309,107 @@ class Compare:
                              '-i', sid + '-load'], 'S7 queue')
         drain = self.bench(b, ['--pubs', 0, '--subs', 1, '-c', '-i', sid, '-q', 1, '-n', n,
                                '-T', 's7/#', '--timeout', 30], 'S7 drain')
+        # The drain cannot tell acknowledged messages from the others: all
+        # but those the queueing run left unacknowledged were acknowledged.
+        unacked = pub['published']['unacked']
+        lost = drain['received']['lost'] + unacked
         return {'drain_msgs_per_sec': drain['received']['msgs_per_sec'],
                 'queue_msgs_per_sec': pub['published']['msgs_per_sec'],
-                'lost': drain['received']['lost'] + pub['published']['unacked']}
+                'lost': lost, 'acked_lost': max(0, drain['received']['lost'] - unacked)}
 
+    def s8(self, b, q):
+        r = self.open_loop(b, q, 'S8', ['--pubs', 1, '--subs', 1, '--persistent',
+                                        '-r', q['s8_rate'], '--sub-rate', q['s8_sub_rate'],
+                                        '-i', self.uid('s8'), '-t', 's8/x', '-T', 's8/x'])
+        # How far the broker held the publisher to the subscriber's pace
+        # (1.0 = exactly; offered / sub rate = not at all).
+        r['held_x'] = r['acked_per_sec'] / q['s8_sub_rate']
+        return r
+
+    # id, method, title, headline metric, higher is better, target, unit,
+    # mosquitto persistence, QoS 1 (zero acknowledged loss required),
+    # petreld settings ('same' as the peers, or its 'defaults').
+    # target: ('ratio', x): Petrel / Mosquitto >= x (or <= x when lower is
+    # better); ('abs', x): Petrel's own figure <= x (or >= x).
     SCENARIOS = [
-        # id, method, title, headline metric, higher is better, target, unit,
-        # mosquitto persistence, QoS 1 (zero loss required)
         ('S1', s1, 'throughput: 1 pub -> 1 sub, QoS 0, 64 B, max rate', 'msgs_per_sec', True,
-         1.5, 'msg/s', False, False),
-        ('S2', s2, 'durable throughput: 1 pub -> 1 persistent sub, QoS 1, 64 B', 'msgs_per_sec',
-         True, 1.0, 'msg/s', True, True),
+         ('ratio', 1.5), 'msg/s', False, False, 'same'),
+        ('S2', s2, 'durable max rate: 1 pub -> 1 persistent sub, QoS 1, open loop, window 1000',
+         'msgs_per_sec', True, ('ratio', 1.5), 'msg/s', True, True, 'defaults'),
+        ('S2cl', s2cl, 'durable, closed loop: 1 pub -> 1 persistent sub, QoS 1, 64 B',
+         'msgs_per_sec', True, ('ratio', 1.0), 'msg/s', True, True, 'same'),
+        ('S2r', s2r, 'durable latency: 1 pub -> 1 persistent sub, QoS 1, {s2r_rate} msg/s',
+         'p99_ms', False, ('abs', 1.0), 'ms', True, True, 'defaults'),
+        ('S2c', s2c, 'clean session: 1 pub -> 1 sub, QoS 1, open loop, window 1000',
+         'msgs_per_sec', True, ('ratio', 2.0), 'msg/s', False, True, 'defaults'),
         ('S3', s3, 'fan-out: 1 pub -> {fan} subs on one topic, QoS 0', 'deliveries_per_sec',
-         True, 1.5, 'deliveries/s', False, False),
+         True, ('ratio', 1.5), 'deliveries/s', False, False, 'same'),
         ('S4', s4, 'fan-in: {fan} pubs (a topic each) -> 1 wildcard sub, QoS 1', 'msgs_per_sec',
-         True, 1.2, 'msg/s', False, True),
+         True, ('ratio', 1.2), 'msg/s', False, True, 'same'),
+        ('S4r', s4r, 'fan-in latency: {s4r_pubs} pubs -> 1 persistent sub, QoS 1, '
+         '{s4r_rate} msg/s in all', 'p99_ms', False, ('abs', 2.0), 'ms', True, True, 'defaults'),
         ('S5', s5, 'latency: {p2p} pubs -> {p2p} subs point to point, {p2p_rate} msg/s each, QoS 1',
-         'p99_ms', False, 1.0, 'ms', False, True),
+         'p99_ms', False, ('ratio', 1.0), 'ms', False, True, 'same'),
         ('S6', s6, 'connections: {conns} idle clients, keep alive 60', 'rss_per_conn_bytes', False,
-         1.0, 'B/conn', False, False),
+         ('ratio', 1.0), 'B/conn', False, False, 'same'),
         ('S7', s7, 'offline queue: {queue} QoS 1 msgs queued, then drained', 'drain_msgs_per_sec',
-         True, 1.0, 'msg/s', True, True),
+         True, ('ratio', 1.0), 'msg/s', True, True, 'same'),
+        ('S8', s8, 'slow subscriber: {s8_rate} msg/s offered, persistent sub reads {s8_sub_rate} '
+         'msg/s; publisher acked rate / sub rate', 'held_x', False, ('abs', 1.5), 'x', True, True,
+         'defaults'),
     ]
+    # Why a peer cannot run a scenario (shown as n/a).  nats-server's MQTT
+    # has no QoS 2; none of these scenarios needs it.
+    NOT_SUPPORTED = {}
 
     def params(self):
         if self.a.quick:
             return {'dur': 1, 'fan': 50, 'p2p': 50, 'p2p_rate': 5, 'p2p_dur': 2, 'conns': 500,
-                    'queue': 2000}
+                    'queue': 2000, 'ol_dur': 1, 'drain': 2, 's2r_rate': 20000,
+                    's4r_pubs': 100, 's4r_rate': 30000, 's8_rate': 20000, 's8_sub_rate': 2000}
         return {'dur': 10, 'fan': 1000, 'p2p': 1000, 'p2p_rate': 1, 'p2p_dur': 15,
-                'conns': 10000, 'queue': 100000}
+                'conns': 10000, 'queue': 100000, 'ol_dur': 4, 'drain': 3, 's2r_rate': 20000,
+                's4r_pubs': 100, 's4r_rate': 30000, 's8_rate': 20000, 's8_sub_rate': 2000}
+
+    def peers(self):
+        out = [('petreld', self.a.petreld), ('mosquitto', MOSQUITTO)]
+        if self.a.nats:
+            out.append(('nats', NATS))
+        return out
 
     def run(self):
         q = self.params()
         only = set(self.a.only.split(',')) if self.a.only else None
         t_start = time.monotonic()
         self.load_start = list(os.getloadavg())
-        for sid, fn, title, metric, higher, target, unit, persist, qos1 in self.SCENARIOS:
+        for (sid, fn, title, metric, higher, target, unit, persist, qos1,
+             pconf) in self.SCENARIOS:
             if only and sid not in only:
                 continue
             title = title.format(**q)
             print('%s %s' % (sid, title), flush=True)
-            runs = {'petreld': [], 'mosquitto': []}
+            runs = {k: [] for k in PEERS}
+            na = {}
+            if not self.a.nats:
+                na['nats'] = self.a.nats_why
+            na.update(self.NOT_SUPPORTED.get(sid, {}))
             for rnd in range(self.a.rounds):
-                for kind in ('petreld', 'mosquitto'):
-                    exe = self.a.petreld if kind == 'petreld' else MOSQUITTO
-                    b = Broker(kind, exe, persist).start()
+                for kind, exe in self.peers():
+                    if kind in na:
+                        continue
+                    b = Broker(kind, exe, persist, pconf, self.a.petreld_set)
                     try:
+                        b.start()
                         t0 = time.monotonic()
                         r = fn(self, b, q)
+                    except RuntimeError as e:
+                        if kind != 'nats':
+                            raise
+                        # The optional peer: its failure is reported, the
+                        # comparison goes on.
+                        na['nats'] = 'failed: %s' % str(e).splitlines()[0][:120]
+                        self.failures.append('%s on nats: %s' % (sid, e))
+                        continue
                     finally:
                         b.stop()
                     runs[kind].append(r)
@@ -295,23 +418,37 @@ class Compare:
                                                       for k, v in r.items()),
                              time.monotonic() - t0), flush=True)
             res = {'id': sid, 'title': title, 'metric': metric, 'unit': unit,
-                   'higher_is_better': higher, 'target': target, 'qos1': qos1, 'runs': runs}
-            for kind in runs:
+                   'higher_is_better': higher, 'target': list(target), 'qos1': qos1,
+                   'petreld_settings': pconf, 'runs': runs, 'na': na}
+            for kind in PEERS:
+                if kind in na or not runs[kind]:
+                    res[kind] = None
+                    continue
                 res[kind] = {k: statistics.median(r[k] for r in runs[kind])
                              for k in runs[kind][0]}
                 res[kind]['lost_total'] = sum(r['lost'] for r in runs[kind])
-            p, m = res['petreld'][metric], res['mosquitto'][metric]
-            res['ratio'] = p / m if m else None
-            if res['ratio'] is None:
+                res[kind]['acked_lost_total'] = sum(r.get('acked_lost', 0) for r in runs[kind])
+            p = res['petreld'][metric]
+            for kind, key in (('mosquitto', 'ratio'), ('nats', 'ratio_nats')):
+                other = res[kind][metric] if res[kind] else None
+                res[key] = p / other if other else None
+            kind_t, x = target
+            if kind_t == 'abs':
+                res['met'] = p >= x if higher else p <= x
+            elif res['ratio'] is None:
                 res['met'] = None
             else:
-                res['met'] = res['ratio'] >= target if higher else res['ratio'] <= target
-            if qos1 and res['petreld']['lost_total']:
+                res['met'] = res['ratio'] >= x if higher else res['ratio'] <= x
+            if qos1 and (res['petreld']['lost_total'] or res['petreld']['acked_lost_total']):
                 res['met'] = False
             self.results.append(res)
-            print('  median: petreld %s, mosquitto %s %s, Petrel/Mosquitto %s (target %s %.1f)%s'
-                  % (fmt(p), fmt(m), unit, fmt_ratio(res['ratio']), '>=' if higher else '<=',
-                     target, '' if res['met'] else '  NOT MET'), flush=True)
+            print('  median: %s; %s (target %s)%s'
+                  % (', '.join('%s %s' % (k, fmt(res[k][metric]) if res[k] else 'n/a')
+                               for k in PEERS),
+                     ', '.join('%s %s' % (lbl, fmt_ratio(res[key])) for lbl, key in
+                               (('Petrel/Mosquitto', 'ratio'), ('Petrel/NATS', 'ratio_nats'))),
+                     target_text(target, higher, unit),
+                     '' if res['met'] else '  NOT MET'), flush=True)
         self.elapsed = time.monotonic() - t_start
 
 
@@ -334,7 +471,17 @@ def fmt_thousands(v, unit):
         return '%.2f %s' % (v, unit)
     if unit == 'B/conn':
         return '%.0f B' % v
+    if unit == 'x':
+        return '%.2fx' % v
     return '{:,.0f} {}'.format(v, unit)
+
+
+def target_text(target, higher, unit):
+    kind, x = target
+    op = '>=' if higher else '<='
+    if kind == 'abs':
+        return '%s %s' % (op, fmt_thousands(x, unit))
+    return '%s %.1fx Mosquitto' % (op, x)
 
 
 def machine():
@@ -365,6 +512,11 @@ def versions(petreld):
     except (OSError, AttributeError):
         out['mosquitto'] = '?'
     try:
+        out['nats'] = re.search(r'v?(\d+\.\d+\.\d+)', subprocess.run(
+            [NATS, '--version'], capture_output=True, text=True).stdout).group(1)
+    except (OSError, AttributeError):
+        out['nats'] = '?'
+    try:
         out['petreld'] = subprocess.run([petreld, '--version'], capture_output=True,
                                         text=True).stdout.strip() or '?'
     except OSError:
@@ -372,52 +524,82 @@ def versions(petreld):
     return out
 
 
+def cell(r, kind):
+    """A table cell: the median, and for QoS 1 the messages acknowledged but
+    never delivered, summed over the rounds."""
+    if r[kind] is None:
+        return 'n/a (%s)' % r['na'].get(kind, 'no run')
+    text = fmt_thousands(r[kind][r['metric']], r['unit'])
+    if r['qos1']:
+        text += ', %d lost' % r[kind]['acked_lost_total']
+    return text
+
+
 def markdown(doc):
     m = doc['machine']
+    v = doc['versions']
     lines = [
-        'Measured %s on %s (%d cores, %s RAM), Linux %s; %s (source %s), Mosquitto %s; '
-        '%d round%s per scenario, medians shown; whole run %.0f s; load average before %.2f.'
+        'Measured %s on %s (%d cores, %s RAM), Linux %s; %s (source %s), Mosquitto %s, '
+        'nats-server %s; %d round%s per scenario, medians shown; whole run %.0f s; '
+        'load average before %.2f.'
         % (doc['date'], m['cpu'], m['cores'], m['memory'], m['kernel'],
-           doc['versions']['petreld'], doc['source'], doc['versions']['mosquitto'], doc['rounds'],
+           v['petreld'], doc['source'], v['mosquitto'], v.get('nats', '?'), doc['rounds'],
            '' if doc['rounds'] == 1 else 's', doc['elapsed_seconds'], doc['loadavg_start'][0]),
         '',
-        '| | scenario | Petrel | Mosquitto | Petrel / Mosquitto | target | met |',
-        '|---|---|---:|---:|---:|---|---|',
+        '"lost" = QoS 1 messages acknowledged to the publisher but never delivered, all '
+        'rounds together. A QoS 1 scenario is met only with 0 lost for Petrel.',
+        '',
+        '| | scenario | Petrel | Mosquitto | NATS | Petrel / Mosquitto | Petrel / NATS '
+        '| target | met |',
+        '|---|---|---:|---:|---:|---:|---:|---|---|',
     ]
     for r in doc['scenarios']:
-        unit = r['unit']
-        lines.append('| %s | %s | %s | %s | %s | %s %.1fx | %s |'
-                     % (r['id'], r['title'],
-                        fmt_thousands(r['petreld'][r['metric']], unit),
-                        fmt_thousands(r['mosquitto'][r['metric']], unit),
-                        fmt_ratio(r['ratio']), '>=' if r['higher_is_better'] else '<=',
-                        r['target'], {True: 'yes', False: '**no**', None: '?'}[r['met']]))
-    lines += ['', 'Other figures (medians, Petrel / Mosquitto):', '']
+        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s |'
+                     % (r['id'], r['title'], cell(r, 'petreld'), cell(r, 'mosquitto'),
+                        cell(r, 'nats'), fmt_ratio(r['ratio']), fmt_ratio(r.get('ratio_nats')),
+                        target_text(r['target'], r['higher_is_better'], r['unit']),
+                        {True: 'yes', False: '**no**', None: '?'}[r['met']]))
+    lines += ['', 'Other figures (medians, Petrel / Mosquitto / NATS):', '']
     extra = {
         'S1': [('p99_ms', 'latency p99 at full load', 'ms')],
-        'S2': [('p99_ms', 'latency p99 at full load', 'ms')],
+        'S2': [('p99_ms', 'latency p99', 'ms'),
+               ('acked_per_sec', 'publisher acknowledged rate', 'msg/s')],
+        'S2cl': [('p99_ms', 'latency p99 at full load', 'ms')],
+        'S2r': [('p50_ms', 'latency p50', 'ms'), ('max_ms', 'latency max', 'ms'),
+                ('msgs_per_sec', 'delivered', 'msg/s')],
+        'S2c': [('p99_ms', 'latency p99', 'ms'),
+                ('acked_per_sec', 'publisher acknowledged rate', 'msg/s')],
         'S3': [('p99_ms', 'latency p99 at full load', 'ms')],
         'S4': [('p99_ms', 'latency p99 at full load', 'ms')],
+        'S4r': [('p50_ms', 'latency p50', 'ms'), ('max_ms', 'latency max', 'ms'),
+                ('msgs_per_sec', 'delivered', 'msg/s')],
         'S5': [('p50_ms', 'latency p50', 'ms')],
         'S6': [('connect_all_s', 'time to connect all', 's'),
                ('connects_per_sec', 'connect rate', 'conn/s')],
         'S7': [('queue_msgs_per_sec', 'queueing rate (publisher, QoS 1)', 'msg/s')],
+        'S8': [('acked_per_sec', 'publisher acknowledged rate while publishing', 'msg/s'),
+               ('msgs_per_sec', 'delivered (with the drain)', 'msg/s')],
     }
+
+    def one(r, kind, key, unit):
+        if r[kind] is None:
+            return 'n/a'
+        v = r[kind][key]
+        return '%.2f s' % v if unit == 's' else fmt_thousands(v, unit)
+
     for r in doc['scenarios']:
         for key, label, unit in extra.get(r['id'], []):
-            p, mo = r['petreld'][key], r['mosquitto'][key]
-            lines.append('- %s %s: %s / %s%s' % (
-                r['id'], label, fmt_thousands(p, unit) if unit != 's' else '%.2f s' % p,
-                fmt_thousands(mo, unit) if unit != 's' else '%.2f s' % mo,
-                (' (%.2fx)' % (p / mo)) if mo else ''))
-    lost = ['%s: Petrel %d, Mosquitto %d' % (r['id'], r['petreld']['lost_total'],
-                                             r['mosquitto']['lost_total'])
-            for r in doc['scenarios'] if r['qos1']]
+            lines.append('- %s %s: %s' % (r['id'], label, ' / '.join(
+                one(r, k, key, unit) for k in PEERS)))
+    lost = ['%s %s' % (r['id'], ' / '.join(
+        'n/a' if r[k] is None else '%d (%d)' % (r[k]['lost_total'], r[k]['acked_lost_total'])
+        for k in PEERS)) for r in doc['scenarios'] if r['qos1']]
     if lost:
-        lines.append('- QoS 1 messages lost or unacknowledged, all rounds: ' + '; '.join(lost))
+        lines.append('- QoS 1 messages lost or left unacknowledged (in brackets: of them '
+                     'acknowledged), all rounds, Petrel / Mosquitto / NATS: ' + '; '.join(lost))
     if doc['failures']:
         lines += ['', 'Runs that did not complete cleanly:', '']
-        lines += ['- ' + f for f in doc['failures']]
+        lines += ['- ' + f.splitlines()[0] for f in doc['failures']]
     return '\n'.join(lines) + '\n'
 
 
@@ -448,7 +630,20 @@ def main():
     ap.add_argument('--json', help='write the results here')
     ap.add_argument('--md', help='update the results table in this Markdown file')
     ap.add_argument('-v', '--verbose', action='store_true', help='show each bench command')
+    ap.add_argument('--no-nats', dest='nats', action='store_false',
+                    help='leave out the NATS peer')
+    ap.add_argument('--petreld-set', action='append', default=[], metavar='KEY=VALUE',
+                    help='one more petreld.conf setting for every Petrel run (repeatable)')
     a = ap.parse_args()
+    try:
+        a.petreld_set = [tuple(x.strip() for x in kv.split('=', 1)) for kv in a.petreld_set]
+        if any(len(kv) != 2 or not kv[0] for kv in a.petreld_set):
+            raise ValueError
+    except ValueError:
+        ap.error('--petreld-set takes KEY=VALUE')
+    a.nats_why = 'left out (--no-nats)'
+    if a.nats and not os.path.exists(NATS):
+        a.nats, a.nats_why = False, 'nats-server not installed'
     a.petreld, a.petrel = os.path.abspath(a.petreld), os.path.abspath(a.petrel)
     if a.rounds is None:
         a.rounds = 1 if a.quick else 3
@@ -469,7 +664,8 @@ def main():
         'quick': a.quick,
         'rounds': a.rounds,
         'settings': {'max_queued_messages': MAX_QUEUED, 'max_inflight': MAX_INFLIGHT,
-                     'petreld_max_queued_bytes': 0, 'params': c.params()},
+                     'petreld_max_queued_bytes': 0, 'petreld_set': dict(a.petreld_set),
+                     'params': c.params()},
         'elapsed_seconds': round(c.elapsed, 1),
         # Other programs competing for the CPU would skew the figures.
         'loadavg_start': c.load_start,

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# tests/bench/compare.sh - Petrel against Mosquitto on this machine, side by
-# side: scenarios S1-S7 of docs/benchmarks.md, each run against both brokers
-# in turn (A B A B), 3 rounds, medians and the ratio Petrel/Mosquitto.
+# tests/bench/compare.sh - Petrel against Mosquitto and NATS (nats-server's
+# MQTT listener on JetStream) on this machine, side by side: the scenarios of
+# docs/benchmarks.md, each run against every broker in turn (A B C A B C),
+# 3 rounds, medians and the ratios Petrel/Mosquitto and Petrel/NATS, with
+# the QoS 1 messages acknowledged but never delivered beside each figure.
 # compare.py does the measuring; this script prepares what it needs.
 #
 # Usage: tests/bench/compare.sh [--quick] [--rounds N] [--only S1,S3] [-v]
-#   --quick   small N, 1 round, under a minute: checks that it runs and
+#                               [--no-nats] [--petreld-set KEY=VALUE]...
+#   --quick   small N, 1 round, about a minute: checks that it runs and
 #             reports (tests/run.sh uses it); writes nothing under docs/
-#   (full)    about 10 minutes; rewrites the results in docs/benchmarks.md
+#   (full)    about 15 minutes; rewrites the results in docs/benchmarks.md
 #             and docs/benchmarks.json
 # Environment: PETRELD and PETREL select the binaries; otherwise a release
 # build is made in build-bench/ (meson, buildtype=release).
@@ -32,16 +35,24 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ] && [ $QUICK =
   exit 1
 fi
 
+missing=()
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
-  echo "==> installing mosquitto"
+  missing+=(mosquitto)
+fi
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  missing+=(nats-server)
+fi
+if ((${#missing[@]})); then
+  echo "==> installing ${missing[*]}"
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then
     sudo=(sudo)
   fi
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# The packaged service would hold port 1883 and a core: not needed here.
+# The packaged services would hold ports 1883 and 4222 and a core: not
+# needed here (each run starts its own broker on a free port).
 
 if [ -z "${PETRELD:-}" ] || [ -z "${PETREL:-}" ]; then
   if [ ! -f "$BENCH_DIR/meson-private/coredata.dat" ]; then
