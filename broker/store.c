@@ -71,6 +71,37 @@ static void redo_cb(evutil_socket_t fd, short what, void *arg)
     store_redo();
 }
 
+/* The loop's connection waits for the storage thread's RESTART checkpoint
+ * (store_sync.c), which holds the write lock for about one fsync: in steps
+ * of 100 us rather than SQLite's default of 1, 2, 5, 10 ... ms, so that
+ * the wait is that long and no longer.  Gives up after 5 s. */
+int store_busy_wait(void *arg, int count)
+{
+    (void)arg;
+    if (count >= 50000)
+        return 0;
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+/* After each commit of the loop's connection, with the frames now in the
+ * WAL: past WAL_KICK_BYTES the checkpoint thread is asked to run now, once
+ * per growth past it (the count starts again when the WAL does). */
+static int frame_bytes = 4096 + 24;
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)arg;
+    (void)db;
+    (void)name;
+    static bool kicked;
+    bool big = (int64_t)frames * frame_bytes >= WAL_KICK_BYTES;
+    if (big && !kicked)
+        store_sync_kick();
+    kicked = big;
+    return SQLITE_OK;
+}
+
 int store_open(const char *data_dir, char *err, size_t errlen)
 {
     memset(&store_st, 0, sizeof store_st);
@@ -81,6 +112,13 @@ int store_open(const char *data_dir, char *err, size_t errlen)
     snprintf(store_st.path, sizeof store_st.path, "%s/%s", data_dir, STORE_FILE);
     if (store_schema_open(&store_st.db, store_st.path, false, err, errlen) != 0)
         return -1;
+    sqlite3_busy_handler(store_st.db, store_busy_wait, NULL);
+    int64_t page = 4096;
+    store_query_int(store_st.db, "PRAGMA page_size", &page);
+    frame_bytes = (int)page + 24;
+    /* (Also turns SQLite's own checkpoints off, which would fsync on the
+     * loop; wal_autocheckpoint = 0 says the same.) */
+    sqlite3_wal_hook(store_st.db, wal_hook, NULL);
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(store_st.db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &store_st.stmt[i], NULL) != SQLITE_OK) {
@@ -199,6 +237,7 @@ uint64_t store_commit(void)
         return batch;
     }
     store_batch_committed();
+    store_sync_restart_wait();
     if (store_st.degraded) {
         store_st.degraded = false;
         log_notice("store: writes succeed again, store recovered");

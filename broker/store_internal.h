@@ -86,6 +86,16 @@ int store_sync_start(const char *db_path, bool fsync_commits);
  * told through store_synced() when it is. */
 void store_sync_request(uint64_t batch);
 void store_sync_stop(void);
+/* The WAL grew by WAL_KICK_BYTES since it started over: checkpoint now
+ * rather than at the next second. */
+#define WAL_KICK_BYTES (16 * 1024 * 1024)
+void store_sync_kick(void);
+/* After a commit: if the checkpoint thread wants the write lock to start
+ * the WAL over, waits (off any transaction) until it is done, at most 20 ms:
+ * about one fsync. */
+void store_sync_restart_wait(void);
+/* A busy handler that waits in steps of 100 us, for 5 s at most. */
+int store_busy_wait(void *arg, int count);
 /* Called on the loop when batches up to `batch` are durable. */
 void store_synced(uint64_t batch);
 

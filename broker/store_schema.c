@@ -139,6 +139,15 @@ static int migrate(sqlite3 *db, int64_t from, const char *path, char *err, size_
     return 0;
 }
 
+/* Pages of a new database.  Each commit writes every page it changed to
+ * the WAL, and a turn's commit changes a few (the tails and heads of the
+ * messages and deliveries tables, the freelist): with 4 KiB pages that was
+ * 80 MB/s of WAL at 20,000 msg/s, the checkpoints' work and their stalls;
+ * 1 KiB pages write a quarter of it.  Rows are about 100 bytes; a larger
+ * payload goes to overflow pages either way.  An existing database keeps
+ * its page size. */
+#define STORE_PAGE_SIZE_STR "1024"
+
 int store_schema_open(sqlite3 **out, const char *path, bool readonly, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
@@ -192,6 +201,8 @@ int store_schema_open(sqlite3 **out, const char *path, bool readonly, char *err,
      * loop itself never checkpoints (that would fsync on the loop). */
     char *msg = NULL;
     sqlite3_stmt *st;
+    if (objects == 0 && version == 0)
+        sqlite3_exec(db, "PRAGMA page_size = " STORE_PAGE_SIZE_STR, NULL, NULL, NULL);
     rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
     if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
         strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)

@@ -1,14 +1,17 @@
 /*
- * store_sync.c - the storage thread.  It keeps slow disk work off the event
- * loop: it checkpoints the WAL into the database every second through its
- * own SQLite connection, and with durability = power it fsyncs the WAL after
- * each commit, then tells the loop (through a pipe) which batch is durable so
- * that the acknowledgements waiting for it can go out.  Commits that arrive
- * while an fsync runs share the next one.
+ * store_sync.c - the storage threads, which keep slow disk work off the
+ * event loop.  The checkpoint thread copies the WAL into the database every
+ * second through its own SQLite connection, and sooner when the loop says
+ * the WAL has grown by WAL_KICK_BYTES (store_sync_kick).  The sync thread,
+ * with durability =
+ * power, fsyncs the WAL after each commit, then tells the loop (through a
+ * pipe) which batch is durable so that the acknowledgements waiting for it
+ * can go out; commits that arrive while an fsync runs share the next one.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -20,71 +23,136 @@
 #include "store_internal.h"
 
 #define CHECKPOINT_INTERVAL_MS 1000
+/* A WAL at least this large is started over after the checkpoint: see
+ * checkpoint(). */
+#define WAL_RESTART_BYTES (32 * 1024 * 1024)
 
 static struct {
-    pthread_t thread;
-    bool running;
+    pthread_t thread, ckpt_thread;
+    bool running, ckpt_running;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
     bool fsync_commits;
     uint64_t requested;     /* highest batch committed and waiting for fsync */
+    bool kicked;            /* checkpoint now: the WAL grew fast */
+    atomic_bool restart_wanted; /* a RESTART checkpoint waits for the write lock */
     char wal_path[4300];
     char db_path[4200];
     int pipe_rd, pipe_wr;   /* thread -> loop: durable batch numbers */
+    int frame_bytes;        /* a WAL frame: a page and its 24-byte header */
     struct event *pipe_ev;
 } sy = {.pipe_rd = -1, .pipe_wr = -1};
 
-static void *sync_main(void *arg)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Copies the WAL into the database.  PASSIVE never blocks the loop's
+ * writes; but under a steady load the loop commits while it copies, so it
+ * never copies everything, the WAL is never started over and would grow
+ * without end (at 20,000 msg/s by 80 MB/s).  So once the WAL is large, a
+ * RESTART copies the rest (what the loop wrote during the pass just done:
+ * little) holding the write lock, and the loop's next transaction starts
+ * the WAL over; the loop waits for it meanwhile, about one fsync. */
+static void checkpoint(sqlite3 *db)
+{
+    int n_log = 0, n_done = 0;
+    if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done) !=
+        SQLITE_OK)
+        return;
+    /* Even "all copied" does not start the WAL over when the loop commits
+     * straight after (its transaction was open meanwhile): go by the
+     * frames written since it last started over. */
+    if ((int64_t)n_log * (sqlite3_int64)sy.frame_bytes < WAL_RESTART_BYTES)
+        return;
+    /* A loop that commits turn after turn leaves the write lock free for
+     * microseconds at a time: it waits for this RESTART after its next
+     * commit instead (store_sync_restart_wait). */
+    atomic_store(&sy.restart_wanted, true);
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, &n_log, &n_done);
+    atomic_store(&sy.restart_wanted, false);
+}
+
+/* Waits on sy.wake until `ms` from now or a signal; sy.lock held. */
+static void wait_ms(int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&sy.wake, &sy.lock, &until);
+}
+
+static void *checkpoint_main(void *arg)
 {
     (void)arg;
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(sy.db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        log_error("store: no checkpoints (cannot open %s): the WAL grows until the next start",
+                  sy.db_path);
         sqlite3_close(db);
-        db = NULL; /* no checkpoints: the WAL grows until the next start */
-    } else {
-        sqlite3_busy_timeout(db, 1000);
-        /* A completed checkpoint syncs the database file before the WAL
-         * is reused, so nothing committed is exposed to a power loss. */
-        sqlite3_exec(db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+        return NULL;
     }
+    sqlite3_busy_handler(db, store_busy_wait, NULL);
+    /* A completed checkpoint syncs the database file before the WAL
+     * is reused, so nothing committed is exposed to a power loss. */
+    sqlite3_exec(db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    int64_t page = 4096;
+    store_query_int(db, "PRAGMA page_size", &page);
+    sy.frame_bytes = (int)page + 24;
+    int64_t next = mono_ms() + CHECKPOINT_INTERVAL_MS;
+    pthread_mutex_lock(&sy.lock);
+    while (!sy.stop) {
+        int64_t left = next - mono_ms();
+        if (left > 0 && !sy.kicked) {
+            wait_ms(left);
+            continue;
+        }
+        sy.kicked = false;
+        pthread_mutex_unlock(&sy.lock);
+        checkpoint(db);
+        next = mono_ms() + CHECKPOINT_INTERVAL_MS;
+        pthread_mutex_lock(&sy.lock);
+    }
+    pthread_mutex_unlock(&sy.lock);
+    sqlite3_close(db);
+    return NULL;
+}
+
+static void *sync_main(void *arg)
+{
+    (void)arg;
     int wal_fd = -1;
     uint64_t done = 0;
     pthread_mutex_lock(&sy.lock);
     while (!sy.stop) {
-        if (sy.requested > done) {
-            uint64_t batch = sy.requested;
-            pthread_mutex_unlock(&sy.lock);
-            if (wal_fd < 0)
-                wal_fd = open(sy.wal_path, O_RDONLY | O_CLOEXEC);
-            /* fsync of any descriptor flushes the file's data to disk. */
-            if (wal_fd >= 0 && fdatasync(wal_fd) != 0)
-                log_error("store: fsync of %s failed: %s", sy.wal_path, strerror(errno));
-            done = batch;
-            ssize_t w;
-            do
-                w = write(sy.pipe_wr, &batch, sizeof batch);
-            while (w < 0 && errno == EINTR);
-            pthread_mutex_lock(&sy.lock);
+        if (sy.requested <= done) {
+            pthread_cond_wait(&sy.wake, &sy.lock);
             continue;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += CHECKPOINT_INTERVAL_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
-        int rc = pthread_cond_timedwait(&sy.wake, &sy.lock, &until);
-        if (rc == ETIMEDOUT && db && !sy.stop) {
-            pthread_mutex_unlock(&sy.lock);
-            /* PASSIVE never blocks the loop's writes. */
-            sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-            pthread_mutex_lock(&sy.lock);
-        }
+        uint64_t batch = sy.requested;
+        pthread_mutex_unlock(&sy.lock);
+        if (wal_fd < 0)
+            wal_fd = open(sy.wal_path, O_RDONLY | O_CLOEXEC);
+        /* fsync of any descriptor flushes the file's data to disk. */
+        if (wal_fd >= 0 && fdatasync(wal_fd) != 0)
+            log_error("store: fsync of %s failed: %s", sy.wal_path, strerror(errno));
+        done = batch;
+        ssize_t w;
+        do
+            w = write(sy.pipe_wr, &batch, sizeof batch);
+        while (w < 0 && errno == EINTR);
+        pthread_mutex_lock(&sy.lock);
     }
     pthread_mutex_unlock(&sy.lock);
     if (wal_fd >= 0)
         close(wal_fd);
-    sqlite3_close(db);
     return NULL;
 }
 
@@ -116,9 +184,16 @@ int store_sync_start(const char *db_path, bool fsync_commits)
         goto fail;
     pthread_mutex_init(&sy.lock, NULL);
     pthread_cond_init(&sy.wake, NULL);
-    if (pthread_create(&sy.thread, NULL, sync_main, NULL) != 0)
+    if (pthread_create(&sy.ckpt_thread, NULL, checkpoint_main, NULL) != 0)
         goto fail;
-    sy.running = true;
+    sy.ckpt_running = true;
+    if (fsync_commits) {
+        if (pthread_create(&sy.thread, NULL, sync_main, NULL) != 0) {
+            store_sync_stop();
+            return -1;
+        }
+        sy.running = true;
+    }
     return 0;
 fail:
     if (sy.pipe_ev)
@@ -130,23 +205,45 @@ fail:
     return -1;
 }
 
+void store_sync_restart_wait(void)
+{
+    /* At most 20 ms: the checkpoint may be stuck on something else. */
+    for (int i = 0; i < 400 && atomic_load(&sy.restart_wanted); i++) {
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void store_sync_kick(void)
+{
+    if (!sy.ckpt_running)
+        return;
+    pthread_mutex_lock(&sy.lock);
+    sy.kicked = true;
+    pthread_cond_broadcast(&sy.wake);
+    pthread_mutex_unlock(&sy.lock);
+}
+
 void store_sync_request(uint64_t batch)
 {
     pthread_mutex_lock(&sy.lock);
     sy.requested = batch;
-    pthread_cond_signal(&sy.wake);
+    pthread_cond_broadcast(&sy.wake); /* the checkpoint thread waits on it too */
     pthread_mutex_unlock(&sy.lock);
 }
 
 void store_sync_stop(void)
 {
-    if (sy.running) {
+    if (sy.running || sy.ckpt_running) {
         pthread_mutex_lock(&sy.lock);
         sy.stop = true;
-        pthread_cond_signal(&sy.wake);
+        pthread_cond_broadcast(&sy.wake);
         pthread_mutex_unlock(&sy.lock);
-        pthread_join(sy.thread, NULL);
-        sy.running = false;
+        if (sy.running)
+            pthread_join(sy.thread, NULL);
+        if (sy.ckpt_running)
+            pthread_join(sy.ckpt_thread, NULL);
+        sy.running = sy.ckpt_running = false;
         /* Batches synced by the last fsync are released by the caller's
          * final commit; what is left in the pipe no longer matters. */
     }
