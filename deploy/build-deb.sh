@@ -193,13 +193,15 @@ EOF
 cat > "$ROOT/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
 set -e
-if [ -d /run/systemd/system ]; then
-	systemctl --system daemon-reload >/dev/null || true
-fi
+# Masked on removal (unmasked by a new installation) before systemd reloads,
+# so that systemd sees the unit gone and says nothing about stale files.
 if [ "$1" = remove ]; then
 	if command -v deb-systemd-helper >/dev/null; then
 		deb-systemd-helper mask petreld.service >/dev/null || true
 	fi
+fi
+if [ -d /run/systemd/system ]; then
+	systemctl --system daemon-reload >/dev/null || true
 fi
 if [ "$1" = purge ]; then
 	if command -v deb-systemd-helper >/dev/null; then
