@@ -18,6 +18,17 @@ OUT=$(mkdir -p "${1:-$SRC/build-deb}" && cd "${1:-$SRC/build-deb}" && pwd)
 BUILD=$OUT/build
 ROOT=$OUT/root
 
+missing=()
+for tool in meson ninja pkg-config cc strip dpkg-shlibdeps dpkg-buildflags; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "build-deb.sh: ${missing[*]} not found; install the build dependencies:" >&2
+  echo "  apt-get install meson ninja-build pkg-config gcc dpkg-dev libevent-dev" \
+    "libsqlite3-dev libssl-dev libsystemd-dev" >&2
+  exit 1
+fi
+
 # One build at a time in OUTDIR (the deploy tests may ask for it together).
 exec 9>"$OUT/.lock"
 flock 9

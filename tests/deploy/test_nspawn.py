@@ -9,7 +9,8 @@ nothing on this machine's addresses) and a volatile overlay (the tree is
 never changed: every run starts from a fresh system).  In it, in order:
   - `apt-get install ./petrel_*.deb` (from deploy/build-deb.sh) starts
     petreld: Type=notify, READY=1, active;
-  - `systemctl status` shows petreld's status text;
+  - `systemctl status` shows petreld's status text, and
+    `systemd-analyze security` rates the running unit 2.0 or better;
   - mosquitto_pub and mosquitto_sub go through the service;
   - `systemctl reload` (petreld --reload, no kill(1)) applies a new
     log_level and logs what it reloaded; a broken file fails the reload and
@@ -424,6 +425,16 @@ class Booted(unittest.TestCase):
         self.assertRegex(r.stdout, r'Active: active \(running\)')
         self.assertRegex(r.stdout, r'Status: "\d+ clients, \d+ sessions, \d+ queued messages '
                                    r'\(\d+ bytes\), \d+ in flight"')
+
+    def test_02b_security_exposure(self):
+        # test_unit.py rates the unit file offline; this asks the running
+        # systemd, which applies what it really supports.
+        r = self.c.run('systemd-analyze', 'security', '--no-pager', 'petreld.service',
+                       check=False)
+        m = re.search(r'Overall exposure level for petreld\.service: (\d+\.\d+)', r.stdout)
+        self.assertTrue(m, r.stdout + r.stderr)
+        print('systemd-analyze security petreld.service (booted): exposure %s' % m.group(1))
+        self.assertLessEqual(float(m.group(1)), 2.0, r.stdout)
 
     def test_03_publish_subscribe(self):
         rc, out, err = self.sub_one('hello/#', publish=('hello/world', 'from-mosquitto_pub'))
