@@ -15,9 +15,11 @@
 
 static enum log_level current_level = LOG_NOTICE;
 
-static char *capture_buf;
-static size_t capture_len, capture_used;
-static unsigned capture_errors;
+/* Per thread: only the lines of the thread that captures (the loop's)
+ * belong to its reload; the storage thread's go to stderr alone. */
+static _Thread_local char *capture_buf;
+static _Thread_local size_t capture_len, capture_used;
+static _Thread_local unsigned capture_errors;
 
 static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
 /* syslog priorities: err, warning, notice, info, debug */
