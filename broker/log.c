@@ -15,6 +15,12 @@
 
 static enum log_level current_level = LOG_NOTICE;
 
+/* Per thread: only the lines of the thread that captures (the loop's)
+ * belong to its reload; the storage thread's go to stderr alone. */
+static _Thread_local char *capture_buf;
+static _Thread_local size_t capture_len, capture_used;
+static _Thread_local unsigned capture_errors;
+
 static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
 /* syslog priorities: err, warning, notice, info, debug */
 static const char *const journal_prefix[] = {"<3>", "<4>", "<5>", "<6>", "<7>"};
@@ -38,9 +44,38 @@ void log_set_level(enum log_level level) { current_level = level; }
 enum log_level log_get_level(void) { return current_level; }
 int log_enabled(enum log_level level) { return level <= current_level; }
 
+void log_capture_begin(char *buf, size_t len)
+{
+    capture_buf = len ? buf : NULL;
+    capture_len = len;
+    capture_used = 0;
+    capture_errors = 0;
+    if (capture_buf)
+        capture_buf[0] = '\0';
+}
+
+unsigned log_capture_end(void)
+{
+    capture_buf = NULL;
+    return capture_errors;
+}
+
+static void capture(enum log_level level, const char *text)
+{
+    if (level == LOG_ERROR)
+        capture_errors++;
+    if (capture_used + 1 >= capture_len)
+        return;
+    int n = snprintf(capture_buf + capture_used, capture_len - capture_used, "%s %s\n",
+                     level_names[level], text);
+    if (n > 0)
+        capture_used += (size_t)n < capture_len - capture_used ? (size_t)n
+                                                               : capture_len - capture_used - 1;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    if (level > current_level)
+    if (level > current_level && !(capture_buf && level <= LOG_NOTICE))
         return;
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -54,6 +89,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (capture_buf && level <= LOG_NOTICE)
+        capture(level, text);
+    if (level > current_level)
+        return;
     fprintf(stderr, "%s%s.%03ldZ %s %s\n", stderr_is_journal() ? journal_prefix[level] : "", stamp,
             (long)(tv.tv_usec / 1000), level_names[level], text);
 }

@@ -26,6 +26,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
 #define log_debug(...) \
     do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
 
+/* `petreld --reload` reports what a reload did: between log_capture_begin
+ * and log_capture_end, every line at notice level or above (whatever the
+ * log level) is also appended to buf as "LEVEL MESSAGE\n", cut short when
+ * buf is full.  log_capture_end returns how many of them were errors. */
+void log_capture_begin(char *buf, size_t len);
+unsigned log_capture_end(void);
+
 /* A rate limiter for messages that a misbehaving peer could trigger in a
  * loop (drops, refused connections): at most one line per `interval`
  * seconds per limiter; the number of suppressed events is reported with the

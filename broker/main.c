@@ -22,6 +22,7 @@
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
+#include "reload_request.h"
 #include "router.h"
 #include "security.h"
 #include "session.h"
@@ -57,6 +58,8 @@ static void usage(FILE *out)
             "                          stored in the data directory, then exit\n"
             "      --backup DEST       copy the data directory's store to the file DEST\n"
             "                          (consistent, while petreld runs), then exit\n"
+            "      --reload            make the petreld running on the data directory\n"
+            "                          reload (SIGHUP), wait for it and print what it did\n"
             "      --log-level LEVEL   error, warning, notice (default), info or debug\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n\n"
@@ -137,6 +140,7 @@ static int lock_data_dir(const char *dir)
         return -1;
     }
     broker.lock_fd = fd;
+    reload_record_start(fd); /* who to signal, for petreld --reload */
     return 0;
 }
 
@@ -158,11 +162,8 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
     store_expire_sessions();
 }
 
-static void on_reload(evutil_socket_t sig, short what, void *arg)
+static void reload(void)
 {
-    (void)sig;
-    (void)what;
-    (void)arg;
     /* Renewed certificates are picked up whatever becomes of the file. */
     listeners_reload_tls();
     if (!broker.config_path) {
@@ -185,10 +186,23 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     security_reload(&fresh);
 }
 
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    /* What the reload logs is also the answer to petreld --reload. */
+    static char lines[4096];
+    log_capture_begin(lines, sizeof lines);
+    reload();
+    unsigned errors = log_capture_end();
+    reload_record_done(broker.lock_fd, errors, lines);
+}
+
 int main(int argc, char **argv)
 {
-    enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT, OPT_BACKUP };
-    bool inspect = false;
+    enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT, OPT_BACKUP, OPT_RELOAD };
+    bool inspect = false, reload_running = false;
     const char *backup_dest = NULL;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
@@ -196,6 +210,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"inspect", no_argument, NULL, OPT_INSPECT},
         {"backup", required_argument, NULL, OPT_BACKUP},
+        {"reload", no_argument, NULL, OPT_RELOAD},
         {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int opt;
@@ -214,6 +229,7 @@ int main(int argc, char **argv)
         case OPT_LOG_LEVEL: overrides.log_level = optarg; break;
         case OPT_INSPECT: inspect = true; break;
         case OPT_BACKUP: backup_dest = optarg; break;
+        case OPT_RELOAD: reload_running = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("petreld %s\n", PETREL_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -234,6 +250,8 @@ int main(int argc, char **argv)
         return store_inspect(broker.cfg.data_dir, broker.cfg.session_expiry, stdout);
     if (backup_dest)
         return store_backup(broker.cfg.data_dir, backup_dest, stdout);
+    if (reload_running)
+        return reload_request(broker.cfg.data_dir, 30, stdout, stderr);
     log_set_level(broker.cfg.log_level);
     if (security_load(&broker.cfg, err, sizeof err) != 0) {
         fprintf(stderr, "petreld: %s\n", err);

@@ -19,6 +19,8 @@ PACKAGES=(
   mosquitto mosquitto-clients python3-paho-mqtt
   clang libclang-rt-14-dev
   systemd strace groff-base man-db openssl
+  # the Debian package and the system that boots it (tests/deploy)
+  dpkg-dev lintian debootstrap systemd-container
 )
 
 install_missing() {
@@ -56,12 +58,25 @@ TOTAL_FAIL=0
 TOTAL_SKIP=0
 FAILED=0
 
-# setup_dir DIR MESON_OPTIONS...: a fresh configuration of DIR.
+# setup_dir DIR MESON_OPTIONS...: a fresh configuration of DIR.  The Debian
+# tree that tests/deploy/test_nspawn.py boots (DIR/nspawn, made by
+# debootstrap) outlives the wipe: it does not depend on the build.
 setup_dir() {
   local dir=$1
   shift
   if [ -f "$dir/meson-private/coredata.dat" ]; then
-    meson setup --wipe "$dir" "$@"
+    local keep=""
+    if [ -d "$dir/nspawn" ]; then
+      keep=$(mktemp -d "$ROOT/.nspawn-keep.XXXXXX")
+      mv "$dir/nspawn" "$keep/"
+    fi
+    local rc=0
+    meson setup --wipe "$dir" "$@" || rc=$?
+    if [ -n "$keep" ]; then
+      mv "$keep/nspawn" "$dir/"
+      rmdir "$keep"
+    fi
+    return "$rc"
   else
     rm -rf "$dir"
     meson setup "$dir" "$@"

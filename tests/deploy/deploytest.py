@@ -1,6 +1,7 @@
 """deploytest.py - what the deployment tests share: the paths meson gives
-them, bounded subprocess runs, and the integration harness (imported from
-tests/integration, unchanged) for brokers and raw MQTT clients."""
+them, bounded subprocess runs, building the Debian package, and the
+integration harness (imported from tests/integration, unchanged) for
+brokers and raw MQTT clients."""
 
 import os
 import subprocess
@@ -27,6 +28,20 @@ def run(cmd, timeout=60, **kw):
     kw.setdefault('stdin', subprocess.DEVNULL)
     kw.setdefault('capture_output', True)
     return subprocess.run(cmd, text=True, errors='replace', timeout=timeout, **kw)
+
+
+def build_deb(timeout=900):
+    """Builds the Debian package with deploy/build-deb.sh into
+    BUILD_ROOT/deb (a meson build of its own, kept there, so a second call
+    is incremental).  Returns (path of the .deb, the script's output);
+    raises AssertionError with the output when it fails."""
+    out = os.path.join(BUILD_ROOT, 'deb')
+    r = run([os.path.join(SOURCE_ROOT, 'deploy', 'build-deb.sh'), out], timeout=timeout)
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines or not lines[-1].endswith('.deb'):
+        raise AssertionError('deploy/build-deb.sh failed (%d):\n%s%s' % (
+            r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+    return lines[-1], r.stdout + r.stderr
 
 
 def main():

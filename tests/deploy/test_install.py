@@ -117,8 +117,9 @@ class Install(unittest.TestCase):
         local = os.path.join(self.tmp, 'unit')
         os.makedirs(local, exist_ok=True)
         with open(os.path.join(local, 'petreld.service'), 'w') as f:
-            f.write(text.replace('ExecStart=' + start.group(1),
-                                 'ExecStart=' + self.path('sbindir', 'petreld')))
+            # ExecStart= and ExecReload= both run petreld
+            f.write(text.replace('=%s ' % start.group(1),
+                                 '=%s ' % self.path('sbindir', 'petreld')))
         env = dict(os.environ, MANPATH=self.path('mandir'))
         r = run([ANALYZE, 'verify', os.path.join(local, 'petreld.service')], env=env)
         if r.returncode != 0 and 'man' in r.stderr and not shutil.which('man'):

@@ -2,7 +2,8 @@
 
 systemd cannot start the unit in a build container, so this runs petreld
 under strace through a realistic session (sd_notify with a watchdog,
-persistent sessions, QoS 1 and 2, retained messages, a reload, a stop) and
+persistent sessions, QoS 1 and 2, retained messages, a reload with
+petreld --reload, a stop) and
 checks what it did against deploy/petreld.service:
   - every system call is allowed by its SystemCallFilter= lines;
   - it creates only the socket families RestrictAddressFamilies= allows;
@@ -121,9 +122,10 @@ class Sandbox(unittest.TestCase):
             cls.exercise(port)
             cls.maps += read('/proc/%d/maps' % pid)
             time.sleep(1.2)   # a watchdog tick and a $SYS update
-            # to petreld itself: strace -o FILE blocks these signals
-            os.kill(pid, signal.SIGHUP)
-            time.sleep(0.3)
+            # The unit's ExecReload= (petreld --reload signals petreld
+            # itself: strace -o FILE blocks these signals), traced too.
+            cls.reload = run([STRACE, '-f', '-qq', '-o', cls.trace + '.reload', PETRELD,
+                              '--data-dir', cls.data, '--reload'], timeout=40)
             os.kill(pid, signal.SIGTERM)
             cls.rc = proc.wait(30)   # strace exits with petreld's status
         finally:
@@ -137,6 +139,7 @@ class Sandbox(unittest.TestCase):
             notify.close()
             log.close()
         cls.lines = read(cls.trace).splitlines()
+        cls.lines += read(cls.trace + '.reload').splitlines()
 
     @classmethod
     def tearDownClass(cls):
@@ -172,6 +175,12 @@ class Sandbox(unittest.TestCase):
 
     def test_exit_status(self):
         self.assertEqual(self.rc, 0)
+
+    def test_reload_command(self):
+        r = self.reload
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r'^petreld \d+ reloaded \(reload 1, 0 errors\):\n'
+                                   r'notice SIGHUP: configuration reloaded from ')
 
     def test_system_calls_within_filter(self):
         used = set()

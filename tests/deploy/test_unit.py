@@ -43,7 +43,9 @@ class UnitContents(unittest.TestCase):
         self.assertEqual(self.one('Type'), 'notify')
         self.assertRegex(self.one('WatchdogSec'), r'^\d+s?$')
         self.assertEqual(self.one('Restart'), 'on-failure')
-        self.assertEqual(self.one('ExecReload'), '/bin/kill -HUP $MAINPID')
+        # petreld's own --reload: no kill(1), which minimal systems lack
+        self.assertEqual(self.one('ExecReload'),
+                         '/usr/sbin/petreld --data-dir /var/lib/petrel --reload')
         self.assertEqual(self.one('StateDirectory'), 'petrel')
         self.assertEqual(self.one('ConfigurationDirectory'), 'petrel')
         self.assertEqual(self.one('DynamicUser'), 'yes')
@@ -79,13 +81,15 @@ class Analyze(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
 
     def local_copy(self, unit, exe_path):
-        """The unit with its ExecStart pointing at this build's petreld:
-        verify checks that the program exists, and /usr/sbin/petreld is
-        not installed on a build machine."""
+        """The unit with its ExecStart and ExecReload pointing at this
+        build's petreld: verify checks that the programs exist, and
+        /usr/sbin/petreld is not installed on a build machine."""
         with open(unit) as f:
             text = f.read()
-        text = re.sub(r'^ExecStart=\S+', 'ExecStart=' + PETRELD, text, flags=re.M)
+        text = re.sub(r'^(Exec(?:Start|Reload))=\S+/petreld ', r'\1=%s ' % PETRELD, text,
+                      flags=re.M)
         self.assertIn('ExecStart=' + PETRELD, text)
+        self.assertIn('ExecReload=' + PETRELD, text)
         path = os.path.join(self.tmp, 'petreld.service')
         with open(path, 'w') as f:
             f.write(text)
