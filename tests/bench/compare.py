@@ -64,8 +64,10 @@ class Broker:
     """A fresh petreld, mosquitto or nats-server on a free loopback port.
     `petrel_conf`: 'same' gives petreld the queue and window settings the
     peers get; 'defaults' leaves its shipped ones (the flow-control
-    scenarios: a large queue would hide what a full one does).  `extra`:
-    more petreld settings (--petreld-set)."""
+    scenarios: a large queue would hide what a full one does); a number:
+    its defaults with that max_queued_messages, which the peers get too (S8:
+    a queue that fills within the run).  `extra`: more petreld settings
+    (--petreld-set)."""
 
     def __init__(self, kind, exe, persistent, petrel_conf='same', extra=()):
         self.kind, self.exe, self.persistent = kind, exe, persistent
@@ -84,6 +86,8 @@ class Broker:
             if self.petrel_conf == 'same':
                 lines += ['max_queued_messages = %d' % MAX_QUEUED, 'max_queued_bytes = 0',
                           'max_inflight = %d' % MAX_INFLIGHT]
+            elif isinstance(self.petrel_conf, int):
+                lines += ['max_queued_messages = %d' % self.petrel_conf]
             lines += ['%s = %s' % kv for kv in self.extra]
         elif self.kind == 'nats':
             # MQTT in nats-server needs JetStream (sessions, QoS 1, retained)
@@ -97,7 +101,9 @@ class Broker:
             self.port = free_port()
             lines = ['listener %d 127.0.0.1' % self.port, 'allow_anonymous true',
                      'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice',
-                     'max_queued_messages %d' % MAX_QUEUED,
+                     'max_queued_messages %d' % (self.petrel_conf
+                                                 if isinstance(self.petrel_conf, int)
+                                                 else MAX_QUEUED),
                      'max_inflight_messages %d' % MAX_INFLIGHT,
                      # petreld sets TCP_NODELAY on every connection
                      'set_tcp_nodelay true',
@@ -355,8 +361,8 @@ class Compare:
         ('S7', s7, 'offline queue: {queue} QoS 1 msgs queued, then drained', 'drain_msgs_per_sec',
          True, ('ratio', 1.0), 'msg/s', True, True, 'same'),
         ('S8', s8, 'slow subscriber: {s8_rate} msg/s offered, persistent sub reads {s8_sub_rate} '
-         'msg/s; publisher acked rate / sub rate', 'held_x', False, ('abs', 1.5), 'x', True, True,
-         'defaults'),
+         'msg/s, queues of 2000; publisher acked rate / sub rate', 'held_x', False, ('abs', 1.5),
+         'x', True, True, 2000),
     ]
     # Why a peer cannot run a scenario (shown as n/a).  nats-server's MQTT
     # has no QoS 2; none of these scenarios needs it.
