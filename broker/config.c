@@ -151,7 +151,7 @@ void config_defaults(struct config *c)
     c->log_level = LOG_NOTICE;
     c->listeners[0].allow_anonymous = ANON_INHERIT;
     c->allow_anonymous = ANON_LOOPBACK;
-    c->max_subscriptions_per_client = 0;
+    c->max_subscriptions_per_client = 1000;
     c->max_topic_length = 65535;
     c->max_topic_levels = 128;
     c->topic_alias_maximum = 10;

@@ -50,5 +50,9 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck);
 int handle_publish(struct conn *c, const struct mqtt_publish *pub);
 int handle_subscribe(struct conn *c, const struct mqtt_packet *p);
 int handle_unsubscribe(struct conn *c, const struct mqtt_packet *p);
+/* Drops the SUBSCRIBE or UNSUBSCRIBE the session's client is having worked
+ * through over several loop turns, if any (the session is being freed). */
+struct session;
+void subscribe_job_cancel(struct session *s);
 
 #endif

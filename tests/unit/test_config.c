@@ -166,7 +166,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.password_file, "");
     assert_string_equal(cfg.acl_file, "");
     assert_int_equal(cfg.allow_anonymous, ANON_LOOPBACK);
-    assert_int_equal(cfg.max_subscriptions_per_client, 0);
+    assert_int_equal(cfg.max_subscriptions_per_client, 1000);
     assert_int_equal(cfg.max_topic_length, 65535);
     assert_int_equal(cfg.max_topic_levels, 128);
     assert_int_equal(cfg.topic_alias_maximum, 10);
