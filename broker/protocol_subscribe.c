@@ -30,6 +30,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
+#include "message.h"
 #include "mqtt_codec.h"
 #include "protocol.h"
 #include "router.h"
@@ -89,13 +90,19 @@ static uint32_t subscription_id(const struct conn *c, const struct mqtt_packet *
     return prop.num;
 }
 
-/* Filters handled per turn of the event loop: a SUBSCRIBE or UNSUBSCRIBE
- * of 100,000 filters is spread over many turns, and other clients are
- * served in between.  Its connection's input is held meanwhile, so the
- * client's next packets wait for it, in order. */
-#define FILTERS_PER_TURN 256
+/* Work done per turn of the event loop for one packet, in filters handled
+ * and retained messages sent: a SUBSCRIBE or UNSUBSCRIBE of 100,000
+ * filters, or one that brings 100,000 retained messages, is spread over
+ * many turns, and other clients are served in between.  Its connection's
+ * input is held meanwhile, so the client's next packets wait for it, in
+ * order. */
+#define WORK_PER_TURN 256
 /* Log lines about the filters of one packet; then one line for the rest. */
 #define LOG_LINES_PER_PACKET 10
+/* A client whose output buffer is full gets its retained messages later. */
+#define OUTPUT_FULL_RETRY_MS 10
+
+enum job_phase { PHASE_FILTERS = 0, PHASE_RETAINED, PHASE_DONE };
 
 /* A SUBSCRIBE or UNSUBSCRIBE being worked through.  Small packets are done
  * at once, on the stack; a large one moves to the heap with a copy of its
@@ -105,17 +112,26 @@ struct sub_job {
     struct session *s;
     struct event *ev;
     uint8_t type;            /* MQTT_SUBSCRIBE or MQTT_UNSUBSCRIBE */
+    uint8_t phase;           /* enum job_phase */
     uint16_t packet_id;
     uint32_t sub_id;         /* Subscription Identifier (SUBSCRIBE, 5.0) */
     uint32_t count, done;    /* entries in the packet, entries handled */
+    uint64_t stamp;          /* marks the subscriptions this packet touched */
     uint8_t *codes;          /* codes[i]: SUBACK/UNSUBACK code of entry i */
     uint8_t *retained;       /* SUBSCRIBE: send retained for entry i */
     uint8_t *wire;           /* heap job: its copy of the entries */
     const uint8_t *wire_start; /* where the entries start (copy or packet) */
     size_t wire_len;
-    struct mqtt_topic_iter it; /* the next entry */
+    struct mqtt_topic_iter it; /* the next entry (filters, then retained) */
+    uint32_t k;              /* retained phase: index of the entry at `it` */
+    struct message **snap;   /* retained messages of the current filter, */
+    size_t snap_n, snap_pos; /* each with a reference, and the next to send */
+    uint8_t snap_qos;        /* its granted QoS */
     uint32_t logged;         /* log lines written about its filters */
 };
+
+/* Generation of SUBSCRIBE packets, for subscription.job_stamp. */
+static uint64_t job_stamps;
 
 static bool log_filter_line(struct sub_job *j)
 {
@@ -165,8 +181,23 @@ static void subscribe_one(struct sub_job *j, const struct mqtt_topic_entry *e)
         code = MQTT_SUBACK_FAILURE;
     } else {
         code = granted;
+        /* Within one packet the last occurrence of a filter wins: retained
+         * messages go once per distinct filter, as its last occurrence
+         * asks, "new" meaning new before this packet. */
+        struct subscription *sb = session_subscription(s, filter, len);
+        bool is_new = added == 1;
+        if (sb && sb->job_stamp == j->stamp) {
+            j->retained[sb->job_index] = 0;
+            is_new = sb->job_new;
+        } else if (sb) {
+            sb->job_new = is_new;
+        }
+        if (sb) {
+            sb->job_stamp = j->stamp;
+            sb->job_index = i;
+        }
         uint8_t rh = MQTT_SUBOPT_RETAIN_HANDLING(options);
-        j->retained[i] = !inner && (rh == 0 || (rh == 1 && added == 1));
+        j->retained[i] = !inner && (rh == 0 || (rh == 1 && is_new));
     }
     if (why)
         log_refusal(j, filter, len, why);
@@ -192,30 +223,32 @@ static void unsubscribe_one(struct sub_job *j, const struct mqtt_topic_entry *e)
     j->codes[j->done] = code;
 }
 
-/* Handles up to FILTERS_PER_TURN entries; true when all are done. */
-static bool run_filters(struct sub_job *j)
+/* Handles entries while *budget lasts; true when all are done. */
+static bool run_filters(struct sub_job *j, uint32_t *budget)
 {
     struct mqtt_topic_entry e;
-    for (uint32_t n = 0; n < FILTERS_PER_TURN; n++) {
-        if (!mqtt_topic_iter_next(&j->it, &e))
-            return true;
+    bool all = false;
+    while (*budget > 0) {
+        if (!mqtt_topic_iter_next(&j->it, &e)) {
+            all = true;
+            break;
+        }
         if (j->type == MQTT_SUBSCRIBE)
             subscribe_one(j, &e);
         else
             unsubscribe_one(j, &e);
         j->done++;
+        (*budget)--;
     }
     acl_session_subs_changed(j->s);
-    return j->done == j->count;
+    return all || j->done == j->count;
 }
 
-/* All entries handled: the acknowledgement, then (SUBSCRIBE) the retained
- * messages. */
-static void finish(struct sub_job *j)
+/* All entries handled: the acknowledgement. */
+static void send_ack(struct sub_job *j)
 {
     struct conn *c = j->c;
     log_rest(j);
-    acl_session_subs_changed(j->s);
     struct mqtt_packet ack = {.type = j->type == MQTT_SUBSCRIBE ? MQTT_SUBACK : MQTT_UNSUBACK};
     if (j->type == MQTT_SUBSCRIBE || c->level == MQTT_LEVEL_5) {
         ack.u.suback.packet_id = j->packet_id;
@@ -225,16 +258,67 @@ static void finish(struct sub_job *j)
         ack.u.ack.packet_id = j->packet_id;
     }
     store_send_after_commit(c, &ack);
-    if (j->type != MQTT_SUBSCRIBE)
-        return;
-    /* Retained messages go after the SUBACK, also for a subscription that
-     * replaced an existing one (MQTT-3.8.4-3) unless Retain Handling says
-     * otherwise. */
-    struct mqtt_topic_iter it = {j->wire_start, j->wire_start + j->wire_len, MQTT_SUBSCRIBE};
-    struct mqtt_topic_entry e;
-    for (uint32_t k = 0; mqtt_topic_iter_next(&it, &e); k++)
-        if (j->retained[k])
-            router_send_retained(j->s, (const char *)e.filter.data, e.filter.len, j->codes[k]);
+}
+
+static void snap_release(struct sub_job *j)
+{
+    for (size_t i = j->snap_pos; i < j->snap_n; i++)
+        message_unref(j->snap[i]);
+    free(j->snap);
+    j->snap = NULL;
+    j->snap_n = j->snap_pos = 0;
+}
+
+/* Sends retained messages while *budget lasts: those of the current
+ * filter, then those of the next entry marked for them.  Retained
+ * messages go after the SUBACK, also for a subscription that replaced an
+ * existing one (MQTT-3.8.4-3) unless Retain Handling says otherwise.
+ * True when all are sent. */
+static bool run_retained(struct sub_job *j, uint32_t *budget)
+{
+    while (*budget > 0) {
+        if (j->snap_pos < j->snap_n) {
+            struct message *m = j->snap[j->snap_pos++];
+            session_deliver(j->s, m, m->qos < j->snap_qos ? m->qos : j->snap_qos, true);
+            message_unref(m);
+            (*budget)--;
+            continue;
+        }
+        snap_release(j);
+        struct mqtt_topic_entry e;
+        uint32_t k;
+        do {
+            if (!mqtt_topic_iter_next(&j->it, &e))
+                return true;
+            k = j->k++;
+        } while (!j->retained[k]);
+        j->snap = router_retained_collect(j->s, (const char *)e.filter.data, e.filter.len,
+                                          &j->snap_n);
+        j->snap_qos = j->codes[k];
+        /* The walk costs about what sending does. */
+        uint32_t cost = 1 + (uint32_t)(j->snap_n > *budget ? *budget : j->snap_n) / 2;
+        *budget -= cost < *budget ? cost : *budget;
+    }
+    return false;
+}
+
+/* One turn's work; true when the job is done. */
+static bool job_step(struct sub_job *j)
+{
+    uint32_t budget = WORK_PER_TURN;
+    if (j->phase == PHASE_FILTERS) {
+        if (!run_filters(j, &budget))
+            return false;
+        send_ack(j);
+        j->phase = j->type == MQTT_SUBSCRIBE ? PHASE_RETAINED : PHASE_DONE;
+        j->it.pos = j->wire_start;
+        j->it.end = j->wire_start + j->wire_len;
+        j->k = 0;
+    }
+    if (j->phase == PHASE_RETAINED && !run_retained(j, &budget))
+        return false;
+    j->phase = PHASE_DONE;
+    return true;
 }
 
 static void job_free(struct sub_job *j)
@@ -243,6 +327,7 @@ static void job_free(struct sub_job *j)
         j->s->sub_job = NULL;
     if (j->ev)
         event_free(j->ev);
+    snap_release(j);
     free(j->codes);
     free(j->wire);
     free(j);
@@ -266,12 +351,18 @@ static void job_continue(evutil_socket_t fd, short what, void *arg)
         job_free(j);
         return;
     }
-    if (!run_filters(j)) {
+    if (j->phase == PHASE_RETAINED && !conn_can_write(c)) {
+        /* It does not read what it has: the rest waits rather than being
+         * dropped, as for any slow consumer. */
+        static const struct timeval later = {0, OUTPUT_FULL_RETRY_MS * 1000};
+        evtimer_add(j->ev, &later);
+        return;
+    }
+    if (!job_step(j)) {
         static const struct timeval now = {0, 0};
         evtimer_add(j->ev, &now);
         return;
     }
-    finish(j);
     job_free(j);
     conn_release_input(c);
 }
@@ -294,7 +385,9 @@ static int job_defer(struct sub_job *stack)
     if (!j || !j->wire || !j->ev || !j->codes) {
         if (j) {
             j->s = NULL;
-            job_free(j);
+            job_free(j); /* with the retained messages it took over */
+        } else {
+            snap_release(stack);
         }
         free(stack->codes);
         conn_close(c, "out of memory", true);
@@ -307,6 +400,7 @@ static int job_defer(struct sub_job *stack)
     j->it.pos = j->wire + (stack->it.pos - stack->wire_start);
     j->it.end = j->wire + j->wire_len;
     j->wire_start = j->wire;
+    stack->snap = NULL; /* moved */
     j->s->sub_job = j;
     conn_hold_input(c);
     static const struct timeval now = {0, 0};
@@ -328,10 +422,10 @@ static int job_start(struct conn *c, const struct mqtt_packet *p, uint32_t sub_i
         return -1;
     }
     j.retained = j.codes + j.count;
+    j.stamp = ++job_stamps;
     mqtt_topic_iter_init(&j.it, p);
-    if (!run_filters(&j))
+    if (!job_step(&j))
         return job_defer(&j);
-    finish(&j);
     free(j.codes);
     return 0;
 }

@@ -123,28 +123,52 @@ void router_publish(struct message *msg, const struct session *origin)
 
 struct retained_ctx {
     struct session *s;
-    uint8_t qos;
     bool check;     /* the filter is not wholly readable: check each */
+    struct message **v;
+    size_t n, cap;
+    bool oom;
 };
 
-static void send_one_retained(void *value, const char *topic, size_t topic_len, void *arg)
+static void collect_retained(void *value, const char *topic, size_t topic_len, void *arg)
 {
     (void)topic;
     (void)topic_len;
     struct retained_ctx *ctx = arg;
     struct message *m = value;
+    if (ctx->oom)
+        return;
     if (ctx->check && !acl_may_read(ctx->s, m->topic, m->topic_len)) {
         broker.stats.acl_read_denied++;
         return;
     }
-    uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
-    session_deliver(ctx->s, m, qos, true);
+    if (ctx->n == ctx->cap) {
+        size_t ncap = ctx->cap ? ctx->cap * 2 : 16;
+        struct message **nv = realloc(ctx->v, ncap * sizeof *nv);
+        if (!nv) {
+            ctx->oom = true;
+            return;
+        }
+        ctx->v = nv;
+        ctx->cap = ncap;
+    }
+    ctx->v[ctx->n++] = message_ref(m);
 }
 
-void router_send_retained(struct session *s, const char *filter, size_t len, uint8_t qos)
+struct message **router_retained_collect(struct session *s, const char *filter, size_t len,
+                                         size_t *n)
 {
-    struct retained_ctx ctx = {s, qos, acl_enabled() && !acl_may_read_all(s, filter, len)};
-    topic_tree_match_retained(broker.topics, filter, len, send_one_retained, &ctx);
+    struct retained_ctx ctx = {s, acl_enabled() && !acl_may_read_all(s, filter, len), NULL, 0,
+                               0, false};
+    topic_tree_match_retained(broker.topics, filter, len, collect_retained, &ctx);
+    if (ctx.oom)
+        log_error("client %s: out of memory collecting the retained messages of '%.*s': "
+                  "some are not sent", s->log_id, (int)(len > 200 ? 200 : len), filter);
+    *n = ctx.n;
+    if (ctx.n == 0) {
+        free(ctx.v);
+        return NULL;
+    }
+    return ctx.v;
 }
 
 static void unref_retained(void *value, const char *topic, size_t topic_len, void *arg)

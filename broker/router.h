@@ -21,9 +21,12 @@ struct session;
  * delivers it to one member (shared_subs.h). */
 void router_publish(struct message *msg, const struct session *origin);
 
-/* Sends the retained messages matching `filter` to a session that has just
- * subscribed with granted QoS `qos`, with retain = 1. */
-void router_send_retained(struct session *s, const char *filter, size_t len, uint8_t qos);
+/* The retained messages matching `filter` that session s may read, for a
+ * subscription it has just made: an array of *n messages, each with a
+ * reference the caller drops, to send a few at a time with retain = 1.
+ * NULL (and *n = 0) when there are none, or out of memory (logged). */
+struct message **router_retained_collect(struct session *s, const char *filter, size_t len,
+                                         size_t *n);
 
 /* Releases the retained messages and the routing scratch (shutdown). */
 void router_shutdown(void);

@@ -61,7 +61,11 @@ struct subscription {
     uint8_t qos;            /* granted */
     uint8_t options;        /* the MQTT 5.0 options byte with the granted QoS
                                in bits 0-1 (3.1.1: the QoS only) */
+    bool job_new;           /* new before the SUBSCRIBE marked job_stamp */
     uint16_t len;
+    uint32_t job_index;     /* its last entry in that SUBSCRIBE */
+    uint64_t job_stamp;     /* the SUBSCRIBE that last touched it
+                               (protocol_subscribe.c) */
     uint16_t inner;         /* start of the filter proper: after
                                "$share/{group}/", 0 if not shared */
     char filter[];          /* NUL-terminated copy, "$share/..." included */

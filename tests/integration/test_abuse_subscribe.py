@@ -139,5 +139,74 @@ class DefaultLimitTest(BrokerTestCase):
         self.assert_broker_serves(w)
 
 
+
+@skip_on_mosquitto('petreld pacing')
+class RepeatedFilterTest(BrokerTestCase):
+    """Item 2 of issue #14: retained messages are sent once per distinct
+    filter of a SUBSCRIBE (its last occurrence wins), and paced."""
+
+    broker_settings = {'max_subscriptions_per_client': 1, 'log_level': 'notice'}
+    RETAINED = 5000
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        c = mqttraw.RawClient(cls.port)
+        c.connect('retainer')
+        for i in range(cls.RETAINED):
+            c.send(mqttraw.publish_packet('r/%d' % i, b'v%d' % i, qos=0, retain=True))
+        c.publish('r/last', b'end', qos=1, retain=True)   # all of them are in
+        c.disconnect()
+
+    def read_retained(self, c, n, timeout=60):
+        got, qos = {}, {}
+        deadline = time.monotonic() + timeout
+        while len(got) < n and time.monotonic() < deadline:
+            p = c.expect_publish(timeout=max(0.1, deadline - time.monotonic()))
+            self.assertTrue(p.retain)
+            got[p.topic] = got.get(p.topic, 0) + 1
+            qos[p.topic] = p.qos
+        return got, qos
+
+    def test_hash_50000_times(self):
+        c = self.raw_connected('repeater')
+        pinger = Pinger(self.port)
+        time.sleep(0.05)
+        packet = subscribe_packet(1, [('#', 0)] * 49999 + [('#', 1)])
+        self.assertGreater(len(packet), 190000)
+        t0 = time.monotonic()
+        c.send(packet)
+        ack = c.expect(mqttraw.SUBACK, timeout=120)
+        self.assertEqual(ack.granted, [0] * 49999 + [1])
+        got, qos = self.read_retained(c, self.RETAINED + 1)
+        took = time.monotonic() - t0
+        rtt = pinger.stop()
+        print('\n#x50000 over %d retained: %.2f s, longest ping %.3f s'
+              % (self.RETAINED + 1, took, rtt))
+        self.assertEqual(len(got), self.RETAINED + 1)
+        self.assertEqual(set(got.values()), {1}, 'a retained message came twice')
+        # r/last was published at QoS 1: the last occurrence granted 1
+        self.assertEqual(qos['r/last'], 1, 'the last occurrence of the filter decides')
+        c.expect_nothing(0.5)
+        self.assertLess(rtt, STALL_LIMIT, 'another client waited %.2f s' % rtt)
+        # the connection still works, in order after all of that
+        c.ping()
+        c.disconnect()
+
+    def test_retained_paced_for_one_filter(self):
+        """A single '#' over 5,000 retained messages: the others are
+        served while they go out."""
+        c = self.raw_connected('one-hash')
+        pinger = Pinger(self.port)
+        time.sleep(0.05)
+        c.send(subscribe_packet(1, [('#', 0)]))
+        c.expect(mqttraw.SUBACK, timeout=30)
+        got, _ = self.read_retained(c, self.RETAINED + 1)
+        rtt = pinger.stop()
+        self.assertEqual(len(got), self.RETAINED + 1)
+        self.assertLess(rtt, STALL_LIMIT, 'another client waited %.2f s' % rtt)
+        c.disconnect()
+
+
 if __name__ == "__main__":
     harness.main()
