@@ -28,6 +28,10 @@ void router_publish(struct message *msg, const struct session *origin);
 struct message **router_retained_collect(struct session *s, const char *filter, size_t len,
                                          size_t *n);
 
+/* Counts the retained messages in the tree towards max_retained_messages
+ * and max_retained_bytes (after the store has loaded them). */
+void router_retained_recount(void);
+
 /* Releases the retained messages and the routing scratch (shutdown). */
 void router_shutdown(void);
 
