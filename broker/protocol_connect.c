@@ -457,10 +457,18 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     }
     uint16_t keepalive = ck->keepalive;
     bool keepalive_capped = false;
-    if (ck->keepalive > broker.cfg.max_keepalive) {
+    /* Keep alive 0 is "never": above any max_keepalive but the largest
+     * one (65535, the default), which caps nothing. */
+    bool over = ck->keepalive > broker.cfg.max_keepalive ||
+                (ck->keepalive == 0 && broker.cfg.max_keepalive < UINT16_MAX);
+    if (over) {
         char why[96];
-        snprintf(why, sizeof why, "keep alive %u s above max_keepalive %u s", ck->keepalive,
-                 broker.cfg.max_keepalive);
+        if (ck->keepalive == 0)
+            snprintf(why, sizeof why, "keep alive 0 (none) while max_keepalive is %u s",
+                     broker.cfg.max_keepalive);
+        else
+            snprintf(why, sizeof why, "keep alive %u s above max_keepalive %u s",
+                     ck->keepalive, broker.cfg.max_keepalive);
         broker.stats.keepalive_refused++;
         if (v5) {
             /* 5.0 can say so: Server Keep Alive in CONNACK. */
