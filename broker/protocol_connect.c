@@ -179,6 +179,20 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     }
 
     struct session *s = session_find(id, id_len);
+    if (s && (acl_enabled() || auth_current()) &&
+        !acl_session_same_user(s, w->user, w->user_len)) {
+        /* A session belongs to the user who made it: another user who
+         * knows (or guesses) its client id is refused before anything of
+         * it is touched, its connection included.  Without a password
+         * file or an ACL user names mean nothing and any client may take
+         * any id over. */
+        broker.stats.auth_refused++;
+        char why[300];
+        snprintf(why, sizeof why, "client id '%s' belongs to another user's session (user '%s')",
+                 s->log_id, w->user_log ? w->user_log : "");
+        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, why);
+        return -1;
+    }
     if (s && s->conn) {
         /* Takeover: the old connection ends abnormally, will included. */
         s->taking_over = true;
@@ -190,15 +204,6 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     }
     if (s) /* back in time: a will waiting for its delay is not sent */
         session_cancel_will(s);
-    if (s && !w->clean_session && acl_enabled() &&
-        !acl_session_same_user(s, w->user, w->user_len)) {
-        /* Its subscriptions and queue were granted to another user: they
-         * must not pass to this one. */
-        log_notice("client %s: stored session belongs to another user; starting a new one",
-                   s->log_id);
-        session_destroy(s);
-        s = NULL;
-    }
     if (s && w->clean_session) {
         session_destroy(s);
         s = NULL;
