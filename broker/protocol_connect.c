@@ -501,6 +501,14 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
             }
             return protocol_violation(c, why);
         }
+        if (topic_reserved(ck->will_topic.data, ck->will_topic.len)) {
+            /* The rule of a PUBLISH to $SYS, told at once as for a will
+             * the ACL does not allow (a will cannot be dropped quietly
+             * later: the client would believe it set). */
+            conn_stop_connect_timeout(c);
+            refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "will topic in $SYS, reserved for the broker");
+            return -1;
+        }
         if (v5 && read_will_props(c, ck) != 0)
             return -1;
         c->will = message_new_props((const char *)ck->will_topic.data, ck->will_topic.len,
