@@ -126,6 +126,10 @@ static void publish_will(struct session *s)
     if (!will)
         return;
     store_session_will(s);
+    if (!acl_may_publish_will(s, will)) {
+        message_unref(will);
+        return;
+    }
     log_info("client %s: publishing its delayed will on '%s'", s->log_id, will->topic);
     message_start_expiry(will);
     router_publish(will, NULL); /* a will has no origin: No Local does not apply */

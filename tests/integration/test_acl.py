@@ -342,6 +342,29 @@ class AclReloadTest(BrokerTestCase):
         self.files.write('acl', ACL)
         self.hup(r'SIGHUP: ACL file .*: \d+ rules')
 
+    def test_delayed_will_checked_when_published(self):
+        """A 5.0 will waiting for its Will Delay Interval when a reload
+        revokes it is not published (issue #14 item 8)."""
+        admin = self.raw()
+        admin.connect('admin-dw', username='admin', password=USERS['admin'])
+        admin.subscribe([('wills/#', 0)])
+        alice = mqttraw.Raw5(self.port)
+        self._clients.append(alice)
+        alice.send(mqttraw.connect5_packet(
+            'alice-dw', clean=True, username='alice', password=USERS['alice'],
+            props=[(mqttraw.P_SESSION_EXPIRY, 60)],
+            will=('wills/alice', b'late', 0, False), will_props=[(mqttraw.P_WILL_DELAY, 2)]))
+        self.assertEqual(alice.expect5(mqttraw.CONNACK).rc, 0)
+        alice.close()                      # abnormal end: the will waits 2 s
+        time.sleep(0.3)
+        self.files.write('acl', ACL.replace('topic write wills/alice\n', ''))
+        self.hup(r'SIGHUP: ACL file .*: \d+ rules')
+        admin.expect_nothing(3.0)
+        self.assertTrue(self.broker.wait_log(
+            r"client alice-dw: will on 'wills/alice' dropped: the ACL in force denies it", 3))
+        self.files.write('acl', ACL)
+        self.hup(r'SIGHUP: ACL file .*: \d+ rules')
+
     def test_queued_messages_checked_again_after_reload(self):
         # alice's offline queue holds a message she could read when it came;
         # a reload takes that right away before she returns
