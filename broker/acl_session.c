@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "acl.h"
+#include "broker.h"
 #include "log.h"
+#include "message.h"
 #include "session.h"
 
 struct session_acl {
@@ -143,6 +145,16 @@ bool acl_may_publish(struct session *s, const char *topic, size_t len)
         return current == NULL;
     const struct acl_client *c = rules(s);
     return c && acl_client_may(c, ACL_WRITE, topic, len);
+}
+
+bool acl_may_publish_will(struct session *s, const struct message *will)
+{
+    if (!current || acl_may_publish(s, will->topic, will->topic_len))
+        return true;
+    broker.stats.acl_publish_denied++;
+    log_notice("client %s: will on '%s' dropped: the ACL in force denies it", s->log_id,
+               will->topic);
+    return false;
 }
 
 bool acl_may_subscribe(struct session *s, const char *filter, size_t len)

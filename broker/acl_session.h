@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 struct acl_file;
+struct message;
 struct session;
 
 /* Puts an ACL in force (taking ownership; NULL = none, everything allowed)
@@ -47,6 +48,10 @@ void acl_session_subs_changed(struct session *s);
 bool acl_may_publish_as(const char *user, size_t ulen, const char *client_id, size_t idlen,
                         const char *topic, size_t len);
 bool acl_may_publish(struct session *s, const char *topic, size_t len);
+/* May the session's will be published now, under the rules in force (they
+ * may have been reloaded since CONNECT)?  Checked wherever a will goes
+ * out; a denied one is counted and logged here, and must be dropped. */
+bool acl_may_publish_will(struct session *s, const struct message *will);
 bool acl_may_subscribe(struct session *s, const char *filter, size_t len);
 /* May a message on `topic` be delivered to the session?  A session whose
  * identity is not known (restored from the store after a restart and not

@@ -39,6 +39,7 @@ struct broker_stats {
     uint64_t acl_subscribe_denied; /* filter refused by the ACL (0x80) */
     uint64_t acl_read_denied;    /* delivery withheld by the ACL */
     uint64_t subscriptions_refused; /* max_subscriptions_per_client reached (0x80) */
+    uint64_t retained_refused;   /* retained message not kept: max_retained_messages/_bytes */
     /* Shared subscriptions (shared_subs.h). */
     uint64_t shared_delivered;   /* messages given to one member of a group */
     uint64_t shared_redistributed; /* handed on from a departing member */

@@ -104,6 +104,10 @@ static const struct setting settings[] = {
      "true", anonymous_names},
     NUM(max_subscriptions_per_client, K_UINT, 0, UINT32_MAX, NULL,
         "subscriptions one session may hold; further ones get 0x80; 0 = no limit"),
+    NUM(max_retained_messages, K_UINT, 0, UINT32_MAX, NULL,
+        "retained topics in total; a new one beyond it is not retained; 0 = no limit"),
+    NUM(max_retained_bytes, K_SIZE, 0, 1099511627776ULL, NULL,
+        "bytes of retained messages in total (k, M, G suffixes allowed); 0 = no limit"),
     NUM(max_topic_length, K_UINT, 1, 65535, NULL,
         "bytes in a topic name or filter; longer publishes disconnect, filters get 0x80"),
     NUM(max_topic_levels, K_UINT, 1, 65535, NULL,
@@ -156,7 +160,9 @@ void config_defaults(struct config *c)
     c->log_level = LOG_NOTICE;
     c->listeners[0].allow_anonymous = ANON_INHERIT;
     c->allow_anonymous = ANON_LOOPBACK;
-    c->max_subscriptions_per_client = 0;
+    c->max_subscriptions_per_client = 1000;
+    c->max_retained_messages = 100000;
+    c->max_retained_bytes = 64 * 1024 * 1024;
     c->max_topic_length = 65535;
     c->max_topic_levels = 128;
     c->topic_alias_maximum = 10;

@@ -101,7 +101,11 @@ struct config {
     char password_file[4096];       /* "user:hash" lines; "" (default) = none */
     char acl_file[4096];            /* ACL rules; "" (default) = everything allowed */
     uint8_t allow_anonymous;        /* enum anonymous_policy, default loopback */
-    uint32_t max_subscriptions_per_client; /* default 0 = no limit */
+    uint32_t max_subscriptions_per_client; /* default 1000; 0 = no limit */
+    uint32_t max_retained_messages; /* retained topics in total (not $SYS),
+                                       default 100000; 0 = no limit */
+    uint64_t max_retained_bytes;    /* their topic + payload + property bytes,
+                                       default 64 MiB; 0 = no limit */
     uint16_t max_topic_length;      /* bytes in a topic name or filter, default 65535 */
     uint16_t max_topic_levels;      /* levels in a topic name or filter, default 128 */
     uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each

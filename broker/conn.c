@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "acl_session.h"
 #include "broker.h"
 #include "conn_io.h"
 #include "conn_timer.h"
@@ -157,6 +158,11 @@ static void end_session(struct conn *c, bool publish_will)
     if (s) {
         broker.n_clients--;
         c->session = NULL;
+        /* The ACL in force now decides, not the one at CONNECT. */
+        if (c->will && publish_will && !acl_may_publish_will(s, c->will)) {
+            message_unref(c->will);
+            c->will = NULL;
+        }
         /* A will may wait only as long as the session lives on. */
         delayed = publish_will && c->will && c->will_delay > 0 && s->persistent;
         session_detach(s);

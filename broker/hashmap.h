@@ -1,7 +1,9 @@
 /*
  * hashmap.h - a map from byte-string keys to pointers, with chaining and
- * doubling.  Used for the session table (client id -> session).  Keys are
- * copied into the map; values are the caller's.
+ * doubling.  Used for the session table (client id -> session), share
+ * groups, users.  Keys are copied into the map; values are the caller's.
+ * Keys are hashed with a secret random key per map, so that clients cannot
+ * choose colliding ones.
  */
 #ifndef PETREL_HASHMAP_H
 #define PETREL_HASHMAP_H
@@ -25,6 +27,9 @@ size_t hashmap_count(const struct hashmap *m);
 /* Calls fn for every entry.  fn must not modify the map. */
 void hashmap_foreach(const struct hashmap *m, void (*fn)(void *value, void *arg), void *arg);
 
-uint64_t hash_bytes(const void *data, size_t len);
+/* The hash the map uses for a key (tests: it differs between maps). */
+uint64_t hashmap_hash(const struct hashmap *m, const void *key, size_t len);
+/* The longest bucket chain (diagnostics, tests). */
+size_t hashmap_longest_chain(const struct hashmap *m);
 
 #endif

@@ -283,6 +283,7 @@ int main(int argc, char **argv)
     }
     if (store_load() != 0)
         goto out;
+    router_retained_recount();
     if (security_start() != 0) {
         log_error("cannot start the password check threads");
         goto out;

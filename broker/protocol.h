@@ -35,6 +35,11 @@ int protocol_error(struct conn *c, uint8_t reason, const char *why);
  * max_topic_levels; else what it exceeds (the hit is counted). */
 const char *topic_over_limits(const uint8_t *topic, size_t len);
 
+/* True if clients may not publish to `topic` at all, wills included: the
+ * broker's own $SYS tree. */
+#include <stdbool.h>
+bool topic_reserved(const uint8_t *topic, size_t len);
+
 /* Answers a CONNECT with a refusing CONNACK and closes once it is sent:
  * `code311` for a 3.1.1 client; for a 5.0 client `code5` (0 = the 5.0 code
  * matching code311) with `reason` (may be NULL) as its reason string unless
@@ -50,5 +55,9 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck);
 int handle_publish(struct conn *c, const struct mqtt_publish *pub);
 int handle_subscribe(struct conn *c, const struct mqtt_packet *p);
 int handle_unsubscribe(struct conn *c, const struct mqtt_packet *p);
+/* Drops the SUBSCRIBE or UNSUBSCRIBE the session's client is having worked
+ * through over several loop turns, if any (the session is being freed). */
+struct session;
+void subscribe_job_cancel(struct session *s);
 
 #endif

@@ -179,6 +179,20 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     }
 
     struct session *s = session_find(id, id_len);
+    if (s && (acl_enabled() || auth_current()) &&
+        !acl_session_same_user(s, w->user, w->user_len)) {
+        /* A session belongs to the user who made it: another user who
+         * knows (or guesses) its client id is refused before anything of
+         * it is touched, its connection included.  Without a password
+         * file or an ACL user names mean nothing and any client may take
+         * any id over. */
+        broker.stats.auth_refused++;
+        char why[300];
+        snprintf(why, sizeof why, "client id '%s' belongs to another user's session (user '%s')",
+                 s->log_id, w->user_log ? w->user_log : "");
+        refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, why);
+        return -1;
+    }
     if (s && s->conn) {
         /* Takeover: the old connection ends abnormally, will included. */
         s->taking_over = true;
@@ -190,15 +204,6 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     }
     if (s) /* back in time: a will waiting for its delay is not sent */
         session_cancel_will(s);
-    if (s && !w->clean_session && acl_enabled() &&
-        !acl_session_same_user(s, w->user, w->user_len)) {
-        /* Its subscriptions and queue were granted to another user: they
-         * must not pass to this one. */
-        log_notice("client %s: stored session belongs to another user; starting a new one",
-                   s->log_id);
-        session_destroy(s);
-        s = NULL;
-    }
     if (s && w->clean_session) {
         session_destroy(s);
         s = NULL;
@@ -457,10 +462,18 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     }
     uint16_t keepalive = ck->keepalive;
     bool keepalive_capped = false;
-    if (ck->keepalive > broker.cfg.max_keepalive) {
+    /* Keep alive 0 is "never": above any max_keepalive but the largest
+     * one (65535, the default), which caps nothing. */
+    bool over = ck->keepalive > broker.cfg.max_keepalive ||
+                (ck->keepalive == 0 && broker.cfg.max_keepalive < UINT16_MAX);
+    if (over) {
         char why[96];
-        snprintf(why, sizeof why, "keep alive %u s above max_keepalive %u s", ck->keepalive,
-                 broker.cfg.max_keepalive);
+        if (ck->keepalive == 0)
+            snprintf(why, sizeof why, "keep alive 0 (none) while max_keepalive is %u s",
+                     broker.cfg.max_keepalive);
+        else
+            snprintf(why, sizeof why, "keep alive %u s above max_keepalive %u s",
+                     ck->keepalive, broker.cfg.max_keepalive);
         broker.stats.keepalive_refused++;
         if (v5) {
             /* 5.0 can say so: Server Keep Alive in CONNACK. */
@@ -487,6 +500,14 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
                 return -1;
             }
             return protocol_violation(c, why);
+        }
+        if (topic_reserved(ck->will_topic.data, ck->will_topic.len)) {
+            /* The rule of a PUBLISH to $SYS, told at once as for a will
+             * the ACL does not allow (a will cannot be dropped quietly
+             * later: the client would believe it set). */
+            conn_stop_connect_timeout(c);
+            refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "will topic in $SYS, reserved for the broker");
+            return -1;
         }
         if (v5 && read_will_props(c, ck) != 0)
             return -1;

@@ -49,6 +49,11 @@ const char *topic_over_limits(const uint8_t *topic, size_t len)
     return NULL;
 }
 
+bool topic_reserved(const uint8_t *topic, size_t len)
+{
+    return len >= 4 && memcmp(topic, "$SYS", 4) == 0 && (len == 4 || topic[4] == '/');
+}
+
 static void send_ack(struct conn *c, uint8_t type, uint16_t id, uint8_t reason)
 {
     struct mqtt_packet p = {.type = type};
@@ -151,8 +156,7 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
     /* $SYS belongs to the broker: clients must not forge its statistics.
      * The publish is acknowledged (3.1.1 has no way to refuse it) and
      * dropped. */
-    bool forbidden = pub->topic.len >= 4 && memcmp(pub->topic.data, "$SYS", 4) == 0 &&
-                     (pub->topic.len == 4 || pub->topic.data[4] == '/');
+    bool forbidden = topic_reserved(pub->topic.data, pub->topic.len);
     if (reason != MQTT_RC_SUCCESS) {
         log_info("%s: publish to '%.*s' refused: payload is not valid UTF-8", conn_name(c),
                  (int)(pub->topic.len > 200 ? 200 : pub->topic.len),

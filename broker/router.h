@@ -32,9 +32,16 @@ struct route_result {
 void router_publish_counted(struct message *msg, const struct session *origin,
                             struct route_result *res);
 
-/* Sends the retained messages matching `filter` to a session that has just
- * subscribed with granted QoS `qos`, with retain = 1. */
-void router_send_retained(struct session *s, const char *filter, size_t len, uint8_t qos);
+/* The retained messages matching `filter` that session s may read, for a
+ * subscription it has just made: an array of *n messages, each with a
+ * reference the caller drops, to send a few at a time with retain = 1.
+ * NULL (and *n = 0) when there are none, or out of memory (logged). */
+struct message **router_retained_collect(struct session *s, const char *filter, size_t len,
+                                         size_t *n);
+
+/* Counts the retained messages in the tree towards max_retained_messages
+ * and max_retained_bytes (after the store has loaded them). */
+void router_retained_recount(void);
 
 /* Releases the retained messages and the routing scratch (shutdown). */
 void router_shutdown(void);

@@ -68,11 +68,8 @@ int security_load(const struct config *cfg, char *err, size_t errlen)
 static void recheck_wills(void)
 {
     for (struct conn *c = broker.conns; c; c = c->next) {
-        if (!c->will || !c->session ||
-            acl_may_publish(c->session, c->will->topic, c->will->topic_len))
+        if (!c->will || !c->session || acl_may_publish_will(c->session, c->will))
             continue;
-        log_notice("%s: will on '%s' dropped: the reloaded ACL denies it", conn_name(c),
-                   c->will->topic);
         message_unref(c->will);
         c->will = NULL;
     }

@@ -17,9 +17,11 @@
 #include "conn_wait.h"
 #include "flow.h"
 #include "hashmap.h"
+#include "keyed_hash.h"
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
+#include "protocol.h"
 #include "shared_subs.h"
 #include "router.h"
 #include "store.h"
@@ -126,6 +128,10 @@ static void publish_will(struct session *s)
     if (!will)
         return;
     store_session_will(s);
+    if (!acl_may_publish_will(s, will)) {
+        message_unref(will);
+        return;
+    }
     log_info("client %s: publishing its delayed will on '%s'", s->log_id, will->topic);
     message_start_expiry(will);
     router_publish(will, NULL); /* a will has no origin: No Local does not apply */
@@ -253,6 +259,7 @@ int64_t session_expiry_due(const struct session *s)
 static void session_free(struct session *s)
 {
     flow_release(s);
+    subscribe_job_cancel(s);
     drop_will(s);
     struct subscription *sub = s->subs;
     while (sub) {
@@ -260,6 +267,8 @@ static void session_free(struct session *s)
         forget(s, sub);
         sub = next;
     }
+    s->subs = NULL;
+    free(s->sub_table);
     free_deliveries(&s->inflight);
     free_deliveries(&s->queued);
     free(s->qos2_ids);
@@ -297,13 +306,95 @@ void session_destroy_all(void)
 
 /* ---- subscriptions ---- */
 
+/* A session with few subscriptions scans its list: a table would cost more
+ * memory than it saves time. */
+#define SUB_TABLE_MIN 8
+
+static uint64_t filter_hash(const char *filter, size_t len)
+{
+    return keyed_hash(hash_key_process(), filter, len);
+}
+
+static bool sub_is(const struct subscription *sub, uint64_t h, const char *filter, size_t len)
+{
+    return sub->hash == h && sub->len == len && memcmp(sub->filter, filter, len) == 0;
+}
+
+static void table_link(struct session *s, struct subscription *sub)
+{
+    struct subscription **b = &s->sub_table[sub->hash & (s->sub_table_cap - 1)];
+    sub->hnext = *b;
+    *b = sub;
+}
+
+/* (Re)builds the table at `cap` buckets from the list.  Best effort: out
+ * of memory keeps the table there is (or the list scan). */
+static void table_resize(struct session *s, uint32_t cap)
+{
+    struct subscription **t = calloc(cap, sizeof *t);
+    if (!t)
+        return;
+    free(s->sub_table);
+    s->sub_table = t;
+    s->sub_table_cap = cap;
+    for (struct subscription *sub = s->subs; sub; sub = sub->next)
+        table_link(s, sub);
+}
+
+static struct subscription *lookup(const struct session *s, const char *filter, size_t len,
+                                   uint64_t h)
+{
+    if (!s->sub_table) {
+        for (struct subscription *sub = s->subs; sub; sub = sub->next)
+            if (sub_is(sub, h, filter, len))
+                return sub;
+        return NULL;
+    }
+    for (struct subscription *sub = s->sub_table[h & (s->sub_table_cap - 1)]; sub;
+         sub = sub->hnext)
+        if (sub_is(sub, h, filter, len))
+            return sub;
+    return NULL;
+}
+
 struct subscription *session_subscription(const struct session *s, const char *filter,
                                           size_t len)
 {
-    for (struct subscription *sub = s->subs; sub; sub = sub->next)
-        if (sub->len == len && memcmp(sub->filter, filter, len) == 0)
-            return sub;
-    return NULL;
+    return lookup(s, filter, len, filter_hash(filter, len));
+}
+
+/* Adds sub to the list and the table. */
+static void sub_link(struct session *s, struct subscription *sub)
+{
+    sub->prev = NULL;
+    sub->next = s->subs;
+    if (s->subs)
+        s->subs->prev = sub;
+    s->subs = sub;
+    s->n_subs++;
+    if (s->sub_table) {
+        table_link(s, sub);
+        if (s->n_subs > s->sub_table_cap)
+            table_resize(s, s->sub_table_cap * 2);
+    } else if (s->n_subs >= SUB_TABLE_MIN) {
+        table_resize(s, 2 * SUB_TABLE_MIN);
+    }
+}
+
+static void sub_unlink(struct session *s, struct subscription *sub)
+{
+    if (sub->prev)
+        sub->prev->next = sub->next;
+    else
+        s->subs = sub->next;
+    if (sub->next)
+        sub->next->prev = sub->prev;
+    if (s->sub_table) {
+        struct subscription **p = &s->sub_table[sub->hash & (s->sub_table_cap - 1)];
+        while (*p != sub)
+            p = &(*p)->hnext;
+        *p = sub->hnext;
+    }
 }
 
 /* Puts the subscription into the topic tree: the session itself, or its
@@ -332,7 +423,8 @@ static void set_id(struct session *s, struct subscription *sub, uint32_t id)
 int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t options,
                       uint32_t id)
 {
-    struct subscription *sub = session_subscription(s, filter, len);
+    uint64_t h = filter_hash(filter, len);
+    struct subscription *sub = lookup(s, filter, len, h);
     if (sub) {
         sub->qos = MQTT_SUBOPT_QOS(options);
         sub->options = options;
@@ -347,6 +439,7 @@ int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t
     sub = calloc(1, sizeof *sub + len + 1);
     if (!sub)
         return -1;
+    sub->hash = h;
     sub->qos = MQTT_SUBOPT_QOS(options);
     sub->options = options;
     sub->len = (uint16_t)len;
@@ -360,13 +453,12 @@ int session_subscribe(struct session *s, const char *filter, size_t len, uint8_t
     set_id(s, sub, id);
     if (sub->share)
         s->n_shared++;
-    sub->next = s->subs;
-    s->subs = sub;
-    s->n_subs++;
+    sub_link(s, sub);
     store_sub_put(s, sub);
     return 1;
 }
 
+/* Frees a subscription already unlinked from the session. */
 static void forget(struct session *s, struct subscription *sub)
 {
     tree_remove(s, sub);
@@ -379,16 +471,13 @@ static void forget(struct session *s, struct subscription *sub)
 
 int session_unsubscribe(struct session *s, const char *filter, size_t len)
 {
-    for (struct subscription **p = &s->subs; *p; p = &(*p)->next) {
-        struct subscription *sub = *p;
-        if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
-            store_sub_delete(s, filter, len);
-            *p = sub->next;
-            forget(s, sub);
-            return 1;
-        }
-    }
-    return 0;
+    struct subscription *sub = session_subscription(s, filter, len);
+    if (!sub)
+        return 0;
+    store_sub_delete(s, filter, len);
+    sub_unlink(s, sub);
+    forget(s, sub);
+    return 1;
 }
 
 size_t session_subscription_ids(const struct session *s, const char *topic, size_t topic_len,

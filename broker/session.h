@@ -24,6 +24,7 @@ struct event;
 struct message;
 struct share_group;
 struct flow_link;
+struct sub_job;
 
 enum delivery_state {
     DELIVERY_QUEUED = 0,    /* not sent yet */
@@ -52,13 +53,20 @@ struct delivery_list {
 };
 
 struct subscription {
-    struct subscription *next;
+    struct subscription *next;  /* the session's list, newest first */
+    struct subscription *prev;
+    struct subscription *hnext; /* chain in the session's filter table */
+    uint64_t hash;              /* keyed hash of the filter */
     struct share_group *share; /* its group for "$share/{group}/{filter}" */
     uint32_t id;            /* MQTT 5.0 subscription identifier, 0 = none */
     uint8_t qos;            /* granted */
     uint8_t options;        /* the MQTT 5.0 options byte with the granted QoS
                                in bits 0-1 (3.1.1: the QoS only) */
+    bool job_new;           /* new before the SUBSCRIBE marked job_stamp */
     uint16_t len;
+    uint32_t job_index;     /* its last entry in that SUBSCRIBE */
+    uint64_t job_stamp;     /* the SUBSCRIBE that last touched it
+                               (protocol_subscribe.c) */
     uint16_t inner;         /* start of the filter proper: after
                                "$share/{group}/", 0 if not shared */
     char filter[];          /* NUL-terminated copy, "$share/..." included */
@@ -86,6 +94,13 @@ struct session {
     struct conn *conn;      /* NULL while offline */
     struct subscription *subs;
     size_t n_subs;
+    /* Filter -> subscription, so that SUBSCRIBE and UNSUBSCRIBE cost O(1)
+     * however many a session holds; made when it holds a few (keyed
+     * hashing: filters come from the network). */
+    struct subscription **sub_table;
+    uint32_t sub_table_cap; /* a power of two, 0 while there is no table */
+    struct sub_job *sub_job; /* a SUBSCRIBE/UNSUBSCRIBE being worked through
+                                over several loop turns (protocol_subscribe.c) */
     uint32_t n_sub_ids;     /* subscriptions carrying an identifier */
     uint32_t n_shared;      /* shared subscriptions */
     struct delivery_list inflight; /* in send order */

@@ -67,6 +67,7 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/max_keepalive", broker.stats.keepalive_refused);
     publish_u64("$SYS/broker/limits/max_subscriptions_per_client",
                 broker.stats.subscriptions_refused);
+    publish_u64("$SYS/broker/limits/max_retained", broker.stats.retained_refused);
     publish_u64("$SYS/broker/limits/max_topic_length", broker.stats.topic_too_long);
     publish_u64("$SYS/broker/limits/max_topic_levels", broker.stats.topic_too_deep);
     publish_u64("$SYS/broker/limits/max_inflight", broker.stats.inflight_full);

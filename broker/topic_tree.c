@@ -19,11 +19,9 @@
  * filter) for the parent is recovered by scanning back to the previous '/'.
  * The walks assume that callbacks do not modify the tree while it is walked.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* getentropy() */
-#endif
-
 #include "topic_tree.h"
+
+#include "keyed_hash.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -75,58 +73,16 @@ struct topic_tree {
     struct tnode *root; /* the level above the first: never holds anything */
     size_t n_subs;
     size_t n_retained;
-    uint64_t k0, k1; /* SipHash key, random per tree */
+    struct hash_key key; /* SipHash key, random per tree */
 };
 
 /* ---- hashing -------------------------------------------------------------
- * Topic levels come from the network, so a fixed hash function would let a
- * client choose thousands of colliding levels and turn each lookup into a
- * long scan.  SipHash-1-3 with a random key per tree prevents that, as in
- * Redis' dict. */
-
-#define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-
-#define SIPROUND                                                               \
-    do {                                                                       \
-        v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32);          \
-        v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2;                               \
-        v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0;                               \
-        v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32);          \
-    } while (0)
-
-static uint64_t load_le64(const unsigned char *p)
-{
-    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-           (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
-           (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
-}
+ * Topic levels come from the network: keyed hashing (keyed_hash.h), with a
+ * random key per tree. */
 
 static uint64_t level_hash(const struct topic_tree *t, const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    uint64_t v0 = t->k0 ^ 0x736f6d6570736575ULL;
-    uint64_t v1 = t->k1 ^ 0x646f72616e646f6dULL;
-    uint64_t v2 = t->k0 ^ 0x6c7967656e657261ULL;
-    uint64_t v3 = t->k1 ^ 0x7465646279746573ULL;
-    uint64_t b = (uint64_t)len << 56;
-    size_t i, tail = len & 7;
-
-    for (i = 0; i + 8 <= len; i += 8) {
-        uint64_t m = load_le64(p + i);
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    for (size_t j = 0; j < tail; j++)
-        b |= (uint64_t)p[i + j] << (8 * j);
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
+    return keyed_hash(&t->key, s, len);
 }
 
 /* Subscriber pointers are not chosen by clients: a cheap mix is enough. */
@@ -463,20 +419,6 @@ static struct tnode *make_path(struct topic_tree *t, const char *s, size_t len, 
 
 /* ---- public API ----------------------------------------------------------*/
 
-static void seed_key(struct topic_tree *t)
-{
-    uint64_t k[2];
-    if (getentropy(k, sizeof(k)) == 0) {
-        t->k0 = k[0];
-        t->k1 = k[1];
-        return;
-    }
-    /* No entropy source (a very old kernel or a locked-down sandbox): mix
-     * what varies between runs.  Weaker, but still not a constant key. */
-    t->k0 = ptr_hash(t) ^ (uint64_t)time(NULL);
-    t->k1 = ptr_hash(&k) ^ ((uint64_t)clock() << 32) ^ (uint64_t)getpid();
-}
-
 struct topic_tree *topic_tree_new(void)
 {
     struct topic_tree *t = calloc(1, sizeof(*t));
@@ -487,7 +429,7 @@ struct topic_tree *topic_tree_new(void)
         free(t);
         return NULL;
     }
-    seed_key(t);
+    hash_key_init(&t->key);
     return t;
 }
 

@@ -179,12 +179,43 @@ class AclTest(BrokerTestCase):
         alice.disconnect()
         admin = self.user('admin')
         admin.publish('alice/queued', b'for alice only', qos=1)
+        # bob knows alice's client id: he is refused (issue #14 item 6),
+        # with a clean session too, and her session is untouched
+        for clean in (False, True):
+            bob = self.raw()
+            bob.connect('shared-id', clean=clean, username='bob', password=USERS['bob'],
+                        expect_rc=0x05)
+            self.assertTrue(bob.wait_closed(3))
+        self.assertTrue(self.broker.wait_log(
+            r"client id 'shared-id' belongs to another user's session \(user 'bob'\)", 3))
+        alice = self.raw()
+        self.assertTrue(alice.connect('shared-id', clean=False, username='alice',
+                                      password=USERS['alice']).session_present)
+        m = alice.expect_publish()
+        self.assertEqual(bytes(m.payload), b'for alice only')
+        alice.disconnect()
+
+    def test_no_takeover_by_another_user(self):
+        """alice is connected; bob connects with her client id: bob is
+        refused and alice's connection stays (3.1.1 0x05, 5.0 0x87)."""
+        alice = self.user('alice', client_id='online-id', clean=False)
+        alice.subscribe([('alice/x', 1)])
         bob = self.raw()
-        ack = bob.connect('shared-id', clean=False, username='bob', password=USERS['bob'])
-        self.assertFalse(ack.session_present)
-        bob.expect_nothing(0.5)
-        self.assertTrue(self.broker.wait_log(r'stored session belongs to another user', 3))
-        bob.disconnect()
+        bob.connect('online-id', username='bob', password=USERS['bob'], expect_rc=0x05)
+        self.assertTrue(bob.wait_closed(3))
+        bob5 = mqttraw.Raw5(self.port)
+        self._clients.append(bob5)
+        ack = bob5.connect5('online-id', username='bob', password=USERS['bob'], expect_rc=0x87)
+        self.assertEqual(ack.rc, 0x87)
+        alice.ping()
+        admin = self.user('admin')
+        admin.publish('alice/x', b'still hers', qos=1)
+        self.assertEqual(bytes(alice.expect_publish().payload), b'still hers')
+        # the owner herself may take it over
+        again = self.user('alice', client_id='online-id', clean=False)
+        self.assertTrue(alice.wait_closed(3))
+        again.ping()
+        again.disconnect()
 
 
 @skip_on_mosquitto('petreld ACL and the store')
@@ -208,27 +239,14 @@ class AclRestartTest(BrokerTestCase):
         admin.publish('firehose/alice/x', b'for alice', qos=1)
         admin.disconnect()
         bob = self.raw(b.port)
-        ack = bob.connect('kept-id', clean=False, username='bob', password=USERS['bob'])
-        self.assertFalse(ack.session_present, "bob resumed alice's session after a restart")
-        bob.expect_nothing(0.3)
-        bob.disconnect()
-
-        b.restart()   # bob's session replaced alice's: give alice a fresh start
-        alice = self.raw(b.port)
-        alice.connect('kept-id', clean=False, username='alice', password=USERS['alice'])
-        alice.subscribe([('firehose/#', 1)])
-        alice.disconnect()
-        b.restart()
-        admin = self.raw(b.port)
-        admin.connect('admin-pub', username='admin', password=USERS['admin'])
-        admin.publish('firehose/bob/y', b'not for alice', qos=1)
-        admin.publish('firehose/alice/y', b'for alice', qos=1)
-        admin.disconnect()
+        bob.connect('kept-id', clean=False, username='bob', password=USERS['bob'],
+                    expect_rc=0x05)
+        self.assertTrue(bob.wait_closed(3), "bob got alice's session after a restart")
         alice = self.raw(b.port)
         self.assertTrue(alice.connect('kept-id', clean=False, username='alice',
                                       password=USERS['alice']).session_present)
         m = alice.expect_publish()
-        self.assertEqual((m.topic, bytes(m.payload)), ('firehose/alice/y', b'for alice'))
+        self.assertEqual((m.topic, bytes(m.payload)), ('firehose/alice/x', b'for alice'))
         alice.expect_nothing(0.5)
         alice.disconnect()
 
@@ -321,6 +339,29 @@ class AclReloadTest(BrokerTestCase):
         self.assertTrue(self.broker.wait_log(r"will on 'wills/alice' dropped", 3))
         alice.close()
         admin.expect_nothing(0.5)
+        self.files.write('acl', ACL)
+        self.hup(r'SIGHUP: ACL file .*: \d+ rules')
+
+    def test_delayed_will_checked_when_published(self):
+        """A 5.0 will waiting for its Will Delay Interval when a reload
+        revokes it is not published (issue #14 item 8)."""
+        admin = self.raw()
+        admin.connect('admin-dw', username='admin', password=USERS['admin'])
+        admin.subscribe([('wills/#', 0)])
+        alice = mqttraw.Raw5(self.port)
+        self._clients.append(alice)
+        alice.send(mqttraw.connect5_packet(
+            'alice-dw', clean=True, username='alice', password=USERS['alice'],
+            props=[(mqttraw.P_SESSION_EXPIRY, 60)],
+            will=('wills/alice', b'late', 0, False), will_props=[(mqttraw.P_WILL_DELAY, 2)]))
+        self.assertEqual(alice.expect5(mqttraw.CONNACK).rc, 0)
+        alice.close()                      # abnormal end: the will waits 2 s
+        time.sleep(0.3)
+        self.files.write('acl', ACL.replace('topic write wills/alice\n', ''))
+        self.hup(r'SIGHUP: ACL file .*: \d+ rules')
+        admin.expect_nothing(3.0)
+        self.assertTrue(self.broker.wait_log(
+            r"client alice-dw: will on 'wills/alice' dropped: the ACL in force denies it", 3))
         self.files.write('acl', ACL)
         self.hup(r'SIGHUP: ACL file .*: \d+ rules')
 

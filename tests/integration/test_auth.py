@@ -196,7 +196,9 @@ class AnonymousTest(BrokerTestCase):
     def connect(self, port, host, expect_rc, **kw):
         c = mqttraw.RawClient(port, host=host)
         self._clients.append(c)
-        c.connect('anon-test', expect_rc=expect_rc, **kw)
+        # one id per client: a session belongs to its user (or to
+        # anonymous), and another may not take it over
+        c.connect('anon-test-%d' % len(self._clients), expect_rc=expect_rc, **kw)
         return c
 
     def test_default_loopback_only(self):

@@ -196,6 +196,22 @@ class MaxKeepaliveTest(BrokerTestCase):
         ok.connect('ka-max', keepalive=30)
         ok.ping()
 
+    @skip_on_mosquitto('petreld applies max_keepalive to keep alive 0 (issue #14 item 4)')
+    def test_keepalive_zero_rejected_under_max(self):
+        """0 means no keep alive at all: more than max_keepalive allows."""
+        c = self.raw()
+        c.connect('ka-zero', keepalive=0, expect_rc=0x02)
+        self.assertTrue(c.wait_closed(3))
+        self.assertTrue(self.broker.wait_log(r'keep alive 0 \(none\) while max_keepalive', 3))
+
+
+@skip_on_mosquitto('petreld: 65535 caps nothing')
+class DefaultMaxKeepaliveTest(BrokerTestCase):
+    def test_keepalive_zero_allowed_by_default(self):
+        c = self.raw()
+        c.connect('ka-zero-default', keepalive=0)
+        c.ping()
+
 
 if __name__ == '__main__':
     harness.main()

@@ -57,6 +57,15 @@ class Mqtt5ConnectTest(BrokerTestCase):
         r = self.raw()
         r.connect('ka311', keepalive=300, expect_rc=0x02)
 
+    def test_server_keep_alive_for_keepalive_zero(self):
+        """Keep alive 0 (none) is above max_keepalive too: the client is
+        told to use max_keepalive, and held to it (issue #14 item 4)."""
+        c = self.raw5()
+        ack = c.connect5('ka5-zero', keepalive=0)
+        self.assertEqual(ack.rc, 0)
+        self.assertEqual(ack.prop(P_SERVER_KEEP_ALIVE), 30)
+        c.ping()
+
     def test_session_expiry_capped_by_session_expiry(self):
         c = self.raw5()
         ack = c.connect5('cap-' + str(time.time()), props=[(P_SESSION_EXPIRY, 0xFFFFFFFF)])

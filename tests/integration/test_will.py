@@ -140,5 +140,30 @@ class WillTest(BrokerTestCase):
         self.assertEqual(m.payload, b'')
 
 
+    @harness.skip_on_mosquitto('petreld refuses $SYS wills (issue #14 item 7)')
+    def test_will_on_sys_refused(self):
+        """A will may not publish where a PUBLISH may not: a retained forged
+        $SYS/broker/version must never reach a subscriber."""
+        for level in (4, 5):
+            c = mqttraw.Raw5(self.port) if level == 5 else self.raw()
+            if level == 5:
+                self._clients.append(c)
+                c.send(mqttraw.connect5_packet('sys-will-5', will=('$SYS/broker/version',
+                                                                   b'forged', 0, True)))
+                self.assertEqual(c.expect5(mqttraw.CONNACK).rc, 0x87)
+            else:
+                c.connect('sys-will', will=('$SYS/broker/version', b'forged', 0, True),
+                          expect_rc=0x05)
+            self.assertTrue(c.wait_closed(3))
+        self.assertTrue(self.broker.wait_log(r'will topic in \$SYS, reserved for the broker', 3))
+        w = self.raw_connected()
+        w.subscribe([('$SYS/broker/version', 0)])
+        try:
+            while True:
+                self.assertNotEqual(w.expect_publish(timeout=1.5).payload, b'forged')
+        except mqttraw.Timeout:
+            pass
+
+
 if __name__ == '__main__':
     harness.main()

@@ -50,6 +50,8 @@ static void assert_config_equal(const struct config *a, const struct config *b)
     assert_string_equal(a->acl_file, b->acl_file);
     assert_int_equal(a->allow_anonymous, b->allow_anonymous);
     assert_int_equal(a->max_subscriptions_per_client, b->max_subscriptions_per_client);
+    assert_int_equal(a->max_retained_messages, b->max_retained_messages);
+    assert_int_equal(a->max_retained_bytes, b->max_retained_bytes);
     assert_int_equal(a->max_topic_length, b->max_topic_length);
     assert_int_equal(a->max_topic_levels, b->max_topic_levels);
     assert_int_equal(a->topic_alias_maximum, b->topic_alias_maximum);
@@ -167,7 +169,9 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.password_file, "");
     assert_string_equal(cfg.acl_file, "");
     assert_int_equal(cfg.allow_anonymous, ANON_LOOPBACK);
-    assert_int_equal(cfg.max_subscriptions_per_client, 0);
+    assert_int_equal(cfg.max_subscriptions_per_client, 1000);
+    assert_int_equal(cfg.max_retained_messages, 100000);
+    assert_int_equal(cfg.max_retained_bytes, 64 * 1024 * 1024);
     assert_int_equal(cfg.max_topic_length, 65535);
     assert_int_equal(cfg.max_topic_levels, 128);
     assert_int_equal(cfg.topic_alias_maximum, 10);
@@ -190,6 +194,8 @@ static uint64_t field_value(const char *key)
     if (!strcmp(key, "max_output_buffer")) return cfg.max_output_buffer;
     if (!strcmp(key, "sys_interval")) return cfg.sys_interval;
     if (!strcmp(key, "max_subscriptions_per_client")) return cfg.max_subscriptions_per_client;
+    if (!strcmp(key, "max_retained_messages")) return cfg.max_retained_messages;
+    if (!strcmp(key, "max_retained_bytes")) return cfg.max_retained_bytes;
     if (!strcmp(key, "max_topic_length")) return cfg.max_topic_length;
     if (!strcmp(key, "max_topic_levels")) return cfg.max_topic_levels;
     if (!strcmp(key, "topic_alias_maximum")) return cfg.topic_alias_maximum;
@@ -208,6 +214,8 @@ static const struct range ranges[] = {
     {"max_output_buffer", 4096, 4294967295u},
     {"sys_interval", 0, 86400},
     {"max_subscriptions_per_client", 0, 4294967295u},
+    {"max_retained_messages", 0, 4294967295u},
+    {"max_retained_bytes", 0, 1099511627776ull},
     {"max_topic_length", 1, 65535},
     {"max_topic_levels", 1, 65535},
     {"topic_alias_maximum", 0, 65535},

@@ -281,6 +281,44 @@ static void test_subscription_ids(void **state)
     assert_int_equal(session_subscription_ids(s, "$SYS/x", 6, ids, 4), 0);
 }
 
+/* The session's filter table: lookups, replacement and removal in any order
+ * while it grows past its first sizes, list and table agreeing. */
+static void test_filter_table(void **state)
+{
+    (void)state;
+    struct session *s = offline("many");
+    char f[32];
+    enum { N = 3000 };
+    for (int i = 0; i < N; i++) {
+        snprintf(f, sizeof f, "t/%d/#", i);
+        assert_int_equal(session_subscribe(s, f, strlen(f), 1, 0), 1);
+    }
+    assert_int_equal(s->n_subs, N);
+    assert_int_equal(session_subscribe(s, "t/7/#", 5, 0, 0), 0); /* replaced */
+    assert_int_equal(session_subscription(s, "t/7/#", 5)->qos, 0);
+    assert_null(session_subscription(s, "t/7/", 4));
+    /* remove every other one */
+    for (int i = 1; i < N; i += 2) {
+        snprintf(f, sizeof f, "t/%d/#", i);
+        assert_int_equal(session_unsubscribe(s, f, strlen(f)), 1);
+        assert_int_equal(session_unsubscribe(s, f, strlen(f)), 0);
+    }
+    assert_int_equal(s->n_subs, N / 2);
+    size_t listed = 0;
+    for (const struct subscription *x = s->subs; x; x = x->next) {
+        assert_ptr_equal(session_subscription(s, x->filter, x->len), x);
+        listed++;
+    }
+    assert_int_equal(listed, N / 2);
+    for (int i = 0; i < N; i++) {
+        snprintf(f, sizeof f, "t/%d/#", i);
+        assert_true((session_subscription(s, f, strlen(f)) != NULL) == (i % 2 == 0));
+    }
+    /* a message reaches it once through all of them */
+    publish("t/4/x", "a", 1, false, NULL);
+    assert_string_equal(queued(s), "a");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +330,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handoff_when_a_member_is_destroyed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_local_and_retain_as_published, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscription_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filter_table, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
