@@ -28,18 +28,8 @@ class RetainedFloodTest(BrokerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        # A sanitizer build holds freed memory in quarantine (256 MB by
-        # default): keep it small so that RSS measures what is kept.
-        saved = os.environ.get('ASAN_OPTIONS')
-        if saved is not None or sec.sanitized_build():
-            os.environ['ASAN_OPTIONS'] = ((saved + ':') if saved else '') + 'quarantine_size_mb=4'
-        try:
+        with sec.small_asan_quarantine():
             super().setUpClass()
-        finally:
-            if saved is None:
-                os.environ.pop('ASAN_OPTIONS', None)
-            else:
-                os.environ['ASAN_OPTIONS'] = saved
 
     def test_flood_bounded(self):
         pid = self.broker.pid
