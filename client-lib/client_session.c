@@ -1,5 +1,5 @@
 /*
- * session.c - the MQTT 3.1.1 and 5.0 client session as a state machine
+ * client_session.c - the MQTT 3.1.1 and 5.0 client session as a state machine
  * without I/O: CONNECT/CONNACK, the QoS 0/1/2 handshakes in both directions
  * with their inflight window, subscriptions, keep alive and dead-link
  * detection, and reconnection with backoff and resumption of unacknowledged
@@ -11,7 +11,7 @@
  * hook call the state is consistent, and after it the caller re-checks that
  * the connection it was working on is still the current one (conn_gen).
  */
-#include "session.h"
+#include "client_session.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -1185,7 +1185,7 @@ void sess_packet(struct sess *s, int64_t now, uint8_t first_byte, const uint8_t 
 }
 
 /* ------------------------------------------------------------------------
- * MQTT 5.0 details for the client (see session.h)
+ * MQTT 5.0 details for the client (see client_session.h)
  */
 
 uint8_t sess_reason(const struct sess *s, struct mqtt_props *props)
