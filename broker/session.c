@@ -10,7 +10,6 @@
 #include <time.h>
 #include <event2/event.h>
 
-#include "acl.h"
 #include "acl_session.h"
 #include "broker.h"
 #include "conn.h"
@@ -487,7 +486,7 @@ size_t session_subscription_ids(const struct session *s, const char *topic, size
     if (s->n_sub_ids == 0)
         return 0;
     for (const struct subscription *sub = s->subs; sub; sub = sub->next) {
-        if (sub->id == 0 || !acl_filter_matches(sub->filter + sub->inner, sub->len - sub->inner,
+        if (sub->id == 0 || !mqtt_topic_matches(sub->filter + sub->inner, sub->len - sub->inner,
                                                 topic, topic_len))
             continue;
         if (n == max)

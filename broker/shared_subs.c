@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "acl.h"
 #include "acl_session.h"
 #include "broker.h"
 #include "hashmap.h"
@@ -228,7 +227,7 @@ static bool hand_off(struct session *s, struct message *msg, void *arg)
     bool connected_only = *(const bool *)arg;
     struct share_group *first = NULL;
     for (struct subscription *sub = s->subs; sub; sub = sub->next) {
-        if (!sub->share || !acl_filter_matches(sub->filter + sub->inner, sub->len - sub->inner,
+        if (!sub->share || !mqtt_topic_matches(sub->filter + sub->inner, sub->len - sub->inner,
                                                msg->topic, msg->topic_len))
             continue;
         if (!first)
