@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "acl_session.h"
+#include "array_grow.h"
 #include "broker.h"
 #include "conn.h"
 #include "conn_wait.h"
@@ -194,14 +195,12 @@ static void collect_will(void *value, void *arg)
     if (!s->will || s->will_timer)
         return;
     if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        struct session **v = realloc(l->v, cap * sizeof *v);
+        struct session **v = array_grow(l->v, &l->cap, l->n + 1, sizeof *v, 16);
         if (!v) {
             publish_will(s); /* cannot wait: better early than never */
             return;
         }
         l->v = v;
-        l->cap = cap;
     }
     l->v[l->n++] = s;
 }

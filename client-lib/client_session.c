@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_grow.h"
 #include "backoff.h"
 #include "outbox.h"
 #include "packet_ids.h"
@@ -167,17 +168,13 @@ static bool send_packet(struct sess *s, int64_t now, const struct mqtt_packet *p
         return false;
     }
     if (n > s->cap) {
-        size_t cap = s->cap ? s->cap : 256;
-        while (cap < n)
-            cap *= 2;
-        uint8_t *b = realloc(s->buf, cap);
+        uint8_t *b = array_grow(s->buf, &s->cap, n, 1, 256);
         if (!b) {
             s->io.close(s->io.ctx, false);
             lost(s, now, PETREL_ENOMEM);
             return false;
         }
         s->buf = b;
-        s->cap = cap;
     }
     mqtt_encode(s->level, p, s->buf, n);
     if (s->io.write(s->io.ctx, s->buf, n) != 0) {

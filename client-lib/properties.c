@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_grow.h"
+
 petrel_properties *petrel_properties_new(void)
 {
     return calloc(1, sizeof(petrel_properties));
@@ -30,14 +32,10 @@ static int reserve(petrel_properties *p, size_t more)
         return PETREL_OK;
     if (p->len + more > MQTT_MAX_REMAINING_LENGTH)
         return PETREL_ETOO_LARGE;
-    size_t cap = p->cap ? p->cap : 64;
-    while (cap < p->len + more)
-        cap *= 2;
-    uint8_t *d = realloc(p->data, cap);
+    uint8_t *d = array_grow(p->data, &p->cap, p->len + more, 1, 64);
     if (!d)
         return PETREL_ENOMEM;
     p->data = d;
-    p->cap = cap;
     return PETREL_OK;
 }
 
