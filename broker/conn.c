@@ -99,10 +99,8 @@ static struct conn *conn_start(struct conn *c)
     return c;
 }
 
-struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
-                      struct ssl_ctx_st *tls)
+struct conn *conn_new(int fd, const struct sockaddr *addr, struct ssl_ctx_st *tls)
 {
-    (void)addrlen;
     if (tls) {
         /* A TLS bufferevent runs the handshake first; connect_timeout,
          * started by conn_start, covers it. */
@@ -555,16 +553,13 @@ static int send_publish5(struct conn *c, struct message *msg, uint8_t qos, uint1
         mqtt_pb_num(&b, MQTT_PROP_MESSAGE_EXPIRY, remaining);
     if (msg->props_len)
         mqtt_pb_raw(&b, msg->props, msg->props_len);
-#ifdef SESSION_HAS_SUBSCRIPTION_IDS
-    /* Subscription identifiers of the client's filters matching the topic
-     * (subscriptions helper, branch share: session_subscription_ids). */
+    /* Subscription identifiers of the client's filters matching the topic. */
     if (c->session) {
         uint32_t ids[16];
         size_t n = session_subscription_ids(c->session, msg->topic, msg->topic_len, ids, 16);
         for (size_t i = 0; i < n; i++)
             mqtt_pb_num(&b, MQTT_PROP_SUBSCRIPTION_ID, ids[i]);
     }
-#endif
     bool known = false;
     uint16_t alias = c->alias_max_out ? alias_for(c, msg, &known) : 0;
     if (alias)

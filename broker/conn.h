@@ -102,8 +102,7 @@ enum conn_send_result {
  * context, else NULL) the connection starts with a TLS handshake on a
  * bufferevent; without, it is a lean plain connection.  Returns NULL
  * (socket closed) on failure.  `addr` is only logged. */
-struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
-                      struct ssl_ctx_st *tls);
+struct conn *conn_new(int fd, const struct sockaddr *addr, struct ssl_ctx_st *tls);
 
 /* The same on a bufferevent made by the caller (e.g. a TLS one), which it
  * takes over; it must have been made with BEV_OPT_CLOSE_ON_FREE.  Returns

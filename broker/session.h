@@ -9,8 +9,8 @@
  * to open) and the inbound QoS 2 packet ids waiting for PUBREL.
  *
  * Every change to that state goes through the functions below: they are the
- * seam where the durable store (a later step) records what the broker
- * promised.  Until then the state lives in memory only.
+ * seam where the durable store (store.h) records what the broker promised,
+ * in the turn's transaction, for a persistent session.
  */
 #ifndef PETREL_SESSION_H
 #define PETREL_SESSION_H
@@ -178,8 +178,6 @@ int session_unsubscribe(struct session *s, const char *filter, size_t len);
 struct subscription *session_subscription(const struct session *s, const char *filter,
                                           size_t len);
 
-/* For code merged before this function existed (conn.c's PUBLISH encoder). */
-#define SESSION_HAS_SUBSCRIPTION_IDS 1
 /* The identifiers of the session's subscriptions that match `topic`, for
  * the Subscription Identifier properties of an MQTT 5.0 PUBLISH: writes up
  * to `max` of them to out[] and returns how many it wrote.  Identifiers of shared subscriptions are included.  Costs

@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 bufferevent_socket_new(broker.base, sv[0], BEV_OPT_CLOSE_ON_FREE);
             if (!bev || !conn_new_bufferevent(bev))
                 abort();
-        } else if (!conn_new(sv[0], (struct sockaddr *)&addr, sizeof addr, NULL)) {
+        } else if (!conn_new(sv[0], (struct sockaddr *)&addr, NULL)) {
             abort();
         }
     }
