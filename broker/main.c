@@ -1,7 +1,8 @@
 /*
  * main.c - petreld: command line, configuration, data directory lock,
  * signals and the event loop.  Everything here runs once; the work happens
- * in the callbacks the other modules register on the loop.
+ * in the callbacks the other modules register on the loop.  The broker
+ * instance itself is made and freed by broker.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,22 +18,15 @@
 
 #include "broker.h"
 #include "config.h"
-#include "conn.h"
-#include "hashmap.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
 #include "reload_request.h"
 #include "router.h"
 #include "security.h"
-#include "session.h"
 #include "store.h"
 #include "store_backup.h"
-#include "turn.h"
 #include "sys_topics.h"
-#include "topic_tree.h"
-
-struct broker broker;
 
 /* Command-line settings, kept so that a reload of the file (SIGHUP) does
  * not undo them. */
@@ -203,7 +197,7 @@ int main(int argc, char **argv)
 {
     enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT, OPT_BACKUP, OPT_RELOAD };
     bool inspect = false, reload_running = false;
-    const char *backup_dest = NULL;
+    const char *backup_dest = NULL, *config_path = NULL;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
         {"data-dir", required_argument, NULL, 'd'}, {"verbose", no_argument, NULL, 'v'},
@@ -216,7 +210,7 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "c:l:d:vhV", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': broker.config_path = optarg; break;
+        case 'c': config_path = optarg; break;
         case 'l':
             if (overrides.n_listen == CONFIG_MAX_LISTENERS) {
                 fprintf(stderr, "petreld: --listen: at most %d listeners\n", CONFIG_MAX_LISTENERS);
@@ -241,19 +235,21 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Static: a struct config is large; broker_init takes a copy. */
+    static struct config cfg;
     char err[CONFIG_ERR_LEN];
-    if (load_config(&broker.cfg, broker.config_path, &overrides, err, sizeof err) != 0) {
+    if (load_config(&cfg, config_path, &overrides, err, sizeof err) != 0) {
         fprintf(stderr, "petreld: %s\n", err);
         return 2;
     }
     if (inspect)
-        return store_inspect(broker.cfg.data_dir, broker.cfg.session_expiry, stdout);
+        return store_inspect(cfg.data_dir, cfg.session_expiry, stdout);
     if (backup_dest)
-        return store_backup(broker.cfg.data_dir, backup_dest, stdout);
+        return store_backup(cfg.data_dir, backup_dest, stdout);
     if (reload_running)
-        return reload_request(broker.cfg.data_dir, 30, stdout, stderr);
-    log_set_level(broker.cfg.log_level);
-    if (security_load(&broker.cfg, err, sizeof err) != 0) {
+        return reload_request(cfg.data_dir, 30, stdout, stderr);
+    log_set_level(cfg.log_level);
+    if (security_load(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "petreld: %s\n", err);
         return 2;
     }
@@ -263,16 +259,12 @@ int main(int argc, char **argv)
     signal(SIGXFSZ, SIG_IGN);
 
     int rc = 1;
-    broker.lock_fd = -1;
-    broker.started = time(NULL);
-    broker.base = event_base_new();
-    broker.topics = topic_tree_new();
-    broker.sessions = hashmap_new();
     struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL, *ev_expiry = NULL;
-    if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base) != 0) {
+    if (broker_init(&cfg) != 0) {
         log_error("out of memory at start-up");
         goto out;
     }
+    broker.config_path = config_path;
     log_notice("petreld %s starting (libevent %s, backend %s)", PETREL_VERSION,
                event_get_version(), event_base_get_method(broker.base));
     if (lock_data_dir(broker.cfg.data_dir) != 0)
@@ -321,31 +313,15 @@ int main(int argc, char **argv)
 
 out:
     notify_stopping();
-    listeners_close();
-    if (broker.base)
-        conn_close_all();
-    security_stop();
-    sys_topics_stop();
-    store_close(); /* commits what the closing connections wrote */
+    /* The loop is not running any more: these events can go first. */
     if (ev_expiry)
         event_free(ev_expiry);
-    if (broker.sessions)
-        session_destroy_all();
-    if (broker.topics) {
-        router_shutdown();
-        topic_tree_free(broker.topics);
-    }
     if (ev_term)
         event_free(ev_term);
     if (ev_int)
         event_free(ev_int);
     if (ev_hup)
         event_free(ev_hup);
-    notify_close();
-    turn_shutdown();
-    if (broker.base)
-        event_base_free(broker.base);
-    if (broker.lock_fd >= 0)
-        close(broker.lock_fd);
+    broker_free();
     return rc;
 }

@@ -90,8 +90,6 @@ static void collect(void *subscriber, uint8_t options, void *arg)
  * broker keep, in memory and on disk.  $SYS values are the broker's own
  * and do not count. */
 
-static size_t retained_n;
-static uint64_t retained_bytes;
 static struct log_ratelimit retained_log[2]; /* messages, bytes */
 
 static bool is_sys(const struct message *m)
@@ -109,18 +107,18 @@ static void account(const struct message *m, int sign)
     if (!m || is_sys(m))
         return;
     if (sign > 0) {
-        retained_n++;
-        retained_bytes += retained_size(m);
+        broker.retained_n++;
+        broker.retained_bytes += retained_size(m);
     } else {
-        retained_n--;
-        retained_bytes -= retained_size(m);
+        broker.retained_n--;
+        broker.retained_bytes -= retained_size(m);
     }
 }
 
 void router_retained_recount(void)
 {
-    retained_n = 0;
-    retained_bytes = 0;
+    broker.retained_n = 0;
+    broker.retained_bytes = 0;
     topic_tree_foreach_retained(broker.topics, count_retained, NULL);
 }
 
@@ -134,10 +132,10 @@ static const char *retained_over(const struct message *msg, const struct message
     uint64_t max_n = broker.cfg.max_retained_messages, max_b = broker.cfg.max_retained_bytes;
     if (is_sys(msg))
         return NULL;
-    if (!cur && max_n && retained_n >= max_n)
+    if (!cur && max_n && broker.retained_n >= max_n)
         return over_count;
-    uint64_t bytes = retained_bytes - (cur ? retained_size(cur) : 0) + retained_size(msg);
-    if (max_b && bytes > max_b && bytes > retained_bytes)
+    uint64_t bytes = broker.retained_bytes - (cur ? retained_size(cur) : 0) + retained_size(msg);
+    if (max_b && bytes > max_b && bytes > broker.retained_bytes)
         return over_bytes;
     return NULL;
 }
@@ -162,8 +160,8 @@ static void set_retained(struct message *msg)
         if (n >= 0)
             log_notice("retained message for '%.*s' not kept: %s reached (%zu messages, "
                        "%llu bytes)%s", (int)(msg->topic_len > 200 ? 200 : msg->topic_len),
-                       msg->topic, over, retained_n, (unsigned long long)retained_bytes,
-                       log_suppressed(n));
+                       msg->topic, over, broker.retained_n,
+                       (unsigned long long)broker.retained_bytes, log_suppressed(n));
         return;
     }
     store_retained_set(msg->topic, msg->topic_len, msg);
