@@ -33,6 +33,7 @@ int broker_init(const struct config *cfg)
     broker.base = event_base_new();
     broker.topics = topic_tree_new();
     broker.sessions = hashmap_new();
+    conn_init();
     if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base) != 0)
         return -1;
     return 0;

@@ -39,6 +39,8 @@
  * packet. */
 #define CLOSE_FLUSH_SECONDS 2
 
+static void conn_drained(struct conn *c);
+
 const char *conn_name(const struct conn *c)
 {
     static char buf[4200];
@@ -92,7 +94,8 @@ static struct conn *conn_start(struct conn *c)
         broker.conns->prev = c;
     broker.conns = c;
     broker.n_conns++;
-    if (conn_timer_set(c, c->last_rx + broker.cfg.connect_timeout * (1000 / CONN_TICK_MS)) != 0) {
+    if (conn_timer_set(&c->timer,
+                       c->last_rx + broker.cfg.connect_timeout * (1000 / CONN_TICK_MS)) != 0) {
         conn_close(c, "cannot set its connect timeout", false);
         return NULL;
     }
@@ -294,7 +297,8 @@ static void linger(struct conn *c, const char *why)
     conn_io_update(c, 0);
     if (c->bev)
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    conn_timer_set(c, conn_timer_now() + CLOSE_FLUSH_SECONDS * (1000 / CONN_TICK_MS));
+    conn_timer_set(&c->timer,
+                   conn_timer_now() + CLOSE_FLUSH_SECONDS * (1000 / CONN_TICK_MS));
     if (!c->bev && conn_output_length(c) == 0)
         conn_drained(c); /* nothing to flush: the FIN goes now */
 }
@@ -382,17 +386,17 @@ void conn_set_keepalive(struct conn *c, uint16_t secs)
 {
     c->keepalive = secs;
     if (secs == 0) {
-        conn_timer_clear(c);
+        conn_timer_clear(&c->timer);
         return;
     }
     c->last_rx = conn_timer_now();
-    conn_timer_set(c, c->last_rx + keepalive_ticks(c));
+    conn_timer_set(&c->timer, c->last_rx + keepalive_ticks(c));
 }
 
 void conn_stop_connect_timeout(struct conn *c)
 {
     if (c->state == CONN_AWAIT_CONNECT)
-        conn_timer_clear(c);
+        conn_timer_clear(&c->timer);
 }
 
 void conn_hold_input(struct conn *c)
@@ -409,8 +413,10 @@ void conn_release_input(struct conn *c)
     conn_io_update(c, 1);
 }
 
-void conn_timer_due(struct conn *c, uint32_t now)
+/* A deadline of c's has come (conn_timer calls it: see conn_init). */
+static void deadline_due(struct conn_timer_entry *e, uint32_t now)
 {
+    struct conn *c = (struct conn *)((char *)e - offsetof(struct conn, timer));
     if (c->state == CONN_CLOSING) {
         conn_close(c, c->close_reason, false);
     } else if (c->state == CONN_AWAIT_CONNECT) {
@@ -423,12 +429,12 @@ void conn_timer_due(struct conn *c, uint32_t now)
         if (c->read_paused || c->input_held || c->flow_paused) {
             /* Nothing is read from it meanwhile: its packets wait in the
              * socket.  Counted again from when reads resume. */
-            conn_timer_set(c, now + keepalive_ticks(c));
+            conn_timer_set(&c->timer, now + keepalive_ticks(c));
             return;
         }
         uint32_t deadline = c->last_rx + keepalive_ticks(c);
         if ((int32_t)(deadline - now) > 0) {
-            conn_timer_set(c, deadline);
+            conn_timer_set(&c->timer, deadline);
             return;
         }
         char why[96];
@@ -700,7 +706,8 @@ static void refuse_connect5(struct conn *c, uint8_t reason, const char *why)
     connect_refuse(c, MQTT_CONNACK_BAD_PROTOCOL, reason, why, "CONNECT refused");
 }
 
-int conn_process(struct conn *c, struct conn_input *in)
+/* conn_io's process handler: see conn_io.h. */
+static int conn_process(struct conn *c, struct conn_input *in)
 {
     for (;;) {
         if (c->state == CONN_DEAD)
@@ -786,7 +793,8 @@ int conn_process(struct conn *c, struct conn_input *in)
     }
 }
 
-void conn_drained(struct conn *c)
+/* conn_io's drained handler: see conn_io.h. */
+static void conn_drained(struct conn *c)
 {
     if (c->state == CONN_CLOSING) {
         if (conn_output_length(c) == 0 && !conn_wait_pending(c))
@@ -801,4 +809,11 @@ void conn_drained(struct conn *c)
         c->last_rx = conn_timer_now();
         conn_io_update(c, 1); /* input may already be waiting */
     }
+}
+
+void conn_init(void)
+{
+    static const struct conn_io_handlers io = {conn_process, conn_drained};
+    conn_io_init(&io);
+    conn_timer_init(deadline_due);
 }
