@@ -54,6 +54,8 @@ static void usage(FILE *out)
             "                          (consistent, while petreld runs), then exit\n"
             "      --reload            make the petreld running on the data directory\n"
             "                          reload (SIGHUP), wait for it and print what it did\n"
+            "      --print-config      print the effective settings (file, then flags)\n"
+            "                          in configuration-file form, then exit\n"
             "      --log-level LEVEL   error, warning, notice (default), info or debug\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n\n"
@@ -195,8 +197,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT, OPT_BACKUP, OPT_RELOAD };
-    bool inspect = false, reload_running = false;
+    enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT, OPT_BACKUP, OPT_RELOAD, OPT_PRINT_CONFIG };
+    bool inspect = false, reload_running = false, print_config = false;
     const char *backup_dest = NULL, *config_path = NULL;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
@@ -205,6 +207,7 @@ int main(int argc, char **argv)
         {"inspect", no_argument, NULL, OPT_INSPECT},
         {"backup", required_argument, NULL, OPT_BACKUP},
         {"reload", no_argument, NULL, OPT_RELOAD},
+        {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
         {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int opt;
@@ -224,6 +227,7 @@ int main(int argc, char **argv)
         case OPT_INSPECT: inspect = true; break;
         case OPT_BACKUP: backup_dest = optarg; break;
         case OPT_RELOAD: reload_running = true; break;
+        case OPT_PRINT_CONFIG: print_config = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("petreld %s\n", PETREL_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -241,6 +245,11 @@ int main(int argc, char **argv)
     if (load_config(&cfg, config_path, &overrides, err, sizeof err) != 0) {
         fprintf(stderr, "petreld: %s\n", err);
         return 2;
+    }
+    if (print_config) {
+        /* What this command line would run with; it loads back as a file. */
+        config_dump(&cfg, stdout);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
     }
     if (inspect)
         return store_inspect(cfg.data_dir, cfg.session_expiry, stdout);
