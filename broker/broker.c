@@ -14,6 +14,7 @@
 #include "hashmap.h"
 #include "listener.h"
 #include "notify.h"
+#include "retain.h"
 #include "router.h"
 #include "security.h"
 #include "session.h"
@@ -50,6 +51,7 @@ void broker_free(void)
     if (broker.sessions)
         session_destroy_all();
     if (broker.topics) {
+        retain_free_all();
         router_shutdown();
         topic_tree_free(broker.topics);
         broker.topics = NULL;

@@ -22,7 +22,7 @@
 #include "log.h"
 #include "notify.h"
 #include "reload_request.h"
-#include "router.h"
+#include "retain.h"
 #include "security.h"
 #include "store.h"
 #include "store_backup.h"
@@ -284,7 +284,7 @@ int main(int argc, char **argv)
     }
     if (store_load() != 0)
         goto out;
-    router_retained_recount();
+    retain_recount();
     if (security_start() != 0) {
         log_error("cannot start the password check threads");
         goto out;
