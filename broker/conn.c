@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "acl_session.h"
+#include "array_grow.h"
 #include "broker.h"
 #include "conn_io.h"
 #include "conn_timer.h"
@@ -244,8 +245,7 @@ void conn_close_later(struct conn *c, const char *why)
     if (c->state == CONN_DEAD || c->close_marked)
         return;
     if (n_marked == cap_marked) {
-        size_t cap = cap_marked ? cap_marked * 2 : 16;
-        struct marked_conn *v = realloc(marked, cap * sizeof *v);
+        struct marked_conn *v = array_grow(marked, &cap_marked, n_marked + 1, sizeof *v, 16);
         if (!v) {
             /* Nowhere to note it: stop reading it, its timeouts end it. */
             c->read_paused = true;
@@ -253,7 +253,6 @@ void conn_close_later(struct conn *c, const char *why)
             return;
         }
         marked = v;
-        cap_marked = cap;
     }
     c->close_marked = true;
     marked[n_marked++] = (struct marked_conn){c, why};

@@ -25,6 +25,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "array_grow.h"
 #include "broker.h"
 #include "conn.h"
 #include "conn_timer.h"
@@ -218,12 +219,10 @@ void conn_io_shutdown(void)
 static int enqueue(struct conn_queue *q, struct conn *c)
 {
     if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 256;
-        struct conn **nq = realloc(q->q, cap * sizeof *nq);
+        struct conn **nq = array_grow(q->q, &q->cap, q->n + 1, sizeof *nq, 256);
         if (!nq)
             return -1;
         q->q = nq;
-        q->cap = cap;
     }
     if (q != &defer_q)
         turn_schedule();

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acl_session.h"
+#include "array_grow.h"
 #include "broker.h"
 #include "log.h"
 #include "message.h"
@@ -133,14 +134,12 @@ static void collect_retained(void *value, const char *topic, size_t topic_len, v
         return;
     }
     if (ctx->n == ctx->cap) {
-        size_t ncap = ctx->cap ? ctx->cap * 2 : 16;
-        struct message **nv = realloc(ctx->v, ncap * sizeof *nv);
+        struct message **nv = array_grow(ctx->v, &ctx->cap, ctx->n + 1, sizeof *nv, 16);
         if (!nv) {
             ctx->oom = true;
             return;
         }
         ctx->v = nv;
-        ctx->cap = ncap;
     }
     ctx->v[ctx->n++] = message_ref(m);
 }

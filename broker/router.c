@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "acl_session.h"
+#include "array_grow.h"
 #include "broker.h"
 #include "log.h"
 #include "message.h"
@@ -45,14 +46,12 @@ static bool matched_oom;
 static bool push(void ***arr, size_t *len, size_t *cap, void *p)
 {
     if (*len == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        void **n = realloc(*arr, ncap * sizeof *n);
+        void **n = array_grow(*arr, cap, *len + 1, sizeof *n, 64);
         if (!n) {
             matched_oom = true;
             return false;
         }
         *arr = n;
-        *cap = ncap;
     }
     (*arr)[(*len)++] = p;
     return true;
