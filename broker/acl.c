@@ -70,33 +70,6 @@ static bool level_is(const char *s, size_t from, size_t end, char ch)
     return end - from == 1 && s[from] == ch;
 }
 
-bool acl_filter_matches(const char *f, size_t flen, const char *t, size_t tlen)
-{
-    if (tlen > 0 && t[0] == '$' && is_wild(f, flen))
-        return false;
-    size_t fi = 0, ti = 0;
-    bool t_more = true;
-    for (;;) {
-        size_t fe = level_end(f, flen, fi);
-        if (level_is(f, fi, fe, '#'))
-            return true; /* also matches the parent level: "a/#" matches "a" */
-        if (!t_more)
-            return false;
-        size_t te = level_end(t, tlen, ti);
-        if (!level_is(f, fi, fe, '+') &&
-            !(fe - fi == te - ti && memcmp(f + fi, t + ti, fe - fi) == 0))
-            return false;
-        bool f_last = fe == flen, t_last = te == tlen;
-        if (f_last)
-            return t_last;
-        if (t_last)
-            t_more = false;
-        else
-            ti = te + 1;
-        fi = fe + 1;
-    }
-}
-
 bool acl_filter_covers(const char *o, size_t olen, const char *in, size_t ilen)
 {
     /* `in` starting with '$' matches only '$' topics, which a filter that
@@ -493,9 +466,9 @@ bool acl_client_may(const struct acl_client *c, enum acl_access access, const ch
     for (size_t i = 0; i < c->n; i++) {
         const struct crule *r = &c->rules[i];
         if (r->access & ACL_DENY) {
-            if (r->all || acl_filter_matches(r->filter, r->len, topic, len))
+            if (r->all || mqtt_topic_matches(r->filter, r->len, topic, len))
                 return false;
-        } else if ((r->access & access) && acl_filter_matches(r->filter, r->len, topic, len)) {
+        } else if ((r->access & access) && mqtt_topic_matches(r->filter, r->len, topic, len)) {
             return true;
         }
     }

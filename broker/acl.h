@@ -76,9 +76,8 @@ bool acl_client_may_subscribe(const struct acl_client *c, const char *filter, si
  * it needs no check per message. */
 bool acl_client_covers_read(const struct acl_client *c, const char *filter, size_t len);
 
-/* Filter algebra, exposed for the unit tests.  All follow MQTT matching,
- * '$' rule included. */
-bool acl_filter_matches(const char *filter, size_t flen, const char *topic, size_t tlen);
+/* Filter algebra, exposed for the unit tests.  Both follow MQTT matching
+ * (mqtt_topic_matches in the codec), '$' rule included. */
 /* Every topic matched by `inner` is matched by `outer`. */
 bool acl_filter_covers(const char *outer, size_t olen, const char *inner, size_t ilen);
 /* Some topic is matched by both. */

@@ -2,6 +2,8 @@
  * broker.h - the one broker instance and its counters.  Like Redis' `server`,
  * the state is a single global owned by the event loop thread: every module
  * reads and changes it from loop callbacks only, so it needs no locks.
+ * broker.c makes and frees it (broker_init, broker_free); petreld's main,
+ * the fuzz target and the unit tests all go through those two.
  */
 #ifndef PETREL_BROKER_H
 #define PETREL_BROKER_H
@@ -70,9 +72,26 @@ struct broker {
     struct broker_stats stats;
     time_t started;              /* wall clock, for $SYS uptime */
     uint64_t match_stamp;        /* generation for deduplicating matches */
-    int lock_fd;                 /* flock on data_dir/petreld.lock */
+    /* Retained messages towards max_retained_messages/_bytes (router.c);
+     * $SYS ones do not count. */
+    size_t retained_n;
+    uint64_t retained_bytes;
+    int lock_fd;                 /* flock on data_dir/petreld.lock, or -1 */
 };
 
 extern struct broker broker;
+
+/* Zeroes the broker, takes a copy of *cfg and creates the event loop, the
+ * topic tree, the session table and the end-of-turn event (turn.h), with
+ * no connection, listener or store yet.  Returns 0, or -1 out of memory;
+ * either way broker_free undoes it. */
+int broker_init(const struct config *cfg);
+
+/* Closes and frees everything the broker holds, in the order the modules
+ * need: listeners, connections (a 5.0 client is told the server is shutting
+ * down), the password check threads, $SYS, the store (which commits what
+ * the closing connections wrote), sessions, the topic tree with its
+ * retained messages, the loop.  Safe after a failed or partial start. */
+void broker_free(void);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_MAX_LISTENERS 16
 #define CONFIG_ERR_LEN 512
@@ -133,8 +134,9 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 int config_parse_log_level(const char *s, enum log_level *out);
 const char *config_log_level_name(enum log_level l);
 
-/* Writes the effective configuration in file format (for --help / debug). */
-#include <stdio.h>
+/* Writes *c in file format, every setting with a comment line saying what
+ * it is (petreld --print-config).  config_load_file reads it back to the
+ * same settings, except that the listeners are no longer the default ones. */
 void config_dump(const struct config *c, FILE *out);
 
 #endif

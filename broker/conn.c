@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "acl_session.h"
+#include "array_grow.h"
 #include "broker.h"
 #include "conn_io.h"
 #include "conn_timer.h"
@@ -38,6 +39,8 @@
 /* How long a connection that is being closed may take to flush its last
  * packet. */
 #define CLOSE_FLUSH_SECONDS 2
+
+static void conn_drained(struct conn *c);
 
 const char *conn_name(const struct conn *c)
 {
@@ -92,17 +95,16 @@ static struct conn *conn_start(struct conn *c)
         broker.conns->prev = c;
     broker.conns = c;
     broker.n_conns++;
-    if (conn_timer_set(c, c->last_rx + broker.cfg.connect_timeout * (1000 / CONN_TICK_MS)) != 0) {
+    if (conn_timer_set(&c->timer,
+                       c->last_rx + broker.cfg.connect_timeout * (1000 / CONN_TICK_MS)) != 0) {
         conn_close(c, "cannot set its connect timeout", false);
         return NULL;
     }
     return c;
 }
 
-struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
-                      struct ssl_ctx_st *tls)
+struct conn *conn_new(int fd, const struct sockaddr *addr, struct ssl_ctx_st *tls)
 {
-    (void)addrlen;
     if (tls) {
         /* A TLS bufferevent runs the handshake first; connect_timeout,
          * started by conn_start, covers it. */
@@ -243,8 +245,7 @@ void conn_close_later(struct conn *c, const char *why)
     if (c->state == CONN_DEAD || c->close_marked)
         return;
     if (n_marked == cap_marked) {
-        size_t cap = cap_marked ? cap_marked * 2 : 16;
-        struct marked_conn *v = realloc(marked, cap * sizeof *v);
+        struct marked_conn *v = array_grow(marked, &cap_marked, n_marked + 1, sizeof *v, 16);
         if (!v) {
             /* Nowhere to note it: stop reading it, its timeouts end it. */
             c->read_paused = true;
@@ -252,7 +253,6 @@ void conn_close_later(struct conn *c, const char *why)
             return;
         }
         marked = v;
-        cap_marked = cap;
     }
     c->close_marked = true;
     marked[n_marked++] = (struct marked_conn){c, why};
@@ -296,7 +296,8 @@ static void linger(struct conn *c, const char *why)
     conn_io_update(c, 0);
     if (c->bev)
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    conn_timer_set(c, conn_timer_now() + CLOSE_FLUSH_SECONDS * (1000 / CONN_TICK_MS));
+    conn_timer_set(&c->timer,
+                   conn_timer_now() + CLOSE_FLUSH_SECONDS * (1000 / CONN_TICK_MS));
     if (!c->bev && conn_output_length(c) == 0)
         conn_drained(c); /* nothing to flush: the FIN goes now */
 }
@@ -384,17 +385,17 @@ void conn_set_keepalive(struct conn *c, uint16_t secs)
 {
     c->keepalive = secs;
     if (secs == 0) {
-        conn_timer_clear(c);
+        conn_timer_clear(&c->timer);
         return;
     }
     c->last_rx = conn_timer_now();
-    conn_timer_set(c, c->last_rx + keepalive_ticks(c));
+    conn_timer_set(&c->timer, c->last_rx + keepalive_ticks(c));
 }
 
 void conn_stop_connect_timeout(struct conn *c)
 {
     if (c->state == CONN_AWAIT_CONNECT)
-        conn_timer_clear(c);
+        conn_timer_clear(&c->timer);
 }
 
 void conn_hold_input(struct conn *c)
@@ -411,8 +412,10 @@ void conn_release_input(struct conn *c)
     conn_io_update(c, 1);
 }
 
-void conn_timer_due(struct conn *c, uint32_t now)
+/* A deadline of c's has come (conn_timer calls it: see conn_init). */
+static void deadline_due(struct conn_timer_entry *e, uint32_t now)
 {
+    struct conn *c = (struct conn *)((char *)e - offsetof(struct conn, timer));
     if (c->state == CONN_CLOSING) {
         conn_close(c, c->close_reason, false);
     } else if (c->state == CONN_AWAIT_CONNECT) {
@@ -425,12 +428,12 @@ void conn_timer_due(struct conn *c, uint32_t now)
         if (c->read_paused || c->input_held || c->flow_paused) {
             /* Nothing is read from it meanwhile: its packets wait in the
              * socket.  Counted again from when reads resume. */
-            conn_timer_set(c, now + keepalive_ticks(c));
+            conn_timer_set(&c->timer, now + keepalive_ticks(c));
             return;
         }
         uint32_t deadline = c->last_rx + keepalive_ticks(c);
         if ((int32_t)(deadline - now) > 0) {
-            conn_timer_set(c, deadline);
+            conn_timer_set(&c->timer, deadline);
             return;
         }
         char why[96];
@@ -555,16 +558,13 @@ static int send_publish5(struct conn *c, struct message *msg, uint8_t qos, uint1
         mqtt_pb_num(&b, MQTT_PROP_MESSAGE_EXPIRY, remaining);
     if (msg->props_len)
         mqtt_pb_raw(&b, msg->props, msg->props_len);
-#ifdef SESSION_HAS_SUBSCRIPTION_IDS
-    /* Subscription identifiers of the client's filters matching the topic
-     * (subscriptions helper, branch share: session_subscription_ids). */
+    /* Subscription identifiers of the client's filters matching the topic. */
     if (c->session) {
         uint32_t ids[16];
         size_t n = session_subscription_ids(c->session, msg->topic, msg->topic_len, ids, 16);
         for (size_t i = 0; i < n; i++)
             mqtt_pb_num(&b, MQTT_PROP_SUBSCRIPTION_ID, ids[i]);
     }
-#endif
     bool known = false;
     uint16_t alias = c->alias_max_out ? alias_for(c, msg, &known) : 0;
     if (alias)
@@ -705,7 +705,8 @@ static void refuse_connect5(struct conn *c, uint8_t reason, const char *why)
     connect_refuse(c, MQTT_CONNACK_BAD_PROTOCOL, reason, why, "CONNECT refused");
 }
 
-int conn_process(struct conn *c, struct conn_input *in)
+/* conn_io's process handler: see conn_io.h. */
+static int conn_process(struct conn *c, struct conn_input *in)
 {
     for (;;) {
         if (c->state == CONN_DEAD)
@@ -791,7 +792,8 @@ int conn_process(struct conn *c, struct conn_input *in)
     }
 }
 
-void conn_drained(struct conn *c)
+/* conn_io's drained handler: see conn_io.h. */
+static void conn_drained(struct conn *c)
 {
     if (c->state == CONN_CLOSING) {
         if (conn_output_length(c) == 0 && !conn_wait_pending(c))
@@ -806,4 +808,11 @@ void conn_drained(struct conn *c)
         c->last_rx = conn_timer_now();
         conn_io_update(c, 1); /* input may already be waiting */
     }
+}
+
+void conn_init(void)
+{
+    static const struct conn_io_handlers io = {conn_process, conn_drained};
+    conn_io_init(&io);
+    conn_timer_init(deadline_due);
 }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "conn_timer.h"
+
 struct bufferevent;
 struct evbuffer;
 struct message;
@@ -31,7 +33,7 @@ enum conn_state {
 
 struct conn {
     struct conn *prev, *next;      /* broker.conns */
-    struct conn *tw_prev, *tw_next; /* timer wheel slot (conn_timer.c) */
+    struct conn_timer_entry timer; /* its next deadline (conn_timer.h) */
     struct session *session;       /* set once CONNECT is accepted */
     struct message *will;          /* will message, NULL if none */
     const char *close_reason;      /* static string, while CONN_CLOSING */
@@ -55,7 +57,6 @@ struct conn {
     struct conn_wait *wait;        /* packets waiting for a durable store
                                       batch, acks held (conn_wait.h) */
     struct flow_link *flow_waits;  /* sessions this publisher waits for (flow.h) */
-    uint32_t tw_tick;              /* timer wheel: tick of the next check, 0 = none */
     uint32_t last_rx;              /* tick of the last read, for keep alive */
     uint16_t keepalive;
     uint8_t state;                 /* enum conn_state */
@@ -102,8 +103,7 @@ enum conn_send_result {
  * context, else NULL) the connection starts with a TLS handshake on a
  * bufferevent; without, it is a lean plain connection.  Returns NULL
  * (socket closed) on failure.  `addr` is only logged. */
-struct conn *conn_new(int fd, const struct sockaddr *addr, int addrlen,
-                      struct ssl_ctx_st *tls);
+struct conn *conn_new(int fd, const struct sockaddr *addr, struct ssl_ctx_st *tls);
 
 /* The same on a bufferevent made by the caller (e.g. a TLS one), which it
  * takes over; it must have been made with BEV_OPT_CLOSE_ON_FREE.  Returns
@@ -177,6 +177,10 @@ void conn_release_input(struct conn *c);
 /* Sends a last packet (e.g. CONNACK with a refusal), then closes once it
  * has been written, or after a short deadline. */
 void conn_send_and_close(struct conn *c, const struct mqtt_packet *p, const char *why);
+
+/* Registers this layer's callbacks with conn_io and conn_timer, which do
+ * not call up by name; broker_init does it, before any connection. */
+void conn_init(void);
 
 /* Closes every connection without wills (shutdown); 5.0 clients are told
  * "server shutting down" (0x8B). */

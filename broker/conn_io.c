@@ -25,6 +25,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "array_grow.h"
 #include "broker.h"
 #include "conn.h"
 #include "conn_timer.h"
@@ -81,6 +82,10 @@ static void ep_cb(evutil_socket_t fd, short what, void *arg);
 static void bev_readcb(struct bufferevent *bev, void *arg);
 static void bev_writecb(struct bufferevent *bev, void *arg);
 static void bev_eventcb(struct bufferevent *bev, short what, void *arg);
+
+static struct conn_io_handlers handlers;
+
+void conn_io_init(const struct conn_io_handlers *h) { handlers = *h; }
 
 int conn_io_fd(const struct conn *c)
 {
@@ -165,7 +170,7 @@ static void unqueue(struct conn_queue *q, struct conn *c)
 
 void conn_io_close(struct conn *c)
 {
-    conn_timer_clear(c);
+    conn_timer_clear(&c->timer);
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -214,12 +219,10 @@ void conn_io_shutdown(void)
 static int enqueue(struct conn_queue *q, struct conn *c)
 {
     if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 256;
-        struct conn **nq = realloc(q->q, cap * sizeof *nq);
+        struct conn **nq = array_grow(q->q, &q->cap, q->n + 1, sizeof *nq, 256);
         if (!nq)
             return -1;
         q->q = nq;
-        q->cap = cap;
     }
     if (q != &defer_q)
         turn_schedule();
@@ -307,7 +310,7 @@ static int plain_write(struct conn *c)
         conn_io_update(c, 0);
     }
     if (left <= broker.cfg.max_output_buffer / 2)
-        conn_drained(c);
+        handlers.drained(c);
     return 0;
 }
 
@@ -406,7 +409,7 @@ static ssize_t plain_read(struct conn *c)
             return n > 0 ? n : 0;
         }
         struct conn_input in = {.buf = c->in};
-        if (conn_process(c, &in) < 0)
+        if (handlers.process(c, &in) < 0)
             return n > 0 ? n : 0;
         if (evbuffer_get_length(c->in) == 0) {
             evbuffer_free(c->in);
@@ -414,7 +417,7 @@ static ssize_t plain_read(struct conn *c)
         }
     } else if (n > 0) {
         struct conn_input in = {.flat = read_buf, .len = (size_t)n};
-        if (conn_process(c, &in) < 0)
+        if (handlers.process(c, &in) < 0)
             return n > 0 ? n : 0;
         if (in.off < in.len) {
             /* Keep what is left: the start of a packet, or packets that
@@ -508,13 +511,13 @@ static void bev_readcb(struct bufferevent *bev, void *arg)
     }
     c->last_rx = conn_timer_now();
     struct conn_input in = {.buf = bufferevent_get_input(bev)};
-    conn_process(c, &in);
+    handlers.process(c, &in);
 }
 
 static void bev_writecb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    conn_drained(arg);
+    handlers.drained(arg);
 }
 
 static void bev_eventcb(struct bufferevent *bev, short what, void *arg)

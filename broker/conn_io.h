@@ -1,7 +1,9 @@
 /*
  * conn_io.h - the socket side of a connection (conn_io.c), between conn.c
  * and libevent: a plain socket with buffers made on demand, or a
- * bufferevent (TLS).  Not for use outside conn.c and conn_io.c.
+ * bufferevent (TLS).  Not for use outside conn.c and conn_io.c.  What is
+ * read goes up through the handlers conn.c registers (conn_io_init), as a
+ * libevent callback would: this layer does not call up by name.
  */
 #ifndef PETREL_CONN_IO_H
 #define PETREL_CONN_IO_H
@@ -19,6 +21,19 @@ struct conn_input {
     const uint8_t *flat;
     size_t len, off;
 };
+
+/* What the layer above does when bytes come in or output drains. */
+struct conn_io_handlers {
+    /* Frames and handles the complete packets of `in`; stops early when
+     * the input is held or paused.  Returns 0, or -1 if the connection is
+     * closed. */
+    int (*process)(struct conn *c, struct conn_input *in);
+    /* A write left at most half of max_output_buffer unsent. */
+    void (*drained)(struct conn *c);
+};
+
+/* Sets the handlers, for every connection (before the first starts). */
+void conn_io_init(const struct conn_io_handlers *h);
 
 /* Starts the I/O of a plain socket (watching reads) or of c->bev. */
 int conn_io_start(struct conn *c, int fd);
@@ -52,12 +67,5 @@ void conn_io_finish(struct conn *c);
 
 /* Frees the broker-wide I/O state (every connection must be gone). */
 void conn_io_shutdown(void);
-
-/* In conn.c, called from here. */
-/* Frames and handles the complete packets of `in`; stops early when the
- * input is held or paused.  Returns 0, or -1 if the connection is closed. */
-int conn_process(struct conn *c, struct conn_input *in);
-/* A write left at most half of max_output_buffer unsent. */
-void conn_drained(struct conn *c);
 
 #endif

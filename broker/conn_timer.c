@@ -6,9 +6,10 @@
  * connection in its slot, so an idle broker does not wake up for nothing.
  *
  * Keep alive is checked lazily: a read does not move the connection on the
- * wheel, it only records the tick; when the check comes, conn_timer_due
- * sets a later one if the client was heard from meanwhile.  A busy client
- * is then looked at about once per 1.5 x keep alive, not once per packet.
+ * wheel, it only records the tick; when the check comes, the due callback
+ * (conn.c) sets a later one if the client was heard from meanwhile.  A busy
+ * client is then looked at about once per 1.5 x keep alive, not once per
+ * packet.
  */
 #include "conn_timer.h"
 
@@ -17,17 +18,17 @@
 #include <event2/event.h>
 
 #include "broker.h"
-#include "conn.h"
 
 /* A power of two; one turn is 102.4 s. */
 #define WHEEL_SLOTS 1024
 
-static struct conn *slots[WHEEL_SLOTS];
+static struct conn_timer_entry *slots[WHEEL_SLOTS];
 static size_t n_entries;
 static struct event *tick_ev;
 static uint32_t armed_tick;  /* tick the event is armed for, 0 = not armed */
 static uint32_t done_tick;   /* last tick whose slot was processed */
-static struct conn *iter_next; /* the entry tick_cb looks at next */
+static conn_timer_fn *due_fn;
+static struct conn_timer_entry *iter_next; /* the entry tick_cb looks at next */
 
 uint32_t conn_timer_now(void)
 {
@@ -42,18 +43,20 @@ static int32_t tick_diff(uint32_t a, uint32_t b) { return (int32_t)(a - b); }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg);
 
-static void unlink_entry(struct conn *c)
+void conn_timer_init(conn_timer_fn *due) { due_fn = due; }
+
+static void unlink_entry(struct conn_timer_entry *e)
 {
-    if (c == iter_next)
-        iter_next = c->tw_next;
-    if (c->tw_prev)
-        c->tw_prev->tw_next = c->tw_next;
+    if (e == iter_next)
+        iter_next = e->next;
+    if (e->prev)
+        e->prev->next = e->next;
     else
-        slots[c->tw_tick % WHEEL_SLOTS] = c->tw_next;
-    if (c->tw_next)
-        c->tw_next->tw_prev = c->tw_prev;
-    c->tw_prev = c->tw_next = NULL;
-    c->tw_tick = 0;
+        slots[e->tick % WHEEL_SLOTS] = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+    e->tick = 0;
     n_entries--;
 }
 
@@ -76,10 +79,10 @@ static int arm(uint32_t tick, uint32_t now)
     return 0;
 }
 
-int conn_timer_set(struct conn *c, uint32_t tick)
+int conn_timer_set(struct conn_timer_entry *e, uint32_t tick)
 {
-    if (c->tw_tick)
-        unlink_entry(c);
+    if (e->tick)
+        unlink_entry(e);
     uint32_t now = conn_timer_now();
     if (n_entries == 0 || !done_tick)
         done_tick = now - 1;
@@ -87,13 +90,13 @@ int conn_timer_set(struct conn *c, uint32_t tick)
      * checked at the next run. */
     if (tick_diff(tick, done_tick) <= 0)
         tick = done_tick + 1;
-    struct conn **head = &slots[tick % WHEEL_SLOTS];
-    c->tw_tick = tick;
-    c->tw_prev = NULL;
-    c->tw_next = *head;
+    struct conn_timer_entry **head = &slots[tick % WHEEL_SLOTS];
+    e->tick = tick;
+    e->prev = NULL;
+    e->next = *head;
     if (*head)
-        (*head)->tw_prev = c;
-    *head = c;
+        (*head)->prev = e;
+    *head = e;
     n_entries++;
     /* More than a turn ahead: the slot comes round first, and the entry is
      * looked at (and set again) then. */
@@ -102,10 +105,10 @@ int conn_timer_set(struct conn *c, uint32_t tick)
     return arm(tick, now);
 }
 
-void conn_timer_clear(struct conn *c)
+void conn_timer_clear(struct conn_timer_entry *e)
 {
-    if (c->tw_tick)
-        unlink_entry(c);
+    if (e->tick)
+        unlink_entry(e);
 }
 
 /* The next tick after done_tick with an entry in its slot (an entry may be
@@ -133,13 +136,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         done_tick = t;
         /* Entries set again while this runs go to later ticks' slots, or
          * to this slot's head for a later turn: either way not visited. */
-        for (struct conn *c = slots[t % WHEEL_SLOTS]; c; c = iter_next) {
-            iter_next = c->tw_next;
+        for (struct conn_timer_entry *e = slots[t % WHEEL_SLOTS]; e; e = iter_next) {
+            iter_next = e->next;
             /* Due means its tick has come, not merely its slot. */
-            if (tick_diff(c->tw_tick, now) > 0)
+            if (tick_diff(e->tick, now) > 0)
                 continue;
-            unlink_entry(c);
-            conn_timer_due(c, now); /* closes c or sets it again */
+            unlink_entry(e);
+            due_fn(e, now); /* ends e's object or sets e again */
         }
         iter_next = NULL;
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <event2/buffer.h>
 
+#include "array_grow.h"
 #include "broker.h"
 #include "conn.h"
 #include "conn_io.h"
@@ -32,9 +33,10 @@ struct conn_wait {
     struct conn *c;
     struct conn_wait *prev, *next; /* connections with marks */
     bool listed;
+    uint32_t n_marks;
     struct evbuffer *buf;          /* waiting packets, in order */
-    struct wait_mark *marks;
-    uint32_t n_marks, cap_marks;
+    struct wait_mark *marks;       /* n_marks of them, room for cap_marks */
+    size_t cap_marks;
     struct evbuffer *held;         /* acknowledgements held by flow control */
     uint32_t n_held, held_pubacks;
     uint64_t held_first, held_last; /* batches the held ones wait for */
@@ -97,12 +99,11 @@ static int add_mark(struct conn_wait *w, uint64_t batch, uint32_t bytes, uint32_
         }
     }
     if (w->n_marks == w->cap_marks) {
-        uint32_t cap = w->cap_marks ? w->cap_marks * 2 : 4;
-        struct wait_mark *m = realloc(w->marks, cap * sizeof *m);
+        struct wait_mark *m =
+            array_grow(w->marks, &w->cap_marks, (size_t)w->n_marks + 1, sizeof *m, 4);
         if (!m)
             return -1;
         w->marks = m;
-        w->cap_marks = cap;
     }
     w->marks[w->n_marks++] = (struct wait_mark){batch, bytes, pubacks};
     list_add(w);

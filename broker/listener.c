@@ -72,6 +72,7 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
                       int addrlen, void *arg)
 {
     (void)ev;
+    (void)addrlen; /* the address family tells its length */
     struct listener *l = arg;
     if (l->max_connections && l->n_conns >= l->max_connections) {
         broker.stats.listener_refused++;
@@ -92,7 +93,7 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
         return;
     }
     tune_socket(fd);
-    struct conn *c = conn_new(fd, addr, addrlen, l->tls);
+    struct conn *c = conn_new(fd, addr, l->tls);
     if (!c) {
         log_error("out of memory accepting a connection");
         return;

@@ -41,7 +41,6 @@ static int stderr_is_journal(void)
 }
 
 void log_set_level(enum log_level level) { current_level = level; }
-enum log_level log_get_level(void) { return current_level; }
 int log_enabled(enum log_level level) { return level <= current_level; }
 
 void log_capture_begin(char *buf, size_t len)

@@ -10,7 +10,6 @@
 
 /* Messages above this level are discarded.  Changed at run time by SIGHUP. */
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 
 /* True when a message at `level` would be written; lets callers skip
  * building expensive arguments. */

@@ -1,7 +1,8 @@
 /*
  * main.c - petreld: command line, configuration, data directory lock,
  * signals and the event loop.  Everything here runs once; the work happens
- * in the callbacks the other modules register on the loop.
+ * in the callbacks the other modules register on the loop.  The broker
+ * instance itself is made and freed by broker.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,22 +18,15 @@
 
 #include "broker.h"
 #include "config.h"
-#include "conn.h"
-#include "hashmap.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
 #include "reload_request.h"
-#include "router.h"
+#include "retain.h"
 #include "security.h"
-#include "session.h"
 #include "store.h"
 #include "store_backup.h"
-#include "turn.h"
 #include "sys_topics.h"
-#include "topic_tree.h"
-
-struct broker broker;
 
 /* Command-line settings, kept so that a reload of the file (SIGHUP) does
  * not undo them. */
@@ -60,6 +54,8 @@ static void usage(FILE *out)
             "                          (consistent, while petreld runs), then exit\n"
             "      --reload            make the petreld running on the data directory\n"
             "                          reload (SIGHUP), wait for it and print what it did\n"
+            "      --print-config      print the effective settings (file, then flags)\n"
+            "                          in configuration-file form, then exit\n"
             "      --log-level LEVEL   error, warning, notice (default), info or debug\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n\n"
@@ -201,9 +197,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT, OPT_BACKUP, OPT_RELOAD };
-    bool inspect = false, reload_running = false;
-    const char *backup_dest = NULL;
+    enum { OPT_LOG_LEVEL = 1000, OPT_INSPECT, OPT_BACKUP, OPT_RELOAD, OPT_PRINT_CONFIG };
+    bool inspect = false, reload_running = false, print_config = false;
+    const char *backup_dest = NULL, *config_path = NULL;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
         {"data-dir", required_argument, NULL, 'd'}, {"verbose", no_argument, NULL, 'v'},
@@ -211,12 +207,13 @@ int main(int argc, char **argv)
         {"inspect", no_argument, NULL, OPT_INSPECT},
         {"backup", required_argument, NULL, OPT_BACKUP},
         {"reload", no_argument, NULL, OPT_RELOAD},
+        {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
         {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:l:d:vhV", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': broker.config_path = optarg; break;
+        case 'c': config_path = optarg; break;
         case 'l':
             if (overrides.n_listen == CONFIG_MAX_LISTENERS) {
                 fprintf(stderr, "petreld: --listen: at most %d listeners\n", CONFIG_MAX_LISTENERS);
@@ -230,6 +227,7 @@ int main(int argc, char **argv)
         case OPT_INSPECT: inspect = true; break;
         case OPT_BACKUP: backup_dest = optarg; break;
         case OPT_RELOAD: reload_running = true; break;
+        case OPT_PRINT_CONFIG: print_config = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("petreld %s\n", PETREL_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -241,19 +239,26 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Static: a struct config is large; broker_init takes a copy. */
+    static struct config cfg;
     char err[CONFIG_ERR_LEN];
-    if (load_config(&broker.cfg, broker.config_path, &overrides, err, sizeof err) != 0) {
+    if (load_config(&cfg, config_path, &overrides, err, sizeof err) != 0) {
         fprintf(stderr, "petreld: %s\n", err);
         return 2;
     }
+    if (print_config) {
+        /* What this command line would run with; it loads back as a file. */
+        config_dump(&cfg, stdout);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+    }
     if (inspect)
-        return store_inspect(broker.cfg.data_dir, broker.cfg.session_expiry, stdout);
+        return store_inspect(cfg.data_dir, cfg.session_expiry, stdout);
     if (backup_dest)
-        return store_backup(broker.cfg.data_dir, backup_dest, stdout);
+        return store_backup(cfg.data_dir, backup_dest, stdout);
     if (reload_running)
-        return reload_request(broker.cfg.data_dir, 30, stdout, stderr);
-    log_set_level(broker.cfg.log_level);
-    if (security_load(&broker.cfg, err, sizeof err) != 0) {
+        return reload_request(cfg.data_dir, 30, stdout, stderr);
+    log_set_level(cfg.log_level);
+    if (security_load(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "petreld: %s\n", err);
         return 2;
     }
@@ -263,16 +268,12 @@ int main(int argc, char **argv)
     signal(SIGXFSZ, SIG_IGN);
 
     int rc = 1;
-    broker.lock_fd = -1;
-    broker.started = time(NULL);
-    broker.base = event_base_new();
-    broker.topics = topic_tree_new();
-    broker.sessions = hashmap_new();
     struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL, *ev_expiry = NULL;
-    if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base) != 0) {
+    if (broker_init(&cfg) != 0) {
         log_error("out of memory at start-up");
         goto out;
     }
+    broker.config_path = config_path;
     log_notice("petreld %s starting (libevent %s, backend %s)", PETREL_VERSION,
                event_get_version(), event_base_get_method(broker.base));
     if (lock_data_dir(broker.cfg.data_dir) != 0)
@@ -283,7 +284,7 @@ int main(int argc, char **argv)
     }
     if (store_load() != 0)
         goto out;
-    router_retained_recount();
+    retain_recount();
     if (security_start() != 0) {
         log_error("cannot start the password check threads");
         goto out;
@@ -321,31 +322,15 @@ int main(int argc, char **argv)
 
 out:
     notify_stopping();
-    listeners_close();
-    if (broker.base)
-        conn_close_all();
-    security_stop();
-    sys_topics_stop();
-    store_close(); /* commits what the closing connections wrote */
+    /* The loop is not running any more: these events can go first. */
     if (ev_expiry)
         event_free(ev_expiry);
-    if (broker.sessions)
-        session_destroy_all();
-    if (broker.topics) {
-        router_shutdown();
-        topic_tree_free(broker.topics);
-    }
     if (ev_term)
         event_free(ev_term);
     if (ev_int)
         event_free(ev_int);
     if (ev_hup)
         event_free(ev_hup);
-    notify_close();
-    turn_shutdown();
-    if (broker.base)
-        event_base_free(broker.base);
-    if (broker.lock_fd >= 0)
-        close(broker.lock_fd);
+    broker_free();
     return rc;
 }

@@ -1,21 +1,25 @@
 /*
  * protocol.h - what the broker does with each decoded packet of a client.
  * The handlers implement the MQTT 3.1.1 and 5.0 server rules; they are split by
- * concern: protocol_connect.c (CONNECT, PINGREQ, DISCONNECT),
- * protocol_publish.c (PUBLISH and its acknowledgements) and
- * protocol_subscribe.c (SUBSCRIBE, UNSUBSCRIBE).
+ * concern: protocol.c (dispatch by connection state and packet type, and
+ * protocol violations), protocol_connect.c (CONNECT, PINGREQ, DISCONNECT),
+ * protocol_publish.c (PUBLISH and its acknowledgements: PUBACK, PUBREC,
+ * PUBREL, PUBCOMP) and protocol_subscribe.c (SUBSCRIBE, UNSUBSCRIBE).
  */
 #ifndef PETREL_PROTOCOL_H
 #define PETREL_PROTOCOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct conn;
 struct mqtt_packet;
 struct mqtt_connect;
+struct mqtt_disconnect;
 struct mqtt_publish;
 struct mqtt_subscribe;
+struct session;
 
 /* Handles one packet.  Pointers in *p refer to the connection's input buffer
  * and are valid only during the call.  Returns 0 to go on reading, or -1
@@ -37,7 +41,6 @@ const char *topic_over_limits(const uint8_t *topic, size_t len);
 
 /* True if clients may not publish to `topic` at all, wills included: the
  * broker's own $SYS tree. */
-#include <stdbool.h>
 bool topic_reserved(const uint8_t *topic, size_t len);
 
 /* Answers a CONNECT with a refusing CONNACK and closes once it is sent:
@@ -51,13 +54,18 @@ void connect_refuse(struct conn *c, uint8_t code311, uint8_t code5, const char *
  * connection is closing).  Called by conn_close when c->auth_wait is set. */
 void connect_abort(struct conn *c);
 
+/* The handlers, by packet type; each returns as protocol_handle does. */
 int handle_connect(struct conn *c, const struct mqtt_connect *ck);
+int handle_disconnect(struct conn *c, const struct mqtt_disconnect *d);
+int handle_pingreq(struct conn *c);
 int handle_publish(struct conn *c, const struct mqtt_publish *pub);
+/* PUBACK, PUBREC, PUBREL or PUBCOMP (`type`) with its packet id and
+ * reason code. */
+int handle_publish_ack(struct conn *c, uint16_t id, uint8_t type, uint8_t reason_code);
 int handle_subscribe(struct conn *c, const struct mqtt_packet *p);
 int handle_unsubscribe(struct conn *c, const struct mqtt_packet *p);
 /* Drops the SUBSCRIBE or UNSUBSCRIBE the session's client is having worked
  * through over several loop turns, if any (the session is being freed). */
-struct session;
 void subscribe_job_cancel(struct session *s);
 
 #endif

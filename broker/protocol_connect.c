@@ -607,3 +607,36 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     wait_free(w);
     return rc;
 }
+
+/* ---- the end of a connection, and PINGREQ -------------------------------- */
+
+/* DISCONNECT from the client.  3.1.1, and 5.0 reason 0x00: a clean end,
+ * the will is discarded; any other 5.0 reason (0x04 "with will", errors)
+ * publishes it.  5.0 may change the Session Expiry Interval, but not from
+ * 0 to more. */
+int handle_disconnect(struct conn *c, const struct mqtt_disconnect *d)
+{
+    if (c->level != MQTT_LEVEL_5) {
+        conn_close(c, "client sent DISCONNECT", false);
+        return -1;
+    }
+    struct mqtt_prop pr;
+    if (mqtt_props_find(&d->props, MQTT_PROP_SESSION_EXPIRY, &pr)) {
+        if (c->expiry_was_zero && pr.num != 0)
+            return protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+                                  "DISCONNECT sets a session expiry after CONNECT set 0");
+        session_set_expiry(c->session, true, session_cap_expiry(pr.num));
+    }
+    char why[96];
+    snprintf(why, sizeof why, "client sent DISCONNECT (0x%02x %s)", d->reason_code,
+             mqtt_reason_str(d->reason_code));
+    conn_close(c, why, d->reason_code != MQTT_RC_SUCCESS);
+    return -1;
+}
+
+int handle_pingreq(struct conn *c)
+{
+    struct mqtt_packet resp = {.type = MQTT_PINGRESP};
+    conn_send_packet(c, &resp);
+    return 0;
+}

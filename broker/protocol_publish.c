@@ -210,3 +210,47 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
     }
     return 0;
 }
+
+static int handle_pubrel(struct conn *c, uint16_t id)
+{
+    struct mqtt_packet p = {.type = MQTT_PUBCOMP};
+    if (c->level == MQTT_LEVEL_5 && !session_qos2_pending(c->session, id))
+        p.u.ack.reason_code = MQTT_RC_PACKET_ID_NOT_FOUND;
+    session_qos2_release(c->session, id);
+    p.u.ack.packet_id = id;
+    /* Only once the id is gone from the store: a PUBCOMP followed by a
+     * crash would otherwise leave the id marked, and the client's next
+     * message with that id would be taken for a duplicate and lost. */
+    conn_wait_send(c, &p, false);
+    return 0;
+}
+
+/* PUBACK, PUBREC and PUBCOMP for what the broker sent; PUBREL for what
+ * it received at QoS 2. */
+int handle_publish_ack(struct conn *c, uint16_t id, uint8_t type, uint8_t reason_code)
+{
+    struct session *s = c->session;
+    switch (type) {
+    case MQTT_PUBACK:
+        if (!session_puback(s, id))
+            log_debug("%s: PUBACK for unknown packet id %u", conn_name(c), id);
+        return 0;
+    case MQTT_PUBREC:
+        if (reason_code >= 0x80) {
+            /* 5.0: the client refused the message; the exchange ends here,
+             * without PUBREL. */
+            if (!session_pubrec_refused(s, id))
+                log_debug("%s: PUBREC for unknown packet id %u", conn_name(c), id);
+            return 0;
+        }
+        if (!session_pubrec(s, id))
+            log_debug("%s: PUBREC for unknown packet id %u", conn_name(c), id);
+        return 0;
+    case MQTT_PUBREL:
+        return handle_pubrel(c, id);
+    default: /* MQTT_PUBCOMP */
+        if (!session_pubcomp(s, id))
+            log_debug("%s: PUBCOMP for unknown packet id %u", conn_name(c), id);
+        return 0;
+    }
+}

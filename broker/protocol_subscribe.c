@@ -34,7 +34,7 @@
 #include "message.h"
 #include "mqtt_codec.h"
 #include "protocol.h"
-#include "router.h"
+#include "retain.h"
 #include "session.h"
 #include "shared_subs.h"
 #include "store.h"
@@ -293,8 +293,7 @@ static bool run_retained(struct sub_job *j, uint32_t *budget)
                 return true;
             k = j->k++;
         } while (!j->retained[k]);
-        j->snap = router_retained_collect(j->s, (const char *)e.filter.data, e.filter.len,
-                                          &j->snap_n);
+        j->snap = retain_collect(j->s, (const char *)e.filter.data, e.filter.len, &j->snap_n);
         j->snap_qos = j->codes[k];
         /* The walk costs about what sending does. */
         uint32_t cost = 1 + (uint32_t)(j->snap_n > *budget ? *budget : j->snap_n) / 2;

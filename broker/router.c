@@ -1,6 +1,6 @@
 /*
  * router.c - matching a message against the topic tree and handing it to
- * sessions, plus the retained message store kept in the same tree.
+ * sessions (the retained value of its topic is set by retain.c).
  *
  * A subscriber with several overlapping filters must get one copy at the
  * highest granted QoS: matches are collected with a per-session generation
@@ -23,13 +23,14 @@
 #include <string.h>
 
 #include "acl_session.h"
+#include "array_grow.h"
 #include "broker.h"
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
+#include "retain.h"
 #include "session.h"
 #include "shared_subs.h"
-#include "store.h"
 #include "topic_tree.h"
 
 /* Sessions reached by the message being routed; reused between messages. */
@@ -45,20 +46,16 @@ static bool matched_oom;
 static bool push(void ***arr, size_t *len, size_t *cap, void *p)
 {
     if (*len == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        void **n = realloc(*arr, ncap * sizeof *n);
+        void **n = array_grow(*arr, cap, *len + 1, sizeof *n, 64);
         if (!n) {
             matched_oom = true;
             return false;
         }
         *arr = n;
-        *cap = ncap;
     }
     (*arr)[(*len)++] = p;
     return true;
 }
-
-static void count_retained(void *value, const char *topic, size_t topic_len, void *arg);
 
 /* arg: the publishing session, or NULL. */
 static void collect(void *subscriber, uint8_t options, void *arg)
@@ -85,100 +82,6 @@ static void collect(void *subscriber, uint8_t options, void *arg)
     s->match_rap = rap;
 }
 
-/* ---- retained totals -----------------------------------------------------
- * max_retained_messages and max_retained_bytes bound what clients make the
- * broker keep, in memory and on disk.  $SYS values are the broker's own
- * and do not count. */
-
-static size_t retained_n;
-static uint64_t retained_bytes;
-static struct log_ratelimit retained_log[2]; /* messages, bytes */
-
-static bool is_sys(const struct message *m)
-{
-    return m->topic_len >= 5 && memcmp(m->topic, "$SYS/", 5) == 0;
-}
-
-static uint64_t retained_size(const struct message *m)
-{
-    return (uint64_t)m->topic_len + m->payload_len + m->props_len;
-}
-
-static void account(const struct message *m, int sign)
-{
-    if (!m || is_sys(m))
-        return;
-    if (sign > 0) {
-        retained_n++;
-        retained_bytes += retained_size(m);
-    } else {
-        retained_n--;
-        retained_bytes -= retained_size(m);
-    }
-}
-
-void router_retained_recount(void)
-{
-    retained_n = 0;
-    retained_bytes = 0;
-    topic_tree_foreach_retained(broker.topics, count_retained, NULL);
-}
-
-static const char over_count[] = "max_retained_messages";
-static const char over_bytes[] = "max_retained_bytes";
-
-/* Would msg, replacing `cur` (NULL if its topic has no retained value), keep
- * the totals within the limits?  A replacement never adds a topic. */
-static const char *retained_over(const struct message *msg, const struct message *cur)
-{
-    uint64_t max_n = broker.cfg.max_retained_messages, max_b = broker.cfg.max_retained_bytes;
-    if (is_sys(msg))
-        return NULL;
-    if (!cur && max_n && retained_n >= max_n)
-        return over_count;
-    uint64_t bytes = retained_bytes - (cur ? retained_size(cur) : 0) + retained_size(msg);
-    if (max_b && bytes > max_b && bytes > retained_bytes)
-        return over_bytes;
-    return NULL;
-}
-
-static void set_retained(struct message *msg)
-{
-    struct message *cur = topic_tree_get_retained(broker.topics, msg->topic, msg->topic_len);
-    if (msg->payload_len == 0) {
-        if (!cur)
-            return;
-        store_retained_set(msg->topic, msg->topic_len, NULL);
-        topic_tree_set_retained(broker.topics, msg->topic, msg->topic_len, NULL);
-        account(cur, -1);
-        message_unref(cur);
-        return;
-    }
-    const char *over = retained_over(msg, cur);
-    if (over) {
-        /* Routed all the same; the topic keeps what it had. */
-        broker.stats.retained_refused++;
-        long n = log_ratelimit_check(&retained_log[over == over_bytes], 10);
-        if (n >= 0)
-            log_notice("retained message for '%.*s' not kept: %s reached (%zu messages, "
-                       "%llu bytes)%s", (int)(msg->topic_len > 200 ? 200 : msg->topic_len),
-                       msg->topic, over, retained_n, (unsigned long long)retained_bytes,
-                       log_suppressed(n));
-        return;
-    }
-    store_retained_set(msg->topic, msg->topic_len, msg);
-    void *old = topic_tree_set_retained(broker.topics, msg->topic, msg->topic_len,
-                                        message_ref(msg));
-    if (old == msg) { /* not stored: out of memory */
-        log_error("out of memory: retained message for '%s' not stored", msg->topic);
-        message_unref(msg);
-        return;
-    }
-    account(old, -1);
-    account(msg, +1);
-    message_unref(old);
-}
-
 void router_publish(struct message *msg, const struct session *origin)
 {
     struct route_result res;
@@ -190,7 +93,7 @@ void router_publish_counted(struct message *msg, const struct session *origin,
 {
     res->taken = res->refused = 0;
     if (msg->retain)
-        set_retained(msg);
+        retain_set(msg);
 
     broker.match_stamp++;
     matched_len = 0;
@@ -218,77 +121,8 @@ void router_publish_counted(struct message *msg, const struct session *origin,
     res->taken += (uint32_t)groups_len; /* a group hands it on, or counts the drop */
 }
 
-struct retained_ctx {
-    struct session *s;
-    bool check;     /* the filter is not wholly readable: check each */
-    struct message **v;
-    size_t n, cap;
-    bool oom;
-};
-
-static void collect_retained(void *value, const char *topic, size_t topic_len, void *arg)
-{
-    (void)topic;
-    (void)topic_len;
-    struct retained_ctx *ctx = arg;
-    struct message *m = value;
-    if (ctx->oom)
-        return;
-    if (ctx->check && !acl_may_read(ctx->s, m->topic, m->topic_len)) {
-        broker.stats.acl_read_denied++;
-        return;
-    }
-    if (ctx->n == ctx->cap) {
-        size_t ncap = ctx->cap ? ctx->cap * 2 : 16;
-        struct message **nv = realloc(ctx->v, ncap * sizeof *nv);
-        if (!nv) {
-            ctx->oom = true;
-            return;
-        }
-        ctx->v = nv;
-        ctx->cap = ncap;
-    }
-    ctx->v[ctx->n++] = message_ref(m);
-}
-
-struct message **router_retained_collect(struct session *s, const char *filter, size_t len,
-                                         size_t *n)
-{
-    struct retained_ctx ctx = {s, acl_enabled() && !acl_may_read_all(s, filter, len), NULL, 0,
-                               0, false};
-    topic_tree_match_retained(broker.topics, filter, len, collect_retained, &ctx);
-    if (ctx.oom)
-        log_error("client %s: out of memory collecting the retained messages of '%.*s': "
-                  "some are not sent", s->log_id, (int)(len > 200 ? 200 : len), filter);
-    *n = ctx.n;
-    if (ctx.n == 0) {
-        free(ctx.v);
-        return NULL;
-    }
-    return ctx.v;
-}
-
-static void count_retained(void *value, const char *topic, size_t topic_len, void *arg)
-{
-    (void)topic;
-    (void)topic_len;
-    (void)arg;
-    account(value, +1);
-}
-
-static void unref_retained(void *value, const char *topic, size_t topic_len, void *arg)
-{
-    (void)topic;
-    (void)topic_len;
-    (void)arg;
-    /* Only the reference is dropped: the tree itself is freed afterwards and
-     * never looks at values, so the walk stays valid. */
-    message_unref(value);
-}
-
 void router_shutdown(void)
 {
-    topic_tree_foreach_retained(broker.topics, unref_retained, NULL);
     free(matched);
     matched = NULL;
     matched_len = matched_cap = 0;

@@ -1,6 +1,6 @@
 /*
- * router.h - where a published message goes: the retained store and every
- * session whose subscriptions match its topic, each once, at
+ * router.h - where a published message goes: the retained store (retain.h)
+ * and every session whose subscriptions match its topic, each once, at
  * min(published QoS, highest granted QoS).
  */
 #ifndef PETREL_ROUTER_H
@@ -32,18 +32,7 @@ struct route_result {
 void router_publish_counted(struct message *msg, const struct session *origin,
                             struct route_result *res);
 
-/* The retained messages matching `filter` that session s may read, for a
- * subscription it has just made: an array of *n messages, each with a
- * reference the caller drops, to send a few at a time with retain = 1.
- * NULL (and *n = 0) when there are none, or out of memory (logged). */
-struct message **router_retained_collect(struct session *s, const char *filter, size_t len,
-                                         size_t *n);
-
-/* Counts the retained messages in the tree towards max_retained_messages
- * and max_retained_bytes (after the store has loaded them). */
-void router_retained_recount(void);
-
-/* Releases the retained messages and the routing scratch (shutdown). */
+/* Releases the routing scratch (shutdown). */
 void router_shutdown(void);
 
 #endif

@@ -9,8 +9,17 @@
  * to open) and the inbound QoS 2 packet ids waiting for PUBREL.
  *
  * Every change to that state goes through the functions below: they are the
- * seam where the durable store (a later step) records what the broker
- * promised.  Until then the state lives in memory only.
+ * seam where the durable store (store.h) records what the broker promised,
+ * in the turn's transaction, for a persistent session.
+ *
+ * The session's files:
+ *   session.c        its life: create, find, subscriptions, the binding to
+ *                    a connection, expiry, destroy;
+ *   session_queue.c  its messages: deliver, the queue and its bounds, the
+ *                    inflight window, pump, acknowledgements, the hand-off
+ *                    of shared deliveries, inbound QoS 2 ids;
+ *   will_delay.c     its will, published when the connection ends or after
+ *                    the 5.0 Will Delay Interval.
  */
 #ifndef PETREL_SESSION_H
 #define PETREL_SESSION_H
@@ -133,6 +142,8 @@ struct session {
  * and its share of the message), for max_queued_memory. */
 #define SESSION_DELIVERY_OVERHEAD 128
 
+/* ---- session.c ---- */
+
 /* The session of `client_id`, or NULL. */
 struct session *session_find(const char *client_id, size_t len);
 /* Creates and registers an empty session; NULL when out of memory. */
@@ -143,6 +154,13 @@ void session_destroy(struct session *s);
 /* Frees every session (shutdown). */
 void session_destroy_all(void);
 
+/* Binds a connection; resends the in-flight messages (PUBLISH with DUP, or
+ * PUBREL) in their order, then sends what is queued within the window. */
+void session_attach(struct session *s, struct conn *c);
+/* The connection is gone: a persistent session stays with its state, a
+ * clean one is destroyed. */
+void session_detach(struct session *s);
+
 /* MQTT 5.0 Session Expiry Interval (set = true) or back to the broker's
  * session_expiry (set = false, 3.1.1).  5.0: 0 makes the session end with
  * its connection, more makes it persistent (and stored). */
@@ -152,18 +170,6 @@ uint32_t session_cap_expiry(uint32_t requested);
 /* Unix time at which the offline session expires, or 0 for never (online,
  * or no expiry). */
 int64_t session_expiry_due(const struct session *s);
-
-/* A will whose Will Delay Interval runs: published after `delay` seconds,
- * or when the session ends if that is sooner; the session takes the
- * reference.  Cancelled (dropped) when the client reconnects in time. */
-void session_set_will(struct session *s, struct message *will, uint32_t delay);
-void session_cancel_will(struct session *s);
-/* The store read back a pending will due at `due_ms` (unix ms): the
- * session takes the reference; nothing runs until session_start_wills. */
-void session_restore_will(struct session *s, struct message *will, int64_t due_ms);
-/* After the store is loaded, before clients connect: publishes the restored
- * wills that are due and arms a timer for the others. */
-void session_start_wills(void);
 
 /* Adds or replaces a subscription.  `filter` is valid (a shared one,
  * "$share/{group}/{filter}", well-formed: see shared_subs.h); `options` is
@@ -178,14 +184,32 @@ int session_unsubscribe(struct session *s, const char *filter, size_t len);
 struct subscription *session_subscription(const struct session *s, const char *filter,
                                           size_t len);
 
-/* For code merged before this function existed (conn.c's PUBLISH encoder). */
-#define SESSION_HAS_SUBSCRIPTION_IDS 1
 /* The identifiers of the session's subscriptions that match `topic`, for
  * the Subscription Identifier properties of an MQTT 5.0 PUBLISH: writes up
  * to `max` of them to out[] and returns how many it wrote.  Identifiers of shared subscriptions are included.  Costs
  * one test when the session has no identifiers. */
 size_t session_subscription_ids(const struct session *s, const char *topic, size_t topic_len,
                                 uint32_t *out, size_t max);
+
+/* ---- will_delay.c ---- */
+
+/* A will whose Will Delay Interval runs: published after `delay` seconds,
+ * or when the session ends if that is sooner; the session takes the
+ * reference.  Cancelled (dropped) when the client reconnects in time. */
+void session_set_will(struct session *s, struct message *will, uint32_t delay);
+void session_cancel_will(struct session *s);
+/* The store read back a pending will due at `due_ms` (unix ms): the
+ * session takes the reference; nothing runs until session_start_wills. */
+void session_restore_will(struct session *s, struct message *will, int64_t due_ms);
+/* After the store is loaded, before clients connect: publishes the restored
+ * wills that are due and arms a timer for the others. */
+void session_start_wills(void);
+/* Between the session's files: drops the pending will without publishing
+ * it; publishes it now (if the ACL in force allows) and forgets it. */
+void session_drop_will(struct session *s);
+void session_publish_will(struct session *s);
+
+/* ---- session_queue.c ---- */
 
 /* Hands a message to the session at `qos` (already min(published, granted)).
  * Online: QoS 0 is written at once (dropped if the connection's output
@@ -220,12 +244,6 @@ bool session_qos2_pending(const struct session *s, uint16_t packet_id);
 int session_qos2_mark(struct session *s, uint16_t packet_id);
 void session_qos2_release(struct session *s, uint16_t packet_id);
 
-/* Binds a connection; resends the in-flight messages (PUBLISH with DUP, or
- * PUBREL) in their order, then sends what is queued within the window. */
-void session_attach(struct session *s, struct conn *c);
-/* The connection is gone: a persistent session stays with its state, a
- * clean one is destroyed. */
-void session_detach(struct session *s);
 
 /* Offers each delivery of s that came through a shared subscription to
  * take(), in order (seq): those in memory, then those only in the store,
@@ -245,5 +263,9 @@ void session_loaded_delivery(struct session *s, struct delivery *d);
 /* Sends queued messages while the inflight window and the connection's
  * output buffer allow.  Called when either opens up. */
 void session_pump(struct session *s);
+/* Between the session's files: resends the in-flight messages (PUBLISH with
+ * DUP, or PUBREL) in their order, then pumps; frees a delivery list. */
+void session_resend_inflight(struct session *s);
+void session_free_deliveries(struct delivery_list *l);
 
 #endif

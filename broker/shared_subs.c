@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "acl.h"
 #include "acl_session.h"
+#include "array_grow.h"
 #include "broker.h"
 #include "hashmap.h"
 #include "log.h"
@@ -30,7 +30,8 @@ struct share_member {
 
 struct share_group {
     struct share_member *members; /* in joining order */
-    uint32_t n, cap;
+    size_t cap;
+    uint32_t n;
     uint32_t next;          /* round-robin cursor: the member to try first */
     uint16_t inner;         /* start of the filter proper in key */
     uint16_t key_len;
@@ -126,15 +127,13 @@ int share_join(struct session *s, const char *full, size_t len, uint8_t options,
         return 0;
     }
     if (g->n == g->cap) {
-        uint32_t cap = g->cap ? g->cap * 2 : 4;
-        struct share_member *p = realloc(g->members, cap * sizeof *p);
+        struct share_member *p = array_grow(g->members, &g->cap, g->n + 1, sizeof *p, 4);
         if (!p) {
             if (g->n == 0)
                 group_free(g);
             return -1;
         }
         g->members = p;
-        g->cap = cap;
     }
     g->members[g->n++] = (struct share_member){s, options};
     *group = g;
@@ -228,7 +227,7 @@ static bool hand_off(struct session *s, struct message *msg, void *arg)
     bool connected_only = *(const bool *)arg;
     struct share_group *first = NULL;
     for (struct subscription *sub = s->subs; sub; sub = sub->next) {
-        if (!sub->share || !acl_filter_matches(sub->filter + sub->inner, sub->len - sub->inner,
+        if (!sub->share || !mqtt_topic_matches(sub->filter + sub->inner, sub->len - sub->inner,
                                                msg->topic, msg->topic_len))
             continue;
         if (!first)

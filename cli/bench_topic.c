@@ -1,11 +1,13 @@
 /*
  * bench_topic.c - topic templates and topic filter matching for
- * `petrel bench`.
+ * `petrel bench` (the matching is the codec's, mqtt_topic_matches).
  */
 #include "bench_topic.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "mqtt_codec.h"
 
 int topic_expand(const char *tmpl, unsigned long pub, unsigned long topic, unsigned long sub,
                  char *out, size_t cap)
@@ -61,32 +63,5 @@ const char *topic_template_error(const char *tmpl, const char *allowed)
 
 bool topic_matches(const char *filter, const char *topic, size_t len)
 {
-    const char *t = topic, *end = topic + len;
-    const char *f = filter;
-    /* A wildcard first level does not match topics starting with '$'. */
-    if (len > 0 && topic[0] == '$' && (f[0] == '+' || f[0] == '#'))
-        return false;
-    for (;;) {
-        if (f[0] == '#')
-            return true; /* validated filters have '#' only as the last level */
-        /* The current level of each. */
-        const char *fl_end = strchr(f, '/');
-        if (!fl_end)
-            fl_end = f + strlen(f);
-        const char *tl_end = memchr(t, '/', (size_t)(end - t));
-        if (!tl_end)
-            tl_end = end;
-        if (!(fl_end - f == 1 && f[0] == '+') &&
-            (fl_end - f != tl_end - t || memcmp(f, t, (size_t)(tl_end - t)) != 0))
-            return false;
-        bool f_last = *fl_end == '\0', t_last = tl_end == end;
-        if (t_last) {
-            /* "a/#" also matches "a". */
-            return f_last || strcmp(fl_end, "/#") == 0;
-        }
-        if (f_last)
-            return false;
-        f = fl_end + 1;
-        t = tl_end + 1;
-    }
+    return mqtt_topic_matches(filter, strlen(filter), topic, len);
 }

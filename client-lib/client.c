@@ -1,6 +1,6 @@
 /*
  * client.c - the asynchronous petrel_client: binds the session state
- * machine (session.c) to a transport (transport.c), one libevent timer and
+ * machine (client_session.c) to a transport (transport.c), one libevent timer and
  * the application's callbacks.
  *
  * Callback discipline: application callbacks never run inside a petrel_*
@@ -21,7 +21,7 @@
 #include "options.h"
 #include "tls_client.h"
 #include "properties.h"
-#include "session.h"
+#include "client_session.h"
 #include "transport.h"
 
 enum pending_type { EV_CONNECTED, EV_DISCONNECTED, EV_PUBLISHED, EV_SUBSCRIBED, EV_UNSUBSCRIBED };

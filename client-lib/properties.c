@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_grow.h"
+
 petrel_properties *petrel_properties_new(void)
 {
     return calloc(1, sizeof(petrel_properties));
@@ -30,14 +32,10 @@ static int reserve(petrel_properties *p, size_t more)
         return PETREL_OK;
     if (p->len + more > MQTT_MAX_REMAINING_LENGTH)
         return PETREL_ETOO_LARGE;
-    size_t cap = p->cap ? p->cap : 64;
-    while (cap < p->len + more)
-        cap *= 2;
-    uint8_t *d = realloc(p->data, cap);
+    uint8_t *d = array_grow(p->data, &p->cap, p->len + more, 1, 64);
     if (!d)
         return PETREL_ENOMEM;
     p->data = d;
-    p->cap = cap;
     return PETREL_OK;
 }
 
@@ -142,15 +140,21 @@ int petrel_properties_add_user(petrel_properties *p, const char *name, const cha
     return PETREL_OK;
 }
 
+/* Finds property `id` in p: its type, or -1 when p has none. */
+static int find_prop(const petrel_properties *p, int id, struct mqtt_prop *pr)
+{
+    if (!p || id < 1 || id > 0xFF)
+        return -1;
+    struct mqtt_props mp = props_wire(p);
+    if (!mqtt_props_find(&mp, (uint8_t)id, pr))
+        return -1;
+    return (int)mqtt_prop_type((uint8_t)id);
+}
+
 bool petrel_properties_get_int(const petrel_properties *p, int id, uint32_t *value)
 {
     struct mqtt_prop pr;
-    if (!p || id < 1 || id > 0xFF)
-        return false;
-    struct mqtt_props mp = props_wire(p);
-    if (!mqtt_props_find(&mp, (uint8_t)id, &pr))
-        return false;
-    enum mqtt_prop_type t = mqtt_prop_type((uint8_t)id);
+    int t = find_prop(p, id, &pr);
     if (t != MQTT_PT_BYTE && t != MQTT_PT_U16 && t != MQTT_PT_U32 && t != MQTT_PT_VARINT)
         return false;
     if (value)
@@ -162,12 +166,7 @@ bool petrel_properties_get_bytes(const petrel_properties *p, int id, const void 
                                  size_t *len)
 {
     struct mqtt_prop pr;
-    if (!p || id < 1 || id > 0xFF)
-        return false;
-    struct mqtt_props mp = props_wire(p);
-    if (!mqtt_props_find(&mp, (uint8_t)id, &pr))
-        return false;
-    enum mqtt_prop_type t = mqtt_prop_type((uint8_t)id);
+    int t = find_prop(p, id, &pr);
     if (t != MQTT_PT_UTF8 && t != MQTT_PT_BINARY && t != MQTT_PT_PAIR)
         return false;
     if (data)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_grow.h"
 #include "petrel.h"
 
 void subs_init(struct subscriptions *s)
@@ -119,14 +120,13 @@ int subs_set_active(struct subscriptions *s, const char *filter, size_t len, uin
         return PETREL_OK;
     }
     if (s->n_active == s->cap_active) {
-        size_t cap = s->cap_active ? s->cap_active * 2 : 8;
-        struct sub_entry *a = realloc(s->active, cap * sizeof *a);
+        struct sub_entry *a =
+            array_grow(s->active, &s->cap_active, s->n_active + 1, sizeof *a, 8);
         if (!a) {
             free(pc);
             return PETREL_ENOMEM;
         }
         s->active = a;
-        s->cap_active = cap;
     }
     char *f = malloc(len + 1);
     if (!f) {

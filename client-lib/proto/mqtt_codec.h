@@ -458,6 +458,12 @@ bool mqtt_topic_name_valid(const uint8_t *s, size_t len);
 /* A topic filter: 1..65535 bytes, valid UTF-8, '#' only as the whole last
  * level, '+' only as a whole level. */
 bool mqtt_topic_filter_valid(const uint8_t *s, size_t len);
+/* Does topic name `topic` match the valid filter `filter`?  The MQTT rules:
+ * '+' is one whole level, '#' the rest ("a/#" matches "a" too), and a filter
+ * starting with a wildcard never matches a topic starting with '$'
+ * [MQTT-4.7.2-1].  Neither string needs a terminating NUL.  The one string
+ * matcher of the tree: the broker's ACL and share groups, and petrel bench. */
+bool mqtt_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen);
 
 const char *mqtt_type_name(uint8_t type);
 const char *mqtt_err_str(enum mqtt_err err);

@@ -309,6 +309,21 @@ static enum mqtt_err decode_disconnect(struct reader *r, uint8_t type, struct mq
     return MQTT_OK;
 }
 
+/* The packet identifier (not 0) and, in 5.0, the properties that start a
+ * SUBSCRIBE, UNSUBSCRIBE, SUBACK or UNSUBACK. */
+static enum mqtt_err read_id_and_props(struct reader *r, bool v5, uint8_t type, uint16_t *id,
+                                       struct mqtt_props *props, const char **why)
+{
+    *id = read_u16(r);
+    if (!r->ok)
+        return reject(why, MQTT_E_MALFORMED, "packet truncated");
+    if (*id == 0)
+        return reject(why, MQTT_E_PROTOCOL, "packet identifier 0");
+    if (v5)
+        return read_props(r, type, props, why);
+    return MQTT_OK;
+}
+
 /*
  * SUBSCRIBE and UNSUBSCRIBE are validated in full here so that the iterator
  * can walk them later without checks.  Wildcard syntax is deliberately left
@@ -318,14 +333,8 @@ static enum mqtt_err decode_disconnect(struct reader *r, uint8_t type, struct mq
 static enum mqtt_err decode_subscribe(struct reader *r, bool v5, uint8_t type,
                                       struct mqtt_subscribe *s, const char **why)
 {
-    enum mqtt_err err;
-
-    s->packet_id = read_u16(r);
-    if (!r->ok)
-        return reject(why, MQTT_E_MALFORMED, "packet truncated");
-    if (s->packet_id == 0)
-        return reject(why, MQTT_E_PROTOCOL, "packet identifier 0");
-    if (v5 && (err = read_props(r, type, &s->props, why)) != MQTT_OK)
+    enum mqtt_err err = read_id_and_props(r, v5, type, &s->packet_id, &s->props, why);
+    if (err != MQTT_OK)
         return err;
 
     s->wire.data = r->pos;
@@ -364,14 +373,8 @@ static enum mqtt_err decode_subscribe(struct reader *r, bool v5, uint8_t type,
 static enum mqtt_err decode_suback(struct reader *r, bool v5, uint8_t type, struct mqtt_suback *s,
                                    const char **why)
 {
-    enum mqtt_err err;
-
-    s->packet_id = read_u16(r);
-    if (!r->ok)
-        return reject(why, MQTT_E_MALFORMED, "packet truncated");
-    if (s->packet_id == 0)
-        return reject(why, MQTT_E_PROTOCOL, "packet identifier 0");
-    if (v5 && (err = read_props(r, type, &s->props, why)) != MQTT_OK)
+    enum mqtt_err err = read_id_and_props(r, v5, type, &s->packet_id, &s->props, why);
+    if (err != MQTT_OK)
         return err;
     s->codes.data = r->pos;
     s->codes.len = (uint32_t)left(r);

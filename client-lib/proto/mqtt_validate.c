@@ -1,9 +1,11 @@
 /*
  * mqtt_validate.c - the text rules of MQTT: well-formed UTF-8, topic names
- * and topic filters.  Every string from the network passes through here, so
+ * and topic filters, and the matching of a topic name against a filter.  Every string from the network passes through here, so
  * the common case (plain ASCII) is kept to one tight loop.
  */
 #include "mqtt_codec.h"
+
+#include <string.h>
 
 /*
  * MQTT strings are UTF-8 as RFC 3629 defines it, plus one extra rule: the
@@ -109,4 +111,43 @@ bool mqtt_topic_filter_valid(const uint8_t *s, size_t len)
         }
     }
     return mqtt_utf8_valid(s, len);
+}
+
+/* Where the level that starts at `from` ends: at a '/' or at len. */
+static size_t topic_level_end(const char *s, size_t len, size_t from)
+{
+    const char *slash = memchr(s + from, '/', len - from);
+    return slash ? (size_t)(slash - s) : len;
+}
+
+static bool topic_level_is(const char *s, size_t from, size_t end, char ch)
+{
+    return end - from == 1 && s[from] == ch;
+}
+
+bool mqtt_topic_matches(const char *f, size_t flen, const char *t, size_t tlen)
+{
+    if (tlen > 0 && t[0] == '$' && flen > 0 && (f[0] == '+' || f[0] == '#'))
+        return false;
+    size_t fi = 0, ti = 0;
+    bool t_more = true;
+    for (;;) {
+        size_t fe = topic_level_end(f, flen, fi);
+        if (topic_level_is(f, fi, fe, '#'))
+            return true; /* also matches the parent level: "a/#" matches "a" */
+        if (!t_more)
+            return false;
+        size_t te = topic_level_end(t, tlen, ti);
+        if (!topic_level_is(f, fi, fe, '+') &&
+            !(fe - fi == te - ti && memcmp(f + fi, t + ti, fe - fi) == 0))
+            return false;
+        bool f_last = fe == flen, t_last = te == tlen;
+        if (f_last)
+            return t_last;
+        if (t_last)
+            t_more = false;
+        else
+            ti = te + 1;
+        fi = fe + 1;
+    }
 }

@@ -1,6 +1,6 @@
 /*
  * test_session.c - unit tests of libpetrel's client state machine
- * (client-lib/session.c) without sockets or clocks: a fake transport
+ * (client-lib/client_session.c) without sockets or clocks: a fake transport
  * records what the session writes, the tests play the server by feeding
  * encoded packets, and time is a number the tests advance.
  */
@@ -18,7 +18,7 @@
 #include "mqtt_codec.h"
 #include "options.h"
 #include "packet_ids.h"
-#include "session.h"
+#include "client_session.h"
 
 /* ------------------------------------------------------------------------
  * The fake environment

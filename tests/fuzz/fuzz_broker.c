@@ -22,16 +22,9 @@
 #include <event2/event.h>
 
 #include "broker.h"
-#include "turn.h"
 #include "config.h"
 #include "conn.h"
-#include "hashmap.h"
 #include "log.h"
-#include "router.h"
-#include "session.h"
-#include "topic_tree.h"
-
-struct broker broker;
 
 #define CLIENTS 3
 
@@ -66,17 +59,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    memset(&broker, 0, sizeof broker);
-    config_defaults(&broker.cfg);
-    broker.cfg.max_packet_size = 4096;
-    broker.cfg.max_inflight = 4;
-    broker.cfg.max_queued_messages = 8;
-    broker.cfg.sys_interval = 0;
-    broker.lock_fd = -1;
-    broker.base = event_base_new();
-    broker.topics = topic_tree_new();
-    broker.sessions = hashmap_new();
-    if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base) != 0)
+    static struct config cfg; /* large: not on the stack */
+    config_defaults(&cfg);
+    cfg.max_packet_size = 4096;
+    cfg.max_inflight = 4;
+    cfg.max_queued_messages = 8;
+    cfg.sys_interval = 0;
+    if (broker_init(&cfg) != 0)
         abort();
 
     int peer[CLIENTS];
@@ -94,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 bufferevent_socket_new(broker.base, sv[0], BEV_OPT_CLOSE_ON_FREE);
             if (!bev || !conn_new_bufferevent(bev))
                 abort();
-        } else if (!conn_new(sv[0], (struct sockaddr *)&addr, sizeof addr, NULL)) {
+        } else if (!conn_new(sv[0], (struct sockaddr *)&addr, NULL)) {
             abort();
         }
     }
@@ -119,12 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     run_loop(peer);
 
-    conn_close_all();
-    session_destroy_all();
-    router_shutdown();
-    topic_tree_free(broker.topics);
-    turn_shutdown();
-    event_base_free(broker.base);
+    broker_free();
     for (int i = 0; i < CLIENTS; i++)
         if (peer[i] >= 0)
             close(peer[i]);

@@ -100,6 +100,33 @@ class CommandLineTest(BrokerTestCase):
         self.assertEqual(r.returncode, 0)
         self.assertRegex((r.stdout + r.stderr).decode(), r'\d+\.\d+\.\d+')
 
+    def test_print_config(self):
+        d = os.path.join(self.tempdir(), 'not-created')
+        path = self.write_conf('data_dir = %s\nmax_inflight = 17\nlog_level = error\n'
+                               'listen = 127.0.0.1:0\nmax_packet_size = 3M\n' % d)
+        r = run_petreld(['-c', path, '--log-level', 'debug', '--listen', '[::1]:0',
+                         '--print-config'])
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, b'')
+        # the file's settings, then the flags over them, and the defaults
+        for line in ('data_dir = %s' % d, 'max_inflight = 17', 'log_level = debug',
+                     'listen = [::1]:0', 'max_packet_size = 3M',
+                     'max_qos = 2', 'queue_full_policy = block', '#password_file = (not set)'):
+            self.assertIn('\n' + line + '\n', out)
+        self.assertNotIn('127.0.0.1:0', out)   # --listen replaced the file's listener
+        self.assertEqual(out.count('\nlisten = '), 1)
+        self.assertFalse(os.path.exists(d), 'nothing is opened or created')
+        # each setting says what it is, and the output loads back to itself
+        self.assertRegex(out, r'\n# [^\n]+\nmax_inflight = 17\n')
+        again = run_petreld(['-c', self.write_conf(out), '--print-config'])
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(again.stdout.decode(), out)
+        # a wrong setting is refused as without --print-config
+        bad = self.write_conf('max_qos = 7\n')
+        self.assert_refused(run_petreld(['-c', bad, '--print-config']),
+                            re.escape(bad) + ':1:')
+
     def test_two_listeners_including_ipv6(self):
         if not harness.ipv6_loopback_available():
             self.skipTest('no IPv6 loopback')

@@ -17,10 +17,11 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "mqtt_codec.h"
 
 static bool m(const char *f, const char *t)
 {
-    return acl_filter_matches(f, strlen(f), t, strlen(t));
+    return mqtt_topic_matches(f, strlen(f), t, strlen(t));
 }
 
 static bool cov(const char *outer, const char *inner)

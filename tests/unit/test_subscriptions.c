@@ -17,33 +17,24 @@
 #include <string.h>
 
 #include "broker.h"
-#include "hashmap.h"
 #include "message.h"
 #include "mqtt_codec.h"
 #include "router.h"
 #include "session.h"
 #include "shared_subs.h"
-#include "topic_tree.h"
-
-struct broker broker;
 
 static int setup(void **state)
 {
     (void)state;
-    memset(&broker, 0, sizeof broker);
-    config_defaults(&broker.cfg);
-    broker.lock_fd = -1;
-    broker.topics = topic_tree_new();
-    broker.sessions = hashmap_new();
-    return broker.topics && broker.sessions ? 0 : -1;
+    static struct config cfg;
+    config_defaults(&cfg);
+    return broker_init(&cfg);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    session_destroy_all();
-    router_shutdown();
-    topic_tree_free(broker.topics);
+    broker_free();
     return 0;
 }
 

@@ -1,5 +1,5 @@
 /*
- * session.c - the MQTT 3.1.1 and 5.0 client session as a state machine
+ * client_session.c - the MQTT 3.1.1 and 5.0 client session as a state machine
  * without I/O: CONNECT/CONNACK, the QoS 0/1/2 handshakes in both directions
  * with their inflight window, subscriptions, keep alive and dead-link
  * detection, and reconnection with backoff and resumption of unacknowledged
@@ -11,13 +11,14 @@
  * hook call the state is consistent, and after it the caller re-checks that
  * the connection it was working on is still the current one (conn_gen).
  */
-#include "session.h"
+#include "client_session.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_grow.h"
 #include "backoff.h"
 #include "outbox.h"
 #include "packet_ids.h"
@@ -167,17 +168,13 @@ static bool send_packet(struct sess *s, int64_t now, const struct mqtt_packet *p
         return false;
     }
     if (n > s->cap) {
-        size_t cap = s->cap ? s->cap : 256;
-        while (cap < n)
-            cap *= 2;
-        uint8_t *b = realloc(s->buf, cap);
+        uint8_t *b = array_grow(s->buf, &s->cap, n, 1, 256);
         if (!b) {
             s->io.close(s->io.ctx, false);
             lost(s, now, PETREL_ENOMEM);
             return false;
         }
         s->buf = b;
-        s->cap = cap;
     }
     mqtt_encode(s->level, p, s->buf, n);
     if (s->io.write(s->io.ctx, s->buf, n) != 0) {
@@ -1185,7 +1182,7 @@ void sess_packet(struct sess *s, int64_t now, uint8_t first_byte, const uint8_t 
 }
 
 /* ------------------------------------------------------------------------
- * MQTT 5.0 details for the client (see session.h)
+ * MQTT 5.0 details for the client (see client_session.h)
  */
 
 uint8_t sess_reason(const struct sess *s, struct mqtt_props *props)

@@ -1,13 +1,13 @@
 /*
- * session.h - the client side of an MQTT session as a pure state machine:
+ * client_session.h - the client side of an MQTT session as a pure state machine:
  * what to send, what to expect, when to ping, when a link is dead and when
  * to reconnect.  It owns no socket, timer or clock: the caller (client.c,
  * or a unit test) feeds it framed packets and the current time, performs
  * the I/O it asks for through `struct sess_io`, and arms one timer for
  * sess_deadline().
  */
-#ifndef PETREL_SESSION_H
-#define PETREL_SESSION_H
+#ifndef PETREL_CLIENT_SESSION_H
+#define PETREL_CLIENT_SESSION_H
 
 #include <stdbool.h>
 #include <stddef.h>

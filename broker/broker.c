@@ -1,0 +1,67 @@
+/*
+ * broker.c - the one broker instance: its creation and its teardown, in
+ * the order the modules need (see broker.h).  petreld's main, the fuzz
+ * target and the unit tests all make and free the broker here, so that
+ * none of them repeats the others' set-up.
+ */
+#include "broker.h"
+
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+
+#include "conn.h"
+#include "hashmap.h"
+#include "listener.h"
+#include "notify.h"
+#include "retain.h"
+#include "router.h"
+#include "security.h"
+#include "session.h"
+#include "store.h"
+#include "sys_topics.h"
+#include "topic_tree.h"
+#include "turn.h"
+
+struct broker broker;
+
+int broker_init(const struct config *cfg)
+{
+    memset(&broker, 0, sizeof broker);
+    broker.cfg = *cfg;
+    broker.lock_fd = -1;
+    broker.started = time(NULL);
+    broker.base = event_base_new();
+    broker.topics = topic_tree_new();
+    broker.sessions = hashmap_new();
+    conn_init();
+    if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base) != 0)
+        return -1;
+    return 0;
+}
+
+void broker_free(void)
+{
+    listeners_close();
+    if (broker.base)
+        conn_close_all();
+    security_stop();
+    sys_topics_stop();
+    store_close(); /* commits what the closing connections wrote */
+    if (broker.sessions)
+        session_destroy_all();
+    if (broker.topics) {
+        retain_free_all();
+        router_shutdown();
+        topic_tree_free(broker.topics);
+        broker.topics = NULL;
+    }
+    notify_close();
+    turn_shutdown();
+    if (broker.base)
+        event_base_free(broker.base);
+    broker.base = NULL;
+    if (broker.lock_fd >= 0)
+        close(broker.lock_fd);
+    broker.lock_fd = -1;
+}
