@@ -142,15 +142,25 @@ int petrel_properties_add_user(petrel_properties *p, const char *name, const cha
     return PETREL_OK;
 }
 
-bool petrel_properties_get_int(const petrel_properties *p, int id, uint32_t *value)
+/* The first property `id` in p, and the type that identifier has. */
+static bool props_lookup(const petrel_properties *p, int id, struct mqtt_prop *pr,
+                         enum mqtt_prop_type *type)
 {
-    struct mqtt_prop pr;
     if (!p || id < 1 || id > 0xFF)
         return false;
     struct mqtt_props mp = props_wire(p);
-    if (!mqtt_props_find(&mp, (uint8_t)id, &pr))
+    if (!mqtt_props_find(&mp, (uint8_t)id, pr))
         return false;
-    enum mqtt_prop_type t = mqtt_prop_type((uint8_t)id);
+    *type = mqtt_prop_type((uint8_t)id);
+    return true;
+}
+
+bool petrel_properties_get_int(const petrel_properties *p, int id, uint32_t *value)
+{
+    struct mqtt_prop pr;
+    enum mqtt_prop_type t;
+    if (!props_lookup(p, id, &pr, &t))
+        return false;
     if (t != MQTT_PT_BYTE && t != MQTT_PT_U16 && t != MQTT_PT_U32 && t != MQTT_PT_VARINT)
         return false;
     if (value)
@@ -162,12 +172,9 @@ bool petrel_properties_get_bytes(const petrel_properties *p, int id, const void 
                                  size_t *len)
 {
     struct mqtt_prop pr;
-    if (!p || id < 1 || id > 0xFF)
+    enum mqtt_prop_type t;
+    if (!props_lookup(p, id, &pr, &t))
         return false;
-    struct mqtt_props mp = props_wire(p);
-    if (!mqtt_props_find(&mp, (uint8_t)id, &pr))
-        return false;
-    enum mqtt_prop_type t = mqtt_prop_type((uint8_t)id);
     if (t != MQTT_PT_UTF8 && t != MQTT_PT_BINARY && t != MQTT_PT_PAIR)
         return false;
     if (data)

@@ -309,6 +309,20 @@ static enum mqtt_err decode_disconnect(struct reader *r, uint8_t type, struct mq
     return MQTT_OK;
 }
 
+/* What opens SUBSCRIBE, UNSUBSCRIBE, SUBACK and UNSUBACK alike: a packet
+ * identifier, which is never 0 there, then (5.0) the properties. */
+static enum mqtt_err read_id_and_props(struct reader *r, bool v5, uint8_t type,
+                                       uint16_t *packet_id, struct mqtt_props *props,
+                                       const char **why)
+{
+    *packet_id = read_u16(r);
+    if (!r->ok)
+        return reject(why, MQTT_E_MALFORMED, "packet truncated");
+    if (*packet_id == 0)
+        return reject(why, MQTT_E_PROTOCOL, "packet identifier 0");
+    return v5 ? read_props(r, type, props, why) : MQTT_OK;
+}
+
 /*
  * SUBSCRIBE and UNSUBSCRIBE are validated in full here so that the iterator
  * can walk them later without checks.  Wildcard syntax is deliberately left
@@ -318,14 +332,8 @@ static enum mqtt_err decode_disconnect(struct reader *r, uint8_t type, struct mq
 static enum mqtt_err decode_subscribe(struct reader *r, bool v5, uint8_t type,
                                       struct mqtt_subscribe *s, const char **why)
 {
-    enum mqtt_err err;
-
-    s->packet_id = read_u16(r);
-    if (!r->ok)
-        return reject(why, MQTT_E_MALFORMED, "packet truncated");
-    if (s->packet_id == 0)
-        return reject(why, MQTT_E_PROTOCOL, "packet identifier 0");
-    if (v5 && (err = read_props(r, type, &s->props, why)) != MQTT_OK)
+    enum mqtt_err err = read_id_and_props(r, v5, type, &s->packet_id, &s->props, why);
+    if (err != MQTT_OK)
         return err;
 
     s->wire.data = r->pos;
@@ -364,14 +372,8 @@ static enum mqtt_err decode_subscribe(struct reader *r, bool v5, uint8_t type,
 static enum mqtt_err decode_suback(struct reader *r, bool v5, uint8_t type, struct mqtt_suback *s,
                                    const char **why)
 {
-    enum mqtt_err err;
-
-    s->packet_id = read_u16(r);
-    if (!r->ok)
-        return reject(why, MQTT_E_MALFORMED, "packet truncated");
-    if (s->packet_id == 0)
-        return reject(why, MQTT_E_PROTOCOL, "packet identifier 0");
-    if (v5 && (err = read_props(r, type, &s->props, why)) != MQTT_OK)
+    enum mqtt_err err = read_id_and_props(r, v5, type, &s->packet_id, &s->props, why);
+    if (err != MQTT_OK)
         return err;
     s->codes.data = r->pos;
     s->codes.len = (uint32_t)left(r);
