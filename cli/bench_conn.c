@@ -40,6 +40,14 @@ static const char *role_name(const struct bench_conn *c)
     return c->role == ROLE_PUB ? "publisher" : c->role == ROLE_SUB ? "subscriber" : "client";
 }
 
+/* Closes a connection whose end is normal (after our DISCONNECT, or one
+ * never made) and counts it closed. */
+static void close_and_count(struct bench_conn *c)
+{
+    bench_conn_close(c);
+    bench_conn_closed(c->b, c);
+}
+
 /* Ends a connection that broke; the bench decides what it means. */
 static void bench_conn_fail(struct bench_conn *c, enum bench_conn_fail why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -57,8 +65,7 @@ static void bench_conn_fail(struct bench_conn *c, enum bench_conn_fail why, cons
     if (c->state == CS_CLOSING) {
         /* The broker closing first, or resetting, after our DISCONNECT
          * is the normal end. */
-        bench_conn_close(c);
-        bench_conn_closed(b, c);
+        close_and_count(c);
         return;
     }
     if (why == FAIL_TLS) {
@@ -252,7 +259,7 @@ void bench_conn_start(struct bench_conn *c)
     int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         bench_conn_fail(c, FAIL_REFUSED, "socket: %s%s", strerror(errno),
-                  errno == EMFILE ? " (raise ulimit -n)" : "");
+                        errno == EMFILE ? " (raise ulimit -n)" : "");
         return;
     }
     int one = 1;
@@ -263,7 +270,7 @@ void bench_conn_start(struct bench_conn *c)
     if (connect(fd, (const struct sockaddr *)&b->addr, b->addr_len) != 0 &&
         errno != EINPROGRESS) {
         bench_conn_fail(c, errno == ECONNREFUSED ? FAIL_REFUSED : FAIL_LOST, "connect: %s",
-                  strerror(errno));
+                        strerror(errno));
         return;
     }
     want_write(c, true); /* writable = TCP handshake done (or failed) */
@@ -369,7 +376,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
             err = errno;
         if (err) {
             bench_conn_fail(c, err == ECONNREFUSED ? FAIL_REFUSED : FAIL_LOST, "connect: %s",
-                      strerror(err));
+                            strerror(err));
             return;
         }
         if (b->tls_ctx) {
@@ -502,7 +509,7 @@ static int handle_packet(struct bench_conn *c, const struct mqtt_packet *p)
         if (p->u.connack.return_code != MQTT_CONNACK_ACCEPTED) {
             uint8_t rc = p->u.connack.return_code;
             bench_conn_fail(c, rc >= MQTT_CONNACK_BAD_CREDENTIALS ? FAIL_AUTH : FAIL_REFUSED,
-                      "CONNACK refused the connection (return code %u)", rc);
+                            "CONNACK refused the connection (return code %u)", rc);
             return -1;
         }
         hist_add(&b->connect_latency, b->now - c->t_start);
@@ -669,7 +676,7 @@ static void consume_input(struct bench_conn *c, size_t len)
         e = mqtt_decode(MQTT_LEVEL_311, first, buf + off + hl, rem, &p, &why);
         if (e != MQTT_OK) {
             bench_conn_fail(c, FAIL_PROTOCOL, "bad packet from the broker: %s",
-                      why ? why : mqtt_err_str(e));
+                            why ? why : mqtt_err_str(e));
             return;
         }
         off += hl + rem;
@@ -732,13 +739,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         if (c->state == CS_CLOSING) {
-            bench_conn_close(c);
-            bench_conn_closed(b, c);
+            close_and_count(c);
             return;
         }
         if (n == 0)
             bench_conn_fail(c, c->state == CS_READY ? FAIL_LOST : FAIL_REFUSED,
-                      "the broker closed the connection");
+                            "the broker closed the connection");
         else
             bench_conn_fail(c, FAIL_LOST, "recv: %s", strerror(errno));
         return;
@@ -952,9 +958,9 @@ void bench_conn_tick(struct bench_conn *c)
     case CS_SUBACK:
         if (b->now - c->t_start > timeout)
             bench_conn_fail(c, FAIL_TIMEOUT, "no %s within %lu s",
-                      c->state == CS_TCP       ? "TCP connection"
-                      : c->state == CS_TLS     ? "TLS handshake"
-                      : c->state == CS_CONNACK ? "CONNACK"
+                            c->state == CS_TCP       ? "TCP connection"
+                            : c->state == CS_TLS     ? "TLS handshake"
+                            : c->state == CS_CONNACK ? "CONNACK"
                                                : "SUBACK",
                       b->o.timeout);
         break;
@@ -976,8 +982,7 @@ void bench_conn_tick(struct bench_conn *c)
         break;
     case CS_CLOSING:
         if (b->now - c->t_start > CLOSE_WAIT_NS) {
-            bench_conn_close(c);
-            bench_conn_closed(b, c);
+            close_and_count(c);
         }
         break;
     default:
@@ -1006,8 +1011,7 @@ void bench_conn_disconnect(struct bench_conn *c)
     case CS_WAITING:
     case CS_TCP:
     case CS_TLS:
-        bench_conn_close(c);
-        bench_conn_closed(b, c);
+        close_and_count(c);
         return;
     default:
         return;
