@@ -148,8 +148,7 @@ class InflightTest(BrokerTestCase):
         return got
 
     def test_qos1_window(self):
-        s = self.raw_connected('no-acks')
-        s.subscribe([(self.topic(), 1)])
+        s = self.subscribed(1, 'no-acks')
         p = self.raw_connected()
         for i in range(12):
             p.publish(self.topic(), b'%d' % i, qos=1)
@@ -176,8 +175,7 @@ class InflightTest(BrokerTestCase):
         s.expect_nothing(0.3)
 
     def test_qos2_window(self):
-        s = self.raw_connected('q2-window')
-        s.subscribe([(self.topic(), 2)])
+        s = self.subscribed(2, 'q2-window')
         p = self.raw_connected()
         for i in range(8):
             p.publish(self.topic(), b'%d' % i, qos=2)
@@ -194,8 +192,7 @@ class InflightTest(BrokerTestCase):
         s.expect_nothing(0.3)
 
     def test_qos0_not_limited(self):
-        s = self.raw_connected('q0-window')
-        s.subscribe([(self.topic(), 0)])
+        s = self.subscribed(0, 'q0-window')
         p = self.raw_connected()
         for i in range(30):
             p.publish(self.topic(), b'%d' % i, qos=0)
@@ -252,8 +249,7 @@ class SlowConsumerTest(BrokerTestCase):
         self._clients.append(slow)
         slow.connect('slow-reader')
         slow.subscribe([(self.topic(), 0)])
-        fast = self.raw_connected('fast-reader')
-        fast.subscribe([(self.topic(), 0)])
+        fast = self.subscribed(0, 'fast-reader')
         pub = self.raw_connected('firehose')
         payload = b'z' * 8192
         batches, per_batch = 20, 50   # 8 MB in all, far past every buffer

@@ -15,7 +15,6 @@ import time
 
 import harness
 from harness import BrokerTestCase, Collector, numbered, skip_on_mosquitto
-import mqttraw
 
 
 class BoundsTest(BrokerTestCase):
@@ -50,21 +49,7 @@ class BoundsTest(BrokerTestCase):
     def dropped_counter(self, b, at_least, timeout=5.0):
         """The value of $SYS/broker/publish/dropped once it reaches at_least
         (or the last value seen)."""
-        c = self.raw(b.port)
-        c.connect('', keepalive=20)
-        c.subscribe([('$SYS/broker/publish/dropped', 0)])
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            try:
-                m = c.expect_publish(timeout=max(0.05, deadline - time.monotonic()))
-            except mqttraw.Timeout:
-                break
-            value = int(m.payload)
-            if value >= at_least:
-                break
-        c.disconnect()
-        return value
+        return self.sys_value(b, '$SYS/broker/publish/dropped', at_least, timeout)
 
     def test_drop_new_keeps_first(self):
         b = self.broker_with(max_queued_messages=5, queue_full_policy='drop-new')
