@@ -351,10 +351,11 @@ class BrokerTestCase(unittest.TestCase):
         c.connect(client_id, **kw)
         return c
 
-    def subscribed(self, qos, client_id='', port=None, **kw):
-        """A connected raw client subscribed to this test's topic at qos."""
+    def subscribed(self, qos, client_id='', port=None, granted=False, **kw):
+        """A connected raw client subscribed to this test's topic at qos
+        (granted: asserts that the SUBACK grants qos)."""
         c = self.raw_connected(client_id, port, **kw)
-        c.subscribe([(self.topic(), qos)])
+        c.subscribe([(self.topic(), qos)], expect_granted=[qos] if granted else None)
         return c
 
     def paho(self, client_id='', port=None, **kw):
@@ -414,6 +415,15 @@ def read_counter(c, topic, at_least=None, timeout=5.0):
         if at_least is None or value >= at_least:
             break
     return value
+
+
+class OwnBrokers:
+    """Mixin before BrokerTestCase: no broker for the whole class; each
+    test starts its own (start_broker)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = None
 
 
 # -------------------------------------------------------------- paho client

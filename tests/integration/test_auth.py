@@ -245,12 +245,8 @@ class AnonymousTest(BrokerTestCase):
 
 
 @skip_on_mosquitto('petrel passwd and petreld')
-class PasswdCommandTest(BrokerTestCase):
+class PasswdCommandTest(harness.OwnBrokers, BrokerTestCase):
     """`petrel passwd` round trip: the file it writes is what petreld reads."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = None
 
     def setUp(self):
         super().setUp()

@@ -124,6 +124,12 @@ class InflightTest(BrokerTestCase):
 
     released = 0
 
+    def publish_numbered(self, n, qos):
+        """A fresh client publishes b'0' .. b'n-1' to the test's topic."""
+        p = self.raw_connected()
+        for i in range(n):
+            p.publish(self.topic(), b'%d' % i, qos=qos)
+
     def drain(self, s, n, timeout=5.0, once=False):
         """Completes every flow until n PUBLISHes arrived (or, with once=True,
         handles what arrives within timeout); returns their payloads."""
@@ -149,9 +155,7 @@ class InflightTest(BrokerTestCase):
 
     def test_qos1_window(self):
         s = self.subscribed(1, 'no-acks')
-        p = self.raw_connected()
-        for i in range(12):
-            p.publish(self.topic(), b'%d' % i, qos=1)
+        self.publish_numbered(12, 1)
         first = [s.expect_publish(ack=False) for _ in range(5)]
         self.assertEqual([int(m.payload) for m in first], list(range(5)))
         s.expect_nothing(0.7)   # window full
@@ -176,9 +180,7 @@ class InflightTest(BrokerTestCase):
 
     def test_qos2_window(self):
         s = self.subscribed(2, 'q2-window')
-        p = self.raw_connected()
-        for i in range(8):
-            p.publish(self.topic(), b'%d' % i, qos=2)
+        self.publish_numbered(8, 2)
         first = [s.expect_publish(ack=False) for _ in range(5)]
         s.expect_nothing(0.7)   # no PUBREC: window full
         for m in first:
@@ -193,9 +195,7 @@ class InflightTest(BrokerTestCase):
 
     def test_qos0_not_limited(self):
         s = self.subscribed(0, 'q0-window')
-        p = self.raw_connected()
-        for i in range(30):
-            p.publish(self.topic(), b'%d' % i, qos=0)
+        self.publish_numbered(30, 0)
         got = [int(s.expect_publish().payload) for _ in range(30)]
         self.assertEqual(got, list(range(30)))
 

@@ -12,8 +12,7 @@ from mqttraw import PUBACK, PUBREC, PUBREL, PUBCOMP, PUBLISH, ack_packet
 class PubSubTest(BrokerTestCase):
 
     def test_qos0_roundtrip(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 0)], expect_granted=[0])
+        s = self.subscribed(0, granted=True)
         p = self.raw_connected()
         p.publish(self.topic(), b'hello q0', qos=0)
         m = s.expect_publish()
@@ -21,8 +20,7 @@ class PubSubTest(BrokerTestCase):
                          (self.topic(), b'hello q0', 0, False, False, None))
 
     def test_qos1_both_directions(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 1)], expect_granted=[1])
+        s = self.subscribed(1, granted=True)
         p = self.raw_connected()
         p.send(mqttraw.publish_packet(self.topic(), b'hello q1', qos=1, pid=4242))
         ack = p.expect(PUBACK)
@@ -34,8 +32,7 @@ class PubSubTest(BrokerTestCase):
         s.expect_nothing(0.3)
 
     def test_qos2_both_directions(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 2)], expect_granted=[2])
+        s = self.subscribed(2, granted=True)
         p = self.raw_connected()
         p.send(mqttraw.publish_packet(self.topic(), b'hello q2', qos=2, pid=77))
         rec = p.expect(PUBREC)

@@ -22,21 +22,23 @@ class RetainedTest(BrokerTestCase):
         m = s.expect_publish()
         self.assertEqual((m.payload, m.retain), (b'live', False))
 
+    def assert_retained_is(self, payload):
+        """A new subscriber to the test's topic gets `payload`, only."""
+        s = self.subscribed(0)
+        self.assertEqual(s.expect_publish().payload, payload)
+        s.expect_nothing(0.3)
+
     def test_latest_replaces(self):
         p = self.raw_connected()
         for i in range(5):
             p.publish(self.topic(), b'v%d' % i, qos=1, retain=True)
-        s = self.subscribed(0)
-        self.assertEqual(s.expect_publish().payload, b'v4')
-        s.expect_nothing(0.3)
+        self.assert_retained_is(b'v4')
 
     def test_non_retained_publish_keeps_retained(self):
         p = self.raw_connected()
         p.publish(self.topic(), b'retained', qos=1, retain=True)
         p.publish(self.topic(), b'transient', qos=1, retain=False)
-        s = self.subscribed(0)
-        self.assertEqual(s.expect_publish().payload, b'retained')
-        s.expect_nothing(0.3)
+        self.assert_retained_is(b'retained')
 
     def test_empty_payload_clears(self):
         p = self.raw_connected()

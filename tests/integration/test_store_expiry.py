@@ -44,6 +44,11 @@ class ExpiryTest(BrokerTestCase):
         self._clients.append(c)
         return c
 
+    def assert_session_kept(self, b, cid, msg):
+        c = self.back(b, cid)
+        self.assertTrue(c.session_present, msg)
+        c.disconnect()
+
     def persistent(self, b, cid, topic, stay=False):
         c = self.back(b, cid)
         c.subscribe([(topic, 1)])
@@ -89,9 +94,7 @@ class ExpiryTest(BrokerTestCase):
         again.disconnect()
         # the connected one was kept
         stay.disconnect()
-        back = self.back(b, 'exp-stays')
-        self.assertTrue(back.session_present, 'a connected session expired')
-        back.disconnect()
+        self.assert_session_kept(b, 'exp-stays', 'a connected session expired')
 
     def test_reconnect_before_expiry_keeps_session(self):
         b = self.expiring_broker()
@@ -102,9 +105,7 @@ class ExpiryTest(BrokerTestCase):
         self.assertTrue(c.session_present)
         time.sleep(EXPIRY + 1.5)      # online: not expiring
         c.disconnect()
-        c = self.back(b, 'exp-renewed')
-        self.assertTrue(c.session_present, 'session expired while connected')
-        c.disconnect()
+        self.assert_session_kept(b, 'exp-renewed', 'session expired while connected')
 
     def test_expired_while_broker_down(self):
         b = self.expiring_broker()
