@@ -96,9 +96,9 @@ enum bench_phase {
     PHASE_DONE
 };
 
-enum conn_role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
+enum bench_conn_role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
 
-enum conn_state {
+enum bench_conn_state {
     CS_WAITING,        /* not started yet */
     CS_TCP,            /* non-blocking connect in progress */
     CS_TLS,            /* TLS handshake in progress */
@@ -111,7 +111,7 @@ enum conn_state {
 };
 
 /* Why a connection failed, for the exit status. */
-enum conn_fail {
+enum bench_conn_fail {
     FAIL_NONE,
     FAIL_REFUSED,      /* TCP refused, CONNACK 1-3 */
     FAIL_AUTH,         /* CONNACK 4-5, SUBACK 0x80 */
@@ -303,25 +303,25 @@ int bench_setup(struct bench *b);
 void bench_teardown(struct bench *b);
 
 /* bench_conn.c */
-int conn_setup(struct bench *b, struct bench_conn *c);
-void conn_start(struct bench_conn *c);
+int bench_conn_setup(struct bench *b, struct bench_conn *c);
+void bench_conn_start(struct bench_conn *c);
 /* Publishes what the rate, window and phase allow, then flushes. */
-void conn_pump(struct bench_conn *c);
+void bench_conn_pump(struct bench_conn *c);
 /* --rate, as publishing ends: writes what fell due since the last timer
  * (and the window allows), so that the end of the run is not counted as
  * lateness. */
-void conn_catch_up(struct bench_conn *c);
+void bench_conn_catch_up(struct bench_conn *c);
 /* Messages publisher c should have written by `now` at --rate (no count cap). */
-uint64_t conn_due(const struct bench_conn *c, uint64_t now);
+uint64_t bench_conn_due(const struct bench_conn *c, uint64_t now);
 /* Publishing is over: a subscriber paused by --sub-rate reads again. */
-void conn_unpause(struct bench_conn *c);
+void bench_conn_unpause(struct bench_conn *c);
 /* Sends PINGREQ if idle for a keep alive; fails it if stuck connecting. */
-void conn_tick(struct bench_conn *c);
+void bench_conn_tick(struct bench_conn *c);
 /* Queues DISCONNECT; the connection closes when the broker does (or at
- * conn_close). */
-void conn_disconnect(struct bench_conn *c);
-void conn_close(struct bench_conn *c);
-void conn_free(struct bench_conn *c);
+ * bench_conn_close). */
+void bench_conn_disconnect(struct bench_conn *c);
+void bench_conn_close(struct bench_conn *c);
+void bench_conn_free(struct bench_conn *c);
 
 /* cmd_bench.c: callbacks from connections. */
 void bench_conn_ready(struct bench *b, struct bench_conn *c);

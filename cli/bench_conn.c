@@ -40,10 +40,18 @@ static const char *role_name(const struct bench_conn *c)
     return c->role == ROLE_PUB ? "publisher" : c->role == ROLE_SUB ? "subscriber" : "client";
 }
 
+/* Closes a connection whose end is normal (after our DISCONNECT, or one
+ * never made) and counts it closed. */
+static void close_and_count(struct bench_conn *c)
+{
+    bench_conn_close(c);
+    bench_conn_closed(c->b, c);
+}
+
 /* Ends a connection that broke; the bench decides what it means. */
-static void conn_fail(struct bench_conn *c, enum conn_fail why, const char *fmt, ...)
+static void bench_conn_fail(struct bench_conn *c, enum bench_conn_fail why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void conn_fail(struct bench_conn *c, enum conn_fail why, const char *fmt, ...)
+static void bench_conn_fail(struct bench_conn *c, enum bench_conn_fail why, const char *fmt, ...)
 {
     struct bench *b = c->b;
     if (c->state == CS_FAILED || c->state == CS_CLOSED)
@@ -57,8 +65,7 @@ static void conn_fail(struct bench_conn *c, enum conn_fail why, const char *fmt,
     if (c->state == CS_CLOSING) {
         /* The broker closing first, or resetting, after our DISCONNECT
          * is the normal end. */
-        conn_close(c);
-        bench_conn_closed(b, c);
+        close_and_count(c);
         return;
     }
     if (why == FAIL_TLS) {
@@ -71,7 +78,7 @@ static void conn_fail(struct bench_conn *c, enum conn_fail why, const char *fmt,
     } else {
         bench_error(b, "%s %u: %s", role_name(c), (unsigned)c->index, msg);
     }
-    conn_close(c);
+    bench_conn_close(c);
     c->state = CS_FAILED;
     c->fail = (uint8_t)why;
     if (c->pub) {
@@ -114,7 +121,7 @@ static int out_reserve(struct bench_conn *c, size_t n)
         cap *= 2;
     uint8_t *p = realloc(c->out, cap);
     if (!p) {
-        conn_fail(c, FAIL_LOST, "out of memory");
+        bench_conn_fail(c, FAIL_LOST, "out of memory");
         return -1;
     }
     c->out = p;
@@ -130,7 +137,7 @@ static int put_packet(struct bench_conn *c, const struct mqtt_packet *p)
     size_t avail = c->out_cap - c->out_len;
     size_t n = mqtt_encode(MQTT_LEVEL_311, p, c->out + c->out_len, avail);
     if (n == 0) {
-        conn_fail(c, FAIL_PROTOCOL, "cannot encode %s", mqtt_type_name(p->type));
+        bench_conn_fail(c, FAIL_PROTOCOL, "cannot encode %s", mqtt_type_name(p->type));
         return -1;
     }
     if (n > avail) {
@@ -152,7 +159,7 @@ static int put_ack(struct bench_conn *c, uint8_t type, uint16_t id)
 /* A TLS failure before the connection was ready is a refused handshake
  * (TLS 1.3 servers refuse a client certificate only after it); after, a
  * lost connection. */
-static enum conn_fail tls_fail_kind(const struct bench_conn *c)
+static enum bench_conn_fail tls_fail_kind(const struct bench_conn *c)
 {
     return c->state == CS_READY ? FAIL_LOST : FAIL_TLS;
 }
@@ -173,7 +180,7 @@ static int tls_flush(struct bench_conn *c)
         }
         if (n == TLS_WANT_READ)
             return 0; /* the read event brings us back: on_read flushes */
-        conn_fail(c, tls_fail_kind(c), "%s", bench_tls_error(c));
+        bench_conn_fail(c, tls_fail_kind(c), "%s", bench_tls_error(c));
         return -1;
     }
     c->out_off = c->out_len = 0;
@@ -199,7 +206,7 @@ static int flush(struct bench_conn *c)
             want_write(c, true);
             return 0;
         }
-        conn_fail(c, FAIL_LOST, "send: %s", strerror(errno));
+        bench_conn_fail(c, FAIL_LOST, "send: %s", strerror(errno));
         return -1;
     }
     c->out_off = c->out_len = 0;
@@ -213,10 +220,10 @@ static void on_pace(evutil_socket_t fd, short what, void *arg)
     struct bench_conn *c = arg;
     c->b->now = bench_now();
     if (c->state == CS_READY)
-        conn_pump(c);
+        bench_conn_pump(c);
 }
 
-int conn_setup(struct bench *b, struct bench_conn *c)
+int bench_conn_setup(struct bench *b, struct bench_conn *c)
 {
     c->b = b;
     c->fd = -1;
@@ -242,7 +249,7 @@ int conn_setup(struct bench *b, struct bench_conn *c)
     return 0;
 }
 
-void conn_start(struct bench_conn *c)
+void bench_conn_start(struct bench_conn *c)
 {
     struct bench *b = c->b;
     c->t_start = b->now;
@@ -251,8 +258,8 @@ void conn_start(struct bench_conn *c)
         return;
     int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        conn_fail(c, FAIL_REFUSED, "socket: %s%s", strerror(errno),
-                  errno == EMFILE ? " (raise ulimit -n)" : "");
+        bench_conn_fail(c, FAIL_REFUSED, "socket: %s%s", strerror(errno),
+                        errno == EMFILE ? " (raise ulimit -n)" : "");
         return;
     }
     int one = 1;
@@ -262,8 +269,8 @@ void conn_start(struct bench_conn *c)
     event_assign(&c->wr, b->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     if (connect(fd, (const struct sockaddr *)&b->addr, b->addr_len) != 0 &&
         errno != EINPROGRESS) {
-        conn_fail(c, errno == ECONNREFUSED ? FAIL_REFUSED : FAIL_LOST, "connect: %s",
-                  strerror(errno));
+        bench_conn_fail(c, errno == ECONNREFUSED ? FAIL_REFUSED : FAIL_LOST, "connect: %s",
+                        strerror(errno));
         return;
     }
     want_write(c, true); /* writable = TCP handshake done (or failed) */
@@ -338,7 +345,7 @@ static void tls_step(struct bench_conn *c)
         return;
     }
     if (r == TLS_FAILED) {
-        conn_fail(c, FAIL_TLS, "%s", bench_tls_error(c));
+        bench_conn_fail(c, FAIL_TLS, "%s", bench_tls_error(c));
         return;
     }
     event_add(&c->rd, NULL);
@@ -368,13 +375,13 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err) {
-            conn_fail(c, err == ECONNREFUSED ? FAIL_REFUSED : FAIL_LOST, "connect: %s",
-                      strerror(err));
+            bench_conn_fail(c, err == ECONNREFUSED ? FAIL_REFUSED : FAIL_LOST, "connect: %s",
+                            strerror(err));
             return;
         }
         if (b->tls_ctx) {
             if (bench_tls_attach(c) != 0) {
-                conn_fail(c, FAIL_LOST, "out of memory");
+                bench_conn_fail(c, FAIL_LOST, "out of memory");
                 return;
             }
             c->state = CS_TLS;
@@ -386,7 +393,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->pub && c->state == CS_READY) {
-        conn_pump(c);
+        bench_conn_pump(c);
         return;
     }
     if (flush(c) == 0 && c->out_len == 0)
@@ -501,8 +508,8 @@ static int handle_packet(struct bench_conn *c, const struct mqtt_packet *p)
             break;
         if (p->u.connack.return_code != MQTT_CONNACK_ACCEPTED) {
             uint8_t rc = p->u.connack.return_code;
-            conn_fail(c, rc >= MQTT_CONNACK_BAD_CREDENTIALS ? FAIL_AUTH : FAIL_REFUSED,
-                      "CONNACK refused the connection (return code %u)", rc);
+            bench_conn_fail(c, rc >= MQTT_CONNACK_BAD_CREDENTIALS ? FAIL_AUTH : FAIL_REFUSED,
+                            "CONNACK refused the connection (return code %u)", rc);
             return -1;
         }
         hist_add(&b->connect_latency, b->now - c->t_start);
@@ -519,7 +526,7 @@ static int handle_packet(struct bench_conn *c, const struct mqtt_packet *p)
         if (c->state != CS_SUBACK)
             break;
         if (p->u.suback.codes.len < 1 || p->u.suback.codes.data[0] == MQTT_SUBACK_FAILURE) {
-            conn_fail(c, FAIL_AUTH, "subscription to '%s' refused", c->sub->filter);
+            bench_conn_fail(c, FAIL_AUTH, "subscription to '%s' refused", c->sub->filter);
             return -1;
         }
         c->state = CS_READY;
@@ -547,7 +554,7 @@ static int handle_packet(struct bench_conn *c, const struct mqtt_packet *p)
     default:
         break;
     }
-    conn_fail(c, FAIL_PROTOCOL, "unexpected %s from the broker", mqtt_type_name(p->type));
+    bench_conn_fail(c, FAIL_PROTOCOL, "unexpected %s from the broker", mqtt_type_name(p->type));
     return -1;
 }
 
@@ -563,7 +570,7 @@ static int keep_partial(struct bench_conn *c, const uint8_t *data, size_t len)
             cap *= 2;
         uint8_t *p = realloc(c->in, cap);
         if (!p) {
-            conn_fail(c, FAIL_LOST, "out of memory");
+            bench_conn_fail(c, FAIL_LOST, "out of memory");
             return -1;
         }
         c->in = p;
@@ -604,7 +611,7 @@ static ssize_t tls_recv(struct bench_conn *c, uint8_t *buf, size_t len)
         return -1;
     }
     c->b->now = bench_now();
-    conn_fail(c, tls_fail_kind(c), "%s", bench_tls_error(c));
+    bench_conn_fail(c, tls_fail_kind(c), "%s", bench_tls_error(c));
     return -2;
 }
 
@@ -657,7 +664,7 @@ static void consume_input(struct bench_conn *c, size_t len)
         if (e == MQTT_INCOMPLETE)
             break;
         if (e != MQTT_OK) {
-            conn_fail(c, FAIL_PROTOCOL, "bad packet from the broker: %s", mqtt_err_str(e));
+            bench_conn_fail(c, FAIL_PROTOCOL, "bad packet from the broker: %s", mqtt_err_str(e));
             return;
         }
         if (hl + rem > len - off)
@@ -668,8 +675,8 @@ static void consume_input(struct bench_conn *c, size_t len)
         const char *why = NULL;
         e = mqtt_decode(MQTT_LEVEL_311, first, buf + off + hl, rem, &p, &why);
         if (e != MQTT_OK) {
-            conn_fail(c, FAIL_PROTOCOL, "bad packet from the broker: %s",
-                      why ? why : mqtt_err_str(e));
+            bench_conn_fail(c, FAIL_PROTOCOL, "bad packet from the broker: %s",
+                            why ? why : mqtt_err_str(e));
             return;
         }
         off += hl + rem;
@@ -687,18 +694,18 @@ static void consume_input(struct bench_conn *c, size_t len)
         size_t hl;
         if (mqtt_frame_header(c->in, c->in_len, 0, &first, &rem, &hl) == MQTT_OK &&
             hl + rem + 4096 > b->rbuf_cap && grow_rbuf(b, hl + rem + 4096) != 0) {
-            conn_fail(c, FAIL_LOST, "out of memory");
+            bench_conn_fail(c, FAIL_LOST, "out of memory");
             return;
         }
     }
     if (c->pub && c->state == CS_READY)
-        conn_pump(c); /* acks freed window slots: refill, send once */
+        bench_conn_pump(c); /* acks freed window slots: refill, send once */
     else if (c->out_len)
         flush(c);
     /* Publishers this read unblocked, now that it is over. */
     for (size_t i = 0; i < b->n_wake; i++)
         if (b->wake[i]->state == CS_READY)
-            conn_pump(b->wake[i]);
+            bench_conn_pump(b->wake[i]);
     b->n_wake = 0;
     if (b->phase == PHASE_DRAINING)
         bench_check_done(b); /* this may have been the last delivery */
@@ -718,7 +725,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         return; /* a TLS write wakeup while --sub-rate holds reading */
     size_t have = c->in_len;
     if (have + 4096 > b->rbuf_cap && grow_rbuf(b, have + 4096) != 0) {
-        conn_fail(c, FAIL_LOST, "out of memory");
+        bench_conn_fail(c, FAIL_LOST, "out of memory");
         return;
     }
     if (have)
@@ -732,15 +739,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         if (c->state == CS_CLOSING) {
-            conn_close(c);
-            bench_conn_closed(b, c);
+            close_and_count(c);
             return;
         }
         if (n == 0)
-            conn_fail(c, c->state == CS_READY ? FAIL_LOST : FAIL_REFUSED,
-                      "the broker closed the connection");
+            bench_conn_fail(c, c->state == CS_READY ? FAIL_LOST : FAIL_REFUSED,
+                            "the broker closed the connection");
         else
-            conn_fail(c, FAIL_LOST, "recv: %s", strerror(errno));
+            bench_conn_fail(c, FAIL_LOST, "recv: %s", strerror(errno));
         return;
     }
     c->last_rx = b->now;
@@ -770,7 +776,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     }
     size_t have = c->in_len;
     if (have + 4096 > b->rbuf_cap && grow_rbuf(b, have + 4096) != 0) {
-        conn_fail(c, FAIL_LOST, "out of memory");
+        bench_conn_fail(c, FAIL_LOST, "out of memory");
         return;
     }
     memcpy(b->rbuf, c->in, have);
@@ -780,7 +786,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
         on_read(c->fd, EV_READ, c);
 }
 
-void conn_unpause(struct bench_conn *c)
+void bench_conn_unpause(struct bench_conn *c)
 {
     if (!c->sub || !c->sub->paused)
         return;
@@ -803,7 +809,7 @@ static uint64_t due_time(const struct bench_conn *c, uint64_t k)
     return c->pub->t0 + (uint64_t)((double)k * 1e9 / pub_rate(c->b));
 }
 
-uint64_t conn_due(const struct bench_conn *c, uint64_t now)
+uint64_t bench_conn_due(const struct bench_conn *c, uint64_t now)
 {
     const struct bench_pub *p = c->pub;
     if (!p || c->b->o.rate <= 0 || !p->t0 || now < p->t0)
@@ -881,7 +887,7 @@ static int pub_fill(struct bench_conn *c)
     const struct bench_options *o = &b->o;
     if (b->phase != PHASE_RUNNING || p->finished)
         return 0;
-    uint64_t due = o->rate > 0 ? conn_due(c, b->now) : UINT64_MAX;
+    uint64_t due = o->rate > 0 ? bench_conn_due(c, b->now) : UINT64_MAX;
     for (;;) {
         if (o->count_set && p->sent >= o->count) {
             p->finished = true;
@@ -906,7 +912,7 @@ static int pub_fill(struct bench_conn *c)
     }
 }
 
-void conn_pump(struct bench_conn *c)
+void bench_conn_pump(struct bench_conn *c)
 {
     struct bench *b = c->b;
     struct bench_pub *p = c->pub;
@@ -935,13 +941,13 @@ void conn_pump(struct bench_conn *c)
     }
 }
 
-void conn_catch_up(struct bench_conn *c)
+void bench_conn_catch_up(struct bench_conn *c)
 {
     if (c->pub && c->state == CS_READY && c->b->phase == PHASE_RUNNING && pub_fill(c) >= 0)
         flush(c);
 }
 
-void conn_tick(struct bench_conn *c)
+void bench_conn_tick(struct bench_conn *c)
 {
     struct bench *b = c->b;
     uint64_t timeout = (uint64_t)b->o.timeout * 1000000000u;
@@ -951,10 +957,10 @@ void conn_tick(struct bench_conn *c)
     case CS_CONNACK:
     case CS_SUBACK:
         if (b->now - c->t_start > timeout)
-            conn_fail(c, FAIL_TIMEOUT, "no %s within %lu s",
-                      c->state == CS_TCP       ? "TCP connection"
-                      : c->state == CS_TLS     ? "TLS handshake"
-                      : c->state == CS_CONNACK ? "CONNACK"
+            bench_conn_fail(c, FAIL_TIMEOUT, "no %s within %lu s",
+                            c->state == CS_TCP       ? "TCP connection"
+                            : c->state == CS_TLS     ? "TLS handshake"
+                            : c->state == CS_CONNACK ? "CONNACK"
                                                : "SUBACK",
                       b->o.timeout);
         break;
@@ -971,13 +977,12 @@ void conn_tick(struct bench_conn *c)
             }
         } else if (c->ping_out && b->o.keepalive &&
                    b->now - c->last_rx > (uint64_t)b->o.keepalive * 2000000000u) {
-            conn_fail(c, FAIL_LOST, "no answer to PINGREQ");
+            bench_conn_fail(c, FAIL_LOST, "no answer to PINGREQ");
         }
         break;
     case CS_CLOSING:
         if (b->now - c->t_start > CLOSE_WAIT_NS) {
-            conn_close(c);
-            bench_conn_closed(b, c);
+            close_and_count(c);
         }
         break;
     default:
@@ -985,7 +990,7 @@ void conn_tick(struct bench_conn *c)
     }
 }
 
-void conn_disconnect(struct bench_conn *c)
+void bench_conn_disconnect(struct bench_conn *c)
 {
     struct bench *b = c->b;
     switch (c->state) {
@@ -994,7 +999,7 @@ void conn_disconnect(struct bench_conn *c)
     case CS_READY: {
         if (c->pub)
             evtimer_del(&c->pub->pace);
-        conn_unpause(c); /* what arrives now is read, and not answered */
+        bench_conn_unpause(c); /* what arrives now is read, and not answered */
         struct mqtt_packet d = {.type = MQTT_DISCONNECT};
         if (put_packet(c, &d) != 0)
             return;
@@ -1006,15 +1011,14 @@ void conn_disconnect(struct bench_conn *c)
     case CS_WAITING:
     case CS_TCP:
     case CS_TLS:
-        conn_close(c);
-        bench_conn_closed(b, c);
+        close_and_count(c);
         return;
     default:
         return;
     }
 }
 
-void conn_close(struct bench_conn *c)
+void bench_conn_close(struct bench_conn *c)
 {
     if (c->ssl)
         bench_tls_detach(c);
@@ -1036,9 +1040,9 @@ void conn_close(struct bench_conn *c)
         c->state = CS_CLOSED;
 }
 
-void conn_free(struct bench_conn *c)
+void bench_conn_free(struct bench_conn *c)
 {
-    conn_close(c);
+    bench_conn_close(c);
     if (c->pub) {
         free(c->pub->slots);
         track_free(&c->pub->acked_set);

@@ -103,7 +103,7 @@ int bench_setup(struct bench *b)
             c->role = ROLE_PUB;
             c->index = (uint32_t)(i - o->subs);
         }
-        if (conn_setup(b, c) != 0)
+        if (bench_conn_setup(b, c) != 0)
             goto out;
         if (c->role == ROLE_SUB) {
             int len = topic_expand(o->filter_tmpl, 0, 0, i, topic, TOPIC_MAX + 1);
@@ -149,7 +149,7 @@ out:
 void bench_teardown(struct bench *b)
 {
     for (size_t i = 0; i < b->n_conns; i++)
-        conn_free(&b->conns[i]);
+        bench_conn_free(&b->conns[i]);
     free(b->conns);
     free(b->streams);
     free(b->prefixes);

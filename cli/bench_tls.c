@@ -185,6 +185,18 @@ static void handshake_failure(struct bench_conn *c, int err, int sys_errno)
              why[0] ? why : "the server closed the connection");
 }
 
+/* TLS_WANT_READ or TLS_WANT_WRITE when OpenSSL's error only asks to wait
+ * for the socket (a renegotiation can make a read wait for writability, and
+ * the reverse); 0 for a real failure. */
+static int tls_wants(int ssl_err)
+{
+    if (ssl_err == SSL_ERROR_WANT_READ)
+        return TLS_WANT_READ;
+    if (ssl_err == SSL_ERROR_WANT_WRITE)
+        return TLS_WANT_WRITE;
+    return 0;
+}
+
 int bench_tls_handshake(struct bench_conn *c)
 {
     ERR_clear_error();
@@ -194,10 +206,8 @@ int bench_tls_handshake(struct bench_conn *c)
         return 1;
     int sys_errno = errno;
     int err = SSL_get_error(c->ssl, r);
-    if (err == SSL_ERROR_WANT_READ)
-        return TLS_WANT_READ;
-    if (err == SSL_ERROR_WANT_WRITE)
-        return TLS_WANT_WRITE;
+    if (tls_wants(err))
+        return tls_wants(err);
     handshake_failure(c, err, sys_errno);
     return TLS_FAILED;
 }
@@ -246,11 +256,8 @@ ssize_t bench_tls_recv(struct bench_conn *c, void *buf, size_t len)
         }
         int err = SSL_get_error(c->ssl, n);
         int sys_errno = errno;
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-            if (got)
-                return (ssize_t)got;
-            return err == SSL_ERROR_WANT_READ ? TLS_WANT_READ : TLS_WANT_WRITE;
-        }
+        if (tls_wants(err))
+            return got ? (ssize_t)got : tls_wants(err);
         /* The end, cleanly or not (no close_notify, with older OpenSSL:
          * a SYSCALL error with no errno). */
         bool eof = err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && !sys_errno &&
@@ -283,10 +290,8 @@ ssize_t bench_tls_send(struct bench_conn *c, const void *buf, size_t len)
     if (n > 0)
         return n;
     int err = SSL_get_error(c->ssl, n);
-    if (err == SSL_ERROR_WANT_WRITE)
-        return TLS_WANT_WRITE;
-    if (err == SSL_ERROR_WANT_READ)
-        return TLS_WANT_READ;
+    if (tls_wants(err))
+        return tls_wants(err);
     broken(c, err, errno);
     ERR_clear_error();
     return TLS_FAILED;

@@ -200,7 +200,7 @@ static void begin_closing(struct bench *b)
     b->phase = PHASE_CLOSING;
     evtimer_del(b->phase_timer);
     for (size_t i = 0; i < b->n_conns; i++)
-        conn_disconnect(&b->conns[i]);
+        bench_conn_disconnect(&b->conns[i]);
     maybe_finish(b);
 }
 
@@ -258,7 +258,7 @@ static void stop_publishing(struct bench *b)
         return;
     if (b->o.rate > 0)
         for (size_t i = 0; i < b->n_conns; i++)
-            conn_catch_up(&b->conns[i]);
+            bench_conn_catch_up(&b->conns[i]);
     b->phase = PHASE_DRAINING;
     b->t_run_stop = b->t_progress = b->now;
     b->acked_at_stop = b->completed;
@@ -268,12 +268,12 @@ static void stop_publishing(struct bench *b)
         if (c->pub) {
             evtimer_del(&c->pub->pace);
             /* What the schedule asked for, to compare with what went out. */
-            uint64_t due = conn_due(c, b->now);
+            uint64_t due = bench_conn_due(c, b->now);
             if (b->o.count_set && due > b->o.count)
                 due = b->o.count;
             b->due_at_stop += due;
         }
-        conn_unpause(c); /* --sub-rate holds only while publishing */
+        bench_conn_unpause(c); /* --sub-rate holds only while publishing */
     }
     if (b->o.pubs > 0)
         b->expected = count_expected(b, NULL, NULL);
@@ -338,7 +338,7 @@ static void start_run(struct bench *b)
         if (!c->pub || c->state != CS_READY)
             continue;
         c->pub->t0 = b->now + (uint64_t)(gap * (double)c->index);
-        conn_pump(c);
+        bench_conn_pump(c);
     }
 }
 
@@ -350,7 +350,7 @@ static void start_more(struct bench *b)
         b->connecting++;
         if (!b->t_begin)
             b->t_begin = b->now;
-        conn_start(c);
+        bench_conn_start(c);
     }
 }
 
@@ -405,7 +405,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct bench *b = arg;
     b->now = bench_now();
     for (size_t i = 0; i < b->n_conns; i++)
-        conn_tick(&b->conns[i]);
+        bench_conn_tick(&b->conns[i]);
     if (b->phase == PHASE_DONE)
         return;
     if (b->now - b->t_last_report >= 1000000000u) {

@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "cli_client.h"
 #include "commands.h"
 #include "conn_args.h"
 #include "exit_codes.h"
@@ -36,16 +37,12 @@ struct pub {
     char *data;               /* the single message */
     size_t data_len;
 
-    struct event_base *base;
-    petrel_client *c;
+    struct cli_client cc;     /* the timer: the acknowledgement watchdog */
     struct event *input;      /* stdin readable, or "read more" */
     bool input_pollable;
     bool input_eof;
     bool input_paused;
     struct evbuffer *lines;
-    struct event *watchdog;
-    struct event *sig_int;
-    struct event *sig_term;
 
     unsigned long published;
     unsigned long acked;
@@ -83,7 +80,7 @@ static void finish(struct pub *p, int status)
 {
     if (p->status == CLI_EXIT_OK)
         p->status = status;
-    event_base_loopbreak(p->base);
+    event_base_loopbreak(p->cc.base);
 }
 
 /* Source exhausted and everything acknowledged: leave cleanly. */
@@ -91,34 +88,34 @@ static void maybe_done(struct pub *p)
 {
     bool source_done = p->src == SRC_LINES ? p->input_eof && !evbuffer_get_length(p->lines)
                                            : p->published == 1;
-    if (p->finishing || !source_done || petrel_pending(p->c) > 0)
+    if (p->finishing || !source_done || petrel_pending(p->cc.c) > 0)
         return;
     p->finishing = true;
-    petrel_disconnect(p->c);
+    petrel_disconnect(p->cc.c);
 }
 
 /* (Re)starts the acknowledgement timer: the broker gets --timeout seconds
  * to make progress on what is pending. */
 static void watch(struct pub *p)
 {
-    if (petrel_pending(p->c) == 0) {
-        evtimer_del(p->watchdog);
+    if (petrel_pending(p->cc.c) == 0) {
+        evtimer_del(p->cc.timer);
         return;
     }
     struct timeval tv = {(time_t)p->ca.timeout, 0};
-    evtimer_add(p->watchdog, &tv);
+    evtimer_add(p->cc.timer, &tv);
 }
 
 static int publish(struct pub *p, const void *data, size_t len)
 {
-    int rc = petrel_publish_props(p->c, p->topic, data, len, (int)p->qos, p->retain,
+    int rc = petrel_publish_props(p->cc.c, p->topic, data, len, (int)p->qos, p->retain,
                                   p->ca.props[PLACE_PUBLISH], NULL);
     if (rc != PETREL_OK) {
         cli_error("pub", "cannot publish to '%s': %s", p->topic, petrel_strerror(rc));
         finish(p, rc == PETREL_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE);
         return -1;
     }
-    if (petrel_pending(p->c) == 1)
+    if (petrel_pending(p->cc.c) == 1)
         watch(p);
     p->published++;
     return 0;
@@ -145,7 +142,7 @@ static void schedule_input(struct pub *p)
 static void publish_lines(struct pub *p)
 {
     while (!p->finishing) {
-        if (petrel_pending(p->c) >= PAUSE_AT) {
+        if (petrel_pending(p->cc.c) >= PAUSE_AT) {
             if (!p->input_paused) {
                 p->input_paused = true;
                 event_del(p->input);
@@ -216,8 +213,9 @@ static int start_input(struct pub *p)
         return -1;
     }
     p->input_pollable = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(STDIN_FILENO);
-    p->input = p->input_pollable ? event_new(p->base, STDIN_FILENO, EV_READ | EV_PERSIST, inputcb, p)
-                                 : evtimer_new(p->base, inputcb, p);
+    p->input = p->input_pollable
+                   ? event_new(p->cc.base, STDIN_FILENO, EV_READ | EV_PERSIST, inputcb, p)
+                   : evtimer_new(p->cc.base, inputcb, p);
     if (!p->input)
         return -1;
     schedule_input(p);
@@ -277,21 +275,9 @@ static void on_disconnected(petrel_client *c, int reason, bool reconnecting, voi
         finish(p, all ? CLI_EXIT_OK : CLI_EXIT_FAILURE);
         return;
     }
-    char why[300];
-    conn_args_reason(c, why, sizeof why);
-    if (!p->connected_once) {
-        cli_error("pub", "cannot connect to %s port %lu: %s%s", p->ca.host,
-                  conn_args_port(&p->ca), conn_error_text(reason), why);
-        finish(p, exit_code_for(reason, 0));
-        return;
-    }
-    if (reconnecting) {
-        if (p->ca.debug)
-            cli_error("pub", "connection lost (%s%s); reconnecting", petrel_strerror(reason), why);
-        return;
-    }
-    cli_error("pub", "connection lost: %s%s", conn_error_text(reason), why);
-    finish(p, exit_code_for(reason, 1));
+    int status = cli_connection_lost(&p->ca, c, reason, reconnecting, p->connected_once);
+    if (status >= 0)
+        finish(p, status);
 }
 
 static void watchdogcb(evutil_socket_t fd, short what, void *arg)
@@ -300,7 +286,7 @@ static void watchdogcb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct pub *p = arg;
     cli_error("pub", "timed out after %lu s waiting for the broker to acknowledge %zu message%s",
-              p->ca.timeout, petrel_pending(p->c), petrel_pending(p->c) == 1 ? "" : "s");
+              p->ca.timeout, petrel_pending(p->cc.c), petrel_pending(p->cc.c) == 1 ? "" : "s");
     finish(p, CLI_EXIT_TIMEOUT);
 }
 
@@ -319,7 +305,7 @@ static void signalcb(evutil_socket_t sig, short what, void *arg)
         event_del(p->input);
     evbuffer_drain(p->lines, evbuffer_get_length(p->lines));
     p->finishing = true;
-    petrel_disconnect(p->c);
+    petrel_disconnect(p->cc.c);
 }
 
 /* ------------------------------------------------------------------------
@@ -384,17 +370,10 @@ static int parse(struct pub *p, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int opt;
-    opterr = 0;
     p->ca.argc = argc;
     p->ca.argv = argv;
     p->ca.places = 1u << PLACE_CONNECT | 1u << PLACE_WILL | 1u << PLACE_PUBLISH;
-    while ((opt = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "t:m:f:slnq:r", longopts, NULL)) !=
-           -1) {
-        int rc = conn_args_option(&p->ca, opt, optarg);
-        if (rc < 0)
-            return CLI_EXIT_USAGE;
-        if (rc > 0)
-            continue;
+    while ((opt = conn_args_next(&p->ca, ":" CONN_SHORT_OPTS "t:m:f:slnq:r", longopts)) != -1) {
         switch (opt) {
         case OPT_HELP:
             usage(stdout);
@@ -431,17 +410,9 @@ static int parse(struct pub *p, int argc, char **argv)
         case 'r':
             p->retain = true;
             break;
-        case ':':
-            cli_error("pub", "option '%s' needs a value", argv[optind - 1]);
-            return CLI_EXIT_USAGE;
-        default:
-            cli_error("pub", "unknown option '%s' (see petrel pub --help)", argv[optind - 1]);
+        default:   /* CONN_ARGS_BAD: told */
             return CLI_EXIT_USAGE;
         }
-    }
-    if (optind < argc) {
-        cli_error("pub", "unexpected argument '%s'", argv[optind]);
-        return CLI_EXIT_USAGE;
     }
     if (!p->topic) {
         cli_error("pub", "a topic is required (-t)");
@@ -505,54 +476,27 @@ int cmd_pub(int argc, char **argv)
         conn_args_free(&p.ca);
         return CLI_EXIT_USAGE;
     }
-    int err = PETREL_ENOMEM;
-    signal(SIGPIPE, SIG_IGN);
-    p.base = event_base_new();
     p.lines = evbuffer_new();
-    if (p.base)
-        p.c = petrel_client_new(p.base, o, &err);
-    petrel_options_free(o);
-    if (p.c) {
-        p.watchdog = evtimer_new(p.base, watchdogcb, &p);
-        p.sig_int = evsignal_new(p.base, SIGINT, signalcb, &p);
-        p.sig_term = evsignal_new(p.base, SIGTERM, signalcb, &p);
-    }
-    if (!p.c || !p.lines || !p.watchdog || !p.sig_int || !p.sig_term) {
-        cli_error("pub", "cannot start: %s", conn_error_text(err));
-        /* a TLS file that cannot be used is a bad argument */
-        p.status = err == PETREL_ETLS ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    p.status = cli_client_start(&p.cc, "pub", o, p.lines != NULL, watchdogcb, signalcb, &p);
+    if (p.status != CLI_EXIT_OK)
         goto out;
-    }
-    evsignal_add(p.sig_int, NULL);
-    evsignal_add(p.sig_term, NULL);
-    conn_args_attach_debug(&p.ca, p.c);
-    petrel_on_connected(p.c, on_connected, &p);
-    petrel_on_published(p.c, on_published, &p);
-    petrel_on_disconnected(p.c, on_disconnected, &p);
+    conn_args_attach_debug(&p.ca, p.cc.c);
+    petrel_on_connected(p.cc.c, on_connected, &p);
+    petrel_on_published(p.cc.c, on_published, &p);
+    petrel_on_disconnected(p.cc.c, on_disconnected, &p);
 
-    rc = petrel_connect(p.c);
-    if (rc != PETREL_OK) {
-        cli_error("pub", "cannot connect: %s", petrel_strerror(rc));
-        p.status = exit_code_for(rc, 0);
-        goto out;
-    }
-    event_base_dispatch(p.base);
+    rc = cli_client_run(&p.cc, "pub");
+    if (rc != CLI_EXIT_OK)
+        p.status = rc;
 
 out:
-    if (p.c)
-        petrel_client_free(p.c);
+    /* (freeing the client calls none of its callbacks, so the order of
+     * these does not matter; the loop goes last) */
     if (p.input)
         event_free(p.input);
-    if (p.watchdog)
-        event_free(p.watchdog);
-    if (p.sig_int)
-        event_free(p.sig_int);
-    if (p.sig_term)
-        event_free(p.sig_term);
     if (p.lines)
         evbuffer_free(p.lines);
-    if (p.base)
-        event_base_free(p.base);
+    cli_client_free(&p.cc);
     free(p.data);
     conn_args_free(&p.ca);
     return p.status;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <event2/event.h>
 
+#include "cli_client.h"
 #include "commands.h"
 #include "conn_args.h"
 #include "exit_codes.h"
@@ -37,12 +38,8 @@ struct sub {
     unsigned long count;      /* -C; 0 = no limit */
     unsigned long wait;       /* -W seconds; 0 = no limit */
 
-    struct event_base *base;
-    petrel_client *c;
+    struct cli_client cc;     /* the timer: -W */
     uint64_t sub_id;
-    struct event *timer;
-    struct event *sig_int;
-    struct event *sig_term;
     unsigned long received;
     bool connected_once;
     bool finishing;
@@ -84,13 +81,13 @@ static void finish(struct sub *s, int status)
     if (s->status == CLI_EXIT_OK)
         s->status = status;
     if (s->finishing) {
-        event_base_loopbreak(s->base);
+        event_base_loopbreak(s->cc.base);
         return;
     }
     s->finishing = true;
     /* A clean DISCONNECT, so the broker does not publish our will; the
      * disconnected callback then ends the loop. */
-    petrel_disconnect(s->c);
+    petrel_disconnect(s->cc.c);
 }
 
 static void on_connected(petrel_client *c, bool session_present, void *arg)
@@ -103,7 +100,7 @@ static void on_connected(petrel_client *c, bool session_present, void *arg)
     s->connected_once = true;
     if (s->wait) {
         struct timeval tv = {(time_t)s->wait, 0};
-        evtimer_add(s->timer, &tv);
+        evtimer_add(s->cc.timer, &tv);
     }
 }
 
@@ -151,26 +148,14 @@ static void on_disconnected(petrel_client *c, int reason, bool reconnecting, voi
     struct sub *s = arg;
     if (s->finishing) {
         if (!reconnecting)
-            event_base_loopbreak(s->base);
+            event_base_loopbreak(s->cc.base);
         return;
     }
-    char why[300];
-    conn_args_reason(c, why, sizeof why);
-    if (!s->connected_once) {
-        cli_error("sub", "cannot connect to %s port %lu: %s%s", s->ca.host,
-                  conn_args_port(&s->ca), conn_error_text(reason), why);
-        s->status = exit_code_for(reason, 0);
-        event_base_loopbreak(s->base);
+    int status = cli_connection_lost(&s->ca, c, reason, reconnecting, s->connected_once);
+    if (status < 0)
         return;
-    }
-    if (reconnecting) {
-        if (s->ca.debug)
-            cli_error("sub", "connection lost (%s%s); reconnecting", petrel_strerror(reason), why);
-        return;
-    }
-    cli_error("sub", "connection lost: %s%s", conn_error_text(reason), why);
-    s->status = exit_code_for(reason, 1);
-    event_base_loopbreak(s->base);
+    s->status = status;
+    event_base_loopbreak(s->cc.base);
 }
 
 static void timercb(evutil_socket_t fd, short what, void *arg)
@@ -218,17 +203,10 @@ static int parse(struct sub *s, int argc, char **argv)
     bool v5_only = false;
     const char *v5_flag = NULL;
     unsigned long rh;
-    opterr = 0;
     s->ca.argc = argc;
     s->ca.argv = argv;
     s->ca.places = 1u << PLACE_CONNECT | 1u << PLACE_WILL | 1u << PLACE_SUBSCRIBE;
-    while ((opt = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "t:q:vNRC:W:", longopts, NULL)) !=
-           -1) {
-        int rc = conn_args_option(&s->ca, opt, optarg);
-        if (rc < 0)
-            return CLI_EXIT_USAGE;
-        if (rc > 0)
-            continue;
+    while ((opt = conn_args_next(&s->ca, ":" CONN_SHORT_OPTS "t:q:vNRC:W:", longopts)) != -1) {
         switch (opt) {
         case OPT_HELP:
             usage(stdout);
@@ -293,17 +271,9 @@ static int parse(struct sub *s, int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             break;
-        case ':':
-            cli_error("sub", "option '%s' needs a value", argv[optind - 1]);
-            return CLI_EXIT_USAGE;
-        default:
-            cli_error("sub", "unknown option '%s' (see petrel sub --help)", argv[optind - 1]);
+        default:   /* CONN_ARGS_BAD: told */
             return CLI_EXIT_USAGE;
         }
-    }
-    if (optind < argc) {
-        cli_error("sub", "unexpected argument '%s'", argv[optind]);
-        return CLI_EXIT_USAGE;
     }
     if (s->n_topics == 0) {
         cli_error("sub", "at least one topic filter is required (-t)");
@@ -337,37 +307,21 @@ int cmd_sub(int argc, char **argv)
         free(s.topics);
         return CLI_EXIT_USAGE;
     }
-    int err = PETREL_ENOMEM;
     int *qos = calloc(s.n_topics, sizeof *qos);
-    signal(SIGPIPE, SIG_IGN);
-    s.base = event_base_new();
-    if (s.base && qos)
-        s.c = petrel_client_new(s.base, o, &err);
-    petrel_options_free(o);
-    if (s.c) {
-        s.timer = evtimer_new(s.base, timercb, &s);
-        s.sig_int = evsignal_new(s.base, SIGINT, signalcb, &s);
-        s.sig_term = evsignal_new(s.base, SIGTERM, signalcb, &s);
-    }
-    if (!s.c || !s.timer || !s.sig_int || !s.sig_term) {
-        cli_error("sub", "cannot start: %s", conn_error_text(err));
-        /* a TLS file that cannot be used is a bad argument */
-        s.status = err == PETREL_ETLS ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    s.status = cli_client_start(&s.cc, "sub", o, qos != NULL, timercb, signalcb, &s);
+    if (s.status != CLI_EXIT_OK)
         goto out;
-    }
-    evsignal_add(s.sig_int, NULL);
-    evsignal_add(s.sig_term, NULL);
-    conn_args_attach_debug(&s.ca, s.c);
-    petrel_on_connected(s.c, on_connected, &s);
-    petrel_on_subscribed(s.c, on_subscribed, &s);
-    petrel_on_message(s.c, on_message, &s);
-    petrel_on_disconnected(s.c, on_disconnected, &s);
+    conn_args_attach_debug(&s.ca, s.cc.c);
+    petrel_on_connected(s.cc.c, on_connected, &s);
+    petrel_on_subscribed(s.cc.c, on_subscribed, &s);
+    petrel_on_message(s.cc.c, on_message, &s);
+    petrel_on_disconnected(s.cc.c, on_disconnected, &s);
 
     /* Subscribing before connecting: the request goes out right after the
      * CONNACK. */
     for (size_t i = 0; i < s.n_topics; i++)
         qos[i] = (int)s.qos | s.sub_options;
-    rc = petrel_subscribe_props(s.c, s.topics, qos, s.n_topics, s.ca.props[PLACE_SUBSCRIBE],
+    rc = petrel_subscribe_props(s.cc.c, s.topics, qos, s.n_topics, s.ca.props[PLACE_SUBSCRIBE],
                                 &s.sub_id);
     if (rc != PETREL_OK) {
         cli_error("sub", "cannot subscribe: %s", rc == PETREL_EINVAL
@@ -376,25 +330,12 @@ int cmd_sub(int argc, char **argv)
         s.status = rc == PETREL_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
         goto out;
     }
-    rc = petrel_connect(s.c);
-    if (rc != PETREL_OK) {
-        cli_error("sub", "cannot connect: %s", petrel_strerror(rc));
-        s.status = exit_code_for(rc, 0);
-        goto out;
-    }
-    event_base_dispatch(s.base);
+    rc = cli_client_run(&s.cc, "sub");
+    if (rc != CLI_EXIT_OK)
+        s.status = rc;
 
 out:
-    if (s.c)
-        petrel_client_free(s.c);
-    if (s.timer)
-        event_free(s.timer);
-    if (s.sig_int)
-        event_free(s.sig_int);
-    if (s.sig_term)
-        event_free(s.sig_term);
-    if (s.base)
-        event_base_free(s.base);
+    cli_client_free(&s.cc);
     free(qos);
     free(s.topics);
     conn_args_free(&s.ca);

@@ -146,6 +146,36 @@ int conn_args_option(struct conn_args *a, int opt, const char *arg)
     }
 }
 
+int conn_args_next(struct conn_args *a, const char *shortopts, const struct option *longopts)
+{
+    opterr = 0;
+    for (;;) {
+        int opt = getopt_long(a->argc, a->argv, shortopts, longopts, NULL);
+        if (opt == -1) {
+            if (optind < a->argc) {
+                cli_error(a->cmd, "unexpected argument '%s'", a->argv[optind]);
+                return CONN_ARGS_BAD;
+            }
+            return -1;
+        }
+        int rc = conn_args_option(a, opt, optarg);
+        if (rc < 0)
+            return CONN_ARGS_BAD;
+        if (rc > 0)
+            continue;
+        if (opt == ':') {
+            cli_error(a->cmd, "option '%s' needs a value", a->argv[optind - 1]);
+            return CONN_ARGS_BAD;
+        }
+        if (opt == '?') {
+            cli_error(a->cmd, "unknown option '%s' (see petrel %s --help)", a->argv[optind - 1],
+                      a->cmd);
+            return CONN_ARGS_BAD;
+        }
+        return opt;
+    }
+}
+
 int conn_args_check(const struct conn_args *a)
 {
     if (!a->clean && (!a->client_id || !*a->client_id)) {

@@ -155,6 +155,14 @@ const char *conn_args_reason(petrel_client *c, char *buf, size_t cap);
 /* Handles one getopt result.  Returns 1 if it was a connection option,
  * 0 if not, -1 on a bad value (message printed). */
 int conn_args_option(struct conn_args *a, int opt, const char *arg);
+/* The getopt loop of a subcommand with its own options besides these:
+ * returns the next option that is not a connection option (those it
+ * handles), -1 once all are read, or CONN_ARGS_BAD after telling what is
+ * wrong (a bad value, a value missing, an unknown option, an argument that
+ * is not an option).  Reads a->argc and a->argv; shortopts starts with ':'
+ * and CONN_SHORT_OPTS. */
+#define CONN_ARGS_BAD (-2)
+int conn_args_next(struct conn_args *a, const char *shortopts, const struct option *longopts);
 /* Checks the rules between options once all are parsed.  0 or -1 (printed). */
 int conn_args_check(const struct conn_args *a);
 /* petrel_options for these arguments; NULL with a message printed. */

@@ -190,31 +190,34 @@ static void json_props(FILE *out, const petrel_properties *props)
         }
     }
     /* The repeatable ones as arrays, each in wire order. */
-    if (petrel_properties_count(props, PETREL_PROP_SUBSCRIPTION_ID)) {
+    static const struct {
+        int id;
+        const char *name;
+    } arrays[] = {
+        {PETREL_PROP_SUBSCRIPTION_ID, "subscription_identifiers"},
+        {PETREL_PROP_USER_PROPERTY, "user_properties"}, /* [name, value] pairs */
+    };
+    for (size_t a = 0; a < sizeof arrays / sizeof arrays[0]; a++) {
+        if (!petrel_properties_count(props, arrays[a].id))
+            continue;
         SEP();
-        fputs("\"subscription_identifiers\":[", out);
+        fprintf(out, "\"%s\":[", arrays[a].name);
         bool f2 = true;
         for (cursor = 0; petrel_properties_next(props, &cursor, &p);) {
-            if (p.id != PETREL_PROP_SUBSCRIPTION_ID)
+            if (p.id != arrays[a].id)
                 continue;
-            fprintf(out, "%s%lu", f2 ? "" : ",", (unsigned long)p.value);
+            if (!f2)
+                fputc(',', out);
             f2 = false;
-        }
-        fputc(']', out);
-    }
-    if (petrel_properties_count(props, PETREL_PROP_USER_PROPERTY)) {
-        SEP();
-        fputs("\"user_properties\":[", out);
-        bool f2 = true;
-        for (cursor = 0; petrel_properties_next(props, &cursor, &p);) {
-            if (p.id != PETREL_PROP_USER_PROPERTY)
+            if (p.id == PETREL_PROP_SUBSCRIPTION_ID) {
+                fprintf(out, "%lu", (unsigned long)p.value);
                 continue;
-            fputs(f2 ? "[" : ",[", out);
+            }
+            fputc('[', out);
             json_string(out, p.data, p.len);
             fputc(',', out);
             json_string(out, p.value_data, p.value_len);
             fputc(']', out);
-            f2 = false;
         }
         fputc(']', out);
     }

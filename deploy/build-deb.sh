@@ -9,7 +9,8 @@
 # Usage: deploy/build-deb.sh [OUTDIR]     (default: build-deb/ at the top)
 # OUTDIR/build is the meson build directory (kept: a rebuild is incremental),
 # OUTDIR/root the tree packed, OUTDIR/petrel_*.deb the package.  Needs
-# meson, ninja, gcc, the -dev packages of quickstart.sh and dpkg-dev.
+# meson, ninja, gcc, the -dev packages of `deploy/install-deps.sh build`
+# and dpkg-dev.
 # DEBFULLNAME and DEBEMAIL name the maintainer, as for other Debian tools.
 set -euo pipefail
 

@@ -13,42 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 
 # ---- dependencies -----------------------------------------------------------
-PACKAGES=(
-  meson ninja-build pkg-config gcc
-  libevent-dev libsqlite3-dev libssl-dev libcmocka-dev libsystemd-dev
-  mosquitto mosquitto-clients python3-paho-mqtt
-  clang libclang-rt-14-dev
-  systemd strace groff-base man-db openssl
-  # the Debian package and the system that boots it (tests/deploy)
-  dpkg-dev lintian debootstrap systemd-container
-)
-
-install_missing() {
-  local missing=() p
-  for p in "$@"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-      missing+=("$p")
-    fi
-  done
-  if ((${#missing[@]} == 0)); then
-    return 0
-  fi
-  echo "==> installing missing packages: ${missing[*]}"
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-      sudo=(sudo)
-    else
-      echo "error: not root and no sudo; please install: ${missing[*]}" >&2
-      exit 1
-    fi
-  fi
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-    --no-install-recommends "${missing[@]}"
-}
-
-install_missing "${PACKAGES[@]}"
+# The packages to build and to run every suite (the lists are in the script).
+"$ROOT/deploy/install-deps.sh" build test
 
 # ---- passes -----------------------------------------------------------------
 TEST_ARGS=("$@")

@@ -44,6 +44,15 @@ static uint64_t props_size(const struct mqtt_props *pr, uint8_t ptype, bool chec
     return varint_len(pr->len) + (uint64_t)pr->len;
 }
 
+/* Adds the property section's size to *body; false when props_size()
+ * refuses the block (the packet cannot be encoded then). */
+static bool add_props(uint64_t *body, const struct mqtt_props *pr, uint8_t ptype)
+{
+    uint64_t n = props_size(pr, ptype, true);
+    *body += n;
+    return n != 0;
+}
+
 static uint8_t *put_props(uint8_t *p, const struct mqtt_props *pr)
 {
     p += mqtt_encode_varint(pr->len, p);
@@ -107,12 +116,8 @@ static size_t encode_connect(const struct mqtt_connect *c, uint8_t level, uint8_
 
     if (c->client_id.len > MAX_STRING)
         return 0;
-    if (v5) {
-        uint64_t n = props_size(&c->props, MQTT_CONNECT, true);
-        if (n == 0)
-            return 0;
-        body += n;
-    }
+    if (v5 && !add_props(&body, &c->props, MQTT_CONNECT))
+        return 0;
     if (c->clean_session)
         flags |= 0x02;
     if (c->will_flag) {
@@ -121,12 +126,8 @@ static size_t encode_connect(const struct mqtt_connect *c, uint8_t level, uint8_
             return 0;
         flags |= (uint8_t)(0x04 | c->will_qos << 3 | (c->will_retain ? 0x20 : 0));
         body += 4 + (uint64_t)c->will_topic.len + c->will_payload.len;
-        if (v5) {
-            uint64_t n = props_size(&c->will_props, MQTT_PROPS_WILL, true);
-            if (n == 0)
-                return 0;
-            body += n;
-        }
+        if (v5 && !add_props(&body, &c->will_props, MQTT_PROPS_WILL))
+            return 0;
     }
     if (c->has_username) {
         if (c->username.len > MAX_STRING)
@@ -299,12 +300,8 @@ static size_t encode_subscribe(uint8_t type, const struct mqtt_subscribe *s, boo
 
     if (s->packet_id == 0 || s->count == 0 || s->entries == NULL)
         return 0;
-    if (v5) {
-        uint64_t n = props_size(&s->props, type, true);
-        if (n == 0)
-            return 0;
-        body += n;
-    }
+    if (v5 && !add_props(&body, &s->props, type))
+        return 0;
     for (uint32_t i = 0; i < s->count; i++) {
         const struct mqtt_topic_entry *e = &s->entries[i];
         if (e->filter.len > MAX_STRING)

@@ -21,13 +21,14 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'lib'))
+import petreltest  # noqa: E402  (needs the path above)
 
 MOSQUITTO = shutil.which('mosquitto') or '/usr/sbin/mosquitto'
 NATS = shutil.which('nats-server') or '/usr/sbin/nats-server'
@@ -41,26 +42,7 @@ MAX_QUEUED = 200000
 MAX_INFLIGHT = 1000
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def rss_kib(pid):
-    try:
-        with open('/proc/%d/status' % pid) as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-class Broker:
+class Broker(petreltest.BrokerProcess):
     """A fresh petreld, mosquitto or nats-server on a free loopback port.
     `petrel_conf`: 'same' gives petreld the queue and window settings the
     peers get; 'defaults' leaves its shipped ones (the flow-control
@@ -69,13 +51,13 @@ class Broker:
     a queue that fills within the run).  `extra`: more petreld settings
     (--petreld-set)."""
 
+    error = RuntimeError
+    poll = 0.01
+
     def __init__(self, kind, exe, persistent, petrel_conf='same', extra=()):
+        super().__init__(prefix='petrel-compare-%s-' % kind)
         self.kind, self.exe, self.persistent = kind, exe, persistent
         self.petrel_conf, self.extra = petrel_conf, list(extra)
-        self.tmp = tempfile.mkdtemp(prefix='petrel-compare-%s-' % kind)
-        self.log_path = os.path.join(self.tmp, 'broker.log')
-        self.proc = None
-        self.port = None
 
     def start(self, timeout=60):
         conf = os.path.join(self.tmp, 'broker.conf')
@@ -92,13 +74,13 @@ class Broker:
         elif self.kind == 'nats':
             # MQTT in nats-server needs JetStream (sessions, QoS 1, retained)
             # and a server name; the NATS client port is any free one.
-            self.port = free_port()
+            self.port = petreltest.free_port()
             lines = ['server_name: petrel_compare', 'listen: "127.0.0.1:-1"',
                      'jetstream { store_dir: "%s" }' % data,
                      'mqtt { listen: "127.0.0.1:%d", max_ack_pending: %d }'
                      % (self.port, MAX_INFLIGHT)]
         else:
-            self.port = free_port()
+            self.port = petreltest.free_port()
             lines = ['listener %d 127.0.0.1' % self.port, 'allow_anonymous true',
                      'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice',
                      'max_queued_messages %d' % (self.petrel_conf
@@ -109,64 +91,38 @@ class Broker:
                      'set_tcp_nodelay true',
                      'persistence %s' % ('true' if self.persistent else 'false'),
                      'persistence_location %s/' % data]
-            if os.geteuid() == 0:
-                lines.append('user root')  # else it drops to 'mosquitto' and cannot write tmp
+            lines += petreltest.mosquitto_root_lines()
         with open(conf, 'w') as f:
             f.write('\n'.join(lines) + '\n')
-        log = open(self.log_path, 'ab')
-        self.proc = subprocess.Popen([self.exe, '-c', conf], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log_text()
-            if self.kind == 'petreld':
-                m = re.search(r'listening on 127\.0\.0\.1:(\d+)', text)
-                if m and re.search(r'\bready\b', text):
-                    self.port = int(m.group(1))
-                    return self
-            elif self.kind == 'nats':
-                if 'Server is ready' in text and self.accepting():
-                    return self
-            elif self.accepting():
-                # (with log_type notice, as petreld's log_level, mosquitto
-                # does not log that it is running)
-                return self
-            if self.proc.poll() is not None:
-                if self.kind != 'petreld' and 'address already in use' in text.lower():
-                    # Another program took the free port meanwhile.
-                    self.port = free_port()
-                    shutil.rmtree(data, ignore_errors=True)
-                    return self.start(timeout)
-                raise RuntimeError('%s exited with %s:\n%s' % (self.kind, self.proc.returncode,
-                                                               text[-3000:]))
-            time.sleep(0.01)
-        self.stop()
-        raise RuntimeError('%s not ready after %ds' % (self.kind, timeout))
+        self.spawn([self.exe, '-c', conf])
+        try:
+            self.wait_ready(self._ready, timeout)
+        except RuntimeError:
+            text = self.run_log_text()
+            if (self.kind != 'petreld' and self.proc.poll() is not None
+                    and 'address already in use' in text.lower()):
+                # Another program took the free port meanwhile.
+                shutil.rmtree(data, ignore_errors=True)
+                return self.start(timeout)
+            self.stop()
+            raise
+        return self
+
+    def _ready(self, text):
+        if self.kind == 'petreld':
+            return self.petreld_ready(text)
+        if self.kind == 'nats':
+            return 'Server is ready' in text and self.accepting()
+        # (with log_type notice, as petreld's log_level, mosquitto does not
+        # log that it is running)
+        return self.accepting()
 
     def accepting(self):
-        try:
-            socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def log_text(self):
-        try:
-            with open(self.log_path, 'rb') as f:
-                return f.read().decode('utf-8', 'replace')
-        except OSError:
-            return ''
+        return petreltest.port_open(self.port)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.terminate(60)
+        self.remove()
 
 
 class Compare:

@@ -24,34 +24,19 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'lib'))
+import petreltest  # noqa: E402  (needs the path above)
+from petreltest import rss_kib  # noqa: E402
+
 MOSQUITTO = shutil.which('mosquitto') or '/usr/sbin/mosquitto'
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def rss_kib(pid, field='VmRSS'):
-    try:
-        with open('/proc/%d/status' % pid) as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def parse_kv(line):
@@ -59,17 +44,18 @@ def parse_kv(line):
             for k, v in (x.split('=', 1) for x in line.split())}
 
 
-class Broker:
+class Broker(petreltest.BrokerProcess):
     """petreld or mosquitto on a free port with its own temporary directory."""
 
+    error = RuntimeError
+    poll = 0.002
+
     def __init__(self, kind, exe, tmp, settings=None):
-        self.kind, self.exe, self.tmp = kind, exe, tmp
+        super().__init__(tmp=tmp)
+        self.kind, self.exe = kind, exe
         self.settings = dict(settings or {})
         self.data_dir = os.path.join(tmp, 'data')
         os.makedirs(self.data_dir, exist_ok=True)
-        self.log_path = os.path.join(tmp, 'broker.log')
-        self.proc = None
-        self.port = None
 
     def start(self, timeout=600):
         """Starts and waits for readiness; returns seconds from exec to ready."""
@@ -78,59 +64,35 @@ class Broker:
             lines = ['listen = 127.0.0.1:0', 'data_dir = %s' % self.data_dir,
                      'log_level = notice']
             lines += ['%s = %s' % kv for kv in self.settings.items()]
-            cmd = [self.exe, '-c', conf]
         else:
-            self.port = free_port()
+            self.port = petreltest.free_port()
             lines = ['listener %d 127.0.0.1' % self.port, 'allow_anonymous true',
                      'persistence true', 'persistence_location %s/' % self.data_dir,
                      'log_dest stderr']
-            if os.geteuid() == 0:
-                lines.append('user root')
+            lines += petreltest.mosquitto_root_lines()
             lines += ['%s %s' % kv for kv in self.settings.items()]
-            cmd = [self.exe, '-c', conf]
         with open(conf, 'w') as f:
             f.write('\n'.join(lines) + '\n')
-        start_at = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        log = open(self.log_path, 'ab')
         t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=self.tmp)
-        log.close()
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            with open(self.log_path, 'rb') as f:
-                f.seek(start_at)
-                text = f.read().decode('utf-8', 'replace')
-            if self.kind == 'petreld':
-                m = re.search(r'listening on \S+:(\d+)\s*$', text, re.M)
-                if m and re.search(r'\bready\b', text):
-                    self.port = int(m.group(1))
-                    return time.monotonic() - t0
-            elif re.search(r'mosquitto version \S+ running', text):
-                return time.monotonic() - t0
-            if self.proc.poll() is not None:
-                raise RuntimeError('%s exited with %s:\n%s' % (self.kind, self.proc.returncode,
-                                                               text[-3000:]))
-            time.sleep(0.002)
-        self.kill()
-        raise RuntimeError('%s not ready after %ds' % (self.kind, timeout))
+        self.spawn([self.exe, '-c', conf])
+        try:
+            self.wait_ready(self._ready, timeout)
+        except RuntimeError:
+            self.kill()
+            raise
+        return time.monotonic() - t0
+
+    def _ready(self, text):
+        if self.kind == 'petreld':
+            return self.petreld_ready(text)
+        return re.search(r'mosquitto version \S+ running', text)
 
     def rss(self):
         return rss_kib(self.proc.pid)
 
     def stop(self, timeout=120):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise RuntimeError('%s did not stop within %ds' % (self.kind, timeout))
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        if not self.terminate(timeout):
+            raise RuntimeError('%s did not stop within %ds' % (self.kind, timeout))
 
 
 class Bench:

@@ -4,73 +4,36 @@ Brokers (petreld or Mosquitto) on free ports of 127.0.0.1 with temporary
 directories; the scripted libpetrel client (driver.c) behind a small Python
 wrapper; helpers to run the petrel CLI and the mosquitto tools.  Every wait
 is bounded, and every process started here is killed at exit (also when
-meson kills the test with SIGTERM).  Paths come from the environment that
-tests/client/meson.build sets.
+meson kills the test with SIGTERM): tests/lib's petreltest, shared with the
+broker's integration tests and the benchmarks.  Paths come from the
+environment that tests/client/meson.build sets.
 """
 
-import atexit
+import json
 import os
 import queue
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'lib'))
+import petreltest  # noqa: E402  (needs the path above)
+from petreltest import (MOSQUITTO_PASSWD, MOSQUITTO_PUB, MOSQUITTO_SUB,  # noqa: E402,F401
+                        SANITIZER_MARKERS, free_port, track)
 
 PETRELD = os.environ.get('PETRELD', '')
 PETREL = os.environ.get('PETREL_CLI', '')
 DRIVER = os.environ.get('PETREL_DRIVER', '')
 EXAMPLES = os.environ.get('PETREL_EXAMPLES', '')
 MOSQUITTO = os.environ.get('MOSQUITTO', '/usr/sbin/mosquitto')
-MOSQUITTO_PUB = shutil.which('mosquitto_pub') or '/usr/bin/mosquitto_pub'
-MOSQUITTO_SUB = shutil.which('mosquitto_sub') or '/usr/bin/mosquitto_sub'
-MOSQUITTO_PASSWD = shutil.which('mosquitto_passwd') or '/usr/bin/mosquitto_passwd'
 
 START_TIMEOUT = 20.0   # sanitizer builds start slowly
 WAIT = 10.0            # default bound on any expected event
-
-_children = []
-
-
-def _kill_children():
-    for p in _children:
-        if p.poll() is None:
-            try:
-                # A SIGSTOPped process needs SIGCONT to die cleanly.
-                p.send_signal(signal.SIGCONT)
-                p.kill()
-                p.wait(5)
-            except Exception:
-                pass
-
-
-atexit.register(_kill_children)
-
-
-def _on_sigterm(signum, frame):
-    _kill_children()
-    os._exit(128 + signum)
-
-
-signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def track(proc):
-    _children.append(proc)
-    return proc
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def have(path):
@@ -79,77 +42,19 @@ def have(path):
 
 # ------------------------------------------------------------------ brokers
 
-class Broker:
+class Broker(petreltest.BrokerProcess):
     """Base: a broker process logging to a file in its own temp dir."""
 
     kind = '?'
 
     def __init__(self, port=None):
-        self.tmp = tempfile.mkdtemp(prefix='petrel-client-test-')
+        super().__init__(prefix='petrel-client-test-')
         self.port = port
-        self.proc = None
-        self.log_path = os.path.join(self.tmp, 'broker.log')
-        self.log = None
         self.stopped = False
 
-    def log_text(self):
-        try:
-            with open(self.log_path, 'rb') as f:
-                return f.read().decode('utf-8', 'replace')
-        except OSError:
-            return ''
-
-    def tail(self, n=40):
-        lines = self.log_text().splitlines()[-n:]
-        return '---- %s log (last %d lines) ----\n%s\n----' % (self.kind, len(lines),
-                                                            '\n'.join(lines))
-
-    def _spawn(self, cmd):
-        self.log = open(self.log_path, 'ab')
-        self.proc = track(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
-                                           stderr=subprocess.STDOUT, cwd=self.tmp))
-
-    def _wait_for(self, pattern, start_at=0):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.log_text()[start_at:], re.M)
-            if m:
-                return m
-            if self.proc.poll() is not None:
-                raise AssertionError('%s exited with %s while starting\n%s'
-                                     % (self.kind, self.proc.returncode, self.tail()))
-            time.sleep(0.02)
-        raise AssertionError('%s not ready after %.0fs\n%s' % (self.kind, START_TIMEOUT, self.tail()))
-
-    def suspend(self):
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self):
-        self.proc.send_signal(signal.SIGCONT)
-
-    def kill(self):
-        """SIGKILL (after SIGCONT, in case it is stopped)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait(10)
-        if self.log:
-            self.log.close()
-            self.log = None
-
-    def terminate(self):
-        """SIGTERM and wait: a clean shutdown (persistence is saved)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.log:
-            self.log.close()
-            self.log = None
+    def _start(self, cmd, ready):
+        self.spawn(cmd)
+        return self.wait_ready(ready, START_TIMEOUT)
 
     def stop(self):
         """Terminates the broker and removes its files.  A broker that died
@@ -160,13 +65,11 @@ class Broker:
         self.stopped = True
         died = self.proc is not None and self.proc.poll() not in (None, -signal.SIGKILL)
         self.terminate()
-        text = self.log_text()
-        if died or any(m in text for m in ('AddressSanitizer', 'runtime error:',
-                                            'LeakSanitizer')):
+        if died or self.sanitizer_report():
             sys.stderr.write('%s exited with %s on its own or reported errors; files kept in %s\n%s\n'
                              % (self.kind, self.proc.returncode, self.tmp, self.tail(80)))
             return
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.remove()
 
 
 class Petreld(Broker):
@@ -182,11 +85,8 @@ class Petreld(Broker):
             f.write('listen = 127.0.0.1:%d\n' % (self.port or 0))
             f.write('data_dir = %s\n' % data)
             f.write('log_level = info\n')
-        start_at = len(self.log_text())
-        self._spawn([PETRELD, '-c', conf])
-        self._wait_for(r'\bready\b', start_at)
-        m = re.findall(r'listening on 127\.0\.0\.1:(\d+)', self.log_text()[start_at:])
-        self.port = int(m[-1])
+        listeners = self._start([PETRELD, '-c', conf], petreltest.petreld_listeners)
+        self.port = [p for h, p in listeners if h == '127.0.0.1'][-1]
         return self
 
 
@@ -241,18 +141,36 @@ class Mosquitto(Broker):
         else:
             lines.append('persistence false')
         lines += self.extra
-        if os.geteuid() == 0:
-            lines.append('user root')   # else it drops to 'mosquitto' and cannot write tmp
+        lines += petreltest.mosquitto_root_lines()
         with open(conf, 'w') as f:
             f.write('\n'.join(lines) + '\n')
-        start_at = len(self.log_text())
-        self._spawn([MOSQUITTO, '-c', conf])
-        self._wait_for(r'mosquitto version \S+ running', start_at)
+        self._start([MOSQUITTO, '-c', conf],
+                    lambda text: re.search(r'mosquitto version \S+ running', text))
         self.started_once = True
         return self
 
 
 BROKERS = {'petreld': Petreld, 'mosquitto': Mosquitto}
+
+
+class SharedBroker:
+    """Mixin for a TestCase: one broker of `broker_kind` (a BROKERS key) for
+    the whole class, in cls.broker and cls.port.  needs_cli: the class is
+    skipped when the petrel CLI is not built."""
+
+    broker_kind = None
+    needs_cli = False
+
+    @classmethod
+    def setUpClass(cls):
+        if cls.needs_cli and not have(PETREL):
+            raise unittest.SkipTest('petrel not built')
+        cls.broker = BROKERS[cls.broker_kind]().start()
+        cls.port = cls.broker.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
 
 
 # ------------------------------------------------------------------- driver
@@ -270,8 +188,7 @@ class Driver:
         self.pending = []      # events not yet consumed by expect()
         self.history = []
         self.eof = False
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self.reader = petreltest.reader(self._read)
         self.expect('ready')
 
     def _read(self):
@@ -393,10 +310,8 @@ class Background:
         self.lines = queue.Queue()
         self.out = []
         self.err = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.err_reader = threading.Thread(target=self._read_err, daemon=True)
-        self.err_reader.start()
+        self.reader = petreltest.reader(self._read)
+        self.err_reader = petreltest.reader(self._read_err)
 
     def _read(self):
         for raw in self.proc.stdout:
@@ -441,13 +356,16 @@ class Background:
         return rc
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        petreltest.end_process(self.proc)
+
+
+def bench_report(r):
+    """The --json object of a `petrel bench` run (the last line of its
+    stdout)."""
+    lines = r.stdout.strip().splitlines()
+    if not lines:
+        raise AssertionError('no report; exit %d, stderr: %s' % (r.returncode, r.stderr))
+    return json.loads(lines[-1])
 
 
 def wait_until(pred, timeout=WAIT, what='condition'):

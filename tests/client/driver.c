@@ -208,13 +208,21 @@ static void command(char *line)
     } else if (strcmp(cmd, "unsub") == 0) {
         int rc = petrel_unsubscribe(client, rest ? rest : "", &id);
         report(cmd, rc, id);
-    } else if (strcmp(cmd, "pub") == 0) {
+    } else if (strcmp(cmd, "pub") == 0 || strcmp(cmd, "pub5") == 0) {
+        /* pub5: with the properties the "prop" commands gathered */
+        bool v5 = strcmp(cmd, "pub5") == 0;
         char *q = word(&rest);
         char *r = word(&rest);
         char *topic = word(&rest);
         const char *payload = rest ? rest : "";
-        int rc = petrel_publish(client, topic ? topic : "", payload, strlen(payload),
-                                q ? atoi(q) : 0, r && atoi(r), &id);
+        int rc = v5 ? petrel_publish_props(client, topic ? topic : "", payload, strlen(payload),
+                                           q ? atoi(q) : 0, r && atoi(r), next_props, &id)
+                    : petrel_publish(client, topic ? topic : "", payload, strlen(payload),
+                                     q ? atoi(q) : 0, r && atoi(r), &id);
+        if (v5) {
+            petrel_properties_free(next_props);
+            next_props = NULL;
+        }
         report(cmd, rc, id);
     } else if (strcmp(cmd, "pubn") == 0) {
         char *q = word(&rest);
@@ -253,16 +261,6 @@ static void command(char *line)
                                                                  strlen(rest));
         }
         report(cmd, rc, 0);
-    } else if (strcmp(cmd, "pub5") == 0) {
-        char *q = word(&rest);
-        char *r = word(&rest);
-        char *topic = word(&rest);
-        const char *payload = rest ? rest : "";
-        int rc = petrel_publish_props(client, topic ? topic : "", payload, strlen(payload),
-                                      q ? atoi(q) : 0, r && atoi(r), next_props, &id);
-        petrel_properties_free(next_props);
-        next_props = NULL;
-        report(cmd, rc, id);
     } else if (strcmp(cmd, "sub5") == 0) {
         char *o = word(&rest);
         int opt = o ? atoi(o) : 0;

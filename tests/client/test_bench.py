@@ -6,7 +6,6 @@ acknowledged but never delivered are found, reported and fail the run.  The
 last two use a small fake MQTT broker in this file, which can be told to
 acknowledge a PUBLISH and drop it, or to flood a subscriber."""
 
-import json
 import os
 import socket
 import socketserver
@@ -23,12 +22,7 @@ def bench(port, *args, timeout=30):
                    '--timeout', '5'] + [str(a) for a in args], timeout=timeout)
 
 
-def report(r):
-    """The --json object (the last line of stdout)."""
-    lines = r.stdout.strip().splitlines()
-    if not lines:
-        raise AssertionError('no report; exit %d, stderr: %s' % (r.returncode, r.stderr))
-    return json.loads(lines[-1])
+report = ct.bench_report
 
 
 # ------------------------------------------------------------ a fake broker

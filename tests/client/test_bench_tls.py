@@ -4,7 +4,6 @@ a wrong CA or a name mismatch is a clear failure, printed once, with exit
 status 3; --insecure accepts the mismatch with its warning; client
 certificates; unusable files are bad arguments; the 8883 default."""
 
-import json
 import os
 import re
 
@@ -19,12 +18,7 @@ def bench(*args, timeout=60):
                   + [str(a) for a in args], timeout=timeout)
 
 
-def report(r):
-    """The --json object (the last line of stdout)."""
-    lines = r.stdout.strip().splitlines()
-    if not lines:
-        raise AssertionError('no report; exit %d, stderr: %s' % (r.returncode, r.stderr))
-    return json.loads(lines[-1])
+report = ct.bench_report
 
 
 class BenchTlsTest(TlsBrokerCase):

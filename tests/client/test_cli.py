@@ -20,19 +20,9 @@ def petrel(*args, **kw):
     return ct.run([ct.PETREL] + [str(a) for a in args], **kw)
 
 
-class CliBase:
+class CliBase(ct.SharedBroker):
     broker_kind = None
-
-    @classmethod
-    def setUpClass(cls):
-        if not ct.have(ct.PETREL):
-            raise ct.unittest.SkipTest('petrel not built')
-        cls.broker = ct.BROKERS[cls.broker_kind]().start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.stop()
+    needs_cli = True
 
     def setUp(self):
         self.bg = []

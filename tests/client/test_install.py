@@ -74,13 +74,71 @@ class SharedLibrary(ct.unittest.TestCase):
         self.assertRegex(r.stdout, r'SONAME.*\[libpetrel\.so\.0\]')
 
 
+def compile_program(tmp, flags, env):
+    """Writes PROGRAM to tmp/prog.c and compiles it with the given
+    pkg-config flags (with the library's sanitizers, if it has any);
+    returns the CompletedProcess and the path of the executable."""
+    src = os.path.join(tmp, 'prog.c')
+    with open(src, 'w') as f:
+        f.write('#include <stdlib.h>\n' + PROGRAM)
+    exe = os.path.join(tmp, 'prog')
+    cmd = ['cc', '-std=c11', '-Wall', '-Werror', src, '-o', exe] + flags
+    if SANITIZE not in ('', 'none'):
+        # The library was built with sanitizers: so must its user be.
+        cmd.insert(1, '-fsanitize=' + SANITIZE)
+    r = ct.run(cmd, env=env)
+    r.cmd = ' '.join(cmd)
+    return r, exe
+
+
+def run_program(test, exe, libdir):
+    """Runs the compiled program against a fresh petreld with libpetrel
+    from libdir, and asserts it round-tripped a message through it."""
+    broker = ct.Petreld().start()
+    try:
+        run_env = dict(os.environ)
+        run_env['LD_LIBRARY_PATH'] = libdir
+        r = ct.run([exe, str(broker.port)], env=run_env, timeout=30)
+        test.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        test.assertRegex(r.stdout, r'^libpetrel \d+\.\d+\.\d+: it works$')
+        # It really used the copy in libdir.
+        r = ct.run(['ldd', exe], env=run_env)
+        test.assertIn(libdir, r.stdout)
+    finally:
+        broker.stop()
+
+
+class UninstalledProgram(ct.unittest.TestCase):
+    """A program built against the build tree with petrel-uninstalled.pc,
+    as meson writes it into meson-uninstalled/."""
+
+    def test_compile_with_uninstalled_pkg_config_and_run(self):
+        if not BUILD or not shutil.which('pkg-config') or not shutil.which('cc'):
+            self.skipTest('needs the build directory, pkg-config and cc')
+        pcdir = os.path.join(BUILD, 'meson-uninstalled')
+        self.assertTrue(os.path.exists(os.path.join(pcdir, 'petrel-uninstalled.pc')),
+                        'petrel-uninstalled.pc not in ' + pcdir)
+        tmp = tempfile.mkdtemp(prefix='petrel-uninstalled-')
+        try:
+            env = dict(os.environ)
+            env['PKG_CONFIG_PATH'] = pcdir
+            r = ct.run(['pkg-config', '--cflags', '--libs', 'petrel-uninstalled'], env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            flags = r.stdout.split()
+            self.assertIn('-lpetrel', flags)
+            r, exe = compile_program(tmp, flags, env)
+            self.assertEqual(r.returncode, 0, r.cmd + '\n' + r.stderr)
+            run_program(self, exe, os.path.join(BUILD, 'client-lib'))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class InstalledProgram(ct.unittest.TestCase):
 
     def test_compile_with_pkg_config_and_run(self):
         if not BUILD or not shutil.which('pkg-config') or not shutil.which('cc'):
             self.skipTest('needs the build directory, pkg-config and cc')
         tmp = tempfile.mkdtemp(prefix='petrel-install-')
-        broker = None
         try:
             dest = os.path.join(tmp, 'root')
             r = ct.run(['meson', 'install', '-C', BUILD, '--no-rebuild', '--quiet',
@@ -108,29 +166,10 @@ class InstalledProgram(ct.unittest.TestCase):
             self.assertTrue(any(f.startswith('-I' + dest) for f in flags), flags)
             self.assertIn('-lpetrel', flags)
 
-            src = os.path.join(tmp, 'prog.c')
-            with open(src, 'w') as f:
-                f.write('#include <stdlib.h>\n' + PROGRAM)
-            exe = os.path.join(tmp, 'prog')
-            cmd = ['cc', '-std=c11', '-Wall', '-Werror', src, '-o', exe] + flags
-            if SANITIZE not in ('', 'none'):
-                # The library was built with sanitizers: so must its user be.
-                cmd.insert(1, '-fsanitize=' + SANITIZE)
-            r = ct.run(cmd, env=env)
-            self.assertEqual(r.returncode, 0, ' '.join(cmd) + '\n' + r.stderr)
-
-            broker = ct.Petreld().start()
-            run_env = dict(os.environ)
-            run_env['LD_LIBRARY_PATH'] = os.path.dirname(libs[0])
-            r = ct.run([exe, str(broker.port)], env=run_env, timeout=30)
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            self.assertRegex(r.stdout, r'^libpetrel \d+\.\d+\.\d+: it works$')
-            # It really used the installed copy.
-            r = ct.run(['ldd', exe], env=run_env)
-            self.assertIn(dest, r.stdout)
+            r, exe = compile_program(tmp, flags, env)
+            self.assertEqual(r.returncode, 0, r.cmd + '\n' + r.stderr)
+            run_program(self, exe, os.path.dirname(libs[0]))
         finally:
-            if broker:
-                broker.stop()
             shutil.rmtree(tmp, ignore_errors=True)
 
 

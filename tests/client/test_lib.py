@@ -8,17 +8,8 @@ import signal
 import clienttest as ct
 
 
-class LibTests:
+class LibTests(ct.SharedBroker):
     broker_kind = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = ct.BROKERS[cls.broker_kind]().start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.stop()
 
     def setUp(self):
         self.drivers = []

@@ -63,6 +63,25 @@ class ReconnectBase(ct.unittest.TestCase):
         self.drivers.append(d)
         return d
 
+    def online_pair(self, prefix, tag):
+        """A persistent subscriber to r/# (QoS 1) and a publisher, both
+        with --reconnect, ids `prefix`-sub/pub-`tag`-PID; phase 1: ten
+        messages a0..a9, all online, published and received."""
+        pid = os.getpid()
+        sub = self.driver('%s-sub-%s-%d' % (prefix, tag, pid), '--reconnect', 50, 400)
+        sub.call('connect')
+        sub.expect('connected sp=0')
+        sub.call('sub 1 r/#')
+        sub.expect('subscribed id=\\d+ granted=1')
+        pub = self.driver('%s-pub-%s-%d' % (prefix, tag, pid), '--reconnect', 50, 400)
+        pub.call('connect')
+        pub.expect('connected sp=0')
+        pub.call('pubn 1 r/x a 10')
+        for _ in range(10):
+            pub.expect('published id=\\d+ rc=PETREL_OK')
+        self.collect(sub, ['a%d' % i for i in range(10)])
+        return sub, pub
+
     def collect(self, sub, expected, timeout=20):
         """Reads messages until every payload in `expected` has arrived.
         Returns (received payload list, duplicates)."""
@@ -104,20 +123,8 @@ class MosquittoRestart(ReconnectBase):
 
     def start_pair(self, tag):
         self.broker = ct.Mosquitto(persistence=True).start()
-        pid = os.getpid()
-        sub = self.driver('rs-sub-%s-%d' % (tag, pid), '--reconnect', 50, 400)
-        sub.call('connect')
-        sub.expect('connected sp=0')
-        sub.call('sub 1 r/#')
-        sub.expect('subscribed id=\\d+ granted=1')
-        pub = self.driver('rs-pub-%s-%d' % (tag, pid), '--reconnect', 50, 400)
-        pub.call('connect')
-        pub.expect('connected sp=0')
         # Phase 1, all online.
-        pub.call('pubn 1 r/x a 10')
-        for _ in range(10):
-            pub.expect('published id=\\d+ rc=PETREL_OK')
-        self.collect(sub, ['a%d' % i for i in range(10)])
+        sub, pub = self.online_pair('rs', tag)
         # Let the autosave of the subscription reach the disk.
         store = os.path.join(self.broker.tmp, 'store', 'mosquitto.db')
         ct.wait_until(lambda: os.path.exists(store), what='mosquitto persistence file')

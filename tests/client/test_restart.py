@@ -15,7 +15,6 @@ reconnect by themselves, resume their sessions, and the subscriber gets
 every message.
 """
 
-import os
 import signal
 import time
 
@@ -27,20 +26,7 @@ class PetreldRestart(ReconnectBase):
 
     def start_pair(self, tag):
         self.broker = ct.Petreld().start()
-        pid = os.getpid()
-        sub = self.driver('rst-sub-%s-%d' % (tag, pid), '--reconnect', 50, 400)
-        sub.call('connect')
-        sub.expect('connected sp=0')
-        sub.call('sub 1 r/#')
-        sub.expect('subscribed id=\\d+ granted=1')
-        pub = self.driver('rst-pub-%s-%d' % (tag, pid), '--reconnect', 50, 400)
-        pub.call('connect')
-        pub.expect('connected sp=0')
-        pub.call('pubn 1 r/x a 10')
-        for _ in range(10):
-            pub.expect('published id=\\d+ rc=PETREL_OK')
-        self.collect(sub, ['a%d' % i for i in range(10)])
-        return sub, pub
+        return self.online_pair('rst', tag)
 
     def restart_check(self, sub, pub, crash):
         # Acknowledged by the broker, not yet taken by the subscriber.

@@ -38,9 +38,8 @@ class TlsPetreld(ct.Broker):
             for l in self.tls_listens:
                 f.write('listen = 127.0.0.1:0 tls %s\n' % l)
             f.write('data_dir = %s\nlog_level = info\n' % data)
-        self._spawn([ct.PETRELD, '-c', conf])
-        self._wait_for(r'\bready\b')
-        ports = [int(p) for p in re.findall(r'listening on 127\.0\.0\.1:(\d+)', self.log_text())]
+        listeners = self._start([ct.PETRELD, '-c', conf], ct.petreltest.petreld_listeners)
+        ports = [p for h, p in listeners if h == '127.0.0.1']
         self.port, self.tls_ports = ports[0], ports[1:]
         return self
 

@@ -64,19 +64,9 @@ class Paho5:
         self.c.loop_stop()
 
 
-class V5Base:
+class V5Base(ct.SharedBroker):
     broker_kind = 'mosquitto'
-
-    @classmethod
-    def setUpClass(cls):
-        if not ct.have(ct.PETREL):
-            raise ct.unittest.SkipTest('petrel not built')
-        cls.broker = ct.BROKERS[cls.broker_kind]().start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.stop()
+    needs_cli = True
 
     def setUp(self):
         self.cleanup = []
@@ -101,6 +91,12 @@ class V5Base:
         self.cleanup.append(d.kill)
         return d
 
+    def connected_driver(self):
+        d = self.driver()
+        d.call('connect')
+        d.expect('connected')
+        return d
+
     def bg(self, cmd):
         b = ct.Background(cmd)
         self.cleanup.append(b.stop)
@@ -122,9 +118,7 @@ class V5Base:
         p = self.paho()
         t = self.topic()
         p.subscribe(t)
-        d = self.driver()
-        d.call('connect')
-        d.expect('connected')
+        d = self.connected_driver()
         for cmd in ('prop user first 1', 'prop user second 2', 'prop user first 3',
                     'prop ct text/plain', 'prop rt reply/here', 'prop cd corr-42',
                     'prop pfi 1', 'prop exp 60'):
@@ -143,9 +137,7 @@ class V5Base:
         d.close()
 
     def test_received_properties_and_subscription_id(self):
-        d = self.driver()
-        d.call('connect')
-        d.expect('connected')
+        d = self.connected_driver()
         t = self.topic()
         d.call('prop subid 77')
         d.call('sub5 1 %s' % t)
@@ -168,9 +160,7 @@ class V5Base:
         d.close()
 
     def test_no_local(self):
-        d = self.driver()
-        d.call('connect')
-        d.expect('connected')
+        d = self.connected_driver()
         t = self.topic()
         d.call('sub5 %d %s' % (1 | 0x04, t))          # QoS 1, no local
         d.expect(r'subscribed id=\d+ granted=1')
@@ -190,31 +180,31 @@ class V5Base:
         d.expect(r'err sub5 PETREL_EINVAL')
         d.close()
 
-    def test_receive_maximum_and_session_expiry(self):
-        """A persistent 5.0 session lives by its Session Expiry Interval:
-        with one it is resumed (queued QoS 1 message delivered), with 0 it
-        is gone."""
-        t = self.topic()
-        d = self.driver('--id', 'v5-sess', '--persistent', '--cprop', 'session-expiry', '300')
+    def subscribed_then_away(self, cid, expiry, t):
+        """A persistent 5.0 driver `cid` with Session Expiry Interval
+        `expiry` subscribes to t (QoS 1) and disconnects."""
+        d = self.driver('--id', cid, '--persistent', '--cprop', 'session-expiry', expiry)
         d.call('connect')
         d.expect('connected sp=0')
         d.call('sub5 1 %s' % t)
         d.expect('subscribed')
         d.call('disconnect')
         d.expect('disconnected reason=PETREL_OK')
+        return d
+
+    def test_receive_maximum_and_session_expiry(self):
+        """A persistent 5.0 session lives by its Session Expiry Interval:
+        with one it is resumed (queued QoS 1 message delivered), with 0 it
+        is gone."""
+        t = self.topic()
+        d = self.subscribed_then_away('v5-sess', '300', t)
         p = self.paho()
         p.publish(t, b'while-away')
         d.call('connect')
         d.expect('connected sp=1')
         self.assertEqual(d.messages(1)[0][4], 'while-away')
         d.close()
-        d = self.driver('--id', 'v5-sess0', '--persistent', '--cprop', 'session-expiry', '0')
-        d.call('connect')
-        d.expect('connected sp=0')
-        d.call('sub5 1 %s' % t)
-        d.expect('subscribed')
-        d.call('disconnect')
-        d.expect('disconnected reason=PETREL_OK')
+        d = self.subscribed_then_away('v5-sess0', '0', t)
         d.call('connect')
         d.expect('connected sp=0')
         d.close()

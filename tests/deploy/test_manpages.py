@@ -50,22 +50,35 @@ class Render(unittest.TestCase):
             self.assertTrue(th[0].split()[1:3] == [title.upper(), section], th[0])
 
 
-class Petreld(unittest.TestCase):
+class OptionsOfHelp:
+    """Mixin: the manual page `page_name` (text in self.page) names only
+    options the program's --help (self.help) has, and says when it does
+    not yet describe all of them.  short_not_in_help: short options the
+    page may name that --help does not list."""
+
+    page_name = ''
+    short_not_in_help = set()
+
+    def test_options_named_exist(self):
+        self.assertEqual(long_options(self.page) - long_options(self.help), set())
+        self.assertEqual(short_options(self.page) - short_options(self.help)
+                         - self.short_not_in_help, set())
+
+    def test_options_complete(self):
+        missing = sorted(long_options(self.help) - long_options(self.page))
+        if missing:
+            self.skipTest('%s does not describe %s yet' % (self.page_name, ', '.join(missing)))
+
+
+class Petreld(OptionsOfHelp, unittest.TestCase):
+    page_name = 'petreld.8'
+    short_not_in_help = {'-9'}
 
     def setUp(self):
         r = run([PETRELD, '--help'])
         self.assertEqual(r.returncode, 0)
         self.help = r.stdout
-        self.page = page_text('petreld.8', examples=False)
-
-    def test_options_named_exist(self):
-        self.assertEqual(long_options(self.page) - long_options(self.help), set())
-        self.assertEqual(short_options(self.page) - short_options(self.help) - {'-9'}, set())
-
-    def test_options_complete(self):
-        missing = sorted(long_options(self.help) - long_options(self.page))
-        if missing:
-            self.skipTest('petreld.8 does not describe %s yet' % ', '.join(missing))
+        self.page = page_text(self.page_name, examples=False)
 
 
 class Config(unittest.TestCase):
@@ -87,7 +100,8 @@ class Config(unittest.TestCase):
 
 
 @unittest.skipUnless(PETREL_CLI and os.path.exists(PETREL_CLI), 'petrel not built')
-class PetrelCli(unittest.TestCase):
+class PetrelCli(OptionsOfHelp, unittest.TestCase):
+    page_name = 'petrel.1'
 
     def setUp(self):
         self.help = ''
@@ -96,21 +110,12 @@ class PetrelCli(unittest.TestCase):
             r = run([PETREL_CLI] + cmd)
             self.assertEqual(r.returncode, 0, cmd)
             self.help += r.stdout
-        self.page = page_text('petrel.1', examples=False)
-
-    def test_options_named_exist(self):
-        self.assertEqual(long_options(self.page) - long_options(self.help), set())
-        self.assertEqual(short_options(self.page) - short_options(self.help), set())
+        self.page = page_text(self.page_name, examples=False)
 
     def test_exit_statuses_match(self):
         codes = set(re.findall(r'^\s+(\d)\s+\S', self.help, re.M))
         documented = set(re.findall(r'^\.B (\d)$', self.page, re.M))
         self.assertEqual(documented, codes)
-
-    def test_options_complete(self):
-        missing = sorted(long_options(self.help) - long_options(self.page))
-        if missing:
-            self.skipTest('petrel.1 does not describe %s yet' % ', '.join(missing))
 
 
 class Library(unittest.TestCase):

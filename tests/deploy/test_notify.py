@@ -116,6 +116,12 @@ class Notify(unittest.TestCase):
         self.assertEqual(self.broker.proc.wait(harness.STOP_TIMEOUT), 0)
         self.assertIsNone(self.broker.sanitizer_report(), self.broker.tail())
 
+    def term_and_expect_stopping(self):
+        """SIGTERM: STOPPING=1 is sent and the broker exits with 0."""
+        self.broker.signal(signal.SIGTERM)
+        self.mgr.wait_for('STOPPING', harness.STOP_TIMEOUT, '1')
+        self.assertEqual(self.broker.proc.wait(harness.STOP_TIMEOUT), 0)
+
     def test_no_watchdog_pings_for_another_pid(self):
         # WATCHDOG_PID names the process the watchdog is for: a child
         # that inherited the variables must not ping (sd_watchdog_enabled).
@@ -123,18 +129,14 @@ class Notify(unittest.TestCase):
         self.mgr.wait_for('READY', harness.START_TIMEOUT, '1')
         with self.assertRaises(AssertionError):
             self.mgr.wait_for('WATCHDOG', 1.5)
-        self.broker.signal(signal.SIGTERM)
-        self.mgr.wait_for('STOPPING', harness.STOP_TIMEOUT, '1')
-        self.assertEqual(self.broker.proc.wait(harness.STOP_TIMEOUT), 0)
+        self.term_and_expect_stopping()
 
     def test_ready_without_watchdog(self):
         self.start({})
         self.mgr.wait_for('READY', harness.START_TIMEOUT, '1')
         with self.assertRaises(AssertionError):
             self.mgr.wait_for('WATCHDOG', 1.0)
-        self.broker.signal(signal.SIGTERM)
-        self.mgr.wait_for('STOPPING', harness.STOP_TIMEOUT, '1')
-        self.assertEqual(self.broker.proc.wait(harness.STOP_TIMEOUT), 0)
+        self.term_and_expect_stopping()
 
 
 if __name__ == '__main__':

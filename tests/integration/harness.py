@@ -5,27 +5,30 @@ PETREL_TEST_BROKER=mosquitto, the reference broker, so that every test can be
 checked against a known-good implementation.  Each broker gets a temporary
 directory, a generated configuration file and a free port; its stderr goes to
 a file whose tail is printed when a test fails.  Stopping it sends SIGTERM and
-asserts a clean exit without sanitizer reports.  Every wait is bounded.
+asserts a clean exit without sanitizer reports.  Every wait is bounded.  The
+process tracking, free ports and the launcher itself are tests/lib's
+petreltest, shared with the client tests and the benchmarks.
 """
 
-import atexit
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
-import mqttraw
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))
+
+import mqttraw  # noqa: E402
+import petreltest  # noqa: E402  (needs the path above)
+from petreltest import (MOSQUITTO_PUB, MOSQUITTO_SUB, SANITIZER_MARKERS,  # noqa: E402,F401
+                        free_port, port_open, track)
 
 BROKER_KIND = os.environ.get('PETREL_TEST_BROKER', 'petreld')
 if BROKER_KIND not in ('petreld', 'mosquitto'):
@@ -33,55 +36,12 @@ if BROKER_KIND not in ('petreld', 'mosquitto'):
 IS_MOSQUITTO = BROKER_KIND == 'mosquitto'
 PETRELD = os.environ.get('PETRELD') or os.path.join(REPO, 'build', 'broker', 'petreld')
 MOSQUITTO = os.environ.get('MOSQUITTO', '/usr/sbin/mosquitto')
-MOSQUITTO_PUB = shutil.which('mosquitto_pub') or '/usr/bin/mosquitto_pub'
-MOSQUITTO_SUB = shutil.which('mosquitto_sub') or '/usr/bin/mosquitto_sub'
 
 START_TIMEOUT = 20.0   # generous: ASan builds start slower
 STOP_TIMEOUT = 15.0
 # Extra seconds allowed past 1.5 x keep alive before a silent client must be
 # gone.  mosquitto 2.0.11 checks keep alives only every few seconds.
 KEEPALIVE_SLACK = 6.5 if IS_MOSQUITTO else 1.0
-SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer',
-                     'ERROR: UndefinedBehaviorSanitizer')
-
-# Every process we start, so that nothing outlives the test run.
-_children = []
-
-
-def _kill_children():
-    for p in _children:
-        if p.poll() is None:
-            try:
-                p.kill()
-                p.wait(5)
-            except Exception:
-                pass
-
-
-atexit.register(_kill_children)
-
-
-def _on_sigterm(signum, frame):
-    # meson sends SIGTERM on timeout: clean up, then die.
-    _kill_children()
-    os._exit(128 + signum)
-
-
-signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def track(proc):
-    _children.append(proc)
-    return proc
-
-
-def free_port():
-    """A port that was free a moment ago (for brokers that cannot use 0)."""
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def ipv6_loopback_available():
@@ -109,7 +69,7 @@ class BrokerError(AssertionError):
     pass
 
 
-class Broker:
+class Broker(petreltest.BrokerProcess):
     """One broker process.
 
     settings: petreld configuration keys (translated for mosquitto).
@@ -126,8 +86,12 @@ class Broker:
     stop(keep=True) or kill(): see restart() and crash_restart().
     """
 
+    kind = BROKER_KIND
+    error = BrokerError
+
     def __init__(self, settings=None, args=None, config_text=None, use_config=True,
                  wrapper=None, log_pipe=False, persistence=False):
+        super().__init__(prefix='petrel-it-', log_name='stderr.log')
         self.settings = dict(settings or {})
         self.args = list(args or [])
         self.config_text = config_text
@@ -135,17 +99,11 @@ class Broker:
         self.wrapper = list(wrapper or [])
         self.log_pipe = log_pipe
         self.persistence = persistence
-        self.log_start = 0     # offset in the log file where this run began
         self.runs = 0
-        self._pipe_thread = None
         self._stopped = False
-        self.tmp = tempfile.mkdtemp(prefix='petrel-it-')
         self.data_dir = os.path.join(self.tmp, 'data')
         os.mkdir(self.data_dir)
         self.conf_path = os.path.join(self.tmp, 'broker.conf')
-        self.log_path = os.path.join(self.tmp, 'stderr.log')
-        self.proc = None
-        self.port = None
         self.listeners = []   # (host, port) from "listening on" lines
         self.host = '127.0.0.1'
 
@@ -177,8 +135,7 @@ class Broker:
                  'connection_messages true']
         if self.persistence:
             lines.append('persistence_location %s/' % self.data_dir)
-        if os.geteuid() == 0:
-            lines.append('user root')
+        lines += petreltest.mosquitto_root_lines()
         names = {'max_inflight': 'max_inflight_messages',
                  'max_queued_messages': 'max_queued_messages',
                  'max_queued_bytes': 'max_queued_bytes',
@@ -221,86 +178,29 @@ class Broker:
             cmd += self.args
         cmd = self.wrapper + cmd
         self.cmd = cmd
-        try:
-            self.log_start = os.path.getsize(self.log_path)
-        except OSError:
-            self.log_start = 0
         self.runs += 1
         self._stopped = False
-        self.log = open(self.log_path, 'ab')
-        if self.log_pipe:
-            self.proc = track(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                               cwd=self.tmp))
-            self._pipe_thread = threading.Thread(target=self._copy_pipe,
-                                                 args=(self.proc.stdout, self.log), daemon=True)
-            self._pipe_thread.start()
-        else:
-            self.proc = track(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                               stdout=self.log, stderr=subprocess.STDOUT,
-                                               cwd=self.tmp))
+        self.spawn(cmd, pipe=self.log_pipe)
 
-    @staticmethod
-    def _copy_pipe(src, dst):
-        try:
-            for chunk in iter(lambda: src.read1(65536), b''):
-                dst.write(chunk)
-                dst.flush()
-        except (OSError, ValueError):
-            pass
+    def _ready(self, text):
+        if IS_MOSQUITTO:
+            return re.search(r'mosquitto version \S+ running', text) is not None
+        self.listeners = petreltest.petreld_listeners(text) or []
+        return bool(self.listeners)
 
     def _wait_ready(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            text = self.run_log_text()
-            if IS_MOSQUITTO:
-                if re.search(r'mosquitto version \S+ running', text):
-                    self.listeners = [('127.0.0.1', self.port)]
-                    return
-            else:
-                self.listeners = [(h.strip('[]'), int(p)) for h, p in
-                                  re.findall(r'listening on (\S+):(\d+)\s*$', text, re.M)]
-                if self.listeners and re.search(r'\bready\b', text):
-                    self.host, self.port = self.listeners[0]
-                    return
-            if self.proc.poll() is not None:
-                raise BrokerError('broker exited with %s before it was ready\n%s'
-                                  % (self.proc.returncode, self.tail()))
-            time.sleep(0.02)
-        raise BrokerError('broker not ready after %.0fs\n%s' % (START_TIMEOUT, self.tail()))
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self):
-        try:
-            with open(self.log_path, 'rb') as f:
-                return f.read().decode('utf-8', 'replace')
-        except OSError:
-            return ''
-
-    def run_log_text(self):
-        """The log of the current (or last) run only."""
-        try:
-            with open(self.log_path, 'rb') as f:
-                f.seek(self.log_start)
-                return f.read().decode('utf-8', 'replace')
-        except OSError:
-            return ''
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
+        self.wait_ready(self._ready, START_TIMEOUT)
+        if IS_MOSQUITTO:
+            self.listeners = [('127.0.0.1', self.port)]
+        else:
+            self.host, self.port = self.listeners[0]
 
     @property
     def db_path(self):
         return os.path.join(self.data_dir, 'mosquitto.db' if IS_MOSQUITTO else 'petrel.db')
 
     def tail(self, n=60):
-        lines = self.log_text().splitlines()
-        return ('---- broker (%s) stderr, last %d of %d lines ----\n' %
-                (BROKER_KIND, min(n, len(lines)), len(lines)) +
-                '\n'.join(lines[-n:]) + '\n---- end of broker stderr ----')
+        return super().tail(n)
 
     def wait_log(self, pattern, timeout=5.0):
         """Waits until the broker's stderr matches the regex pattern."""
@@ -311,24 +211,6 @@ class Broker:
                 return m
             time.sleep(0.02)
         return None
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._close_log()
-
-    def _close_log(self):
-        if self._pipe_thread is not None:
-            self._pipe_thread.join(5)
-            self._pipe_thread = None
-        try:
-            self.log.close()
-        except Exception:
-            pass
 
     def crash_restart(self):
         """SIGKILL, then start again on the same data directory."""
@@ -352,7 +234,7 @@ class Broker:
             rc = None
             self.proc.kill()
             self.proc.wait(5)
-        self._close_log()
+        self.close_log()
         return rc, self.run_log_text()
 
     def inspect(self, args=None, timeout=20.0):
@@ -367,13 +249,6 @@ class Broker:
                               capture_output=True, text=True, errors='replace',
                               timeout=timeout)
 
-    def sanitizer_report(self):
-        text = self.log_text()
-        for marker in SANITIZER_MARKERS:
-            if marker in text:
-                return marker
-        return None
-
     def stop(self, check=True, keep=False):
         """SIGTERM, then asserts exit code 0 and a clean sanitizer record.
         keep=True keeps the temporary directory (to start again on it)."""
@@ -382,34 +257,26 @@ class Broker:
         if self._stopped:
             # stopped cleanly before (stop(keep=True)): only the clean-up
             if not keep:
-                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.remove()
             return []
         problems = []
         if self.proc.poll() is not None:
             problems.append('broker had already exited with %s' % self.proc.returncode)
-        else:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-                if self.proc.returncode != 0:
-                    problems.append('broker exited with %s after SIGTERM' % self.proc.returncode)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                problems.append('broker did not exit within %.0fs of SIGTERM' % STOP_TIMEOUT)
-        self._close_log()
-        text = self.log_text()
-        for marker in SANITIZER_MARKERS:
-            if marker in text:
-                problems.append('sanitizer report in broker stderr (%r)' % marker)
-                break
+            self.close_log()
+        elif not self.terminate(STOP_TIMEOUT):
+            problems.append('broker did not exit within %.0fs of SIGTERM' % STOP_TIMEOUT)
+        elif self.proc.returncode != 0:
+            problems.append('broker exited with %s after SIGTERM' % self.proc.returncode)
+        marker = self.sanitizer_report()
+        if marker:
+            problems.append('sanitizer report in broker stderr (%r)' % marker)
         if check and problems:
             raise BrokerError('; '.join(problems) + '\n' + self.tail(120))
         self._stopped = not problems
         if keep:
             pass
         elif not problems:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.remove()
         else:
             sys.stderr.write('broker files kept in %s\n' % self.tmp)
         return problems
@@ -484,6 +351,13 @@ class BrokerTestCase(unittest.TestCase):
         c.connect(client_id, **kw)
         return c
 
+    def subscribed(self, qos, client_id='', port=None, granted=False, **kw):
+        """A connected raw client subscribed to this test's topic at qos
+        (granted: asserts that the SUBACK grants qos)."""
+        c = self.raw_connected(client_id, port, **kw)
+        c.subscribe([(self.topic(), qos)], expect_granted=[qos] if granted else None)
+        return c
+
     def paho(self, client_id='', port=None, **kw):
         c = PahoClient(port or self.port, client_id, **kw)
         self._clients.append(c)
@@ -496,6 +370,16 @@ class BrokerTestCase(unittest.TestCase):
 
     def mosquitto_pub(self, topic, message='', port=None, **kw):
         return mosquitto_pub(port or self.port, topic, message, **kw)
+
+    def sys_value(self, b, topic, at_least=None, timeout=5.0):
+        """The value of a $SYS counter of broker `b`, read by a fresh
+        client; with at_least, waits until it gets there (returns the last
+        value seen otherwise)."""
+        c = self.raw(b.port)
+        c.connect('', keepalive=20)
+        value = read_counter(c, topic, at_least, timeout)
+        c.disconnect()
+        return value
 
     def watcher(self, topic_filter=None):
         """A connected raw client subscribed (QoS 0) to this test's topics,
@@ -515,9 +399,69 @@ class BrokerTestCase(unittest.TestCase):
         pub.disconnect()
 
 
+def read_counter(c, topic, at_least=None, timeout=5.0):
+    """Subscribes the connected raw client `c` to the $SYS counter `topic`
+    and returns its value once it reaches at_least (the last value seen,
+    None if none, when `timeout` seconds pass first)."""
+    c.subscribe([(topic, 0)])
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        try:
+            m = c.expect_publish(timeout=max(0.05, deadline - time.monotonic()))
+        except mqttraw.Timeout:
+            break
+        value = int(m.payload)
+        if at_least is None or value >= at_least:
+            break
+    return value
+
+
+class OwnBrokers:
+    """Mixin before BrokerTestCase: no broker for the whole class; each
+    test starts its own (start_broker)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = None
+
+
 # -------------------------------------------------------------- paho client
 
-class PahoClient:
+class PahoWaits:
+    """The bounded waits of a Paho client wrapper: self.c is the paho
+    client, self.cond a Condition its callbacks notify, self.messages a
+    Queue of what arrives; `label` names it in failures."""
+
+    label = 'paho'
+
+    def _wait(self, pred, timeout, what):
+        with self.cond:
+            if not self.cond.wait_for(pred, timeout):
+                raise AssertionError('%s: timed out waiting for %s' % (self.label, what))
+
+    def publish_wait(self, topic, payload, qos, retain, timeout):
+        info = self.c.publish(topic, payload, qos, retain)
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise AssertionError('%s: publish to %s not completed in %.1fs'
+                                 % (self.label, topic, timeout))
+
+    def get(self, timeout=5.0):
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError('%s: no message within %.1fs' % (self.label, timeout))
+
+    def expect_nothing(self, timeout=0.5):
+        try:
+            m = self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return
+        raise AssertionError('%s: expected nothing, got %s %r' % (self.label, m.topic, m.payload))
+
+
+class PahoClient(PahoWaits):
     """Eclipse Paho (MQTT 3.1.1) with blocking helpers and bounded waits."""
 
     def __init__(self, port, client_id='', clean_session=True, keepalive=60,
@@ -561,11 +505,6 @@ class PahoClient:
             self.closing = True
             client.disconnect()
 
-    def _wait(self, pred, timeout, what):
-        with self.cond:
-            if not self.cond.wait_for(pred, timeout):
-                raise AssertionError('paho: timed out waiting for %s' % what)
-
     def connect(self, timeout=5.0, expect_rc=0):
         self.c.connect(self.host, self.port, self.keepalive)
         self.c.loop_start()
@@ -583,23 +522,7 @@ class PahoClient:
         return self.subacks[mid]
 
     def publish(self, topic, payload, qos=0, retain=False, timeout=5.0):
-        info = self.c.publish(topic, payload, qos, retain)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise AssertionError('paho: publish to %s not completed in %.1fs' % (topic, timeout))
-
-    def get(self, timeout=5.0):
-        try:
-            return self.messages.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError('paho: no message within %.1fs' % timeout)
-
-    def expect_nothing(self, timeout=0.5):
-        try:
-            m = self.messages.get(timeout=timeout)
-        except queue.Empty:
-            return
-        raise AssertionError('paho: expected nothing, got %s %r' % (m.topic, m.payload))
+        self.publish_wait(topic, payload, qos, retain, timeout)
 
     def disconnect(self):
         self.closing = True
@@ -667,8 +590,7 @@ class MosquittoSub:
         self.lines = queue.Queue()
         self.suback = threading.Event()
         self.output = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self.reader = petreltest.reader(self._read)
 
     def _read(self):
         for line in self.proc.stdout:
@@ -725,13 +647,7 @@ class MosquittoSub:
             self.proc.wait(5)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        petreltest.end_process(self.proc)
         self.reader.join(2)
 
 
@@ -899,14 +815,6 @@ class Collector:
 
     def close(self):
         self.client.close()
-
-
-def port_open(port, host='127.0.0.1'):
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def main():

@@ -56,20 +56,25 @@ def packet(ptype, flags, body=b''):
     return bytes([(ptype << 4) | flags]) + varint(len(body)) + body
 
 
-def connect_packet(client_id='', clean=True, keepalive=60, will=None,
-                   username=None, password=None, proto_name='MQTT', level=4,
-                   reserved_flag=False, flags=None):
-    """CONNECT.  will = (topic, payload, qos, retain).  flags overrides the
-    computed connect flags byte (for broken packets)."""
-    f = 0
-    if clean:
-        f |= 0x02
+def connect_flags(clean, will, username, password):
+    """The Connect Flags byte (3.1.1 and 5.0): clean session/start, will
+    (topic, payload, qos, retain), username and password present."""
+    f = 0x02 if clean else 0
     if will is not None:
         f |= 0x04 | ((will[2] & 3) << 3) | (0x20 if will[3] else 0)
     if password is not None:
         f |= 0x40
     if username is not None:
         f |= 0x80
+    return f
+
+
+def connect_packet(client_id='', clean=True, keepalive=60, will=None,
+                   username=None, password=None, proto_name='MQTT', level=4,
+                   reserved_flag=False, flags=None):
+    """CONNECT.  will = (topic, payload, qos, retain).  flags overrides the
+    computed connect flags byte (for broken packets)."""
+    f = connect_flags(clean, will, username, password)
     if reserved_flag:
         f |= 0x01
     if flags is not None:
@@ -87,13 +92,16 @@ def connect_packet(client_id='', clean=True, keepalive=60, will=None,
     return packet(CONNECT, 0, body)
 
 
-def publish_packet(topic, payload=b'', qos=0, retain=False, pid=None, dup=False):
+def publish_packet(topic, payload=b'', qos=0, retain=False, pid=None, dup=False, props=None):
+    """PUBLISH; props: a 5.0 property list (None: a 3.1.1 packet)."""
     if isinstance(payload, str):
         payload = payload.encode()
     flags = (0x08 if dup else 0) | ((qos & 3) << 1) | (1 if retain else 0)
     body = mqtt_str(topic)
     if qos > 0:
         body += struct.pack('!H', pid if pid is not None else 1)
+    if props is not None:
+        body += props_bytes(props)
     return packet(PUBLISH, flags, body + payload)
 
 
@@ -420,16 +428,21 @@ def props_bytes(props):
     return varint(len(out)) + out
 
 
-def parse_props(data, pos):
-    """(list of (id, value), next position)."""
-    mult, length = 1, 0
+def read_varint(data, pos):
+    """A Variable Byte Integer at data[pos]: (value, next position)."""
+    mult, v = 1, 0
     while True:
         b = data[pos]
         pos += 1
-        length += (b & 0x7F) * mult
+        v += (b & 0x7F) * mult
         mult *= 128
         if not b & 0x80:
-            break
+            return v, pos
+
+
+def parse_props(data, pos):
+    """(list of (id, value), next position)."""
+    length, pos = read_varint(data, pos)
     end = pos + length
     props = []
     while pos < end:
@@ -446,14 +459,7 @@ def parse_props(data, pos):
             v = struct.unpack('!I', data[pos:pos + 4])[0]
             pos += 4
         elif t == 'varint':
-            mult, v = 1, 0
-            while True:
-                b = data[pos]
-                pos += 1
-                v += (b & 0x7F) * mult
-                mult *= 128
-                if not b & 0x80:
-                    break
+            v, pos = read_varint(data, pos)
         elif t == 'pair':
             kl = struct.unpack('!H', data[pos:pos + 2])[0]
             k = data[pos + 2:pos + 2 + kl].decode()
@@ -474,13 +480,7 @@ def parse_props(data, pos):
 def connect5_packet(client_id='', clean=True, keepalive=60, props=(), will=None,
                     will_props=(), username=None, password=None):
     """5.0 CONNECT.  will = (topic, payload, qos, retain)."""
-    f = 0x02 if clean else 0
-    if will is not None:
-        f |= 0x04 | ((will[2] & 3) << 3) | (0x20 if will[3] else 0)
-    if password is not None:
-        f |= 0x40
-    if username is not None:
-        f |= 0x80
+    f = connect_flags(clean, will, username, password)
     body = mqtt_str('MQTT') + bytes([5, f]) + struct.pack('!H', keepalive)
     body += props_bytes(props) + mqtt_str(client_id)
     if will is not None:
@@ -494,13 +494,7 @@ def connect5_packet(client_id='', clean=True, keepalive=60, props=(), will=None,
 
 
 def publish5_packet(topic, payload=b'', qos=0, retain=False, pid=None, dup=False, props=()):
-    if isinstance(payload, str):
-        payload = payload.encode()
-    flags = (0x08 if dup else 0) | ((qos & 3) << 1) | (1 if retain else 0)
-    body = mqtt_str(topic)
-    if qos > 0:
-        body += struct.pack('!H', pid if pid is not None else 1)
-    return packet(PUBLISH, flags, body + props_bytes(props) + payload)
+    return publish_packet(topic, payload, qos, retain, pid, dup, props=list(props))
 
 
 def subscribe5_packet(pid, topics, props=()):

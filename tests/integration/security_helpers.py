@@ -12,6 +12,7 @@ import tempfile
 import unittest
 
 import harness
+import petreltest  # (tests/lib, on the path harness set)
 
 PETREL = os.environ.get('PETREL') or os.path.join(harness.REPO, 'build', 'cli', 'petrel')
 # Tests that log in many times use cheap hashes; the format is the same.
@@ -59,6 +60,30 @@ class Files:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class AclBrokerTestCase(harness.BrokerTestCase):
+    """One broker per class with a password file of `users` ({name: pw})
+    and an ACL file of `acl_text` (its path in cls.acl), removed with the
+    broker; `extra_settings`: more settings of that broker."""
+
+    users = {}
+    acl_text = ''
+    extra_settings = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.files = Files()
+        cls.acl = cls.files.write('acl', cls.acl_text)
+        cls.broker_settings = {'password_file': cls.files.passwd(cls.users),
+                               'acl_file': cls.acl}
+        cls.broker_settings.update(cls.extra_settings)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.files.close()
+
+
 def non_loopback_address():
     """An IPv4 address of this machine outside 127.0.0.0/8 that can be
     bound, or None.  Only local interfaces are looked at; nothing is sent."""
@@ -87,11 +112,10 @@ def non_loopback_address():
 
 
 def rss_kb(pid):
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    raise AssertionError('no VmRSS for pid %d' % pid)
+    kib = petreltest.rss_kib(pid)
+    if kib is None:
+        raise AssertionError('no VmRSS for pid %d' % pid)
+    return kib
 
 
 def sanitized_build():

@@ -41,21 +41,21 @@ pattern read users/%u/inbox
 USERS = {'admin': 'adm1n', 'alice': 'a1ice', 'bob': 'b0b'}
 
 
+def expect_only_queued(test, alice, cid, topic, payload):
+    """The raw client `alice` logs in as alice to her persistent session
+    `cid`, which must be there, and gets exactly one queued message."""
+    test.assertTrue(alice.connect(cid, clean=False, username='alice',
+                                  password=USERS['alice']).session_present)
+    m = alice.expect_publish()
+    test.assertEqual((m.topic, bytes(m.payload)), (topic, payload))
+    alice.expect_nothing(0.5)
+    alice.disconnect()
+
+
 @skip_on_mosquitto('petreld ACL file')
-class AclTest(BrokerTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.files = sec.Files()
-        cls.acl = cls.files.write('acl', ACL)
-        cls.broker_settings = {'password_file': cls.files.passwd(USERS),
-                               'acl_file': cls.acl}
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.files.close()
+class AclTest(sec.AclBrokerTestCase):
+    acl_text = ACL
+    users = USERS
 
     def user(self, name, client_id=None, **kw):
         c = self.raw()
@@ -242,30 +242,14 @@ class AclRestartTest(BrokerTestCase):
         bob.connect('kept-id', clean=False, username='bob', password=USERS['bob'],
                     expect_rc=0x05)
         self.assertTrue(bob.wait_closed(3), "bob got alice's session after a restart")
-        alice = self.raw(b.port)
-        self.assertTrue(alice.connect('kept-id', clean=False, username='alice',
-                                      password=USERS['alice']).session_present)
-        m = alice.expect_publish()
-        self.assertEqual((m.topic, bytes(m.payload)), ('firehose/alice/x', b'for alice'))
-        alice.expect_nothing(0.5)
-        alice.disconnect()
+        expect_only_queued(self, self.raw(b.port), 'kept-id', 'firehose/alice/x', b'for alice')
 
 
 @skip_on_mosquitto('petreld ACL reload')
-class AclReloadTest(BrokerTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.files = sec.Files()
-        cls.acl = cls.files.write('acl', ACL)
-        cls.broker_settings = {'password_file': cls.files.passwd(USERS),
-                               'acl_file': cls.acl, 'sys_interval': 1}
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.files.close()
+class AclReloadTest(sec.AclBrokerTestCase):
+    acl_text = ACL
+    users = USERS
+    extra_settings = {'sys_interval': 1}
 
     def hup(self, pattern):
         n = len(re.findall(pattern, self.broker.log_text()))
@@ -379,13 +363,7 @@ class AclReloadTest(BrokerTestCase):
         self.files.write('acl', ACL.replace('topic deny alice/secret/#',
                                             'topic deny alice/secret/#\ntopic deny alice/old'))
         self.hup(r'SIGHUP: ACL file .*: \d+ rules')
-        alice = self.raw()
-        self.assertTrue(alice.connect('alice-q', clean=False, username='alice',
-                                      password=USERS['alice']).session_present)
-        m = alice.expect_publish()
-        self.assertEqual((m.topic, bytes(m.payload)), ('alice/kept', b'still readable'))
-        alice.expect_nothing(0.5)
-        alice.disconnect()
+        expect_only_queued(self, self.raw(), 'alice-q', 'alice/kept', b'still readable')
         admin.disconnect()
         self.files.write('acl', ACL)
         self.hup(r'SIGHUP: ACL file .*: \d+ rules')

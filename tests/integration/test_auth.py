@@ -53,8 +53,7 @@ class PasswordTest(BrokerTestCase):
             self.assertTrue(c.wait_closed(3))
 
     def test_good_password_raw(self):
-        c = self.raw_connected('alice-raw', username='alice', password='wonderland')
-        c.subscribe([(self.topic(), 1)])
+        c = self.subscribed(1, 'alice-raw', username='alice', password='wonderland')
         c.publish(self.topic(), b'hi', qos=0)
         self.assertEqual(c.expect_publish().payload, b'hi')
 
@@ -79,8 +78,7 @@ class PasswordTest(BrokerTestCase):
         c.ping()
 
     def test_mosquitto_pub(self):
-        w = self.raw_connected('watcher', username='bob', password='builder')
-        w.subscribe([(self.topic(), 1)])
+        w = self.subscribed(1, 'watcher', username='bob', password='builder')
         self.mosquitto_pub(self.topic(), 'from mosquitto_pub', qos=1,
                            extra=['-u', 'alice', '-P', 'wonderland'])
         self.assertEqual(w.expect_publish().payload, b'from mosquitto_pub')
@@ -247,12 +245,8 @@ class AnonymousTest(BrokerTestCase):
 
 
 @skip_on_mosquitto('petrel passwd and petreld')
-class PasswdCommandTest(BrokerTestCase):
+class PasswdCommandTest(harness.OwnBrokers, BrokerTestCase):
     """`petrel passwd` round trip: the file it writes is what petreld reads."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = None
 
     def setUp(self):
         super().setUp()

@@ -35,25 +35,6 @@ class FlowTest(BrokerTestCase):
         s.update(settings)
         return self.start_broker(s, persistence=True)
 
-    def sys_value(self, b, topic, at_least=None, timeout=5.0):
-        """The value of a $SYS counter; with at_least, waits until it gets
-        there (returns the last value seen otherwise)."""
-        c = self.raw(b.port)
-        c.connect('', keepalive=20)
-        c.subscribe([(topic, 0)])
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            try:
-                m = c.expect_publish(timeout=max(0.05, deadline - time.monotonic()))
-            except mqttraw.Timeout:
-                break
-            value = int(m.payload)
-            if at_least is None or value >= at_least:
-                break
-        c.disconnect()
-        return value
-
     def online_collector(self, b, cid, topic, clean=False, count=0, timeout=30):
         """A subscriber reading in a thread until it has `count` messages."""
         sub = Collector(b.port, cid, clean=clean, keepalive=30)
@@ -81,6 +62,22 @@ class FlowTest(BrokerTestCase):
         th.join(60)
         self.assertFalse(th.is_alive(), 'subscriber still collecting')
         return b, pub, sub
+
+    def slow_reader_and_flood(self, b, cid, n, window, payload_size):
+        """A persistent raw subscriber `cid` (QoS 1) on this test's topic
+        that reads nothing yet, and a PipelinedPublisher sending it n
+        messages in a thread.  Returns (subscriber, publisher, thread)."""
+        t = self.topic()
+        sub = mqttraw.RawClient(b.port)
+        self._clients.append(sub)
+        sub.connect(cid, clean=False, keepalive=30)
+        sub.subscribe([(t, 1)])
+        pub = PipelinedPublisher(b.port, t, qos=1, window=window, payload_size=payload_size,
+                                 keepalive=30)
+        self._clients.append(pub)
+        th = threading.Thread(target=pub.run, args=(n,), kwargs={'stall_timeout': 30})
+        th.start()
+        return sub, pub, th
 
     @skip_on_mosquitto('queue_full_policy')
     def test_flood_online_persistent_loses_nothing(self):
@@ -117,16 +114,8 @@ class FlowTest(BrokerTestCase):
     @skip_on_mosquitto('flow control figures')
     def test_slow_subscriber_slows_publisher_which_resumes(self):
         b = self.broker_with(max_queued_messages=50, max_inflight=10)
-        t = self.topic()
-        sub = mqttraw.RawClient(b.port)
-        self._clients.append(sub)
-        sub.connect('flow-slow', clean=False, keepalive=30)
-        sub.subscribe([(t, 1)])
         n = 2000
-        pub = PipelinedPublisher(b.port, t, qos=1, window=n, payload_size=8, keepalive=30)
-        self._clients.append(pub)
-        th = threading.Thread(target=pub.run, args=(n,), kwargs={'stall_timeout': 30})
-        th.start()
+        sub, pub, th = self.slow_reader_and_flood(b, 'flow-slow', n, window=n, payload_size=8)
         got = []
         # ~100 msg/s for 1.5 s: the publisher may get about what the queue
         # and the window hold beyond what was consumed, not all 2000.
@@ -155,17 +144,9 @@ class FlowTest(BrokerTestCase):
         # 64 KiB messages and a window of 100: past 1 MiB queued beyond the
         # bound its socket is not read (flow/paused) until the queue drains.
         b = self.broker_with(max_queued_messages=4, max_inflight=2)
-        t = self.topic()
-        sub = mqttraw.RawClient(b.port)
-        self._clients.append(sub)
-        sub.connect('flow-paused', clean=False, keepalive=30)
-        sub.subscribe([(t, 1)])
         n = 60
-        pub = PipelinedPublisher(b.port, t, qos=1, window=100, payload_size=65536,
-                                 keepalive=30)
-        self._clients.append(pub)
-        th = threading.Thread(target=pub.run, args=(n,), kwargs={'stall_timeout': 30})
-        th.start()
+        sub, pub, th = self.slow_reader_and_flood(b, 'flow-paused', n, window=100,
+                                                  payload_size=65536)
         self.assertGreaterEqual(self.sys_value(b, '$SYS/broker/flow/paused', 1), 1,
                                 'a publisher past 1 MiB over the bound was still read')
         self.assertLess(len(pub.acked), n)

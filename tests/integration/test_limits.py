@@ -124,6 +124,12 @@ class InflightTest(BrokerTestCase):
 
     released = 0
 
+    def publish_numbered(self, n, qos):
+        """A fresh client publishes b'0' .. b'n-1' to the test's topic."""
+        p = self.raw_connected()
+        for i in range(n):
+            p.publish(self.topic(), b'%d' % i, qos=qos)
+
     def drain(self, s, n, timeout=5.0, once=False):
         """Completes every flow until n PUBLISHes arrived (or, with once=True,
         handles what arrives within timeout); returns their payloads."""
@@ -148,11 +154,8 @@ class InflightTest(BrokerTestCase):
         return got
 
     def test_qos1_window(self):
-        s = self.raw_connected('no-acks')
-        s.subscribe([(self.topic(), 1)])
-        p = self.raw_connected()
-        for i in range(12):
-            p.publish(self.topic(), b'%d' % i, qos=1)
+        s = self.subscribed(1, 'no-acks')
+        self.publish_numbered(12, 1)
         first = [s.expect_publish(ack=False) for _ in range(5)]
         self.assertEqual([int(m.payload) for m in first], list(range(5)))
         s.expect_nothing(0.7)   # window full
@@ -176,11 +179,8 @@ class InflightTest(BrokerTestCase):
         s.expect_nothing(0.3)
 
     def test_qos2_window(self):
-        s = self.raw_connected('q2-window')
-        s.subscribe([(self.topic(), 2)])
-        p = self.raw_connected()
-        for i in range(8):
-            p.publish(self.topic(), b'%d' % i, qos=2)
+        s = self.subscribed(2, 'q2-window')
+        self.publish_numbered(8, 2)
         first = [s.expect_publish(ack=False) for _ in range(5)]
         s.expect_nothing(0.7)   # no PUBREC: window full
         for m in first:
@@ -194,11 +194,8 @@ class InflightTest(BrokerTestCase):
         s.expect_nothing(0.3)
 
     def test_qos0_not_limited(self):
-        s = self.raw_connected('q0-window')
-        s.subscribe([(self.topic(), 0)])
-        p = self.raw_connected()
-        for i in range(30):
-            p.publish(self.topic(), b'%d' % i, qos=0)
+        s = self.subscribed(0, 'q0-window')
+        self.publish_numbered(30, 0)
         got = [int(s.expect_publish().payload) for _ in range(30)]
         self.assertEqual(got, list(range(30)))
 
@@ -252,8 +249,7 @@ class SlowConsumerTest(BrokerTestCase):
         self._clients.append(slow)
         slow.connect('slow-reader')
         slow.subscribe([(self.topic(), 0)])
-        fast = self.raw_connected('fast-reader')
-        fast.subscribe([(self.topic(), 0)])
+        fast = self.subscribed(0, 'fast-reader')
         pub = self.raw_connected('firehose')
         payload = b'z' * 8192
         batches, per_batch = 20, 50   # 8 MB in all, far past every buffer

@@ -4,7 +4,7 @@ reason codes, DISCONNECT in both directions, AUTH, keep alive."""
 import os
 import time
 
-from harness import BrokerTestCase, skip_on_mosquitto
+from harness import BrokerTestCase, OwnBrokers, skip_on_mosquitto
 import mqttraw
 from mqttraw import (Raw5, CONNACK, DISCONNECT, PINGRESP, P_ASSIGNED_CLIENT_ID,
                      P_SERVER_KEEP_ALIVE, P_RECEIVE_MAXIMUM, P_MAXIMUM_PACKET_SIZE,
@@ -191,12 +191,8 @@ class Mqtt5ShutdownTest(BrokerTestCase):
 
 
 @skip_on_mosquitto()
-class Mqtt5AuthTest(BrokerTestCase):
+class Mqtt5AuthTest(OwnBrokers, BrokerTestCase):
     """Password and ACL refusals in 5.0 reason codes."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = None
 
     def test_refusals(self):
         files = security_helpers.Files()

@@ -20,6 +20,21 @@ from paho.mqtt.packettypes import PacketTypes
 
 class Base(BrokerTestCase):
 
+    def assert_publish_disconnects(self, topic, props, rc):
+        """A PUBLISH of 'x' to topic with these properties, from a fresh
+        5.0 client, is answered with DISCONNECT reason rc."""
+        pub = self.raw5()
+        pub.send(mqttraw.publish5_packet(topic, 'x', props=props))
+        self.assertEqual(pub.expect_disconnect().rc, rc)
+
+    def sub_and_pub(self, qos):
+        """This test's topic, a 5.0 client subscribed to it at qos and
+        another one to publish."""
+        t = self.topic()
+        sub = self.raw5()
+        sub.subscribe5([(t, qos)])
+        return t, sub, self.raw5()
+
     def raw5(self, client_id='', props=(), port=None, **kw):
         c = Raw5(port or self.port)
         self._clients.append(c)
@@ -32,10 +47,7 @@ class Mqtt5PublishTest(Base):
     broker_settings = {'topic_alias_maximum': 3, 'max_inflight': 20}
 
     def test_properties_forwarded_in_order(self):
-        t = self.topic()
-        sub = self.raw5()
-        sub.subscribe5([(t, 1)])
-        pub = self.raw5()
+        t, sub, pub = self.sub_and_pub(1)
         props = [(P_USER_PROPERTY, ('b', '2')), (P_CONTENT_TYPE, 'text/plain'),
                  (P_USER_PROPERTY, ('a', '1')), (P_RESPONSE_TOPIC, 'reply/here'),
                  (P_CORRELATION_DATA, b'\x00\x01corr'), (P_PAYLOAD_FORMAT, 1),
@@ -56,23 +68,16 @@ class Mqtt5PublishTest(Base):
         self.assertEqual((m.topic, m.payload, m.qos), (t, b'x', 1))
 
     def test_topic_alias_client_to_server(self):
-        t = self.topic()
-        sub = self.raw5()
-        sub.subscribe5([(t, 0)])
-        pub = self.raw5()
+        t, sub, pub = self.sub_and_pub(0)
         pub.publish5(t, 'one', props=[(P_TOPIC_ALIAS, 3)])
         pub.publish5('', 'two', props=[(P_TOPIC_ALIAS, 3)])
         self.assertEqual([sub.expect_publish5().payload for _ in range(2)], [b'one', b'two'])
 
     def test_topic_alias_unknown_is_protocol_error(self):
-        pub = self.raw5()
-        pub.send(mqttraw.publish5_packet('', 'x', props=[(P_TOPIC_ALIAS, 2)]))
-        self.assertEqual(pub.expect_disconnect().rc, 0x82)
+        self.assert_publish_disconnects('', [(P_TOPIC_ALIAS, 2)], 0x82)
 
     def test_topic_alias_over_maximum_0x94(self):
-        pub = self.raw5()
-        pub.send(mqttraw.publish5_packet(self.topic(), 'x', props=[(P_TOPIC_ALIAS, 4)]))
-        self.assertEqual(pub.expect_disconnect().rc, 0x94)
+        self.assert_publish_disconnects(self.topic(), [(P_TOPIC_ALIAS, 4)], 0x94)
 
     def test_topic_alias_server_to_client(self):
         t = self.topic()
@@ -99,10 +104,7 @@ class Mqtt5PublishTest(Base):
                          [False, True, False, True, False, False, False])
 
     def test_no_alias_without_topic_alias_maximum(self):
-        t = self.topic()
-        sub = self.raw5()
-        sub.subscribe5([(t, 0)])
-        pub = self.raw5()
+        t, sub, pub = self.sub_and_pub(0)
         pub.publish5(t, '1')
         pub.publish5(t, '2')
         for _ in range(2):
@@ -110,10 +112,7 @@ class Mqtt5PublishTest(Base):
             self.assertEqual((m.topic, m.prop(P_TOPIC_ALIAS)), (t, None))
 
     def test_payload_format_invalid_utf8(self):
-        t = self.topic()
-        sub = self.raw5()
-        sub.subscribe5([(t, 1)])
-        pub = self.raw5()
+        t, sub, pub = self.sub_and_pub(1)
         ack = pub.publish5(t, b'\xc3\x28', 1, props=[(P_PAYLOAD_FORMAT, 1)])
         self.assertEqual(ack.rc, 0x99)
         rec = pub.publish5(t, b'\xc3\x28', 2, props=[(P_PAYLOAD_FORMAT, 1)])
@@ -125,9 +124,7 @@ class Mqtt5PublishTest(Base):
         self.assertEqual(pub.expect_disconnect().rc, 0x99)
 
     def test_subscription_identifier_from_client_is_protocol_error(self):
-        pub = self.raw5()
-        pub.send(mqttraw.publish5_packet(self.topic(), 'x', props=[(P_SUBSCRIPTION_ID, 1)]))
-        self.assertEqual(pub.expect_disconnect().rc, 0x82)
+        self.assert_publish_disconnects(self.topic(), [(P_SUBSCRIPTION_ID, 1)], 0x82)
 
     def test_sys_publish_not_authorized(self):
         pub = self.raw5()
@@ -170,10 +167,7 @@ class Mqtt5PublishTest(Base):
         sub.expect_nothing(0.3)
 
     def test_message_expiry_remaining_forwarded(self):
-        t = self.topic()
-        sub = self.raw5()
-        sub.subscribe5([(t, 0)])
-        pub = self.raw5()
+        t, sub, pub = self.sub_and_pub(0)
         pub.publish5(t, 'x', props=[(P_MESSAGE_EXPIRY, 100)])
         self.assertIn(sub.expect_publish5().prop(P_MESSAGE_EXPIRY), (99, 100))
 

@@ -5,7 +5,7 @@ kept across a restart (SIGTERM or kill -9) of the broker."""
 
 import time
 
-from harness import BrokerTestCase, skip_on_mosquitto
+from harness import BrokerTestCase, OwnBrokers, skip_on_mosquitto
 import mqttraw
 from mqttraw import Raw5, P_SESSION_EXPIRY, P_WILL_DELAY
 
@@ -53,21 +53,23 @@ class Mqtt5SessionExpiryTest(Base):
         c = self.raw5(cid, clean=False, props=[(P_SESSION_EXPIRY, 2)])
         self.assertFalse(c.ack.session_present)
 
-    def test_clean_start_discards_the_session(self):
-        cid = self.cid('clean')
+    def assert_session_gone_after(self, name, bye, clean):
+        """A session (expiry 60 s) with a subscription ends with DISCONNECT
+        (keywords `bye` of self.bye); connecting again with Clean Start
+        `clean` finds no session."""
+        cid = self.cid(name)
         c = self.raw5(cid, props=[(P_SESSION_EXPIRY, 60)])
         c.subscribe5([(self.topic(), 1)])
-        self.bye(c)
-        c = self.raw5(cid, clean=True, props=[(P_SESSION_EXPIRY, 60)])
+        self.bye(c, **bye)
+        c = self.raw5(cid, clean=clean, props=[(P_SESSION_EXPIRY, 60)])
         self.assertFalse(c.ack.session_present)
 
+    def test_clean_start_discards_the_session(self):
+        self.assert_session_gone_after('clean', {}, clean=True)
+
     def test_disconnect_changes_expiry(self):
-        cid = self.cid('change')
-        c = self.raw5(cid, props=[(P_SESSION_EXPIRY, 60)])
-        c.subscribe5([(self.topic(), 1)])
-        self.bye(c, props=[(P_SESSION_EXPIRY, 0)])
-        c = self.raw5(cid, clean=False, props=[(P_SESSION_EXPIRY, 60)])
-        self.assertFalse(c.ack.session_present)
+        self.assert_session_gone_after('change', {'props': [(P_SESSION_EXPIRY, 0)]},
+                                       clean=False)
 
     def test_311_session_uses_session_expiry_setting(self):
         cid = self.cid('old')
@@ -79,12 +81,7 @@ class Mqtt5SessionExpiryTest(Base):
 
 
 @skip_on_mosquitto()
-class Mqtt5SessionRestartTest(Base):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = None
-
+class Mqtt5SessionRestartTest(OwnBrokers, Base):
     def test_session_expiry_across_restart(self):
         b = self.start_broker()
         t = self.topic()
@@ -194,14 +191,10 @@ class Mqtt5WillTest(Base):
 
 
 @skip_on_mosquitto()
-class Mqtt5WillRestartTest(Base):
+class Mqtt5WillRestartTest(OwnBrokers, Base):
     """A will waiting for its Will Delay Interval is stored with its session:
     it survives a restart and goes out when due, unless the client resumes
     the session first."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = None
 
     def watch(self, b):
         w = self.raw5(port=b.port)

@@ -12,8 +12,7 @@ from mqttraw import PUBACK, PUBREC, PUBREL, PUBCOMP, PUBLISH, ack_packet
 class PubSubTest(BrokerTestCase):
 
     def test_qos0_roundtrip(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 0)], expect_granted=[0])
+        s = self.subscribed(0, granted=True)
         p = self.raw_connected()
         p.publish(self.topic(), b'hello q0', qos=0)
         m = s.expect_publish()
@@ -21,8 +20,7 @@ class PubSubTest(BrokerTestCase):
                          (self.topic(), b'hello q0', 0, False, False, None))
 
     def test_qos1_both_directions(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 1)], expect_granted=[1])
+        s = self.subscribed(1, granted=True)
         p = self.raw_connected()
         p.send(mqttraw.publish_packet(self.topic(), b'hello q1', qos=1, pid=4242))
         ack = p.expect(PUBACK)
@@ -34,8 +32,7 @@ class PubSubTest(BrokerTestCase):
         s.expect_nothing(0.3)
 
     def test_qos2_both_directions(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 2)], expect_granted=[2])
+        s = self.subscribed(2, granted=True)
         p = self.raw_connected()
         p.send(mqttraw.publish_packet(self.topic(), b'hello q2', qos=2, pid=77))
         rec = p.expect(PUBREC)
@@ -52,8 +49,7 @@ class PubSubTest(BrokerTestCase):
         s.expect_nothing(0.3)
 
     def test_qos2_exactly_once_with_duplicate_publish(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 2)])
+        s = self.subscribed(2)
         p = self.raw_connected()
         pkt = mqttraw.publish_packet(self.topic(), b'once', qos=2, pid=9)
         dup = mqttraw.publish_packet(self.topic(), b'once', qos=2, pid=9, dup=True)
@@ -77,8 +73,7 @@ class PubSubTest(BrokerTestCase):
 
     def test_qos1_duplicate_publish_is_acked(self):
         # at-least-once: a resent QoS 1 PUBLISH is acknowledged again
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 1)])
+        s = self.subscribed(1)
         p = self.raw_connected()
         p.send(mqttraw.publish_packet(self.topic(), b'q1', qos=1, pid=5))
         self.assertEqual(p.expect(PUBACK).pid, 5)
@@ -113,8 +108,7 @@ class PubSubTest(BrokerTestCase):
             s.expect_nothing(0.3)
 
     def test_resubscribe_replaces_qos(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 2)])
+        s = self.subscribed(2)
         s.subscribe([(self.topic(), 0)], expect_granted=[0])
         p = self.raw_connected()
         p.publish(self.topic(), b'r', qos=2)
@@ -134,8 +128,7 @@ class PubSubTest(BrokerTestCase):
         s.expect_nothing(0.3)
 
     def test_client_receives_own_messages(self):
-        c = self.raw_connected()
-        c.subscribe([(self.topic(), 1)])
+        c = self.subscribed(1)
         c.send(mqttraw.publish_packet(self.topic(), b'self', qos=1, pid=3))
         got = {}
         for _ in range(2):
@@ -147,8 +140,7 @@ class PubSubTest(BrokerTestCase):
         self.assertEqual(got[PUBLISH].payload, b'self')
 
     def test_order_preserved_qos1(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 1)])
+        s = self.subscribed(1)
         p = self.raw_connected()
         n = 200
         for i in range(n):
@@ -159,8 +151,7 @@ class PubSubTest(BrokerTestCase):
         self.assertEqual(got, list(range(n)))
 
     def test_order_preserved_qos0_burst(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 0)])
+        s = self.subscribed(0)
         p = self.raw_connected()
         n = 500
         p.send(b''.join(mqttraw.publish_packet(self.topic(), b'%d' % i) for i in range(n)))
@@ -168,8 +159,7 @@ class PubSubTest(BrokerTestCase):
         self.assertEqual(got, list(range(n)))
 
     def test_payload_sizes(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 1)])
+        s = self.subscribed(1)
         p = self.raw_connected()
         for size in (0, 1, 127, 128, 16383, 16384, 200000):
             payload = bytes(i % 251 for i in range(size))

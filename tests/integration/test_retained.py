@@ -10,50 +10,46 @@ class RetainedTest(BrokerTestCase):
     def test_new_subscriber_gets_retained_with_flag(self):
         p = self.raw_connected()
         p.publish(self.topic(), b'kept', qos=1, retain=True)
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 1)])
+        s = self.subscribed(1)
         m = s.expect_publish()
         self.assertEqual((m.payload, m.retain, m.qos), (b'kept', True, 1))
         s.expect_nothing(0.3)
 
     def test_established_subscriber_gets_flag_clear(self):
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 1)])
+        s = self.subscribed(1)
         p = self.raw_connected()
         p.publish(self.topic(), b'live', qos=1, retain=True)
         m = s.expect_publish()
         self.assertEqual((m.payload, m.retain), (b'live', False))
 
+    def assert_retained_is(self, payload):
+        """A new subscriber to the test's topic gets `payload`, only."""
+        s = self.subscribed(0)
+        self.assertEqual(s.expect_publish().payload, payload)
+        s.expect_nothing(0.3)
+
     def test_latest_replaces(self):
         p = self.raw_connected()
         for i in range(5):
             p.publish(self.topic(), b'v%d' % i, qos=1, retain=True)
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 0)])
-        self.assertEqual(s.expect_publish().payload, b'v4')
-        s.expect_nothing(0.3)
+        self.assert_retained_is(b'v4')
 
     def test_non_retained_publish_keeps_retained(self):
         p = self.raw_connected()
         p.publish(self.topic(), b'retained', qos=1, retain=True)
         p.publish(self.topic(), b'transient', qos=1, retain=False)
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 0)])
-        self.assertEqual(s.expect_publish().payload, b'retained')
-        s.expect_nothing(0.3)
+        self.assert_retained_is(b'retained')
 
     def test_empty_payload_clears(self):
         p = self.raw_connected()
         p.publish(self.topic(), b'soon gone', qos=1, retain=True)
-        live = self.raw_connected()
-        live.subscribe([(self.topic(), 0)])
+        live = self.subscribed(0)
         self.assertEqual(live.expect_publish().payload, b'soon gone')
         p.publish(self.topic(), b'', qos=1, retain=True)
         # established subscribers still receive the (empty) message
         m = live.expect_publish()
         self.assertEqual((m.payload, m.retain), (b'', False))
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 0)])
+        s = self.subscribed(0)
         s.expect_nothing(0.5)
 
     def test_retained_qos_capped_by_subscription(self):
@@ -86,8 +82,7 @@ class RetainedTest(BrokerTestCase):
     def test_resubscribe_sends_retained_again(self):
         p = self.raw_connected()
         p.publish(self.topic(), b'again', qos=0, retain=True)
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 0)])
+        s = self.subscribed(0)
         self.assertTrue(s.expect_publish().retain)
         s.subscribe([(self.topic(), 0)])
         m = s.expect_publish()
@@ -97,16 +92,14 @@ class RetainedTest(BrokerTestCase):
         p = self.raw_connected()
         p.publish(self.topic(), b'orphan', qos=1, retain=True)
         p.disconnect()
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 1)])
+        s = self.subscribed(1)
         self.assertEqual(s.expect_publish().payload, b'orphan')
 
     def test_retained_large_payload(self):
         payload = bytes(range(256)) * 400
         p = self.raw_connected()
         p.publish(self.topic(), payload, qos=1, retain=True)
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 1)])
+        s = self.subscribed(1)
         self.assertEqual(s.expect_publish().payload, payload)
 
     def test_retained_with_paho(self):

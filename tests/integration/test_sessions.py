@@ -32,8 +32,7 @@ class SessionTest(BrokerTestCase):
 
     def test_takeover_keeps_persistent_session(self):
         cid = self.cid('takeover-persistent')
-        old = self.raw_connected(cid, clean=False)
-        old.subscribe([(self.topic(), 1)])
+        old = self.subscribed(1, cid, clean=False)
         new = self.raw()
         self.assertTrue(new.connect(cid, clean=False).session_present)
         self.assertTrue(old.wait_closed(3))
@@ -45,8 +44,7 @@ class SessionTest(BrokerTestCase):
 
     def test_takeover_with_clean_session_drops_subscriptions(self):
         cid = self.cid('takeover-clean')
-        old = self.raw_connected(cid, clean=False)
-        old.subscribe([(self.topic(), 1)])
+        old = self.subscribed(1, cid, clean=False)
         new = self.raw()
         self.assertFalse(new.connect(cid, clean=True).session_present)
         self.assertTrue(old.wait_closed(3))
@@ -94,8 +92,7 @@ class SessionTest(BrokerTestCase):
 
     def test_persistent_subscription_survives_reconnect(self):
         cid = self.cid('persist-sub')
-        c = self.raw_connected(cid, clean=False)
-        c.subscribe([(self.topic(), 1)])
+        c = self.subscribed(1, cid, clean=False)
         c.disconnect()
         c = self.raw()
         self.assertTrue(c.connect(cid, clean=False).session_present)
@@ -107,8 +104,7 @@ class SessionTest(BrokerTestCase):
 
     def test_unacked_resent_with_dup_in_order(self):
         cid = self.cid('dup-resend')
-        c = self.raw_connected(cid, clean=False)
-        c.subscribe([(self.topic(), 1)])
+        c = self.subscribed(1, cid, clean=False)
         p = self.raw_connected()
         for i in range(3):
             p.publish(self.topic(), b'inflight-%d' % i, qos=1)
@@ -139,8 +135,7 @@ class SessionTest(BrokerTestCase):
 
     def test_qos2_pubrel_resent_after_reconnect(self):
         cid = self.cid('pubrel-resend')
-        c = self.raw_connected(cid, clean=False)
-        c.subscribe([(self.topic(), 2)])
+        c = self.subscribed(2, cid, clean=False)
         p = self.raw_connected()
         p.publish(self.topic(), b'exactly-once', qos=2)
         m = c.expect_publish(ack=False)
@@ -159,8 +154,7 @@ class SessionTest(BrokerTestCase):
 
     def test_qos2_unreceived_publish_resent_with_dup(self):
         cid = self.cid('q2-resend')
-        c = self.raw_connected(cid, clean=False)
-        c.subscribe([(self.topic(), 2)])
+        c = self.subscribed(2, cid, clean=False)
         p = self.raw_connected()
         p.publish(self.topic(), b'q2-again', qos=2)
         m = c.expect_publish(ack=False)
@@ -179,8 +173,7 @@ class SessionTest(BrokerTestCase):
     def test_inbound_qos2_state_survives_reconnect(self):
         # publisher: PUBLISH QoS 2, PUBREC, drops, reconnects, sends PUBREL
         cid = self.cid('q2-inbound')
-        s = self.raw_connected()
-        s.subscribe([(self.topic(), 2)])
+        s = self.subscribed(2)
         p = self.raw_connected(cid, clean=False)
         p.send(mqttraw.publish_packet(self.topic(), b'in-q2', qos=2, pid=321))
         self.assertEqual(p.expect(PUBREC).pid, 321)
@@ -196,8 +189,7 @@ class SessionTest(BrokerTestCase):
 
     def test_clean_session_discards_state(self):
         cid = self.cid('clean-discard')
-        c = self.raw_connected(cid, clean=False)
-        c.subscribe([(self.topic(), 1)])
+        c = self.subscribed(1, cid, clean=False)
         c.disconnect()
         c = self.raw()
         self.assertFalse(c.connect(cid, clean=True).session_present)
@@ -212,8 +204,7 @@ class SessionTest(BrokerTestCase):
 
     def test_clean_session_gets_nothing_from_while_offline(self):
         cid = self.cid('clean-offline')
-        c = self.raw_connected(cid, clean=True)
-        c.subscribe([(self.topic(), 1)])
+        c = self.subscribed(1, cid, clean=True)
         c.disconnect()
         self.raw_connected().publish(self.topic(), b'missed', qos=1)
         c = self.raw()
@@ -222,8 +213,7 @@ class SessionTest(BrokerTestCase):
 
     def test_queue_survives_takeover_while_online_messages_pending(self):
         cid = self.cid('pending-takeover')
-        c = self.raw_connected(cid, clean=False)
-        c.subscribe([(self.topic(), 1)])
+        c = self.subscribed(1, cid, clean=False)
         p = self.raw_connected()
         p.publish(self.topic(), b'pending', qos=1)
         m = c.expect_publish(ack=False)
@@ -241,8 +231,7 @@ class QueueLimitTest(BrokerTestCase):
 
     def test_queue_bounded(self):
         cid = 'bounded-queue'
-        c = self.raw_connected(cid, clean=False)
-        c.subscribe([(self.topic(), 1)])
+        c = self.subscribed(1, cid, clean=False)
         c.disconnect()
         p = self.raw_connected()
         for i in range(12):

@@ -37,6 +37,19 @@ def drain(clients, n, timeout=10.0):
     return got
 
 
+def wait_shared_counter(test, b, watcher_id, name, expected):
+    """Asserts that $SYS/broker/shared/`name` of broker b, read by a new
+    client `watcher_id`, shows `expected` (bytes) within 5 s."""
+    w = test.raw(b.port)
+    w.connect(watcher_id)
+    w.subscribe([('$SYS/broker/shared/' + name, 0)])
+    deadline = time.monotonic() + 5
+    value = None
+    while time.monotonic() < deadline and value != expected:
+        value = bytes(w.expect_publish(timeout=3).payload)
+    test.assertEqual(value, expected)
+
+
 def drain_paho(clients, n, timeout=10.0):
     got = [[] for _ in clients]
     deadline = time.monotonic() + timeout
@@ -157,8 +170,7 @@ class SharedSubsTest(BrokerTestCase):
             member = self.raw_connected('share-ret')
             member.subscribe([(self.share(), 1)], expect_granted=[1])
             member.expect_nothing(0.5)
-            plain = self.raw_connected('share-ret-plain')
-            plain.subscribe([(self.topic(), 1)])
+            plain = self.subscribed(1, 'share-ret-plain')
             self.assertEqual(plain.expect_publish().payload, b'kept')   # it is retained
             # a live message still reaches the member, with retain 0 as
             # for any established subscription
@@ -283,14 +295,7 @@ class SharedSubsTest(BrokerTestCase):
         for i in range(3):
             pub.publish(self.topic(), b'x', qos=1)
         drain([m], 3)
-        w = self.raw(b.port)
-        w.connect('share-sys-watch')
-        w.subscribe([('$SYS/broker/shared/delivered', 0)])
-        deadline = time.monotonic() + 5
-        value = None
-        while time.monotonic() < deadline and value != b'3':
-            value = bytes(w.expect_publish(timeout=3).payload)
-        self.assertEqual(value, b'3')
+        wait_shared_counter(self, b, 'share-sys-watch', 'delivered', b'3')
 
 
 def paho5_member(port, client_id, share, expiry):
@@ -330,10 +335,10 @@ class SharedSubsHandoffTest(BrokerTestCase):
     def payloads(self, n, tag='m'):
         return [b'%s-%03d' % (tag.encode(), i) for i in range(n)]
 
-    def queue_on_expiring_member(self, b, n, expiry=2):
-        """A paho 5.0 member with a short Session Expiry Interval, alone in
-        the group and offline, is given n QoS 1 messages; then a clean 3.1.1
-        member joins.  Returns (the new member, the messages)."""
+    def publish_to_offline_member(self, b, n, expiry):
+        """A paho 5.0 member 'share-exp' with Session Expiry Interval
+        `expiry`, alone in the group and offline, is given n QoS 1
+        messages.  Returns (the publisher, the messages)."""
         paho5_member(b.port, 'share-exp', self.share(), expiry)
         self.assertTrue(b.wait_log(r'share-exp.*disconnected'), b.tail())
         pub = self.raw(b.port)
@@ -341,6 +346,13 @@ class SharedSubsHandoffTest(BrokerTestCase):
         sent = self.payloads(n)
         for p in sent:
             pub.publish(self.topic(), p, qos=1)
+        return pub, sent
+
+    def queue_on_expiring_member(self, b, n, expiry=2):
+        """A paho 5.0 member with a short Session Expiry Interval, alone in
+        the group and offline, is given n QoS 1 messages; then a clean 3.1.1
+        member joins.  Returns (the new member, the messages)."""
+        _, sent = self.publish_to_offline_member(b, n, expiry)
         taker = self.raw(b.port)
         taker.connect('share-exp-taker')
         taker.subscribe([(self.share(), 1)], expect_granted=[1])
@@ -364,35 +376,17 @@ class SharedSubsHandoffTest(BrokerTestCase):
 
     def test_expired_member_alone_drops_and_counts(self):
         b = self.start_broker({'sys_interval': 1})
-        paho5_member(b.port, 'share-exp', self.share(), 3)
-        self.assertTrue(b.wait_log(r'share-exp.*disconnected'), b.tail())
-        pub = self.raw(b.port)
-        pub.connect('share-exp-pub')
-        for p in self.payloads(3):
-            pub.publish(self.topic(), p, qos=1)
+        self.publish_to_offline_member(b, 3, 3)
         # queued on it (not dropped on arrival): it has not expired yet
         self.assertNotRegex(b.log_text(), r'share-exp: session expired|dropped')
         self.assertTrue(b.wait_log(r'share-exp: session expired', timeout=10), b.tail())
         self.assertTrue(b.wait_log(r"no member can take a QoS 1 message on '%s': dropped"
                                    % self.topic()), b.tail())
-        w = self.raw(b.port)
-        w.connect('share-exp-watch')
-        w.subscribe([('$SYS/broker/shared/dropped', 0)])
-        deadline = time.monotonic() + 5
-        value = None
-        while time.monotonic() < deadline and value != b'3':
-            value = bytes(w.expect_publish(timeout=3).payload)
-        self.assertEqual(value, b'3')
+        wait_shared_counter(self, b, 'share-exp-watch', 'dropped', b'3')
 
     def hand_on_across_restart(self, n, settings=None):
         b = self.start_broker(settings)
-        paho5_member(b.port, 'share-exp', self.share(), 2)
-        self.assertTrue(b.wait_log(r'share-exp.*disconnected'), b.tail())
-        pub = self.raw(b.port)
-        pub.connect('share-exp-pub')
-        sent = self.payloads(n)
-        for p in sent:
-            pub.publish(self.topic(), p, qos=1)
+        pub, sent = self.publish_to_offline_member(b, n, 2)
         pub.close()
         # A second, persistent member joins and leaves: both are offline
         # when petreld stops, and the first expires while it is stopped.
@@ -494,19 +488,9 @@ USERS = {'alice': 'a1ice', 'bob': 'b0b', 'pub': 'pub'}
 
 
 @skip_on_mosquitto('petreld ACL file')
-class SharedSubsAclTest(BrokerTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.files = sec.Files()
-        cls.broker_settings = {'password_file': cls.files.passwd(USERS),
-                               'acl_file': cls.files.write('acl', ACL)}
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.files.close()
+class SharedSubsAclTest(sec.AclBrokerTestCase):
+    acl_text = ACL
+    users = USERS
 
     def user(self, name, suffix=''):
         c = self.raw()

@@ -15,7 +15,6 @@ import time
 
 import harness
 from harness import BrokerTestCase, Collector, numbered, skip_on_mosquitto
-import mqttraw
 
 
 class BoundsTest(BrokerTestCase):
@@ -50,21 +49,7 @@ class BoundsTest(BrokerTestCase):
     def dropped_counter(self, b, at_least, timeout=5.0):
         """The value of $SYS/broker/publish/dropped once it reaches at_least
         (or the last value seen)."""
-        c = self.raw(b.port)
-        c.connect('', keepalive=20)
-        c.subscribe([('$SYS/broker/publish/dropped', 0)])
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            try:
-                m = c.expect_publish(timeout=max(0.05, deadline - time.monotonic()))
-            except mqttraw.Timeout:
-                break
-            value = int(m.payload)
-            if value >= at_least:
-                break
-        c.disconnect()
-        return value
+        return self.sys_value(b, '$SYS/broker/publish/dropped', at_least, timeout)
 
     def test_drop_new_keeps_first(self):
         b = self.broker_with(max_queued_messages=5, queue_full_policy='drop-new')
@@ -116,25 +101,27 @@ class BoundsTest(BrokerTestCase):
         # the two in flight come again, then the three newest
         self.assertEqual(got, [0, 1, 7, 8, 9])
 
+    def ten_into_100_bytes(self, policy, cid):
+        """A broker whose queues hold 100 bytes (policy `policy`) and ten
+        25-byte messages published to the offline subscriber `cid`."""
+        b = self.broker_with(max_queued_messages=1000, max_queued_bytes=100,
+                             queue_full_policy=policy)
+        t = self.topic()
+        self.offline_subscriber(b, cid, t)
+        self.publish_numbers(b, t, range(10), size=25)
+        return b
+
     def test_max_queued_bytes_drop_new(self):
         # 25-byte payloads, 100 bytes: four fit, whichever way the bound is
         # checked (before adding, or would-exceed)
-        b = self.broker_with(max_queued_messages=1000, max_queued_bytes=100,
-                             queue_full_policy='drop-new')
-        t = self.topic()
-        self.offline_subscriber(b, 'bound-bytes', t)
-        self.publish_numbers(b, t, range(10), size=25)
+        b = self.ten_into_100_bytes('drop-new', 'bound-bytes')
         if not harness.IS_MOSQUITTO:
             self.assertEqual(self.dropped_counter(b, 6), 6, '$SYS/broker/publish/dropped')
         self.assertEqual(self.drain(b, 'bound-bytes', 4), [0, 1, 2, 3])
 
     @skip_on_mosquitto('mosquitto has no drop-oldest policy')
     def test_max_queued_bytes_drop_oldest(self):
-        b = self.broker_with(max_queued_messages=1000, max_queued_bytes=100,
-                             queue_full_policy='drop-oldest')
-        t = self.topic()
-        self.offline_subscriber(b, 'bound-bytes-old', t)
-        self.publish_numbers(b, t, range(10), size=25)
+        b = self.ten_into_100_bytes('drop-oldest', 'bound-bytes-old')
         self.assertEqual(self.drain(b, 'bound-bytes-old', 4), [6, 7, 8, 9])
 
     def test_default_policy_offline_drops_new(self):

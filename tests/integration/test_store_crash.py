@@ -114,20 +114,30 @@ class CrashBase(BrokerTestCase):
         if unknown:
             self.fail('%s: received numbers never sent: %s' % (label, unknown[:10]))
 
+    def offline_round(self, r, qos, idle):
+        """Round r: a persistent subscriber at QoS `qos` goes offline, a
+        publisher streams to it at that QoS until the broker is killed
+        (and started again); the subscriber comes back to its session and
+        gets everything acknowledged (checked), reading until `idle`
+        seconds pass without more.  Returns (label, client id, subscriber,
+        the numbers it received)."""
+        label = 'qos%d round %d' % (qos, r)
+        cid, topic = 'crash-q%d-%d' % (qos, r), self.topic(str(r))
+        sub = self.collector(cid)
+        sub.subscribe([(topic, qos)])
+        sub.disconnect()
+        pub = self.crash_mid_stream(topic, qos, label)
+        acked = set(pub.acked)
+        sub = self.collector(cid)
+        self.assertTrue(sub.session_present, '%s: session lost' % label)
+        sub.collect(done=lambda s: acked <= set(s.numbers()), idle=idle, timeout=5)
+        got = sub.numbers()
+        self.check_received(label, pub.acked, got, pub.sent)
+        return label, cid, sub, got
+
     def qos1_offline_rounds(self, rounds):
         for r in range(rounds):
-            label = 'qos1 round %d' % r
-            cid, topic = 'crash-q1-%d' % r, self.topic(str(r))
-            sub = self.collector(cid)
-            sub.subscribe([(topic, 1)])
-            sub.disconnect()
-            pub = self.crash_mid_stream(topic, 1, label)
-            acked = set(pub.acked)
-            sub = self.collector(cid)
-            self.assertTrue(sub.session_present, '%s: session lost' % label)
-            sub.collect(done=lambda s: acked <= set(s.numbers()), idle=0.3, timeout=5)
-            got = sub.numbers()
-            self.check_received(label, pub.acked, got, pub.sent)
+            label, cid, sub, got = self.offline_round(r, 1, 0.3)
             # one publisher, one topic: in order (first copies)
             firsts = list(dict.fromkeys(got))
             self.assertEqual(firsts, sorted(firsts), '%s: out of order' % label)
@@ -172,18 +182,7 @@ class CrashTest(CrashBase):
 
     def test_qos2_offline_subscriber_kill9_exactly_once(self):
         for r in range(ROUNDS):
-            label = 'qos2 round %d' % r
-            cid, topic = 'crash-q2-%d' % r, self.topic(str(r))
-            sub = self.collector(cid)
-            sub.subscribe([(topic, 2)])
-            sub.disconnect()
-            pub = self.crash_mid_stream(topic, 2, label)
-            acked = set(pub.acked)
-            sub = self.collector(cid)
-            self.assertTrue(sub.session_present, '%s: session lost' % label)
-            sub.collect(done=lambda s: acked <= set(s.numbers()), idle=0.5, timeout=5)
-            got = sub.numbers()
-            self.check_received(label, pub.acked, got, pub.sent)
+            label, cid, sub, got = self.offline_round(r, 2, 0.5)
             dups = sorted(n for n in set(got) if got.count(n) > 1)
             if dups:
                 self.fail('%s: %d QoS 2 messages delivered more than once, e.g. %s'

@@ -38,9 +38,19 @@ class ExpiryTest(BrokerTestCase):
         s.update(extra)
         return self.start_broker(s)
 
-    def persistent(self, b, cid, topic, stay=False):
+    def back(self, b, cid):
+        """A Collector for the persistent session `cid` (keep alive 20 s)."""
         c = Collector(b.port, cid, keepalive=20)
         self._clients.append(c)
+        return c
+
+    def assert_session_kept(self, b, cid, msg):
+        c = self.back(b, cid)
+        self.assertTrue(c.session_present, msg)
+        c.disconnect()
+
+    def persistent(self, b, cid, topic, stay=False):
+        c = self.back(b, cid)
         c.subscribe([(topic, 1)])
         if not stay:
             c.disconnect()
@@ -78,32 +88,24 @@ class ExpiryTest(BrokerTestCase):
                                      % table, (sid,))[0][0], 0,
                              '%s rows of the expired session left' % table)
         # the broker forgot it too
-        again = Collector(b.port, 'exp-gone', keepalive=20)
-        self._clients.append(again)
+        again = self.back(b, 'exp-gone')
         self.assertFalse(again.session_present, 'expired session still present')
         self.assertEqual(again.collect(idle=0.4), [])
         again.disconnect()
         # the connected one was kept
         stay.disconnect()
-        back = Collector(b.port, 'exp-stays', keepalive=20)
-        self._clients.append(back)
-        self.assertTrue(back.session_present, 'a connected session expired')
-        back.disconnect()
+        self.assert_session_kept(b, 'exp-stays', 'a connected session expired')
 
     def test_reconnect_before_expiry_keeps_session(self):
         b = self.expiring_broker()
         t = self.topic()
         self.persistent(b, 'exp-renewed', t)
         time.sleep(EXPIRY * 0.5)
-        c = Collector(b.port, 'exp-renewed', keepalive=20)
-        self._clients.append(c)
+        c = self.back(b, 'exp-renewed')
         self.assertTrue(c.session_present)
         time.sleep(EXPIRY + 1.5)      # online: not expiring
         c.disconnect()
-        c = Collector(b.port, 'exp-renewed', keepalive=20)
-        self._clients.append(c)
-        self.assertTrue(c.session_present, 'session expired while connected')
-        c.disconnect()
+        self.assert_session_kept(b, 'exp-renewed', 'session expired while connected')
 
     def test_expired_while_broker_down(self):
         b = self.expiring_broker()
@@ -114,8 +116,7 @@ class ExpiryTest(BrokerTestCase):
         time.sleep(EXPIRY + 1.2)
         b.start()
         # straight after "ready", before any periodic check could run
-        c = Collector(b.port, 'exp-down', keepalive=20)
-        self._clients.append(c)
+        c = self.back(b, 'exp-down')
         self.assertFalse(c.session_present, 'session that expired while the broker was '
                          'down was restored')
         self.assertEqual(c.collect(idle=0.4), [], 'messages of an expired session delivered')

@@ -138,42 +138,59 @@ class MigrationTest(BrokerTestCase):
     upgraded in place at start-up and keeps its sessions, subscriptions,
     queued and retained messages."""
 
-    def test_schema_1_upgraded_to_2(self):
-        b = self.start_broker()
+    def queue_offline(self, b, cid, topic, retained=False):
+        """`cid`-sub: a persistent subscriber to `topic`/# (QoS 1), gone
+        offline with `topic`/1 "queued" waiting for it (and `topic`/r
+        "kept" retained)."""
         sub = self.raw(b.port)
-        sub.connect('old-sub', clean=False)
-        sub.subscribe([('m/#', 1)])
+        sub.connect(cid + '-sub', clean=False)
+        sub.subscribe([(topic + '/#', 1)])
         sub.disconnect()
         pub = self.raw(b.port)
-        pub.connect('old-pub')
-        pub.publish('m/1', b'queued', qos=1)
-        pub.publish('m/r', b'kept', qos=0, retain=True)
+        pub.connect(cid + '-pub')
+        pub.publish(topic + '/1', b'queued', qos=1)
+        if retained:
+            pub.publish(topic + '/r', b'kept', qos=0, retain=True)
         pub.disconnect()
+
+    def downgrade_and_start(self, b, version, drop_columns):
+        """Stops b, turns its database back into what a petreld of schema
+        `version` wrote (without those columns of sessions), starts it
+        again and returns the column names of sessions it upgraded to."""
         b.stop(keep=True)
-        # turn it back into what a schema 1 petreld wrote
         con = sqlite3.connect(b.db_path)
         try:
-            for col in WILL_COLUMNS:
+            for col in drop_columns:
                 con.execute('ALTER TABLE sessions DROP COLUMN ' + col)
-            con.execute('ALTER TABLE sessions DROP COLUMN username')
-            con.execute('ALTER TABLE sessions DROP COLUMN identified')
-            con.execute('PRAGMA user_version = 1')
+            con.execute('PRAGMA user_version = %d' % version)
             con.commit()
         finally:
             con.close()
-
         b.start()
         con = sqlite3.connect('file:%s?mode=ro' % b.db_path, uri=True)
         try:
             self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 3)
             cols = {r[1] for r in con.execute('PRAGMA table_info(sessions)')}
-            self.assertTrue({'username', 'identified'} | set(WILL_COLUMNS) <= cols, cols)
+            self.pending_wills = con.execute('SELECT count(*) FROM sessions WHERE will_at '
+                                             'IS NOT NULL').fetchone()[0]
         finally:
             con.close()
+        return cols
+
+    def expect_queued(self, b, cid, topic):
+        """`cid`-sub finds its session and gets `topic`/1 "queued"."""
         sub = self.raw(b.port)
-        self.assertTrue(sub.connect('old-sub', clean=False).session_present)
+        self.assertTrue(sub.connect(cid + '-sub', clean=False).session_present)
         m = sub.expect_publish()
-        self.assertEqual((m.topic, bytes(m.payload)), ('m/1', b'queued'))
+        self.assertEqual((m.topic, bytes(m.payload)), (topic + '/1', b'queued'))
+        return sub
+
+    def test_schema_1_upgraded_to_2(self):
+        b = self.start_broker()
+        self.queue_offline(b, 'old', 'm', retained=True)
+        cols = self.downgrade_and_start(b, 1, WILL_COLUMNS + ('username', 'identified'))
+        self.assertTrue({'username', 'identified'} | set(WILL_COLUMNS) <= cols, cols)
+        sub = self.expect_queued(b, 'old', 'm')
         sub.subscribe([('m/r', 0)])
         r = sub.expect_publish()
         self.assertEqual((r.topic, bytes(r.payload), r.retain), ('m/r', b'kept', True))
@@ -183,38 +200,11 @@ class MigrationTest(BrokerTestCase):
         # schema 3 adds the pending will of a session: a database of schema
         # 2 keeps its sessions and queues, and then stores wills
         b = self.start_broker()
-        sub = self.raw(b.port)
-        sub.connect('v2-sub', clean=False)
-        sub.subscribe([('v2/#', 1)])
-        sub.disconnect()
-        pub = self.raw(b.port)
-        pub.connect('v2-pub')
-        pub.publish('v2/1', b'queued', qos=1)
-        pub.disconnect()
-        b.stop(keep=True)
-        con = sqlite3.connect(b.db_path)
-        try:
-            for col in WILL_COLUMNS:
-                con.execute('ALTER TABLE sessions DROP COLUMN ' + col)
-            con.execute('PRAGMA user_version = 2')
-            con.commit()
-        finally:
-            con.close()
-
-        b.start()
-        con = sqlite3.connect('file:%s?mode=ro' % b.db_path, uri=True)
-        try:
-            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 3)
-            cols = {r[1] for r in con.execute('PRAGMA table_info(sessions)')}
-            self.assertTrue(set(WILL_COLUMNS) <= cols, cols)
-            self.assertEqual(con.execute('SELECT count(*) FROM sessions WHERE will_at IS NOT NULL')
-                             .fetchone()[0], 0)
-        finally:
-            con.close()
-        sub = self.raw(b.port)
-        self.assertTrue(sub.connect('v2-sub', clean=False).session_present)
-        m = sub.expect_publish()
-        self.assertEqual((m.topic, bytes(m.payload)), ('v2/1', b'queued'))
+        self.queue_offline(b, 'v2', 'v2')
+        cols = self.downgrade_and_start(b, 2, WILL_COLUMNS)
+        self.assertTrue(set(WILL_COLUMNS) <= cols, cols)
+        self.assertEqual(self.pending_wills, 0)
+        self.expect_queued(b, 'v2', 'v2')
         # a pending will is stored in the new columns and survives a restart
         w = Raw5(b.port)
         self._clients.append(w)

@@ -36,6 +36,13 @@ class RestartTest(BrokerTestCase):
         c.connect(cid, clean=clean, keepalive=20)
         return c
 
+    def publish_three(self, b, t, prefix):
+        """`prefix`-0 .. -2 to t at QoS 1, from a fresh client."""
+        pub = self.raw_on(b)
+        for i in range(3):
+            pub.publish(t, b'%s-%d' % (prefix, i), qos=1)
+        pub.disconnect()
+
     def test_sessions_queues_retained_survive_sigterm_restart(self):
         b = self.broker_for_test()
         t = self.topic()
@@ -108,15 +115,9 @@ class RestartTest(BrokerTestCase):
         sub = self.raw_on(b, 'rs-twice', clean=False)
         sub.subscribe([(t, 1)])
         sub.disconnect()
-        pub = self.raw_on(b)
-        for i in range(3):
-            pub.publish(t, b'before-%d' % i, qos=1)
-        pub.disconnect()
+        self.publish_three(b, t, b'before')
         b.restart()
-        pub = self.raw_on(b)
-        for i in range(3):
-            pub.publish(t, b'between-%d' % i, qos=1)
-        pub.disconnect()
+        self.publish_three(b, t, b'between')
         b.restart()
         sub = self.collector(b, 'rs-twice')
         self.assertTrue(sub.session_present)

@@ -14,9 +14,11 @@ import mqttraw
 import security_helpers as sec
 
 
-class Paho5:
+class Paho5(harness.PahoWaits):
     """paho.mqtt.client in MQTT 5.0 mode with blocking helpers and bounded
     waits."""
+
+    label = 'paho v5'
 
     def __init__(self, port, client_id='', clean_start=True, session_expiry=None,
                  host='127.0.0.1', username=None, password=None):
@@ -64,11 +66,6 @@ class Paho5:
         self.disconnect_rc = rc.value if hasattr(rc, 'value') else rc
         self.disconnected.set()
 
-    def _wait(self, pred, timeout, what):
-        with self.cond:
-            if not self.cond.wait_for(pred, timeout):
-                raise AssertionError('paho v5: timed out waiting for %s' % what)
-
     def connect(self, timeout=5.0):
         props = None
         if self.session_expiry is not None:
@@ -105,23 +102,7 @@ class Paho5:
         return self.acks[mid]
 
     def publish(self, topic, payload, qos=1, retain=False, timeout=5.0):
-        info = self.c.publish(topic, payload, qos, retain)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise AssertionError('paho v5: publish to %s not completed' % topic)
-
-    def get(self, timeout=5.0):
-        try:
-            return self.messages.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError('paho v5: no message within %.1fs' % timeout)
-
-    def expect_nothing(self, timeout=0.5):
-        try:
-            m = self.messages.get(timeout=timeout)
-        except queue.Empty:
-            return
-        raise AssertionError('paho v5: expected nothing, got %s %r' % (m.topic, m.payload))
+        self.publish_wait(topic, payload, qos, retain, timeout)
 
     def sub_ids(self, msg):
         return sorted(getattr(msg.properties, 'SubscriptionIdentifier', []) or [])
@@ -289,20 +270,9 @@ class SubOptionsTest(BrokerTestCase):
 
 
 @skip_on_mosquitto('petreld ACL file')
-class SubOptionsAclTest(BrokerTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.files = sec.Files()
-        cls.broker_settings = {
-            'password_file': cls.files.passwd({'u': 'pw'}),
-            'acl_file': cls.files.write('acl', 'user u\ntopic read ok/#\n')}
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.files.close()
+class SubOptionsAclTest(sec.AclBrokerTestCase):
+    users = {'u': 'pw'}
+    acl_text = 'user u\ntopic read ok/#\n'
 
     def test_not_authorized_is_0x87(self):
         c = Paho5(self.port, 'acl5', username='u', password='pw')

@@ -18,6 +18,7 @@
 
 #include "acl.h"
 #include "mqtt_codec.h"
+#include "temp_file.h"
 
 static bool m(const char *f, const char *t)
 {
@@ -115,45 +116,16 @@ static void test_intersects(void **state)
 
 /* ---- files ---------------------------------------------------------------- */
 
-static char *path_of(const char *text)
-{
-    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    size_t n = strlen(dir) + 32;
-    char *path = malloc(n);
-    assert_non_null(path);
-    snprintf(path, n, "%s/petrel-acl-XXXXXX", dir);
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    size_t len = strlen(text);
-    assert_int_equal(write(fd, text, len), (ssize_t)len);
-    close(fd);
-    return path;
-}
-
 static struct acl_file *load(const char *text)
 {
-    char *path = path_of(text);
-    char err[512] = "";
-    struct acl_file *f = acl_file_load(path, err, sizeof err);
-    unlink(path);
-    free(path);
-    if (!f)
-        fail_msg("refused: %s", err);
+    struct acl_file *f;
+    LOAD_OK(f, acl_file_load, "acl", text);
     return f;
 }
 
 static void load_bad(const char *text, const char *suffix)
 {
-    char *path = path_of(text);
-    char err[512] = "";
-    struct acl_file *f = acl_file_load(path, err, sizeof err);
-    size_t plen = strlen(path);
-    if (f)
-        fail_msg("accepted:\n%s", text);
-    if (strncmp(err, path, plen) != 0 || strcmp(err + plen, suffix) != 0)
-        fail_msg("error '%s', expected 'PATH%s'", err, suffix);
-    unlink(path);
-    free(path);
+    EXPECT_LOAD_ERROR(acl_file_load, "acl", text, suffix);
 }
 
 static void test_file_errors(void **state)

@@ -17,29 +17,14 @@
 
 #include "auth.h"
 #include "password_hash.h"
+#include "temp_file.h"
 
 /* The minimum keeps the tests fast; the format is the same. */
 #define FAST PW_HASH_MIN_ITERATIONS
 
 static char *write_text(const char *text)
 {
-    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    size_t n = strlen(dir) + 32;
-    char *path = malloc(n);
-    assert_non_null(path);
-    snprintf(path, n, "%s/petrel-auth-XXXXXX", dir);
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    size_t len = strlen(text);
-    assert_int_equal(write(fd, text, len), (ssize_t)len);
-    close(fd);
-    return path;
-}
-
-static void cleanup(char *path)
-{
-    unlink(path);
-    free(path);
+    return temp_file("auth", text, strlen(text));
 }
 
 static void make(const char *pw, char *out)
@@ -163,12 +148,8 @@ static void test_file_good(void **state)
              "bob smith:%s\r\n"  /* blanks in names, CRLF */
              "u:%s",             /* no final newline */
              a, b, a);
-    char *path = write_text(text);
-    char err[256] = "";
-    struct auth_table *t = auth_table_load(path, err, sizeof err);
-    cleanup(path);
-    if (!t)
-        fail_msg("refused: %s", err);
+    struct auth_table *t;
+    LOAD_OK(t, auth_table_load, "auth", text);
     assert_int_equal(auth_table_count(t), 3);
     const char *h = auth_table_lookup(t, "alice", 5);
     assert_non_null(h);
@@ -190,15 +171,7 @@ static void test_file_good(void **state)
 
 static void expect_error(const char *text, const char *suffix)
 {
-    char *path = write_text(text);
-    char err[512] = "";
-    struct auth_table *t = auth_table_load(path, err, sizeof err);
-    size_t plen = strlen(path);
-    if (t)
-        fail_msg("accepted:\n%s", text);
-    if (strncmp(err, path, plen) != 0 || strcmp(err + plen, suffix) != 0)
-        fail_msg("error '%s', expected 'PATH%s'", err, suffix);
-    cleanup(path);
+    EXPECT_LOAD_ERROR(auth_table_load, "auth", text, suffix);
 }
 
 static void test_file_errors(void **state)
@@ -236,7 +209,7 @@ static void test_file_nul_byte(void **state)
     char err[256];
     assert_null(auth_table_load(path, err, sizeof err));
     assert_non_null(strstr(err, ":2: line contains a NUL byte"));
-    cleanup(path);
+    temp_file_remove(path);
 }
 
 int main(void)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "temp_file.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -84,37 +85,16 @@ static void set_bad(const char *key, const char *value, const char *msg)
     assert_config_equal(&cfg, &fresh);
 }
 
-/* A file with `text` in it; returns its path, to be passed to cleanup(). */
-static char *write_file(const char *text, size_t len)
-{
-    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    size_t n = strlen(dir) + 32;
-    char *path = malloc(n);
-    assert_non_null(path);
-    snprintf(path, n, "%s/petrel-config-XXXXXX", dir);
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, len), (ssize_t)len);
-    close(fd);
-    return path;
-}
-
 static char *write_text(const char *text)
 {
-    return write_file(text, strlen(text));
-}
-
-static void cleanup(char *path)
-{
-    unlink(path);
-    free(path);
+    return temp_file("config", text, strlen(text));
 }
 
 /* Loads `text` into the defaults; returns the result and leaves the
  * message, with the file name replaced by "F", in err. */
 static int load_text(const char *text, size_t len)
 {
-    char *path = write_file(text, len);
+    char *path = temp_file("config", text, len);
     char raw[CONFIG_ERR_LEN];
     config_defaults(&cfg);
     raw[0] = '\0';
@@ -124,7 +104,7 @@ static int load_text(const char *text, size_t len)
         snprintf(err, sizeof(err), "F%s", raw + plen);
     else
         snprintf(err, sizeof(err), "%s", raw);
-    cleanup(path);
+    temp_file_remove(path);
     return rc;
 }
 
@@ -812,7 +792,7 @@ static void round_trip(const struct config *orig, struct config *back)
     err[0] = '\0';
     if (config_load_file(back, path, err, sizeof(err)) != 0)
         fail_msg("dump does not load back: %s", err);
-    cleanup(path);
+    temp_file_remove(path);
 }
 
 static void test_dump_round_trip(void **state)
@@ -875,7 +855,7 @@ static void test_dump_round_trip(void **state)
     size_t n = fread(text, 1, sizeof(text) - 1, f);
     text[n] = '\0';
     fclose(f);
-    cleanup(path);
+    temp_file_remove(path);
     assert_non_null(strstr(text, "\nlisten = [::1]:8883\n"));
     assert_non_null(strstr(text, "\nlisten = 0.0.0.0:1883\n"));
     assert_non_null(strstr(text, "\nmax_packet_size = 3M\n"));
@@ -902,7 +882,7 @@ static void test_dump_round_trip(void **state)
     n = fread(text, 1, sizeof(text) - 1, f);
     text[n] = '\0';
     fclose(f);
-    cleanup(path);
+    temp_file_remove(path);
     assert_non_null(strstr(text, "\n#password_file = (not set)\n"));
     assert_non_null(strstr(text, "\n#acl_file = (not set)\n"));
     round_trip(&cfg, &back);
