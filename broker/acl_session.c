@@ -153,7 +153,7 @@ bool acl_may_publish_will(struct session *s, const struct message *will)
         return true;
     broker.stats.acl_publish_denied++;
     log_notice("client %s: will on '%s' dropped: the ACL in force denies it", s->log_id,
-               will->topic);
+               log_str(will->topic, will->topic_len));
     return false;
 }
 
