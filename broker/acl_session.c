@@ -165,6 +165,17 @@ bool acl_may_subscribe(struct session *s, const char *filter, size_t len)
     return c && acl_client_may_subscribe(c, filter, len);
 }
 
+bool acl_may_share(struct session *s, const char *filter, size_t inner)
+{
+    if (!acl_file_governs_shares(current))
+        return true;
+    if (!s->acl)
+        return false;
+    const struct acl_client *c = rules(s);
+    /* "$share/" NAME "/" filter: the name sits between offset 7 and inner-1 */
+    return c && inner > 8 && acl_client_may_share(c, filter + 7, inner - 8);
+}
+
 bool acl_may_read(struct session *s, const char *topic, size_t len)
 {
     if (!current || !s->acl)

@@ -66,7 +66,8 @@ static uint8_t refusal(struct conn *c, const char *filter, size_t len, size_t in
     *why = topic_over_limits((const uint8_t *)filter + inner, len - inner);
     if (*why)
         return refused(c, MQTT_RC_TOPIC_FILTER_INVALID);
-    if (!acl_may_subscribe(s, filter + inner, len - inner)) {
+    if (!acl_may_subscribe(s, filter + inner, len - inner) ||
+        (inner && !acl_may_share(s, filter, inner))) {
         broker.stats.acl_subscribe_denied++;
         *why = "not allowed by the ACL";
         return refused(c, MQTT_RC_NOT_AUTHORIZED);
