@@ -61,8 +61,8 @@ class AclShareTest(BrokerTestCase):
                                         ('$share/workers/jobs/#', 1),
                                         ('jobs/plain', 1)]),
                          [REFUSED, 1, REFUSED, 1])
-        self.broker.wait_log(r"subscription to '\$share/alice-workers/jobs/#' refused: "
-                             r"not allowed by the ACL")
+        self.assertIsNotNone(self.broker.wait_log(
+            r"subscription to '\$share/alice-workers/jobs/#' refused: not allowed by the ACL"))
         # so every message of alice's group goes to alice, each once, and
         # bob's own group gets its copy
         pub = self.user('pub')
@@ -84,12 +84,12 @@ class AclShareTest(BrokerTestCase):
         self.files.write('acl', ACL.replace('pattern share %u-*\n', ''))
         try:
             self.broker.signal(signal.SIGHUP)
-            self.broker.wait_log(r'SIGHUP: ACL file .*: 3 rules')
+            self.assertIsNotNone(self.broker.wait_log(r'SIGHUP: ACL file .*: 3 rules'))
             bob.subscribe([('$share/alice-r/jobs/#', 1)], expect_granted=[1])
         finally:
             self.files.write('acl', ACL)
             self.broker.signal(signal.SIGHUP)
-            self.broker.wait_log(r'SIGHUP: ACL file .*: 4 rules')
+            self.assertIsNotNone(self.broker.wait_log(r'SIGHUP: ACL file .*: 4 rules'))
 
 
 if __name__ == '__main__':

@@ -38,7 +38,7 @@ class LogInjectionTest(BrokerTestCase):
         """Waits for the lines `expect` (regexes) and checks that no line of
         the log is foreign."""
         for pattern in expect:
-            self.broker.wait_log(pattern)
+            self.assertIsNotNone(self.broker.wait_log(pattern), pattern)
         text = self.broker.run_log_text()
         for line in text.split('\n'):
             if not line:
@@ -81,6 +81,7 @@ class LogInjectionTest(BrokerTestCase):
         c.connect('long-topic')
         c.publish('$SYS/' + 'x' * 5000, b'x', qos=1)
         m = self.broker.wait_log(r"publish to '(\$SYS/x+)\.\.\.' ignored")
+        self.assertIsNotNone(m, 'no cut topic in the log')
         self.assertLess(len(m.group(1)), 300)
         c.disconnect()
 
