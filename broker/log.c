@@ -21,6 +21,7 @@ static enum log_level current_level = LOG_NOTICE;
 static _Thread_local char *capture_buf;
 static _Thread_local size_t capture_len, capture_used;
 static _Thread_local unsigned capture_errors;
+static _Thread_local char *suspended_buf;
 
 static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
 /* syslog priorities: err, warning, notice, info, debug */
@@ -58,7 +59,21 @@ void log_capture_begin(char *buf, size_t len)
 unsigned log_capture_end(void)
 {
     capture_buf = NULL;
+    suspended_buf = NULL;
     return capture_errors;
+}
+
+void log_capture_suspend(void)
+{
+    suspended_buf = capture_buf;
+    capture_buf = NULL;
+}
+
+void log_capture_resume(void)
+{
+    if (suspended_buf)
+        capture_buf = suspended_buf;
+    suspended_buf = NULL;
 }
 
 static void capture(enum log_level level, const char *text)

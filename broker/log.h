@@ -58,6 +58,10 @@ const char *log_str0(const char *s);
  * buf is full.  log_capture_end returns how many of them were errors. */
 void log_capture_begin(char *buf, size_t len);
 unsigned log_capture_end(void);
+/* Stops capturing without ending (what the loop logs while a reload waits
+ * for its files is not the reload's), and goes on where it stopped. */
+void log_capture_suspend(void);
+void log_capture_resume(void);
 
 /* A rate limiter for messages that a misbehaving peer could trigger in a
  * loop (drops, refused connections): at most one line per `interval`
