@@ -36,6 +36,7 @@ struct acl_file {
     struct rule_list patterns;
     size_t n_users;
     size_t n_rules;
+    size_t n_share;           /* `share` rules: when > 0 they govern groups */
 };
 
 struct crule {
@@ -160,6 +161,7 @@ void acl_file_free(struct acl_file *f)
 
 size_t acl_file_rule_count(const struct acl_file *f) { return f ? f->n_rules : 0; }
 size_t acl_file_user_count(const struct acl_file *f) { return f ? f->n_users : 0; }
+bool acl_file_governs_shares(const struct acl_file *f) { return f && f->n_share > 0; }
 
 static bool is_blank(char ch)
 {
@@ -193,7 +195,7 @@ static int parse_access(const char *w)
     static const struct { const char *name; int access; } names[] = {
         {"read", ACL_READ},           {"write", ACL_WRITE},
         {"readwrite", ACL_READ | ACL_WRITE}, {"subscribe", ACL_SUBSCRIBE},
-        {"deny", ACL_DENY},
+        {"deny", ACL_DENY},           {"share", ACL_SHARE},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(w, names[i].name) == 0)
@@ -201,9 +203,23 @@ static int parse_access(const char *w)
     return -1;
 }
 
+/* A share name as a `share` rule gives it: a name, or a prefix ending in
+ * '*' ("*" alone: every group); no '/', '+', '#' (MQTT-4.8.2-2) and no
+ * blanks. */
+static bool share_name_valid(const char *name, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (name[i] == '/' || name[i] == '+' || name[i] == '#' || is_blank(name[i]) ||
+            (name[i] == '*' && i + 1 != len))
+            return false;
+    return true;
+}
+
 /* Checks a pattern filter as it will be after substitution, with a
  * harmless stand-in for %c and %u. */
-static bool pattern_valid(const char *filter, bool *has_c, bool *has_u)
+static bool pattern_valid(const char *filter, bool share, bool *has_c, bool *has_u)
 {
     size_t len = strlen(filter);
     char *probe = malloc(len + 1);
@@ -220,7 +236,8 @@ static bool pattern_valid(const char *filter, bool *has_c, bool *has_u)
             probe[n++] = filter[i];
         }
     }
-    bool ok = n > 0 && mqtt_topic_filter_valid((const uint8_t *)probe, n);
+    bool ok = n > 0 && (share ? share_name_valid(probe, n)
+                              : mqtt_topic_filter_valid((const uint8_t *)probe, n));
     free(probe);
     return ok;
 }
@@ -246,14 +263,22 @@ static int add_rule(struct acl_file *f, struct rule_list *l, bool pattern, char 
     } else {
         filter = p;
     }
+    bool share = access == ACL_SHARE;
     size_t len = strlen(filter);
     bool has_c = false, has_u = false;
-    bool valid = pattern ? pattern_valid(filter, &has_c, &has_u)
+    bool valid = pattern ? pattern_valid(filter, share, &has_c, &has_u)
+                 : share ? share_name_valid(filter, len)
                          : mqtt_topic_filter_valid((const uint8_t *)filter, len);
     if (!valid) {
-        snprintf(why, whylen, "'%.200s' is not a valid topic filter", filter);
+        snprintf(why, whylen,
+                 share ? "'%.200s' is not a share name (a name or a prefix ending in '*', "
+                         "without '/', '+', '#' or blanks)"
+                       : "'%.200s' is not a valid topic filter",
+                 filter);
         return -1;
     }
+    if (share)
+        f->n_share++;
     struct rule *r = malloc(sizeof *r + len + 1);
     if (!r) {
         snprintf(why, whylen, "out of memory");
@@ -354,6 +379,15 @@ static bool widens(const char *s, size_t len)
     return false;
 }
 
+/* In a share name '*' widens too, and blanks make no name. */
+static bool widens_share(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '*' || is_blank(s[i]))
+            return true;
+    return widens(s, len);
+}
+
 /* The pattern with %c and %u replaced, malloc'd; NULL when out of memory
  * or when the result is not a valid filter. */
 static char *substitute(const struct rule *r, const char *user, size_t ulen, const char *id,
@@ -383,7 +417,8 @@ static char *substitute(const struct rule *r, const char *user, size_t ulen, con
         }
     }
     *o = '\0';
-    if (n == 0 || !mqtt_topic_filter_valid((const uint8_t *)s, n)) {
+    if (n == 0 || (r->access == ACL_SHARE ? !share_name_valid(s, n)
+                                          : !mqtt_topic_filter_valid((const uint8_t *)s, n))) {
         free(s);
         return NULL;
     }
@@ -429,11 +464,15 @@ struct acl_client *acl_client_compile(const struct acl_file *f, const char *user
     for (const struct rule *r = own ? own->head : NULL; r; r = r->next)
         put(c, &deny_at, &allow_at, (struct crule){r->access, false, r->len, r->filter});
     bool id_unsafe = widens(id, idlen), user_unsafe = user && widens(user, ulen);
+    bool id_unsafe_share = widens_share(id, idlen);
+    bool user_unsafe_share = user && widens_share(user, ulen);
     for (const struct rule *r = f->patterns.head; r; r = r->next) {
         bool deny = r->access & ACL_DENY;
+        bool share = r->access == ACL_SHARE;
         if (r->has_u && !user)
             continue; /* names no one here */
-        if ((r->has_c && id_unsafe) || (r->has_u && user_unsafe)) {
+        if ((r->has_c && (share ? id_unsafe_share : id_unsafe)) ||
+            (r->has_u && (share ? user_unsafe_share : user_unsafe))) {
             if (deny)
                 put(c, &deny_at, &allow_at, (struct crule){r->access, true, 0, ""});
             continue;
@@ -498,6 +537,22 @@ bool acl_client_covers_read(const struct acl_client *c, const char *filter, size
             if (r->all || acl_filter_intersects(r->filter, r->len, filter, len))
                 return false;
         } else if ((r->access & ACL_READ) && acl_filter_covers(r->filter, r->len, filter, len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool acl_client_may_share(const struct acl_client *c, const char *name, size_t len)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const struct crule *r = &c->rules[i];
+        if (r->access != ACL_SHARE)
+            continue;
+        if (r->len > 0 && r->filter[r->len - 1] == '*') {
+            if (len >= r->len - 1 && memcmp(r->filter, name, r->len - 1) == 0)
+                return true;
+        } else if (r->len == len && memcmp(r->filter, name, len) == 0) {
             return true;
         }
     }

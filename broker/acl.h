@@ -16,6 +16,17 @@
  * Access words: read, write, readwrite, subscribe, deny; without one a rule
  * is readwrite.  The filter is the rest of the line, with MQTT wildcards.
  *
+ *   topic share team-a           may join shared subscription groups
+ *   pattern share %u-*             ($share/NAME/...) named team-a, or
+ *                                  starting with the user name and '-'
+ *
+ * `share` rules govern shared subscription groups once the file has one:
+ * then "$share/NAME/F" needs a share rule naming NAME (exactly, or as a
+ * prefix before a final '*'; "*" names every group) besides the
+ * subscribe check of F.  A file without share rules leaves every group
+ * open.  A client id or user name holding '*' or a blank grants nothing
+ * through a share pattern.
+ *
  * Decisions (order in the file does not matter):
  *   - A client's rules are those of its user section (or the anonymous
  *     rules when it has no user name) plus every pattern.
@@ -45,7 +56,8 @@ enum acl_access {
     ACL_READ = 1,
     ACL_WRITE = 2,
     ACL_SUBSCRIBE = 4,
-    ACL_DENY = 8
+    ACL_DENY = 8,
+    ACL_SHARE = 16      /* a `share` rule: its "filter" is a share name */
 };
 
 struct acl_file;
@@ -59,6 +71,10 @@ void acl_file_free(struct acl_file *f);
 size_t acl_file_rule_count(const struct acl_file *f);
 /* Number of `user` sections. */
 size_t acl_file_user_count(const struct acl_file *f);
+/* True if the file has `share` rules: then joining a shared subscription
+ * group needs one; without any, every group is open (as before they
+ * existed). */
+bool acl_file_governs_shares(const struct acl_file *f);
 
 /* The rules that apply to one client, with patterns substituted.  username
  * NULL = anonymous.  Returns NULL when out of memory. */
@@ -72,6 +88,9 @@ bool acl_client_may(const struct acl_client *c, enum acl_access access, const ch
                     size_t len);
 /* May the client subscribe to `filter`? */
 bool acl_client_may_subscribe(const struct acl_client *c, const char *filter, size_t len);
+/* May the client join the shared subscription group `name` (the share
+ * name of "$share/name/filter")?  Only `share` rules grant it. */
+bool acl_client_may_share(const struct acl_client *c, const char *name, size_t len);
 /* True if every topic `filter` matches may be read: then a subscription to
  * it needs no check per message. */
 bool acl_client_covers_read(const struct acl_client *c, const char *filter, size_t len);

@@ -153,7 +153,7 @@ bool acl_may_publish_will(struct session *s, const struct message *will)
         return true;
     broker.stats.acl_publish_denied++;
     log_notice("client %s: will on '%s' dropped: the ACL in force denies it", s->log_id,
-               will->topic);
+               log_str(will->topic, will->topic_len));
     return false;
 }
 
@@ -163,6 +163,17 @@ bool acl_may_subscribe(struct session *s, const char *filter, size_t len)
         return current == NULL;
     const struct acl_client *c = rules(s);
     return c && acl_client_may_subscribe(c, filter, len);
+}
+
+bool acl_may_share(struct session *s, const char *filter, size_t inner)
+{
+    if (!acl_file_governs_shares(current))
+        return true;
+    if (!s->acl)
+        return false;
+    const struct acl_client *c = rules(s);
+    /* "$share/" NAME "/" filter: the name sits between offset 7 and inner-1 */
+    return c && inner > 8 && acl_client_may_share(c, filter + 7, inner - 8);
 }
 
 bool acl_may_read(struct session *s, const char *topic, size_t len)

@@ -53,6 +53,10 @@ bool acl_may_publish(struct session *s, const char *topic, size_t len);
  * out; a denied one is counted and logged here, and must be dropped. */
 bool acl_may_publish_will(struct session *s, const struct message *will);
 bool acl_may_subscribe(struct session *s, const char *filter, size_t len);
+/* May the session join the group of the shared filter `filter` (well
+ * formed, filter proper at `inner`)?  True unless the ACL in force has
+ * `share` rules and none of the session's names the group (acl.h). */
+bool acl_may_share(struct session *s, const char *filter, size_t inner);
 /* May a message on `topic` be delivered to the session?  A session whose
  * identity is not known (restored from the store after a restart and not
  * reconnected since) is let through: its queue is kept for the owner it had

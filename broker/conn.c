@@ -176,7 +176,8 @@ static void end_session(struct conn *c, bool publish_will)
     if (c->will) {
         if (publish_will) {
             if (log_enabled(LOG_INFO))
-                log_info("publishing will of %s on '%s'", conn_peer(c), c->will->topic);
+                log_info("publishing will of %s on '%s'", conn_peer(c),
+                         log_str(c->will->topic, c->will->topic_len));
             message_start_expiry(c->will);
             router_publish(c->will, NULL);
         }
@@ -585,7 +586,8 @@ static int send_publish5(struct conn *c, struct message *msg, uint8_t qos, uint1
         /* The client would have to treat it as malformed: never sent. */
         broker.stats.publish_too_large++;
         log_debug("%s: PUBLISH of %zu bytes on '%s' over the client's maximum packet size %u: "
-                  "dropped", conn_name(c), need, msg->topic, c->max_packet_out);
+                  "dropped", conn_name(c), need, log_str(msg->topic, msg->topic_len),
+                  c->max_packet_out);
         rc = CONN_TOO_LARGE;
     } else {
         if (alias && !known) {

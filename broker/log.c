@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -20,6 +21,7 @@ static enum log_level current_level = LOG_NOTICE;
 static _Thread_local char *capture_buf;
 static _Thread_local size_t capture_len, capture_used;
 static _Thread_local unsigned capture_errors;
+static _Thread_local char *suspended_buf;
 
 static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
 /* syslog priorities: err, warning, notice, info, debug */
@@ -56,7 +58,21 @@ void log_capture_begin(char *buf, size_t len)
 unsigned log_capture_end(void)
 {
     capture_buf = NULL;
+    suspended_buf = NULL;
     return capture_errors;
+}
+
+void log_capture_suspend(void)
+{
+    suspended_buf = capture_buf;
+    capture_buf = NULL;
+}
+
+void log_capture_resume(void)
+{
+    if (suspended_buf)
+        capture_buf = suspended_buf;
+    suspended_buf = NULL;
 }
 
 static void capture(enum log_level level, const char *text)
@@ -118,3 +134,82 @@ const char *log_suppressed(long n)
     snprintf(buf, sizeof buf, " (%ld more not logged)", n);
     return buf;
 }
+
+/* Bytes of the escaped form of the character at s[i], and how many input
+ * bytes it spans (in *span). */
+static size_t escaped_width(const unsigned char *s, size_t i, size_t len, size_t *span)
+{
+    *span = 1;
+    if (s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\' || s[i] == '\'')
+        return 4; /* \xHH */
+    if (s[i] == 0xc2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f) {
+        *span = 2; /* a C1 control in UTF-8: CSI (U+009B) drives terminals */
+        return 6;  /* \u00HH */
+    }
+    return 1;
+}
+
+int log_escape_needed(const char *s, size_t len)
+{
+    if (len > LOG_STR_MAX)
+        return 1;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0, span; i < len; i += span)
+        if (escaped_width(u, i, len, &span) != 1)
+            return 1;
+    return 0;
+}
+
+size_t log_escape(char *out, size_t size, const char *s, size_t len)
+{
+    if (size == 0)
+        return 0;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = len > LOG_STR_MAX ? LOG_STR_MAX : len;
+    size_t o = 0, i = 0, span;
+    while (i < n) {
+        size_t w = escaped_width(u, i, len, &span);
+        if (o + w + 1 > size)
+            break;
+        if (w == 4)
+            snprintf(out + o, 5, "\\x%02x", u[i]);
+        else if (w == 6)
+            snprintf(out + o, 7, "\\u00%02x", u[i + 1]);
+        else
+            out[o] = (char)u[i];
+        o += w;
+        i += span;
+    }
+    if (i < len && o + 4 <= size) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* The worst case: every input byte escaped, and the "..." mark. */
+#define LOG_STR_BUF (LOG_STR_MAX * 4 + 8)
+
+char *log_escape_dup(const char *s, size_t len)
+{
+    char *out = malloc(LOG_STR_BUF);
+    if (!out)
+        return NULL;
+    size_t n = log_escape(out, LOG_STR_BUF, s, len);
+    char *shrunk = realloc(out, n + 1);
+    return shrunk ? shrunk : out;
+}
+
+const char *log_str(const char *s, size_t len)
+{
+    static _Thread_local char slots[LOG_STR_SLOTS][LOG_STR_BUF];
+    static _Thread_local unsigned next;
+    char *out = slots[next++ % LOG_STR_SLOTS];
+    if (!s)
+        return "(null)";
+    log_escape(out, LOG_STR_BUF, s, len);
+    return out;
+}
+
+const char *log_str0(const char *s) { return log_str(s, s ? strlen(s) : 0); }

@@ -158,20 +158,22 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
     store_expire_sessions();
 }
 
+static void reload_finished(void);
+
 static void reload(void)
 {
     /* Renewed certificates are picked up whatever becomes of the file. */
     listeners_reload_tls();
     if (!broker.config_path) {
         log_notice("SIGHUP: no configuration file to reload");
-        security_reload(&broker.cfg);
+        security_reload(&broker.cfg, reload_finished);
         return;
     }
     struct config fresh;
     char err[CONFIG_ERR_LEN];
     if (load_config(&fresh, broker.config_path, &overrides, err, sizeof err) != 0) {
         log_error("SIGHUP: reload failed, keeping the current settings: %s", err);
-        security_reload(&broker.cfg);
+        security_reload(&broker.cfg, reload_finished);
         return;
     }
     /* Only what can change safely at run time is applied. */
@@ -179,20 +181,37 @@ static void reload(void)
     log_set_level(fresh.log_level);
     log_notice("SIGHUP: configuration reloaded from %s (log_level %s)", broker.config_path,
                config_log_level_name(fresh.log_level));
-    security_reload(&fresh);
+    security_reload(&fresh, reload_finished);
 }
+
+/* What the reload logs is also the answer to petreld --reload.  Its files
+ * are read off the loop (security.h): a SIGHUP meanwhile runs after it. */
+static char reload_lines[4096];
+static bool reload_busy, reload_again;
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
     (void)arg;
-    /* What the reload logs is also the answer to petreld --reload. */
-    static char lines[4096];
-    log_capture_begin(lines, sizeof lines);
+    if (reload_busy) {
+        reload_again = true;
+        return;
+    }
+    reload_busy = true;
+    log_capture_begin(reload_lines, sizeof reload_lines);
     reload();
+}
+
+static void reload_finished(void)
+{
     unsigned errors = log_capture_end();
-    reload_record_done(broker.lock_fd, errors, lines);
+    reload_record_done(broker.lock_fd, errors, reload_lines);
+    reload_busy = false;
+    if (reload_again) {
+        reload_again = false;
+        on_reload(-1, 0, NULL);
+    }
 }
 
 int main(int argc, char **argv)

@@ -50,10 +50,10 @@ static void format_status(char *buf, size_t len)
      * sessions, every few seconds at most. */
     hashmap_foreach(broker.sessions, add_session, &t);
     snprintf(buf, len,
-             "%zu clients, %zu sessions, %llu queued messages (%llu bytes), %llu in flight%s",
+             "%zu clients, %zu sessions, %llu queued messages (%llu bytes), %llu in flight%s%s",
              broker.n_clients, hashmap_count(broker.sessions), (unsigned long long)t.queued,
              (unsigned long long)t.queued_bytes, (unsigned long long)t.inflight,
-             store_degraded() ? ", store writes failing" : "");
+             store_problem() ? ", store: " : "", store_problem() ? store_problem() : "");
 }
 
 static void send_state(const char *state)
@@ -78,6 +78,19 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         return;
     snprintf(msg, sizeof msg, "%s%s%s", watchdog ? "WATCHDOG=1\n" : "",
              changed ? "STATUS=" : "", changed ? status : "");
+    memcpy(last_status, status, sizeof last_status);
+    send_state(msg);
+}
+
+void notify_status(void)
+{
+    if (!tick_ev)
+        return; /* not ready yet (READY=1 carries the first status), or no manager */
+    char status[sizeof last_status], msg[sizeof last_status + 32];
+    format_status(status, sizeof status);
+    if (strcmp(status, last_status) == 0)
+        return;
+    snprintf(msg, sizeof msg, "STATUS=%s", status);
     memcpy(last_status, status, sizeof last_status);
     send_state(msg);
 }
@@ -142,6 +155,10 @@ int notify_ready(void)
 }
 
 void notify_stopping(void)
+{
+}
+
+void notify_status(void)
 {
 }
 

@@ -14,6 +14,10 @@
  * Returns 0, or -1 when a timer cannot be created (logged). */
 int notify_ready(void);
 
+/* Something an operator must hear of changed (the store failing): sends
+ * STATUS= now rather than at the next tick. */
+void notify_status(void);
+
 /* Call when the loop has stopped and shutdown begins: STOPPING=1.  The
  * timers are stopped. */
 void notify_stopping(void);

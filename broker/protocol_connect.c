@@ -94,7 +94,9 @@ void connect_refuse(struct conn *c, uint8_t code311, uint8_t code5, const char *
 static void refuse5(struct conn *c, uint8_t code311, uint8_t code5, const char *why)
 {
     log_notice("connection from %s refused: %s", conn_peer(c), why);
-    connect_refuse(c, code311, code5, why, why);
+    /* The close keeps its reason until later: why may be on the caller's
+     * stack (it was, and the close line printed what the stack held next). */
+    connect_refuse(c, code311, code5, why, "CONNECT refused");
 }
 
 static void refuse(struct conn *c, uint8_t code, const char *why)
@@ -115,28 +117,6 @@ static void assign_client_id(char *out, size_t len)
     }
     snprintf(out, len, "petrel-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
              rnd[4], rnd[5], rnd[6], rnd[7]);
-}
-
-/* User names are arbitrary UTF-8: escape control characters so that a
- * client cannot forge log lines, and cut very long ones. */
-static char *printable(const char *s, size_t len)
-{
-    size_t n = len > 200 ? 200 : len;
-    char *out = malloc(n * 4 + 4);
-    if (!out)
-        return NULL;
-    char *p = out;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == 0x7f || ch == '\\' || ch == '\'')
-            p += sprintf(p, "\\x%02x", ch);
-        else
-            *p++ = (char)ch;
-    }
-    if (n < len)
-        p += sprintf(p, "...");
-    *p = '\0';
-    return out;
 }
 
 static void wait_free(struct connect_wait *w)
@@ -425,7 +405,7 @@ static struct connect_wait *wait_new(struct conn *c, const struct mqtt_connect *
     if (ck->has_username) {
         w->user_len = ck->username.len;
         w->user = malloc(w->user_len + 1);
-        w->user_log = printable((const char *)ck->username.data, ck->username.len);
+        w->user_log = log_escape_dup((const char *)ck->username.data, ck->username.len);
         if (!w->user || !w->user_log)
             goto fail;
         memcpy(w->user, ck->username.data, w->user_len);
@@ -551,7 +531,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         free(w->user_log);
         w->user = cn;
         w->user_len = cn_len;
-        w->user_log = printable(cn, cn_len);
+        w->user_log = log_escape_dup(cn, cn_len);
         if (!w->user_log) {
             wait_free(w);
             conn_stop_connect_timeout(c);

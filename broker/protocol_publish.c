@@ -158,13 +158,12 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
      * dropped. */
     bool forbidden = topic_reserved(pub->topic.data, pub->topic.len);
     if (reason != MQTT_RC_SUCCESS) {
-        log_info("%s: publish to '%.*s' refused: payload is not valid UTF-8", conn_name(c),
-                 (int)(pub->topic.len > 200 ? 200 : pub->topic.len),
-                 (const char *)pub->topic.data);
+        log_info("%s: publish to '%s' refused: payload is not valid UTF-8", conn_name(c),
+                 log_str((const char *)pub->topic.data, pub->topic.len));
     } else if (forbidden) {
         reason = MQTT_RC_NOT_AUTHORIZED;
-        log_info("%s: publish to '%.*s' ignored: $SYS is reserved for the broker", conn_name(c),
-                 (int)pub->topic.len, (const char *)pub->topic.data);
+        log_info("%s: publish to '%s' ignored: $SYS is reserved for the broker", conn_name(c),
+                 log_str((const char *)pub->topic.data, pub->topic.len));
     } else if (!acl_may_publish(s, (const char *)pub->topic.data, pub->topic.len)) {
         /* Acknowledged all the same: a client that got no PUBACK would
          * resend the message forever. */
@@ -172,9 +171,9 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
         reason = MQTT_RC_NOT_AUTHORIZED;
         long n = log_ratelimit_check(&acl_log, 10);
         if (n >= 0)
-            log_notice("%s: publish to '%.*s' denied by the ACL%s", conn_name(c),
-                       (int)(pub->topic.len > 200 ? 200 : pub->topic.len),
-                       (const char *)pub->topic.data, log_suppressed(n));
+            log_notice("%s: publish to '%s' denied by the ACL%s", conn_name(c),
+                       log_str((const char *)pub->topic.data, pub->topic.len),
+                       log_suppressed(n));
     } else {
         uint8_t qos = pub->qos < broker.cfg.max_qos ? pub->qos : broker.cfg.max_qos;
         struct message *m = message_new_props((const char *)pub->topic.data, pub->topic.len,

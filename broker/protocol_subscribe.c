@@ -66,7 +66,8 @@ static uint8_t refusal(struct conn *c, const char *filter, size_t len, size_t in
     *why = topic_over_limits((const uint8_t *)filter + inner, len - inner);
     if (*why)
         return refused(c, MQTT_RC_TOPIC_FILTER_INVALID);
-    if (!acl_may_subscribe(s, filter + inner, len - inner)) {
+    if (!acl_may_subscribe(s, filter + inner, len - inner) ||
+        (inner && !acl_may_share(s, filter, inner))) {
         broker.stats.acl_subscribe_denied++;
         *why = "not allowed by the ACL";
         return refused(c, MQTT_RC_NOT_AUTHORIZED);
@@ -142,8 +143,8 @@ static bool log_filter_line(struct sub_job *j)
 static void log_refusal(struct sub_job *j, const char *filter, size_t len, const char *why)
 {
     if (log_filter_line(j))
-        log_info("%s: subscription to '%.*s' refused: %s", conn_name(j->c),
-                 (int)(len > 200 ? 200 : len), filter, why);
+        log_info("%s: subscription to '%s' refused: %s", conn_name(j->c),
+                 log_str(filter, len), why);
 }
 
 /* The summary line for the filters not logged one by one. */
@@ -203,7 +204,7 @@ static void subscribe_one(struct sub_job *j, const struct mqtt_topic_entry *e)
     if (why)
         log_refusal(j, filter, len, why);
     else if (log_filter_line(j))
-        log_info("%s subscribed to '%.*s' (QoS %u)", conn_name(c), (int)len, filter, granted);
+        log_info("%s subscribed to '%s' (QoS %u)", conn_name(c), log_str(filter, len), granted);
     j->codes[i] = code;
 }
 
@@ -214,8 +215,8 @@ static void unsubscribe_one(struct sub_job *j, const struct mqtt_topic_entry *e)
     uint8_t code = MQTT_RC_SUCCESS;
     if (session_unsubscribe(j->s, filter, e->filter.len)) {
         if (log_filter_line(j))
-            log_info("%s unsubscribed from '%.*s'", conn_name(j->c), (int)e->filter.len,
-                     filter);
+            log_info("%s unsubscribed from '%s'", conn_name(j->c),
+                     log_str(filter, e->filter.len));
     } else if (!filter_ok(filter, e->filter.len, &inner)) {
         code = MQTT_RC_TOPIC_FILTER_INVALID;
     } else {

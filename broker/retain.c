@@ -94,9 +94,8 @@ void retain_set(struct message *msg)
         broker.stats.retained_refused++;
         long n = log_ratelimit_check(&retained_log[over == over_bytes], 10);
         if (n >= 0)
-            log_notice("retained message for '%.*s' not kept: %s reached (%zu messages, "
-                       "%llu bytes)%s", (int)(msg->topic_len > 200 ? 200 : msg->topic_len),
-                       msg->topic, over, broker.retained_n,
+            log_notice("retained message for '%s' not kept: %s reached (%zu messages, "
+                       "%llu bytes)%s", log_str(msg->topic, msg->topic_len), over, broker.retained_n,
                        (unsigned long long)broker.retained_bytes, log_suppressed(n));
         return;
     }
@@ -104,7 +103,8 @@ void retain_set(struct message *msg)
     void *old = topic_tree_set_retained(broker.topics, msg->topic, msg->topic_len,
                                         message_ref(msg));
     if (old == msg) { /* not stored: out of memory */
-        log_error("out of memory: retained message for '%s' not stored", msg->topic);
+        log_error("out of memory: retained message for '%s' not stored",
+                  log_str(msg->topic, msg->topic_len));
         message_unref(msg);
         return;
     }
@@ -150,8 +150,8 @@ struct message **retain_collect(struct session *s, const char *filter, size_t le
                                0, false};
     topic_tree_match_retained(broker.topics, filter, len, collect_retained, &ctx);
     if (ctx.oom)
-        log_error("client %s: out of memory collecting the retained messages of '%.*s': "
-                  "some are not sent", s->log_id, (int)(len > 200 ? 200 : len), filter);
+        log_error("client %s: out of memory collecting the retained messages of '%s': "
+                  "some are not sent", s->log_id, log_str(filter, len));
     *n = ctx.n;
     if (ctx.n == 0) {
         free(ctx.v);

@@ -101,7 +101,8 @@ void router_publish_counted(struct message *msg, const struct session *origin,
     matched_oom = false;
     topic_tree_match(broker.topics, msg->topic, msg->topic_len, collect, (void *)origin);
     if (matched_oom)
-        log_error("out of memory while routing '%s': some subscribers missed it", msg->topic);
+        log_error("out of memory while routing '%s': some subscribers missed it",
+                  log_str(msg->topic, msg->topic_len));
     bool check = acl_enabled();
     for (size_t i = 0; i < matched_len; i++) {
         struct session *s = matched[i];

@@ -6,6 +6,7 @@
 #include "security.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "acl.h"
@@ -17,6 +18,7 @@
 #include "conn.h"
 #include "log.h"
 #include "message.h"
+#include "reload_files.h"
 
 static void warn_unverified(void)
 {
@@ -75,35 +77,57 @@ static void recheck_wills(void)
     }
 }
 
-void security_reload(const struct config *fresh)
-{
-    char err[CONFIG_ERR_LEN + 64];
-    struct auth_table *users = NULL;
-    struct acl_file *acl = NULL;
-    bool users_ok = true, acl_ok = true;
+static void (*reload_done)(void); /* of the reload under way */
 
-    if (fresh->password_file[0] && !(users = auth_table_load(fresh->password_file, err,
-                                                              sizeof err))) {
-        log_error("SIGHUP: password file not reloaded, the previous users stay: %s", err);
-        users_ok = false;
+/* On the loop, once the reader thread is done: swap in what loaded. */
+static void reloaded(struct reload_files *j, void *arg)
+{
+    (void)arg;
+    log_capture_resume();
+    if (!j->users_ok)
+        log_error("SIGHUP: password file not reloaded, the previous users stay: %s",
+                  j->users_err);
+    if (!j->acl_ok)
+        log_error("SIGHUP: ACL file not reloaded, the previous rules stay: %s", j->acl_err);
+    if (j->users_ok) {
+        auth_set(j->users);
+        memcpy(broker.cfg.password_file, j->password_file, sizeof broker.cfg.password_file);
+        log_users("SIGHUP: ", j->password_file);
     }
-    if (fresh->acl_file[0] && !(acl = acl_file_load(fresh->acl_file, err, sizeof err))) {
-        log_error("SIGHUP: ACL file not reloaded, the previous rules stay: %s", err);
-        acl_ok = false;
-    }
-    if (users_ok) {
-        auth_set(users);
-        memcpy(broker.cfg.password_file, fresh->password_file, sizeof broker.cfg.password_file);
-        log_users("SIGHUP: ", fresh->password_file);
-    }
-    if (acl_ok) {
-        acl_set(acl);
-        memcpy(broker.cfg.acl_file, fresh->acl_file, sizeof broker.cfg.acl_file);
-        log_acl("SIGHUP: ", fresh->acl_file);
+    if (j->acl_ok) {
+        acl_set(j->acl);
+        memcpy(broker.cfg.acl_file, j->acl_file, sizeof broker.cfg.acl_file);
+        log_acl("SIGHUP: ", j->acl_file);
         recheck_wills();
     }
-    broker.cfg.allow_anonymous = fresh->allow_anonymous;
+    broker.cfg.allow_anonymous = j->allow_anonymous;
     warn_unverified();
+    free(j);
+    reload_done();
+}
+
+void security_reload(const struct config *fresh, void (*done)(void))
+{
+    struct reload_files *j = calloc(1, sizeof *j);
+    if (!j) {
+        log_error("SIGHUP: out of memory: password file and ACL not reloaded");
+        done();
+        return;
+    }
+    memcpy(j->password_file, fresh->password_file, sizeof j->password_file);
+    memcpy(j->acl_file, fresh->acl_file, sizeof j->acl_file);
+    j->allow_anonymous = fresh->allow_anonymous;
+    /* The files are read off the loop: what the loop logs meanwhile is
+     * not the reload's. */
+    log_capture_suspend();
+    reload_done = done;
+    if (reload_files_start(j, reloaded, NULL) != 0) {
+        log_capture_resume();
+        log_error("SIGHUP: cannot start a thread to read the files: password file and ACL "
+                  "not reloaded");
+        free(j);
+        done();
+    }
 }
 
 int security_start(void)

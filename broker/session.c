@@ -24,33 +24,6 @@
 #include "store.h"
 #include "topic_tree.h"
 
-static bool needs_escape(unsigned char ch) { return ch < 0x20 || ch == 0x7f || ch == '\\'; }
-
-/* Client ids are arbitrary UTF-8: escape control characters so that a
- * client cannot forge log lines.  `id` is the session's own NUL-terminated
- * copy: an id with nothing to escape (the usual case) is its own printable
- * form, which saves an allocation per session. */
-static char *printable_id(char *id, size_t len)
-{
-    size_t out_len = 0;
-    for (size_t i = 0; i < len; i++)
-        out_len += needs_escape((unsigned char)id[i]) ? 4 : 1;
-    if (out_len == len)
-        return id;
-    char *out = malloc(out_len + 1);
-    if (!out)
-        return NULL;
-    char *p = out;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)id[i];
-        if (needs_escape(ch))
-            p += sprintf(p, "\\x%02x", ch);
-        else
-            *p++ = (char)ch;
-    }
-    *p = '\0';
-    return out;
-}
 
 static void free_log_id(struct session *s)
 {
@@ -73,7 +46,10 @@ struct session *session_create(const char *client_id, size_t len, bool persisten
         goto fail;
     memcpy(s->client_id, client_id, len);
     s->client_id[len] = '\0';
-    s->log_id = printable_id(s->client_id, len);
+    /* An id with nothing to escape (the usual case) is its own printable
+     * form, which saves an allocation per session. */
+    s->log_id = log_escape_needed(s->client_id, len) ? log_escape_dup(s->client_id, len)
+                                                     : s->client_id;
     if (!s->log_id)
         goto fail;
     s->client_id_len = len;

@@ -201,8 +201,9 @@ static void count_drop(const struct share_group *g, const struct message *msg)
     broker.stats.shared_dropped++;
     long suppressed = log_ratelimit_check(&drop_log, 10);
     if (suppressed >= 0)
-        log_warning("shared subscription '%.*s': no member can take a QoS %u message on "
-                    "'%s': dropped%s", (int)g->key_len, g->key, msg->qos, msg->topic,
+        log_warning("shared subscription '%s': no member can take a QoS %u message on "
+                    "'%s': dropped%s", log_str(g->key, g->key_len), msg->qos,
+                    log_str(msg->topic, msg->topic_len),
                     log_suppressed(suppressed));
 }
 

@@ -5,6 +5,7 @@
  */
 #include "store.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include "broker.h"
 #include "log.h"
 #include "message.h"
+#include "notify.h"
 #include "session.h"
 #include "store_internal.h"
 #include "turn.h"
@@ -148,6 +150,11 @@ int store_open(const char *data_dir, char *err, size_t errlen)
         store_close();
         return -1;
     }
+    if (store_identity_start() != 0) {
+        snprintf(err, errlen, "%s: cannot watch the file: %s", store_st.path, strerror(errno));
+        store_close();
+        return -1;
+    }
     return 0;
 }
 
@@ -158,6 +165,7 @@ void store_close(void)
     if (store_st.in_txn)
         store_commit();
     store_sync_stop();
+    store_identity_stop();
     if (redo_ev)
         event_free(redo_ev);
     redo_ev = NULL;
@@ -179,6 +187,7 @@ int store_fail(const char *what)
         log_error("store: %s failed: %s%s", what, sqlite3_errmsg(store_st.db),
                   log_suppressed(n));
     store_st.txn_failed = true;
+    store_identity_check(); /* did the file go? */
     return -1;
 }
 
@@ -221,14 +230,20 @@ uint64_t store_commit(void)
     store_flush_deletes(); /* into this transaction */
     uint64_t batch = store_st.cur_batch++;
     store_st.in_txn = false;
-    int rc = store_st.txn_failed ? SQLITE_ERROR : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
+    /* A commit into a file that is no longer petrel.db would be lost at the
+     * next start: it fails, like a full disk (store_identity.c). */
+    bool lost = store_st.lost[0] || store_st.unwritable;
+    int rc = store_st.txn_failed || lost ? SQLITE_ERROR
+                                         : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        if (!store_st.txn_failed)
+        if (!store_st.txn_failed && !lost)
             store_fail("COMMIT");
         sqlite3_exec(store_st.db, "ROLLBACK", NULL, NULL, NULL);
-        if (!store_st.degraded)
+        if (!store_st.degraded && !lost)
             log_error("store: writes are failing; QoS 1/2 publishes are not acknowledged "
                       "until they succeed again");
+        if (!store_st.degraded)
+            notify_status();
         store_st.degraded = true;
         broker.stats.store_errors++;
         store_batch_failed(batch);
@@ -241,6 +256,7 @@ uint64_t store_commit(void)
     if (store_st.degraded) {
         store_st.degraded = false;
         log_notice("store: writes succeed again, store recovered");
+        notify_status();
     }
     store_st.committed = batch;
     if (broker.cfg.durability == DURABILITY_POWER)

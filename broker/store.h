@@ -104,6 +104,11 @@ void store_expiry_note(int64_t due);
 
 /* True while writes fail (reported in $SYS and the log). */
 bool store_degraded(void);
+/* NULL while the store works; else what is wrong, for $SYS and the service
+ * manager's status: writes failing, or petrel.db deleted, replaced or made
+ * unwritable while running (then nothing is acknowledged until it is
+ * fixed: see store_identity.c). */
+const char *store_problem(void);
 
 /* petreld --inspect: prints the database's sessions, subscriptions, queue
  * depths and retained topics (session_expiry: for the expiry shown).  Opens

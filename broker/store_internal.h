@@ -48,9 +48,18 @@ struct store_state {
     uint64_t synced;    /* highest batch durable under the durability mode */
     int64_t last_session_id; /* row ids are given by petreld, never reused: */
     int64_t last_message_id; /* a rolled-back id must not name a later row */
+    char lost[4300];    /* why petrel.db is not the file opened; "" = it is */
+    bool unwritable;    /* petrel.db lost its write permission */
 };
 
 extern struct store_state store_st;
+
+/* Is store_st.path still the file opened, and writable (store_identity.c)?
+ * start records its identity and checks each second; check looks now (also
+ * after a failed write).  While it is not, commits fail. */
+int store_identity_start(void);
+void store_identity_stop(void);
+void store_identity_check(void);
 
 /* subscriptions.options holds the MQTT 5.0 options byte (granted QoS in
  * bits 0-1, No Local, Retain As Published, Retain Handling) and, from bit

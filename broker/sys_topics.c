@@ -16,6 +16,7 @@
 #include "log.h"
 #include "message.h"
 #include "router.h"
+#include "store.h"
 #include "topic_tree.h"
 
 static struct event *sys_timer;
@@ -51,6 +52,8 @@ static void publish_all(void)
     publish_u64("$SYS/broker/connections/refused", broker.stats.connections_refused);
     publish_u64("$SYS/broker/protocol errors", broker.stats.protocol_errors);
     publish_u64("$SYS/broker/store/errors", broker.stats.store_errors);
+    /* "ok", or what keeps the store from acknowledging */
+    publish_value("$SYS/broker/store/status", store_problem() ? store_problem() : "ok");
     publish_u64("$SYS/broker/shared/delivered", broker.stats.shared_delivered);
     publish_u64("$SYS/broker/shared/redistributed", broker.stats.shared_redistributed);
     publish_u64("$SYS/broker/shared/dropped", broker.stats.shared_dropped);

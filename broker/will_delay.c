@@ -43,7 +43,8 @@ void session_publish_will(struct session *s)
         message_unref(will);
         return;
     }
-    log_info("client %s: publishing its delayed will on '%s'", s->log_id, will->topic);
+    log_info("client %s: publishing its delayed will on '%s'", s->log_id,
+             log_str(will->topic, will->topic_len));
     message_start_expiry(will);
     router_publish(will, NULL); /* a will has no origin: No Local does not apply */
     message_unref(will);

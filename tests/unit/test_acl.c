@@ -341,6 +341,59 @@ static void test_empty_file_denies(void **state)
     acl_file_free(f);
 }
 
+/* `share` rules: a name, a prefix with '*', patterns with %u, and names
+ * that could widen a pattern grant nothing. */
+static bool shr(const struct acl_client *c, const char *name)
+{
+    return acl_client_may_share(c, name, strlen(name));
+}
+
+static void test_share_rules(void **state)
+{
+    (void)state;
+    struct acl_file *open_f = load("user a\ntopic read x/#\n");
+    assert_false(acl_file_governs_shares(open_f));
+    acl_file_free(open_f);
+
+    struct acl_file *f = load("user alice\ntopic share ops\ntopic read x/#\n"
+                              "user root\ntopic share *\n"
+                              "pattern share %u-*\npattern share dev-%c\n");
+    assert_true(acl_file_governs_shares(f));
+    struct acl_client *alice = client(f, "alice", "c1");
+    assert_true(shr(alice, "ops"));
+    assert_true(shr(alice, "alice-workers"));
+    assert_true(shr(alice, "alice-"));
+    assert_true(shr(alice, "dev-c1"));
+    assert_false(shr(alice, "op"));
+    assert_false(shr(alice, "opsx"));
+    assert_false(shr(alice, "bob-workers"));
+    assert_false(shr(alice, "dev-c2"));
+    /* a share rule grants no topic */
+    assert_false(rd(alice, "ops"));
+    assert_false(sub(alice, "ops"));
+    assert_true(rd(alice, "x/1"));
+    struct acl_client *root = client(f, "root", "r");
+    assert_true(shr(root, "anything"));
+    /* a user name holding '*' cannot widen "%u-*" */
+    struct acl_client *star = client(f, "*", "s");
+    assert_false(shr(star, "alice-workers"));
+    assert_false(shr(star, "*-x"));
+    struct acl_client *anon = client(f, NULL, "dev-x");
+    assert_false(shr(anon, "ops"));
+    acl_client_free(alice);
+    acl_client_free(root);
+    acl_client_free(star);
+    acl_client_free(anon);
+    acl_file_free(f);
+
+    load_bad("topic share a/b\n", ":1: 'a/b' is not a share name (a name or a prefix ending "
+                                 "in '*', without '/', '+', '#' or blanks)");
+    load_bad("topic share a*b\n", ":1: 'a*b' is not a share name (a name or a prefix ending "
+                                 "in '*', without '/', '+', '#' or blanks)");
+    load_bad("pattern share %u/x\n", ":1: '%u/x' is not a share name (a name or a prefix "
+                                    "ending in '*', without '/', '+', '#' or blanks)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_anonymous_and_unknown),
         cmocka_unit_test(test_patterns_cannot_widen),
         cmocka_unit_test(test_empty_file_denies),
+        cmocka_unit_test(test_share_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
