@@ -152,6 +152,32 @@ class EndlessReloadTest(BrokerTestCase):
         c.connect('check2', username='alice', password=USERS['alice'])
         self.assertEqual(c.subscribe([('bob/x', 0)]), [0])
 
+    def test_big_file_is_parsed_off_the_loop(self):
+        # 300,000 users (some 40 MB): parsing takes a while, and the loop
+        # serves meanwhile; then the new users are in force.
+        with open(self.passwd) as f:
+            line = f.readline().strip()
+        hash_ = line.split(':', 1)[1]
+        big = self.passwd + '.big'
+        with open(big, 'w') as f:
+            f.write(line + '\n')
+            for i in range(300000):
+                f.write('user%06d:%s\n' % (i, hash_))
+        os.replace(big, self.passwd)
+        rss0 = sec.rss_kb(self.b.pid)
+        self.rt.worst = 0.0
+        rc, out, took = self.reload()
+        self.assertEqual(rc, 0, out)
+        self.assertIn('password file %s: 300001 users' % self.passwd, out)
+        time.sleep(0.2)
+        sys.stderr.write('300001 users: reload took %.2f s, worst round trip meanwhile %.3f s, '
+                         'RSS %+d KiB\n' % (took, self.rt.worst, sec.rss_kb(self.b.pid) - rss0))
+        self.assertIsNone(self.rt.failed, 'round trips failed: %r' % self.rt.failed)
+        self.assertLess(self.rt.worst, max(0.2, took / 4),
+                        'a round trip took %.2f s of a %.2f s reload' % (self.rt.worst, took))
+        c = self.raw(self.b.port)
+        c.connect('big', username='user299999', password=USERS['alice'])
+
     def test_sighups_during_a_reload(self):
         for _ in range(5):
             self.b.signal(signal.SIGHUP)

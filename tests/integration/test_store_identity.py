@@ -10,8 +10,10 @@ traffic.  petreld only."""
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
+import unittest
 
 import harness
 from harness import BrokerTestCase, Collector, skip_on_mosquitto
@@ -126,6 +128,31 @@ class StoreIdentityTest(BrokerTestCase):
         shutil.copyfile(b.db_path, copy)
         os.replace(copy, b.db_path)     # same name, another inode
         self.expect_reported(b, t, 'replaced by another file')
+
+    @unittest.skipUnless(shutil.which('chattr'), 'no chattr')
+    def test_made_unwritable_and_writable_again(self):
+        # root may write any file: the immutable flag stops even root
+        b, t = self.start()
+        if subprocess.run(['chattr', '+i', b.db_path], capture_output=True).returncode != 0:
+            self.skipTest('chattr +i not supported here')
+        self.addCleanup(subprocess.run, ['chattr', '-i', b.db_path], capture_output=True)
+        self.assertIsNotNone(b.wait_log(r'error store: .*petrel\.db is no longer writable', 5),
+                             'no error in the log about an unwritable petrel.db')
+        self.expect_no_ack(b, t, 'made unwritable')
+        self.assertIsNotNone(self.notify.wait_status('petrel.db is not writable'))
+        subprocess.run(['chattr', '-i', b.db_path], check=True, capture_output=True)
+        self.assertIsNotNone(b.wait_log(r'notice store: .*petrel\.db is writable again', 5))
+        # acknowledged again once a commit succeeds
+        deadline = time.monotonic() + 10
+        while True:
+            p = self.raw_connected(port=b.port)
+            p.send(mqttraw.publish_packet(t + '/q', b'again', qos=1, pid=3))
+            try:
+                if p.read_packet(3).type == PUBACK:
+                    break
+            except (mqttraw.Closed, mqttraw.Timeout):
+                pass
+            self.assertLess(time.monotonic(), deadline, 'never acknowledged again')
 
 
 if __name__ == '__main__':
