@@ -34,6 +34,7 @@ struct broker_stats {
     uint64_t packet_too_large;   /* closed: packet over max_packet_size */
     uint64_t keepalive_refused;  /* CONNECT asking for more than max_keepalive */
     uint64_t auth_refused;       /* bad credentials, or anonymous where not allowed */
+    uint64_t auth_throttled;     /* refused unchecked: too many failed logins (login_throttle.h) */
     uint64_t auth_busy;          /* too many password checks waiting (CONNACK 0x03) */
     uint64_t acl_publish_denied; /* PUBLISH dropped by the ACL */
     uint64_t acl_subscribe_denied; /* filter refused by the ACL (0x80) */

@@ -106,6 +106,10 @@ struct config {
                                        default 100000; 0 = no limit */
     uint64_t max_retained_bytes;    /* their topic + payload + property bytes,
                                        default 64 MiB; 0 = no limit */
+    uint32_t max_login_failures_per_source; /* failed logins from one address before
+                                       its logins are refused unchecked, default 10;
+                                       one is forgiven per second; 0 = no limit */
+    uint32_t max_login_failures_per_user; /* the same per user name, default 20 */
     uint16_t max_topic_length;      /* bytes in a topic name or filter, default 65535 */
     uint16_t max_topic_levels;      /* levels in a topic name or filter, default 128 */
     uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each
