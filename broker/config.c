@@ -62,6 +62,8 @@ static const struct setting settings[] = {
     {"data_dir", K_PATH, FIELD(data_dir), 0, 0, NULL, "directory of the database petrel.db", NULL},
     NUM(max_connections, K_UINT, 0, UINT32_MAX, NULL,
         "connected clients at most; 0 = no limit"),
+    NUM(max_connections_per_source, K_UINT, 0, UINT32_MAX, NULL,
+        "open connections from one source address at most; 0 = no limit"),
     NUM(max_packet_size, K_SIZE, 16, 268435460, "the largest packet MQTT can encode",
         "largest packet accepted, in bytes (k, M, G suffixes allowed)"),
     NUM(max_inflight, K_UINT, 1, 65535, NULL,

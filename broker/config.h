@@ -82,6 +82,8 @@ struct config {
                                        which replaces the default listener */
     char data_dir[4096];            /* default: /var/lib/petrel */
     uint32_t max_connections;       /* default 100000; 0 = no limit */
+    uint32_t max_connections_per_source; /* open connections from one address,
+                                       default 0 = no limit */
     uint32_t max_packet_size;       /* default 1 MiB; at most 268435460 */
     uint16_t max_inflight;          /* outbound QoS 1/2 window per client, default 1000 */
     uint32_t max_queued_messages;   /* per session, default 4,000,000 */

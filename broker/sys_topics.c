@@ -63,6 +63,7 @@ static void publish_all(void)
     publish_u64("$SYS/broker/acl/denied/read", broker.stats.acl_read_denied);
     publish_u64("$SYS/broker/limits/max_connections", broker.stats.connections_refused);
     publish_u64("$SYS/broker/limits/listener_max_connections", broker.stats.listener_refused);
+    publish_u64("$SYS/broker/limits/max_connections_per_source", broker.stats.source_refused);
     publish_u64("$SYS/broker/limits/connect_timeout", broker.stats.connect_timeouts);
     publish_u64("$SYS/broker/limits/max_packet_size", broker.stats.packet_too_large);
     publish_u64("$SYS/broker/limits/max_keepalive", broker.stats.keepalive_refused);
