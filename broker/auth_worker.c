@@ -1,8 +1,11 @@
 /*
  * auth_worker.c - a few threads that run password hash verifications and
  * hand the results back to the event loop through a pipe, in the manner of
- * store_sync.c.  Jobs wait in a FIFO; a cancelled job that no thread has
- * taken yet is simply removed, one that is running is finished and dropped.
+ * store_sync.c.  Jobs wait in one list ordered by a virtual time (fair
+ * queueing): a job's tag is one more than the last tag of its lane still
+ * waiting, or than the tag last served, so lanes take turns.  A cancelled
+ * job that no thread has taken yet is simply removed, one that is running
+ * is finished and dropped.
  */
 #include "auth_worker.h"
 
@@ -28,6 +31,8 @@ struct auth_job {
     struct auth_job *next;
     auth_done_fn done;
     void *arg;
+    uint64_t lane;
+    uint64_t tag;    /* virtual time: the list is in tag order */
     bool running;    /* taken by a thread */
     bool cancelled;
     int result;
@@ -44,6 +49,7 @@ static struct {
     bool stop;
     struct auth_job *todo_head, *todo_tail;
     size_t n_todo;
+    uint64_t vtime;             /* tag of the job taken last */
     struct auth_job *done;      /* finished, for the loop */
     int pipe_rd, pipe_wr;
     struct event *pipe_ev;
@@ -72,6 +78,7 @@ static void *worker_main(void *arg)
         if (!w.todo_head)
             w.todo_tail = NULL;
         w.n_todo--;
+        w.vtime = j->tag;
         j->running = true;
         pthread_mutex_unlock(&w.lock);
 
@@ -181,7 +188,7 @@ void auth_worker_stop(void)
 }
 
 struct auth_job *auth_worker_submit(const char *hash, const void *password, size_t len,
-                                    auth_done_fn done, void *arg)
+                                    uint64_t lane, auth_done_fn done, void *arg)
 {
     if (!w.n_threads)
         return NULL;
@@ -205,11 +212,23 @@ struct auth_job *auth_worker_submit(const char *hash, const void *password, size
         job_free(j);
         return NULL;
     }
-    if (w.todo_tail)
-        w.todo_tail->next = j;
+    /* At most MAX_PENDING jobs: two scans cost microseconds, a hash 0.1 s. */
+    uint64_t tag = w.vtime;
+    for (struct auth_job *p = w.todo_head; p; p = p->next)
+        if (p->lane == lane && p->tag > tag)
+            tag = p->tag;
+    j->lane = lane;
+    j->tag = tag + 1;
+    struct auth_job *prev = NULL;
+    for (struct auth_job *p = w.todo_head; p && p->tag <= j->tag; p = p->next)
+        prev = p;
+    j->next = prev ? prev->next : w.todo_head;
+    if (prev)
+        prev->next = j;
     else
         w.todo_head = j;
-    w.todo_tail = j;
+    if (!j->next)
+        w.todo_tail = j;
     w.n_todo++;
     pthread_cond_signal(&w.wake);
     pthread_mutex_unlock(&w.lock);

@@ -8,6 +8,7 @@
 #define PETREL_AUTH_WORKER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct auth_job;
 
@@ -23,9 +24,14 @@ void auth_worker_stop(void);
 /* Queues a verification of `password` against `hash` (both copied; the
  * copy of the password is wiped when done).  Returns the job, or NULL when
  * out of memory or when too many verifications already wait (the caller
- * refuses the login: a flood of logins must not grow memory without bound). */
+ * refuses the login: a flood of logins must not grow memory without bound).
+ *
+ * Jobs of different lanes (the caller's key: a hash of the user name) are
+ * served in turn, not first come first served: a flood of logins for one
+ * name waits behind itself, and another name's login waits for at most one
+ * job of each other lane. */
 struct auth_job *auth_worker_submit(const char *hash, const void *password, size_t len,
-                                    auth_done_fn done, void *arg);
+                                    uint64_t lane, auth_done_fn done, void *arg);
 /* The job's callback will not be called (its connection is gone). */
 void auth_worker_cancel(struct auth_job *job);
 

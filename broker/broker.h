@@ -32,10 +32,12 @@ struct broker_stats {
     uint64_t store_errors;       /* store transactions rolled back */
     /* Security and limits: each counts the times it refused or cut off. */
     uint64_t listener_refused;   /* a listener's own max_connections reached */
+    uint64_t source_refused;     /* max_connections_per_source reached */
     uint64_t connect_timeouts;   /* closed: no CONNECT within connect_timeout */
     uint64_t packet_too_large;   /* closed: packet over max_packet_size */
     uint64_t keepalive_refused;  /* CONNECT asking for more than max_keepalive */
     uint64_t auth_refused;       /* bad credentials, or anonymous where not allowed */
+    uint64_t auth_throttled;     /* refused unchecked: too many failed logins (login_throttle.h) */
     uint64_t auth_busy;          /* too many password checks waiting (CONNACK 0x03) */
     uint64_t acl_publish_denied; /* PUBLISH dropped by the ACL */
     uint64_t acl_subscribe_denied; /* filter refused by the ACL (0x80) */

@@ -62,6 +62,8 @@ static const struct setting settings[] = {
     {"data_dir", K_PATH, FIELD(data_dir), 0, 0, NULL, "directory of the database petrel.db", NULL},
     NUM(max_connections, K_UINT, 0, UINT32_MAX, NULL,
         "connected clients at most; 0 = no limit"),
+    NUM(max_connections_per_source, K_UINT, 0, UINT32_MAX, NULL,
+        "open connections from one source address at most; 0 = no limit"),
     NUM(max_packet_size, K_SIZE, 16, 268435460, "the largest packet MQTT can encode",
         "largest packet accepted, in bytes (k, M, G suffixes allowed)"),
     NUM(max_inflight, K_UINT, 1, 65535, NULL,
@@ -108,6 +110,12 @@ static const struct setting settings[] = {
         "retained topics in total; a new one beyond it is not retained; 0 = no limit"),
     NUM(max_retained_bytes, K_SIZE, 0, 1099511627776ULL, NULL,
         "bytes of retained messages in total (k, M, G suffixes allowed); 0 = no limit"),
+    NUM(max_login_failures_per_source, K_UINT, 0, UINT32_MAX, NULL,
+        "failed logins from one address before its logins are refused without a password "
+        "check; one is forgiven per second; 0 = no limit"),
+    NUM(max_login_failures_per_user, K_UINT, 0, UINT32_MAX, NULL,
+        "failed logins for one user name before its logins are refused without a password "
+        "check; one is forgiven per second; 0 = no limit"),
     NUM(max_topic_length, K_UINT, 1, 65535, NULL,
         "bytes in a topic name or filter; longer publishes disconnect, filters get 0x80"),
     NUM(max_topic_levels, K_UINT, 1, 65535, NULL,
@@ -163,6 +171,8 @@ void config_defaults(struct config *c)
     c->max_subscriptions_per_client = 1000;
     c->max_retained_messages = 100000;
     c->max_retained_bytes = 64 * 1024 * 1024;
+    c->max_login_failures_per_source = 10;
+    c->max_login_failures_per_user = 20;
     c->max_topic_length = 65535;
     c->max_topic_levels = 128;
     c->topic_alias_maximum = 10;

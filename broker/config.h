@@ -83,6 +83,8 @@ struct config {
                                        which replaces the default listener */
     char data_dir[4096];            /* default: /var/lib/petrel */
     uint32_t max_connections;       /* default 100000; 0 = no limit */
+    uint32_t max_connections_per_source; /* open connections from one address,
+                                       default 0 = no limit */
     uint32_t max_packet_size;       /* default 1 MiB; at most 268435460 */
     uint16_t max_inflight;          /* outbound QoS 1/2 window per client, default 1000 */
     uint32_t max_queued_messages;   /* per session, default 4,000,000 */
@@ -107,6 +109,10 @@ struct config {
                                        default 100000; 0 = no limit */
     uint64_t max_retained_bytes;    /* their topic + payload + property bytes,
                                        default 64 MiB; 0 = no limit */
+    uint32_t max_login_failures_per_source; /* failed logins from one address before
+                                       its logins are refused unchecked, default 10;
+                                       one is forgiven per second; 0 = no limit */
+    uint32_t max_login_failures_per_user; /* the same per user name, default 20 */
     uint16_t max_topic_length;      /* bytes in a topic name or filter, default 65535 */
     uint16_t max_topic_levels;      /* levels in a topic name or filter, default 128 */
     uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each

@@ -25,6 +25,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
+#include "source_limit.h"
 #include "tls.h"
 
 #define TCP_KEEPALIVE_IDLE_S 60
@@ -52,7 +53,7 @@ struct listener {
     char origin[160];           /* config file:line, for messages */
 };
 
-static struct log_ratelimit refused_log, listener_refused_log, accept_error_log;
+static struct log_ratelimit refused_log, listener_refused_log, accept_error_log, source_refused_log;
 
 static void tune_socket(int fd)
 {
@@ -92,10 +93,24 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
         evutil_closesocket(fd);
         return;
     }
+    if (!source_limit_admit(addr)) {
+        broker.stats.source_refused++;
+        long n = log_ratelimit_check(&source_refused_log, 10);
+        if (n >= 0)
+            log_warning("connection refused: max_connections_per_source (%u) reached by its "
+                        "address%s", broker.cfg.max_connections_per_source, log_suppressed(n));
+        evutil_closesocket(fd);
+        return;
+    }
     tune_socket(fd);
     struct conn *c = conn_new(fd, addr, l->tls);
     if (!c) {
         log_error("out of memory accepting a connection");
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        source_limit_release(addr->sa_family, addr->sa_family == AF_INET6
+                                                  ? (const uint8_t *)&in6->sin6_addr
+                                                  : (const uint8_t *)&in->sin_addr);
         return;
     }
     c->listener = l;
@@ -104,8 +119,10 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 
 void listener_conn_closed(struct conn *c)
 {
-    if (c->listener)
+    if (c->listener) {
         c->listener->n_conns--;
+        source_limit_release(c->peer.family, c->peer.addr);
+    }
     c->listener = NULL;
 }
 

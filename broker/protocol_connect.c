@@ -22,7 +22,9 @@
 #include "auth_worker.h"
 #include "broker.h"
 #include "conn.h"
+#include "keyed_hash.h"
 #include "listener.h"
+#include "login_throttle.h"
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
@@ -48,6 +50,7 @@ struct connect_wait {
     char *user;                 /* NULL = no user name */
     size_t user_len;
     char *user_log;             /* printable user name, for logs */
+    unsigned throttle_charged;  /* login_throttle_begin's charges */
     bool clean_session;
     uint16_t keepalive;         /* granted (5.0: capped by max_keepalive) */
     /* 5.0 */
@@ -314,6 +317,9 @@ static void password_checked(void *arg, int result)
     struct conn *c = w->c;
     w->job = NULL;
     c->auth_wait = NULL;
+    if (result >= 0)
+        login_throttle_end(&(struct login_source){c->peer.family, c->peer.addr}, w->user,
+                           w->user_len, w->throttle_charged, result == 1);
     if (result != 1) {
         char why[300];
         snprintf(why, sizeof why, "%s (user '%s')",
@@ -546,16 +552,31 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     const struct auth_table *users = auth_current();
     if (ck->has_username && users) {
         char why[300];
+        struct login_source src = {c->peer.family, c->peer.addr};
+        enum login_verdict v = login_throttle_begin(&src, w->user, w->user_len,
+                                                    &w->throttle_charged);
+        if (v != LOGIN_CHECK) {
+            /* Refused with no hash spent on it: see login_throttle.h. */
+            broker.stats.auth_throttled++;
+            snprintf(why, sizeof why, "too many failed logins %s (user '%s')",
+                     v == LOGIN_SOURCE_THROTTLED ? "from this address" : "for this user name",
+                     w->user_log);
+            refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_USER_OR_PASSWORD, why);
+            return 0;
+        }
         const char *hash = auth_table_lookup(users, w->user, w->user_len);
         if (!hash || !ck->has_password) {
+            login_throttle_end(&src, w->user, w->user_len, w->throttle_charged, 0);
             snprintf(why, sizeof why, "%s (user '%s')",
                      hash ? "no password given" : "unknown user", w->user_log);
             refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_USER_OR_PASSWORD, why);
             return 0;
         }
-        w->job = auth_worker_submit(hash, ck->password.data, ck->password.len, password_checked,
-                                    w);
+        w->job = auth_worker_submit(hash, ck->password.data, ck->password.len,
+                                    keyed_hash(hash_key_process(), w->user, w->user_len),
+                                    password_checked, w);
         if (!w->job) {
+            login_throttle_end(&src, w->user, w->user_len, w->throttle_charged, 1); /* unchecked */
             broker.stats.auth_busy++;
             long n = log_ratelimit_check(&refused_log, 1);
             if (n >= 0)

@@ -391,6 +391,12 @@ void session_detach(struct session *s)
          * stay, to be resent with their packet ids. */
         s->loaded_seq = s->queued.head->seq - 1;
         s->backlog += s->queued.count;
+        if (s->added_batch && s->added_batch == store_open_batch())
+            for (const struct delivery *d = s->queued.head; d; d = d->next)
+                if (d->seq >= s->added_first_seq) { /* now in the store only */
+                    s->added_backlog++;
+                    s->added_backlog_bytes += d->size;
+                }
         session_free_deliveries(&s->queued);
         s->queued_mem = 0;
     }

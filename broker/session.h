@@ -123,6 +123,14 @@ struct session {
     int64_t last_seq;       /* highest seq ever given in this session */
     uint32_t n_queued;      /* unsent deliveries, in memory and in store */
     uint64_t queued_bytes;  /* their payload bytes */
+    /* Deliveries that the store batch `added_batch` (while it is open)
+     * queued, from seq added_first_seq on; added_backlog of them (payload
+     * bytes: added_backlog_bytes) went to the store only.  A failed commit
+     * takes them back: session_store_rolled_back. */
+    uint64_t added_batch;
+    int64_t added_first_seq;
+    uint32_t added_backlog;
+    uint64_t added_backlog_bytes;
     uint16_t last_packet_id;
     uint8_t *ids_out;       /* bitmap of outbound packet ids that may be in
                                use, while many are in flight (session.c) */
@@ -267,5 +275,10 @@ void session_pump(struct session *s);
  * DUP, or PUBREL) in their order, then pumps; frees a delivery list. */
 void session_resend_inflight(struct session *s);
 void session_free_deliveries(struct delivery_list *l);
+/* The store batch `batch` was rolled back (store.h): the deliveries it
+ * queued for s are gone from the store and are taken off its queue and
+ * counters too (their publishers were not acknowledged and resend), so
+ * that no phantom fills the queue's bound or is looked for later. */
+void session_store_rolled_back(struct session *s, uint64_t batch);
 
 #endif

@@ -228,6 +228,22 @@ static bool take_over_bound(struct session *s, uint32_t size)
     return true;
 }
 
+/* Records that the open store batch queued seq for s (see
+ * session_store_rolled_back); false when no batch is open. */
+static bool note_added(struct session *s, int64_t seq)
+{
+    uint64_t batch = store_open_batch();
+    if (batch == 0)
+        return false;
+    if (s->added_batch != batch) {
+        s->added_batch = batch;
+        s->added_first_seq = seq;
+        s->added_backlog = 0;
+        s->added_backlog_bytes = 0;
+    }
+    return true;
+}
+
 static int deliver(struct session *s, struct message *msg, uint8_t qos, bool retain, bool shared)
 {
     if (expired_now(msg))
@@ -277,11 +293,16 @@ static int deliver(struct session *s, struct message *msg, uint8_t qos, bool ret
     }
     s->n_queued++;
     s->queued_bytes += size;
+    bool added_now = s->db_id && note_added(s, d->seq);
     if (s->db_id && (s->backlog > 0 || !s->conn ||
                      s->queued_mem + mem_of(size) > broker.cfg.max_queued_memory)) {
         /* Later than what is in memory, or for an offline session (which
          * costs no message memory): it waits in the store, in order. */
         s->backlog++;
+        if (added_now) {
+            s->added_backlog++;
+            s->added_backlog_bytes += size;
+        }
         message_unref(d->msg);
         free(d);
         return SESSION_TAKEN;
@@ -299,6 +320,10 @@ void session_loaded_delivery(struct session *s, struct delivery *d)
 {
     if (s->backlog)
         s->backlog--;
+    if (s->added_backlog && s->added_batch == store_open_batch() && d->seq >= s->added_first_seq) {
+        s->added_backlog--; /* read back in the batch that added it */
+        s->added_backlog_bytes -= d->size;
+    }
     s->loaded_seq = d->seq;
     /* Rows in a QoS 2 handshake were in flight when petreld stopped. */
     if (d->state == DELIVERY_QUEUED)
@@ -460,6 +485,37 @@ uint32_t session_move_shared(struct session *s, bool queued_only,
     s->loaded_seq = loaded_seq;
     s->backlog = backlog;
     return moved;
+}
+
+void session_store_rolled_back(struct session *s, uint64_t batch)
+{
+    if (s->added_batch != batch)
+        return;
+    s->added_batch = 0;
+    uint32_t n = s->added_backlog < s->backlog ? s->added_backlog : s->backlog;
+    s->backlog -= n;
+    s->n_queued -= n < s->n_queued ? n : s->n_queued;
+    s->queued_bytes -= s->added_backlog_bytes < s->queued_bytes ? s->added_backlog_bytes
+                                                                 : s->queued_bytes;
+    /* Unsent ones still in memory (in seq order: the batch's are last).
+     * Those already sent stay in flight: their acknowledgement deletes
+     * nothing, and the publisher's resend is a QoS 1 duplicate. */
+    struct delivery *prev = NULL, *d = s->queued.head;
+    while (d && d->seq < s->added_first_seq) {
+        prev = d;
+        d = d->next;
+    }
+    while (d) {
+        struct delivery *next = d->next;
+        list_unlink(&s->queued, prev, d);
+        s->queued_mem -= mem_of(d->size);
+        s->n_queued--;
+        s->queued_bytes -= d->size;
+        message_unref(d->msg);
+        free(d);
+        d = next;
+    }
+    maybe_release_publishers(s);
 }
 
 void session_pump(struct session *s)

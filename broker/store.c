@@ -213,6 +213,8 @@ uint64_t store_wait_batch(void)
     return store_st.synced < store_st.committed ? store_st.committed : 0;
 }
 
+uint64_t store_open_batch(void) { return store_st.in_txn ? store_st.cur_batch : 0; }
+
 uint64_t store_durable(void) { return store_st.synced; }
 
 void store_synced(uint64_t batch)

@@ -14,7 +14,11 @@
  *
  * A failed commit rolls back, and every connection with a packet waiting on
  * it is closed, so that its client resends what was not acknowledged.  The
- * next turn tries again: the store recovers by itself.
+ * next turn tries again: the store recovers by itself.  What the batch
+ * changed in memory is made to match: session state is written again
+ * (store_redo), deliveries it queued are taken off their sessions' queues
+ * and counters, and messages it stored lose their row id (stored again
+ * when next referenced).
  *
  * Only persistent sessions are stored: a clean session's state dies with
  * its connection anyway.  $SYS retained messages are not stored either.
@@ -57,6 +61,9 @@ void store_close(void);
  * write recorded waits for store_wait_batch() to be durable (conn_wait.h). */
 /* The batch a packet sent now must wait for; 0 = none, all is durable. */
 uint64_t store_wait_batch(void);
+/* The batch of the transaction open in this turn, 0 when none is: what
+ * a rollback of it takes back is kept by that number (session.h). */
+uint64_t store_open_batch(void);
 /* The highest durable batch. */
 uint64_t store_durable(void);
 /* Commits the turn's transaction (end of turn).  Returns 0, or the number

@@ -61,6 +61,40 @@ static struct {
     size_t n, cap;
 } batch_retained, redo_retained;
 
+/* Messages given a row in the open batch (a reference each): a rollback
+ * takes their row ids back, so that the next reference stores them again
+ * instead of naming a row that does not exist. */
+static struct {
+    struct message **v;
+    size_t n, cap;
+} batch_messages;
+
+static int remember_message(struct message *m)
+{
+    if (batch_messages.n == batch_messages.cap) {
+        size_t cap = batch_messages.cap ? batch_messages.cap * 2 : 64;
+        struct message **v = realloc(batch_messages.v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        batch_messages.v = v;
+        batch_messages.cap = cap;
+    }
+    batch_messages.v[batch_messages.n++] = message_ref(m);
+    return 0;
+}
+
+/* Ends the open batch's list: on a rollback (`failed`) its messages have
+ * no row any more. */
+static void forget_messages(bool failed)
+{
+    for (size_t i = 0; i < batch_messages.n; i++) {
+        if (failed)
+            batch_messages.v[i]->db_id = 0;
+        message_unref(batch_messages.v[i]);
+    }
+    batch_messages.n = 0;
+}
+
 static void remember_id(struct id_list *l, int64_t id)
 {
     if (l->n == l->cap) {
@@ -243,8 +277,14 @@ int store_message_add(struct message *m)
         sqlite3_bind_blob(st, 6, m->props, (int)m->props_len, SQLITE_STATIC);
     if (m->expires_at)
         sqlite3_bind_int64(st, 7, m->expires_at);
-    /* Set even if the write fails: the id is never given again, so the
-     * rows that name it can only be missing, never wrong. */
+    /* The id is never given again, so the rows that name it can only be
+     * missing, never wrong; a rollback takes it back from m
+     * (forget_messages). */
+    if (remember_message(m) != 0) {
+        log_error("store: out of memory storing a message");
+        store_st.txn_failed = true;
+        return -1;
+    }
     m->db_id = ++store_st.last_message_id;
     sqlite3_bind_int64(st, 5, m->db_id);
     return run(st, "storing a message");
@@ -426,11 +466,13 @@ static void flag_session(void *value, void *arg)
     uint64_t failed = *(uint64_t *)arg;
     if (s->db_id && s->store_batch == failed)
         s->store_redo = true;
+    session_store_rolled_back(s, failed);
 }
 
 void store_batch_failed(uint64_t batch)
 {
     hashmap_foreach(broker.sessions, flag_session, &batch);
+    forget_messages(true);
     for (size_t i = 0; i < batch_deleted.n; i++)
         remember_id(&redo_deleted, batch_deleted.v[i]);
     batch_deleted.n = 0;
@@ -452,11 +494,14 @@ void store_batch_failed(uint64_t batch)
 
 void store_batch_committed(void)
 {
+    forget_messages(false);
     batch_deleted.n = 0;
     for (size_t i = 0; i < batch_retained.n; i++)
         free(batch_retained.v[i]);
     batch_retained.n = 0;
     if (!store_st.db) { /* closing: give everything back */
+        free(batch_messages.v);
+        memset(&batch_messages, 0, sizeof batch_messages);
         free(batch_deleted.v);
         free(redo_deleted.v);
         free(batch_retained.v);

@@ -60,17 +60,20 @@ static void publish_all(void)
     /* Security and limits: how often each refused or cut something off. */
     publish_u64("$SYS/broker/auth/refused", broker.stats.auth_refused);
     publish_u64("$SYS/broker/auth/busy", broker.stats.auth_busy);
+    publish_u64("$SYS/broker/auth/throttled", broker.stats.auth_throttled);
     publish_u64("$SYS/broker/acl/denied/publish", broker.stats.acl_publish_denied);
     publish_u64("$SYS/broker/acl/denied/subscribe", broker.stats.acl_subscribe_denied);
     publish_u64("$SYS/broker/acl/denied/read", broker.stats.acl_read_denied);
     publish_u64("$SYS/broker/limits/max_connections", broker.stats.connections_refused);
     publish_u64("$SYS/broker/limits/listener_max_connections", broker.stats.listener_refused);
+    publish_u64("$SYS/broker/limits/max_connections_per_source", broker.stats.source_refused);
     publish_u64("$SYS/broker/limits/connect_timeout", broker.stats.connect_timeouts);
     publish_u64("$SYS/broker/limits/max_packet_size", broker.stats.packet_too_large);
     publish_u64("$SYS/broker/limits/max_keepalive", broker.stats.keepalive_refused);
     publish_u64("$SYS/broker/limits/max_subscriptions_per_client",
                 broker.stats.subscriptions_refused);
     publish_u64("$SYS/broker/limits/max_retained", broker.stats.retained_refused);
+    publish_u64("$SYS/broker/limits/max_login_failures", broker.stats.auth_throttled);
     publish_u64("$SYS/broker/limits/max_topic_length", broker.stats.topic_too_long);
     publish_u64("$SYS/broker/limits/max_topic_levels", broker.stats.topic_too_deep);
     publish_u64("$SYS/broker/limits/max_inflight", broker.stats.inflight_full);
