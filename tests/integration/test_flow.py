@@ -179,8 +179,10 @@ class FlowTest(BrokerTestCase):
         on.subscribe([(t, 1)])
         self.assertEqual(p.publish5(t, numbered(9), qos=1).rc, 0)
         self.assertEqual(harness.number_of(on.expect_publish().payload), 9)
-        # QoS 2 too
-        on.disconnect()
+        # QoS 2 too, once the broker has ended the online session (the
+        # publish must not overtake its DISCONNECT on the other connection)
+        on.try_send(mqttraw.DISCONNECT_BYTES)
+        self.assertTrue(on.wait_closed(), 'the broker did not close after DISCONNECT')
         self.assertEqual(p.publish5(t, numbered(10), qos=2).rc, 0x97)
 
     @skip_on_mosquitto('flow control figures')
