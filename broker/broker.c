@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "hashmap.h"
 #include "listener.h"
@@ -31,6 +32,7 @@ int broker_init(const struct config *cfg)
     broker.cfg = *cfg;
     broker.lock_fd = -1;
     broker.started = time(NULL);
+    cluster_preinit(cfg->cluster_nats); /* before the base: see cluster.h */
     broker.base = event_base_new();
     broker.topics = topic_tree_new();
     broker.sessions = hashmap_new();
@@ -47,6 +49,7 @@ void broker_free(void)
         conn_close_all();
     security_stop();
     sys_topics_stop();
+    cluster_stop(); /* after the closing connections' wills went out */
     store_close(); /* commits what the closing connections wrote */
     if (broker.sessions)
         session_destroy_all();

@@ -29,6 +29,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster_subject.h"
+
 #define MAX_LINE 4095
 
 enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_DURATION, K_CHOICE, K_LOG_LEVEL };
@@ -122,6 +124,14 @@ static const struct setting settings[] = {
         "levels in a topic name or filter; deeper publishes disconnect, filters get 0x80"),
     NUM(topic_alias_maximum, K_UINT, 0, 65535, NULL,
         "MQTT 5.0 topic aliases per connection, in each direction; 0 = none"),
+    {"cluster_nats", K_PATH, FIELD(cluster_nats), 0, 0, NULL,
+     "NATS servers of the cluster, nats://HOST:PORT[,nats://...]; unset = a single node",
+     NULL},
+    {"cluster_name", K_PATH, FIELD(cluster_name), 0, 0, NULL,
+     "the cluster's NATS subject prefix (letters, digits, - and _)", NULL},
+    {"node_name", K_PATH, FIELD(node_name), 0, 0, NULL,
+     "this node's name in the cluster (letters, digits, - and _); default: the host name",
+     NULL},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -151,6 +161,7 @@ void config_defaults(struct config *c)
     c->n_listeners = 1;
     c->listeners_are_default = true;
     strcpy(c->data_dir, "/var/lib/petrel");
+    strcpy(c->cluster_name, "petrel");
     c->max_connections = 100000;
     c->max_packet_size = 1024 * 1024;
     c->max_inflight = 1000;
@@ -693,6 +704,13 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
     case K_LISTEN:
         return add_listener(c, value, err, errlen);
     case K_PATH:
+        if ((s->offset == offsetof(struct config, cluster_name) ||
+             s->offset == offsetof(struct config, node_name)) &&
+            !cluster_token_valid(value)) {
+            errf(err, errlen, "%s: '%s' must be 1 to 64 letters, digits, '-' or '_'", s->name,
+                 value);
+            return -1;
+        }
         return set_path(c, s, value, err, errlen);
     case K_UINT:
     case K_SIZE:

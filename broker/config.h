@@ -115,6 +115,9 @@ struct config {
     uint32_t max_login_failures_per_user; /* the same per user name, default 20 */
     uint16_t max_topic_length;      /* bytes in a topic name or filter, default 65535 */
     uint16_t max_topic_levels;      /* levels in a topic name or filter, default 128 */
+    char cluster_nats[1024];        /* NATS URLs, comma-separated; "" = no cluster */
+    char cluster_name[65];          /* subject prefix, default "petrel" */
+    char node_name[65];             /* "" = the host name */
     uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each
                                        direction, default 10; 0 = none */
     enum log_level log_level;       /* default notice */

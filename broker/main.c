@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -301,6 +302,9 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    /* Before the load: the sessions it restores subscribe on NATS too. */
+    if (cluster_start() != 0)
+        goto out;
     if (store_load() != 0)
         goto out;
     retain_recount();

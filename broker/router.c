@@ -25,6 +25,7 @@
 #include "acl_session.h"
 #include "array_grow.h"
 #include "broker.h"
+#include "cluster.h"
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
@@ -88,11 +89,30 @@ void router_publish(struct message *msg, const struct session *origin)
     router_publish_counted(msg, origin, &res);
 }
 
+static void route(struct message *msg, const struct session *origin, bool keep_retained,
+                  struct route_result *res);
+
 void router_publish_counted(struct message *msg, const struct session *origin,
                             struct route_result *res)
 {
+    cluster_forward(msg); /* the other nodes' subscribers (no-op alone) */
+    route(msg, origin, true, res);
+}
+
+void router_publish_from_cluster(struct message *msg)
+{
+    struct route_result res;
+    /* Its retain flag is kept for Retain As Published, but the value is
+     * not retained here: this node only hears the topics it has
+     * subscribers for, so a copy would go stale (cluster.h). */
+    route(msg, NULL, false, &res);
+}
+
+static void route(struct message *msg, const struct session *origin, bool keep_retained,
+                  struct route_result *res)
+{
     res->taken = res->refused = 0;
-    if (msg->retain)
+    if (msg->retain && keep_retained)
         retain_set(msg);
 
     broker.match_stamp++;

@@ -12,7 +12,8 @@
 struct message;
 struct session;
 
-/* Routes a message published by a client (or a will, or $SYS).  When
+/* Routes a message published by a client (or a will, or $SYS), here and,
+ * in a cluster, on the other nodes (cluster.h).  When
  * msg->retain is set the retained value of the topic is replaced, or cleared
  * by an empty payload.  Subscribers receive it with retain = 0 (it matches an
  * established subscription), unless a matching MQTT 5.0 subscription asked
@@ -31,6 +32,10 @@ struct route_result {
 /* router_publish, counting into *res. */
 void router_publish_counted(struct message *msg, const struct session *origin,
                             struct route_result *res);
+
+/* Routes a message that another node of the cluster received (cluster.c):
+ * as router_publish, with no origin, and not sent back to the cluster. */
+void router_publish_from_cluster(struct message *msg);
 
 /* Releases the routing scratch (shutdown). */
 void router_shutdown(void);

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "turn.h"
 #include "log.h"
 #include "message.h"
@@ -87,6 +88,16 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/max_output_buffer", broker.stats.output_buffer_full);
     publish_u64("$SYS/broker/messages/expired", broker.stats.msgs_expired);
     publish_u64("$SYS/broker/limits/client_maximum_packet_size", broker.stats.publish_too_large);
+    if (cluster_enabled()) {
+        const struct cluster_stats *cs = cluster_stats();
+        publish_u64("$SYS/broker/cluster/connected", cs->connected);
+        publish_u64("$SYS/broker/cluster/subjects", cs->subjects);
+        publish_u64("$SYS/broker/cluster/messages/sent", cs->sent);
+        publish_u64("$SYS/broker/cluster/messages/received", cs->received);
+        publish_u64("$SYS/broker/cluster/messages/duplicates", cs->duplicates);
+        publish_u64("$SYS/broker/cluster/messages/dropped", cs->dropped);
+        publish_u64("$SYS/broker/cluster/reconnects", cs->reconnects);
+    }
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)

@@ -74,6 +74,8 @@ struct topic_tree {
     size_t n_subs;
     size_t n_retained;
     struct hash_key key; /* SipHash key, random per tree */
+    topic_interest_cb interest;
+    void *interest_arg;
 };
 
 /* ---- hashing -------------------------------------------------------------
@@ -467,6 +469,12 @@ void topic_tree_free(struct topic_tree *t)
     free(t);
 }
 
+void topic_tree_set_interest_cb(struct topic_tree *t, topic_interest_cb cb, void *arg)
+{
+    t->interest = cb;
+    t->interest_arg = arg;
+}
+
 int topic_tree_subscribe(struct topic_tree *t, const char *filter, size_t len,
                          void *subscriber, uint8_t options)
 {
@@ -485,6 +493,8 @@ int topic_tree_subscribe(struct topic_tree *t, const char *filter, size_t len,
         return -1;
     }
     t->n_subs++;
+    if (n->n_subs == 1 && t->interest)
+        t->interest(filter, len, true, t->interest_arg);
     return 1;
 }
 
@@ -499,7 +509,10 @@ int topic_tree_unsubscribe(struct topic_tree *t, const char *filter, size_t len,
         return 0;
     sub_remove(n, e);
     t->n_subs--;
+    bool last = n->n_subs == 0;
     prune(t, n);
+    if (last && t->interest)
+        t->interest(filter, len, false, t->interest_arg);
     return 1;
 }
 

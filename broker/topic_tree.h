@@ -14,6 +14,7 @@
 #ifndef PETREL_TOPIC_TREE_H
 #define PETREL_TOPIC_TREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,7 +29,13 @@ typedef void (*topic_match_cb)(void *subscriber, uint8_t options, void *arg);
  * the full topic name of that value (NOT NUL-terminated). */
 typedef void (*topic_retained_cb)(void *value, const char *topic, size_t topic_len, void *arg);
 
+/* Called when a filter gets its first subscriber (on = true) and when it
+ * loses its last (false): the cluster's interest in that filter. */
+typedef void (*topic_interest_cb)(const char *filter, size_t len, bool on, void *arg);
+
 struct topic_tree *topic_tree_new(void);
+/* Sets the interest callback (NULL: none, the default). */
+void topic_tree_set_interest_cb(struct topic_tree *t, topic_interest_cb cb, void *arg);
 /* Frees the tree's own memory; subscribers and values are not touched. */
 void topic_tree_free(struct topic_tree *t);
 

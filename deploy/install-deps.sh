@@ -15,9 +15,11 @@ set -euo pipefail
 BUILD=(
   meson ninja-build pkg-config gcc
   libevent-dev libsqlite3-dev libssl-dev libcmocka-dev libsystemd-dev
+  libnats-dev
 )
 TEST=(
   mosquitto mosquitto-clients python3-paho-mqtt
+  nats-server
   clang libclang-rt-14-dev
   systemd strace groff-base man-db openssl
   # the Debian package and the system that boots it (tests/deploy)

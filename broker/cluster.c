@@ -1,0 +1,576 @@
+/*
+ * cluster.c - the node's NATS link: interest, forwarding, and what comes in
+ * from the other nodes (cluster.h).
+ *
+ * libnats reads and writes its socket on the broker's event loop (its
+ * libevent adapter), but hands received messages and connection events to
+ * threads of its own: those only queue the message (bounded) and activate
+ * `in_ev`, and everything else - routing, counters, the log - happens on
+ * the loop.
+ *
+ * A message goes to NATS as: subject = its topic mapped (cluster_subject.h),
+ * data = the payload, headers Nmqtt-Pub (the QoS, as nats-server's MQTT
+ * support writes it), Petrel-Node, Petrel-Id (the sending node's boot
+ * stamp and a sequence number: copies that arrive through two overlapping
+ * subscriptions are routed once), Petrel-Retain, and Petrel-Props (the
+ * MQTT 5.0 properties, base64, with the Message Expiry Interval left).
+ * What arrives is hostile input like any packet: it is rebuilt into a
+ * PUBLISH and decoded by the strict decoder before it is routed.
+ */
+#include "cluster.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include <nats/adapters/libevent.h>
+#pragma GCC diagnostic pop
+
+#include "broker.h"
+#include "cluster_subject.h"
+#include "hashmap.h"
+#include "log.h"
+#include "message.h"
+#include "mqtt_codec.h"
+#include "router.h"
+#include "topic_tree.h"
+
+/* Messages received and not yet routed by the loop; beyond, they are
+ * dropped and counted (the loop is far behind). */
+#define IN_QUEUE_MAX 65536
+/* Ids of the last messages routed, against copies (see above). */
+#define RECENT_IDS 64
+
+/* One NATS subscription, shared by the local filters mapping to its
+ * subject (a filter and another's "#" parent). */
+struct interest {
+    natsSubscription *sub;
+    uint32_t refs;
+};
+
+static struct {
+    bool enabled;
+    natsOptions *opts;
+    natsConnection *nc;
+    struct hashmap *interests; /* subject -> struct interest */
+    char prefix[80];
+    char node[80];
+    char boot[20];             /* this start's random stamp, hex */
+    uint64_t seq;
+    struct event *in_ev;
+    pthread_mutex_t lock;      /* guards in_q and the flags below */
+    natsMsg **in_q;
+    size_t in_len, in_cap;
+    uint64_t in_dropped;       /* by the threads: full queue */
+    atomic_int link;           /* 1 connected, 0 not; set by the threads */
+    atomic_uint_fast64_t link_events; /* reconnects seen by the threads */
+    atomic_bool stopping;      /* cluster_stop began: the threads touch nothing */
+    bool logged_up;
+    uint64_t logged_events;
+    uint64_t recent[RECENT_IDS];
+    size_t recent_pos;
+    struct cluster_stats stats;
+    char subj[CLUSTER_SUBJECT_MAX];
+} cl;
+
+bool cluster_enabled(void) { return cl.enabled; }
+
+const struct cluster_stats *cluster_stats(void)
+{
+    cl.stats.connected = atomic_load(&cl.link) == 1;
+    cl.stats.subjects = cl.interests ? hashmap_count(cl.interests) : 0;
+    pthread_mutex_lock(&cl.lock);
+    cl.stats.dropped += cl.in_dropped;
+    cl.in_dropped = 0;
+    pthread_mutex_unlock(&cl.lock);
+    return &cl.stats;
+}
+
+void cluster_preinit(const char *cluster_nats)
+{
+    if (cluster_nats && cluster_nats[0])
+        natsLibevent_Init(); /* evthread_use_pthreads, before any base */
+}
+
+/* ---- from the NATS threads ------------------------------------------- */
+
+static void wake_loop(void)
+{
+    if (cl.in_ev && !atomic_load(&cl.stopping))
+        event_active(cl.in_ev, EV_READ, 0);
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    (void)closure;
+    if (atomic_load(&cl.stopping)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    pthread_mutex_lock(&cl.lock);
+    bool first = cl.in_len == 0;
+    if (cl.in_len == IN_QUEUE_MAX) {
+        cl.in_dropped++;
+        pthread_mutex_unlock(&cl.lock);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (cl.in_len == cl.in_cap) {
+        size_t cap = cl.in_cap ? cl.in_cap * 2 : 256;
+        natsMsg **q = realloc(cl.in_q, cap * sizeof *q);
+        if (!q) {
+            cl.in_dropped++;
+            pthread_mutex_unlock(&cl.lock);
+            natsMsg_Destroy(msg);
+            return;
+        }
+        cl.in_q = q;
+        cl.in_cap = cap;
+    }
+    cl.in_q[cl.in_len++] = msg;
+    pthread_mutex_unlock(&cl.lock);
+    if (first)
+        wake_loop();
+}
+
+static void on_up(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    (void)closure;
+    atomic_store(&cl.link, 1);
+    atomic_fetch_add(&cl.link_events, 1);
+    wake_loop();
+}
+
+static void on_down(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    (void)closure;
+    atomic_store(&cl.link, 0);
+    atomic_fetch_add(&cl.link_events, 1);
+    wake_loop();
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    (void)closure;
+    if (err == NATS_SLOW_CONSUMER) {
+        pthread_mutex_lock(&cl.lock);
+        cl.in_dropped++; /* libnats dropped at least one */
+        pthread_mutex_unlock(&cl.lock);
+    }
+}
+
+/* ---- on the loop -------------------------------------------------------- */
+
+static void log_link(void)
+{
+    bool up = atomic_load(&cl.link) == 1;
+    uint64_t ev = atomic_load(&cl.link_events);
+    if (ev == cl.logged_events)
+        return;
+    if (up && cl.nc) {
+        char url[256] = "";
+        natsConnection_GetConnectedUrl(cl.nc, url, sizeof url);
+        if (cl.logged_up)
+            cl.stats.reconnects++;
+        log_notice("cluster: node %s connected to NATS %s", cl.node, url);
+    } else if (!up) {
+        log_warning("cluster: node %s lost its NATS connection; messages published meanwhile "
+                    "do not reach the other nodes", cl.node);
+    }
+    cl.logged_up = cl.logged_up || up;
+    cl.logged_events = ev;
+}
+
+static bool seen_recently(uint64_t id)
+{
+    for (size_t i = 0; i < RECENT_IDS; i++)
+        if (cl.recent[i] == id)
+            return true;
+    cl.recent[cl.recent_pos] = id;
+    cl.recent_pos = (cl.recent_pos + 1) % RECENT_IDS;
+    return false;
+}
+
+/* 64-bit FNV-1a of the id header: only compared with other ids. */
+static uint64_t id_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+/* Rebuilds the PUBLISH of a message from NATS and decodes it strictly:
+ * the topic, the QoS and every property are checked as if a client had
+ * sent them.  Returns a new message or NULL (counted as dropped). */
+static struct message *message_from_nats(natsMsg *nm, char *topic, long tlen)
+{
+    const char *v = NULL;
+    uint8_t qos = 0;
+    if (natsMsgHeader_Get(nm, "Nmqtt-Pub", &v) == NATS_OK && v && v[0] >= '0' && v[0] <= '2')
+        qos = (uint8_t)(v[0] - '0');
+    if (qos > broker.cfg.max_qos)
+        qos = broker.cfg.max_qos;
+    bool retain = natsMsgHeader_Get(nm, "Petrel-Retain", &v) == NATS_OK && v && v[0] == '1';
+    const uint8_t *payload = (const uint8_t *)natsMsg_GetData(nm);
+    int plen = natsMsg_GetDataLength(nm);
+    if (plen < 0 || (uint32_t)plen > broker.cfg.max_packet_size)
+        return NULL;
+
+    uint8_t *props = NULL;
+    int props_len = 0;
+    if (natsMsgHeader_Get(nm, "Petrel-Props", &v) == NATS_OK && v && v[0]) {
+        size_t b64 = strlen(v);
+        if (b64 % 4 != 0 || b64 / 4 * 3 > broker.cfg.max_packet_size)
+            return NULL;
+        props = malloc(b64 / 4 * 3 + 1);
+        if (!props)
+            return NULL;
+        props_len = EVP_DecodeBlock(props, (const unsigned char *)v, (int)b64);
+        if (props_len < 0) {
+            free(props);
+            return NULL;
+        }
+        /* EVP_DecodeBlock counts the padding as zero bytes. */
+        if (v[b64 - 1] == '=')
+            props_len--;
+        if (b64 >= 2 && v[b64 - 2] == '=')
+            props_len--;
+    }
+    /* The PUBLISH body: topic, packet id (any, if QoS > 0), properties,
+     * payload. */
+    size_t body_len = 2 + (size_t)tlen + (qos ? 2 : 0) + 4 + (size_t)props_len + (size_t)plen;
+    uint8_t *body = malloc(body_len);
+    if (!body) {
+        free(props);
+        return NULL;
+    }
+    size_t o = 0;
+    body[o++] = (uint8_t)(tlen >> 8);
+    body[o++] = (uint8_t)tlen;
+    memcpy(body + o, topic, (size_t)tlen);
+    o += (size_t)tlen;
+    if (qos) {
+        body[o++] = 0;
+        body[o++] = 1;
+    }
+    uint32_t pl = (uint32_t)props_len; /* a variable byte integer */
+    do {
+        uint8_t b = pl & 0x7f;
+        pl >>= 7;
+        body[o++] = pl ? (uint8_t)(b | 0x80) : b;
+    } while (pl);
+    if (props_len)
+        memcpy(body + o, props, (size_t)props_len);
+    o += (size_t)props_len;
+    free(props);
+    if (plen)
+        memcpy(body + o, payload, (size_t)plen);
+    o += (size_t)plen;
+    struct mqtt_packet p;
+    const char *why = NULL;
+    uint8_t first = (uint8_t)(MQTT_PUBLISH << 4 | qos << 1 | (retain ? 1 : 0));
+    struct message *m = NULL;
+    if (mqtt_decode(5, first, body, (uint32_t)o, &p, &why) == MQTT_OK &&
+        p.u.publish.topic.len > 0)
+        m = message_new_props((const char *)p.u.publish.topic.data, p.u.publish.topic.len,
+                              p.u.publish.payload.data, p.u.publish.payload.len, qos, retain,
+                              &p.u.publish.props);
+    free(body);
+    return m;
+}
+
+static void take_in(natsMsg *nm)
+{
+    const char *subject = natsMsg_GetSubject(nm);
+    char topic[65536];
+    long tlen = subject ? cluster_topic_from_subject(cl.prefix, subject, strlen(subject), topic,
+                                                     sizeof topic)
+                        : -1;
+    if (tlen <= 0 || tlen > 65535 || !mqtt_topic_name_valid((const uint8_t *)topic, (size_t)tlen) ||
+        (tlen >= 5 && memcmp(topic, "$SYS/", 5) == 0)) {
+        cl.stats.dropped++;
+        return;
+    }
+    const char *id = NULL;
+    if (natsMsgHeader_Get(nm, "Petrel-Id", &id) == NATS_OK && id && seen_recently(id_hash(id))) {
+        cl.stats.duplicates++;
+        return;
+    }
+    struct message *m = message_from_nats(nm, topic, tlen);
+    if (!m) {
+        cl.stats.dropped++;
+        return;
+    }
+    cl.stats.received++;
+    router_publish_from_cluster(m);
+    message_unref(m);
+}
+
+static void in_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_link();
+    for (;;) {
+        pthread_mutex_lock(&cl.lock);
+        natsMsg **q = cl.in_q;
+        size_t n = cl.in_len;
+        cl.in_q = NULL;
+        cl.in_len = cl.in_cap = 0;
+        pthread_mutex_unlock(&cl.lock);
+        if (n == 0) {
+            free(q);
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            take_in(q[i]);
+            natsMsg_Destroy(q[i]);
+        }
+        free(q);
+    }
+}
+
+/* ---- interest ----------------------------------------------------------- */
+
+static void subject_ref(const char *subject, size_t len, bool on)
+{
+    struct interest *in = hashmap_get(cl.interests, subject, len);
+    if (on) {
+        if (in) {
+            in->refs++;
+            return;
+        }
+        in = calloc(1, sizeof *in);
+        if (!in || hashmap_put(cl.interests, subject, len, in) < 0) {
+            free(in);
+            log_error("cluster: out of memory: no NATS subscription for %s", subject);
+            return;
+        }
+        in->refs = 1;
+        natsStatus s = natsConnection_Subscribe(&in->sub, cl.nc, subject, on_msg, NULL);
+        if (s == NATS_OK)
+            s = natsSubscription_SetPendingLimits(in->sub, IN_QUEUE_MAX, 64 * 1024 * 1024);
+        if (s != NATS_OK)
+            log_error("cluster: cannot subscribe to NATS subject %s: %s", subject,
+                      natsStatus_GetText(s));
+        return;
+    }
+    if (!in || --in->refs > 0)
+        return;
+    hashmap_remove(cl.interests, subject, len);
+    if (in->sub) {
+        natsSubscription_Unsubscribe(in->sub);
+        natsSubscription_Destroy(in->sub);
+    }
+    free(in);
+}
+
+/* The topic tree's interest callback: a filter's first subscriber came, or
+ * its last went. */
+static void interest_cb(const char *filter, size_t len, bool on, void *arg)
+{
+    (void)arg;
+    if (len >= 4 && memcmp(filter, "$SYS", 4) == 0)
+        return; /* $SYS is each node's own: never forwarded */
+    long n = cluster_subject_from_topic(cl.prefix, filter, len, true, cl.subj, sizeof cl.subj);
+    if (n < 0)
+        return; /* a filter no subject can carry: local only */
+    subject_ref(cl.subj, (size_t)n, on);
+    n = cluster_subject_parent(cl.prefix, filter, len, cl.subj, sizeof cl.subj);
+    if (n > 0)
+        subject_ref(cl.subj, (size_t)n, on);
+}
+
+/* ---- forwarding --------------------------------------------------------- */
+
+void cluster_forward(const struct message *m)
+{
+    if (!cl.enabled || (m->topic_len >= 5 && memcmp(m->topic, "$SYS/", 5) == 0))
+        return;
+    long n = cluster_subject_from_topic(cl.prefix, m->topic, m->topic_len, false, cl.subj,
+                                        sizeof cl.subj);
+    if (n < 0)
+        return;
+    natsMsg *nm = NULL;
+    if (natsMsg_Create(&nm, cl.subj, NULL, (const char *)m->payload, (int)m->payload_len) !=
+        NATS_OK) {
+        cl.stats.dropped++;
+        return;
+    }
+    char qos[2] = {(char)('0' + m->qos), 0};
+    char id[64];
+    snprintf(id, sizeof id, "%s.%" PRIu64, cl.boot, ++cl.seq);
+    natsStatus s = natsMsgHeader_Set(nm, "Nmqtt-Pub", qos);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(nm, "Petrel-Node", cl.node);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(nm, "Petrel-Id", id);
+    if (s == NATS_OK && m->retain)
+        s = natsMsgHeader_Set(nm, "Petrel-Retain", "1");
+    /* The properties, and what is left of the Message Expiry Interval. */
+    size_t plen = m->props_len;
+    uint8_t *props = (m->props_len || m->expires_at) ? malloc(m->props_len + 5) : NULL;
+    char *b64 = props ? malloc((m->props_len + 5 + 2) / 3 * 4 + 1) : NULL;
+    if ((m->props_len || m->expires_at) && (!props || !b64))
+        s = NATS_NO_MEMORY;
+    if (s == NATS_OK && props) {
+        if (m->props_len)
+            memcpy(props, m->props, m->props_len);
+        if (m->expires_at) {
+            int64_t left = (m->expires_at - message_now_ms() + 999) / 1000;
+            uint32_t sec = left < 1 ? 1 : (uint32_t)left;
+            props[plen++] = MQTT_PROP_MESSAGE_EXPIRY;
+            for (int i = 3; i >= 0; i--)
+                props[plen++] = (uint8_t)(sec >> (8 * i));
+        }
+        EVP_EncodeBlock((unsigned char *)b64, props, (int)plen);
+        s = natsMsgHeader_Set(nm, "Petrel-Props", b64);
+    }
+    free(props);
+    free(b64);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(cl.nc, nm);
+    natsMsg_Destroy(nm);
+    if (s == NATS_OK)
+        cl.stats.sent++;
+    else
+        cl.stats.dropped++;
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+int cluster_start(void)
+{
+    const struct config *cfg = &broker.cfg;
+    if (!cfg->cluster_nats[0])
+        return 0;
+    pthread_mutex_init(&cl.lock, NULL);
+    snprintf(cl.prefix, sizeof cl.prefix, "%s", cfg->cluster_name);
+    if (cfg->node_name[0]) {
+        snprintf(cl.node, sizeof cl.node, "%s", cfg->node_name);
+    } else if (gethostname(cl.node, sizeof cl.node) != 0 || !cl.node[0]) {
+        snprintf(cl.node, sizeof cl.node, "petrel");
+    }
+    uint8_t rnd[8];
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        memset(rnd, 0, sizeof rnd);
+    for (int i = 0; i < 8; i++)
+        snprintf(cl.boot + 2 * i, 3, "%02x", rnd[i]);
+    cl.interests = hashmap_new();
+    cl.in_ev = event_new(broker.base, -1, EV_PERSIST, in_cb, NULL);
+    if (!cl.interests || !cl.in_ev) {
+        log_error("cluster: out of memory");
+        return -1;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "petreld %s", cl.node);
+    natsStatus s = natsOptions_Create(&cl.opts);
+    /* The servers as a list: SetURL's own comma splitting did not connect
+     * (libnats 3.4.1 with an event loop).  The config value is at most 1 KiB. */
+    char urls[sizeof cfg->cluster_nats];
+    const char *servers[64];
+    int n_servers = 0;
+    snprintf(urls, sizeof urls, "%s", cfg->cluster_nats);
+    for (char *save = NULL, *u = strtok_r(urls, ", ", &save); u && n_servers < 64;
+         u = strtok_r(NULL, ", ", &save))
+        servers[n_servers++] = u;
+    if (s == NATS_OK)
+        s = n_servers ? natsOptions_SetServers(cl.opts, servers, n_servers) : NATS_INVALID_ARG;
+    if (s == NATS_OK)
+        s = natsOptions_SetName(cl.opts, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetNoEcho(cl.opts, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(cl.opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(cl.opts, 1000);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(cl.opts, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(cl.opts, true, on_up, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(cl.opts, on_down, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(cl.opts, on_up, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(cl.opts, on_error, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetEventLoop(cl.opts, broker.base, natsLibevent_Attach, natsLibevent_Read,
+                                     natsLibevent_Write, natsLibevent_Detach);
+    if (s != NATS_OK) {
+        log_error("cluster_nats = %s: %s", cfg->cluster_nats, natsStatus_GetText(s));
+        return -1;
+    }
+    s = natsConnection_Connect(&cl.nc, cl.opts);
+    if (s == NATS_OK) {
+        on_up(cl.nc, NULL);
+    } else if (s == NATS_NOT_YET_CONNECTED) {
+        log_warning("cluster: no NATS server of %s answers yet; node %s keeps trying",
+                    cfg->cluster_nats, cl.node);
+    } else {
+        log_error("cluster_nats = %s: %s", cfg->cluster_nats, natsStatus_GetText(s));
+        return -1;
+    }
+    cl.enabled = true;
+    topic_tree_set_interest_cb(broker.topics, interest_cb, NULL);
+    log_notice("cluster: node %s, cluster %s, NATS %s", cl.node, cl.prefix, cfg->cluster_nats);
+    log_link();
+    return 0;
+}
+
+static void free_interest(void *value, void *arg)
+{
+    (void)arg;
+    struct interest *in = value;
+    if (in->sub)
+        natsSubscription_Destroy(in->sub);
+    free(in);
+}
+
+void cluster_stop(void)
+{
+    if (!cl.opts && !cl.interests)
+        return;
+    if (broker.topics)
+        topic_tree_set_interest_cb(broker.topics, NULL, NULL);
+    atomic_store(&cl.stopping, true);
+    /* (No flush: with the loop stopped nothing would write it.  What is
+     * still buffered is lost, as core NATS allows.) */
+    if (cl.nc)
+        natsConnection_Close(cl.nc);
+    if (cl.interests) {
+        hashmap_foreach(cl.interests, free_interest, NULL);
+        hashmap_free(cl.interests);
+    }
+    if (cl.nc)
+        natsConnection_Destroy(cl.nc);
+    natsOptions_Destroy(cl.opts);
+    /* Every thread of the library has ended: nothing calls back now. */
+    nats_CloseAndWait(2000);
+    pthread_mutex_lock(&cl.lock);
+    for (size_t i = 0; i < cl.in_len; i++)
+        natsMsg_Destroy(cl.in_q[i]);
+    free(cl.in_q);
+    pthread_mutex_unlock(&cl.lock);
+    if (cl.in_ev)
+        event_free(cl.in_ev);
+    memset(&cl, 0, sizeof cl);
+}

@@ -1,0 +1,63 @@
+/*
+ * cluster.h - several petreld nodes as one broker, over NATS (cluster.c).
+ *
+ * With `cluster_nats` set, the node keeps one NATS connection (libnats on
+ * the broker's own event loop, reconnecting for ever) and:
+ *   - subscribes on NATS to the subjects of its local subscriptions
+ *     (cluster_subject.h), one NATS subscription per distinct filter, made
+ *     when the filter gets its first local subscriber and dropped with its
+ *     last (the topic tree reports both);
+ *   - publishes each message a local client (or a will) published, once,
+ *     under its subject, with its QoS, retain flag and MQTT 5.0
+ *     properties in headers; $SYS and topics a subject cannot hold stay
+ *     local;
+ *   - routes what arrives from the other nodes to its local subscribers
+ *     exactly as a local publish, without sending it back (the connection
+ *     is "no echo", and a message seen twice through two overlapping
+ *     subscriptions is routed once).
+ *
+ * This step carries messages over core NATS: at most once between nodes
+ * (a node that is down or cut off from NATS misses what is published
+ * meanwhile), whatever the QoS; sessions, retained messages and share
+ * groups are each node's own.  docs/cluster.md says what comes next.
+ */
+#ifndef PETREL_CLUSTER_H
+#define PETREL_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct message;
+
+/* Before the event base is made: a cluster needs libevent's locking (the
+ * NATS library's threads add events to the loop).  No-op without
+ * cluster_nats. */
+void cluster_preinit(const char *cluster_nats);
+
+/* Connects (in the background when no server answers yet) and registers
+ * for the topic tree's interest.  Returns 0, or -1 after logging why (a
+ * bad URL).  No-op without cluster_nats. */
+int cluster_start(void);
+/* Flushes what is queued for NATS (briefly), closes the connection. */
+void cluster_stop(void);
+
+/* Is the node part of a cluster (cluster_nats set and started)? */
+bool cluster_enabled(void);
+
+/* A message published on this node: sends it to the other nodes. */
+void cluster_forward(const struct message *m);
+
+struct cluster_stats {
+    bool connected;       /* to a NATS server now */
+    uint64_t subjects;    /* NATS subscriptions held */
+    uint64_t sent;        /* messages published to NATS */
+    uint64_t received;    /* messages routed from NATS */
+    uint64_t duplicates;  /* copies dropped (overlapping subscriptions) */
+    uint64_t dropped;     /* not sent (NATS buffer full) or not taken in
+                             (hand-off queue full, bad subject) */
+    uint64_t reconnects;
+};
+const struct cluster_stats *cluster_stats(void);
+
+#endif
