@@ -86,6 +86,8 @@ struct bench_options {
     int progress;                /* -1 = when stderr is a terminal */
     bool debug;
     long broker_pid;             /* 0 = none */
+    uint16_t sub_port;           /* subscribers connect here (0 = port): a
+                                    cluster's other node */
 };
 
 enum bench_phase {
@@ -204,7 +206,7 @@ struct bench_stream {
 struct bench {
     struct bench_options o;
     struct event_base *base;
-    struct sockaddr_storage addr;
+    struct sockaddr_storage addr, sub_addr; /* sub_addr: --sub-port */
     socklen_t addr_len;
     enum bench_phase phase;
     bool started;                /* set up: there is something to report */

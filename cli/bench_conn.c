@@ -267,7 +267,8 @@ void bench_conn_start(struct bench_conn *c)
     c->fd = fd;
     event_assign(&c->rd, b->base, fd, EV_READ | EV_PERSIST, on_read, c);
     event_assign(&c->wr, b->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-    if (connect(fd, (const struct sockaddr *)&b->addr, b->addr_len) != 0 &&
+    const struct sockaddr_storage *to = c->role == ROLE_SUB ? &b->sub_addr : &b->addr;
+    if (connect(fd, (const struct sockaddr *)to, b->addr_len) != 0 &&
         errno != EINPROGRESS) {
         bench_conn_fail(c, errno == ECONNREFUSED ? FAIL_REFUSED : FAIL_LOST, "connect: %s",
                         strerror(errno));

@@ -45,6 +45,7 @@ enum {
     OPT_PROGRESS,
     OPT_NO_PROGRESS,
     OPT_BROKER_PID,
+    OPT_SUB_PORT,
     OPT_BACKLOG,
     OPT_RATE_PER_PUB,
     OPT_SUB_RATE,
@@ -124,6 +125,8 @@ static void usage(FILE *out)
         "      --json               print the results as one JSON object\n"
         "      --progress           a line per second on stderr (default when\n"
         "                           stderr is a terminal); --no-progress\n"
+        "      --sub-port PORT      subscribers connect to PORT on the same host\n"
+        "                           (another node of a cluster; default: -p)\n"
         "      --broker-pid PID     report that process's memory (VmRSS) before,\n"
         "                           with all clients connected, and its peak; with\n"
         "                           --connect-only, per connection\n\n"
@@ -493,6 +496,7 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"broker-pid", required_argument, NULL, OPT_BROKER_PID},
+        {"sub-port", required_argument, NULL, OPT_SUB_PORT},
         {"backlog", required_argument, NULL, OPT_BACKLOG},
         {"rate-per-pub", required_argument, NULL, OPT_RATE_PER_PUB},
         {"sub-rate", required_argument, NULL, OPT_SUB_RATE},
@@ -656,6 +660,13 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
             }
             o->broker_pid = (long)v;
             break;
+        case OPT_SUB_PORT:
+            if (parse_ulong(optarg, 65535, &v) != 0 || v == 0) {
+                cli_error("bench", "--sub-port: '%s' is not a port", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o->sub_port = (uint16_t)v;
+            break;
         case ':':
             cli_error("bench", "option '%s' needs a value", argv[optind - 1]);
             return CLI_EXIT_USAGE;
@@ -761,6 +772,14 @@ static int resolve(struct bench *b)
     memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
     b->addr_len = res->ai_addrlen;
     freeaddrinfo(res);
+    memcpy(&b->sub_addr, &b->addr, sizeof b->addr);
+    if (b->o.sub_port) {
+        uint16_t be = htons(b->o.sub_port);
+        if (b->addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&b->sub_addr)->sin_port = be;
+        else
+            ((struct sockaddr_in6 *)&b->sub_addr)->sin6_port = be;
+    }
     return 0;
 }
 

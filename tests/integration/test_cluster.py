@@ -264,6 +264,22 @@ class Cluster(harness.BrokerTestCase):
         m = sub.expect_publish5(timeout=5)
         self.assertEqual((m.payload, m.all(mqttraw.P_USER_PROPERTY)), (b'big-props', [('big', big)]))
 
+    def test_bench_across_nodes(self):
+        """petrel bench with its subscribers on another node (--sub-port):
+        every QoS 1 message of a 2,000-message burst arrives, once."""
+        n1, n2 = self.nodes[0], self.nodes[1]
+        topic = self.topic('bench')
+        sub = self.client(n2)  # warm the route for the bench's filter
+        sub.subscribe([(topic + '/#', 0)])
+        self.until_routed(n1, sub, topic + '/warm')
+        r = subprocess.run([os.environ.get('PETREL', 'petrel'), 'bench', '-p', str(n1.port),
+                            '--sub-port', str(n2.port), '--no-progress', '-q', '1', '-n', '2000',
+                            '-t', topic + '/%p', '-T', topic + '/#', '-w', '100'],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn('expected 2000, delivered 2000, lost 0', r.stdout)
+        self.assertIn('duplicates 0', r.stdout)
+
     def test_will_reaches_other_nodes(self):
         n1, n2 = self.nodes[0], self.nodes[1]
         topic = self.topic('will')
