@@ -1,0 +1,108 @@
+"""Conformance rules that an outside broker test suite checks (issue #14):
+acknowledgements of the wrong kind, malformed topic filters, a CONNACK over
+the client's Maximum Packet Size, PUBLISH above the Maximum QoS, topic names
+under $share/, properties not allowed in a packet, and expiry / will delay
+intervals that must never end early.  Test names carry the normative
+statement numbers of MQTT 5.0 (MQTT-x.y.z-n) or 3.1.1 where there is one."""
+
+import struct
+import threading
+import time
+
+import harness
+from harness import BrokerTestCase, skip_on_mosquitto
+import mqttraw
+from mqttraw import (Raw5, packet, mqtt_str, props_bytes, CONNACK, PUBLISH, PUBACK, PUBREC,
+                     PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, P_SESSION_EXPIRY,
+                     P_WILL_DELAY, P_MAXIMUM_PACKET_SIZE, P_RECEIVE_MAXIMUM, P_MAXIMUM_QOS,
+                     P_TOPIC_ALIAS, P_ASSIGNED_CLIENT_ID, P_SUBSCRIPTION_ID, P_MESSAGE_EXPIRY,
+                     P_REASON_STRING, P_RETAIN_AVAILABLE, P_USER_PROPERTY, P_WILDCARD_SUB,
+                     P_SUB_ID_AVAILABLE, P_SHARED_SUB, P_TOPIC_ALIAS_MAXIMUM)
+
+
+def size_of(p):
+    """Bytes of a packet on the wire (fixed header included)."""
+    return 1 + len(mqttraw.varint(len(p.body))) + len(p.body)
+
+
+class Base(BrokerTestCase):
+
+    def raw5(self, client_id='', props=(), port=None, expect_rc=0, **kw):
+        c = Raw5(port or self.port)
+        self._clients.append(c)
+        c.ack = c.connect5(client_id, props=props, expect_rc=expect_rc, **kw)
+        return c
+
+    def cid(self, name):
+        return '%s-%f' % (name, time.time())
+
+    def assert_disconnect5(self, c, data, rc):
+        """Sends data on the 5.0 connection c: DISCONNECT rc, then closed."""
+        c.send(data)
+        p = c.expect_disconnect()
+        self.assertEqual(p.rc, rc, 'DISCONNECT 0x%02x, expected 0x%02x' % (p.rc, rc))
+
+    def assert_closed311(self, c, data, allowed=()):
+        c.send(data)
+        self.assertTrue(c.wait_closed(3), 'connection left open')
+        for p in c.before_close:
+            self.assertIn(p.type, allowed, 'unexpected %r before close' % p)
+
+
+@skip_on_mosquitto()
+class PropertyNotAllowedTest(Base):
+    """MQTT 5.0 2.2.2.2: a packet with a property identifier not valid for
+    its packet type is a Malformed Packet: CONNACK or DISCONNECT 0x81, the
+    same for every packet type."""
+
+    def test_connect_mqtt_2_2_2_2(self):
+        c = Raw5(self.port)
+        self._clients.append(c)
+        c.send(mqttraw.connect5_packet('', props=[(P_ASSIGNED_CLIENT_ID, 'x')]))
+        self.assertEqual(c.expect5(CONNACK).rc, 0x81)
+        self.assertTrue(c.wait_closed(3))
+
+    def test_will_properties_mqtt_2_2_2_2(self):
+        c = Raw5(self.port)
+        self._clients.append(c)
+        c.send(mqttraw.connect5_packet('', will=('w', 'x', 0, False),
+                                       will_props=[(P_SESSION_EXPIRY, 5)]))
+        self.assertEqual(c.expect5(CONNACK).rc, 0x81)
+        self.assertTrue(c.wait_closed(3))
+
+    def test_publish_mqtt_2_2_2_2(self):
+        self.assert_disconnect5(self.raw5(), mqttraw.publish5_packet(
+            self.topic(), 'x', props=[(P_SESSION_EXPIRY, 1)]), 0x81)
+
+    def test_acks_mqtt_2_2_2_2(self):
+        for kind in (PUBACK, PUBREC, PUBREL, PUBCOMP):
+            with self.subTest(kind=kind):
+                self.assert_disconnect5(self.raw5(), mqttraw.ack5_packet(
+                    kind, 1, props=[(P_TOPIC_ALIAS, 1)]), 0x81)
+
+    def test_subscribe_mqtt_2_2_2_2(self):
+        self.assert_disconnect5(self.raw5(), mqttraw.subscribe5_packet(
+            1, [(self.topic(), 0)], props=[(P_MESSAGE_EXPIRY, 3)]), 0x81)
+
+    def test_unsubscribe_mqtt_2_2_2_2(self):
+        for prop in ((P_SUBSCRIPTION_ID, 3), (P_MESSAGE_EXPIRY, 3)):
+            with self.subTest(prop=prop):
+                body = struct.pack('!H', 1) + props_bytes([prop]) + mqtt_str(self.topic())
+                self.assert_disconnect5(self.raw5(), packet(UNSUBSCRIBE, 0x02, body), 0x81)
+
+    def test_disconnect_mqtt_2_2_2_2(self):
+        self.assert_disconnect5(self.raw5(), mqttraw.disconnect5_packet(
+            0, props=[(P_TOPIC_ALIAS, 1)]), 0x81)
+
+    def test_auth_mqtt_2_2_2_2(self):
+        body = bytes([0x18]) + props_bytes([(P_TOPIC_ALIAS, 1)])
+        self.assert_disconnect5(self.raw5(), packet(mqttraw.AUTH, 0, body), 0x81)
+
+    def test_twice_is_still_protocol_error(self):
+        # "It is a Protocol Error to include ... more than once"
+        self.assert_disconnect5(self.raw5(), mqttraw.publish5_packet(
+            self.topic(), 'x', props=[(P_MESSAGE_EXPIRY, 1), (P_MESSAGE_EXPIRY, 2)]), 0x82)
+
+
+if __name__ == '__main__':
+    harness.main()
