@@ -374,6 +374,7 @@ enum mqtt_err mqtt_frame_header(const uint8_t *buf, size_t len, uint32_t max_pac
  * surrogates, no overlong forms), topic names (not empty, no '+' or '#'),
  * CONNECT protocol name/level, reserved flag, will QoS/retain without will,
  * password without username, SUBSCRIBE/UNSUBSCRIBE with no entries,
+ * topic filters (not empty, '#' and '+' only as whole levels, '#' last),
  * requested QoS 3 or reserved option bits, SUBACK return codes.
  * MQTT_E_PROTOCOL is returned for an unknown CONNECT protocol name, a packet
  * identifier 0 and a SUBSCRIBE/UNSUBSCRIBE without entries; every other rule

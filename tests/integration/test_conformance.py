@@ -50,6 +50,48 @@ class Base(BrokerTestCase):
 
 
 @skip_on_mosquitto()
+class MalformedFilterTest(Base):
+    """A topic filter that breaks the wildcard rules [MQTT-4.7.1-1],
+    [MQTT-4.7.1-2] or is empty [MQTT-4.7.3-1] makes the SUBSCRIBE or
+    UNSUBSCRIBE a malformed packet: DISCONNECT 0x81 (3.1.1: the connection is
+    closed [MQTT-4.8.0-1]) and none of its filters is applied.  0x8F stays
+    the answer for a well-formed filter the server refuses (a bad share
+    name)."""
+
+    BAD = ('', '#/a', 'a/#b', '+a', 'a/b+', 'a#')
+
+    def test_subscribe_malformed_filter_mqtt_4_7_1(self):
+        for f in self.BAD:
+            with self.subTest(filter=f):
+                c = self.raw5()
+                ok = self.topic('ok')
+                self.assert_disconnect5(
+                    c, mqttraw.subscribe5_packet(1, [(ok, 1), (f, 1)]), 0x81)
+
+    def test_unsubscribe_malformed_filter_mqtt_4_7_1(self):
+        for f in self.BAD:
+            with self.subTest(filter=f):
+                c = self.raw5()
+                body = struct.pack('!H', 2) + props_bytes(()) + mqtt_str('ok') + mqtt_str(f)
+                self.assert_disconnect5(c, packet(UNSUBSCRIBE, 0x02, body), 0x81)
+
+    def test_malformed_filter_closes_311(self):
+        for f in self.BAD:
+            with self.subTest(filter=f):
+                c = self.raw_connected()
+                self.assert_closed311(c, mqttraw.subscribe_packet(1, [(f, 0)]))
+                c = self.raw_connected()
+                self.assert_closed311(c, mqttraw.unsubscribe_packet(2, [f]))
+
+    def test_bad_share_name_is_still_0x8f(self):
+        c = self.raw5()
+        ack = c.subscribe5([('$share//x', 1), ('$share/+/x', 1), ('$share/g', 1),
+                            (self.topic(), 1)])
+        self.assertEqual(ack.codes, [0x8F, 0x8F, 0x8F, 1])
+        c.ping()
+
+
+@skip_on_mosquitto()
 class PropertyNotAllowedTest(Base):
     """MQTT 5.0 2.2.2.2: a packet with a property identifier not valid for
     its packet type is a Malformed Packet: CONNACK or DISCONNECT 0x81, the
