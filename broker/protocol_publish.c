@@ -125,6 +125,15 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
     const struct mqtt_publish *pub = &topic_resolved;
     bool v5 = c->level == MQTT_LEVEL_5;
     bool utf8_payload = false;
+    if (v5 && pub->qos > broker.cfg.max_qos) {
+        /* The CONNACK announced Maximum QoS [MQTT-3.2.2-11]: a PUBLISH above
+         * it is a protocol error answered with 0x9B (5.0 3.2.2.3.4).  3.1.1
+         * cannot announce one: its messages are taken at max_qos. */
+        char why[64];
+        snprintf(why, sizeof why, "PUBLISH at QoS %u above the maximum QoS %u", pub->qos,
+                 broker.cfg.max_qos);
+        return protocol_error(c, MQTT_RC_QOS_NOT_SUPPORTED, why);
+    }
     if (v5 && read_publish_props(c, in, &topic_resolved.topic, &utf8_payload) != 0)
         return -1;
 

@@ -146,5 +146,47 @@ class PropertyNotAllowedTest(Base):
             self.topic(), 'x', props=[(P_MESSAGE_EXPIRY, 1), (P_MESSAGE_EXPIRY, 2)]), 0x82)
 
 
+@skip_on_mosquitto()
+class MaximumQosTest(Base):
+    """With max_qos = 1 the CONNACK says Maximum QoS 1 [MQTT-3.2.2-9]; a 5.0
+    PUBLISH above it is a protocol error, DISCONNECT 0x9B [MQTT-3.2.2-11]
+    and 5.0 3.2.2.3.4; a 5.0 will above it refuses the connection, CONNACK
+    0x9B [MQTT-3.2.2-12].  3.1.1 has no way to say so: its messages are taken
+    and forwarded at max_qos."""
+    broker_settings = {'max_qos': 1}
+
+    def test_connack_announces_maximum_qos_mqtt_3_2_2_9(self):
+        self.assertEqual(self.raw5().ack.prop(P_MAXIMUM_QOS), 1)
+
+    def test_publish_above_maximum_qos_mqtt_3_2_2_11(self):
+        c = self.raw5()
+        self.assertEqual(c.publish5(self.topic(), 'one', 1).rc, 0)
+        self.assert_disconnect5(c, mqttraw.publish5_packet(self.topic(), 'two', 2, pid=9), 0x9B)
+
+    def test_publish_above_maximum_qos_sends_will(self):
+        w = self.raw5()
+        w.subscribe5([(self.topic('w'), 0)])
+        c = self.raw5(will=(self.topic('w'), 'gone', 0, False))
+        self.assert_disconnect5(c, mqttraw.publish5_packet(self.topic(), 'two', 2, pid=9), 0x9B)
+        self.assertEqual(w.expect_publish5().payload, b'gone')
+
+    def test_will_above_maximum_qos_mqtt_3_2_2_12(self):
+        c = Raw5(self.port)
+        self._clients.append(c)
+        c.send(mqttraw.connect5_packet(self.cid('wq'), will=(self.topic('w'), 'x', 2, False)))
+        self.assertEqual(c.expect5(CONNACK).rc, 0x9B)
+        self.assertTrue(c.wait_closed(3))
+        # QoS 1 is fine
+        self.raw5(self.cid('wq1'), will=(self.topic('w'), 'x', 1, False))
+
+    def test_311_publish_at_qos2_is_taken_at_max_qos(self):
+        sub = self.raw_connected()
+        sub.subscribe([(self.topic(), 2)], expect_granted=[1])
+        pub = self.raw_connected()
+        pub.publish(self.topic(), b'q2', qos=2)
+        p = sub.expect_publish()
+        self.assertEqual((p.payload, p.qos), (b'q2', 1))
+
+
 if __name__ == '__main__':
     harness.main()
