@@ -5,7 +5,8 @@
  * again but not routed again.  A topic over the length or level limits is
  * a protocol violation; one the ACL does not let the client write to is
  * acknowledged and dropped, as 3.1.1 has no way to refuse a PUBLISH (5.0:
- * refused with 0x87 in the PUBACK/PUBREC).
+ * refused with 0x87 in the PUBACK/PUBREC); so is one to $SYS (0x87) or under
+ * "$share/" (0x90).  A 5.0 PUBLISH above max_qos is a protocol error (0x9B).
  *
  * 5.0 adds topic aliases (client -> server), the UTF-8 check of a payload
  * that says it is UTF-8, and the Receive Maximum the broker announced.
@@ -52,6 +53,11 @@ const char *topic_over_limits(const uint8_t *topic, size_t len)
 bool topic_reserved(const uint8_t *topic, size_t len)
 {
     return len >= 4 && memcmp(topic, "$SYS", 4) == 0 && (len == 4 || topic[4] == '/');
+}
+
+bool topic_share_name(const uint8_t *topic, size_t len)
+{
+    return len >= 7 && memcmp(topic, "$share/", 7) == 0;
 }
 
 static void send_ack(struct conn *c, uint8_t type, uint16_t id, uint8_t reason)
@@ -173,6 +179,15 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
         reason = MQTT_RC_NOT_AUTHORIZED;
         log_info("%s: publish to '%s' ignored: $SYS is reserved for the broker", conn_name(c),
                  log_str((const char *)pub->topic.data, pub->topic.len));
+    } else if (topic_share_name(pub->topic.data, pub->topic.len)) {
+        /* "$share/..." names shared subscriptions (5.0 4.8.2), and topics
+         * starting with '$' are the server's (4.7.2): no filter could ever
+         * match it.  5.0 answers 0x90, the PUBACK/PUBREC code for a topic
+         * name that is well-formed but not accepted; QoS 0 and 3.1.1 have
+         * no way to refuse, so the message is dropped (acknowledged). */
+        reason = MQTT_RC_TOPIC_NAME_INVALID;
+        log_info("%s: publish to '%s' refused: $share/ names shared subscriptions, not topics",
+                 conn_name(c), log_str((const char *)pub->topic.data, pub->topic.len));
     } else if (!acl_may_publish(s, (const char *)pub->topic.data, pub->topic.len)) {
         /* Acknowledged all the same: a client that got no PUBACK would
          * resend the message forever. */

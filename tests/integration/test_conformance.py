@@ -188,5 +188,57 @@ class MaximumQosTest(Base):
         self.assertEqual((p.payload, p.qos), (b'q2', 1))
 
 
+@skip_on_mosquitto()
+class ShareTopicNameTest(Base):
+    """"$share/..." is the form of a shared subscription filter (5.0 4.8.2)
+    and topics starting with '$' belong to the server (4.7.2): a PUBLISH to
+    such a topic name is refused.  5.0 QoS 1/2: PUBACK/PUBREC 0x90 (Topic
+    Name invalid: well-formed but not accepted); QoS 0 and 3.1.1: dropped
+    (acknowledged, the connection stays).  A will there refuses the
+    CONNECT: 5.0 CONNACK 0x90, 3.1.1 0x05.  Nothing reaches the group."""
+
+    def group(self):
+        """A member of the shared subscription the forged topics aim at."""
+        m = self.raw5()
+        m.subscribe5([('$share/g/' + self.topic(), 1), (self.topic(), 1)])
+        return m
+
+    def test_publish_5_qos1_qos2_refused_0x90(self):
+        m = self.group()
+        c = self.raw5()
+        self.assertEqual(c.publish5('$share/g/' + self.topic(), 'x', 1).rc, 0x90)
+        self.assertEqual(c.publish5('$share/g/' + self.topic(), 'x', 2).rc, 0x90)
+        c.publish5('$share/g/' + self.topic(), 'x', 0)
+        c.ping()
+        # '$share' alone and '$sharex/...' are ordinary topic names
+        self.assertEqual(c.publish5('$share', 'y', 1).rc, 0)
+        self.assertEqual(c.publish5('$sharex/' + self.topic(), 'y', 1).rc, 0)
+        m.expect_nothing(0.3)
+
+    def test_publish_311_dropped(self):
+        m = self.group()
+        c = self.raw_connected()
+        c.publish('$share/g/' + self.topic(), b'x', qos=1)
+        c.publish('$share/g/' + self.topic(), b'x', qos=2)
+        c.publish('$share/g/' + self.topic(), b'x', qos=0, retain=True)
+        c.ping()
+        m.expect_nothing(0.3)
+        # nothing was retained either
+        r = self.raw5()
+        r.subscribe5([('$share/#', 0)])
+        r.expect_nothing(0.3)
+
+    def test_will_refused(self):
+        c = Raw5(self.port)
+        self._clients.append(c)
+        c.send(mqttraw.connect5_packet(self.cid('w5'), will=('$share/g/x', 'w', 0, False)))
+        self.assertEqual(c.expect5(CONNACK).rc, 0x90)
+        self.assertTrue(c.wait_closed(3))
+        c = self.raw()
+        c.send(mqttraw.connect_packet(self.cid('w4'), will=('$share/g/x', b'w', 0, False)))
+        self.assertEqual(c.expect(CONNACK).body[1], 5)
+        self.assertTrue(c.wait_closed(3))
+
+
 if __name__ == '__main__':
     harness.main()
