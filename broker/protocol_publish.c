@@ -248,32 +248,72 @@ static int handle_pubrel(struct conn *c, uint16_t id)
     return 0;
 }
 
+/* Whether an acknowledgement of kind `type` fits the in-flight delivery in
+ * `state` (enum delivery_state): QoS 1 ends with PUBACK [MQTT-4.3.2-1];
+ * QoS 2 takes PUBREC (again, while waiting for PUBCOMP: the PUBREL is
+ * resent) then PUBCOMP, only after the PUBREL [MQTT-4.3.3-1]; a refusing
+ * PUBREC (5.0) only before its PUBREL. */
+static bool ack_fits(uint8_t type, int state, uint8_t reason_code)
+{
+    switch (type) {
+    case MQTT_PUBACK: return state == DELIVERY_WAIT_PUBACK;
+    case MQTT_PUBREC:
+        return state == DELIVERY_WAIT_PUBREC ||
+               (state == DELIVERY_WAIT_PUBCOMP && reason_code < 0x80);
+    default: return state == DELIVERY_WAIT_PUBCOMP; /* MQTT_PUBCOMP */
+    }
+}
+
 /* PUBACK, PUBREC and PUBCOMP for what the broker sent; PUBREL for what
- * it received at QoS 2. */
+ * it received at QoS 2.
+ *
+ * An acknowledgement of the wrong kind for a message in flight (PUBREC or
+ * PUBCOMP for QoS 1, PUBACK for QoS 2, PUBCOMP before PUBREL) is a protocol
+ * violation (5.0: DISCONNECT 0x82).  One for a packet id not in flight is
+ * not: it can be left over from a connection that broke, or from a message
+ * dropped meanwhile (expired, moved to another member of a shared group).
+ * PUBACK and PUBCOMP are then ignored; PUBREC is answered with PUBREL (5.0:
+ * 0x92 Packet Identifier not found, as 3.6.2.1 has it) so that the client
+ * can end its exchange.  PUBREL for an id not awaiting it is answered with
+ * PUBCOMP (5.0: 0x92). */
 int handle_publish_ack(struct conn *c, uint16_t id, uint8_t type, uint8_t reason_code)
 {
     struct session *s = c->session;
+    if (type == MQTT_PUBREL)
+        return handle_pubrel(c, id);
+    int state = session_inflight_state(s, id);
+    if (state < 0) {
+        log_debug("%s: %s for unknown packet id %u", conn_name(c), mqtt_type_name(type), id);
+        if (type == MQTT_PUBREC && reason_code < 0x80) {
+            struct mqtt_packet p = {.type = MQTT_PUBREL};
+            p.u.ack.packet_id = id;
+            p.u.ack.reason_code = MQTT_RC_PACKET_ID_NOT_FOUND;
+            conn_send_packet(c, &p);
+        }
+        return 0;
+    }
+    if (!ack_fits(type, state, reason_code)) {
+        char why[96];
+        snprintf(why, sizeof why, "%s for packet id %u, a %s", mqtt_type_name(type), id,
+                 state == DELIVERY_WAIT_PUBACK  ? "QoS 1 message"
+                 : state == DELIVERY_WAIT_PUBREC ? "QoS 2 message not yet released by PUBREL"
+                                                 : "QoS 2 message already received");
+        return protocol_violation(c, why);
+    }
     switch (type) {
     case MQTT_PUBACK:
-        if (!session_puback(s, id))
-            log_debug("%s: PUBACK for unknown packet id %u", conn_name(c), id);
+        session_puback(s, id);
         return 0;
     case MQTT_PUBREC:
-        if (reason_code >= 0x80) {
+        if (reason_code >= 0x80)
             /* 5.0: the client refused the message; the exchange ends here,
              * without PUBREL. */
-            if (!session_pubrec_refused(s, id))
-                log_debug("%s: PUBREC for unknown packet id %u", conn_name(c), id);
-            return 0;
-        }
-        if (!session_pubrec(s, id))
-            log_debug("%s: PUBREC for unknown packet id %u", conn_name(c), id);
+            session_pubrec_refused(s, id);
+        else
+            session_pubrec(s, id);
         return 0;
-    case MQTT_PUBREL:
-        return handle_pubrel(c, id);
     default: /* MQTT_PUBCOMP */
-        if (!session_pubcomp(s, id))
-            log_debug("%s: PUBCOMP for unknown packet id %u", conn_name(c), id);
+        session_pubcomp(s, id);
         return 0;
     }
 }

@@ -238,6 +238,11 @@ int session_deliver(struct session *s, struct message *msg, uint8_t qos, bool re
  * delivery is marked so that it can be handed to another member. */
 int session_deliver_shared(struct session *s, struct message *msg, uint8_t qos, bool retain);
 
+/* The state (enum delivery_state) of the in-flight delivery with this
+ * packet id, or -1 if none is in flight: what kind of acknowledgement it
+ * may take (protocol_publish.c judges the kind). */
+int session_inflight_state(const struct session *s, uint16_t packet_id);
+
 /* Acknowledgements from the client for outbound messages.  Unknown packet
  * ids are ignored (returns false). */
 bool session_puback(struct session *s, uint16_t packet_id);

@@ -591,6 +591,14 @@ static struct delivery *find_inflight(struct session *s, uint16_t id, uint8_t st
     return NULL;
 }
 
+int session_inflight_state(const struct session *s, uint16_t id)
+{
+    for (const struct delivery *d = s->inflight.head; d; d = d->next)
+        if (d->packet_id == id)
+            return d->state;
+    return -1;
+}
+
 static bool complete(struct session *s, uint16_t id, uint8_t state)
 {
     struct delivery *d = find_inflight(s, id, state, true);

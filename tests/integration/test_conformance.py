@@ -50,6 +50,86 @@ class Base(BrokerTestCase):
 
 
 @skip_on_mosquitto()
+class WrongKindAckTest(Base):
+    """A PUBREC or PUBCOMP for a QoS 1 message, a PUBACK for a QoS 2 one or a
+    PUBCOMP before the broker sent PUBREL is a protocol error: MQTT 5.0
+    section 4.3 (the QoS 1 sender waits for PUBACK [MQTT-4.3.2-1], the QoS 2
+    sender for PUBREC then PUBCOMP [MQTT-4.3.3-1]) and 4.13; DISCONNECT 0x82,
+    3.1.1: close [MQTT-4.8.0-1].  An acknowledgement for a packet id that is
+    not in flight is not an error (it may be left over from a lost
+    connection): ignored, and a PUBREC for an unknown id gets PUBREL 0x92."""
+
+    def delivered(self, qos, level5=True):
+        """A client subscribed at qos that was sent one message (returned
+        unacknowledged) and the publisher."""
+        t = self.topic('%d-%d' % (qos, level5))
+        if level5:
+            sub = self.raw5()
+            sub.subscribe5([(t, qos)])
+        else:
+            sub = self.raw_connected()
+            sub.subscribe([(t, qos)])
+        pub = self.raw_connected()
+        pub.publish(t, b'm', qos=qos)
+        p = sub.expect(PUBLISH)
+        self.assertEqual((p.flags >> 1) & 3, qos)
+        return sub, pub, struct.unpack('!H', p.body[2 + len(t):4 + len(t)])[0]
+
+    def test_pubrec_for_qos1_is_protocol_error_mqtt_4_3_2(self):
+        sub, _, pid = self.delivered(1)
+        self.assert_disconnect5(sub, mqttraw.ack5_packet(PUBREC, pid), 0x82)
+
+    def test_pubcomp_for_qos1_is_protocol_error_mqtt_4_3_2(self):
+        sub, _, pid = self.delivered(1)
+        self.assert_disconnect5(sub, mqttraw.ack5_packet(PUBCOMP, pid), 0x82)
+
+    def test_puback_for_qos2_is_protocol_error_mqtt_4_3_3(self):
+        sub, _, pid = self.delivered(2)
+        self.assert_disconnect5(sub, mqttraw.ack5_packet(PUBACK, pid), 0x82)
+
+    def test_pubcomp_before_pubrel_is_protocol_error_mqtt_4_3_3(self):
+        sub, _, pid = self.delivered(2)
+        self.assert_disconnect5(sub, mqttraw.ack5_packet(PUBCOMP, pid), 0x82)
+
+    def test_wrong_kind_closes_311(self):
+        for qos, kind in ((1, PUBREC), (1, PUBCOMP), (2, PUBACK)):
+            with self.subTest(qos=qos, kind=kind):
+                sub, _, pid = self.delivered(qos, level5=False)
+                self.assert_closed311(sub, mqttraw.ack_packet(kind, pid))
+
+    def test_right_kind_still_completes(self):
+        sub, pub, pid = self.delivered(2)
+        sub.send(mqttraw.ack5_packet(PUBREC, pid))
+        self.assertEqual(sub.expect5(PUBREL).pid, pid)
+        # a repeated PUBREC is answered with PUBREL again (not an error)
+        sub.send(mqttraw.ack5_packet(PUBREC, pid))
+        self.assertEqual(sub.expect5(PUBREL).pid, pid)
+        sub.send(mqttraw.ack5_packet(PUBCOMP, pid))
+        sub.ping()
+
+    def test_unknown_ids_are_not_errors(self):
+        sub = self.raw5()
+        sub.send(mqttraw.ack5_packet(PUBACK, 4321))
+        sub.send(mqttraw.ack5_packet(PUBCOMP, 4322))
+        sub.send(mqttraw.ack5_packet(PUBREC, 4323))
+        rel = sub.expect5(PUBREL)
+        self.assertEqual((rel.pid, rel.rc), (4323, 0x92))
+        sub.ping()
+        c = self.raw_connected()
+        c.send(mqttraw.ack_packet(PUBACK, 99))
+        c.send(mqttraw.ack_packet(PUBCOMP, 98))
+        c.ping()
+
+    def test_pubrel_for_unknown_id_is_not_an_error(self):
+        # MQTT 5.0 3.7.2.1: PUBCOMP 0x92 Packet Identifier not found
+        c = self.raw5()
+        c.send(mqttraw.ack5_packet(PUBREL, 555))
+        comp = c.expect5(PUBCOMP)
+        self.assertEqual((comp.pid, comp.rc), (555, 0x92))
+        c.ping()
+
+
+@skip_on_mosquitto()
 class MalformedFilterTest(Base):
     """A topic filter that breaks the wildcard rules [MQTT-4.7.1-1],
     [MQTT-4.7.1-2] or is empty [MQTT-4.7.3-1] makes the SUBSCRIBE or
