@@ -95,7 +95,11 @@ struct session {
     struct event *will_timer;
     int64_t will_at;        /* when it is due, unix ms (stored with it) */
     int64_t db_id;          /* row in the store's sessions table (persistent) */
-    int64_t offline_since;  /* unix seconds; 0 while connected */
+    int64_t offline_since;  /* unix seconds, rounded up (so that an interval
+                               counted from it after a restart never ends
+                               early); 0 while connected */
+    int64_t offline_ms;     /* unix ms when it went offline in this run of
+                               petreld, 0 if not (then offline_since counts) */
     uint64_t store_batch;   /* store batch that last wrote its session state */
     bool store_redo;        /* that batch was rolled back: write it again */
     bool taking_over;       /* a new connection is taking the session over:
@@ -175,8 +179,9 @@ void session_detach(struct session *s);
 void session_set_expiry(struct session *s, bool set, uint32_t expiry);
 /* A client's Session Expiry Interval capped by session_expiry (0 = no cap). */
 uint32_t session_cap_expiry(uint32_t requested);
-/* Unix time at which the offline session expires, or 0 for never (online,
- * or no expiry). */
+/* Unix time in ms at which the offline session expires, or 0 for never
+ * (online, or no expiry); never before its interval has passed since it
+ * went offline. */
 int64_t session_expiry_due(const struct session *s);
 
 /* Adds or replaces a subscription.  `filter` is valid (a shared one,

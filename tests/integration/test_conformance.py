@@ -320,5 +320,61 @@ class ShareTopicNameTest(Base):
         self.assertTrue(c.wait_closed(3))
 
 
+@skip_on_mosquitto()
+class IntervalsNeverEndEarlyTest(Base):
+    """No Session Expiry Interval or Will Delay Interval may end before it
+    has passed (MQTT 5.0 3.1.2.11.2, 3.1.3.2.2): a session with expiry 2 s
+    and a will delay of 5 s ends 2 s after its connection, and its will goes
+    then [MQTT-3.1.3-9], not earlier (the broker used to count from the
+    whole second, so up to a second early) and not at the will delay.
+    Several clients close at spread fractions of a second, so that a
+    rounding error shows whatever the phase of the broker's timers."""
+
+    N = 8
+    SPREAD = 0.125
+
+    def test_will_goes_when_session_ends_not_before_mqtt_3_1_3_9(self):
+        w = self.raw5()
+        w.subscribe5([(self.topic('#'), 0)])
+        clients = []
+        for i in range(self.N):
+            c = self.raw5(self.cid('exp%d' % i), props=[(P_SESSION_EXPIRY, 2)],
+                          will=(self.topic('w%d' % i), str(i), 0, False),
+                          will_props=[(P_WILL_DELAY, 5)])
+            clients.append(c)
+        closed = {}
+        for i, c in enumerate(clients):
+            c.close()
+            closed[str(i).encode()] = time.monotonic()
+            time.sleep(self.SPREAD)
+        elapsed = {}
+        deadline = time.monotonic() + 8
+        while len(elapsed) < self.N and time.monotonic() < deadline:
+            m = w.expect_publish5(timeout=max(0.1, deadline - time.monotonic()))
+            elapsed[m.payload] = time.monotonic() - closed[m.payload]
+        self.assertEqual(len(elapsed), self.N, elapsed)
+        early = {k: round(v, 3) for k, v in elapsed.items() if v < 2.0}
+        self.assertEqual(early, {}, 'wills published before the 2 s session expiry')
+        late = {k: round(v, 3) for k, v in elapsed.items() if v > 3.5}
+        self.assertEqual(late, {}, 'wills published long after the session ended')
+
+    def test_session_kept_for_its_whole_interval(self):
+        cids = [self.cid('keep%d' % i) for i in range(self.N)]
+        closed = []
+        for cid in cids:
+            c = self.raw5(cid, props=[(P_SESSION_EXPIRY, 2)])
+            c.subscribe5([(self.topic(), 1)])
+            c.close()
+            closed.append(time.monotonic())
+            time.sleep(self.SPREAD)
+        present = []
+        for cid, t in zip(cids, closed):
+            time.sleep(max(0.0, t + 1.9 - time.monotonic()))
+            c = self.raw5(cid, clean=False, props=[(P_SESSION_EXPIRY, 2)])
+            present.append(c.ack.session_present)
+        self.assertEqual(present, [True] * self.N,
+                         'sessions gone before their 2 s expiry interval')
+
+
 if __name__ == '__main__':
     harness.main()
