@@ -376,5 +376,80 @@ class IntervalsNeverEndEarlyTest(Base):
                          'sessions gone before their 2 s expiry interval')
 
 
+@skip_on_mosquitto()
+class ConnackFitsTest(Base):
+    """The server MUST NOT send a packet over the client's Maximum Packet
+    Size [MQTT-3.1.2-24], CONNACK included: it leaves out the properties it
+    may (Reason String [MQTT-3.2.2-19], User Properties [MQTT-3.2.2-20],
+    those whose absence means the same, then offers like Topic Alias
+    Maximum), never what the client needs (Receive Maximum, Assigned Client
+    Identifier...).  If even that does not fit, nothing is sent and the
+    connection is closed."""
+    broker_settings = {'max_inflight': 50, 'topic_alias_maximum': 5}
+
+    def connect_limited(self, limit, client_id=''):
+        c = Raw5(self.port)
+        self._clients.append(c)
+        c.send(mqttraw.connect5_packet(client_id, props=[(P_MAXIMUM_PACKET_SIZE, limit)]))
+        return c
+
+    def test_full_connack_when_it_fits(self):
+        c = self.connect_limited(1000)
+        p = c.read_packet()
+        ack = mqttraw.Packet5(p)
+        self.assertEqual(ack.rc, 0)
+        for prop in (P_RECEIVE_MAXIMUM, P_MAXIMUM_PACKET_SIZE, P_TOPIC_ALIAS_MAXIMUM,
+                     P_RETAIN_AVAILABLE, P_WILDCARD_SUB, P_SUB_ID_AVAILABLE, P_SHARED_SUB,
+                     P_ASSIGNED_CLIENT_ID):
+            self.assertIsNotNone(ack.prop(prop), prop)
+
+    def test_connack_within_maximum_packet_size_mqtt_3_1_2_24(self):
+        full = mqttraw.Packet5(self.connect_limited(1000, client_id='full').read_packet())
+
+        def size_of_full(p):
+            return 2 + len(p.body)
+        for limit in (60, 40, 30, 20, 12, 8):
+            with self.subTest(limit=limit):
+                c = self.connect_limited(limit, client_id=self.cid('fit%d' % limit)[:6])
+                p = c.read_packet()
+                self.assertEqual(p.type, CONNACK)
+                self.assertLessEqual(size_of(p), limit)
+                ack = mqttraw.Packet5(p)
+                self.assertEqual(ack.rc, 0)
+                # what the client must know stays
+                self.assertEqual(ack.prop(P_RECEIVE_MAXIMUM), 50)
+                # what goes, goes in order: availability flags before offers
+                flags = [ack.prop(f) for f in (P_RETAIN_AVAILABLE, P_WILDCARD_SUB,
+                                               P_SUB_ID_AVAILABLE, P_SHARED_SUB)]
+                offers = [ack.prop(f) for f in (P_TOPIC_ALIAS_MAXIMUM, P_MAXIMUM_PACKET_SIZE)]
+                if any(f is not None for f in flags):
+                    self.assertNotIn(None, offers)
+                if limit >= size_of_full(full):
+                    self.assertEqual(ack.props, full.props)
+                c.ping()
+            if limit == 8:
+                self.assertEqual(ack.props, [(P_RECEIVE_MAXIMUM, 50)])
+
+    def test_assigned_client_id_is_never_left_out(self):
+        # 'petrel-' + 16 hex digits does not fit in 20 bytes: no CONNACK
+        # can be sent, the connection is closed
+        c = self.connect_limited(20)
+        self.assertTrue(c.wait_closed(3), 'connection left open')
+        self.assertEqual(c.before_close, [])
+        c = self.connect_limited(40)
+        ack = c.expect5(CONNACK)
+        self.assertTrue(ack.prop(P_ASSIGNED_CLIENT_ID).startswith('petrel-'))
+        self.assertEqual(ack.prop(P_RETAIN_AVAILABLE), None)
+
+    def test_refusing_connack_drops_reason_string(self):
+        c = Raw5(self.port)
+        self._clients.append(c)
+        c.send(mqttraw.connect5_packet('x', props=[(P_MAXIMUM_PACKET_SIZE, 8),
+                                                   (mqttraw.P_AUTH_METHOD, 'SCRAM')]))
+        p = c.read_packet()
+        self.assertLessEqual(size_of(p), 8)
+        self.assertEqual(mqttraw.Packet5(p).rc, 0x8C)
+
+
 if __name__ == '__main__':
     harness.main()
