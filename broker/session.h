@@ -54,6 +54,8 @@ struct delivery {
     bool shared;            /* came through a shared subscription: handed to
                                another member if this session ends
                                (shared_subs.h); stored with the row */
+    bool unsent;            /* in flight since an earlier connection, not yet
+                               resent on this one (session_resend_inflight) */
 };
 
 struct delivery_list {
@@ -117,6 +119,10 @@ struct session {
     uint32_t n_sub_ids;     /* subscriptions carrying an identifier */
     uint32_t n_shared;      /* shared subscriptions */
     struct delivery_list inflight; /* in send order */
+    uint32_t n_unsent;      /* of them, marked unsent: not counted against
+                               the client's Receive Maximum until resent */
+    struct delivery *resend_after; /* the last one resent (NULL: look from
+                               the head): every unsent one comes after it */
     struct delivery_list queued;   /* in arrival order; for a persistent
                                       session only a window of what the
                                       store holds */
@@ -167,7 +173,8 @@ void session_destroy(struct session *s);
 void session_destroy_all(void);
 
 /* Binds a connection; resends the in-flight messages (PUBLISH with DUP, or
- * PUBREL) in their order, then sends what is queued within the window. */
+ * PUBREL) in their order within the window (session_resend_inflight),
+ * then sends what is queued. */
 void session_attach(struct session *s, struct conn *c);
 /* The connection is gone: a persistent session stays with its state, a
  * clean one is destroyed. */
@@ -281,8 +288,13 @@ void session_loaded_delivery(struct session *s, struct delivery *d);
 /* Sends queued messages while the inflight window and the connection's
  * output buffer allow.  Called when either opens up. */
 void session_pump(struct session *s);
-/* Between the session's files: resends the in-flight messages (PUBLISH with
- * DUP, or PUBREL) in their order, then pumps; frees a delivery list. */
+/* Between the session's files: on resumption, resends the in-flight
+ * messages in their order, then pumps.  PUBRELs go at once; a PUBLISH (with
+ * DUP) only while the client's Receive Maximum allows [MQTT-3.3.4-9], the
+ * rest as acknowledgements come, before anything new; one whose Message
+ * Expiry Interval has passed, or now over the client's Maximum Packet Size,
+ * is removed (row included) instead of resent.  Also frees a delivery
+ * list. */
 void session_resend_inflight(struct session *s);
 void session_free_deliveries(struct delivery_list *l);
 /* The store batch `batch` was rolled back (store.h): the deliveries it

@@ -451,5 +451,137 @@ class ConnackFitsTest(Base):
         self.assertEqual(mqttraw.Packet5(p).rc, 0x8C)
 
 
+@skip_on_mosquitto()
+class InflightOnResumeTest(Base):
+    """Issue #14 item 17: when a 5.0 session resumes, the messages it had in
+    flight are resent within the client's Receive Maximum [MQTT-3.3.4-9]
+    (the QoS 2 ones waiting for PUBCOMP count too); those whose Message
+    Expiry Interval has run out are removed instead [MQTT-3.3.2-5], and
+    those now over the client's Maximum Packet Size are discarded as if
+    delivered (5.0 3.1.2.11.4, counted under
+    $SYS/broker/limits/client_maximum_packet_size), so that none holds a
+    slot of the window forever."""
+    broker_settings = {'max_inflight': 20, 'sys_interval': 1}
+
+    def session(self, cid, props=(), port=None):
+        return self.raw5(cid, clean=False, props=[(P_SESSION_EXPIRY, 300)] + list(props),
+                         port=port)
+
+    def unacked(self, c, n):
+        """n PUBLISHes, not acknowledged."""
+        return [c.expect5(PUBLISH) for _ in range(n)]
+
+    def collect(self, c, n, timeout=3.0):
+        """Payloads of the PUBLISHes that arrive (acknowledged) until n or
+        a pause of `timeout`."""
+        got = []
+        while len(got) < n:
+            try:
+                got.append(c.expect_publish5(timeout=timeout).payload)
+            except mqttraw.Timeout:
+                break
+        return got
+
+    def test_expired_in_flight_removed_not_resent_mqtt_3_3_2_5(self):
+        b = self.start_broker({'sys_interval': 1})
+        t, cid = self.topic(), self.cid('exp')
+        s = self.session(cid, [(P_RECEIVE_MAXIMUM, 5)], port=b.port)
+        s.subscribe5([(t, 1)])
+        pub = self.raw5(port=b.port)
+        for i in range(5):
+            pub.publish5(t, 'old%d' % i, 1, props=[(P_MESSAGE_EXPIRY, 1)])
+        self.unacked(s, 5)
+        s.close()
+        time.sleep(1.6)
+        new = [b'new%d' % i for i in range(5)]
+        for p in new:
+            self.assertEqual(pub.publish5(t, p, 1).rc, 0)
+        # the issue's scenario: 0 of 5 over two reconnects
+        s = self.session(cid, [(P_RECEIVE_MAXIMUM, 5)], port=b.port)
+        got = self.collect(s, 5)
+        s.close()
+        s = self.session(cid, [(P_RECEIVE_MAXIMUM, 5)], port=b.port)
+        got += self.collect(s, 5, timeout=0.5)
+        self.assertEqual(got, new)
+        # their rows went too: nothing comes back after a restart
+        s.close()
+        b.restart()
+        s = self.session(cid, [(P_RECEIVE_MAXIMUM, 5)], port=b.port)
+        s.expect_nothing(0.5)
+
+    def test_over_maximum_packet_size_discarded_on_resume(self):
+        t, cid = self.topic(), self.cid('big')
+        s = self.session(cid)
+        s.subscribe5([(t, 1)])
+        pub = self.raw5()
+        for i in range(3):
+            pub.publish5(t, b'%d' % i * 3000, 1)
+        self.unacked(s, 3)
+        s.close()
+        small = [b'small%d' % i for i in range(3)]
+        for p in small:
+            pub.publish5(t, p, 1)
+        before = self.sys_value(self.broker, '$SYS/broker/limits/client_maximum_packet_size')
+        s = self.session(cid, [(P_MAXIMUM_PACKET_SIZE, 1000), (P_RECEIVE_MAXIMUM, 3)])
+        self.assertEqual(self.collect(s, 3), small)
+        self.assertGreaterEqual(self.sys_value(
+            self.broker, '$SYS/broker/limits/client_maximum_packet_size', at_least=before + 3),
+            before + 3)
+
+    def test_resend_honours_receive_maximum_mqtt_3_3_4_9(self):
+        t, cid = self.topic(), self.cid('rm')
+        s = self.session(cid)
+        s.subscribe5([(t, 1)])
+        pub = self.raw5()
+        sent = [b'm%02d' % i for i in range(20)]
+        for p in sent:
+            pub.publish5(t, p, 1)
+        self.unacked(s, 20)
+        s.close()
+        s = self.session(cid, [(P_RECEIVE_MAXIMUM, 2)])
+        outstanding, got, most = [], [], 0
+        while len(got) < 20:
+            p = s.expect5(PUBLISH, timeout=3)
+            outstanding.append(p.pid)
+            got.append(p.payload)
+            most = max(most, len(outstanding))
+            self.assertLessEqual(len(outstanding), 2, 'more un-acked than Receive Maximum')
+            if len(outstanding) == 2 or len(got) == 20:
+                # nothing more may come until one is acknowledged
+                try:
+                    extra = s.read_packet(timeout=0.2)
+                    self.fail('sent beyond Receive Maximum 2: %r' % extra)
+                except mqttraw.Timeout:
+                    pass
+                s.send(mqttraw.ack5_packet(PUBACK, outstanding.pop(0)))
+        self.assertEqual(got, sent)
+        self.assertEqual(most, 2)
+
+    def test_pubrel_waiting_counts_against_receive_maximum_mqtt_3_3_4_9(self):
+        t, cid = self.topic(), self.cid('q2')
+        s = self.session(cid)
+        s.subscribe5([(t, 2)])
+        pub = self.raw5()
+        for i in range(4):
+            pub.publish5(t, 'q%d' % i, 2)
+        ps = self.unacked(s, 4)
+        for p in ps[:2]:        # received: the broker releases them
+            s.send(mqttraw.ack5_packet(PUBREC, p.pid))
+            self.assertEqual(s.expect5(PUBREL).pid, p.pid)
+        s.close()
+        s = self.session(cid, [(P_RECEIVE_MAXIMUM, 2)])
+        rels = [s.expect5(PUBREL).pid for _ in range(2)]
+        self.assertEqual(rels, [p.pid for p in ps[:2]])
+        # two QoS 2 messages still un-completed: no PUBLISH yet
+        s.expect_nothing(0.3)
+        s.send(mqttraw.ack5_packet(PUBCOMP, rels[0]))
+        p = s.expect5(PUBLISH)
+        self.assertEqual((p.payload, p.dup, p.pid), (b'q2', True, ps[2].pid))
+        s.expect_nothing(0.3)
+        s.send(mqttraw.ack5_packet(PUBCOMP, rels[1]))
+        p = s.expect5(PUBLISH)
+        self.assertEqual((p.payload, p.pid), (b'q3', ps[3].pid))
+
+
 if __name__ == '__main__':
     harness.main()
