@@ -358,6 +358,23 @@ class IntervalsNeverEndEarlyTest(Base):
         late = {k: round(v, 3) for k, v in elapsed.items() if v > 3.5}
         self.assertEqual(late, {}, 'wills published long after the session ended')
 
+    def test_will_delay_not_early_mqtt_3_1_3_9(self):
+        w = self.raw5()
+        w.subscribe5([(self.topic('#'), 0)])
+        clients = [self.raw5(self.cid('wd%d' % i), props=[(P_SESSION_EXPIRY, 30)],
+                             will=(self.topic('d%d' % i), str(i), 0, False),
+                             will_props=[(P_WILL_DELAY, 1)]) for i in range(self.N)]
+        closed = {}
+        for i, c in enumerate(clients):
+            c.close()
+            closed[str(i).encode()] = time.monotonic()
+            time.sleep(self.SPREAD)
+        elapsed = {}
+        for _ in range(self.N):
+            m = w.expect_publish5(timeout=4)
+            elapsed[m.payload] = round(time.monotonic() - closed[m.payload], 3)
+        self.assertEqual({k: v for k, v in elapsed.items() if not 1.0 <= v <= 1.6}, {})
+
     def test_session_kept_for_its_whole_interval(self):
         cids = [self.cid('keep%d' % i) for i in range(self.N)]
         closed = []
