@@ -6,12 +6,12 @@ intervals that must never end early.  Test names carry the normative
 statement numbers of MQTT 5.0 (MQTT-x.y.z-n) or 3.1.1 where there is one."""
 
 import struct
-import threading
 import time
 
 import harness
 from harness import BrokerTestCase, skip_on_mosquitto
 import mqttraw
+import test_mqtt5_session
 from mqttraw import (Raw5, packet, mqtt_str, props_bytes, CONNACK, PUBLISH, PUBACK, PUBREC,
                      PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, P_SESSION_EXPIRY,
                      P_WILL_DELAY, P_MAXIMUM_PACKET_SIZE, P_RECEIVE_MAXIMUM, P_MAXIMUM_QOS,
@@ -25,16 +25,9 @@ def size_of(p):
     return 1 + len(mqttraw.varint(len(p.body))) + len(p.body)
 
 
-class Base(BrokerTestCase):
-
-    def raw5(self, client_id='', props=(), port=None, expect_rc=0, **kw):
-        c = Raw5(port or self.port)
-        self._clients.append(c)
-        c.ack = c.connect5(client_id, props=props, expect_rc=expect_rc, **kw)
-        return c
-
-    def cid(self, name):
-        return '%s-%f' % (name, time.time())
+class Base(test_mqtt5_session.Base):
+    """raw5() and cid() as in test_mqtt5_session, and the checks of a
+    closed connection."""
 
     def assert_disconnect5(self, c, data, rc):
         """Sends data on the 5.0 connection c: DISCONNECT rc, then closed."""
@@ -75,21 +68,13 @@ class WrongKindAckTest(Base):
         self.assertEqual((p.flags >> 1) & 3, qos)
         return sub, pub, struct.unpack('!H', p.body[2 + len(t):4 + len(t)])[0]
 
-    def test_pubrec_for_qos1_is_protocol_error_mqtt_4_3_2(self):
-        sub, _, pid = self.delivered(1)
-        self.assert_disconnect5(sub, mqttraw.ack5_packet(PUBREC, pid), 0x82)
-
-    def test_pubcomp_for_qos1_is_protocol_error_mqtt_4_3_2(self):
-        sub, _, pid = self.delivered(1)
-        self.assert_disconnect5(sub, mqttraw.ack5_packet(PUBCOMP, pid), 0x82)
-
-    def test_puback_for_qos2_is_protocol_error_mqtt_4_3_3(self):
-        sub, _, pid = self.delivered(2)
-        self.assert_disconnect5(sub, mqttraw.ack5_packet(PUBACK, pid), 0x82)
-
-    def test_pubcomp_before_pubrel_is_protocol_error_mqtt_4_3_3(self):
-        sub, _, pid = self.delivered(2)
-        self.assert_disconnect5(sub, mqttraw.ack5_packet(PUBCOMP, pid), 0x82)
+    def test_wrong_kind_is_protocol_error_mqtt_4_3_2_and_4_3_3(self):
+        # QoS 1 ends with PUBACK [MQTT-4.3.2-1]; QoS 2 takes PUBREC, then
+        # PUBCOMP once the broker sent PUBREL [MQTT-4.3.3-1]
+        for qos, kind in ((1, PUBREC), (1, PUBCOMP), (2, PUBACK), (2, PUBCOMP)):
+            with self.subTest(qos=qos, kind=mqttraw.TYPE_NAMES[kind]):
+                sub, _, pid = self.delivered(qos)
+                self.assert_disconnect5(sub, mqttraw.ack5_packet(kind, pid), 0x82)
 
     def test_wrong_kind_closes_311(self):
         for qos, kind in ((1, PUBREC), (1, PUBCOMP), (2, PUBACK)):
@@ -333,46 +318,36 @@ class IntervalsNeverEndEarlyTest(Base):
     N = 8
     SPREAD = 0.125
 
-    def test_will_goes_when_session_ends_not_before_mqtt_3_1_3_9(self):
+    def will_times(self, expiry, delay):
+        """N clients with this Session Expiry and Will Delay close SPREAD s
+        apart; returns {payload: seconds from its close to its will}."""
         w = self.raw5()
         w.subscribe5([(self.topic('#'), 0)])
-        clients = []
-        for i in range(self.N):
-            c = self.raw5(self.cid('exp%d' % i), props=[(P_SESSION_EXPIRY, 2)],
-                          will=(self.topic('w%d' % i), str(i), 0, False),
-                          will_props=[(P_WILL_DELAY, 5)])
-            clients.append(c)
+        clients = [self.raw5(self.cid('w%d' % i), props=[(P_SESSION_EXPIRY, expiry)],
+                             will=(self.topic('w%d' % i), str(i), 0, False),
+                             will_props=[(P_WILL_DELAY, delay)]) for i in range(self.N)]
         closed = {}
         for i, c in enumerate(clients):
             c.close()
             closed[str(i).encode()] = time.monotonic()
             time.sleep(self.SPREAD)
         elapsed = {}
-        deadline = time.monotonic() + 8
+        deadline = time.monotonic() + min(expiry, delay) + 4
         while len(elapsed) < self.N and time.monotonic() < deadline:
             m = w.expect_publish5(timeout=max(0.1, deadline - time.monotonic()))
-            elapsed[m.payload] = time.monotonic() - closed[m.payload]
+            elapsed[m.payload] = round(time.monotonic() - closed[m.payload], 3)
         self.assertEqual(len(elapsed), self.N, elapsed)
-        early = {k: round(v, 3) for k, v in elapsed.items() if v < 2.0}
+        return elapsed
+
+    def test_will_goes_when_session_ends_not_before_mqtt_3_1_3_9(self):
+        elapsed = self.will_times(expiry=2, delay=5)
+        early = {k: v for k, v in elapsed.items() if v < 2.0}
         self.assertEqual(early, {}, 'wills published before the 2 s session expiry')
-        late = {k: round(v, 3) for k, v in elapsed.items() if v > 3.5}
+        late = {k: v for k, v in elapsed.items() if v > 3.5}
         self.assertEqual(late, {}, 'wills published long after the session ended')
 
     def test_will_delay_not_early_mqtt_3_1_3_9(self):
-        w = self.raw5()
-        w.subscribe5([(self.topic('#'), 0)])
-        clients = [self.raw5(self.cid('wd%d' % i), props=[(P_SESSION_EXPIRY, 30)],
-                             will=(self.topic('d%d' % i), str(i), 0, False),
-                             will_props=[(P_WILL_DELAY, 1)]) for i in range(self.N)]
-        closed = {}
-        for i, c in enumerate(clients):
-            c.close()
-            closed[str(i).encode()] = time.monotonic()
-            time.sleep(self.SPREAD)
-        elapsed = {}
-        for _ in range(self.N):
-            m = w.expect_publish5(timeout=4)
-            elapsed[m.payload] = round(time.monotonic() - closed[m.payload], 3)
+        elapsed = self.will_times(expiry=30, delay=1)
         self.assertEqual({k: v for k, v in elapsed.items() if not 1.0 <= v <= 1.6}, {})
 
     def test_session_kept_for_its_whole_interval(self):
@@ -484,6 +459,14 @@ class InflightOnResumeTest(Base):
         return self.raw5(cid, clean=False, props=[(P_SESSION_EXPIRY, 300)] + list(props),
                          port=port)
 
+    def subscribed(self, name, qos, props=(), port=None):
+        """This test's topic, a client id, its 5.0 session subscribed to the
+        topic at qos, and a publisher."""
+        t, cid = self.topic(), self.cid(name)
+        s = self.session(cid, props, port=port)
+        s.subscribe5([(t, qos)])
+        return t, cid, s, self.raw5(port=port)
+
     def unacked(self, c, n):
         """n PUBLISHes, not acknowledged."""
         return [c.expect5(PUBLISH) for _ in range(n)]
@@ -501,10 +484,7 @@ class InflightOnResumeTest(Base):
 
     def test_expired_in_flight_removed_not_resent_mqtt_3_3_2_5(self):
         b = self.start_broker({'sys_interval': 1})
-        t, cid = self.topic(), self.cid('exp')
-        s = self.session(cid, [(P_RECEIVE_MAXIMUM, 5)], port=b.port)
-        s.subscribe5([(t, 1)])
-        pub = self.raw5(port=b.port)
+        t, cid, s, pub = self.subscribed('exp', 1, [(P_RECEIVE_MAXIMUM, 5)], port=b.port)
         for i in range(5):
             pub.publish5(t, 'old%d' % i, 1, props=[(P_MESSAGE_EXPIRY, 1)])
         self.unacked(s, 5)
@@ -527,10 +507,7 @@ class InflightOnResumeTest(Base):
         s.expect_nothing(0.5)
 
     def test_over_maximum_packet_size_discarded_on_resume(self):
-        t, cid = self.topic(), self.cid('big')
-        s = self.session(cid)
-        s.subscribe5([(t, 1)])
-        pub = self.raw5()
+        t, cid, s, pub = self.subscribed('big', 1)
         for i in range(3):
             pub.publish5(t, b'%d' % i * 3000, 1)
         self.unacked(s, 3)
@@ -546,10 +523,7 @@ class InflightOnResumeTest(Base):
             before + 3)
 
     def test_resend_honours_receive_maximum_mqtt_3_3_4_9(self):
-        t, cid = self.topic(), self.cid('rm')
-        s = self.session(cid)
-        s.subscribe5([(t, 1)])
-        pub = self.raw5()
+        t, cid, s, pub = self.subscribed('rm', 1)
         sent = [b'm%02d' % i for i in range(20)]
         for p in sent:
             pub.publish5(t, p, 1)
@@ -575,10 +549,7 @@ class InflightOnResumeTest(Base):
         self.assertEqual(most, 2)
 
     def test_pubrel_waiting_counts_against_receive_maximum_mqtt_3_3_4_9(self):
-        t, cid = self.topic(), self.cid('q2')
-        s = self.session(cid)
-        s.subscribe5([(t, 2)])
-        pub = self.raw5()
+        t, cid, s, pub = self.subscribed('q2', 2)
         for i in range(4):
             pub.publish5(t, 'q%d' % i, 2)
         ps = self.unacked(s, 4)
