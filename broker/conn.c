@@ -26,6 +26,7 @@
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
+#include "packet_fit.h"
 #include "protocol.h"
 #include "router.h"
 #include "session.h"
@@ -454,41 +455,43 @@ int conn_send_packet(struct conn *c, const struct mqtt_packet *p)
         conn_wait_send(c, p, false);
         return 0;
     }
-    size_t need = mqtt_encode(c->level, p, NULL, 0);
-    struct mqtt_packet bare;
-    if (c->level == MQTT_LEVEL_5 && c->max_packet_out && need > c->max_packet_out &&
-        p->type != MQTT_PUBLISH &&
-        (p->type != MQTT_CONNACK || p->u.connack.return_code >= 0x80)) {
-        /* Too big for the client: what may go is the reason string (and
-         * user properties), all the properties these packets carry here. */
-        bare = *p;
-        if (p->type == MQTT_DISCONNECT || p->type == MQTT_AUTH)
-            memset(&bare.u.disconnect.props, 0, sizeof bare.u.disconnect.props);
-        else if (p->type == MQTT_CONNACK)
-            memset(&bare.u.connack.props, 0, sizeof bare.u.connack.props);
-        else if (p->type == MQTT_SUBACK || p->type == MQTT_UNSUBACK)
-            memset(&bare.u.suback.props, 0, sizeof bare.u.suback.props);
-        else if (p->type >= MQTT_PUBACK && p->type <= MQTT_PUBCOMP)
-            memset(&bare.u.ack.props, 0, sizeof bare.u.ack.props);
-        p = &bare;
+    size_t need;
+    struct packet_fit fit; /* not zeroed: acks go through here */
+    fit.heap = NULL;
+    if (c->level == MQTT_LEVEL_5 && c->max_packet_out && p->type != MQTT_PUBLISH) {
+        /* Within the client's Maximum Packet Size, leaving out what may
+         * be (packet_fit.h); a PUBLISH was sized by its sender. */
+        const struct mqtt_packet *fitted = packet_fit(p, c->max_packet_out, &fit, &need);
+        if (!fitted) {
+            packet_fit_release(&fit);
+            broker.stats.publish_too_large++;
+            log_info("%s: %s cannot fit the client's maximum packet size %u: closing",
+                     conn_name(c), mqtt_type_name(p->type), c->max_packet_out);
+            conn_close_later(c, "a packet the protocol needs is over the client's maximum "
+                                "packet size");
+            return -1;
+        }
+        p = fitted;
+    } else {
         need = mqtt_encode(c->level, p, NULL, 0);
     }
+    int rc = -1;
+    struct evbuffer *out;
+    struct evbuffer_iovec vec;
     if (need == 0) {
         log_error("%s: cannot encode %s", conn_name(c), mqtt_type_name(p->type));
-        return -1;
+    } else if ((out = conn_output(c)) != NULL &&
+               evbuffer_reserve_space(out, (ev_ssize_t)need, &vec, 1) == 1 &&
+               vec.iov_len >= need) {
+        mqtt_encode(c->level, p, vec.iov_base, need);
+        vec.iov_len = need;
+        if (evbuffer_commit_space(out, &vec, 1) == 0) {
+            broker.stats.bytes_sent += need;
+            rc = 0;
+        }
     }
-    struct evbuffer *out = conn_output(c);
-    if (!out)
-        return -1;
-    struct evbuffer_iovec vec;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)need, &vec, 1) != 1 || vec.iov_len < need)
-        return -1;
-    mqtt_encode(c->level, p, vec.iov_base, need);
-    vec.iov_len = need;
-    if (evbuffer_commit_space(out, &vec, 1) != 0)
-        return -1;
-    broker.stats.bytes_sent += need;
-    return 0;
+    packet_fit_release(&fit);
+    return rc;
 }
 
 static void release_message(const void *data, size_t len, void *arg)

@@ -19,6 +19,7 @@
 #include "conn_io.h"
 #include "log.h"
 #include "mqtt_codec.h"
+#include "packet_fit.h"
 #include "store.h"
 #include "turn.h"
 
@@ -115,16 +116,32 @@ bool conn_wait_pending(const struct conn *c) { return c->wait && c->wait->n_mark
 
 uint32_t conn_wait_held(const struct conn *c) { return c->wait ? c->wait->n_held : 0; }
 
-/* Encodes p at the end of `buf`; returns its length or 0. */
-static size_t encode_into(const struct conn *c, const struct mqtt_packet *p, struct evbuffer *buf)
+/* Encodes p at the end of `buf`, within a 5.0 client's Maximum Packet
+ * Size as conn_send_packet does (packet_fit.h); returns its length or 0. */
+static size_t encode_into(struct conn *c, const struct mqtt_packet *p, struct evbuffer *buf)
 {
-    size_t len = mqtt_encode(c->level, p, NULL, 0);
-    if (len == 0)
-        return 0;
+    struct packet_fit fit;
+    fit.heap = NULL;
+    size_t len;
+    if (c->level == MQTT_LEVEL_5 && c->max_packet_out && p->type != MQTT_PUBLISH) {
+        p = packet_fit(p, c->max_packet_out, &fit, &len);
+        if (!p) {
+            broker.stats.publish_too_large++;
+            conn_close_later(c, "a packet the protocol needs is over the client's maximum "
+                                "packet size");
+            len = 0;
+        }
+    } else {
+        len = mqtt_encode(c->level, p, NULL, 0);
+    }
     struct evbuffer_iovec vec;
-    if (evbuffer_reserve_space(buf, (ev_ssize_t)len, &vec, 1) != 1 || vec.iov_len < len)
+    if (len == 0 || evbuffer_reserve_space(buf, (ev_ssize_t)len, &vec, 1) != 1 ||
+        vec.iov_len < len) {
+        packet_fit_release(&fit);
         return 0;
+    }
     mqtt_encode(c->level, p, vec.iov_base, len);
+    packet_fit_release(&fit);
     vec.iov_len = len;
     if (evbuffer_commit_space(buf, &vec, 1) != 0)
         return 0;

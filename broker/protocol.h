@@ -43,6 +43,11 @@ const char *topic_over_limits(const uint8_t *topic, size_t len);
  * broker's own $SYS tree. */
 bool topic_reserved(const uint8_t *topic, size_t len);
 
+/* True if `topic` starts with "$share/": the form of a shared subscription
+ * filter, never a topic name anyone could subscribe to, so a PUBLISH or a
+ * will there is refused (5.0: reason 0x90 Topic Name invalid). */
+bool topic_share_name(const uint8_t *topic, size_t len);
+
 /* Answers a CONNECT with a refusing CONNACK and closes once it is sent:
  * `code311` for a 3.1.1 client; for a 5.0 client `code5` (0 = the 5.0 code
  * matching code311) with `reason` (may be NULL) as its reason string unless

@@ -495,6 +495,24 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
             refuse(c, MQTT_CONNACK_NOT_AUTHORIZED, "will topic in $SYS, reserved for the broker");
             return -1;
         }
+        if (topic_share_name(ck->will_topic.data, ck->will_topic.len)) {
+            /* Refused like a PUBLISH there: 5.0 Topic Name invalid. */
+            conn_stop_connect_timeout(c);
+            refuse5(c, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_TOPIC_NAME_INVALID,
+                    "will topic under $share/, which names shared subscriptions");
+            return -1;
+        }
+        if (v5 && ck->will_qos > broker.cfg.max_qos) {
+            /* [MQTT-3.2.2-12]: a will QoS beyond what the server supports
+             * refuses the connection, CONNACK 0x9B.  (3.1.1 has no such
+             * code: its will goes out at max_qos, as its publishes do.) */
+            char why[64];
+            snprintf(why, sizeof why, "will QoS %u above max_qos %u", ck->will_qos,
+                     broker.cfg.max_qos);
+            conn_stop_connect_timeout(c);
+            refuse5(c, 0, MQTT_RC_QOS_NOT_SUPPORTED, why);
+            return -1;
+        }
         if (v5 && read_will_props(c, ck) != 0)
             return -1;
         c->will = message_new_props((const char *)ck->will_topic.data, ck->will_topic.len,

@@ -5,7 +5,8 @@
  * again but not routed again.  A topic over the length or level limits is
  * a protocol violation; one the ACL does not let the client write to is
  * acknowledged and dropped, as 3.1.1 has no way to refuse a PUBLISH (5.0:
- * refused with 0x87 in the PUBACK/PUBREC).
+ * refused with 0x87 in the PUBACK/PUBREC); so is one to $SYS (0x87) or under
+ * "$share/" (0x90).  A 5.0 PUBLISH above max_qos is a protocol error (0x9B).
  *
  * 5.0 adds topic aliases (client -> server), the UTF-8 check of a payload
  * that says it is UTF-8, and the Receive Maximum the broker announced.
@@ -52,6 +53,11 @@ const char *topic_over_limits(const uint8_t *topic, size_t len)
 bool topic_reserved(const uint8_t *topic, size_t len)
 {
     return len >= 4 && memcmp(topic, "$SYS", 4) == 0 && (len == 4 || topic[4] == '/');
+}
+
+bool topic_share_name(const uint8_t *topic, size_t len)
+{
+    return len >= 7 && memcmp(topic, "$share/", 7) == 0;
 }
 
 static void send_ack(struct conn *c, uint8_t type, uint16_t id, uint8_t reason)
@@ -125,6 +131,15 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
     const struct mqtt_publish *pub = &topic_resolved;
     bool v5 = c->level == MQTT_LEVEL_5;
     bool utf8_payload = false;
+    if (v5 && pub->qos > broker.cfg.max_qos) {
+        /* The CONNACK announced Maximum QoS [MQTT-3.2.2-11]: a PUBLISH above
+         * it is a protocol error answered with 0x9B (5.0 3.2.2.3.4).  3.1.1
+         * cannot announce one: its messages are taken at max_qos. */
+        char why[64];
+        snprintf(why, sizeof why, "PUBLISH at QoS %u above the maximum QoS %u", pub->qos,
+                 broker.cfg.max_qos);
+        return protocol_error(c, MQTT_RC_QOS_NOT_SUPPORTED, why);
+    }
     if (v5 && read_publish_props(c, in, &topic_resolved.topic, &utf8_payload) != 0)
         return -1;
 
@@ -164,6 +179,15 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
         reason = MQTT_RC_NOT_AUTHORIZED;
         log_info("%s: publish to '%s' ignored: $SYS is reserved for the broker", conn_name(c),
                  log_str((const char *)pub->topic.data, pub->topic.len));
+    } else if (topic_share_name(pub->topic.data, pub->topic.len)) {
+        /* "$share/..." names shared subscriptions (5.0 4.8.2), and topics
+         * starting with '$' are the server's (4.7.2): no filter could ever
+         * match it.  5.0 answers 0x90, the PUBACK/PUBREC code for a topic
+         * name that is well-formed but not accepted; QoS 0 and 3.1.1 have
+         * no way to refuse, so the message is dropped (acknowledged). */
+        reason = MQTT_RC_TOPIC_NAME_INVALID;
+        log_info("%s: publish to '%s' refused: $share/ names shared subscriptions, not topics",
+                 conn_name(c), log_str((const char *)pub->topic.data, pub->topic.len));
     } else if (!acl_may_publish(s, (const char *)pub->topic.data, pub->topic.len)) {
         /* Acknowledged all the same: a client that got no PUBACK would
          * resend the message forever. */
@@ -224,32 +248,72 @@ static int handle_pubrel(struct conn *c, uint16_t id)
     return 0;
 }
 
+/* Whether an acknowledgement of kind `type` fits the in-flight delivery in
+ * `state` (enum delivery_state): QoS 1 ends with PUBACK [MQTT-4.3.2-1];
+ * QoS 2 takes PUBREC (again, while waiting for PUBCOMP: the PUBREL is
+ * resent) then PUBCOMP, only after the PUBREL [MQTT-4.3.3-1]; a refusing
+ * PUBREC (5.0) only before its PUBREL. */
+static bool ack_fits(uint8_t type, int state, uint8_t reason_code)
+{
+    switch (type) {
+    case MQTT_PUBACK: return state == DELIVERY_WAIT_PUBACK;
+    case MQTT_PUBREC:
+        return state == DELIVERY_WAIT_PUBREC ||
+               (state == DELIVERY_WAIT_PUBCOMP && reason_code < 0x80);
+    default: return state == DELIVERY_WAIT_PUBCOMP; /* MQTT_PUBCOMP */
+    }
+}
+
 /* PUBACK, PUBREC and PUBCOMP for what the broker sent; PUBREL for what
- * it received at QoS 2. */
+ * it received at QoS 2.
+ *
+ * An acknowledgement of the wrong kind for a message in flight (PUBREC or
+ * PUBCOMP for QoS 1, PUBACK for QoS 2, PUBCOMP before PUBREL) is a protocol
+ * violation (5.0: DISCONNECT 0x82).  One for a packet id not in flight is
+ * not: it can be left over from a connection that broke, or from a message
+ * dropped meanwhile (expired, moved to another member of a shared group).
+ * PUBACK and PUBCOMP are then ignored; PUBREC is answered with PUBREL (5.0:
+ * 0x92 Packet Identifier not found, as 3.6.2.1 has it) so that the client
+ * can end its exchange.  PUBREL for an id not awaiting it is answered with
+ * PUBCOMP (5.0: 0x92). */
 int handle_publish_ack(struct conn *c, uint16_t id, uint8_t type, uint8_t reason_code)
 {
     struct session *s = c->session;
+    if (type == MQTT_PUBREL)
+        return handle_pubrel(c, id);
+    int state = session_inflight_state(s, id);
+    if (state < 0) {
+        log_debug("%s: %s for unknown packet id %u", conn_name(c), mqtt_type_name(type), id);
+        if (type == MQTT_PUBREC && reason_code < 0x80) {
+            struct mqtt_packet p = {.type = MQTT_PUBREL};
+            p.u.ack.packet_id = id;
+            p.u.ack.reason_code = MQTT_RC_PACKET_ID_NOT_FOUND;
+            conn_send_packet(c, &p);
+        }
+        return 0;
+    }
+    if (!ack_fits(type, state, reason_code)) {
+        char why[96];
+        snprintf(why, sizeof why, "%s for packet id %u, a %s", mqtt_type_name(type), id,
+                 state == DELIVERY_WAIT_PUBACK  ? "QoS 1 message"
+                 : state == DELIVERY_WAIT_PUBREC ? "QoS 2 message not yet released by PUBREL"
+                                                 : "QoS 2 message already received");
+        return protocol_violation(c, why);
+    }
     switch (type) {
     case MQTT_PUBACK:
-        if (!session_puback(s, id))
-            log_debug("%s: PUBACK for unknown packet id %u", conn_name(c), id);
+        session_puback(s, id);
         return 0;
     case MQTT_PUBREC:
-        if (reason_code >= 0x80) {
+        if (reason_code >= 0x80)
             /* 5.0: the client refused the message; the exchange ends here,
              * without PUBREL. */
-            if (!session_pubrec_refused(s, id))
-                log_debug("%s: PUBREC for unknown packet id %u", conn_name(c), id);
-            return 0;
-        }
-        if (!session_pubrec(s, id))
-            log_debug("%s: PUBREC for unknown packet id %u", conn_name(c), id);
+            session_pubrec_refused(s, id);
+        else
+            session_pubrec(s, id);
         return 0;
-    case MQTT_PUBREL:
-        return handle_pubrel(c, id);
     default: /* MQTT_PUBCOMP */
-        if (!session_pubcomp(s, id))
-            log_debug("%s: PUBCOMP for unknown packet id %u", conn_name(c), id);
+        session_pubcomp(s, id);
         return 0;
     }
 }

@@ -3,12 +3,14 @@
  * Each filter of a SUBSCRIBE gets its own verdict in the SUBACK:
  *
  *   refusal                                   3.1.1   5.0
- *   invalid filter or share name              0x80    0x8F topic filter invalid
+ *   invalid share name ("$share//x")          0x80    0x8F topic filter invalid
  *   over max_topic_length / max_topic_levels  0x80    0x8F
  *   not allowed by the ACL                    0x80    0x87 not authorized
  *   max_subscriptions_per_client reached      0x80    0x97 quota exceeded
  *   out of memory                             0x80    0x80 unspecified
  *
+ * A filter that is not well-formed (empty, misplaced wildcards) is refused
+ * by the decoder for the whole packet: a malformed packet, closed with 0x81.
  * The others are granted min(requested, max_qos).  The retained messages
  * they match follow the SUBACK, except for shared subscriptions (never) and,
  * in 5.0, as Retain Handling asks (1: only for a new subscription; 2: not).

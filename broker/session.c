@@ -18,6 +18,7 @@
 #include "hashmap.h"
 #include "keyed_hash.h"
 #include "log.h"
+#include "message.h"
 #include "mqtt_codec.h"
 #include "protocol.h"
 #include "shared_subs.h"
@@ -96,7 +97,8 @@ int64_t session_expiry_due(const struct session *s)
     uint32_t e = s->expiry_set ? s->expiry : broker.cfg.session_expiry;
     if (s->expiry_set ? e == UINT32_MAX : e == 0)
         return 0;
-    return s->offline_since + (int64_t)e;
+    int64_t since = s->offline_ms ? s->offline_ms : s->offline_since * 1000;
+    return since + (int64_t)e * 1000;
 }
 
 static void session_free(struct session *s)
@@ -345,6 +347,7 @@ size_t session_subscription_ids(const struct session *s, const char *topic, size
 void session_attach(struct session *s, struct conn *c)
 {
     s->conn = c;
+    s->offline_ms = 0;
     if (s->offline_since) {
         s->offline_since = 0;
         store_session_offline(s, 0);
@@ -369,7 +372,11 @@ void session_detach(struct session *s)
         session_destroy(s);
         return;
     }
-    s->offline_since = (int64_t)time(NULL);
+    /* Counted in ms: from whole seconds, a 2 s Session Expiry Interval
+     * could end (and publish a will) after 1.1 s.  The store keeps whole
+     * seconds, rounded up: late rather than early after a restart. */
+    s->offline_ms = message_now_ms();
+    s->offline_since = (s->offline_ms + 999) / 1000;
     store_session_offline(s, s->offline_since);
     /* Shared messages it was never sent need not wait for its return when
      * another member is online (shared_subs.h).  Not on a takeover: the

@@ -54,6 +54,8 @@ struct delivery {
     bool shared;            /* came through a shared subscription: handed to
                                another member if this session ends
                                (shared_subs.h); stored with the row */
+    bool unsent;            /* in flight since an earlier connection, not yet
+                               resent on this one (session_resend_inflight) */
 };
 
 struct delivery_list {
@@ -95,7 +97,11 @@ struct session {
     struct event *will_timer;
     int64_t will_at;        /* when it is due, unix ms (stored with it) */
     int64_t db_id;          /* row in the store's sessions table (persistent) */
-    int64_t offline_since;  /* unix seconds; 0 while connected */
+    int64_t offline_since;  /* unix seconds, rounded up (so that an interval
+                               counted from it after a restart never ends
+                               early); 0 while connected */
+    int64_t offline_ms;     /* unix ms when it went offline in this run of
+                               petreld, 0 if not (then offline_since counts) */
     uint64_t store_batch;   /* store batch that last wrote its session state */
     bool store_redo;        /* that batch was rolled back: write it again */
     bool taking_over;       /* a new connection is taking the session over:
@@ -113,6 +119,10 @@ struct session {
     uint32_t n_sub_ids;     /* subscriptions carrying an identifier */
     uint32_t n_shared;      /* shared subscriptions */
     struct delivery_list inflight; /* in send order */
+    uint32_t n_unsent;      /* of them, marked unsent: not counted against
+                               the client's Receive Maximum until resent */
+    struct delivery *resend_after; /* the last one resent (NULL: look from
+                               the head): every unsent one comes after it */
     struct delivery_list queued;   /* in arrival order; for a persistent
                                       session only a window of what the
                                       store holds */
@@ -163,7 +173,8 @@ void session_destroy(struct session *s);
 void session_destroy_all(void);
 
 /* Binds a connection; resends the in-flight messages (PUBLISH with DUP, or
- * PUBREL) in their order, then sends what is queued within the window. */
+ * PUBREL) in their order within the window (session_resend_inflight),
+ * then sends what is queued. */
 void session_attach(struct session *s, struct conn *c);
 /* The connection is gone: a persistent session stays with its state, a
  * clean one is destroyed. */
@@ -175,8 +186,9 @@ void session_detach(struct session *s);
 void session_set_expiry(struct session *s, bool set, uint32_t expiry);
 /* A client's Session Expiry Interval capped by session_expiry (0 = no cap). */
 uint32_t session_cap_expiry(uint32_t requested);
-/* Unix time at which the offline session expires, or 0 for never (online,
- * or no expiry). */
+/* Unix time in ms at which the offline session expires, or 0 for never
+ * (online, or no expiry); never before its interval has passed since it
+ * went offline. */
 int64_t session_expiry_due(const struct session *s);
 
 /* Adds or replaces a subscription.  `filter` is valid (a shared one,
@@ -238,6 +250,11 @@ int session_deliver(struct session *s, struct message *msg, uint8_t qos, bool re
  * delivery is marked so that it can be handed to another member. */
 int session_deliver_shared(struct session *s, struct message *msg, uint8_t qos, bool retain);
 
+/* The state (enum delivery_state) of the in-flight delivery with this
+ * packet id, or -1 if none is in flight: what kind of acknowledgement it
+ * may take (protocol_publish.c judges the kind). */
+int session_inflight_state(const struct session *s, uint16_t packet_id);
+
 /* Acknowledgements from the client for outbound messages.  Unknown packet
  * ids are ignored (returns false). */
 bool session_puback(struct session *s, uint16_t packet_id);
@@ -271,8 +288,13 @@ void session_loaded_delivery(struct session *s, struct delivery *d);
 /* Sends queued messages while the inflight window and the connection's
  * output buffer allow.  Called when either opens up. */
 void session_pump(struct session *s);
-/* Between the session's files: resends the in-flight messages (PUBLISH with
- * DUP, or PUBREL) in their order, then pumps; frees a delivery list. */
+/* Between the session's files: on resumption, resends the in-flight
+ * messages in their order, then pumps.  PUBRELs go at once; a PUBLISH (with
+ * DUP) only while the client's Receive Maximum allows [MQTT-3.3.4-9], the
+ * rest as acknowledgements come, before anything new; one whose Message
+ * Expiry Interval has passed, or now over the client's Maximum Packet Size,
+ * is removed (row included) instead of resent.  Also frees a delivery
+ * list. */
 void session_resend_inflight(struct session *s);
 void session_free_deliveries(struct delivery_list *l);
 /* The store batch `batch` was rolled back (store.h): the deliveries it

@@ -332,14 +332,25 @@ void session_loaded_delivery(struct session *s, struct delivery *d)
         list_append(&s->inflight, d);
 }
 
-static void send_delivery(struct session *s, struct delivery *d, bool dup)
+static void send_pubrel(struct session *s, const struct delivery *d)
 {
-    if (d->state == DELIVERY_WAIT_PUBCOMP) {
-        struct mqtt_packet p = {.type = MQTT_PUBREL};
-        p.u.ack.packet_id = d->packet_id;
-        conn_send_packet(s->conn, &p);
-    } else {
-        conn_send_publish(s->conn, d->msg, d->qos, d->packet_id, dup, d->retain);
+    struct mqtt_packet p = {.type = MQTT_PUBREL};
+    p.u.ack.packet_id = d->packet_id;
+    conn_send_packet(s->conn, &p);
+}
+
+/* Marks in-flight deliveries from `d` on as to be resent on this
+ * connection (session_pump sends them within the window); a PUBREL goes at
+ * once: it adds nothing to what the client holds. */
+static void mark_unsent(struct session *s, struct delivery *d)
+{
+    for (; d; d = d->next) {
+        if (d->state == DELIVERY_WAIT_PUBCOMP) {
+            send_pubrel(s, d);
+        } else if (!d->unsent) {
+            d->unsent = true;
+            s->n_unsent++;
+        }
     }
 }
 
@@ -368,8 +379,7 @@ static void refill(struct session *s)
     }
     if (n <= 0)
         return;
-    for (struct delivery *d = last ? last->next : s->inflight.head; d; d = d->next)
-        send_delivery(s, d, true);
+    mark_unsent(s, last ? last->next : s->inflight.head);
 }
 
 /* The outbound window: max_inflight, and for a 5.0 client no more than its
@@ -404,6 +414,29 @@ static void list_unlink(struct delivery_list *l, struct delivery *prev, struct d
     d->next = NULL;
 }
 
+/* d, which followed prev, left the in-flight list: keeps n_unsent and the
+ * resend cursor true. */
+static void inflight_unlinked(struct session *s, struct delivery *prev, struct delivery *d)
+{
+    if (d->unsent) {
+        d->unsent = false;
+        s->n_unsent--;
+    }
+    if (s->resend_after == d)
+        s->resend_after = prev;
+}
+
+/* Removes in-flight d (after prev) for good: its packet id is free again
+ * and its row is deleted. */
+static void inflight_drop(struct session *s, struct delivery *prev, struct delivery *d)
+{
+    list_unlink(&s->inflight, prev, d);
+    inflight_unlinked(s, prev, d);
+    if (s->ids_out)
+        clear_id_bit(s->ids_out, d->packet_id);
+    discard(s, d);
+}
+
 static bool in_list(const struct delivery_list *l, int64_t seq)
 {
     for (const struct delivery *d = l->head; d; d = d->next)
@@ -436,7 +469,9 @@ static uint32_t move_listed(struct session *s, bool queued_only, const struct de
             continue;
         }
         list_unlink(lists[i], prev[i], d);
-        if (i == 1)
+        if (i == 0)
+            inflight_unlinked(s, prev[i], d);
+        else
             s->queued_mem -= mem_of(d->size);
         if (d->state == DELIVERY_QUEUED) {
             s->n_queued--;
@@ -518,11 +553,56 @@ void session_store_rolled_back(struct session *s, uint64_t batch)
     maybe_release_publishers(s);
 }
 
+/* Resends the first in-flight delivery marked unsent, or removes it if its
+ * Message Expiry Interval has passed [MQTT-3.3.2-5] or it is over the
+ * client's Maximum Packet Size (5.0 3.1.2.11.4: as if delivered).  A
+ * dropped one's packet id comes back only after the 65535 others (ids are
+ * given in turn), long after a client could still hold it. */
+static void resend_next(struct session *s)
+{
+    struct delivery *prev = s->resend_after;
+    struct delivery *d = prev ? prev->next : s->inflight.head;
+    while (d && !d->unsent) {
+        prev = d;
+        d = d->next;
+    }
+    if (!d) { /* cannot happen: n_unsent counts the marked ones */
+        s->n_unsent = 0;
+        return;
+    }
+    d->unsent = false;
+    s->n_unsent--;
+    int rc = conn_send_publish(s->conn, d->msg, d->qos, d->packet_id, true, d->retain);
+    if (rc == CONN_TOO_LARGE || rc == CONN_EXPIRED) {
+        if (rc == CONN_EXPIRED)
+            broker.stats.msgs_expired++;
+        else
+            count_drop(s, "over the client's maximum packet size (in flight, resumed)");
+        inflight_drop(s, prev, d);
+        s->resend_after = prev;
+        return;
+    }
+    s->resend_after = d;
+}
+
 void session_pump(struct session *s)
 {
-    while (s->conn && s->inflight.count < window(s) && conn_can_write(s->conn)) {
-        if (!s->queued.head && s->backlog > 0)
+    while (s->conn && conn_can_write(s->conn)) {
+        if (s->n_unsent > 0) {
+            /* What the client holds unacknowledged from this connection
+             * stays within the window; new messages wait for the old. */
+            if (s->inflight.count - s->n_unsent >= window(s))
+                break;
+            resend_next(s);
+            continue;
+        }
+        if (s->inflight.count >= window(s))
+            break;
+        if (!s->queued.head && s->backlog > 0) {
             refill(s);
+            if (s->n_unsent > 0)
+                continue; /* in-flight rows read back go first */
+        }
         struct delivery *d = queue_pop(s);
         if (!d)
             break;
@@ -577,18 +657,20 @@ static struct delivery *find_inflight(struct session *s, uint16_t id, uint8_t st
         if (d->packet_id != id || d->state != state)
             continue;
         if (unlink) {
-            if (prev)
-                prev->next = d->next;
-            else
-                s->inflight.head = d->next;
-            if (s->inflight.tail == d)
-                s->inflight.tail = prev;
-            s->inflight.count--;
-            d->next = NULL;
+            list_unlink(&s->inflight, prev, d);
+            inflight_unlinked(s, prev, d);
         }
         return d;
     }
     return NULL;
+}
+
+int session_inflight_state(const struct session *s, uint16_t id)
+{
+    for (const struct delivery *d = s->inflight.head; d; d = d->next)
+        if (d->packet_id == id)
+            return d->state;
+    return -1;
 }
 
 static bool complete(struct session *s, uint16_t id, uint8_t state)
@@ -637,8 +719,20 @@ bool session_pubrec(struct session *s, uint16_t id)
 
 void session_resend_inflight(struct session *s)
 {
-    for (struct delivery *d = s->inflight.head; d; d = d->next)
-        send_delivery(s, d, true);
+    /* Expired ones go at once, not when the window reaches them. */
+    struct delivery *prev = NULL, *d = s->inflight.head;
+    while (d) {
+        struct delivery *next = d->next;
+        d->unsent = false;
+        if (d->msg && expired_now(d->msg))
+            inflight_drop(s, prev, d);
+        else
+            prev = d;
+        d = next;
+    }
+    s->n_unsent = 0;
+    s->resend_after = NULL;
+    mark_unsent(s, s->inflight.head);
     session_pump(s);
 }
 

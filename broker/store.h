@@ -105,7 +105,7 @@ int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max);
  * their Session Expiry Interval; 3.1.1: session_expiry).  Cheap when
  * nothing is due: call it every second. */
 void store_expire_sessions(void);
-/* A session went offline and expires at `due` (unix seconds, 0 = never):
+/* A session went offline and expires at `due` (unix ms, 0 = never):
  * store_expire_sessions looks again then. */
 void store_expiry_note(int64_t due);
 

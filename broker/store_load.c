@@ -300,7 +300,7 @@ int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max)
 }
 
 struct expiry_ctx {
-    int64_t now;
+    int64_t now;    /* unix ms, as session_expiry_due */
     int64_t next;   /* earliest due time among the sessions kept */
     struct session **list;
     size_t n, cap;
@@ -332,7 +332,7 @@ static void collect_expired(void *value, void *arg)
         size_t cap = ctx->cap ? ctx->cap * 2 : 16;
         struct session **p = realloc(ctx->list, cap * sizeof *p);
         if (!p) {
-            ctx->next = ctx->now + 1; /* try again in a second */
+            ctx->next = ctx->now + 1000; /* try again in a second */
             return;
         }
         ctx->list = p;
@@ -362,10 +362,13 @@ void store_expire_sessions(void)
             log_notice("store: %d sessions expired while petreld was stopped", n);
         return;
     }
-    if (now < next_due)
+    /* In ms from here (session_expiry_due): whole seconds made sessions
+     * end up to a second early. */
+    int64_t now_ms = message_now_ms();
+    if (now_ms < next_due)
         return;
     /* The session table cannot change while being walked: collect first. */
-    struct expiry_ctx ctx = {now, INT64_MAX, NULL, 0, 0};
+    struct expiry_ctx ctx = {now_ms, INT64_MAX, NULL, 0, 0};
     hashmap_foreach(broker.sessions, collect_expired, &ctx);
     next_due = ctx.next;
     for (size_t i = 0; i < ctx.n; i++) {

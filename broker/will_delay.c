@@ -50,11 +50,23 @@ void session_publish_will(struct session *s)
     message_unref(will);
 }
 
+static void arm_will(struct session *s, int64_t ms);
+
 static void will_due(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    session_publish_will(arg);
+    struct session *s = arg;
+    /* The loop's timers count from its cached time, which can be behind
+     * by what the turn has spent: the delay must have passed for real. */
+    int64_t left = s->will_at - message_now_ms();
+    if (left > 0) {
+        event_free(s->will_timer);
+        s->will_timer = NULL;
+        arm_will(s, left);
+        return;
+    }
+    session_publish_will(s);
 }
 
 /* Arms the timer of s->will for `ms` from now, or publishes it if it
@@ -63,6 +75,7 @@ static void arm_will(struct session *s, int64_t ms)
 {
     s->will_timer = evtimer_new(broker.base, will_due, s);
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_base_update_cache_time(broker.base); /* counted from now, not the turn's start */
     if (!s->will_timer || evtimer_add(s->will_timer, &tv) != 0)
         session_publish_will(s); /* cannot wait: better early than never */
 }

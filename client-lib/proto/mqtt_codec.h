@@ -374,6 +374,7 @@ enum mqtt_err mqtt_frame_header(const uint8_t *buf, size_t len, uint32_t max_pac
  * surrogates, no overlong forms), topic names (not empty, no '+' or '#'),
  * CONNECT protocol name/level, reserved flag, will QoS/retain without will,
  * password without username, SUBSCRIBE/UNSUBSCRIBE with no entries,
+ * topic filters (not empty, '#' and '+' only as whole levels, '#' last),
  * requested QoS 3 or reserved option bits, SUBACK return codes.
  * MQTT_E_PROTOCOL is returned for an unknown CONNECT protocol name, a packet
  * identifier 0 and a SUBSCRIBE/UNSUBSCRIBE without entries; every other rule
@@ -386,8 +387,8 @@ enum mqtt_err mqtt_frame_header(const uint8_t *buf, size_t len, uint32_t max_pac
  *
  * Level 5 (MQTT 5.0) adds, for every packet type:
  * - The property block is validated completely and stored in `props` (and
- *   `will_props` for CONNECT): each id known (else MALFORMED), allowed on
- *   that packet type (else PROTOCOL), its value well-formed (lengths inside
+ *   `will_props` for CONNECT): each id known and allowed on that packet
+ *   type (else MALFORMED, MQTT 5.0 2.2.2.2), its value well-formed (lengths inside
  *   the block, UTF-8 rules for UTF8 and PAIR, minimal varints) and in range
  *   (0/1 bytes, Receive Maximum / Maximum Packet Size / Topic Alias /
  *   Subscription Identifier not 0: PROTOCOL), no id twice except

@@ -326,9 +326,11 @@ static enum mqtt_err read_id_and_props(struct reader *r, bool v5, uint8_t type, 
 
 /*
  * SUBSCRIBE and UNSUBSCRIBE are validated in full here so that the iterator
- * can walk them later without checks.  Wildcard syntax is deliberately left
- * to the broker: a bad filter earns a 0x80 return code for that entry
- * (3.1.1 section 3.9.3), not a closed connection, so it is not malformed.
+ * can walk them later without checks.  A filter that is empty or breaks
+ * the wildcard rules [MQTT-4.7.3-1] [MQTT-4.7.1-1] [MQTT-4.7.1-2] makes the
+ * packet malformed (5.0: 0x81; 3.1.1: close [MQTT-4.8.0-1]), so none of
+ * its filters is applied.  What a well-formed filter may mean (a share
+ * name, the ACL) is the broker's to refuse per entry (0x8F, 0x87...).
  */
 static enum mqtt_err decode_subscribe(struct reader *r, bool v5, uint8_t type,
                                       struct mqtt_subscribe *s, const char **why)
@@ -346,6 +348,10 @@ static enum mqtt_err decode_subscribe(struct reader *r, bool v5, uint8_t type,
         struct mqtt_bytes filter = read_bytes(r);
         if (r->ok && !mqtt_utf8_valid(filter.data, filter.len))
             return reject(why, MQTT_E_MALFORMED, "invalid UTF-8 in topic filter");
+        if (r->ok && !mqtt_topic_filter_valid(filter.data, filter.len))
+            return reject(why, MQTT_E_MALFORMED,
+                          filter.len == 0 ? "empty topic filter"
+                                          : "topic filter breaks the wildcard rules");
         if (type == MQTT_SUBSCRIBE) {
             uint8_t options = read_u8(r);
             /* 3.1.1 has only the QoS bits; 5.0 adds No Local, Retain As

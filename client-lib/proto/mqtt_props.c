@@ -187,8 +187,12 @@ enum mqtt_err mqtt_props_validate(uint8_t ptype, const uint8_t *block, uint32_t 
         pos += used;
 
         const struct prop_info *info = &props_table[pr.id];
+        /* MQTT 5.0 2.2.2.2: an identifier not valid for its packet type
+         * makes a Malformed Packet (0x81), whatever the packet, like an
+         * unknown one; only repeats and values out of range are Protocol
+         * Errors (0x82), as each property's own section says. */
         if (!(info->allowed & ON(ptype)))
-            return bad(why, MQTT_E_PROTOCOL,
+            return bad(why, MQTT_E_MALFORMED,
                        ptype == MQTT_PROPS_WILL ? "property not allowed in will properties"
                                                 : "property not allowed on this packet type");
         bool may_repeat = pr.id == MQTT_PROP_USER_PROPERTY ||

@@ -210,17 +210,22 @@ class PubSubTest(BrokerTestCase):
 
 class InvalidFilterTest(BrokerTestCase):
 
-    @harness.skip_on_mosquitto('mosquitto 2.0.11 disconnects on an invalid filter')
-    def test_invalid_filters_get_0x80(self):
+    def test_invalid_filter_closes_the_connection(self):
+        # A filter against the wildcard rules [MQTT-4.7.1-1/2] is a protocol
+        # violation: the connection is closed [MQTT-4.8.0-1], as Mosquitto
+        # does; the valid filters of the same packet are not applied.
+        for bad in ('a/#/b', 'a+', '#a', 'a/b#', '+a/b'):
+            with self.subTest(filter=bad):
+                s = self.raw_connected()
+                s.send(mqttraw.subscribe_packet(1, [(self.topic('ok'), 1), (bad, 1)]))
+                self.assertTrue(s.wait_closed(3), 'connection left open')
+                self.assertEqual(s.before_close, [])
+        # the broker serves others
         s = self.raw_connected()
-        granted = s.subscribe([(self.topic('ok'), 1), ('a/#/b', 1), ('a+', 0), ('#a', 0),
-                               ('a/b#', 2), ('+a/b', 1), (self.topic('ok2'), 2)])
-        self.assertEqual(granted, [1, 0x80, 0x80, 0x80, 0x80, 0x80, 2])
-        # the connection stays usable and the valid filters work
+        self.assertEqual(s.subscribe([(self.topic('ok'), 1)]), [1])
         p = self.raw_connected()
         p.publish(self.topic('ok'), b'v', qos=1)
         self.assertEqual(s.expect_publish().payload, b'v')
-
 
 if __name__ == '__main__':
     harness.main()

@@ -183,14 +183,20 @@ class SharedSubsTest(BrokerTestCase):
     @skip_on_mosquitto('mosquitto 2.0.11 accepts some of these')
     def test_invalid_share_names_refused(self):
         c = self.raw_connected('share-invalid')
-        bad = ['$share/', '$share/g', '$share/g/', '$share//t', '$share/+/t',
-               '$share/#', '$share/g+/t', '$share/a#b/t', '$share/g/t/#/x', '$share/g/a+']
+        # well-formed filters with a bad share name: refused one by one
+        bad = ['$share/', '$share/g', '$share/g/', '$share//t', '$share/+/t', '$share/#']
         for f in bad:
             self.assertEqual(c.subscribe([(f, 1)]), [REFUSED], f)
         good = ['$share/g/#', '$share/g/+/x', '$share/g-1.x/a/b', '$sharex/y', '$share']
         self.assertEqual(c.subscribe([(f, 1) for f in good]), [1] * len(good))
         # the connection stays usable
         c.ping()
+        # filters against the wildcard rules make a malformed packet
+        # [MQTT-4.7.1-1/2]: the connection is closed
+        for f in ('$share/g+/t', '$share/a#b/t', '$share/g/t/#/x', '$share/g/a+'):
+            c = self.raw_connected()
+            c.send(mqttraw.subscribe_packet(1, [(f, 1)]))
+            self.assertTrue(c.wait_closed(3), f)
 
     def test_unsubscribe_leaves_the_group(self):
         a = self.raw_connected('share-unsub-a')

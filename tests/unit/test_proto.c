@@ -546,8 +546,8 @@ static void test_rt_subscribe(void **state)
         {str("a/b"), 0},
         {str("sensors/+/temp"), 1},
         {str("#"), 2},
-        {str("a+"), 1},         /* bad wildcard syntax: decoded, broker says 0x80 */
-        {bin(NULL, 0), 0},      /* empty filter: likewise */
+        {str("+/a/+"), 1},
+        {str("+"), 0},
         {str("\xe2\x82\xac/+/#"), 2},
     };
     struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
@@ -1072,8 +1072,12 @@ static void test_reject_subscribe(void **state)
     check_rule(sub, sizeof sub, 13, 0x41, MQTT_E_MALFORMED, "reserved subscription option");
     check_rule(sub, sizeof sub, 6, 0xFE, MQTT_E_MALFORMED, "UTF-8 in topic filter");
     check_rule(sub, sizeof sub, 12, 0x00, MQTT_E_MALFORMED, "UTF-8 in topic filter");
-    /* Bad wildcard syntax is the broker's to answer with 0x80. */
-    check_rule(sub, sizeof sub, 7, '#', MQTT_OK, NULL);
+    /* Bad wildcard syntax makes the packet malformed [MQTT-4.7.1-1/2]; an
+     * empty filter too [MQTT-4.7.3-1]. */
+    check_rule(sub, sizeof sub, 7, '#', MQTT_E_MALFORMED, "wildcard rules");
+    check_rule(sub, sizeof sub, 7, '+', MQTT_E_MALFORMED, "wildcard rules");
+    check_rule(sub, sizeof sub, 8, '+', MQTT_OK, NULL); /* "a/+" */
+    expect_err(MQTT_E_MALFORMED, "empty topic filter", BYTES(0x82, 5, 0, 1, 0, 0, 0));
     expect_err(MQTT_E_PROTOCOL, "no topic filters", BYTES(0x82, 2, 0, 1));
 }
 
@@ -1084,7 +1088,9 @@ static void test_reject_unsubscribe(void **state)
 
     check_rule(unsub, sizeof unsub, 8, 0xC1, MQTT_E_MALFORMED, "UTF-8 in topic filter");
     check_rule(unsub, sizeof unsub, 11, 0x00, MQTT_E_MALFORMED, "UTF-8 in topic filter");
-    check_rule(unsub, sizeof unsub, 7, '#', MQTT_OK, NULL);
+    check_rule(unsub, sizeof unsub, 7, '#', MQTT_E_MALFORMED, "wildcard rules");
+    check_rule(unsub, sizeof unsub, 8, '#', MQTT_OK, NULL); /* "a/#" */
+    expect_err(MQTT_E_MALFORMED, "empty topic filter", BYTES(0xA2, 4, 0, 1, 0, 0));
     expect_err(MQTT_E_PROTOCOL, "no topic filters", BYTES(0xA2, 2, 0, 1));
 }
 

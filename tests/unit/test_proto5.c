@@ -475,22 +475,24 @@ static void test_props_unknown_id(void **state)
 static void test_props_wrong_packet(void **state)
 {
     (void)state;
-    check_props(MQTT_PUBACK, BYTES(0x23, 0, 1), MQTT_E_PROTOCOL, "not allowed");
-    check_props(MQTT_CONNECT, BYTES(0x18, 0, 0, 0, 5), MQTT_E_PROTOCOL, "not allowed");
+    /* MQTT 5.0 2.2.2.2: an identifier not valid for the packet type is a
+     * Malformed Packet, like an unknown one. */
+    check_props(MQTT_PUBACK, BYTES(0x23, 0, 1), MQTT_E_MALFORMED, "not allowed");
+    check_props(MQTT_CONNECT, BYTES(0x18, 0, 0, 0, 5), MQTT_E_MALFORMED, "not allowed");
     check_props(0, BYTES(0x18, 0, 0, 0, 5), MQTT_OK, "");
-    check_props(0, BYTES(0x11, 0, 0, 0, 5), MQTT_E_PROTOCOL, "will properties");
-    check_props(MQTT_CONNACK, BYTES(0x17, 1), MQTT_E_PROTOCOL, "not allowed");
-    check_props(MQTT_CONNECT, BYTES(0x24, 1), MQTT_E_PROTOCOL, "not allowed");
-    check_props(MQTT_PUBLISH, BYTES(0x11, 0, 0, 0, 1), MQTT_E_PROTOCOL, "not allowed");
-    check_props(MQTT_SUBSCRIBE, BYTES(0x1F, 0, 0), MQTT_E_PROTOCOL, "not allowed");
-    check_props(MQTT_UNSUBSCRIBE, BYTES(0x0B, 1), MQTT_E_PROTOCOL, "not allowed");
+    check_props(0, BYTES(0x11, 0, 0, 0, 5), MQTT_E_MALFORMED, "will properties");
+    check_props(MQTT_CONNACK, BYTES(0x17, 1), MQTT_E_MALFORMED, "not allowed");
+    check_props(MQTT_CONNECT, BYTES(0x24, 1), MQTT_E_MALFORMED, "not allowed");
+    check_props(MQTT_PUBLISH, BYTES(0x11, 0, 0, 0, 1), MQTT_E_MALFORMED, "not allowed");
+    check_props(MQTT_SUBSCRIBE, BYTES(0x1F, 0, 0), MQTT_E_MALFORMED, "not allowed");
+    check_props(MQTT_UNSUBSCRIBE, BYTES(0x0B, 1), MQTT_E_MALFORMED, "not allowed");
     check_props(MQTT_UNSUBSCRIBE, BYTES(0x26, 0, 0, 0, 0), MQTT_OK, "");
     check_props(MQTT_AUTH, BYTES(0x15, 0, 1, 'm'), MQTT_OK, "");
-    check_props(MQTT_AUTH, BYTES(0x11, 0, 0, 0, 1), MQTT_E_PROTOCOL, "not allowed");
+    check_props(MQTT_AUTH, BYTES(0x11, 0, 0, 0, 1), MQTT_E_MALFORMED, "not allowed");
     check_props(MQTT_DISCONNECT, BYTES(0x11, 0, 0, 0, 1), MQTT_OK, "");
-    check_props(MQTT_DISCONNECT, BYTES(0x15, 0, 1, 'm'), MQTT_E_PROTOCOL, "not allowed");
+    check_props(MQTT_DISCONNECT, BYTES(0x15, 0, 1, 'm'), MQTT_E_MALFORMED, "not allowed");
     check_props(MQTT_PUBREL, BYTES(0x1F, 0, 0), MQTT_OK, "");
-    check_props(MQTT_SUBACK, BYTES(0x0B, 1), MQTT_E_PROTOCOL, "not allowed");
+    check_props(MQTT_SUBACK, BYTES(0x0B, 1), MQTT_E_MALFORMED, "not allowed");
     check_props(MQTT_UNSUBACK, BYTES(0x1F, 0, 0), MQTT_OK, "");
 }
 
