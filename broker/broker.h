@@ -59,6 +59,8 @@ struct broker_stats {
     /* MQTT 5.0 */
     uint64_t msgs_expired;       /* deliveries dropped: Message Expiry Interval ran out */
     uint64_t publish_too_large;  /* deliveries dropped: over the client's Maximum Packet Size */
+    uint64_t partial_timeouts;   /* closed: a packet not complete within partial_packet_timeout */
+    uint64_t input_total_closed; /* closed: the most unfinished input at max_input_buffer_total */
 };
 
 struct broker {
@@ -79,6 +81,9 @@ struct broker {
     size_t retained_n;
     uint64_t retained_bytes;
     int lock_fd;                 /* flock on data_dir/petreld.lock, or -1 */
+    /* Input bytes read but not yet handled (mostly incomplete packets),
+     * over all connections, towards max_input_buffer_total (conn.c). */
+    uint64_t input_held;
 };
 
 extern struct broker broker;

@@ -122,6 +122,12 @@ static const struct setting settings[] = {
         "levels in a topic name or filter; deeper publishes disconnect, filters get 0x80"),
     NUM(topic_alias_maximum, K_UINT, 0, 65535, NULL,
         "MQTT 5.0 topic aliases per connection, in each direction; 0 = none"),
+    NUM(partial_packet_timeout, K_DURATION, 0, 86400, NULL,
+        "how long one packet may take to arrive once begun (or 1.5 x the client's keep alive "
+        "if shorter); 0 = no limit"),
+    NUM(max_input_buffer_total, K_SIZE, 0, 1099511627776ULL, NULL,
+        "bytes of unfinished input held over all connections; past it the connections holding "
+        "the most are closed; 0 = no limit"),
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -176,6 +182,8 @@ void config_defaults(struct config *c)
     c->max_topic_length = 65535;
     c->max_topic_levels = 128;
     c->topic_alias_maximum = 10;
+    c->partial_packet_timeout = 30;
+    c->max_input_buffer_total = 256u * 1024 * 1024;
 }
 
 int config_parse_log_level(const char *s, enum log_level *out)

@@ -117,6 +117,11 @@ struct config {
     uint16_t max_topic_levels;      /* levels in a topic name or filter, default 128 */
     uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each
                                        direction, default 10; 0 = none */
+    uint32_t partial_packet_timeout; /* seconds an incomplete packet may take to
+                                       arrive (or 1.5 x keep alive if shorter),
+                                       default 30; 0 = no limit */
+    uint64_t max_input_buffer_total; /* bytes of unfinished input held over all
+                                       connections, default 256 MiB; 0 = no limit */
     enum log_level log_level;       /* default notice */
 };
 

@@ -22,6 +22,7 @@
 #include "conn_timer.h"
 #include "conn_wait.h"
 #include "flow.h"
+#include "input_bound.h"
 #include "listener.h"
 #include "log.h"
 #include "message.h"
@@ -223,6 +224,7 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
         c->next->prev = c->prev;
     broker.n_conns--;
     c->state = CONN_DEAD;
+    input_bound_forget(c);
     listener_conn_closed(c);
     conn_wait_free(c);
     flow_conn_gone(c);
@@ -382,15 +384,27 @@ static uint32_t keepalive_ticks(const struct conn *c)
     return ((uint32_t)c->keepalive * 1500 + CONN_TICK_MS - 1) / CONN_TICK_MS + 1;
 }
 
+/* The next deadline of an active connection: its keep alive, or the
+ * arrival of the incomplete packet it holds, whichever comes first; 0 =
+ * none. */
+static uint32_t active_deadline(const struct conn *c)
+{
+    uint32_t at = c->keepalive ? c->last_rx + keepalive_ticks(c) : 0;
+    uint32_t ticks = c->partial_since ? input_bound_ticks(c) : 0;
+    if (ticks && (!at || (int32_t)(c->partial_since + ticks - at) < 0))
+        at = c->partial_since + ticks;
+    return at;
+}
+
 void conn_set_keepalive(struct conn *c, uint16_t secs)
 {
     c->keepalive = secs;
-    if (secs == 0) {
-        conn_timer_clear(&c->timer);
-        return;
-    }
     c->last_rx = conn_timer_now();
-    conn_timer_set(&c->timer, c->last_rx + keepalive_ticks(c));
+    uint32_t at = active_deadline(c);
+    if (at)
+        conn_timer_set(&c->timer, at);
+    else
+        conn_timer_clear(&c->timer);
 }
 
 void conn_stop_connect_timeout(struct conn *c)
@@ -425,22 +439,35 @@ static void deadline_due(struct conn_timer_entry *e, uint32_t now)
                  broker.cfg.connect_timeout);
         broker.stats.connect_timeouts++;
         conn_close(c, why, false);
-    } else if (c->keepalive) {
+    } else if (c->keepalive || c->partial_since) {
         if (c->read_paused || c->input_held || c->flow_paused) {
             /* Nothing is read from it meanwhile: its packets wait in the
              * socket.  Counted again from when reads resume. */
-            conn_timer_set(&c->timer, now + keepalive_ticks(c));
+            if (c->partial_since)
+                c->partial_since = now;
+            c->last_rx = now;
+            conn_timer_set(&c->timer, active_deadline(c));
             return;
         }
-        uint32_t deadline = c->last_rx + keepalive_ticks(c);
-        if ((int32_t)(deadline - now) > 0) {
-            conn_timer_set(&c->timer, deadline);
+        if (c->keepalive && (int32_t)(c->last_rx + keepalive_ticks(c) - now) <= 0) {
+            char why[96];
+            snprintf(why, sizeof why, "keep alive timeout (nothing received for 1.5 x %u s)",
+                     c->keepalive);
+            conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, why, true);
             return;
         }
-        char why[96];
-        snprintf(why, sizeof why, "keep alive timeout (nothing received for 1.5 x %u s)",
-                 c->keepalive);
-        conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, why, true);
+        uint32_t pticks = c->partial_since ? input_bound_ticks(c) : 0;
+        if (pticks && (int32_t)(c->partial_since + pticks - now) <= 0) {
+            /* Bytes trickling in keep the keep alive happy, not this. */
+            char why[128];
+            snprintf(why, sizeof why, "partial packet timeout (a packet not complete after "
+                     "%u s: partial_packet_timeout or 1.5 x keep alive)",
+                     (pticks * CONN_TICK_MS + 999) / 1000);
+            broker.stats.partial_timeouts++;
+            conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, why, true);
+            return;
+        }
+        conn_timer_set(&c->timer, active_deadline(c));
     }
 }
 
@@ -707,8 +734,9 @@ static void refuse_connect5(struct conn *c, uint8_t reason, const char *why)
     connect_refuse(c, MQTT_CONNACK_BAD_PROTOCOL, reason, why, "CONNECT refused");
 }
 
-/* conn_io's process handler: see conn_io.h. */
-static int conn_process(struct conn *c, struct conn_input *in)
+/* Frames and handles the complete packets of `in`; *partial is set when
+ * it stopped at an incomplete packet, *consumed when it handled one. */
+static int process_packets(struct conn *c, struct conn_input *in, bool *partial, bool *consumed)
 {
     for (;;) {
         if (c->state == CONN_DEAD)
@@ -736,8 +764,10 @@ static int conn_process(struct conn *c, struct conn_input *in)
         size_t hlen;
         enum mqtt_err err = mqtt_frame_header(hdr, n, broker.cfg.max_packet_size, &first,
                                               &remaining, &hlen);
-        if (err == MQTT_INCOMPLETE)
+        if (err == MQTT_INCOMPLETE) {
+            *partial = true;
             return 0;
+        }
         if (err == MQTT_E_TOO_LARGE) {
             char why[128];
             snprintf(why, sizeof why, "packet of %zu bytes exceeds max_packet_size (%u)",
@@ -755,8 +785,10 @@ static int conn_process(struct conn *c, struct conn_input *in)
             return -1;
         }
         size_t total = hlen + remaining;
-        if (avail < total)
+        if (avail < total) {
+            *partial = true;
             return 0;
+        }
         const uint8_t *buf = input_packet(in, total);
         if (!buf) {
             conn_close(c, "out of memory", true);
@@ -791,7 +823,28 @@ static int conn_process(struct conn *c, struct conn_input *in)
         if (protocol_handle(c, &p) < 0)
             return -1; /* closed (freed at the end of the turn) */
         input_consume(in, total);
+        *consumed = true;
     }
+}
+
+/* conn_io's process handler: see conn_io.h.  What is left unhandled is
+ * counted, and an incomplete packet gets its deadline (input_bound.h). */
+static int conn_process(struct conn *c, struct conn_input *in)
+{
+    bool partial = false, consumed = false;
+    if (process_packets(c, in, &partial, &consumed) < 0)
+        return -1;
+    if (c->state >= CONN_CLOSING) {
+        input_bound_account(c, 0, false, false); /* what it still sends is thrown away */
+        return 0;
+    }
+    if (input_bound_account(c, input_avail(in), partial, consumed) && c->state == CONN_ACTIVE &&
+        input_bound_ticks(c)) {
+        uint32_t at = active_deadline(c);
+        if (!c->timer.tick || (int32_t)(at - c->timer.tick) < 0)
+            conn_timer_set(&c->timer, at);
+    }
+    return 0;
 }
 
 /* conn_io's drained handler: see conn_io.h. */

@@ -89,6 +89,11 @@ struct conn {
     uint32_t in_qos1_unacked;      /* inbound QoS 1 whose PUBACK waits for a commit */
     uint32_t flow_over_bytes;      /* payload queued past full queues while
                                       slowed (flow.h) */
+    uint32_t partial_since;        /* tick the incomplete packet at the head of
+                                      the input began to arrive; 0 = none
+                                      (partial_packet_timeout) */
+    uint32_t in_held;              /* input bytes held after the last framing,
+                                      counted in broker.input_held */
 };
 
 /* What conn_send_publish did. */

@@ -87,6 +87,9 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/max_output_buffer", broker.stats.output_buffer_full);
     publish_u64("$SYS/broker/messages/expired", broker.stats.msgs_expired);
     publish_u64("$SYS/broker/limits/client_maximum_packet_size", broker.stats.publish_too_large);
+    publish_u64("$SYS/broker/limits/partial_packet_timeout", broker.stats.partial_timeouts);
+    publish_u64("$SYS/broker/limits/max_input_buffer_total", broker.stats.input_total_closed);
+    publish_u64("$SYS/broker/input/held_bytes", broker.input_held);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
