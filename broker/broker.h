@@ -61,6 +61,7 @@ struct broker_stats {
     uint64_t publish_too_large;  /* deliveries dropped: over the client's Maximum Packet Size */
     uint64_t partial_timeouts;   /* closed: a packet not complete within partial_packet_timeout */
     uint64_t input_total_closed; /* closed: the most unfinished input at max_input_buffer_total */
+    uint64_t conn_log_left_out;  /* connection log lines over max_connection_log_rate */
 };
 
 struct broker {

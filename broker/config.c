@@ -128,6 +128,9 @@ static const struct setting settings[] = {
     NUM(max_input_buffer_total, K_SIZE, 0, 1099511627776ULL, NULL,
         "bytes of unfinished input held over all connections; past it the connections holding "
         "the most are closed; 0 = no limit"),
+    NUM(max_connection_log_rate, K_UINT, 0, UINT32_MAX, NULL,
+        "connection log lines (connected, disconnected, refused) written per second; the rest "
+        "are counted and summed up in one line; 0 = no limit"),
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -184,6 +187,7 @@ void config_defaults(struct config *c)
     c->topic_alias_maximum = 10;
     c->partial_packet_timeout = 30;
     c->max_input_buffer_total = 256u * 1024 * 1024;
+    c->max_connection_log_rate = 100;
 }
 
 int config_parse_log_level(const char *s, enum log_level *out)

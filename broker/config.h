@@ -122,6 +122,8 @@ struct config {
                                        default 30; 0 = no limit */
     uint64_t max_input_buffer_total; /* bytes of unfinished input held over all
                                        connections, default 256 MiB; 0 = no limit */
+    uint32_t max_connection_log_rate; /* connected/disconnected/refused log lines
+                                       per second, default 100; 0 = no limit */
     enum log_level log_level;       /* default notice */
 };
 

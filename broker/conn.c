@@ -19,6 +19,7 @@
 #include "array_grow.h"
 #include "broker.h"
 #include "conn_io.h"
+#include "conn_log.h"
 #include "conn_timer.h"
 #include "conn_wait.h"
 #include "flow.h"
@@ -209,8 +210,10 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
 {
     if (c->state == CONN_DEAD)
         return;
-    if (c->state == CONN_ACTIVE || c->session)
-        log_notice("%s disconnected: %s", conn_name(c), why);
+    if (c->state == CONN_ACTIVE || c->session) {
+        if (conn_log_allow())
+            log_notice("%s disconnected: %s", conn_name(c), why);
+    }
     else if (c->state == CONN_CLOSING && c->level == MQTT_LEVEL_5)
         log_debug("%s closed: %s", conn_name(c), why);
     else
@@ -329,8 +332,9 @@ void conn_disconnect(struct conn *c, uint8_t reason, const char *why, bool publi
         conn_close(c, why, publish_will);
         return;
     }
-    log_notice("%s disconnected: %s (DISCONNECT 0x%02x %s)", conn_name(c), why, reason,
-               mqtt_reason_str(reason));
+    if (conn_log_allow())
+        log_notice("%s disconnected: %s (DISCONNECT 0x%02x %s)", conn_name(c), why, reason,
+                   mqtt_reason_str(reason));
     struct mqtt_packet p;
     struct mqtt_props_builder b;
     uint8_t buf[256];
@@ -359,6 +363,7 @@ void conn_close_all(void)
         conn_close(c, "broker shutting down", false);
     }
     conn_free_closed();
+    conn_log_shutdown();
     conn_io_shutdown();
     conn_timer_shutdown();
 }

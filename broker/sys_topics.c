@@ -90,6 +90,7 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/partial_packet_timeout", broker.stats.partial_timeouts);
     publish_u64("$SYS/broker/limits/max_input_buffer_total", broker.stats.input_total_closed);
     publish_u64("$SYS/broker/input/held_bytes", broker.input_held);
+    publish_u64("$SYS/broker/limits/max_connection_log_rate", broker.stats.conn_log_left_out);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
