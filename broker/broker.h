@@ -62,6 +62,8 @@ struct broker_stats {
     uint64_t partial_timeouts;   /* closed: a packet not complete within partial_packet_timeout */
     uint64_t input_total_closed; /* closed: the most unfinished input at max_input_buffer_total */
     uint64_t conn_log_left_out;  /* connection log lines over max_connection_log_rate */
+    uint64_t publish_rate_paused; /* reads paused: over max_publish_rate */
+    uint64_t publish_bytes_rate_paused; /* reads paused: over max_publish_bytes_rate */
 };
 
 struct broker {

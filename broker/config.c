@@ -131,6 +131,12 @@ static const struct setting settings[] = {
     NUM(max_connection_log_rate, K_UINT, 0, UINT32_MAX, NULL,
         "connection log lines (connected, disconnected, refused) written per second; the rest "
         "are counted and summed up in one line; 0 = no limit"),
+    NUM(max_publish_rate, K_UINT, 0, 1000000, NULL,
+        "PUBLISH packets per second one client may send; past it the client is not read until "
+        "it is within the rate (TCP slows it); 0 = no limit"),
+    NUM(max_publish_bytes_rate, K_SIZE, 0, UINT32_MAX, NULL,
+        "bytes of PUBLISH packets per second one client may send (k, M, G suffixes allowed); "
+        "past it the client is not read until it is within the rate; 0 = no limit"),
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

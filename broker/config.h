@@ -124,6 +124,10 @@ struct config {
                                        connections, default 256 MiB; 0 = no limit */
     uint32_t max_connection_log_rate; /* connected/disconnected/refused log lines
                                        per second, default 100; 0 = no limit */
+    uint32_t max_publish_rate;      /* PUBLISH packets per second per client,
+                                       default 0 = no limit */
+    uint32_t max_publish_bytes_rate; /* their bytes per second per client,
+                                       default 0 = no limit */
     enum log_level log_level;       /* default notice */
 };
 

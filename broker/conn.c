@@ -29,6 +29,7 @@
 #include "message.h"
 #include "mqtt_codec.h"
 #include "protocol.h"
+#include "publish_rate.h"
 #include "router.h"
 #include "session.h"
 #include "store.h"
@@ -398,7 +399,17 @@ static uint32_t active_deadline(const struct conn *c)
     uint32_t ticks = c->partial_since ? input_bound_ticks(c) : 0;
     if (ticks && (!at || (int32_t)(c->partial_since + ticks - at) < 0))
         at = c->partial_since + ticks;
+    /* Reads resume after a rate limit's pause (publish_rate.h). */
+    if (c->rate_paused && (!at || (int32_t)(c->rate_resume - at) < 0))
+        at = c->rate_resume;
     return at;
+}
+
+/* Sets c's check to `at` if that comes before the one set. */
+static void arm_earlier(struct conn *c, uint32_t at)
+{
+    if (!c->timer.tick || (int32_t)(at - c->timer.tick) < 0)
+        conn_timer_set(&c->timer, at);
 }
 
 void conn_set_keepalive(struct conn *c, uint16_t secs)
@@ -444,8 +455,16 @@ static void deadline_due(struct conn_timer_entry *e, uint32_t now)
                  broker.cfg.connect_timeout);
         broker.stats.connect_timeouts++;
         conn_close(c, why, false);
-    } else if (c->keepalive || c->partial_since) {
-        if (c->read_paused || c->input_held || c->flow_paused) {
+    } else if (c->keepalive || c->partial_since || c->rate_paused) {
+        if (c->rate_paused && (int32_t)(now - c->rate_resume) >= 0) {
+            /* Within its rate again: what it sent meanwhile is read. */
+            c->rate_paused = false;
+            c->last_rx = now;
+            if (c->partial_since)
+                c->partial_since = now;
+            conn_io_update(c, 1);
+        }
+        if (c->read_paused || c->input_held || c->flow_paused || c->rate_paused) {
             /* Nothing is read from it meanwhile: its packets wait in the
              * socket.  Counted again from when reads resume. */
             if (c->partial_since)
@@ -746,7 +765,7 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
     for (;;) {
         if (c->state == CONN_DEAD)
             return -1;
-        if (c->state == CONN_CLOSING || c->auth_wait || c->input_held)
+        if (c->state == CONN_CLOSING || c->auth_wait || c->input_held || c->rate_paused)
             return 0;
         if (c->flow_blocked && flow_should_pause(c))
             return 0; /* slowed past FLOW_MAX_HELD: the rest waits */
@@ -792,6 +811,13 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
         size_t total = hlen + remaining;
         if (avail < total) {
             *partial = true;
+            return 0;
+        }
+        if ((first >> 4) == MQTT_PUBLISH && c->state == CONN_ACTIVE && publish_rate_on() &&
+            !publish_rate_admit(c, total, conn_timer_now())) {
+            /* Over its rate: not read until it is within it again. */
+            conn_io_update(c, 0);
+            arm_earlier(c, c->rate_resume);
             return 0;
         }
         const uint8_t *buf = input_packet(in, total);
@@ -845,9 +871,7 @@ static int conn_process(struct conn *c, struct conn_input *in)
     }
     if (input_bound_account(c, input_avail(in), partial, consumed) && c->state == CONN_ACTIVE &&
         input_bound_ticks(c)) {
-        uint32_t at = active_deadline(c);
-        if (!c->timer.tick || (int32_t)(at - c->timer.tick) < 0)
-            conn_timer_set(&c->timer, at);
+        arm_earlier(c, active_deadline(c));
     }
     return 0;
 }

@@ -94,6 +94,13 @@ struct conn {
                                       (partial_packet_timeout) */
     uint32_t in_held;              /* input bytes held after the last framing,
                                       counted in broker.input_held */
+    /* Publish rate limits (publish_rate.h): tokens, thousandths of a
+     * message and bytes, as of tick rate_tick (0 = no PUBLISH yet). */
+    int64_t rate_bytes;
+    int32_t rate_msgs;
+    uint32_t rate_tick;
+    uint32_t rate_resume;          /* tick reads resume, while rate_paused */
+    bool rate_paused;              /* over a rate limit: not read */
 };
 
 /* What conn_send_publish did. */

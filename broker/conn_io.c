@@ -101,7 +101,7 @@ static bool reads_allowed(const struct conn *c)
         return false;
     if (c->state == CONN_CLOSING)
         return !c->auth_wait;
-    return !c->read_paused && !c->input_held && !c->flow_paused;
+    return !c->read_paused && !c->input_held && !c->flow_paused && !c->rate_paused;
 }
 
 /* Watches `events` (EPOLLIN, EPOLLOUT) of c's socket; 0 = none. */

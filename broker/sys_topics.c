@@ -91,6 +91,9 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/max_input_buffer_total", broker.stats.input_total_closed);
     publish_u64("$SYS/broker/input/held_bytes", broker.input_held);
     publish_u64("$SYS/broker/limits/max_connection_log_rate", broker.stats.conn_log_left_out);
+    publish_u64("$SYS/broker/limits/max_publish_rate", broker.stats.publish_rate_paused);
+    publish_u64("$SYS/broker/limits/max_publish_bytes_rate",
+                broker.stats.publish_bytes_rate_paused);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
