@@ -64,6 +64,7 @@ struct broker_stats {
     uint64_t conn_log_left_out;  /* connection log lines over max_connection_log_rate */
     uint64_t publish_rate_paused; /* reads paused: over max_publish_rate */
     uint64_t publish_bytes_rate_paused; /* reads paused: over max_publish_bytes_rate */
+    uint64_t memory_budget_hits; /* memory_budget: publisher paused, output held, refused */
 };
 
 struct broker {

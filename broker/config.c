@@ -137,6 +137,10 @@ static const struct setting settings[] = {
     NUM(max_publish_bytes_rate, K_SIZE, 0, UINT32_MAX, NULL,
         "bytes of PUBLISH packets per second one client may send (k, M, G suffixes allowed); "
         "past it the client is not read until it is within the rate; 0 = no limit"),
+    NUM(memory_budget, K_SIZE, 0, 1099511627776ULL * 64, NULL,
+        "bytes of buffered input and output and of messages in memory, in total; at it "
+        "publishers are not read, slow consumers get no QoS 0 and new connections are "
+        "refused; 0 = no limit"),
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -194,6 +198,7 @@ void config_defaults(struct config *c)
     c->partial_packet_timeout = 30;
     c->max_input_buffer_total = 256u * 1024 * 1024;
     c->max_connection_log_rate = 100;
+    c->memory_budget = 2ull * 1024 * 1024 * 1024;
 }
 
 int config_parse_log_level(const char *s, enum log_level *out)

@@ -128,6 +128,8 @@ struct config {
                                        default 0 = no limit */
     uint32_t max_publish_bytes_rate; /* their bytes per second per client,
                                        default 0 = no limit */
+    uint64_t memory_budget;         /* input + output buffered + messages alive,
+                                       default 2 GiB; 0 = no limit */
     enum log_level log_level;       /* default notice */
 };
 

@@ -26,6 +26,7 @@
 #include "input_bound.h"
 #include "listener.h"
 #include "log.h"
+#include "memory_budget.h"
 #include "message.h"
 #include "mqtt_codec.h"
 #include "protocol.h"
@@ -229,6 +230,7 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     broker.n_conns--;
     c->state = CONN_DEAD;
     input_bound_forget(c);
+    memory_budget_forget(c);
     listener_conn_closed(c);
     conn_wait_free(c);
     flow_conn_gone(c);
@@ -371,7 +373,8 @@ void conn_close_all(void)
 
 bool conn_can_write(const struct conn *c)
 {
-    return conn_output_length(c) < broker.cfg.max_output_buffer;
+    size_t len = conn_output_length(c);
+    return len < broker.cfg.max_output_buffer && memory_budget_may_write(c, len);
 }
 
 int conn_write(struct conn *c, const void *data, size_t len)
@@ -464,7 +467,8 @@ static void deadline_due(struct conn_timer_entry *e, uint32_t now)
                 c->partial_since = now;
             conn_io_update(c, 1);
         }
-        if (c->read_paused || c->input_held || c->flow_paused || c->rate_paused) {
+        if (c->read_paused || c->input_held || c->flow_paused || c->rate_paused ||
+            c->mem_paused) {
             /* Nothing is read from it meanwhile: its packets wait in the
              * socket.  Counted again from when reads resume. */
             if (c->partial_since)
@@ -767,6 +771,8 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
             return -1;
         if (c->state == CONN_CLOSING || c->auth_wait || c->input_held || c->rate_paused)
             return 0;
+        if (memory_budget_pause(c))
+            return 0; /* read again below 7/8 of memory_budget */
         if (c->flow_blocked && flow_should_pause(c))
             return 0; /* slowed past FLOW_MAX_HELD: the rest waits */
         if (!conn_can_write(c)) {

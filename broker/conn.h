@@ -101,6 +101,7 @@ struct conn {
     uint32_t rate_tick;
     uint32_t rate_resume;          /* tick reads resume, while rate_paused */
     bool rate_paused;              /* over a rate limit: not read */
+    bool mem_paused;               /* at the memory budget: not read */
 };
 
 /* What conn_send_publish did. */

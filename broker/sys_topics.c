@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "turn.h"
 #include "log.h"
+#include "memory_budget.h"
 #include "message.h"
 #include "router.h"
 #include "store.h"
@@ -94,6 +95,8 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/max_publish_rate", broker.stats.publish_rate_paused);
     publish_u64("$SYS/broker/limits/max_publish_bytes_rate",
                 broker.stats.publish_bytes_rate_paused);
+    publish_u64("$SYS/broker/limits/memory_budget", broker.stats.memory_budget_hits);
+    publish_u64("$SYS/broker/memory/used_bytes", memory_budget_used());
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
