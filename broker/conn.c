@@ -215,8 +215,7 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     if (c->state == CONN_ACTIVE || c->session) {
         if (conn_log_allow())
             log_notice("%s disconnected: %s", conn_name(c), why);
-    }
-    else if (c->state == CONN_CLOSING && c->level == MQTT_LEVEL_5)
+    } else if (c->state == CONN_CLOSING && c->level == MQTT_LEVEL_5)
         log_debug("%s closed: %s", conn_name(c), why);
     else
         log_info("%s closed: %s", conn_name(c), why);
@@ -408,6 +407,16 @@ static uint32_t active_deadline(const struct conn *c)
     return at;
 }
 
+/* Sets c's check to its next deadline, or none. */
+static void rearm(struct conn *c)
+{
+    uint32_t at = active_deadline(c);
+    if (at)
+        conn_timer_set(&c->timer, at);
+    else
+        conn_timer_clear(&c->timer);
+}
+
 /* Sets c's check to `at` if that comes before the one set. */
 static void arm_earlier(struct conn *c, uint32_t at)
 {
@@ -419,11 +428,7 @@ void conn_set_keepalive(struct conn *c, uint16_t secs)
 {
     c->keepalive = secs;
     c->last_rx = conn_timer_now();
-    uint32_t at = active_deadline(c);
-    if (at)
-        conn_timer_set(&c->timer, at);
-    else
-        conn_timer_clear(&c->timer);
+    rearm(c);
 }
 
 void conn_stop_connect_timeout(struct conn *c)
@@ -474,7 +479,7 @@ static void deadline_due(struct conn_timer_entry *e, uint32_t now)
             if (c->partial_since)
                 c->partial_since = now;
             c->last_rx = now;
-            conn_timer_set(&c->timer, active_deadline(c));
+            rearm(c);
             return;
         }
         if (c->keepalive && (int32_t)(c->last_rx + keepalive_ticks(c) - now) <= 0) {
@@ -495,7 +500,7 @@ static void deadline_due(struct conn_timer_entry *e, uint32_t now)
             conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, why, true);
             return;
         }
-        conn_timer_set(&c->timer, active_deadline(c));
+        rearm(c);
     }
 }
 

@@ -20,6 +20,14 @@ bool publish_rate_on(void)
     return broker.cfg.max_publish_rate || broker.cfg.max_publish_bytes_rate;
 }
 
+/* Ticks for a bucket refilled at `cap` a second to gain `need`, or
+ * `at_least` if that is more. */
+static int64_t refill_ticks(int64_t need, int64_t cap, int64_t at_least)
+{
+    int64_t t = (need * TICKS_PER_SEC + cap - 1) / cap;
+    return t > at_least ? t : at_least;
+}
+
 bool publish_rate_admit(struct conn *c, size_t bytes, uint32_t now)
 {
     int64_t msg_cap = (int64_t)broker.cfg.max_publish_rate * 1000;
@@ -57,17 +65,11 @@ bool publish_rate_admit(struct conn *c, size_t bytes, uint32_t now)
     /* Ticks until both buckets allow the packet (at least one). */
     int64_t wait = 1;
     if (!msgs_ok) {
-        int64_t need = 1000 - msgs;
-        int64_t t = (need * TICKS_PER_SEC + msg_cap - 1) / msg_cap;
-        if (t > wait)
-            wait = t;
+        wait = refill_ticks(1000 - msgs, msg_cap, wait);
         broker.stats.publish_rate_paused++;
     }
     if (!bytes_ok) {
-        int64_t need = 1 - nbytes;
-        int64_t t = (need * TICKS_PER_SEC + byte_cap - 1) / byte_cap;
-        if (t > wait)
-            wait = t;
+        wait = refill_ticks(1 - nbytes, byte_cap, wait);
         broker.stats.publish_bytes_rate_paused++;
     }
     c->rate_paused = true;

@@ -86,6 +86,13 @@ class RollbackTest(BrokerTestCase):
         self.fail('writes kept succeeding under the file-size limit (%d acknowledged)'
                   % len(acked))
 
+    def stored_subscriber(self, b, client_id, topics):
+        """A persistent session subscribed to `topics`, left offline."""
+        sub = Collector(b.port, client_id)
+        self._clients.append(sub)
+        sub.subscribe(topics)
+        sub.disconnect()
+
     def recover(self, b, topic, n):
         """Lifts the limit and publishes (to topic, which must have a stored
         subscriber) until the store takes writes again."""
@@ -137,10 +144,7 @@ class RollbackTest(BrokerTestCase):
     def test_retained_message_written_again_is_stored_whole(self):
         b = self.start_broker(log_pipe=True)
         t = self.topic()
-        sub = Collector(b.port, 'rb-fill')
-        self._clients.append(sub)
-        sub.subscribe([(t + '/fill', 1)])
-        sub.disconnect()
+        self.stored_subscriber(b, 'rb-fill', [(t + '/fill', 1)])
         self.limit_writes(b)
         acked, n = self.fail_writes(b, t + '/fill', 50)
         # In one turn, so in one transaction with publishes that cannot be
@@ -180,10 +184,7 @@ class RollbackTest(BrokerTestCase):
     def test_qos2_id_of_a_rolled_back_publish_is_taken_back(self):
         b = self.start_broker(log_pipe=True)
         t = self.topic()
-        sub = Collector(b.port, 'q2-sub')
-        self._clients.append(sub)
-        sub.subscribe([(t + '/q2', 2), (t + '/fill', 1)])
-        sub.disconnect()
+        self.stored_subscriber(b, 'q2-sub', [(t + '/q2', 2), (t + '/fill', 1)])
         pub = self.raw(b.port)
         pub.connect('q2-pub', clean=False)
         self.limit_writes(b)
@@ -221,10 +222,7 @@ class RollbackTest(BrokerTestCase):
     def test_rolled_back_acknowledgements_are_done_again(self):
         b = self.start_broker(log_pipe=True)
         t = self.topic()
-        fill = Collector(b.port, 'ack-fill')
-        self._clients.append(fill)
-        fill.subscribe([(t + '/fill', 1)])
-        fill.disconnect()
+        self.stored_subscriber(b, 'ack-fill', [(t + '/fill', 1)])
         sub = self.raw(b.port)
         sub.connect('ack-sub', clean=False)
         sub.subscribe([(t + '/a', 1)])
