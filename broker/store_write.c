@@ -522,7 +522,8 @@ static void flag_session(void *value, void *arg)
 
 void store_batch_failed(uint64_t batch)
 {
-    qsort(batch_qos2.v, batch_qos2.n, sizeof *batch_qos2.v, cmp_row);
+    if (batch_qos2.n)
+        qsort(batch_qos2.v, batch_qos2.n, sizeof *batch_qos2.v, cmp_row);
     hashmap_foreach(broker.sessions, flag_session, &batch);
     batch_qos2.n = 0;
     /* Delivered and acknowledged all the same: deleted by the next

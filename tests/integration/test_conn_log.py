@@ -26,9 +26,11 @@ class ConnectionLogRateTest(BrokerTestCase):
             c.connect('flood-%d' % i)
             c.disconnect()
         took = time.monotonic() - t0
-        # the summary comes when the next second starts, from a timer
+        # the summary comes when the next second starts, from a timer: the
+        # last one at most a second after the flood
         self.assertTrue(b.wait_log(r'\d+ connection log lines \(connected, disconnected, '
                                    r'refused\) not written', 3), b.tail())
+        time.sleep(1.5)
         log = b.log_text()
         connected = len(re.findall(r'client flood-\d+ connected from', log))
         disconnected = len(re.findall(r'client flood-\d+ disconnected', log))
@@ -38,7 +40,8 @@ class ConnectionLogRateTest(BrokerTestCase):
         self.assertLessEqual(connected + disconnected, RATE * seconds)
         self.assertGreater(connected, 0)
         left_out = sum(int(n) for n in re.findall(r'(\d+) connection log lines', log))
-        self.assertGreaterEqual(left_out + connected + disconnected, 2 * ROUNDS - RATE)
+        # every line is written or counted in a summary
+        self.assertGreaterEqual(left_out + connected + disconnected, 2 * ROUNDS)
         counted = self.sys_value(b, '$SYS/broker/limits/max_connection_log_rate',
                                  2 * ROUNDS - RATE * seconds)
         self.assertGreaterEqual(counted, 2 * ROUNDS - RATE * seconds)
