@@ -163,6 +163,10 @@ void store_close(void)
 {
     if (!store_st.db)
         return;
+    /* Acknowledgements a rollback put back are written now if they can be:
+     * else they would be delivered again after the restart. */
+    if (!store_st.in_txn && store_deletes_pending())
+        store_begin();
     if (store_st.in_txn)
         store_commit();
     store_sync_stop();

@@ -137,5 +137,7 @@ int store_fail(const char *what);
  * per run of consecutive rows (store_write.c): before the commit, and
  * before any statement that reads the deliveries table. */
 void store_flush_deletes(void);
+/* Deletes wait for a transaction (acknowledgements a rollback put back). */
+bool store_deletes_pending(void);
 
 #endif

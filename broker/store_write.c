@@ -382,6 +382,8 @@ static int cmp_row(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+bool store_deletes_pending(void) { return deletes.n > 0; }
+
 void store_flush_deletes(void)
 {
     if (!store_st.db) { /* closed: give the list back */
