@@ -59,6 +59,12 @@ struct broker_stats {
     /* MQTT 5.0 */
     uint64_t msgs_expired;       /* deliveries dropped: Message Expiry Interval ran out */
     uint64_t publish_too_large;  /* deliveries dropped: over the client's Maximum Packet Size */
+    uint64_t partial_timeouts;   /* closed: a packet not complete within partial_packet_timeout */
+    uint64_t input_total_closed; /* closed: the most unfinished input at max_input_buffer_total */
+    uint64_t conn_log_left_out;  /* connection log lines over max_connection_log_rate */
+    uint64_t publish_rate_paused; /* reads paused: over max_publish_rate */
+    uint64_t publish_bytes_rate_paused; /* reads paused: over max_publish_bytes_rate */
+    uint64_t memory_budget_hits; /* memory_budget: publisher paused, output held, refused */
 };
 
 struct broker {
@@ -79,6 +85,9 @@ struct broker {
     size_t retained_n;
     uint64_t retained_bytes;
     int lock_fd;                 /* flock on data_dir/petreld.lock, or -1 */
+    /* Input bytes read but not yet handled (mostly incomplete packets),
+     * over all connections, towards max_input_buffer_total (conn.c). */
+    uint64_t input_held;
 };
 
 extern struct broker broker;

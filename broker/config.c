@@ -132,6 +132,25 @@ static const struct setting settings[] = {
     {"node_name", K_PATH, FIELD(node_name), 0, 0, NULL,
      "this node's name in the cluster (letters, digits, - and _); default: the host name",
      NULL},
+    NUM(partial_packet_timeout, K_DURATION, 0, 86400, NULL,
+        "how long one packet may take to arrive once begun (or 1.5 x the client's keep alive "
+        "if shorter); 0 = no limit"),
+    NUM(max_input_buffer_total, K_SIZE, 0, 1099511627776ULL, NULL,
+        "bytes of unfinished input held over all connections; past it the connections holding "
+        "the most are closed; 0 = no limit"),
+    NUM(max_connection_log_rate, K_UINT, 0, UINT32_MAX, NULL,
+        "connection log lines (connected, disconnected, refused) written per second; the rest "
+        "are counted and summed up in one line; 0 = no limit"),
+    NUM(max_publish_rate, K_UINT, 0, 1000000, NULL,
+        "PUBLISH packets per second one client may send; past it the client is not read until "
+        "it is within the rate (TCP slows it); 0 = no limit"),
+    NUM(max_publish_bytes_rate, K_SIZE, 0, UINT32_MAX, NULL,
+        "bytes of PUBLISH packets per second one client may send (k, M, G suffixes allowed); "
+        "past it the client is not read until it is within the rate; 0 = no limit"),
+    NUM(memory_budget, K_SIZE, 0, 1099511627776ULL * 64, NULL,
+        "bytes of buffered input and output and of messages in memory, in total; at it "
+        "publishers are not read, slow consumers get no QoS 0 and new connections are "
+        "refused; 0 = no limit"),
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -187,6 +206,10 @@ void config_defaults(struct config *c)
     c->max_topic_length = 65535;
     c->max_topic_levels = 128;
     c->topic_alias_maximum = 10;
+    c->partial_packet_timeout = 30;
+    c->max_input_buffer_total = 256u * 1024 * 1024;
+    c->max_connection_log_rate = 100;
+    c->memory_budget = 2ull * 1024 * 1024 * 1024;
 }
 
 int config_parse_log_level(const char *s, enum log_level *out)

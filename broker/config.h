@@ -120,6 +120,19 @@ struct config {
     char node_name[65];             /* "" = the host name */
     uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each
                                        direction, default 10; 0 = none */
+    uint32_t partial_packet_timeout; /* seconds an incomplete packet may take to
+                                       arrive (or 1.5 x keep alive if shorter),
+                                       default 30; 0 = no limit */
+    uint64_t max_input_buffer_total; /* bytes of unfinished input held over all
+                                       connections, default 256 MiB; 0 = no limit */
+    uint32_t max_connection_log_rate; /* connected/disconnected/refused log lines
+                                       per second, default 100; 0 = no limit */
+    uint32_t max_publish_rate;      /* PUBLISH packets per second per client,
+                                       default 0 = no limit */
+    uint32_t max_publish_bytes_rate; /* their bytes per second per client,
+                                       default 0 = no limit */
+    uint64_t memory_budget;         /* input + output buffered + messages alive,
+                                       default 2 GiB; 0 = no limit */
     enum log_level log_level;       /* default notice */
 };
 

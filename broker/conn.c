@@ -19,15 +19,19 @@
 #include "array_grow.h"
 #include "broker.h"
 #include "conn_io.h"
+#include "conn_log.h"
 #include "conn_timer.h"
 #include "conn_wait.h"
 #include "flow.h"
+#include "input_bound.h"
 #include "listener.h"
 #include "log.h"
+#include "memory_budget.h"
 #include "message.h"
 #include "mqtt_codec.h"
 #include "packet_fit.h"
 #include "protocol.h"
+#include "publish_rate.h"
 #include "router.h"
 #include "session.h"
 #include "store.h"
@@ -209,9 +213,10 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
 {
     if (c->state == CONN_DEAD)
         return;
-    if (c->state == CONN_ACTIVE || c->session)
-        log_notice("%s disconnected: %s", conn_name(c), why);
-    else if (c->state == CONN_CLOSING && c->level == MQTT_LEVEL_5)
+    if (c->state == CONN_ACTIVE || c->session) {
+        if (conn_log_allow())
+            log_notice("%s disconnected: %s", conn_name(c), why);
+    } else if (c->state == CONN_CLOSING && c->level == MQTT_LEVEL_5)
         log_debug("%s closed: %s", conn_name(c), why);
     else
         log_info("%s closed: %s", conn_name(c), why);
@@ -224,6 +229,8 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
         c->next->prev = c->prev;
     broker.n_conns--;
     c->state = CONN_DEAD;
+    input_bound_forget(c);
+    memory_budget_forget(c);
     listener_conn_closed(c);
     conn_wait_free(c);
     flow_conn_gone(c);
@@ -328,8 +335,9 @@ void conn_disconnect(struct conn *c, uint8_t reason, const char *why, bool publi
         conn_close(c, why, publish_will);
         return;
     }
-    log_notice("%s disconnected: %s (DISCONNECT 0x%02x %s)", conn_name(c), why, reason,
-               mqtt_reason_str(reason));
+    if (conn_log_allow())
+        log_notice("%s disconnected: %s (DISCONNECT 0x%02x %s)", conn_name(c), why, reason,
+                   mqtt_reason_str(reason));
     struct mqtt_packet p;
     struct mqtt_props_builder b;
     uint8_t buf[256];
@@ -358,13 +366,15 @@ void conn_close_all(void)
         conn_close(c, "broker shutting down", false);
     }
     conn_free_closed();
+    conn_log_shutdown();
     conn_io_shutdown();
     conn_timer_shutdown();
 }
 
 bool conn_can_write(const struct conn *c)
 {
-    return conn_output_length(c) < broker.cfg.max_output_buffer;
+    size_t len = conn_output_length(c);
+    return len < broker.cfg.max_output_buffer && memory_budget_may_write(c, len);
 }
 
 int conn_write(struct conn *c, const void *data, size_t len)
@@ -383,15 +393,43 @@ static uint32_t keepalive_ticks(const struct conn *c)
     return ((uint32_t)c->keepalive * 1500 + CONN_TICK_MS - 1) / CONN_TICK_MS + 1;
 }
 
+/* The next deadline of an active connection: its keep alive, or the
+ * arrival of the incomplete packet it holds, whichever comes first; 0 =
+ * none. */
+static uint32_t active_deadline(const struct conn *c)
+{
+    uint32_t at = c->keepalive ? c->last_rx + keepalive_ticks(c) : 0;
+    uint32_t ticks = c->partial_since ? input_bound_ticks(c) : 0;
+    if (ticks && (!at || (int32_t)(c->partial_since + ticks - at) < 0))
+        at = c->partial_since + ticks;
+    /* Reads resume after a rate limit's pause (publish_rate.h). */
+    if (c->rate_paused && (!at || (int32_t)(c->rate_resume - at) < 0))
+        at = c->rate_resume;
+    return at;
+}
+
+/* Sets c's check to its next deadline, or none. */
+static void rearm(struct conn *c)
+{
+    uint32_t at = active_deadline(c);
+    if (at)
+        conn_timer_set(&c->timer, at);
+    else
+        conn_timer_clear(&c->timer);
+}
+
+/* Sets c's check to `at` if that comes before the one set. */
+static void arm_earlier(struct conn *c, uint32_t at)
+{
+    if (!c->timer.tick || (int32_t)(at - c->timer.tick) < 0)
+        conn_timer_set(&c->timer, at);
+}
+
 void conn_set_keepalive(struct conn *c, uint16_t secs)
 {
     c->keepalive = secs;
-    if (secs == 0) {
-        conn_timer_clear(&c->timer);
-        return;
-    }
     c->last_rx = conn_timer_now();
-    conn_timer_set(&c->timer, c->last_rx + keepalive_ticks(c));
+    rearm(c);
 }
 
 void conn_stop_connect_timeout(struct conn *c)
@@ -426,22 +464,44 @@ static void deadline_due(struct conn_timer_entry *e, uint32_t now)
                  broker.cfg.connect_timeout);
         broker.stats.connect_timeouts++;
         conn_close(c, why, false);
-    } else if (c->keepalive) {
-        if (c->read_paused || c->input_held || c->flow_paused) {
+    } else if (c->keepalive || c->partial_since || c->rate_paused) {
+        if (c->rate_paused && (int32_t)(now - c->rate_resume) >= 0) {
+            /* Within its rate again: what it sent meanwhile is read. */
+            c->rate_paused = false;
+            c->last_rx = now;
+            if (c->partial_since)
+                c->partial_since = now;
+            conn_io_update(c, 1);
+        }
+        if (c->read_paused || c->input_held || c->flow_paused || c->rate_paused ||
+            c->mem_paused) {
             /* Nothing is read from it meanwhile: its packets wait in the
              * socket.  Counted again from when reads resume. */
-            conn_timer_set(&c->timer, now + keepalive_ticks(c));
+            if (c->partial_since)
+                c->partial_since = now;
+            c->last_rx = now;
+            rearm(c);
             return;
         }
-        uint32_t deadline = c->last_rx + keepalive_ticks(c);
-        if ((int32_t)(deadline - now) > 0) {
-            conn_timer_set(&c->timer, deadline);
+        if (c->keepalive && (int32_t)(c->last_rx + keepalive_ticks(c) - now) <= 0) {
+            char why[96];
+            snprintf(why, sizeof why, "keep alive timeout (nothing received for 1.5 x %u s)",
+                     c->keepalive);
+            conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, why, true);
             return;
         }
-        char why[96];
-        snprintf(why, sizeof why, "keep alive timeout (nothing received for 1.5 x %u s)",
-                 c->keepalive);
-        conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, why, true);
+        uint32_t pticks = c->partial_since ? input_bound_ticks(c) : 0;
+        if (pticks && (int32_t)(c->partial_since + pticks - now) <= 0) {
+            /* Bytes trickling in keep the keep alive happy, not this. */
+            char why[128];
+            snprintf(why, sizeof why, "partial packet timeout (a packet not complete after "
+                     "%u s: partial_packet_timeout or 1.5 x keep alive)",
+                     (pticks * CONN_TICK_MS + 999) / 1000);
+            broker.stats.partial_timeouts++;
+            conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, why, true);
+            return;
+        }
+        rearm(c);
     }
 }
 
@@ -710,14 +770,17 @@ static void refuse_connect5(struct conn *c, uint8_t reason, const char *why)
     connect_refuse(c, MQTT_CONNACK_BAD_PROTOCOL, reason, why, "CONNECT refused");
 }
 
-/* conn_io's process handler: see conn_io.h. */
-static int conn_process(struct conn *c, struct conn_input *in)
+/* Frames and handles the complete packets of `in`; *partial is set when
+ * it stopped at an incomplete packet, *consumed when it handled one. */
+static int process_packets(struct conn *c, struct conn_input *in, bool *partial, bool *consumed)
 {
     for (;;) {
         if (c->state == CONN_DEAD)
             return -1;
-        if (c->state == CONN_CLOSING || c->auth_wait || c->input_held)
+        if (c->state == CONN_CLOSING || c->auth_wait || c->input_held || c->rate_paused)
             return 0;
+        if (memory_budget_pause(c))
+            return 0; /* read again below 7/8 of memory_budget */
         if (c->flow_blocked && flow_should_pause(c))
             return 0; /* slowed past FLOW_MAX_HELD: the rest waits */
         if (!conn_can_write(c)) {
@@ -739,8 +802,10 @@ static int conn_process(struct conn *c, struct conn_input *in)
         size_t hlen;
         enum mqtt_err err = mqtt_frame_header(hdr, n, broker.cfg.max_packet_size, &first,
                                               &remaining, &hlen);
-        if (err == MQTT_INCOMPLETE)
+        if (err == MQTT_INCOMPLETE) {
+            *partial = true;
             return 0;
+        }
         if (err == MQTT_E_TOO_LARGE) {
             char why[128];
             snprintf(why, sizeof why, "packet of %zu bytes exceeds max_packet_size (%u)",
@@ -758,8 +823,17 @@ static int conn_process(struct conn *c, struct conn_input *in)
             return -1;
         }
         size_t total = hlen + remaining;
-        if (avail < total)
+        if (avail < total) {
+            *partial = true;
             return 0;
+        }
+        if ((first >> 4) == MQTT_PUBLISH && c->state == CONN_ACTIVE && publish_rate_on() &&
+            !publish_rate_admit(c, total, conn_timer_now())) {
+            /* Over its rate: not read until it is within it again. */
+            conn_io_update(c, 0);
+            arm_earlier(c, c->rate_resume);
+            return 0;
+        }
         const uint8_t *buf = input_packet(in, total);
         if (!buf) {
             conn_close(c, "out of memory", true);
@@ -794,7 +868,26 @@ static int conn_process(struct conn *c, struct conn_input *in)
         if (protocol_handle(c, &p) < 0)
             return -1; /* closed (freed at the end of the turn) */
         input_consume(in, total);
+        *consumed = true;
     }
+}
+
+/* conn_io's process handler: see conn_io.h.  What is left unhandled is
+ * counted, and an incomplete packet gets its deadline (input_bound.h). */
+static int conn_process(struct conn *c, struct conn_input *in)
+{
+    bool partial = false, consumed = false;
+    if (process_packets(c, in, &partial, &consumed) < 0)
+        return -1;
+    if (c->state >= CONN_CLOSING) {
+        input_bound_account(c, 0, false, false); /* what it still sends is thrown away */
+        return 0;
+    }
+    if (input_bound_account(c, input_avail(in), partial, consumed) && c->state == CONN_ACTIVE &&
+        input_bound_ticks(c)) {
+        arm_earlier(c, active_deadline(c));
+    }
+    return 0;
 }
 
 /* conn_io's drained handler: see conn_io.h. */

@@ -89,6 +89,19 @@ struct conn {
     uint32_t in_qos1_unacked;      /* inbound QoS 1 whose PUBACK waits for a commit */
     uint32_t flow_over_bytes;      /* payload queued past full queues while
                                       slowed (flow.h) */
+    uint32_t partial_since;        /* tick the incomplete packet at the head of
+                                      the input began to arrive; 0 = none
+                                      (partial_packet_timeout) */
+    uint32_t in_held;              /* input bytes held after the last framing,
+                                      counted in broker.input_held */
+    /* Publish rate limits (publish_rate.h): tokens, thousandths of a
+     * message and bytes, as of tick rate_tick (0 = no PUBLISH yet). */
+    int64_t rate_bytes;
+    int32_t rate_msgs;
+    uint32_t rate_tick;
+    uint32_t rate_resume;          /* tick reads resume, while rate_paused */
+    bool rate_paused;              /* over a rate limit: not read */
+    bool mem_paused;               /* at the memory budget: not read */
 };
 
 /* What conn_send_publish did. */

@@ -30,6 +30,7 @@
 #include "conn.h"
 #include "conn_timer.h"
 #include "log.h"
+#include "memory_budget.h"
 #include "session.h"
 #include "tls.h"
 #include "turn.h"
@@ -101,7 +102,8 @@ static bool reads_allowed(const struct conn *c)
         return false;
     if (c->state == CONN_CLOSING)
         return !c->auth_wait;
-    return !c->read_paused && !c->input_held && !c->flow_paused;
+    return !c->read_paused && !c->input_held && !c->flow_paused && !c->rate_paused &&
+           !c->mem_paused;
 }
 
 /* Watches `events` (EPOLLIN, EPOLLOUT) of c's socket; 0 = none. */
@@ -150,6 +152,7 @@ int conn_io_start_bufferevent(struct conn *c)
     /* The write callback fires when the output drains to half the bound:
      * that is when paused deliveries and paused input resume. */
     bufferevent_setwatermark(c->bev, EV_WRITE, broker.cfg.max_output_buffer / 2, 0);
+    memory_budget_watch(bufferevent_get_output(c->bev));
     return bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -172,6 +175,7 @@ void conn_io_close(struct conn *c)
 {
     conn_timer_clear(&c->timer);
     if (c->bev) {
+        memory_budget_output_freed(evbuffer_get_length(bufferevent_get_output(c->bev)));
         bufferevent_free(c->bev);
         c->bev = NULL;
         return;
@@ -191,8 +195,10 @@ void conn_io_close(struct conn *c)
     if (c->in)
         evbuffer_free(c->in);
     /* Freeing runs the cleanups of the references it still holds. */
-    if (c->out)
+    if (c->out) {
+        memory_budget_output_freed(evbuffer_get_length(c->out));
         evbuffer_free(c->out);
+    }
     c->in = c->out = NULL;
 }
 
@@ -237,7 +243,12 @@ struct evbuffer *conn_output(struct conn *c)
     if (c->bev)
         return bufferevent_get_output(c->bev);
     if (!c->out) {
-        c->out = n_spare ? spare[--n_spare] : evbuffer_new();
+        if (n_spare) {
+            c->out = spare[--n_spare];
+        } else {
+            c->out = evbuffer_new();
+            memory_budget_watch(c->out); /* kept when it becomes a spare */
+        }
         if (!c->out)
             return NULL;
     }

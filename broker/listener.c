@@ -25,6 +25,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
+#include "memory_budget.h"
 #include "source_limit.h"
 #include "tls.h"
 
@@ -90,6 +91,10 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
         if (n >= 0)
             log_warning("connection refused: max_connections (%u) reached%s",
                         broker.cfg.max_connections, log_suppressed(n));
+        evutil_closesocket(fd);
+        return;
+    }
+    if (!memory_budget_admit()) {
         evutil_closesocket(fd);
         return;
     }

@@ -18,6 +18,9 @@ int64_t message_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Bytes of the messages alive now (message_memory). */
+static uint64_t live_bytes;
+
 struct message *message_new_raw(const char *topic, size_t topic_len, const uint8_t *payload,
                                 size_t payload_len, uint8_t qos, bool retain,
                                 const uint8_t *props, size_t props_len, int64_t expires_at)
@@ -28,6 +31,7 @@ struct message *message_new_raw(const char *topic, size_t topic_len, const uint8
     struct message *m = malloc(sizeof *m + topic_len + 1 + payload_len + props_len);
     if (!m)
         return NULL;
+    live_bytes += sizeof *m + topic_len + 1 + payload_len + props_len;
     m->refcount = 1;
     m->qos = qos;
     m->retain = retain;
@@ -126,9 +130,14 @@ void message_unref(struct message *m)
 {
     if (!m || --m->refcount > 0)
         return;
+    live_bytes -= sizeof *m + m->topic_len + 1 + m->payload_len + m->props_len;
+    if (m->wire_qos0)
+        live_bytes -= m->wire_qos0_len;
     free(m->wire_qos0);
     free(m);
 }
+
+uint64_t message_memory(void) { return live_bytes; }
 
 const uint8_t *message_wire_qos0(struct message *m, size_t *len)
 {
@@ -147,6 +156,7 @@ const uint8_t *message_wire_qos0(struct message *m, size_t *len)
         mqtt_encode(MQTT_LEVEL_311, &p, buf, need);
         m->wire_qos0 = buf;
         m->wire_qos0_len = need;
+        live_bytes += need;
     }
     *len = m->wire_qos0_len;
     return m->wire_qos0;

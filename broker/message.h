@@ -50,6 +50,9 @@ struct message *message_new_raw(const char *topic, size_t topic_len, const uint8
                                 const uint8_t *props, size_t props_len, int64_t expires_at);
 struct message *message_ref(struct message *m);
 void message_unref(struct message *m);
+/* Bytes held by all messages alive now (queued, in flight, retained,
+ * being delivered), for memory_budget. */
+uint64_t message_memory(void);
 
 /* Wall clock in milliseconds, the unit of expires_at. */
 int64_t message_now_ms(void);

@@ -22,6 +22,7 @@
 #include "auth_worker.h"
 #include "broker.h"
 #include "conn.h"
+#include "conn_log.h"
 #include "keyed_hash.h"
 #include "listener.h"
 #include "login_throttle.h"
@@ -96,7 +97,8 @@ void connect_refuse(struct conn *c, uint8_t code311, uint8_t code5, const char *
 
 static void refuse5(struct conn *c, uint8_t code311, uint8_t code5, const char *why)
 {
-    log_notice("connection from %s refused: %s", conn_peer(c), why);
+    if (conn_log_allow())
+        log_notice("connection from %s refused: %s", conn_peer(c), why);
     /* The close keeps its reason until later: why may be on the caller's
      * stack (it was, and the close line printed what the stack held next). */
     connect_refuse(c, code311, code5, why, "CONNECT refused");
@@ -254,10 +256,11 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     char v5[64] = "";
     if (c->level == MQTT_LEVEL_5)
         snprintf(v5, sizeof v5, "MQTT 5.0, session expiry %u s, ", w->expiry);
-    log_notice("client %s connected from %s (%s%sclean %s %d, keep alive %u s, session %s%s)",
-               s->log_id, conn_peer(c), v5, user, c->level == MQTT_LEVEL_5 ? "start" : "session",
-               w->clean_session, w->keepalive, present ? "resumed" : "new",
-               c->will ? ", will set" : "");
+    if (conn_log_allow())
+        log_notice("client %s connected from %s (%s%sclean %s %d, keep alive %u s, session %s%s)",
+                   s->log_id, conn_peer(c), v5, user,
+                   c->level == MQTT_LEVEL_5 ? "start" : "session", w->clean_session,
+                   w->keepalive, present ? "resumed" : "new", c->will ? ", will set" : "");
     session_attach(s, c);
     return 0;
 }

@@ -408,3 +408,11 @@ void session_detach(struct session *s)
         s->queued_mem = 0;
     }
 }
+
+void session_qos2_forget(struct session *s, uint16_t packet_id)
+{
+    if (!session_qos2_pending(s, packet_id))
+        return;
+    s->qos2_ids[packet_id >> 3] &= (uint8_t)~(1u << (packet_id & 7));
+    s->n_qos2_ids--;
+}

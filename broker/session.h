@@ -268,6 +268,11 @@ bool session_pubrec_refused(struct session *s, uint16_t packet_id);
 bool session_qos2_pending(const struct session *s, uint16_t packet_id);
 int session_qos2_mark(struct session *s, uint16_t packet_id);
 void session_qos2_release(struct session *s, uint16_t packet_id);
+/* The batch that stored the mark of `packet_id` was rolled back: the mark
+ * is taken back in memory (nothing is written), so that the client's
+ * resend of a PUBLISH that was never acknowledged is stored, not taken
+ * for a duplicate. */
+void session_qos2_forget(struct session *s, uint16_t packet_id);
 
 
 /* Offers each delivery of s that came through a shared subscription to

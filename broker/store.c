@@ -97,7 +97,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     (void)db;
     (void)name;
     static bool kicked;
-    bool big = (int64_t)frames * frame_bytes >= WAL_KICK_BYTES;
+    store_sync_wal_size((int64_t)frames * frame_bytes);
+    bool big = (int64_t)frames * frame_bytes >= store_sync_kick_bytes();
     if (big && !kicked)
         store_sync_kick();
     kicked = big;
@@ -162,6 +163,10 @@ void store_close(void)
 {
     if (!store_st.db)
         return;
+    /* Acknowledgements a rollback put back are written now if they can be:
+     * else they would be delivered again after the restart. */
+    if (!store_st.in_txn && store_deletes_pending())
+        store_begin();
     if (store_st.in_txn)
         store_commit();
     store_sync_stop();
@@ -235,10 +240,21 @@ uint64_t store_commit(void)
     /* A commit into a file that is no longer petrel.db would be lost at the
      * next start: it fails, like a full disk (store_identity.c). */
     bool lost = store_st.lost[0] || store_st.unwritable;
-    int rc = store_st.txn_failed || lost ? SQLITE_ERROR
-                                         : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
+    /* On a disk with little room the WAL may not outgrow what the database
+     * can take (store_sync_wal_size). */
+    bool wal_over = !store_st.txn_failed && !lost && store_sync_wal_over();
+    if (wal_over) {
+        long n = log_ratelimit_check(&fail_log, 10);
+        if (n >= 0)
+            log_error("store: COMMIT refused: the WAL is at its bound (half the room left on "
+                      "the disk) until the checkpoint has copied it into the database%s",
+                      log_suppressed(n));
+    }
+    int rc = store_st.txn_failed || lost || wal_over
+                 ? SQLITE_ERROR
+                 : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        if (!store_st.txn_failed && !lost)
+        if (!store_st.txn_failed && !lost && !wal_over)
             store_fail("COMMIT");
         sqlite3_exec(store_st.db, "ROLLBACK", NULL, NULL, NULL);
         if (!store_st.degraded && !lost)
@@ -249,6 +265,7 @@ uint64_t store_commit(void)
         store_st.degraded = true;
         broker.stats.store_errors++;
         store_batch_failed(batch);
+        store_sync_truncate();
         struct timeval tv = {0, REDO_DELAY_MS * 1000};
         evtimer_add(redo_ev, &tv);
         return batch;

@@ -99,6 +99,18 @@ void store_sync_stop(void);
  * rather than at the next second. */
 #define WAL_KICK_BYTES (16 * 1024 * 1024)
 void store_sync_kick(void);
+/* The growth that asks for it: WAL_KICK_BYTES, less on a disk with little
+ * room (store_sync.c sizes the WAL to the room on its filesystem). */
+int64_t store_sync_kick_bytes(void);
+/* A commit failed: once the WAL is all copied into the database, it is
+ * truncated, giving its room back (a full disk then recovers). */
+void store_sync_truncate(void);
+/* After each commit, the WAL's size: on a disk with little room, past half
+ * the room the WAL is over its bound, and commits fail (like on a full
+ * disk) until the checkpoint thread has copied it and started it over, so
+ * that the database always has the room to take what the WAL holds. */
+void store_sync_wal_size(int64_t bytes);
+bool store_sync_wal_over(void);
 /* After a commit: if the checkpoint thread wants the write lock to start
  * the WAL over, waits (off any transaction) until it is done, at most 20 ms:
  * about one fsync. */
@@ -125,5 +137,7 @@ int store_fail(const char *what);
  * per run of consecutive rows (store_write.c): before the commit, and
  * before any statement that reads the deliveries table. */
 void store_flush_deletes(void);
+/* Deletes wait for a transaction (acknowledgements a rollback put back). */
+bool store_deletes_pending(void);
 
 #endif

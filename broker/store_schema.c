@@ -208,9 +208,14 @@ int store_schema_open(sqlite3 **out, const char *path, bool readonly, char *err,
         strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
         rc = SQLITE_ERROR;
     sqlite3_finalize(st);
+    /* secure_delete = FAST: Debian's SQLite zeroes every freed page by
+     * default, so that deleting delivered messages writes them all again
+     * into the WAL; on a full disk that delete could then never fit, and
+     * consuming the queue would not free the store. */
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;"
-                              "PRAGMA journal_size_limit = 67108864; PRAGMA foreign_keys = OFF;",
+                              "PRAGMA journal_size_limit = 67108864; PRAGMA foreign_keys = OFF;"
+                              "PRAGMA secure_delete = FAST;",
                           NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: cannot enable WAL mode: %s", path, msg ? msg : sqlite3_errmsg(db));

@@ -2,7 +2,8 @@
  * store_sync.c - the storage threads, which keep slow disk work off the
  * event loop.  The checkpoint thread copies the WAL into the database every
  * second through its own SQLite connection, and sooner when the loop says
- * the WAL has grown by WAL_KICK_BYTES (store_sync_kick).  The sync thread,
+ * the WAL has grown by WAL_KICK_BYTES, or less on a disk with little room
+ * (store_sync_kick, fit_to_disk).  The sync thread,
  * with durability =
  * power, fsyncs the WAL after each commit, then tells the loop (through a
  * pipe) which batch is durable so that the acknowledgements waiting for it
@@ -14,6 +15,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -26,6 +29,10 @@
 /* A WAL at least this large is started over after the checkpoint: see
  * checkpoint(). */
 #define WAL_RESTART_BYTES (32 * 1024 * 1024)
+/* On a filesystem with little room the WAL is kept to a part of it
+ * (fit_to_disk), but not below these. */
+#define WAL_RESTART_MIN (1024 * 1024)
+#define WAL_KICK_MIN (256 * 1024)
 
 static struct {
     pthread_t thread, ckpt_thread;
@@ -37,6 +44,12 @@ static struct {
     uint64_t requested;     /* highest batch committed and waiting for fsync */
     bool kicked;            /* checkpoint now: the WAL grew fast */
     atomic_bool restart_wanted; /* a RESTART checkpoint waits for the write lock */
+    atomic_bool truncate_wanted; /* a commit failed: give the WAL's space back */
+    atomic_llong kick_bytes;    /* WAL growth that asks for a checkpoint now */
+    int64_t restart_bytes;      /* WAL size past which it is started over */
+    bool tight;                 /* little room on the disk: truncate the WAL */
+    atomic_llong hard_bytes;    /* WAL size at which commits stop (tight only) */
+    atomic_bool wal_over;       /* ... reached: commits fail until it starts over */
     char wal_path[4300];
     char db_path[4200];
     int pipe_rd, pipe_wr;   /* thread -> loop: durable batch numbers */
@@ -58,23 +71,66 @@ static int64_t mono_ms(void)
  * RESTART copies the rest (what the loop wrote during the pass just done:
  * little) holding the write lock, and the loop's next transaction starts
  * the WAL over; the loop waits for it meanwhile, about one fsync. */
+/* Sizes the WAL to the room on its filesystem.  Frames in the WAL are
+ * copied into the database before the WAL can start over, which may need
+ * as much room again: a WAL allowed to grow to the free space (a fast
+ * publisher on a small disk) leaves the database no room to take it, the
+ * checkpoint never completes and the store stays full for good, even once
+ * the messages are consumed (a 17 MB WAL beside a 1 MB database on 24 MB).
+ * So on a disk with little room the WAL is checkpointed and started over
+ * at a quarter of the room (free space plus the WAL's own size), and
+ * truncated when it starts over. */
+static void fit_to_disk(void)
+{
+    struct statvfs vfs;
+    struct stat st;
+    if (statvfs(sy.db_path, &vfs) != 0)
+        return;
+    int64_t room = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+    if (stat(sy.wal_path, &st) == 0)
+        room += (int64_t)st.st_size;
+    int64_t restart = room / 4, kick = room / 8;
+    restart = restart < WAL_RESTART_MIN ? WAL_RESTART_MIN
+              : restart > WAL_RESTART_BYTES ? WAL_RESTART_BYTES : restart;
+    kick = kick < WAL_KICK_MIN ? WAL_KICK_MIN : kick > WAL_KICK_BYTES ? WAL_KICK_BYTES : kick;
+    sy.restart_bytes = restart;
+    sy.tight = restart < WAL_RESTART_BYTES;
+    atomic_store(&sy.kick_bytes, kick);
+    /* Half the room: the database can then always take what the WAL
+     * holds.  On a roomy disk no hard bound: the restarts keep it near
+     * WAL_RESTART_BYTES. */
+    atomic_store(&sy.hard_bytes, sy.tight ? 2 * restart : INT64_MAX);
+}
+
 static void checkpoint(sqlite3 *db)
 {
     int n_log = 0, n_done = 0;
+    fit_to_disk();
     if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done) !=
         SQLITE_OK)
         return;
+    /* After a failed commit (a full disk), once everything is copied: the
+     * WAL is started over and truncated, so that its room goes to the
+     * database. */
+    bool truncate = (atomic_load(&sy.truncate_wanted) || atomic_load(&sy.wal_over)) &&
+                    n_log > 0 && n_done == n_log;
     /* Even "all copied" does not start the WAL over when the loop commits
      * straight after (its transaction was open meanwhile): go by the
      * frames written since it last started over. */
-    if ((int64_t)n_log * (sqlite3_int64)sy.frame_bytes < WAL_RESTART_BYTES)
+    if (!truncate && (int64_t)n_log * (sqlite3_int64)sy.frame_bytes < sy.restart_bytes)
         return;
     /* A loop that commits turn after turn leaves the write lock free for
      * microseconds at a time: it waits for this RESTART after its next
      * commit instead (store_sync_restart_wait). */
     atomic_store(&sy.restart_wanted, true);
-    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, &n_log, &n_done);
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, truncate || sy.tight ? SQLITE_CHECKPOINT_TRUNCATE
+                                                                     : SQLITE_CHECKPOINT_RESTART,
+                                       &n_log, &n_done);
     atomic_store(&sy.restart_wanted, false);
+    if (rc == SQLITE_OK && n_done == n_log) {
+        atomic_store(&sy.truncate_wanted, false);
+        atomic_store(&sy.wal_over, false);
+    }
 }
 
 /* Waits on sy.wake until `ms` from now or a signal; sy.lock held. */
@@ -106,6 +162,7 @@ static void *checkpoint_main(void *arg)
     int64_t page = 4096;
     store_query_int(db, "PRAGMA page_size", &page);
     sy.frame_bytes = (int)page + 24;
+    fit_to_disk();
     int64_t next = mono_ms() + CHECKPOINT_INTERVAL_MS;
     pthread_mutex_lock(&sy.lock);
     while (!sy.stop) {
@@ -179,6 +236,11 @@ int store_sync_start(const char *db_path, bool fsync_commits)
     sy.fsync_commits = fsync_commits;
     sy.stop = false;
     sy.requested = 0;
+    sy.restart_bytes = WAL_RESTART_BYTES;
+    atomic_store(&sy.kick_bytes, WAL_KICK_BYTES);
+    atomic_store(&sy.hard_bytes, INT64_MAX);
+    atomic_store(&sy.wal_over, false);
+    atomic_store(&sy.truncate_wanted, false);
     sy.pipe_ev = event_new(broker.base, sy.pipe_rd, EV_READ | EV_PERSIST, pipe_cb, NULL);
     if (!sy.pipe_ev || event_add(sy.pipe_ev, NULL) != 0)
         goto fail;
@@ -212,6 +274,24 @@ void store_sync_restart_wait(void)
         struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
     }
+}
+
+int64_t store_sync_kick_bytes(void) { return atomic_load(&sy.kick_bytes); }
+
+void store_sync_wal_size(int64_t bytes)
+{
+    if (bytes >= atomic_load(&sy.hard_bytes) && !atomic_load(&sy.wal_over)) {
+        atomic_store(&sy.wal_over, true);
+        store_sync_kick();
+    }
+}
+
+bool store_sync_wal_over(void) { return atomic_load(&sy.wal_over); }
+
+void store_sync_truncate(void)
+{
+    atomic_store(&sy.truncate_wanted, true);
+    store_sync_kick();
 }
 
 void store_sync_kick(void)

@@ -126,6 +126,42 @@ static void remember_topic(const char *topic, size_t len)
     batch_retained.v[batch_retained.n++] = copy;
 }
 
+/* (session row, seq or packet id) pairs. */
+struct row_ref {
+    int64_t session;
+    int64_t seq;
+};
+struct row_list {
+    struct row_ref *v;
+    size_t n, cap;
+};
+/* What the open batch did that memory no longer shows, so a rollback can
+ * take it back or do it again: inbound QoS 2 ids it marked (their PUBLISH
+ * was not acknowledged, so the mark is taken back in memory too), and
+ * deliveries it deleted for acknowledgements (the messages were delivered:
+ * the deletes are done again with the next transaction). */
+static struct row_list batch_qos2, batch_acks;
+
+static int add_row(struct row_list *l, int64_t session, int64_t seq)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        struct row_ref *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (struct row_ref){session, seq};
+    return 0;
+}
+
+static void free_rows(struct row_list *l)
+{
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
 /* Session state (row, subscriptions, QoS 2 ids) written in this batch. */
 static void touch(struct session *s)
 {
@@ -318,37 +354,23 @@ int store_delivery_state(struct session *s, const struct delivery *d)
 }
 
 /* Rows to delete at the end of the turn: (session row, seq). */
-struct row_ref {
-    int64_t session;
-    int64_t seq;
-};
-static struct {
-    struct row_ref *v;
-    size_t n, cap;
-} deletes;
+static struct row_list deletes;
 
 int store_delivery_delete(struct session *s, int64_t seq)
 {
     if (!s->db_id || store_st.loading || !store_st.db)
         return 0;
-    if (deletes.n == deletes.cap) {
-        size_t cap = deletes.cap ? deletes.cap * 2 : 256;
-        struct row_ref *v = realloc(deletes.v, cap * sizeof *v);
-        if (!v) {
-            /* One at a time then. */
-            sqlite3_stmt *st = prepare(ST_DELIVERY_DELETE);
-            if (!st)
-                return nothing_to_do();
-            sqlite3_bind_int64(st, 1, s->db_id);
-            sqlite3_bind_int64(st, 2, seq);
-            return run(st, "deleting a delivery");
-        }
-        deletes.v = v;
-        deletes.cap = cap;
-    }
     if (store_begin() != 0)
         return -1;
-    deletes.v[deletes.n++] = (struct row_ref){s->db_id, seq};
+    if (add_row(&deletes, s->db_id, seq) != 0) {
+        /* One at a time then. */
+        sqlite3_stmt *st = prepare(ST_DELIVERY_DELETE);
+        if (!st)
+            return nothing_to_do();
+        sqlite3_bind_int64(st, 1, s->db_id);
+        sqlite3_bind_int64(st, 2, seq);
+        return run(st, "deleting a delivery");
+    }
     return 0;
 }
 
@@ -360,11 +382,12 @@ static int cmp_row(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+bool store_deletes_pending(void) { return deletes.n > 0; }
+
 void store_flush_deletes(void)
 {
     if (!store_st.db) { /* closed: give the list back */
-        free(deletes.v);
-        memset(&deletes, 0, sizeof deletes);
+        free_rows(&deletes);
         return;
     }
     if (deletes.n == 0)
@@ -388,6 +411,11 @@ void store_flush_deletes(void)
             break;
         i = j;
     }
+    /* Kept until the batch commits: a rollback puts them back. */
+    for (size_t k = 0; k < deletes.n; k++)
+        if (add_row(&batch_acks, deletes.v[k].session, deletes.v[k].seq) != 0)
+            log_error("store: out of memory remembering acknowledgements: a rollback now "
+                      "would deliver some messages again after a restart");
     deletes.n = 0;
 }
 
@@ -418,6 +446,12 @@ int store_qos2_add(struct session *s, uint16_t packet_id)
     if (!st)
         return 0;
     touch(s);
+    if (add_row(&batch_qos2, s->db_id, packet_id) != 0) {
+        /* Unable to take it back after a rollback: no rollback then. */
+        log_error("store: out of memory storing a QoS 2 packet id");
+        store_st.txn_failed = true;
+        return -1;
+    }
     sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_int(st, 2, packet_id);
     return run(st, "storing a QoS 2 packet id");
@@ -460,18 +494,47 @@ int store_retained_set(const char *topic, size_t len, struct message *m)
 
 /* ---- redoing a rolled-back batch ---- */
 
+/* The QoS 2 ids the failed batch marked for session row `id`, taken back
+ * (batch_qos2 is sorted). */
+static void forget_qos2(struct session *s)
+{
+    size_t lo = 0, hi = batch_qos2.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (batch_qos2.v[mid].session < s->db_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < batch_qos2.n && batch_qos2.v[lo].session == s->db_id; lo++)
+        session_qos2_forget(s, (uint16_t)batch_qos2.v[lo].seq);
+}
+
 static void flag_session(void *value, void *arg)
 {
     struct session *s = value;
     uint64_t failed = *(uint64_t *)arg;
-    if (s->db_id && s->store_batch == failed)
+    if (s->db_id && s->store_batch == failed) {
         s->store_redo = true;
+        if (batch_qos2.n)
+            forget_qos2(s);
+    }
     session_store_rolled_back(s, failed);
 }
 
 void store_batch_failed(uint64_t batch)
 {
+    if (batch_qos2.n)
+        qsort(batch_qos2.v, batch_qos2.n, sizeof *batch_qos2.v, cmp_row);
     hashmap_foreach(broker.sessions, flag_session, &batch);
+    batch_qos2.n = 0;
+    /* Delivered and acknowledged all the same: deleted by the next
+     * transaction, or the next after that, until one commits. */
+    for (size_t i = 0; i < batch_acks.n; i++)
+        if (add_row(&deletes, batch_acks.v[i].session, batch_acks.v[i].seq) != 0)
+            log_error("store: out of memory: some acknowledged messages will be delivered "
+                      "again after a restart");
+    batch_acks.n = 0;
     forget_messages(true);
     for (size_t i = 0; i < batch_deleted.n; i++)
         remember_id(&redo_deleted, batch_deleted.v[i]);
@@ -494,6 +557,8 @@ void store_batch_failed(uint64_t batch)
 
 void store_batch_committed(void)
 {
+    batch_qos2.n = 0;
+    batch_acks.n = 0;
     forget_messages(false);
     batch_deleted.n = 0;
     for (size_t i = 0; i < batch_retained.n; i++)
@@ -505,6 +570,8 @@ void store_batch_committed(void)
         free(batch_deleted.v);
         free(redo_deleted.v);
         free(batch_retained.v);
+        free_rows(&batch_qos2);
+        free_rows(&batch_acks);
         for (size_t i = 0; i < redo_retained.n; i++)
             free(redo_retained.v[i]);
         free(redo_retained.v);
@@ -548,6 +615,8 @@ static void redo_session(void *value, void *arg)
 void store_redo(void)
 {
     log_info("store: writing again what the failed transaction lost");
+    if (deletes.n)
+        store_begin(); /* acknowledgements to redo: flushed by its commit */
     hashmap_foreach(broker.sessions, redo_session, NULL);
     for (size_t i = 0; i < redo_deleted.n; i++) {
         sqlite3_stmt *st = prepare(ST_SESSION_DELETE);

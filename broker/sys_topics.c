@@ -15,6 +15,7 @@
 #include "cluster.h"
 #include "turn.h"
 #include "log.h"
+#include "memory_budget.h"
 #include "message.h"
 #include "router.h"
 #include "store.h"
@@ -98,6 +99,15 @@ static void publish_all(void)
         publish_u64("$SYS/broker/cluster/messages/dropped", cs->dropped);
         publish_u64("$SYS/broker/cluster/reconnects", cs->reconnects);
     }
+    publish_u64("$SYS/broker/limits/partial_packet_timeout", broker.stats.partial_timeouts);
+    publish_u64("$SYS/broker/limits/max_input_buffer_total", broker.stats.input_total_closed);
+    publish_u64("$SYS/broker/input/held_bytes", broker.input_held);
+    publish_u64("$SYS/broker/limits/max_connection_log_rate", broker.stats.conn_log_left_out);
+    publish_u64("$SYS/broker/limits/max_publish_rate", broker.stats.publish_rate_paused);
+    publish_u64("$SYS/broker/limits/max_publish_bytes_rate",
+                broker.stats.publish_bytes_rate_paused);
+    publish_u64("$SYS/broker/limits/memory_budget", broker.stats.memory_budget_hits);
+    publish_u64("$SYS/broker/memory/used_bytes", memory_budget_used());
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)

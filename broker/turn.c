@@ -14,6 +14,7 @@
 #include "conn_io.h"
 #include "conn_wait.h"
 #include "log.h"
+#include "memory_budget.h"
 #include "store.h"
 
 /* Rounds of the end of a turn before the loop polls again: a step may
@@ -92,6 +93,7 @@ void turn_end(void)
         conn_wait_release(store_durable());
         /* 4. Output: one write per connection. */
         conn_io_flush();
+        memory_budget_turn_end(); /* publishers paused at the budget */
         if (!again)
             break;
     }

@@ -1,0 +1,158 @@
+/*
+ * memory_budget.c - the broker-wide memory budget (memory_budget.h).
+ * Output is counted by a callback on each output buffer, which sees every
+ * add and drain; input by input_bound.c; messages by message.c.  Paused
+ * publishers are kept in a list and read again together.
+ */
+#include "memory_budget.h"
+
+#include <stdlib.h>
+#include <event2/buffer.h>
+
+#include "array_grow.h"
+#include "broker.h"
+#include "conn.h"
+#include "conn_io.h"
+#include "conn_timer.h"
+#include "log.h"
+#include "message.h"
+#include "session.h"
+
+/* Output a connection may have waiting and still count as keeping up. */
+#define SLOW_OUTPUT (64 * 1024)
+
+static uint64_t output_bytes;
+static struct conn **paused;
+static size_t n_paused, cap_paused;
+static struct log_ratelimit over_log, refused_log;
+
+static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    (void)arg;
+    output_bytes += info->n_added;
+    output_bytes -= info->n_deleted < output_bytes ? info->n_deleted : output_bytes;
+}
+
+void memory_budget_watch(struct evbuffer *out)
+{
+    if (out)
+        evbuffer_add_cb(out, output_cb, NULL);
+}
+
+void memory_budget_output_freed(size_t len)
+{
+    output_bytes -= len < output_bytes ? len : output_bytes;
+}
+
+uint64_t memory_budget_used(void)
+{
+    return broker.input_held + output_bytes + message_memory();
+}
+
+bool memory_budget_over(void)
+{
+    /* Publishers paused means the budget was reached and the use is not
+     * yet below 7/8 of it: the same state, so that the budget does not
+     * flap at its edge. */
+    return broker.cfg.memory_budget &&
+           (n_paused > 0 || memory_budget_used() > broker.cfg.memory_budget);
+}
+
+static void note_over(const char *what)
+{
+    long n = log_ratelimit_check(&over_log, 10);
+    if (n >= 0)
+        log_warning("memory_budget (%llu bytes) reached (%llu used: %llu input, %llu output, "
+                    "%llu messages): %s%s",
+                    (unsigned long long)broker.cfg.memory_budget,
+                    (unsigned long long)memory_budget_used(),
+                    (unsigned long long)broker.input_held, (unsigned long long)output_bytes,
+                    (unsigned long long)message_memory(), what, log_suppressed(n));
+}
+
+bool memory_budget_pause(struct conn *c)
+{
+    if (c->mem_paused)
+        return true;
+    if (c->state != CONN_ACTIVE || !memory_budget_over())
+        return false;
+    /* What it sends frees memory: its acknowledgements are read. */
+    if (c->session && c->session->inflight.count > 0)
+        return false;
+    if (n_paused == cap_paused) {
+        struct conn **v = array_grow(paused, &cap_paused, n_paused + 1, sizeof *v, 64);
+        if (!v)
+            return false;
+        paused = v;
+    }
+    paused[n_paused++] = c;
+    c->mem_paused = true;
+    broker.stats.memory_budget_hits++;
+    note_over("publishers are not read");
+    conn_io_update(c, 0);
+    return true;
+}
+
+void memory_budget_forget(struct conn *c)
+{
+    if (!c->mem_paused)
+        return;
+    c->mem_paused = false;
+    for (size_t i = 0; i < n_paused; i++) {
+        if (paused[i] == c) {
+            paused[i] = paused[--n_paused];
+            break;
+        }
+    }
+    if (!n_paused) {
+        free(paused);
+        paused = NULL;
+        cap_paused = 0;
+    }
+}
+
+void memory_budget_turn_end(void)
+{
+    if (!n_paused)
+        return;
+    if (broker.cfg.memory_budget && memory_budget_used() > broker.cfg.memory_budget / 8 * 7)
+        return;
+    uint32_t now = conn_timer_now();
+    /* Resuming may pause others again: work on a copy of the list. */
+    size_t n = n_paused;
+    struct conn **v = paused;
+    paused = NULL;
+    n_paused = cap_paused = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct conn *c = v[i];
+        c->mem_paused = false;
+        c->last_rx = now; /* keep alive counts from now */
+        if (c->partial_since)
+            c->partial_since = now;
+        conn_io_update(c, 1);
+    }
+    free(v);
+}
+
+bool memory_budget_admit(void)
+{
+    if (!memory_budget_over())
+        return true;
+    broker.stats.memory_budget_hits++;
+    long n = log_ratelimit_check(&refused_log, 10);
+    if (n >= 0)
+        log_warning("connection refused: memory_budget (%llu bytes) reached%s",
+                    (unsigned long long)broker.cfg.memory_budget, log_suppressed(n));
+    return false;
+}
+
+bool memory_budget_may_write(const struct conn *c, size_t out_len)
+{
+    (void)c;
+    if (out_len < SLOW_OUTPUT || !memory_budget_over())
+        return true;
+    broker.stats.memory_budget_hits++;
+    note_over("slow consumers get no new output");
+    return false;
+}

@@ -1,0 +1,48 @@
+/*
+ * memory_budget.h - one budget for the memory clients make the broker hold
+ * (memory_budget): input read but not handled, output not yet written, and
+ * the messages alive (queued in memory, in flight, retained, on their way
+ * out).  The per-client bounds each allow a little; this bounds their sum.
+ * At the budget, in this order of gentleness: publishers are not read
+ * (unless they owe acknowledgements, which free memory), slow consumers
+ * (64 KiB or more of output waiting) get no new output, so their QoS 0
+ * messages are dropped and their QoS 1/2 ones wait in the store, and new
+ * connections are refused.  Nothing acknowledged is dropped.  Below 7/8 of
+ * the budget, paused publishers are read again.
+ */
+#ifndef PETREL_MEMORY_BUDGET_H
+#define PETREL_MEMORY_BUDGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct evbuffer;
+
+/* Counts what the output buffer `out` holds from now on (call once per
+ * buffer, when it is made). */
+void memory_budget_watch(struct evbuffer *out);
+/* A watched buffer is freed holding `len` bytes. */
+void memory_budget_output_freed(size_t len);
+
+/* Bytes counted now. */
+uint64_t memory_budget_used(void);
+/* True while the use is over memory_budget (never when it is 0). */
+bool memory_budget_over(void);
+
+/* At the top of framing c's input: true when c is not to be read now (it
+ * is paused, and read again once the use is below 7/8 of the budget). */
+bool memory_budget_pause(struct conn *c);
+/* c is closing: off the paused list. */
+void memory_budget_forget(struct conn *c);
+/* End of turn: resumes the paused connections when the use allows. */
+void memory_budget_turn_end(void);
+
+/* May a new connection be accepted?  False (counted) over the budget. */
+bool memory_budget_admit(void);
+/* May c be given more output?  False over the budget when c already has
+ * 64 KiB or more waiting (counted). */
+bool memory_budget_may_write(const struct conn *c, size_t out_len);
+
+#endif
