@@ -33,6 +33,7 @@
 #include "session.h"
 #include "tls.h"
 #include "turn.h"
+#include "ws_transport.h"
 
 /* One read takes at most this much; more waits for the next turn, so that
  * a fast publisher does not hold the loop. */
@@ -85,10 +86,24 @@ static void bev_eventcb(struct bufferevent *bev, short what, void *arg);
 
 static struct conn_io_handlers handlers;
 
-void conn_io_init(const struct conn_io_handlers *h) { handlers = *h; }
+/* The WebSocket layer ended the connection (ws_transport.h). */
+static void ws_failed(void *arg, const char *why)
+{
+    turn_begin();
+    conn_close(arg, why, true);
+}
+
+void conn_io_init(const struct conn_io_handlers *h)
+{
+    static const struct ws_transport_handlers ws = {ws_failed};
+    handlers = *h;
+    ws_transport_init(&ws);
+}
 
 int conn_io_fd(const struct conn *c)
 {
+    if (c->bev && ws_transport_is(c->bev)) /* the socket is below the filter */
+        return (int)bufferevent_getfd(bufferevent_get_underlying(c->bev));
     return c->bev ? (int)bufferevent_getfd(c->bev) : c->fd;
 }
 
@@ -172,7 +187,10 @@ void conn_io_close(struct conn *c)
 {
     conn_timer_clear(&c->timer);
     if (c->bev) {
-        bufferevent_free(c->bev);
+        if (ws_transport_is(c->bev))
+            ws_transport_free(c->bev);
+        else
+            bufferevent_free(c->bev);
         c->bev = NULL;
         return;
     }
@@ -198,6 +216,7 @@ void conn_io_close(struct conn *c)
 
 void conn_io_shutdown(void)
 {
+    ws_transport_shutdown();
     while (n_spare)
         evbuffer_free(spare[--n_spare]);
     free(flush_q.q);
@@ -252,6 +271,8 @@ struct evbuffer *conn_output(struct conn *c)
 
 size_t conn_output_length(const struct conn *c)
 {
+    if (c->bev && ws_transport_is(c->bev))
+        return ws_transport_pending(c->bev); /* pongs and frames count */
     if (c->bev)
         return evbuffer_get_length(bufferevent_get_output(c->bev));
     return c->out ? evbuffer_get_length(c->out) : 0;
@@ -372,6 +393,10 @@ void conn_io_flush_now(struct conn *c)
 
 void conn_io_finish(struct conn *c)
 {
+    if (c->bev && ws_transport_is(c->bev)) {
+        ws_transport_finish(c->bev); /* a close frame before the FIN */
+        return;
+    }
     shutdown(conn_io_fd(c), SHUT_WR);
 }
 

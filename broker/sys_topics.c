@@ -18,6 +18,7 @@
 #include "router.h"
 #include "store.h"
 #include "topic_tree.h"
+#include "ws_transport.h"
 
 static struct event *sys_timer;
 
@@ -87,6 +88,12 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/max_output_buffer", broker.stats.output_buffer_full);
     publish_u64("$SYS/broker/messages/expired", broker.stats.msgs_expired);
     publish_u64("$SYS/broker/limits/client_maximum_packet_size", broker.stats.publish_too_large);
+    /* WebSocket listeners (ws_transport.h) */
+    publish_u64("$SYS/broker/websocket/handshakes", ws_stats.handshakes);
+    publish_u64("$SYS/broker/limits/websocket_handshake", ws_stats.handshake_refused);
+    publish_u64("$SYS/broker/limits/websocket_frame_size", ws_stats.frame_too_large);
+    publish_u64("$SYS/broker/websocket/protocol_errors", ws_stats.protocol_errors);
+    publish_u64("$SYS/broker/websocket/pings", ws_stats.pings);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
