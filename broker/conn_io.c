@@ -391,6 +391,12 @@ void conn_io_flush_now(struct conn *c)
             break;
 }
 
+void conn_io_close_code(struct conn *c, uint16_t code)
+{
+    if (c->bev && ws_transport_is(c->bev))
+        ws_transport_set_close_code(c->bev, code);
+}
+
 void conn_io_finish(struct conn *c)
 {
     if (c->bev && ws_transport_is(c->bev)) {

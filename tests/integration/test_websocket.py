@@ -295,11 +295,27 @@ class WebSocketTest(BrokerTestCase):
                                                at_least=1), 1)
 
     def test_mqtt_packet_too_large_over_ws(self):
-        """max_packet_size applies to MQTT packets over several frames."""
+        """max_packet_size applies to MQTT packets over several frames:
+        the WebSocket closes with 1009."""
         c = self.wsc(split=[4000] * 10)
         c.connect('')
         c.send(mqttraw.publish_packet(self.topic(), b'y' * 20000))
-        self.assertTrue(c.wait_eof())
+        self._expect_close(c, 1009)
+
+    def test_mqtt_protocol_error_closes_1002(self):
+        """A second CONNECT: 3.1.1 closes at once, 5.0 hears DISCONNECT
+        0x82 first; the WebSocket ends with 1002 either way."""
+        c = self.wsc()
+        c.connect('')
+        c.send(mqttraw.connect_packet(''))
+        self._expect_close(c, 1002)
+        c = self.wsc()
+        c.send(mqttraw.connect5_packet(''))
+        self.assertEqual(c.expect(mqttraw.CONNACK).type, mqttraw.CONNACK)
+        c.send(mqttraw.connect5_packet(''))
+        d = c.expect(mqttraw.DISCONNECT)
+        self.assertEqual(d.body[0], 0x82)
+        self._expect_close(c, 1002)
 
     def test_client_close_publishes_will(self):
         watcher = self.watcher()
