@@ -7,6 +7,10 @@
  * connection becomes one binary frame, its header made by a wslay frame
  * context shared by all connections (a server's frames are not masked, so
  * nothing in it outlives the frame) and its payload moved, not copied.
+ * wslay's reading context is 8 KiB (two 4 KiB buffers): a connection holds
+ * one only while it is inside a frame or a fragmented message; between
+ * frames (an idle client) it has none, and the next bytes borrow the
+ * broker's spare one (see lend_ev).
  * When the connection is freed the socket lingers, outside the broker's
  * count, only to flush the last frames (two seconds at most).
  */
@@ -33,12 +37,16 @@ struct ws_conn {
     struct bufferevent *top;           /* the filter the connection uses */
     const struct ws_transport_conf *conf;
     struct ws_handshake *hs;           /* until the upgrade */
-    wslay_event_context_ptr ev;        /* after it */
+    wslay_event_context_ptr ev;        /* while inside a frame or message */
+    uint64_t unframed;                 /* bytes given to wslay that no complete
+                                          frame has accounted for yet */
+    uint64_t frame_bytes;              /* header + payload of the frame being read */
     struct evbuffer *src, *dst;        /* during an input filter call */
     struct evbuffer_cb_entry *out_cb;  /* on under's output */
     struct event *linger_timer;
     uint16_t close_code;               /* the next close frame's (0 = 1000) */
     uint8_t cur_opcode;                /* of the frame being read */
+    bool in_message : 1;               /* a fragmented data message goes on */
     bool upgraded : 1;
     bool failed : 1;                   /* nothing more is read */
     bool close_sent : 1;               /* nothing more is sent */
@@ -50,6 +58,12 @@ struct ws_conn {
 struct ws_stats ws_stats;
 
 static struct ws_transport_handlers handlers;
+/* The connection whose bytes wslay's callbacks handle now: a context is
+ * lent from one connection to the next, so its user data cannot say. */
+static struct ws_conn *cur;
+/* A reading context in its initial state, for the next connection that
+ * has bytes at a frame boundary. */
+static wslay_event_context_ptr spare_ev;
 static struct ws_conn *lingering;
 static bool shutting_down;
 /* Why the last failure happened, for the handler's log line. */
@@ -165,12 +179,14 @@ static ssize_t ev_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
                        void *user)
 {
     (void)flags;
-    struct ws_conn *ws = user;
+    (void)user;
+    struct ws_conn *ws = cur;
     int n = evbuffer_remove(ws->src, buf, len);
     if (n <= 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
+    ws->unframed += (uint64_t)n;
     return n;
 }
 
@@ -179,7 +195,8 @@ static ssize_t ev_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
                        void *user)
 {
     (void)flags;
-    struct ws_conn *ws = user;
+    (void)user;
+    struct ws_conn *ws = cur;
     if (evbuffer_add(bufferevent_get_output(ws->under), data, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -191,8 +208,16 @@ static void on_frame_start(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
 {
     (void)ctx;
-    struct ws_conn *ws = user;
+    (void)user;
+    struct ws_conn *ws = cur;
     ws->cur_opcode = arg->opcode;
+    /* Its header's size follows from the length (wslay refuses lengths
+     * not in their shortest form, and unmasked client frames). */
+    uint64_t n = arg->payload_length;
+    ws->frame_bytes = 2 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + 4 + n;
+    if (arg->opcode == WSLAY_BINARY_FRAME || arg->opcode == WSLAY_CONTINUATION_FRAME ||
+        arg->opcode == WSLAY_TEXT_FRAME)
+        ws->in_message = !arg->fin;
     if (ws->failed)
         return;
     if (arg->opcode == WSLAY_TEXT_FRAME) {
@@ -214,7 +239,8 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
 {
     (void)ctx;
-    struct ws_conn *ws = user;
+    (void)user;
+    struct ws_conn *ws = cur;
     /* Continuation frames follow a binary one: a text one failed. */
     if (ws->failed || arg->data_length == 0 ||
         (ws->cur_opcode != WSLAY_BINARY_FRAME && ws->cur_opcode != WSLAY_CONTINUATION_FRAME))
@@ -223,17 +249,64 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
         fail(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
 }
 
-static int upgrade(struct ws_conn *ws)
+static void on_frame_end(wslay_event_context_ptr ctx, void *user)
+{
+    (void)ctx;
+    (void)user;
+    cur->unframed -= cur->frame_bytes < cur->unframed ? cur->frame_bytes : cur->unframed;
+    cur->frame_bytes = 0;
+}
+
+/* The reading context for ws's bytes: its own while it is inside a frame
+ * or a message, else the spare one (or a new one).  NULL when out of
+ * memory. */
+static wslay_event_context_ptr lend_ev(struct ws_conn *ws)
 {
     static const struct wslay_event_callbacks cbs = {
         .recv_callback = ev_recv,
         .send_callback = ev_send,
         .on_frame_recv_start_callback = on_frame_start,
         .on_frame_recv_chunk_callback = on_frame_chunk,
+        .on_frame_recv_end_callback = on_frame_end,
     };
-    if (wslay_event_context_server_init(&ws->ev, &cbs, ws) != 0)
-        return -1;
-    wslay_event_config_set_no_buffering(ws->ev, 1);
+    if (!ws->ev && spare_ev) {
+        ws->ev = spare_ev;
+        spare_ev = NULL;
+    } else if (!ws->ev) {
+        if (wslay_event_context_server_init(&ws->ev, &cbs, NULL) != 0)
+            return ws->ev = NULL;
+        wslay_event_config_set_no_buffering(ws->ev, 1);
+    }
+    return ws->ev;
+}
+
+/* After a read: at a frame boundary, outside any message, with nothing
+ * queued (wslay_event_send ran) and no close, the context is as new and
+ * goes back to be lent again; a failed connection's is thrown away. */
+static void return_ev(struct ws_conn *ws)
+{
+    if (!ws->ev)
+        return;
+    if (ws->failed || !wslay_event_get_read_enabled(ws->ev) ||
+        wslay_event_get_queued_msg_count(ws->ev) || wslay_event_get_close_received(ws->ev) ||
+        wslay_event_get_close_sent(ws->ev)) {
+        if (!ws->failed)
+            return; /* it lives on with the connection */
+        wslay_event_context_free(ws->ev);
+        ws->ev = NULL;
+        return;
+    }
+    if (ws->unframed || ws->in_message)
+        return;
+    if (spare_ev)
+        wslay_event_context_free(ws->ev);
+    else
+        spare_ev = ws->ev;
+    ws->ev = NULL;
+}
+
+static int upgrade(struct ws_conn *ws)
+{
     ws_handshake_free(ws->hs);
     ws->hs = NULL;
     ws->upgraded = true;
@@ -298,8 +371,15 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
         if (r == 0)
             return BEV_NEED_MORE;
     }
+    if (!lend_ev(ws)) {
+        fail(ws, 0, "out of memory");
+        evbuffer_drain(src, evbuffer_get_length(src));
+        report(ws);
+        return BEV_NEED_MORE;
+    }
     ws->src = src;
     ws->dst = dst;
+    cur = ws;
     int r = wslay_event_recv(ws->ev);
     if (!ws->failed) {
         if (r == WSLAY_ERR_CALLBACK_FAILURE) {
@@ -328,6 +408,8 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
         }
     }
     ws->src = ws->dst = NULL;
+    return_ev(ws);
+    cur = NULL;
     if (ws->failed) {
         evbuffer_drain(src, evbuffer_get_length(src));
         report(ws);
@@ -504,6 +586,9 @@ void ws_transport_shutdown(void)
     if (framer)
         wslay_frame_context_free(framer);
     framer = NULL;
+    if (spare_ev)
+        wslay_event_context_free(spare_ev);
+    spare_ev = NULL;
 }
 
 /* ---- the rest of the contract --------------------------------------------- */

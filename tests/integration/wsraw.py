@@ -9,7 +9,6 @@ answered, pongs and close frames recorded).
 import base64
 import hashlib
 import os
-import select
 import socket
 import struct
 import time
@@ -61,18 +60,27 @@ def request(port, path='/mqtt', protocols='mqtt', origin=None, key=None, version
     return ('\r\n'.join(lines) + '\r\n\r\n').encode(), key
 
 
+def recv_until(sock, deadline):
+    """One recv within the deadline (no select: any descriptor number)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise mqttraw.Timeout()
+    old = sock.gettimeout()
+    sock.settimeout(left)
+    try:
+        return sock.recv(65536)
+    except socket.timeout:
+        raise mqttraw.Timeout()
+    finally:
+        sock.settimeout(old)
+
+
 def read_http_head(sock, timeout=5.0):
     """(status, headers dict lower-case, bytes after the head)."""
     deadline = time.monotonic() + timeout
     data = b''
     while b'\r\n\r\n' not in data:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise mqttraw.Timeout()
-        r, _, _ = select.select([sock], [], [], left)
-        if not r:
-            raise mqttraw.Timeout()
-        chunk = sock.recv(65536)
+        chunk = recv_until(sock, deadline)
         if not chunk:
             raise mqttraw.Closed()
         data += chunk
@@ -171,14 +179,8 @@ class WsRawClient(mqttraw.RawClient):
     def _fill_raw(self, deadline):
         if self.eof:
             raise mqttraw.Closed()
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise mqttraw.Timeout()
-        r, _, _ = select.select([self.sock], [], [], left)
-        if not r:
-            raise mqttraw.Timeout()
         try:
-            data = self.sock.recv(65536)
+            data = recv_until(self.sock, deadline)
         except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
             data = b''
         if not data:
