@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """ws_idle.py - bytes of broker memory per idle connection, plain MQTT
-against MQTT over WebSocket (and wss), on one petreld: N clients connect
+against MQTT over WebSocket (and TLS against wss), on one petreld: N clients connect
 (CONNECT accepted, keep alive 600 s, clean session) on one transport, the
 broker's RSS is read once it has settled, they disconnect, and the next
 transport is measured the same way on a fresh broker.  The figure is the
@@ -72,10 +72,13 @@ def settle(pid, seconds=1.5):
 def connect_all(kind, port, n, certs):
     conns = []
     connect = mqttraw.connect_packet('', keepalive=600)
-    ctx = tls_helpers.client_context(certs.ca) if kind == 'wss' else None
+    ctx = tls_helpers.client_context(certs.ca) if kind in ('wss', 'tls') else None
     for _ in range(n):
         if kind == 'tcp':
             c = mqttraw.RawClient(port)
+            c.send(connect)
+        elif kind == 'tls':
+            c = tls_helpers.TlsRawClient(port, ctx)
             c.send(connect)
         else:
             sock = socket.create_connection(('127.0.0.1', port), timeout=10)
@@ -86,7 +89,7 @@ def connect_all(kind, port, n, certs):
             c.send(connect)
         conns.append(c)
     for c in conns:
-        if kind == 'tcp':
+        if kind in ('tcp', 'tls'):
             # mqttraw reads with select(), which stops at descriptor 1024
             c.sock.settimeout(20)
             ack = b''
@@ -103,6 +106,8 @@ def measure(exe, kind, n, certs):
         listen = ['127.0.0.1:0']
         if kind == 'ws':
             listen.append('127.0.0.1:0 ws')
+        elif kind == 'tls':
+            listen.append('127.0.0.1:0 tls certfile=%s keyfile=%s' % (certs.server, certs.server_key))
         elif kind == 'wss':
             listen.append('127.0.0.1:0 wss certfile=%s keyfile=%s' % (certs.server, certs.server_key))
         b = Petreld(exe, tmp, listen).start()
@@ -127,7 +132,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--petreld', default=os.path.join(REPO, 'build', 'broker', 'petreld'))
     ap.add_argument('--clients', type=int, default=2000)
-    ap.add_argument('--transports', default='tcp,ws,wss')
+    ap.add_argument('--transports', default='tcp,ws,tls,wss')
     ap.add_argument('--json', action='store_true')
     a = ap.parse_args()
     certs = tls_helpers.Certs()
@@ -135,15 +140,17 @@ def main():
         rows = [measure(a.petreld, k, a.clients, certs) for k in a.transports.split(',')]
     finally:
         certs.close()
-    base = next((r for r in rows if r['transport'] == 'tcp'), None)
+    per = {r['transport']: r['bytes_per_connection'] for r in rows}
     for r in rows:
-        if base:
-            r['ratio_to_tcp'] = round(r['bytes_per_connection'] / max(1, base['bytes_per_connection']), 2)
+        # ws against tcp, wss against tls
+        ref = {'ws': 'tcp', 'wss': 'tls'}.get(r['transport'])
+        if ref in per:
+            r['ratio_to_' + ref] = round(r['bytes_per_connection'] / max(1, per[ref]), 2)
         if not a.json:
             print('%-4s %6d idle clients: %6d bytes each (RSS %d -> %d KiB)%s'
                   % (r['transport'], r['clients'], r['bytes_per_connection'], r['rss_idle_kib'],
                      r['rss_loaded_kib'],
-                     ', %.2fx tcp' % r['ratio_to_tcp'] if 'ratio_to_tcp' in r else ''))
+                     ', %.2fx %s' % (r['ratio_to_' + ref], ref) if ref in per else ''))
     if a.json:
         print(json.dumps(rows))
 
