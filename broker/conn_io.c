@@ -86,19 +86,7 @@ static void bev_eventcb(struct bufferevent *bev, short what, void *arg);
 
 static struct conn_io_handlers handlers;
 
-/* The WebSocket layer ended the connection (ws_transport.h). */
-static void ws_failed(void *arg, const char *why)
-{
-    turn_begin();
-    conn_close(arg, why, true);
-}
-
-void conn_io_init(const struct conn_io_handlers *h)
-{
-    static const struct ws_transport_handlers ws = {ws_failed};
-    handlers = *h;
-    ws_transport_init(&ws);
-}
+void conn_io_init(const struct conn_io_handlers *h) { handlers = *h; }
 
 int conn_io_fd(const struct conn *c)
 {
@@ -564,7 +552,8 @@ static void bev_eventcb(struct bufferevent *bev, short what, void *arg)
     }
     char tls_why[320];
     if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
-        tls_error_reason(bev, what, tls_why, sizeof tls_why)) {
+        (ws_transport_error_reason(bev, tls_why, sizeof tls_why) ||
+         tls_error_reason(bev, what, tls_why, sizeof tls_why))) {
         conn_close(c, tls_why, true);
     } else if (what & BEV_EVENT_EOF) {
         conn_close(c, "connection closed by peer", true);

@@ -44,6 +44,7 @@ struct ws_conn {
     struct evbuffer *src, *dst;        /* during an input filter call */
     struct evbuffer_cb_entry *out_cb;  /* on under's output */
     struct event *linger_timer;
+    char *why;                         /* why it failed (malloc'd), for the log */
     uint16_t close_code;               /* the next close frame's (0 = 1000) */
     uint8_t cur_opcode;                /* of the frame being read */
     bool in_message : 1;               /* a fragmented data message goes on */
@@ -57,7 +58,6 @@ struct ws_conn {
 
 struct ws_stats ws_stats;
 
-static struct ws_transport_handlers handlers;
 /* The connection whose bytes wslay's callbacks handle now: a context is
  * lent from one connection to the next, so its user data cannot say. */
 static struct ws_conn *cur;
@@ -66,14 +66,6 @@ static struct ws_conn *cur;
 static wslay_event_context_ptr spare_ev;
 static struct ws_conn *lingering;
 static bool shutting_down;
-/* Why the last failure happened, for the handler's log line. */
-static char fail_why[160];
-
-void ws_transport_init(const struct ws_transport_handlers *h)
-{
-    handlers = *h;
-    shutting_down = false;
-}
 
 /* ---- frames out ----------------------------------------------------------- */
 
@@ -143,7 +135,7 @@ static void send_close(struct ws_conn *ws, uint16_t code)
 /* ---- failures ------------------------------------------------------------- */
 
 /* Ends the connection from below: the close frame `code` (0 = none, e.g.
- * after an HTTP error) is queued and the connection layer told. */
+ * after an HTTP error) is queued; report() then tells the connection. */
 static void fail(struct ws_conn *ws, uint16_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void fail(struct ws_conn *ws, uint16_t code, const char *fmt, ...)
@@ -158,19 +150,20 @@ static void fail(struct ws_conn *ws, uint16_t code, const char *fmt, ...)
         wslay_event_shutdown_read(ws->ev);
         wslay_event_shutdown_write(ws->ev);
     }
+    char why[160];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(fail_why, sizeof fail_why, fmt, ap);
+    vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
+    ws->why = strdup(why); /* NULL: the connection layer's own words stand */
 }
 
-/* The connection layer hears of it once the filter call is over. */
-static void report(struct ws_conn *ws)
+/* The connection hears of it as of the end of its socket, after the bytes
+ * that came before (a DISCONNECT just before a close frame must count):
+ * the filter's deferred callbacks run the read callback first. */
+static void report(struct ws_conn *ws, short what)
 {
-    void *arg = NULL;
-    bufferevent_getcb(ws->top, NULL, NULL, NULL, &arg);
-    if (arg && handlers.failed)
-        handlers.failed(arg, fail_why);
+    bufferevent_trigger_event(ws->top, what | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* ---- frames in ------------------------------------------------------------ */
@@ -365,7 +358,7 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
         int r = handshake_input(ws, src);
         if (r < 0) {
             evbuffer_drain(src, evbuffer_get_length(src));
-            report(ws);
+            report(ws, BEV_EVENT_ERROR);
             return BEV_NEED_MORE;
         }
         if (r == 0)
@@ -374,9 +367,10 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
     if (!lend_ev(ws)) {
         fail(ws, 0, "out of memory");
         evbuffer_drain(src, evbuffer_get_length(src));
-        report(ws);
+        report(ws, BEV_EVENT_ERROR);
         return BEV_NEED_MORE;
     }
+    size_t before = evbuffer_get_length(dst);
     ws->src = src;
     ws->dst = dst;
     cur = ws;
@@ -408,12 +402,14 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
         }
     }
     ws->src = ws->dst = NULL;
+    bool closed_by_client = ws->ev && wslay_event_get_close_received(ws->ev);
     return_ev(ws);
     cur = NULL;
     if (ws->failed) {
         evbuffer_drain(src, evbuffer_get_length(src));
-        report(ws);
-        return BEV_NEED_MORE;
+        report(ws, closed_by_client ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
+        /* What came before the failure is still the connection's. */
+        return evbuffer_get_length(dst) > before ? BEV_OK : BEV_NEED_MORE;
     }
     /* OK even when only pings came: the connection layer then sees that
      * its output is over the bound (pongs count) and stops reading. */
@@ -551,6 +547,8 @@ static void ws_destroy(void *arg)
         if (ws->ev)
             wslay_event_context_free(ws->ev);
         ws->ev = NULL;
+        free(ws->why);
+        ws->why = NULL;
         struct evbuffer *out = bufferevent_get_output(ws->under);
         if (ws->out_cb)
             evbuffer_remove_cb_entry(out, ws->out_cb);
@@ -603,6 +601,7 @@ struct bufferevent *ws_transport_wrap(struct bufferevent *under, const struct ws
     }
     ws->under = under;
     ws->conf = conf;
+    shutting_down = false; /* a broker runs (again, in tests) */
     /* Not CLOSE_ON_FREE: ws_destroy keeps `under` to linger.  Deferred
      * callbacks: the filter's write callback would otherwise run inside
      * the connection's own writes. */
@@ -648,6 +647,15 @@ void ws_transport_free(struct bufferevent *bev)
 void ws_transport_finish(struct bufferevent *bev)
 {
     bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
+}
+
+bool ws_transport_error_reason(struct bufferevent *bev, char *why, size_t len)
+{
+    struct ws_conn *ws = ctx_of(bev);
+    if (!ws || !ws->why)
+        return false;
+    snprintf(why, len, "%s", ws->why);
+    return true;
 }
 
 void ws_transport_set_close_code(struct bufferevent *bev, uint16_t code)

@@ -8,8 +8,7 @@
  * binary frame.  Pings are answered and close frames exchanged here; what
  * the client does wrong ends the connection with the close code RFC 6455
  * gives it.  This layer knows nothing of MQTT or of struct conn: it reports
- * a failure through the handler set by ws_transport_init, with the filter
- * bufferevent's callback argument.
+ * a failure as the end of the bufferevent, like a socket error.
  */
 #ifndef PETREL_WS_TRANSPORT_H
 #define PETREL_WS_TRANSPORT_H
@@ -42,17 +41,14 @@ struct ws_stats {
 };
 extern struct ws_stats ws_stats;
 
-/* What the connection layer does when the WebSocket layer ends a
- * connection (bad handshake, protocol violation, close frame from the
- * client): `arg` is the filter bufferevent's callback argument, `why` a
- * message for the log.  The handler closes the connection (freeing the
- * bufferevent); what the layer queued (HTTP error, close frame) is still
- * sent: freeing leaves the socket lingering until it is written, for at
- * most two seconds. */
-struct ws_transport_handlers {
-    void (*failed)(void *arg, const char *why);
-};
-void ws_transport_init(const struct ws_transport_handlers *h);
+/* When the WebSocket layer ends a connection (a refused handshake, a
+ * protocol violation, a close frame from the client) its bufferevent
+ * reports BEV_EVENT_ERROR (BEV_EVENT_EOF for the close frame), after the
+ * read callback for the bytes that came before; ws_transport_error_reason
+ * then says why.  What the layer queued (the HTTP error, the close frame)
+ * is still sent: freeing the bufferevent leaves the socket lingering until
+ * it is written, for at most two seconds. */
+bool ws_transport_error_reason(struct bufferevent *bev, char *why, size_t len);
 
 /* Wraps `under` (made with BEV_OPT_CLOSE_ON_FREE; taken over, freed on
  * failure).  Returns the bufferevent the connection uses, or NULL. */

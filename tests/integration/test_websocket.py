@@ -327,6 +327,24 @@ class WebSocketTest(BrokerTestCase):
         p = watcher.expect_publish()
         self.assertEqual(p.payload, b'gone')
 
+    def test_disconnect_then_close_in_one_write_publishes_no_will(self):
+        """As browsers end: DISCONNECT and the close frame together.  The
+        DISCONNECT counts (no will); a PUBLISH before a bare close frame
+        is delivered, then the will."""
+        watcher = self.watcher()
+        c = self.wsc()
+        c.connect('ws-clean-end', will=(self.topic('will'), b'must-not-come', 0, False))
+        c.sock.sendall(wsraw.frame(OP_BINARY, mqttraw.DISCONNECT_BYTES) +
+                       wsraw.frame(OP_CLOSE, struct.pack('!H', 1000)))
+        self.assertEqual(c.wait_close(), 1000)
+        c = self.wsc()
+        c.connect('ws-dirty-end', will=(self.topic('will'), b'dirty', 0, False))
+        c.sock.sendall(wsraw.frame(OP_BINARY, mqttraw.publish_packet(self.topic('will'), b'last')) +
+                       wsraw.frame(OP_CLOSE, struct.pack('!H', 1001)))
+        self.assertEqual(watcher.expect_publish().payload, b'last')
+        self.assertEqual(watcher.expect_publish().payload, b'dirty')
+        watcher.expect_nothing(0.3)
+
     def test_ping_flood_from_non_reader_is_bounded(self):
         """Pings from a client that reads nothing: their pongs fill its
         output (max_output_buffer), reading it stops, the broker stays
