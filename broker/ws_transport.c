@@ -613,6 +613,10 @@ struct bufferevent *ws_transport_wrap(struct bufferevent *under, const struct ws
         bufferevent_free(under);
         return NULL;
     }
+    /* What the connection writes while the socket still has bytes to send
+     * waits in the filter, and goes out as one frame once they are sent:
+     * a frame per packet would cost a callback per packet. */
+    bufferevent_setwatermark(under, EV_WRITE, 0, 1);
     ws->out_cb = evbuffer_add_cb(bufferevent_get_output(under), under_out_cb, ws);
     if (!ws->out_cb) {
         bufferevent_free(ws->top); /* runs ws_destroy */

@@ -351,6 +351,9 @@ struct bufferevent *wsc_start(struct bufferevent *under, const char *host, uint1
         *err = PETREL_ENOMEM;
         return NULL;
     }
+    /* Writes made while the socket still has bytes to send wait in the
+     * filter and then go as one frame, not one frame (and mask) each. */
+    bufferevent_setwatermark(under, EV_WRITE, 0, 1);
     /* Deferred: the transport's callbacks must not run inside its writes. */
     w->top = bufferevent_filter_new(under, in_filter, out_filter,
                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, wsc_free, w);
