@@ -60,15 +60,22 @@ struct ws_handshake *ws_handshake_new(void)
 
 void ws_handshake_free(struct ws_handshake *h) { free(h); }
 
+/* Appends at[0..len) to buf (holding *n of cap bytes); false if it does
+ * not fit (nothing is then added: a cut value would be another value). */
+static bool append(char *buf, size_t *n, size_t cap, const char *at, size_t len)
+{
+    if (len > cap - *n)
+        return false;
+    memcpy(buf + *n, at, len);
+    *n += len;
+    return true;
+}
+
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct ws_handshake *h = p->data;
-    if (len > sizeof h->url - 1 - h->url_len) {
+    if (!append(h->url, &h->url_len, sizeof h->url - 1, at, len))
         h->overflow = true;
-        return 0;
-    }
-    memcpy(h->url + h->url_len, at, len);
-    h->url_len += len;
     return 0;
 }
 
@@ -81,12 +88,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         h->field_long = false;
         h->cur = -1;
     }
-    if (len > sizeof h->field - h->field_len) {
+    if (!append(h->field, &h->field_len, sizeof h->field, at, len))
         h->field_long = true;
-        return 0;
-    }
-    memcpy(h->field + h->field_len, at, len);
-    h->field_len += len;
     return 0;
 }
 
@@ -118,13 +121,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     }
     if (h->cur < 0)
         return 0;
-    size_t *n = &h->val_len[h->cur];
-    if (len > SLOT_MAX - 1 - *n) {
+    if (!append(h->val[h->cur], &h->val_len[h->cur], SLOT_MAX - 1, at, len))
         h->overflow = true;
-        return 0;
-    }
-    memcpy(h->val[h->cur] + *n, at, len);
-    *n += len;
     return 0;
 }
 

@@ -19,32 +19,6 @@ import tls_helpers  # noqa: E402  (needs the path above)
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = range(3)
 
 
-class WsPetreld(ct.Broker):
-    """petreld with a plain listener, a ws one on /mqtt, one on /other and a wss one."""
-    kind = 'petreld'
-
-    def __init__(self, certs):
-        super().__init__()
-        self.certs = certs
-
-    def start(self):
-        if not ct.have(ct.PETRELD):
-            raise ct.unittest.SkipTest('petreld not built')
-        data = os.path.join(self.tmp, 'data')
-        os.makedirs(data, exist_ok=True)
-        conf = os.path.join(self.tmp, 'petreld.conf')
-        with open(conf, 'w') as f:
-            f.write('listen = 127.0.0.1:0\n')
-            f.write('listen = 127.0.0.1:0 ws\n')
-            f.write('listen = 127.0.0.1:0 ws ws_path=/other\n')
-            f.write('listen = 127.0.0.1:0 wss certfile=%s keyfile=%s\n'
-                    % (self.certs.server, self.certs.server_key))
-            f.write('data_dir = %s\nlog_level = info\n' % data)
-        listeners = self._start([ct.PETRELD, '-c', conf], ct.petreltest.petreld_listeners)
-        self.port, self.ws, self.ws_other, self.wss = [p for h, p in listeners]
-        return self
-
-
 def petrel(*args, **kw):
     return ct.run([ct.PETREL] + [str(a) for a in args], **kw)
 
@@ -55,24 +29,14 @@ class WebSocketCliTest(ct.unittest.TestCase):
     def setUpClass(cls):
         if not ct.have(ct.PETREL):
             raise ct.unittest.SkipTest('petrel not built')
-        cls.certs = tls_helpers.Certs()
-        try:
-            cls.broker = WsPetreld(cls.certs).start()
-        except BaseException:
-            cls.certs.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.stop()
-        cls.certs.close()
-
-    def setUp(self):
-        self.bg = []
-
-    def tearDown(self):
-        for b in self.bg:
-            b.stop()
+        cls.certs = c = tls_helpers.Certs()
+        cls.addClassCleanup(c.close)
+        # a plain listener, ws on /mqtt, ws on /other, wss
+        cls.broker = ct.Petreld(listens=[
+            '127.0.0.1:0 ws', '127.0.0.1:0 ws ws_path=/other',
+            '127.0.0.1:0 wss certfile=%s keyfile=%s' % (c.server, c.server_key)]).start()
+        cls.addClassCleanup(cls.broker.stop)
+        cls.ws, cls.ws_other, cls.wss = cls.broker.ports[1:]
 
     def topic(self):
         return 'ws/%s' % self._testMethodName
@@ -80,7 +44,7 @@ class WebSocketCliTest(ct.unittest.TestCase):
     def sub(self, *conn, qos=2, count=3):
         s = ct.Background([ct.PETREL, 'sub', '-d', '-t', self.topic(), '-q', str(qos),
                            '-C', str(count), '--timeout', '10'] + [str(a) for a in conn])
-        self.bg.append(s)
+        self.addCleanup(s.stop)
         s.wait_stderr(r'subscribed: 1 of 1 granted')
         return s
 
@@ -96,7 +60,7 @@ class WebSocketCliTest(ct.unittest.TestCase):
         self.assertEqual(s.proc.wait(10), EXIT_OK)
         m = ct.Background([ct.MOSQUITTO_SUB, '-h', '127.0.0.1', '-p', str(self.broker.port),
                            '-t', self.topic(), '-q', '2', '-C', '3', '-d'])
-        self.bg.append(m)
+        self.addCleanup(m.stop)
         deadline = ct.time.monotonic() + 5
         while not any('SUBACK' in l for l in m.out) and ct.time.monotonic() < deadline:
             ct.time.sleep(0.02)
@@ -111,24 +75,24 @@ class WebSocketCliTest(ct.unittest.TestCase):
         self.assertEqual(lines, ['ws 0', 'ws 1', 'ws 2'])
 
     def test_url_ws(self):
-        self._across(['-L', 'ws://127.0.0.1:%d/mqtt' % self.broker.ws])
+        self._across(['-L', 'ws://127.0.0.1:%d/mqtt' % self.ws])
 
     def test_flags_ws(self):
-        self._across(['--ws', '-h', '127.0.0.1', '-p', self.broker.ws])
-        self._across(['--ws-path', '/other', '-h', '127.0.0.1', '-p', self.broker.ws_other])
+        self._across(['--ws', '-h', '127.0.0.1', '-p', self.ws])
+        self._across(['--ws-path', '/other', '-h', '127.0.0.1', '-p', self.ws_other])
 
     def test_url_wss(self):
-        self._across(['-L', 'wss://localhost:%d/mqtt' % self.broker.wss,
+        self._across(['-L', 'wss://localhost:%d/mqtt' % self.wss,
                       '--cafile', self.certs.ca])
 
     def test_wrong_path_is_refused(self):
-        r = petrel('pub', '-L', 'ws://127.0.0.1:%d/nope' % self.broker.ws, '-t', self.topic(),
+        r = petrel('pub', '-L', 'ws://127.0.0.1:%d/nope' % self.ws, '-t', self.topic(),
                    '-m', 'x', '--timeout', 5)
         self.assertEqual(r.returncode, EXIT_FAILURE, r.stderr)
         self.assertIn('protocol error from the server', r.stderr)
 
     def test_plain_mqtt_on_the_ws_port_fails(self):
-        r = petrel('pub', '-h', '127.0.0.1', '-p', self.broker.ws, '-t', self.topic(),
+        r = petrel('pub', '-h', '127.0.0.1', '-p', self.ws, '-t', self.topic(),
                    '-m', 'x', '--timeout', 3)
         self.assertNotEqual(r.returncode, EXIT_OK, r.stderr)
 
@@ -144,7 +108,7 @@ class WebSocketCliTest(ct.unittest.TestCase):
         self.assertEqual(r.returncode, EXIT_USAGE, r.stderr)
 
     def test_bench_refuses_ws(self):
-        r = petrel('bench', '-L', 'ws://127.0.0.1:%d/mqtt' % self.broker.ws)
+        r = petrel('bench', '-L', 'ws://127.0.0.1:%d/mqtt' % self.ws)
         self.assertEqual(r.returncode, EXIT_USAGE, r.stderr)
         self.assertIn('not supported by bench', r.stderr)
 

@@ -42,8 +42,8 @@ class WebSocketTest(BrokerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.certs = tls_helpers.Certs()
-        c = cls.certs
+        cls.certs = c = tls_helpers.Certs()
+        cls.addClassCleanup(c.close)
         cls.broker_settings = {
             'listen': ['127.0.0.1:0',
                        '127.0.0.1:0 ws',
@@ -53,19 +53,10 @@ class WebSocketTest(BrokerTestCase):
             'max_packet_size': 10000,
             'sys_interval': 1,
         }
-        try:
-            super().setUpClass()
-        except BaseException:
-            c.close()
-            raise
+        super().setUpClass()
         cls.ws = ws_port(cls.broker, 1)
         cls.ws_origin = ws_port(cls.broker, 2)
         cls.wss = ws_port(cls.broker, 3)
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.certs.close()
 
     def wsc(self, port=None, **kw):
         c = WsRawClient(port or self.ws, **kw)
