@@ -368,6 +368,33 @@ class WebSocketTest(BrokerTestCase):
         w = self.watcher()
         self.assert_broker_serves(w)
 
+    # ---- the same connection code as TCP
+    def test_listener_options_apply(self):
+        """allow_anonymous=false on a ws listener refuses (CONNACK 5) and
+        its max_connections holds."""
+        b = self.start_broker({'listen': ['127.0.0.1:0', '127.0.0.1:0 ws allow_anonymous=false',
+                                          '127.0.0.1:0 ws max_connections=2']})
+        c = WsRawClient(ws_port(b, 1))
+        self._clients.append(c)
+        self.assertEqual(c.connect('anon', expect_rc=None).rc, 5)
+        self.assertTrue(c.wait_eof())
+        port = ws_port(b, 2)
+        held = [WsRawClient(port), WsRawClient(port)]
+        self._clients.extend(held)
+        with self.assertRaises((mqttraw.Closed, ConnectionError)):
+            WsRawClient(port, timeout=3)   # the third is closed at accept
+
+    def test_keepalive_over_ws(self):
+        """A silent client is cut after 1.5 x keep alive, with a close
+        frame, and its will goes out."""
+        watcher = self.watcher()
+        c = self.wsc()
+        c.connect('ws-silent', keepalive=1, will=(self.topic('will'), b'timed-out', 0, False))
+        start = time.monotonic()
+        self.assertEqual(c.wait_close(timeout=1.5 + harness.KEEPALIVE_SLACK + 2), 1000)
+        self.assertGreaterEqual(time.monotonic() - start, 1.2)
+        self.assertEqual(watcher.expect_publish().payload, b'timed-out')
+
     # ---- interop and TLS
     def _interop(self, client):
         topic = self.topic()
