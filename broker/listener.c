@@ -160,6 +160,15 @@ bool listener_allows_anonymous(const struct listener *l)
     }
 }
 
+const char *listener_transport(const struct listener *l)
+{
+    if (!l)
+        return "tcp";
+    if (l->is_ws)
+        return l->tls ? "wss" : "ws";
+    return l->tls ? "tls" : "tcp";
+}
+
 bool listener_uses_identity(const struct listener *l)
 {
     return l && l->tls_identity;
@@ -325,8 +334,8 @@ static int open_one(const struct listener_conf *lc)
                    lc->tls.require_certificate ? ", client certificate required" : "",
                    l->tls_identity ? ", certificate CN is the user name" : "");
     if (l->is_ws)
-        log_notice("listener %s: MQTT over WebSocket%s, path %s, origins %s", l->name,
-                   l->tls ? " (wss)" : "", l->ws_path, l->ws_origins[0] ? l->ws_origins : "any");
+        log_notice("listener %s: MQTT over WebSocket (%s), path %s, origins %s", l->name,
+                   listener_transport(l), l->ws_path, l->ws_origins[0] ? l->ws_origins : "any");
     char limit[48] = "";
     if (l->max_connections)
         snprintf(limit, sizeof limit, ", max_connections %u", l->max_connections);

@@ -92,6 +92,13 @@ class WebSocketTest(BrokerTestCase):
                 return
         self.fail('server did not close the connection')
 
+    def test_listeners_logged(self):
+        log = self.broker.log_text()
+        for port, what in ((self.ws, 'ws), path /mqtt, origins any'),
+                           (self.ws_origin, 'ws), path /ws, origins %s,http://other' % ORIGIN),
+                           (self.wss, 'wss), path /mqtt, origins any')):
+            self.assertIn('listener 127.0.0.1:%d: MQTT over WebSocket (%s' % (port, what), log)
+
     # ---- handshake
     def test_handshake_accepted_and_pubsub(self):
         c = self.wsc()
