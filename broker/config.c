@@ -59,7 +59,9 @@ static const struct setting settings[] = {
      "# options after the address: max_connections=N, allow_anonymous=loopback|false|true;\n"
      "# TLS: tls certfile=PEM keyfile=PEM [cafile=PEM] [require_certificate=true]\n"
      "# [use_identity_as_username=true] [tls_version=tlsv1.2|tlsv1.3] [ciphers=LIST]\n"
-     "# [ciphersuites=LIST] (the port defaults to 8883 with tls, else 1883)",
+     "# [ciphersuites=LIST] (the port defaults to 8883 with tls, else 1883);\n"
+     "# WebSocket: ws (or wss = ws + tls) [ws_path=/mqtt] [allowed_origins=ORIGIN,...]\n"
+     "# (the port defaults to 8080, 8443 with wss)",
      NULL},
     {"data_dir", K_PATH, FIELD(data_dir), 0, 0, NULL, "directory of the database petrel.db", NULL},
     NUM(max_connections, K_UINT, 0, UINT32_MAX, NULL,
@@ -515,7 +517,8 @@ static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
 
 #define LISTEN_OPTION_NAMES                                                           \
     "max_connections, allow_anonymous, tls, certfile, keyfile, cafile, "             \
-    "require_certificate, use_identity_as_username, tls_version, ciphers, ciphersuites"
+    "require_certificate, use_identity_as_username, tls_version, ciphers, ciphersuites, " \
+    "ws, wss, ws_path, allowed_origins"
 
 /* One TLS option; 1 if `key` is one, 0 if not, -1 on a bad value. */
 static int parse_tls_option(const char *key, const char *v, struct listener_tls_conf *t,
@@ -614,6 +617,12 @@ static int parse_listen_options(const char *opts, struct listener_conf *l, char 
             l->tls.enabled = true;
             continue;
         }
+        if (strcmp(word, "ws") == 0 || strcmp(word, "wss") == 0) {
+            l->ws = true;
+            if (word[2] == 's')
+                l->tls.enabled = true;
+            continue;
+        }
         char *eq = strchr(word, '=');
         if (eq == NULL) {
             errf(err, errlen, "listen: option '%s' should be KEY=VALUE (or 'tls')", word);
@@ -635,6 +644,16 @@ static int parse_listen_options(const char *opts, struct listener_conf *l, char 
                 return -1;
             }
             l->max_connections = (uint32_t)n;
+        } else if (strcmp(word, "ws_path") == 0) {
+            if (v[0] != '/' || strpbrk(v, "?#")) {
+                errf(err, errlen, "listen: ws_path=%s should be a path starting with '/'", v);
+                return -1;
+            }
+            if (set_text(word, v, l->ws_path, sizeof l->ws_path, err, errlen))
+                return -1;
+        } else if (strcmp(word, "allowed_origins") == 0) {
+            if (set_text(word, v, l->allowed_origins, sizeof l->allowed_origins, err, errlen))
+                return -1;
         } else if (strcmp(word, "allow_anonymous") == 0) {
             size_t i;
             for (i = 0; anonymous_names[i]; i++)
@@ -651,6 +670,12 @@ static int parse_listen_options(const char *opts, struct listener_conf *l, char 
             return -1;
         }
     }
+    if (!l->ws && (l->ws_path[0] || l->allowed_origins[0])) {
+        errf(err, errlen, "listen: ws_path and allowed_origins need 'ws' or 'wss'");
+        return -1;
+    }
+    if (l->ws && !l->ws_path[0])
+        snprintf(l->ws_path, sizeof l->ws_path, "/mqtt");
     return check_tls_options(&l->tls, err, errlen);
 }
 
@@ -679,7 +704,7 @@ static int add_listener(struct config *c, const char *value, char *err, size_t e
     if (parse_listen_options(opts, &l, err, errlen) < 0)
         return -1;
     if (!has_port)
-        l.port = l.tls.enabled ? 8883 : 1883;
+        l.port = l.ws ? (l.tls.enabled ? 8443 : 8080) : l.tls.enabled ? 8883 : 1883;
     if (n >= CONFIG_MAX_LISTENERS) {
         errf(err, errlen, "listen: more than %d listeners", CONFIG_MAX_LISTENERS);
         return -1;
@@ -926,6 +951,10 @@ void config_dump(const struct config *c, FILE *out)
                 if (l->allow_anonymous != ANON_INHERIT)
                     fprintf(out, " allow_anonymous=%s", anonymous_names[l->allow_anonymous]);
                 dump_tls(out, &l->tls);
+                if (l->ws)
+                    fprintf(out, " ws ws_path=%s", l->ws_path);
+                if (l->ws && l->allowed_origins[0])
+                    fprintf(out, " allowed_origins=%s", l->allowed_origins);
                 fputc('\n', out);
             }
             break;

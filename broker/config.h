@@ -71,6 +71,12 @@ struct listener_conf {
     uint32_t max_connections;  /* this listener's own limit; 0 = none */
     uint8_t allow_anonymous;   /* enum anonymous_policy, default ANON_INHERIT */
     struct listener_tls_conf tls;
+    /* MQTT over WebSocket: `ws`, or `wss` (ws and tls).  The port then
+     * defaults to 8080 (8443 with tls). */
+    bool ws;
+    char ws_path[128];          /* the upgrade request's path, default "/mqtt" */
+    char allowed_origins[1024]; /* Origin values browsers may connect from,
+                                   comma-separated; "" (default) = any */
     /* Where the line came from ("petreld.conf:12", "--listen"), so that an
      * error found when the listener opens can point at it; "" if unknown. */
     char origin[160];

@@ -812,6 +812,7 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
                      hlen + remaining, broker.cfg.max_packet_size);
             broker.stats.protocol_errors++;
             broker.stats.packet_too_large++;
+            conn_io_close_code(c, 1009); /* over WebSocket: message too big */
             if (c->state == CONN_AWAIT_CONNECT && peek_level5_connect(in, first, hlen))
                 refuse_connect5(c, MQTT_RC_PACKET_TOO_LARGE, why);
             else

@@ -34,6 +34,7 @@
 #include "session.h"
 #include "tls.h"
 #include "turn.h"
+#include "ws_transport.h"
 
 /* One read takes at most this much; more waits for the next turn, so that
  * a fast publisher does not hold the loop. */
@@ -90,6 +91,8 @@ void conn_io_init(const struct conn_io_handlers *h) { handlers = *h; }
 
 int conn_io_fd(const struct conn *c)
 {
+    if (c->bev && ws_transport_is(c->bev)) /* the socket is below the filter */
+        return (int)bufferevent_getfd(bufferevent_get_underlying(c->bev));
     return c->bev ? (int)bufferevent_getfd(c->bev) : c->fd;
 }
 
@@ -176,7 +179,10 @@ void conn_io_close(struct conn *c)
     conn_timer_clear(&c->timer);
     if (c->bev) {
         memory_budget_output_freed(evbuffer_get_length(bufferevent_get_output(c->bev)));
-        bufferevent_free(c->bev);
+        if (ws_transport_is(c->bev))
+            ws_transport_free(c->bev);
+        else
+            bufferevent_free(c->bev);
         c->bev = NULL;
         return;
     }
@@ -204,6 +210,7 @@ void conn_io_close(struct conn *c)
 
 void conn_io_shutdown(void)
 {
+    ws_transport_shutdown();
     while (n_spare)
         evbuffer_free(spare[--n_spare]);
     free(flush_q.q);
@@ -263,6 +270,8 @@ struct evbuffer *conn_output(struct conn *c)
 
 size_t conn_output_length(const struct conn *c)
 {
+    if (c->bev && ws_transport_is(c->bev))
+        return ws_transport_pending(c->bev); /* pongs and frames count */
     if (c->bev)
         return evbuffer_get_length(bufferevent_get_output(c->bev));
     return c->out ? evbuffer_get_length(c->out) : 0;
@@ -381,8 +390,18 @@ void conn_io_flush_now(struct conn *c)
             break;
 }
 
+void conn_io_close_code(struct conn *c, uint16_t code)
+{
+    if (c->bev && ws_transport_is(c->bev))
+        ws_transport_set_close_code(c->bev, code);
+}
+
 void conn_io_finish(struct conn *c)
 {
+    if (c->bev && ws_transport_is(c->bev)) {
+        ws_transport_finish(c->bev); /* a close frame before the FIN */
+        return;
+    }
     shutdown(conn_io_fd(c), SHUT_WR);
 }
 
@@ -544,7 +563,8 @@ static void bev_eventcb(struct bufferevent *bev, short what, void *arg)
     }
     char tls_why[320];
     if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
-        tls_error_reason(bev, what, tls_why, sizeof tls_why)) {
+        (ws_transport_error_reason(bev, tls_why, sizeof tls_why) ||
+         tls_error_reason(bev, what, tls_why, sizeof tls_why))) {
         conn_close(c, tls_why, true);
     } else if (what & BEV_EVENT_EOF) {
         conn_close(c, "connection closed by peer", true);

@@ -67,6 +67,11 @@ void conn_io_flush_now(struct conn *c);
  * deadline) then ends the connection. */
 void conn_io_finish(struct conn *c);
 
+/* The code a WebSocket connection's close frame will carry when it ends
+ * (RFC 6455: 1002 protocol error, 1009 too big; 1000 otherwise); nothing
+ * for other transports. */
+void conn_io_close_code(struct conn *c, uint16_t code);
+
 /* Frees the broker-wide I/O state (every connection must be gone). */
 void conn_io_shutdown(void);
 

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -28,6 +29,7 @@
 #include "memory_budget.h"
 #include "source_limit.h"
 #include "tls.h"
+#include "ws_transport.h"
 
 #define TCP_KEEPALIVE_IDLE_S 60
 #define TCP_KEEPALIVE_INTERVAL_S 10
@@ -52,6 +54,10 @@ struct listener {
     bool tls_identity;          /* use_identity_as_username */
     struct listener_tls_conf tls_conf; /* for reloading */
     char origin[160];           /* config file:line, for messages */
+    bool is_ws;                 /* MQTT over WebSocket (ws_transport.h) */
+    struct ws_transport_conf ws;  /* its strings point at the two below */
+    char ws_path[128];
+    char ws_origins[1024];
 };
 
 static struct log_ratelimit refused_log, listener_refused_log, accept_error_log, source_refused_log;
@@ -68,6 +74,22 @@ static void tune_socket(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+}
+
+/* A WebSocket connection: the socket's own bufferevent (TLS for wss) under
+ * the WebSocket filter, and the connection on top as on any bufferevent. */
+static struct conn *ws_conn_new(struct listener *l, int fd)
+{
+    struct bufferevent *bev = l->tls ? tls_accept_bufferevent(broker.base, fd, l->tls)
+                                     : bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        if (!l->tls) /* tls_accept_bufferevent closed it */
+            evutil_closesocket(fd);
+        return NULL;
+    }
+    l->ws.max_frame = (uint64_t)broker.cfg.max_packet_size + WS_FRAME_SLACK;
+    struct bufferevent *top = ws_transport_wrap(bev, &l->ws);
+    return top ? conn_new_bufferevent(top) : NULL;
 }
 
 static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *addr,
@@ -108,7 +130,7 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
         return;
     }
     tune_socket(fd);
-    struct conn *c = conn_new(fd, addr, l->tls);
+    struct conn *c = l->is_ws ? ws_conn_new(l, fd) : conn_new(fd, addr, l->tls);
     if (!c) {
         log_error("out of memory accepting a connection");
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
@@ -141,6 +163,15 @@ bool listener_allows_anonymous(const struct listener *l)
     case ANON_FALSE: return false;
     default: return !l || l->loopback;
     }
+}
+
+const char *listener_transport(const struct listener *l)
+{
+    if (!l)
+        return "tcp";
+    if (l->is_ws)
+        return l->tls ? "wss" : "ws";
+    return l->tls ? "tls" : "tcp";
 }
 
 bool listener_uses_identity(const struct listener *l)
@@ -277,6 +308,13 @@ static int open_one(const struct listener_conf *lc)
     l->loopback = is_loopback(&bound);
     l->allow_anonymous = lc->allow_anonymous;
     l->max_connections = lc->max_connections;
+    if (lc->ws) {
+        l->is_ws = true;
+        snprintf(l->ws_path, sizeof l->ws_path, "%s", lc->ws_path);
+        snprintf(l->ws_origins, sizeof l->ws_origins, "%s", lc->allowed_origins);
+        l->ws.path = l->ws_path;
+        l->ws.origins = l->ws_origins;
+    }
     l->ev = evconnlistener_new(broker.base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                -1, fd);
     l->resume = evtimer_new(broker.base, resume_cb, l);
@@ -300,6 +338,9 @@ static int open_one(const struct listener_conf *lc)
                    lc->tls.min_version == TLS_MIN_1_3 ? "TLSv1.3" : "TLSv1.2",
                    lc->tls.require_certificate ? ", client certificate required" : "",
                    l->tls_identity ? ", certificate CN is the user name" : "");
+    if (l->is_ws)
+        log_notice("listener %s: MQTT over WebSocket (%s), path %s, origins %s", l->name,
+                   listener_transport(l), l->ws_path, l->ws_origins[0] ? l->ws_origins : "any");
     char limit[48] = "";
     if (l->max_connections)
         snprintf(limit, sizeof limit, ", max_connections %u", l->max_connections);

@@ -38,6 +38,10 @@ bool listener_uses_identity(const struct listener *l);
  * error is logged. */
 void listeners_reload_tls(void);
 
+/* "tcp", "tls", "ws" or "wss": what `l` speaks (the admin API's
+ * `transport`); "tcp" for NULL (a connection made in-process). */
+const char *listener_transport(const struct listener *l);
+
 /* The connection is closing: it no longer counts against its listener's
  * max_connections.  Called by conn_close. */
 void listener_conn_closed(struct conn *c);

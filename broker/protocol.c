@@ -10,11 +10,13 @@
 
 #include "broker.h"
 #include "conn.h"
+#include "conn_io.h"
 #include "mqtt_codec.h"
 
 int protocol_error(struct conn *c, uint8_t reason, const char *why)
 {
     broker.stats.protocol_errors++;
+    conn_io_close_code(c, 1002); /* over WebSocket: protocol error */
     char msg[256];
     snprintf(msg, sizeof msg, "protocol violation: %s", why);
     conn_disconnect(c, reason, msg, true);

@@ -20,6 +20,7 @@
 #include "router.h"
 #include "store.h"
 #include "topic_tree.h"
+#include "ws_transport.h"
 
 static struct event *sys_timer;
 
@@ -108,6 +109,12 @@ static void publish_all(void)
                 broker.stats.publish_bytes_rate_paused);
     publish_u64("$SYS/broker/limits/memory_budget", broker.stats.memory_budget_hits);
     publish_u64("$SYS/broker/memory/used_bytes", memory_budget_used());
+    /* WebSocket listeners (ws_transport.h) */
+    publish_u64("$SYS/broker/websocket/handshakes", ws_stats.handshakes);
+    publish_u64("$SYS/broker/limits/websocket_handshake", ws_stats.handshake_refused);
+    publish_u64("$SYS/broker/limits/websocket_frame_size", ws_stats.frame_too_large);
+    publish_u64("$SYS/broker/websocket/protocol_errors", ws_stats.protocol_errors);
+    publish_u64("$SYS/broker/websocket/pings", ws_stats.pings);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)

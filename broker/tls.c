@@ -193,12 +193,21 @@ struct bufferevent *tls_accept_bufferevent(struct event_base *base, int fd,
     return bev;
 }
 
+/* The SSL of a TLS bufferevent, or of the one below a filter (wss: the
+ * WebSocket layer sits on top of TLS); NULL for a plain socket. */
+static SSL *ssl_of(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    struct bufferevent *under = ssl ? NULL : bufferevent_get_underlying(bev);
+    return under ? bufferevent_openssl_get_ssl(under) : ssl;
+}
+
 /* SSL's application data: set once the handshake is done. */
 static char handshake_done_mark;
 
 void tls_handshake_done(struct bufferevent *bev, const char *peer)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    SSL *ssl = ssl_of(bev);
     if (!ssl)
         return;
     SSL_set_app_data(ssl, &handshake_done_mark);
@@ -218,7 +227,7 @@ void tls_handshake_done(struct bufferevent *bev, const char *peer)
 
 bool tls_error_reason(struct bufferevent *bev, short what, char *why, size_t len)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    SSL *ssl = ssl_of(bev);
     if (!ssl)
         return false;
     bool in_handshake = SSL_get_app_data(ssl) != &handshake_done_mark;
@@ -254,7 +263,7 @@ bool tls_error_reason(struct bufferevent *bev, short what, char *why, size_t len
 
 char *tls_peer_cn(struct bufferevent *bev, size_t *len)
 {
-    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    SSL *ssl = bev ? ssl_of(bev) : NULL;
     if (!ssl)
         return NULL;
     X509 *cert = peer_certificate(ssl);

@@ -55,9 +55,101 @@ void conn_args_free(struct conn_args *a)
     }
 }
 
+/* -L mqtt://HOST[:PORT], mqtts://, ws://HOST[:PORT][/PATH], wss://; a
+ * bracketed IPv6 address as in URLs.  1, or -1 (message printed). */
+static int parse_url(struct conn_args *a, const char *url)
+{
+    static const struct {
+        const char *scheme;
+        bool tls, ws;
+        unsigned long port;
+    } schemes[] = {
+        {"mqtt://", false, false, 1883}, {"mqtts://", true, false, 8883},
+        {"ws://", false, true, 80},      {"wss://", true, true, 443},
+    };
+    size_t i, n = sizeof schemes / sizeof schemes[0];
+    for (i = 0; i < n; i++)
+        if (strncmp(url, schemes[i].scheme, strlen(schemes[i].scheme)) == 0)
+            break;
+    if (i == n) {
+        cli_error(a->cmd, "-L: '%s' is not an mqtt://, mqtts://, ws:// or wss:// URL", url);
+        return -1;
+    }
+    const char *h = url + strlen(schemes[i].scheme), *end;
+    size_t hlen;
+    if (*h == '[') {
+        end = strchr(h, ']');
+        if (!end) {
+            cli_error(a->cmd, "-L: '%s': unclosed [ in the address", url);
+            return -1;
+        }
+        h++;
+        hlen = (size_t)(end - h);
+        end++;
+    } else {
+        hlen = strcspn(h, ":/");
+        end = h + hlen;
+    }
+    if (hlen == 0 || hlen >= sizeof a->url_host) {
+        cli_error(a->cmd, "-L: '%s': no host, or too long a host", url);
+        return -1;
+    }
+    memcpy(a->url_host, h, hlen);
+    a->url_host[hlen] = '\0';
+    a->host = a->url_host;
+    a->port = schemes[i].port;
+    if (*end == ':') {
+        char port[8];
+        size_t plen = strcspn(end + 1, "/");
+        if (plen == 0 || plen >= sizeof port) {
+            cli_error(a->cmd, "-L: '%s': bad port", url);
+            return -1;
+        }
+        memcpy(port, end + 1, plen);
+        port[plen] = '\0';
+        if (parse_ulong(port, 65535, &a->port) != 0 || a->port == 0) {
+            cli_error(a->cmd, "-L: '%s': '%s' is not a port number (1-65535)", url, port);
+            return -1;
+        }
+        end += 1 + plen;
+    }
+    if (schemes[i].tls)
+        a->tls = true;
+    if (!schemes[i].ws) {
+        if (*end && strcmp(end, "/") != 0) {
+            cli_error(a->cmd, "-L: '%s': an %s URL has no path", url, schemes[i].scheme);
+            return -1;
+        }
+        return 1;
+    }
+    a->ws = true;
+    if (*end) {
+        if (strlen(end) >= sizeof a->url_path) {
+            cli_error(a->cmd, "-L: '%s': path too long", url);
+            return -1;
+        }
+        snprintf(a->url_path, sizeof a->url_path, "%s", end);
+        a->ws_path = a->url_path;
+    }
+    return 1;
+}
+
 int conn_args_option(struct conn_args *a, int opt, const char *arg)
 {
     switch (opt) {
+    case 'L':
+        return parse_url(a, arg);
+    case OPT_WS:
+        a->ws = true;
+        return 1;
+    case OPT_WS_PATH:
+        if (arg[0] != '/') {
+            cli_error(a->cmd, "--ws-path: '%s' does not start with '/'", arg);
+            return -1;
+        }
+        a->ws = true;
+        a->ws_path = arg;
+        return 1;
     case 'h':
         if (!*arg) {
             cli_error(a->cmd, "-h: empty host");
@@ -214,7 +306,11 @@ const char *conn_error_text(int err)
 /* The port shown in messages: the one given, or the default. */
 unsigned long conn_args_port(const struct conn_args *a)
 {
-    return a->port ? a->port : a->tls ? 8883 : 1883;
+    if (a->port)
+        return a->port;
+    if (a->ws)
+        return a->tls ? 8443 : 8080; /* petreld's WebSocket defaults */
+    return a->tls ? 8883 : 1883;
 }
 
 /* Reports a rejected option value; the library said why. */
@@ -233,9 +329,11 @@ petrel_options *conn_args_options(const struct conn_args *a)
         cli_error(a->cmd, "out of memory");
         return NULL;
     }
-    int rc = petrel_options_set_server(o, a->host, (uint16_t)a->port);
+    int rc = petrel_options_set_server(o, a->host, (uint16_t)(a->ws ? conn_args_port(a) : a->port));
     if (rc != PETREL_OK)
         return refuse(a, o, "host", rc);
+    if (a->ws && (rc = petrel_options_set_websocket(o, a->ws_path ? a->ws_path : "/mqtt")) != PETREL_OK)
+        return refuse(a, o, "--ws-path", rc);
 
     char generated[64];
     const char *id = a->client_id;

@@ -33,6 +33,11 @@ struct conn_args {
     const char *certfile;
     const char *keyfile;
     bool insecure;
+    /* MQTT over WebSocket: --ws, --ws-path, or a ws:// or wss:// -L URL. */
+    bool ws;
+    const char *ws_path;      /* default "/mqtt" */
+    char url_host[256];       /* -L's host, which -h then points at */
+    char url_path[512];
     /* MQTT 5.0 (props_args.c): -V, and the -D properties per packet. */
     int protocol;             /* PETREL_MQTT_311 or PETREL_MQTT_5 */
     bool protocol_set;
@@ -59,10 +64,12 @@ enum {
     OPT_CERT,
     OPT_KEY,
     OPT_INSECURE,
+    OPT_WS,
+    OPT_WS_PATH,
     OPT_CMD_BASE = 1100
 };
 
-#define CONN_SHORT_OPTS "h:p:i:u:P:k:cdV:D:"
+#define CONN_SHORT_OPTS "h:p:L:i:u:P:k:cdV:D:"
 
 #define CONN_LONG_OPTS                                                   \
     {"host", required_argument, NULL, 'h'},                              \
@@ -86,12 +93,21 @@ enum {
     {"cert", required_argument, NULL, OPT_CERT},                         \
     {"key", required_argument, NULL, OPT_KEY},                           \
     {"insecure", no_argument, NULL, OPT_INSECURE},                       \
+    {"url", required_argument, NULL, 'L'},                               \
+    {"ws", no_argument, NULL, OPT_WS},                                   \
+    {"ws-path", required_argument, NULL, OPT_WS_PATH},                   \
     {"help", no_argument, NULL, OPT_HELP}
 
 #define CONN_ARGS_HELP_BASIC                                                                  \
     "Connection:\n"                                                                     \
     "  -h, --host HOST          broker host name or address (default localhost)\n"     \
-    "  -p, --port PORT          broker port (default 1883; 8883 with TLS)\n"          \
+    "  -p, --port PORT          broker port (default 1883; 8883 with TLS; 8080 with\n" \
+    "                           --ws, 8443 with --ws and TLS)\n"                     \
+    "  -L, --url URL            mqtt://HOST[:PORT], mqtts://..., ws://HOST[:PORT][/PATH]\n" \
+    "                           or wss://... (MQTT over WebSocket, path default\n"  \
+    "                           /mqtt, port 80 or 443): host, port, TLS, WebSocket\n" \
+    "      --ws                 MQTT over WebSocket (RFC 6455, subprotocol mqtt)\n"  \
+    "      --ws-path PATH       the WebSocket path (default /mqtt; implies --ws)\n"   \
     "  -i, --id ID              client identifier (default petrel-CMD-PID)\n"          \
     "  -u, --username USER      user name\n"                                           \
     "  -P, --pw PASSWORD        password (needs -u)\n"                                 \

@@ -304,7 +304,7 @@ static int io_open(void *ctx)
         c->tls, c->opts.tls_server_name ? c->opts.tls_server_name : c->opts.host,
         !c->opts.tls_insecure};
     c->tr = transport_open(c->base, c->opts.host, c->opts.port, c->opts.max_packet_size,
-                           c->tls ? &tls : NULL, &ev, &err);
+                           c->tls ? &tls : NULL, c->opts.ws_path, &ev, &err);
     if (c->tr && !c->reading)
         transport_set_reading(c->tr, false);
     return c->tr ? PETREL_OK : err;

@@ -67,6 +67,7 @@ void options_clear(struct petrel_options *o)
     free(o->tls_certfile);
     free(o->tls_keyfile);
     free(o->tls_server_name);
+    free(o->ws_path);
     options5_clear(o);
     memset(o, 0, sizeof *o);
 }
@@ -86,7 +87,8 @@ int options_copy(struct petrel_options *dst, const struct petrel_options *src)
     dst->host = dst->client_id = dst->username = dst->will_topic = NULL;
     dst->password = dst->will_payload = NULL;
     dst->tls_cafile = dst->tls_certfile = dst->tls_keyfile = dst->tls_server_name = NULL;
-    if (copy_opt(&dst->tls_cafile, src->tls_cafile) ||
+    dst->ws_path = NULL;
+    if (copy_opt(&dst->ws_path, src->ws_path) || copy_opt(&dst->tls_cafile, src->tls_cafile) ||
         copy_opt(&dst->tls_certfile, src->tls_certfile) ||
         copy_opt(&dst->tls_keyfile, src->tls_keyfile) ||
         copy_opt(&dst->tls_server_name, src->tls_server_name))
@@ -229,6 +231,17 @@ int petrel_options_set_tls_server_name(petrel_options *o, const char *name)
     if (!o || (name && !*name))
         return PETREL_EINVAL;
     return set_string(&o->tls_server_name, name);
+}
+
+int petrel_options_set_websocket(petrel_options *o, const char *path)
+{
+    /* The path goes into the request line: no blanks or control bytes. */
+    if (!o || (path && path[0] != '/'))
+        return PETREL_EINVAL;
+    for (const char *p = path; p && *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return PETREL_EINVAL;
+    return set_string(&o->ws_path, path);
 }
 
 int petrel_options_set_client_id(petrel_options *o, const char *client_id)

@@ -42,6 +42,7 @@ struct petrel_options {
     char *tls_certfile;       /* client certificate, NULL = none */
     char *tls_keyfile;
     char *tls_server_name;    /* NULL = host */
+    char *ws_path;            /* MQTT over WebSocket to this path; NULL = plain MQTT */
     /* MQTT 5.0 property blocks (wire format, owned; NULL/0 = none), set in
      * options5.c. */
     uint8_t *connect_props;

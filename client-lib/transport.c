@@ -23,6 +23,7 @@
 #include "mqtt_codec.h"
 #include "petrel.h"
 #include "tls_client.h"
+#include "ws_client.h"
 
 /* Output beyond this makes can_write false; the session then keeps
  * publications in its queue (bounded) instead of in socket buffers
@@ -46,6 +47,12 @@ struct transport {
     bool use_tls;
     bool tls_started;               /* TCP is up, the handshake runs */
     struct transport_tls tls;
+    struct bufferevent *tls_bev;    /* the TLS bufferevent: bev, or under the WebSocket one */
+    const char *host;               /* for the WebSocket upgrade request */
+    uint16_t port;
+    const char *ws_path;            /* MQTT over WebSocket to this path; NULL = plain */
+    bool ws_started;                /* TCP (and TLS) are up, the upgrade runs */
+    int ws_failure;                 /* why the WebSocket layer ended it (ws_client.h) */
     struct evbuffer_cb_entry *tcp_watch; /* graceful close: TCP output drains */
 };
 
@@ -136,7 +143,7 @@ static int try_next(struct transport *t)
 
 struct transport *transport_open(struct event_base *base, const char *host, uint16_t port,
                                  uint32_t max_packet, const struct transport_tls *tls,
-                                 const struct transport_events *ev, int *err)
+                                 const char *ws_path, const struct transport_events *ev, int *err)
 {
     struct transport *t = calloc(1, sizeof *t);
     if (!t) {
@@ -147,6 +154,9 @@ struct transport *transport_open(struct event_base *base, const char *host, uint
     t->max_packet = max_packet;
     t->ev = *ev;
     t->reading = true;
+    t->host = host;
+    t->port = port;
+    t->ws_path = ws_path;
     if (tls) {
         t->use_tls = true;
         t->tls = *tls;
@@ -233,12 +243,17 @@ static void report_later(struct transport *t)
         event_active(t->later, EV_TIMEOUT, 0);
 }
 
-/* With TLS, the output drained into the TCP bufferevent under the TLS one,
- * and may still sit there: closing now would lose the DISCONNECT. */
+/* With TLS or WebSocket, the output drained into the TCP bufferevent at
+ * the bottom, and may still sit there: closing now would lose the
+ * DISCONNECT. */
 static struct evbuffer *tcp_output(struct transport *t)
 {
-    struct bufferevent *under = t->tls_started ? bufferevent_get_underlying(t->bev) : NULL;
-    return under ? bufferevent_get_output(under) : NULL;
+    struct bufferevent *b = t->bev, *under;
+    if (!b || !(t->tls_started || t->ws_started))
+        return NULL;
+    while ((under = bufferevent_get_underlying(b)))
+        b = under;
+    return b != t->bev ? bufferevent_get_output(b) : NULL;
 }
 
 static void tcp_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -368,10 +383,28 @@ static void finish_connect(struct transport *t, struct bufferevent *bev)
 
 void transport_tls_info(const struct transport *t, char *out, size_t len)
 {
-    if (t->use_tls && t->connected)
-        tlsc_describe(t->bev, out, len);
+    if (t->use_tls && t->connected && t->tls_bev)
+        tlsc_describe(t->tls_bev, out, len);
     else if (len)
         out[0] = '\0';
+}
+
+/* TCP (and TLS) are up: the WebSocket upgrade request goes out, and the
+ * filter's BEV_EVENT_CONNECTED says when the server took it. */
+static void start_ws(struct transport *t, struct bufferevent *bev)
+{
+    int err = PETREL_OK;
+    /* A frame may hold a packet and a few small ones besides. */
+    struct bufferevent *ws = wsc_start(bev, t->host, t->port, t->ws_path,
+                                       (uint64_t)t->max_packet + 4096, &t->ws_failure, &err);
+    if (!ws) {
+        report_closed(t, err);
+        return;
+    }
+    t->bev = ws;
+    t->ws_started = true;
+    bufferevent_setcb(ws, readcb, writecb, eventcb, t);
+    bufferevent_enable(ws, EV_READ | EV_WRITE);
 }
 
 static void eventcb(struct bufferevent *bev, short what, void *arg)
@@ -379,9 +412,20 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
     struct transport *t = arg;
     int e = EVUTIL_SOCKET_ERROR();
     enter(t);
+    if (!t->connected && t->ws_started) {
+        if (what & BEV_EVENT_CONNECTED)
+            finish_connect(t, bev);
+        else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+            report_closed(t, t->ws_failure ? t->ws_failure : PETREL_EPROTOCOL);
+        leave(t);
+        return;
+    }
     if (!t->connected && t->tls_started) {
         if (what & BEV_EVENT_CONNECTED) {
-            finish_connect(t, bev);
+            if (t->ws_path)
+                start_ws(t, bev);
+            else
+                finish_connect(t, bev);
         } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
             /* Another address would present the same certificate. */
             report_closed(t, tlsc_failure(bev, t->tls.server_name));
@@ -403,7 +447,7 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
                 if (!ssl) {
                     report_closed(t, err);
                 } else {
-                    t->bev = ssl;
+                    t->bev = t->tls_bev = ssl;
                     t->tls_started = true;
                     bufferevent_setcb(ssl, readcb, writecb, eventcb, t);
                     bufferevent_enable(ssl, EV_READ | EV_WRITE);
@@ -411,7 +455,10 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
                 leave(t);
                 return;
             }
-            finish_connect(t, bev);
+            if (t->ws_path)
+                start_ws(t, bev);
+            else
+                finish_connect(t, bev);
         } else {
             t->last_error = socket_error_code(e);
             bufferevent_free(bev);
@@ -427,7 +474,9 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
         int reason;
         if (t->flushing)
             reason = PETREL_OK;
-        else if (t->use_tls && (what & BEV_EVENT_ERROR) && (reason = tlsc_broken(bev)) != 0)
+        else if (t->ws_failure)
+            reason = t->ws_failure; /* a close frame, or a protocol violation */
+        else if (t->use_tls && (what & BEV_EVENT_ERROR) && (reason = tlsc_broken(t->tls_bev)) != 0)
             ; /* an alert from the server */
         else if (what & BEV_EVENT_EOF)
             reason = PETREL_ECONNLOST;

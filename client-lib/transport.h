@@ -2,7 +2,8 @@
  * transport.h - one TCP connection to the server on a libevent bufferevent:
  * resolve, connect (trying each address), frame incoming MQTT packets, write
  * with a high-water mark, close at once or after flushing.  With TLS the
- * handshake runs once TCP is up (tls_client.h); `connected` means both.
+ * handshake runs once TCP is up (tls_client.h), and with WebSocket the
+ * upgrade after it (ws_client.h); `connected` means all of them.
  */
 #ifndef PETREL_TRANSPORT_H
 #define PETREL_TRANSPORT_H
@@ -39,12 +40,16 @@ struct transport_tls {
 };
 
 /* Resolves host (synchronously) and starts a non-blocking connect, with a
- * TLS handshake after it when `tls` is not NULL.  Returns NULL with *err (a
- * petrel error) if no address could even be tried.  A failed handshake is
- * reported as closed(PETREL_ETLS or PETREL_ECERT). */
+ * TLS handshake after it when `tls` is not NULL, and then, with `ws_path`,
+ * the WebSocket upgrade for that path (ws_client.h).  Returns NULL with
+ * *err (a petrel error) if no address could even be tried.  A failed
+ * handshake is reported as closed(PETREL_ETLS or PETREL_ECERT; a refused
+ * upgrade PETREL_EPROTOCOL).  host and ws_path must outlive the
+ * transport. */
 struct transport *transport_open(struct event_base *base, const char *host, uint16_t port,
                                  uint32_t max_packet, const struct transport_tls *tls,
-                                 const struct transport_events *ev, int *err);
+                                 const char *ws_path, const struct transport_events *ev,
+                                 int *err);
 /* "TLSv1.3, TLS_AES_256_GCM_SHA384" once connected with TLS, else "". */
 void transport_tls_info(const struct transport *t, char *out, size_t len);
 /* Queues bytes for sending.  0, or a petrel error. */

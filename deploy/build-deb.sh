@@ -26,7 +26,7 @@ done
 if ((${#missing[@]})); then
   echo "build-deb.sh: ${missing[*]} not found; install the build dependencies:" >&2
   echo "  apt-get install meson ninja-build pkg-config gcc dpkg-dev libevent-dev" \
-    "libsqlite3-dev libssl-dev libsystemd-dev libnats-dev" >&2
+    "libsqlite3-dev libssl-dev libsystemd-dev libnats-dev libwslay-dev libhttp-parser-dev" >&2
   exit 1
 fi
 

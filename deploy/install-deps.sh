@@ -15,13 +15,16 @@ set -euo pipefail
 BUILD=(
   meson ninja-build pkg-config gcc
   libevent-dev libsqlite3-dev libssl-dev libcmocka-dev libsystemd-dev
-  libnats-dev
+  libnats-dev libwslay-dev libhttp-parser-dev
 )
 TEST=(
   mosquitto mosquitto-clients python3-paho-mqtt
   nats-server
   clang libclang-rt-14-dev
   systemd strace groff-base man-db openssl
+  # browser tests (tests/browser): headless Chromium driven by Selenium;
+  # MQTT.js comes from npm (tests/browser/install-mqttjs.sh)
+  chromium chromium-driver python3-selenium
   # the Debian package and the system that boots it (tests/deploy)
   dpkg-dev lintian debootstrap systemd-container
 )

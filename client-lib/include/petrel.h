@@ -260,6 +260,13 @@ PETREL_API int petrel_options_set_tls_insecure(petrel_options *o, bool insecure)
  * not the host given to set_server, e.g. when connecting by address.  NULL
  * = the host. */
 PETREL_API int petrel_options_set_tls_server_name(petrel_options *o, const char *name);
+/* MQTT over WebSocket (RFC 6455, subprotocol "mqtt"): after TCP (and TLS,
+ * for wss) the client sends an HTTP upgrade request for `path` (e.g.
+ * "/mqtt"), then MQTT packets in masked binary frames.  A server that does
+ * not answer 101 with the right accept value and subprotocol is
+ * PETREL_EPROTOCOL.  NULL = plain MQTT (the default).  PETREL_EINVAL for a
+ * path not starting with '/' or holding blanks or control characters. */
+PETREL_API int petrel_options_set_websocket(petrel_options *o, const char *path);
 /* MQTT 5.0 properties will get their own setters here. */
 /* MQTT 5.0 (need PETREL_MQTT_5 when connecting; see "Properties" below).
  * CONNECT properties: Session Expiry Interval, Receive Maximum, Maximum

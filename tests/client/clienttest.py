@@ -73,7 +73,13 @@ class Broker(petreltest.BrokerProcess):
 
 
 class Petreld(Broker):
+    """petreld on 127.0.0.1; `listens`: more `listen` lines after that one
+    (their ports, in order, follow self.port in self.ports)."""
     kind = 'petreld'
+
+    def __init__(self, port=None, listens=()):
+        super().__init__(port)
+        self.listens = list(listens)
 
     def start(self):
         if not have(PETRELD):
@@ -83,10 +89,13 @@ class Petreld(Broker):
         conf = os.path.join(self.tmp, 'petreld.conf')
         with open(conf, 'w') as f:
             f.write('listen = 127.0.0.1:%d\n' % (self.port or 0))
+            for line in self.listens:
+                f.write('listen = %s\n' % line)
             f.write('data_dir = %s\n' % data)
             f.write('log_level = info\n')
         listeners = self._start([PETRELD, '-c', conf], petreltest.petreld_listeners)
-        self.port = [p for h, p in listeners if h == '127.0.0.1'][-1]
+        self.ports = [p for h, p in listeners if h == '127.0.0.1']
+        self.port = self.ports[0] if self.listens else self.ports[-1]
         return self
 
 

@@ -30,6 +30,9 @@ static void assert_config_equal(const struct config *a, const struct config *b)
         assert_int_equal(a->listeners[i].allow_anonymous, b->listeners[i].allow_anonymous);
         assert_memory_equal(&a->listeners[i].tls, &b->listeners[i].tls,
                             sizeof(a->listeners[i].tls));
+        assert_int_equal(a->listeners[i].ws, b->listeners[i].ws);
+        assert_string_equal(a->listeners[i].ws_path, b->listeners[i].ws_path);
+        assert_string_equal(a->listeners[i].allowed_origins, b->listeners[i].allowed_origins);
     }
     assert_int_equal(a->listeners_are_default, b->listeners_are_default);
     assert_string_equal(a->data_dir, b->data_dir);
@@ -417,7 +420,7 @@ static void test_listen_options(void **state)
     set_bad("listen", "1.2.3.4:1 colour=blue",
             "listen: unknown option 'colour' (max_connections, allow_anonymous, tls, "
             "certfile, keyfile, cafile, require_certificate, use_identity_as_username, "
-            "tls_version, ciphers, ciphersuites)");
+            "tls_version, ciphers, ciphersuites, ws, wss, ws_path, allowed_origins)");
     set_bad("listen", "nowhere:1 max_connections=1",
             "listen: 'nowhere' in 'nowhere:1' is not a numeric IPv4 or IPv6 address");
 }
@@ -468,6 +471,32 @@ static void test_listen_tls(void **state)
     set_bad("listen", "0.0.0.0 tls certfile=/c keyfile=/k require_certificate=yes",
             "listen: require_certificate=yes is not true or false");
     set_bad("listen", "0.0.0.0 tls certfile= keyfile=/k", "listen: certfile= is empty");
+}
+
+static void test_listen_ws(void **state)
+{
+    (void)state;
+    config_defaults(&cfg);
+    set_ok("listen", "0.0.0.0 ws");
+    const struct listener_conf *l = &cfg.listeners[0];
+    assert_true(l->ws);
+    assert_false(l->tls.enabled);
+    assert_int_equal(l->port, 8080);
+    assert_string_equal(l->ws_path, "/mqtt");
+    assert_string_equal(l->allowed_origins, "");
+    set_ok("listen", "127.0.0.1 wss certfile=/c keyfile=/k ws_path=/x/y "
+           "allowed_origins=https://a.example,https://b.example");
+    l = &cfg.listeners[1];
+    assert_true(l->ws);
+    assert_true(l->tls.enabled);
+    assert_int_equal(l->port, 8443);
+    assert_string_equal(l->ws_path, "/x/y");
+    assert_string_equal(l->allowed_origins, "https://a.example,https://b.example");
+    set_bad("listen", "0.0.0.0:1 ws_path=/mqtt", "listen: ws_path and allowed_origins need 'ws' "
+            "or 'wss'");
+    set_bad("listen", "0.0.0.0:1 ws ws_path=mqtt", "listen: ws_path=mqtt should be a path "
+            "starting with '/'");
+    set_bad("listen", "0.0.0.0:1 wss", "listen: a tls listener needs certfile= and keyfile=");
 }
 
 static void test_log_level(void **state)
@@ -813,6 +842,8 @@ static void test_dump_round_trip(void **state)
     set_ok("listen", "[::1]:8883");
     set_ok("listen", "::ffff:127.0.0.1:0");
     set_ok("listen", "127.0.0.1:0");
+    set_ok("listen", "127.0.0.1:8080 ws ws_path=/m allowed_origins=https://a,https://b");
+    set_ok("listen", "127.0.0.1:8443 wss certfile=/c keyfile=/k");
     set_ok("data_dir", "/srv/petrel data#2");
     set_ok("max_connections", "0");
     set_ok("max_packet_size", "268435460");
@@ -912,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_file_cannot_open),
         cmocka_unit_test(test_dump_round_trip),
         cmocka_unit_test(test_listen_tls),
+        cmocka_unit_test(test_listen_ws),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
