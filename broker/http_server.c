@@ -30,6 +30,7 @@
 
 #include "broker.h"
 #include "http_json.h"
+#include "http_metrics.h"
 #include "http_tokens.h"
 #include "log.h"
 #include "tls.h"
@@ -326,6 +327,10 @@ static void route(struct evhttp_request *req, void *arg)
     if (call.role == HTTP_ROLE_NONE) {
         http_reply_error(&call, 401, "unauthorized", "a token is needed (Authorization: Bearer "
                          "TOKEN)");
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        http_metrics_get(&call);
         return;
     }
     http_reply_error(&call, 404, "not_found", "no such endpoint");

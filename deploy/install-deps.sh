@@ -20,6 +20,7 @@ TEST=(
   mosquitto mosquitto-clients python3-paho-mqtt
   clang libclang-rt-14-dev
   systemd strace groff-base man-db openssl
+  prometheus # promtool checks /metrics (tests/integration/test_http_metrics.py)
   # the Debian package and the system that boots it (tests/deploy)
   dpkg-dev lintian debootstrap systemd-container
 )
