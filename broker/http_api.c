@@ -649,6 +649,20 @@ static void list_sessions(struct http_call *call)
     reply_and_free(call, 200, b);
 }
 
+struct peek {
+    struct evbuffer *b;
+    size_t shown;
+};
+
+static void peeked(const char *topic, size_t len, uint32_t size, uint8_t qos, void *arg)
+{
+    struct peek *p = arg;
+    evbuffer_add(p->b, p->shown ? ",{\"topic\":" : "{\"topic\":", p->shown ? 10 : 9);
+    json_string(p->b, topic, len);
+    evbuffer_add_printf(p->b, ",\"bytes\":%u,\"qos\":%u}", (unsigned)size, (unsigned)qos);
+    p->shown++;
+}
+
 static void queued_json(struct evbuffer *b, const struct session *s)
 {
     size_t shown = 0;
@@ -666,8 +680,13 @@ static void queued_json(struct evbuffer *b, const struct session *s)
             shown++;
         }
     }
-    /* Beyond what is shown: the rest of the lists, and what a stored
-     * session keeps in the store only. */
+    /* Then what a stored session keeps in the store only. */
+    if (shown < HTTP_API_MAX_QUEUED_SHOWN && s->backlog > 0) {
+        struct peek pk = {b, shown};
+        if (store_peek_deliveries(s, s->loaded_seq, HTTP_API_MAX_QUEUED_SHOWN - shown, peeked,
+                                  &pk) > 0)
+            shown = pk.shown;
+    }
     evbuffer_add_printf(b, "],\"queued_truncated\":%s",
                         shown < (size_t)s->inflight.count + s->n_queued ? "true" : "false");
 }

@@ -15,6 +15,7 @@ set -euo pipefail
 BUILD=(
   meson ninja-build pkg-config gcc
   libevent-dev libsqlite3-dev libssl-dev libcmocka-dev libsystemd-dev
+  libjansson-dev
 )
 TEST=(
   mosquitto mosquitto-clients python3-paho-mqtt
