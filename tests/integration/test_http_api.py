@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import ssl
 import time
 import unittest
@@ -534,6 +535,47 @@ class ReadyzAndTimeouts(unittest.TestCase):
             self.assertLess(took, 16)
         finally:
             b.stop()
+
+
+class EmbedScript(unittest.TestCase):
+    """broker/web/embed.py: paths, content types and bytes of the C table,
+    and the files it refuses."""
+
+    def run_embed(self, files):
+        import subprocess
+        import tempfile
+        d = tempfile.mkdtemp(prefix='petrel-embed-')
+        paths = []
+        for name, data in files:
+            sub = os.path.join(d, str(len(paths)))
+            os.mkdir(sub)
+            path = os.path.join(sub, name)
+            with open(path, 'wb') as f:
+                f.write(data)
+            paths.append(path)
+        out = os.path.join(d, 'out.c')
+        script = os.path.join(harness.REPO, 'broker', 'web', 'embed.py')
+        r = subprocess.run([sys.executable, script, out] + paths, capture_output=True, text=True,
+                           timeout=30)
+        text = open(out).read() if r.returncode == 0 else ''
+        return r, text
+
+    def test_table(self):
+        r, text = self.run_embed([('index.html', b'<p>hi</p>'), ('app.js', b'let a = "\\x01";'),
+                                  ('style.css', b'')])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('{"/", "text/html; charset=utf-8", asset_0, 9}', text)
+        self.assertIn('{"/static/app.js", "application/javascript", asset_1, 15}', text)
+        self.assertIn('{"/static/style.css", "text/css", asset_2, 0}', text)
+        self.assertIn('0x3c, 0x70, 0x3e', text)  # "<p>"
+
+    def test_refused(self):
+        r, _ = self.run_embed([('app.exe', b'x')])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('no content type', r.stderr)
+        r, _ = self.run_embed([('app.js', b'x'), ('app.js', b'y')])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('both be served', r.stderr)
 
 
 if __name__ == '__main__':
