@@ -5,6 +5,7 @@ its URL from the log, a token file, and requests with bounded waits
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 
@@ -41,9 +42,10 @@ class HttpBroker(Broker):
 
     def start(self):
         super().start()
-        m = self.wait_log(r'http listener on https?://127\.0\.0\.1:(\d+)/', timeout=10)
-        assert m, 'no http listener line\n' + self.tail()
-        self.http_port = int(m.group(1))
+        # the run's own line: after a restart the log holds the earlier ones too
+        ports = re.findall(r'http listener on https?://127\.0\.0\.1:(\d+)/', self.run_log_text())
+        assert ports, 'no http listener line\n' + self.tail()
+        self.http_port = int(ports[-1])
         return self
 
     def request(self, method, path, token=None, body=None, headers=None, context=None):

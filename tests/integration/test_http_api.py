@@ -578,5 +578,30 @@ class EmbedScript(unittest.TestCase):
         self.assertIn('both be served', r.stderr)
 
 
+@skip_on_mosquitto('petreld admin API')
+class DeletesReachTheStore(unittest.TestCase):
+    def test_after_restart(self):
+        """What the API deletes stays deleted across a restart: the
+        retained message and the session were removed from the store."""
+        b = HttpBroker().start()
+        try:
+            with RawClient(b.port) as p:
+                p.connect('store-pub')
+                p.publish('st/keep', b'1', qos=1, retain=True)
+                p.publish('st/gone', b'2', qos=1, retain=True)
+            c = RawClient(b.port)
+            c.connect('store-sess', clean=False)
+            c.subscribe([('st/#', 1)])
+            c.close()
+            b.get_json('/api/v1/retained?topic=st/gone', token=ADMIN_TOKEN, method='DELETE')
+            b.get_json('/api/v1/sessions/store-sess', token=ADMIN_TOKEN, method='DELETE')
+            b.restart()  # HttpBroker.start finds the new run's port
+            r = b.get_json('/api/v1/retained?filter=' + q('st/#'), token=READ_TOKEN)
+            self.assertEqual([x['topic'] for x in r['retained']], ['st/keep'])
+            b.get_json('/api/v1/sessions/store-sess', token=READ_TOKEN, expect=404)
+        finally:
+            b.stop()
+
+
 if __name__ == '__main__':
     unittest.main()
