@@ -73,10 +73,11 @@ class HttpBroker(Broker):
         assert headers.get('content-type', '').startswith('application/json'), headers
         return json.loads(data.decode('utf-8'))
 
-    def raw(self, data, read_until_close=True):
+    def raw(self, data, read_until_close=True, timeout=TIMEOUT):
         """Sends bytes as they are; returns what comes back until the
-        broker closes (or TIMEOUT)."""
-        s = socket.create_connection(('127.0.0.1', self.http_port), timeout=TIMEOUT)
+        broker closes (or the end of the reply's headers, without
+        read_until_close), or `timeout`."""
+        s = socket.create_connection(('127.0.0.1', self.http_port), timeout=timeout)
         try:
             s.sendall(data)
             out = b''

@@ -603,5 +603,43 @@ class DeletesReachTheStore(unittest.TestCase):
             b.stop()
 
 
+@skip_on_mosquitto('petreld HTTP listener')
+class HostileRequests(HttpCase):
+    """Malformed and hostile HTTP: each gets an error or a closed
+    connection, never a crash, and the listener keeps answering."""
+
+    def test_malformed(self):
+        import random
+        rnd = random.Random(15)
+        cases = [
+            b'GET /healthz HTTP/1.1\r\n' + b'X: y\r\n' * 3000 + b'\r\n',
+            b'GET /' + b'a' * 20000 + b' HTTP/1.1\r\nHost: x\r\n\r\n',
+            b'GET /api/v1/clients/' + b'%' * 3000 + b' HTTP/1.1\r\nHost: x\r\n\r\n',
+            b'POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n',
+            b'POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'
+            b'fffffffffffffff\r\nx\r\n',
+            b'POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n',
+            b'GET /healthz HTTP/9.9\r\n\r\n',
+            b'GET\r\n\r\n',
+            b'\r\n\r\n\r\n',
+            b'GET /api/v1/stats HTTP/1.1\r\nAuthorization: Bearer ' + b'x' * 7000 + b'\r\n\r\n',
+            b'GET /api/v1/stats HTTP/1.1\r\nAuthorization: Bearer \x00\x01\xff\r\n\r\n',
+            b'GET /api/v1/stats?' + b'&' * 3000 + b' HTTP/1.1\r\n\r\n',
+            b'GET /api/v1/stats?a=%00 HTTP/1.1\r\n\r\n',
+        ]
+        for _ in range(40):
+            cases.append(bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 600))) +
+                         b'\r\n\r\n')
+            cases.append(b'GET /api/v1/' + bytes(rnd.choice(b'abc/%?&=#+0F\x00\xff ')
+                                                 for _ in range(rnd.randrange(1, 80)))
+                         + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+        for data in cases:
+            reply = self.b.raw(data, read_until_close=False, timeout=3)
+            first = reply.split(b'\r\n', 1)[0]
+            self.assertNotIn(b' 200 ', first, data[:80])
+            self.assertTrue(self.b.alive(), self.b.tail())
+        self.assertEqual(self.b.get_json('/healthz'), {'status': 'ok'})
+
+
 if __name__ == '__main__':
     unittest.main()
