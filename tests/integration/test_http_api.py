@@ -151,6 +151,8 @@ class HealthAndFiles(HttpCase):
             for s in socks:
                 s.close()
         self.assertEqual(self.b.get_json('/healthz'), {'status': 'ok'})
+        _, _, body = self.b.request('GET', '/metrics', token=READ_TOKEN)
+        self.assertRegex(body.decode(), r'(?m)^petrel_http_connection_limit_hits_total [1-9]')
 
 
 @skip_on_mosquitto('petreld HTTP listener')

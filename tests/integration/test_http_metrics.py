@@ -177,6 +177,10 @@ class Metrics(unittest.TestCase):
         self.assertEqual(samples['petrel_build_info{version="0.1.0"}'], 1)
         self.assertGreaterEqual(samples['petrel_uptime_seconds'], 0)
         self.assertEqual(samples['petrel_store_writable'], 1)
+        self.assertGreaterEqual(samples['petrel_http_connections'], 1)  # this scrape's
+        again = parse(self.scrape())
+        self.assertGreater(again['petrel_http_replies_total{code="2xx"}'],
+                           samples['petrel_http_replies_total{code="2xx"}'])
 
     def test_needs_read_token(self):
         status, _, _ = self.b.request('GET', '/metrics')
