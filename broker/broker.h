@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "histogram.h"
 
 struct event_base;
 struct event;
@@ -65,6 +66,10 @@ struct broker_stats {
     uint64_t publish_rate_paused; /* reads paused: over max_publish_rate */
     uint64_t publish_bytes_rate_paused; /* reads paused: over max_publish_bytes_rate */
     uint64_t memory_budget_hits; /* memory_budget: publisher paused, output held, refused */
+    /* By QoS, for /metrics (http_metrics.c): PUBLISH packets and their
+     * payload bytes, in (as published) and out (as sent, resends too). */
+    uint64_t msgs_received_qos[3], payload_received_qos[3];
+    uint64_t msgs_sent_qos[3], payload_sent_qos[3];
 };
 
 struct broker {
@@ -88,6 +93,10 @@ struct broker {
     /* Input bytes read but not yet handled (mostly incomplete packets),
      * over all connections, towards max_input_buffer_total (conn.c). */
     uint64_t input_held;
+    /* Latencies for /metrics: a store COMMIT, an fsync of the WAL
+     * (durability = power), and a message's way from being received (or
+     * read back from the store) to its first send to a subscriber. */
+    struct histogram store_commit_latency, store_fsync_latency, delivery_latency;
 };
 
 extern struct broker broker;

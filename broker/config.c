@@ -33,7 +33,7 @@
 
 #define MAX_LINE 4095
 
-enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_DURATION, K_CHOICE, K_LOG_LEVEL };
+enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_DURATION, K_CHOICE, K_LOG_LEVEL, K_HTTP_LISTEN };
 
 struct setting {
     const char *name;
@@ -153,6 +153,13 @@ static const struct setting settings[] = {
         "bytes of buffered input and output and of messages in memory, in total; at it "
         "publishers are not read, slow consumers get no QoS 0 and new connections are "
         "refused; 0 = no limit"),
+    {"http_listen", K_HTTP_LISTEN, 0, 0, 0, 0, NULL,
+     "HTTP listener for /metrics, /healthz, /readyz, the admin API and the dashboard:\n"
+     "# ADDR:PORT (default port 9883) [tls certfile=PEM keyfile=PEM [cafile=PEM]]\n"
+     "# [anonymous=none|read|admin] (what requests without a token may do; read and\n"
+     "# admin only on a loopback address); off when not set", NULL},
+    {"http_token_file", K_PATH, FIELD(http_token_file), 0, 0, NULL,
+     "admin API tokens, one 'NAME ROLE TOKEN' line each (ROLE read or admin)", NULL},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -723,6 +730,86 @@ static int add_listener(struct config *c, const char *value, char *err, size_t e
     return 0;
 }
 
+static const char *const http_role_names[] = {"none", "read", "admin", NULL};
+
+/* http_listen: one address like `listen`'s (port 9883 when none is given),
+ * then anonymous= and the TLS options of `listen` (read by the same code).
+ * A token-less role is refused on an address other than loopback: there,
+ * everyone on the network could read or change the broker. */
+static int set_http_listen(struct config *c, const char *value, char *err, size_t errlen)
+{
+    struct listener_conf l;
+    struct http_listen_conf h;
+    bool has_port;
+    char addr[512], rest[MAX_LINE + 1], msg[CONFIG_ERR_LEN];
+    size_t alen = strcspn(value, " \t");
+    if (alen >= sizeof(addr) || strlen(value) > MAX_LINE) {
+        errf(err, errlen, "http_listen: '%.60s...' is too long", value);
+        return -1;
+    }
+    memcpy(addr, value, alen);
+    addr[alen] = '\0';
+    memset(&l, 0, sizeof l);
+    memset(&h, 0, sizeof h);
+    if (parse_listen(addr, &l, &has_port, msg, sizeof msg) < 0)
+        goto bad;
+    /* anonymous= is this listener's own; the other words go to `listen`'s
+     * option parser. */
+    size_t used = 0;
+    for (const char *p = value + alen; *p;) {
+        size_t blanks = strspn(p, " \t"), len = strcspn(p + blanks, " \t");
+        const char *word = p + blanks;
+        p = word + len;
+        if (len > 10 && memcmp(word, "anonymous=", 10) == 0) {
+            size_t i;
+            for (i = 0; http_role_names[i]; i++)
+                if (strlen(http_role_names[i]) == len - 10 &&
+                    strncasecmp(word + 10, http_role_names[i], len - 10) == 0)
+                    break;
+            if (http_role_names[i] == NULL) {
+                errf(err, errlen, "http_listen: %.*s is not one of none, read or admin",
+                     (int)len, word);
+                return -1;
+            }
+            h.anonymous = (uint8_t)i;
+        } else if (len) {
+            rest[used++] = ' ';
+            memcpy(rest + used, word, len);
+            used += len;
+        }
+    }
+    rest[used] = '\0';
+    l.allow_anonymous = ANON_INHERIT;
+    if (parse_listen_options(rest, &l, msg, sizeof msg) < 0)
+        goto bad;
+    if (l.max_connections || l.allow_anonymous != ANON_INHERIT ||
+        l.tls.use_identity_as_username) {
+        errf(err, errlen, "http_listen: max_connections, allow_anonymous and "
+             "use_identity_as_username are options of MQTT listeners (anonymous=none|read|admin "
+             "is this one's)");
+        return -1;
+    }
+    unsigned char bin[16];
+    int family = address_family(l.host, bin);
+    bool loopback = family == 4 ? bin[0] == 127
+                                : memcmp(bin, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+    if (h.anonymous != HTTP_ROLE_NONE && !loopback) {
+        errf(err, errlen, "http_listen: anonymous=%s is only allowed on a loopback address "
+             "(127.0.0.0/8 or ::1); elsewhere use tokens (http_token_file)",
+             http_role_names[h.anonymous]);
+        return -1;
+    }
+    h.enabled = true;
+    h.tls = l.tls;
+    memcpy(h.host, l.host, sizeof h.host);
+    h.port = has_port ? l.port : 9883;
+    c->http = h;
+    return 0;
+bad:
+    errf(err, errlen, "http_listen: %s", strncmp(msg, "listen: ", 8) == 0 ? msg + 8 : msg);
+    return -1;
+}
+
 /* Keys match field names; '-' is accepted for '_' so that command-line
  * flags such as --max-inflight can pass their name straight through. */
 static bool key_is(const char *key, const char *name)
@@ -751,6 +838,8 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
     switch (s->kind) {
     case K_LISTEN:
         return add_listener(c, value, err, errlen);
+    case K_HTTP_LISTEN:
+        return set_http_listen(c, value, err, errlen);
     case K_PATH:
         if ((s->offset == offsetof(struct config, cluster_name) ||
              s->offset == offsetof(struct config, node_name)) &&
@@ -978,6 +1067,20 @@ void config_dump(const struct config *c, FILE *out)
             break;
         case K_LOG_LEVEL:
             fprintf(out, "%s = %s\n", s->name, config_log_level_name(c->log_level));
+            break;
+        case K_HTTP_LISTEN:
+            if (!c->http.enabled) {
+                fprintf(out, "#http_listen = (not set)\n");
+                break;
+            }
+            if (strchr(c->http.host, ':') != NULL)
+                fprintf(out, "http_listen = [%s]:%u", c->http.host, (unsigned)c->http.port);
+            else
+                fprintf(out, "http_listen = %s:%u", c->http.host, (unsigned)c->http.port);
+            dump_tls(out, &c->http.tls);
+            if (c->http.anonymous != HTTP_ROLE_NONE)
+                fprintf(out, " anonymous=%s", http_role_names[c->http.anonymous]);
+            fputc('\n', out);
             break;
         }
     }

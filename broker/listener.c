@@ -165,6 +165,16 @@ bool listener_allows_anonymous(const struct listener *l)
     }
 }
 
+const struct listener *listener_next(const struct listener *l)
+{
+    return l ? l->next : broker.listeners;
+}
+
+const char *listener_name(const struct listener *l)
+{
+    return l ? l->name : "";
+}
+
 const char *listener_transport(const struct listener *l)
 {
     if (!l)

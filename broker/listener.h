@@ -38,8 +38,12 @@ bool listener_uses_identity(const struct listener *l);
  * error is logged. */
 void listeners_reload_tls(void);
 
-/* "tcp", "tls", "ws" or "wss": what `l` speaks (the admin API's
- * `transport`); "tcp" for NULL (a connection made in-process). */
+/* For /metrics and the admin API: the open listeners in turn
+ * (listener_next(NULL) is the first, NULL follows the last), each one's
+ * "ADDR:PORT" and its transport: "tcp", "tls", "ws" or "wss".  For NULL (a
+ * connection made in-process): "" and "tcp". */
+const struct listener *listener_next(const struct listener *l);
+const char *listener_name(const struct listener *l);
 const char *listener_transport(const struct listener *l);
 
 /* The connection is closing: it no longer counts against its listener's

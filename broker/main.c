@@ -19,6 +19,9 @@
 #include "broker.h"
 #include "cluster.h"
 #include "config.h"
+#include "http_api.h"
+#include "http_server.h"
+#include "http_tokens.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -148,6 +151,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     (void)what;
     (void)arg;
     log_notice("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_server_shutting_down();
     event_base_loopbreak(broker.base);
 }
 
@@ -165,6 +169,7 @@ static void reload(void)
 {
     /* Renewed certificates are picked up whatever becomes of the file. */
     listeners_reload_tls();
+    http_server_reload_tls();
     if (!broker.config_path) {
         log_notice("SIGHUP: no configuration file to reload");
         security_reload(&broker.cfg, reload_finished);
@@ -204,15 +209,48 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     reload();
 }
 
+/* POST /api/v1/reload waits for the reload it asked for (http_api.h):
+ * the one it starts, or the one after the reload under way. */
+#define RELOAD_WAITERS 8
+struct reload_waiter {
+    http_reload_done done;
+    void *arg;
+};
+static struct reload_waiter waiters[RELOAD_WAITERS], next_waiters[RELOAD_WAITERS];
+static size_t n_waiters, n_next_waiters;
+
 static void reload_finished(void)
 {
     unsigned errors = log_capture_end();
     reload_record_done(broker.lock_fd, errors, reload_lines);
     reload_busy = false;
+    size_t n = n_waiters;
+    n_waiters = 0;
+    for (size_t i = 0; i < n; i++)
+        waiters[i].done(errors, reload_lines, waiters[i].arg);
     if (reload_again) {
         reload_again = false;
+        memcpy(waiters, next_waiters, sizeof waiters);
+        n_waiters = n_next_waiters;
+        n_next_waiters = 0;
         on_reload(-1, 0, NULL);
     }
+}
+
+static int http_reload(http_reload_done done, void *arg)
+{
+    if (!reload_busy) {
+        if (n_waiters == RELOAD_WAITERS)
+            return -1;
+        waiters[n_waiters++] = (struct reload_waiter){done, arg};
+        on_reload(-1, 0, NULL);
+        return 0;
+    }
+    if (n_next_waiters == RELOAD_WAITERS)
+        return -1;
+    next_waiters[n_next_waiters++] = (struct reload_waiter){done, arg};
+    reload_again = true;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -282,6 +320,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "petreld: %s\n", err);
         return 2;
     }
+    if (cfg.http_token_file[0]) {
+        struct http_tokens *tokens = http_tokens_load(cfg.http_token_file, err, sizeof err);
+        if (!tokens) {
+            fprintf(stderr, "petreld: %s\n", err);
+            return 2;
+        }
+        http_tokens_set(tokens);
+    }
     signal(SIGPIPE, SIG_IGN);
     /* A file-size limit must make a write fail (and the store degrade and
      * recover), not kill the broker. */
@@ -313,6 +359,9 @@ int main(int argc, char **argv)
         goto out;
     }
     if (listeners_open() != 0)
+        goto out;
+    http_api_set_reload(http_reload);
+    if (http_server_open() != 0)
         goto out;
     {
         /* Every second, as 5.0 clients choose their own session expiry;

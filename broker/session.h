@@ -102,6 +102,8 @@ struct session {
                                early); 0 while connected */
     int64_t offline_ms;     /* unix ms when it went offline in this run of
                                petreld, 0 if not (then offline_since counts) */
+    int64_t created_at;     /* unix seconds: made, or loaded at start (admin API) */
+    int64_t attached_at;    /* unix seconds of its connection's CONNECT (admin API) */
     uint64_t store_batch;   /* store batch that last wrote its session state */
     bool store_redo;        /* that batch was rolled back: write it again */
     bool taking_over;       /* a new connection is taking the session over:

@@ -250,9 +250,12 @@ uint64_t store_commit(void)
                       "the disk) until the checkpoint has copied it into the database%s",
                       log_suppressed(n));
     }
+    uint64_t t0 = histogram_now_ns();
     int rc = store_st.txn_failed || lost || wal_over
                  ? SQLITE_ERROR
                  : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        histogram_observe_ns(&broker.store_commit_latency, histogram_now_ns() - t0);
     if (rc != SQLITE_OK) {
         if (!store_st.txn_failed && !lost && !wal_over)
             store_fail("COMMIT");

@@ -16,6 +16,7 @@ BUILD=(
   meson ninja-build pkg-config gcc
   libevent-dev libsqlite3-dev libssl-dev libcmocka-dev libsystemd-dev
   libnats-dev libwslay-dev libhttp-parser-dev
+  libjansson-dev
 )
 TEST=(
   mosquitto mosquitto-clients python3-paho-mqtt
@@ -25,6 +26,7 @@ TEST=(
   # browser tests (tests/browser): headless Chromium driven by Selenium;
   # MQTT.js comes from npm (tests/browser/install-mqttjs.sh)
   chromium chromium-driver python3-selenium
+  prometheus # promtool checks /metrics (tests/integration/test_http_metrics.py)
   # the Debian package and the system that boots it (tests/deploy)
   dpkg-dev lintian debootstrap systemd-container
 )
