@@ -783,10 +783,10 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
     if (parse_listen_options(rest, &l, msg, sizeof msg) < 0)
         goto bad;
     if (l.max_connections || l.allow_anonymous != ANON_INHERIT ||
-        l.tls.use_identity_as_username) {
-        errf(err, errlen, "http_listen: max_connections, allow_anonymous and "
-             "use_identity_as_username are options of MQTT listeners (anonymous=none|read|admin "
-             "is this one's)");
+        l.tls.use_identity_as_username || l.ws) {
+        errf(err, errlen, "http_listen: max_connections, allow_anonymous, "
+             "use_identity_as_username, ws and wss are options of MQTT listeners "
+             "(anonymous=none|read|admin is this one's)");
         return -1;
     }
     unsigned char bin[16];
