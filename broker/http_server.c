@@ -191,6 +191,13 @@ void http_reply(struct http_call *call, int code, const char *content_type,
     /* The API's answers are live state and may hold client ids. */
     evhttp_add_header(h, "Cache-Control", "no-store");
     evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    /* The dashboard loads nothing from elsewhere and has no inline script:
+     * the strictest policy fits it; frame-ancestors keeps it from being
+     * framed and clickjacked into its buttons. */
+    evhttp_add_header(h, "Content-Security-Policy",
+                      "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                      "base-uri 'none'; form-action 'none'");
+    evhttp_add_header(h, "Referrer-Policy", "no-referrer");
     if (code == 401)
         evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"petrel\"");
     const char *reason = code == 200   ? "OK"
@@ -302,6 +309,60 @@ static bool authorize(struct http_call *call)
     return true;
 }
 
+static bool host_is_loopback(const char *host);
+
+/* Is the Host header a loopback address or "localhost", with or without a
+ * port?  On a listener that lets requests in without a token, another name
+ * is a page whose DNS name was rebound to 127.0.0.1 (DNS rebinding). */
+static bool host_header_loopback(const char *h)
+{
+    char name[256];
+    size_t n;
+    if (h[0] == '[') { /* [::1] or [::1]:port */
+        const char *end = strchr(h, ']');
+        if (!end || (end[1] != '\0' && end[1] != ':'))
+            return false;
+        n = (size_t)(end - h - 1);
+        h++;
+    } else {
+        const char *colon = strchr(h, ':');
+        n = colon ? (size_t)(colon - h) : strlen(h);
+    }
+    if (n == 0 || n >= sizeof name)
+        return false;
+    memcpy(name, h, n);
+    name[n] = '\0';
+    if (strcasecmp(name, "localhost") == 0)
+        return true;
+    unsigned char a[16];
+    if (inet_pton(AF_INET, name, a) == 1)
+        return a[0] == 127; /* a literal address, not a name starting "127." */
+    return inet_pton(AF_INET6, name, a) == 1 && memcmp(a, &in6addr_loopback, 16) == 0;
+}
+
+/* A request that changes something and comes from a page of another site:
+ * a browser sends such "simple" POSTs without asking first, so on a
+ * listener open without a token any page the operator visits could make
+ * them.  Its Origin (scheme and host) must name this listener's own Host,
+ * and Sec-Fetch-Site, when sent, must not say cross-site. */
+static bool cross_site_change(struct http_call *call)
+{
+    if (call->method == EVHTTP_REQ_GET || call->method == EVHTTP_REQ_HEAD)
+        return false;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(call->req);
+    const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
+    if (site && strcasecmp(site, "cross-site") == 0)
+        return true;
+    const char *origin = evhttp_find_header(in, "Origin");
+    if (!origin)
+        return false; /* not a browser's cross-origin request (curl, petrel admin) */
+    const char *host = evhttp_find_header(in, "Host");
+    const char *rest = strncasecmp(origin, "https://", 8) == 0  ? origin + 8
+                       : strncasecmp(origin, "http://", 7) == 0 ? origin + 7
+                                                                : NULL;
+    return !host || !rest || strcasecmp(rest, host) != 0;
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
     (void)arg;
@@ -347,6 +408,19 @@ static void route(struct evhttp_request *req, void *arg)
     }
     if (!authorize(&call))
         return;
+    if (server->anonymous != HTTP_ROLE_NONE) {
+        const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+        if (!h || !host_header_loopback(h)) {
+            http_reply_error(&call, 403, "forbidden",
+                             "this listener answers requests without a token only for a "
+                             "loopback Host (localhost, 127.0.0.1, [::1])");
+            return;
+        }
+    }
+    if (cross_site_change(&call)) {
+        http_reply_error(&call, 403, "forbidden", "a change requested by a page of another site");
+        return;
+    }
     if (call.role == HTTP_ROLE_NONE) {
         http_reply_error(&call, 401, "unauthorized", "a token is needed (Authorization: Bearer "
                          "TOKEN)");

@@ -228,6 +228,46 @@ class AnonymousRead(HttpCase):
 
 
 @skip_on_mosquitto('petreld HTTP listener')
+class AnonymousAdminFromBrowsers(HttpCase):
+    """A listener open without a token, as a web page in the operator's
+    browser could reach it: cross-site changes and DNS rebinding."""
+    http_extra = 'anonymous=admin'
+    tokens = False
+
+    def test_cross_site_post_refused(self):
+        host = '127.0.0.1:%d' % self.b.http_port
+        for headers in ({'Origin': 'http://evil.example', 'Content-Type': 'text/plain'},
+                        {'Origin': 'null'},
+                        {'Sec-Fetch-Site': 'cross-site'}):
+            status, _, data = self.b.request('POST', '/api/v1/reload', headers=headers)
+            self.assertEqual(status, 403, (headers, data))
+            self.assertEqual(json.loads(data)['error'], 'forbidden')
+        # The dashboard's own (same-origin) requests, and clients that send
+        # no Origin (curl, petrel admin), still work.
+        status, _, data = self.b.request('POST', '/api/v1/reload',
+                                         headers={'Origin': 'http://' + host,
+                                                  'Sec-Fetch-Site': 'same-origin'})
+        self.assertEqual(status, 200, data)
+        status, _, _ = self.b.request('POST', '/api/v1/reload')
+        self.assertEqual(status, 200)
+
+    def test_rebound_host_refused(self):
+        for host in ('evil.example', 'evil.example:%d' % self.b.http_port, '127.0.0.1.evil.example'):
+            status, _, data = self.b.request('GET', '/api/v1/stats', headers={'Host': host})
+            self.assertEqual(status, 403, (host, data))
+        for host in ('localhost', 'localhost:%d' % self.b.http_port, '127.0.0.1', '[::1]:80'):
+            status, _, data = self.b.request('GET', '/api/v1/stats', headers={'Host': host})
+            self.assertEqual(status, 200, (host, data))
+
+    def test_security_headers(self):
+        status, headers, _ = self.b.request('GET', '/')
+        self.assertEqual(status, 200)
+        self.assertIn("frame-ancestors 'none'", headers.get('content-security-policy', ''))
+        self.assertIn("default-src 'self'", headers.get('content-security-policy', ''))
+        self.assertEqual(headers.get('referrer-policy'), 'no-referrer')
+
+
+@skip_on_mosquitto('petreld HTTP listener')
 class HttpsListener(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
