@@ -22,6 +22,8 @@ TEST=(
   systemd strace groff-base man-db openssl
   # the Debian package and the system that boots it (tests/deploy)
   dpkg-dev lintian debootstrap systemd-container
+  # the dashboard's browser test (tests/browser): headless Chromium, Selenium
+  chromium chromium-driver python3-selenium
 )
 
 if (($# == 0)); then

@@ -118,12 +118,15 @@
 
   // ----------------------------------------------------- token and banner
 
-  let tokenAsked = false;
+  // After a 401 the pollers stop (each refused request would be another
+  // line in the broker's log) until a token is given or forgotten.
+  let tokenBlocked = false;
 
   function needToken(error) {
+    if (tokenBlocked) return;
+    tokenBlocked = true;
     setLive('token', 'token needed');
-    if (tokenAsked) return;
-    tokenAsked = true;
+    showBanner('token', 'This broker needs an access token: use the Token button at the top right.');
     openTokenDialog(error);
   }
 
@@ -135,19 +138,18 @@
     if (!$('token-dialog').open) $('token-dialog').showModal();
   }
 
-  $('token-form').addEventListener('submit', () => {
-    token = $('token-input').value.trim();
+  function useToken(value) {
+    token = value;
     if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY);
-    tokenAsked = false;
+    tokenBlocked = false;
+    hideBanner('token');
     pollNow();
-  });
-  // Dismissing the dialog leaves it closed (the Token button reopens it)
-  // instead of asking again at every poll.
+  }
+
+  $('token-form').addEventListener('submit', () => useToken($('token-input').value.trim()));
   $('token-forget').addEventListener('click', () => {
-    token = '';
-    sessionStorage.removeItem(TOKEN_KEY);
     $('token-dialog').close();
-    pollNow();
+    useToken('');
   });
   $('token-button').addEventListener('click', () => openTokenDialog(''));
 
@@ -157,21 +159,32 @@
     live.textContent = text;
   }
 
+  function showBanner(kind, text) {
+    const b = $('banner');
+    b.dataset.kind = kind;
+    b.textContent = text;
+    b.hidden = false;
+  }
+
+  function hideBanner(kind) {
+    if ($('banner').dataset.kind === kind) $('banner').hidden = true;
+  }
+
   let downSince = 0;
 
   function unreachable() {
     if (!downSince) downSince = Date.now();
-    const b = $('banner');
     const at = new Date(downSince).toLocaleTimeString();
-    b.textContent = `Cannot reach the broker at ${location.host} since ${at}. Retrying every second…`;
-    b.hidden = false;
+    showBanner('down', `Cannot reach the broker at ${location.host} since ${at}. Retrying every second…`);
     setLive('down', 'unreachable');
+    document.body.classList.add('stale');   // the figures shown are old
   }
 
   function reachable() {
     if (downSince) {
       downSince = 0;
-      $('banner').hidden = true;
+      hideBanner('down');
+      document.body.classList.remove('stale');
       toast('The broker is reachable again.');
       pollNow();
     }
@@ -222,7 +235,7 @@
       for (const c of Object.values(charts)) c.clear();
     }
     $('node').textContent = s.node || '';
-    $('version').textContent = s.version || '–';
+    $('version').textContent = s.version ? `v${s.version}` : '';
     $('uptime').textContent = fmtDuration(s.uptime_seconds);
     setLive('live', 'live');
 
@@ -485,7 +498,7 @@
   function every(ms, fn) {
     let busy = false;
     const run = async () => {
-      if (busy) return;
+      if (busy || tokenBlocked) return;
       busy = true;
       try { await fn(); } finally { busy = false; }
     };
