@@ -241,6 +241,12 @@
 
     setFigure('connections', s.connections, fmtInt(s.connections));
     charts.connections.push(now, [s.connections]);
+    // Per transport (tcp, tls, ws, wss), from the per-listener counts.
+    const by = new Map();
+    for (const l of s.connections_by_listener || []) {
+      by.set(l.transport, (by.get(l.transport) || 0) + (l.connections || 0));
+    }
+    $('connections-by').textContent = [...by].map(([t, n]) => `${t} ${fmtInt(n)}`).join(' · ');
 
     setFigure('sessions-online', s.sessions_online, fmtInt(s.sessions_online));
     setFigure('sessions-offline', s.sessions_offline, fmtInt(s.sessions_offline));
