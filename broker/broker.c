@@ -12,6 +12,8 @@
 
 #include "conn.h"
 #include "hashmap.h"
+#include "http_server.h"
+#include "http_tokens.h"
 #include "listener.h"
 #include "notify.h"
 #include "retain.h"
@@ -42,6 +44,8 @@ int broker_init(const struct config *cfg)
 
 void broker_free(void)
 {
+    http_server_close();
+    http_tokens_set(NULL);
     listeners_close();
     if (broker.base)
         conn_close_all();

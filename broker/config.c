@@ -31,7 +31,7 @@
 
 #define MAX_LINE 4095
 
-enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_DURATION, K_CHOICE, K_LOG_LEVEL };
+enum kind { K_LISTEN, K_PATH, K_UINT, K_SIZE, K_DURATION, K_CHOICE, K_LOG_LEVEL, K_HTTP_LISTEN };
 
 struct setting {
     const char *name;
@@ -122,6 +122,13 @@ static const struct setting settings[] = {
         "levels in a topic name or filter; deeper publishes disconnect, filters get 0x80"),
     NUM(topic_alias_maximum, K_UINT, 0, 65535, NULL,
         "MQTT 5.0 topic aliases per connection, in each direction; 0 = none"),
+    {"http_listen", K_HTTP_LISTEN, 0, 0, 0, 0, NULL,
+     "HTTP listener for /metrics, /healthz, /readyz, the admin API and the dashboard:\n"
+     "# ADDR:PORT (default port 9883) [tls certfile=PEM keyfile=PEM [cafile=PEM]]\n"
+     "# [anonymous=none|read|admin] (what requests without a token may do; read and\n"
+     "# admin only on a loopback address); off when not set", NULL},
+    {"http_token_file", K_PATH, FIELD(http_token_file), 0, 0, NULL,
+     "admin API tokens, one 'NAME ROLE TOKEN' line each (ROLE read or admin)", NULL},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -664,6 +671,104 @@ static int add_listener(struct config *c, const char *value, char *err, size_t e
     return 0;
 }
 
+static const char *const http_role_names[] = {"none", "read", "admin", NULL};
+
+/* http_listen: one address like `listen`'s (port 9883 when none is given),
+ * then TLS options as for `listen` and anonymous=.  A token-less role is
+ * refused on an address other than loopback: there, everyone on the
+ * network could read or change the broker. */
+static int set_http_listen(struct config *c, const char *value, char *err, size_t errlen)
+{
+    struct listener_conf l;
+    struct http_listen_conf h;
+    bool has_port;
+    char addr[512];
+    size_t alen = strcspn(value, " \t");
+    if (alen >= sizeof(addr)) {
+        errf(err, errlen, "http_listen: '%.60s...' is too long", value);
+        return -1;
+    }
+    memcpy(addr, value, alen);
+    addr[alen] = '\0';
+    memset(&l, 0, sizeof l);
+    memset(&h, 0, sizeof h);
+    if (parse_listen(addr, &l, &has_port, err, errlen) < 0)
+        return -1;
+    const char *p = value + alen;
+    while (*p) {
+        while (is_blank(*p))
+            p++;
+        if (*p == '\0')
+            break;
+        const char *end = p;
+        while (*end && !is_blank(*end))
+            end++;
+        char word[CONFIG_TLS_PATH_LEN + 64];
+        size_t len = (size_t)(end - p);
+        if (len >= sizeof(word)) {
+            errf(err, errlen, "http_listen: option '%.40s...' is too long", p);
+            return -1;
+        }
+        memcpy(word, p, len);
+        word[len] = '\0';
+        p = end;
+        if (strcmp(word, "tls") == 0) {
+            h.tls.enabled = true;
+            continue;
+        }
+        char *eq = strchr(word, '=');
+        if (eq == NULL) {
+            errf(err, errlen, "http_listen: option '%s' should be KEY=VALUE (or 'tls')", word);
+            return -1;
+        }
+        *eq = '\0';
+        const char *v = eq + 1;
+        if (strcmp(word, "anonymous") == 0) {
+            size_t i;
+            for (i = 0; http_role_names[i]; i++)
+                if (strcasecmp(v, http_role_names[i]) == 0)
+                    break;
+            if (http_role_names[i] == NULL) {
+                errf(err, errlen, "http_listen: anonymous=%s is not one of none, read or admin",
+                     v);
+                return -1;
+            }
+            h.anonymous = (uint8_t)i;
+            continue;
+        }
+        if (strcmp(word, "use_identity_as_username") == 0) {
+            errf(err, errlen, "http_listen: use_identity_as_username is for MQTT listeners");
+            return -1;
+        }
+        int tls = parse_tls_option(word, v, &h.tls, err, errlen);
+        if (tls < 0)
+            return -1;
+        if (tls == 0) {
+            errf(err, errlen, "http_listen: unknown option '%s' (anonymous, tls, certfile, "
+                 "keyfile, cafile, require_certificate, tls_version, ciphers, ciphersuites)",
+                 word);
+            return -1;
+        }
+    }
+    if (check_tls_options(&h.tls, err, errlen) < 0)
+        return -1;
+    unsigned char bin[16];
+    int family = address_family(l.host, bin);
+    bool loopback = family == 4 ? bin[0] == 127
+                                : memcmp(bin, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+    if (h.anonymous != HTTP_ROLE_NONE && !loopback) {
+        errf(err, errlen, "http_listen: anonymous=%s is only allowed on a loopback address "
+             "(127.0.0.0/8 or ::1); elsewhere use tokens (http_token_file)",
+             http_role_names[h.anonymous]);
+        return -1;
+    }
+    h.enabled = true;
+    memcpy(h.host, l.host, sizeof h.host);
+    h.port = has_port ? l.port : 9883;
+    c->http = h;
+    return 0;
+}
+
 /* Keys match field names; '-' is accepted for '_' so that command-line
  * flags such as --max-inflight can pass their name straight through. */
 static bool key_is(const char *key, const char *name)
@@ -692,6 +797,8 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
     switch (s->kind) {
     case K_LISTEN:
         return add_listener(c, value, err, errlen);
+    case K_HTTP_LISTEN:
+        return set_http_listen(c, value, err, errlen);
     case K_PATH:
         return set_path(c, s, value, err, errlen);
     case K_UINT:
@@ -908,6 +1015,20 @@ void config_dump(const struct config *c, FILE *out)
             break;
         case K_LOG_LEVEL:
             fprintf(out, "%s = %s\n", s->name, config_log_level_name(c->log_level));
+            break;
+        case K_HTTP_LISTEN:
+            if (!c->http.enabled) {
+                fprintf(out, "#http_listen = (not set)\n");
+                break;
+            }
+            if (strchr(c->http.host, ':') != NULL)
+                fprintf(out, "http_listen = [%s]:%u", c->http.host, (unsigned)c->http.port);
+            else
+                fprintf(out, "http_listen = %s:%u", c->http.host, (unsigned)c->http.port);
+            dump_tls(out, &c->http.tls);
+            if (c->http.anonymous != HTTP_ROLE_NONE)
+                fprintf(out, " anonymous=%s", http_role_names[c->http.anonymous]);
+            fputc('\n', out);
             break;
         }
     }

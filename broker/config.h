@@ -76,6 +76,20 @@ struct listener_conf {
     char origin[160];
 };
 
+/* What the HTTP listener (http_server.h) grants: an admin API token's
+ * role, or what a request without a token may do (`anonymous=`). */
+enum http_role { HTTP_ROLE_NONE = 0, HTTP_ROLE_READ = 1, HTTP_ROLE_ADMIN = 2 };
+
+/* `http_listen = ADDR:PORT [tls certfile=.. keyfile=.. [cafile=..]]
+ * [anonymous=none|read|admin]`: metrics, health and the admin API. */
+struct http_listen_conf {
+    bool enabled;            /* off unless http_listen is set */
+    char host[64];           /* numeric address, as for `listen` */
+    uint16_t port;           /* default 9883 */
+    uint8_t anonymous;       /* enum http_role, default none; only on loopback */
+    struct listener_tls_conf tls;
+};
+
 struct config {
     struct listener_conf listeners[CONFIG_MAX_LISTENERS];
     size_t n_listeners;             /* default: one, 127.0.0.1:1883 */
@@ -118,6 +132,8 @@ struct config {
     uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each
                                        direction, default 10; 0 = none */
     enum log_level log_level;       /* default notice */
+    struct http_listen_conf http;   /* http_listen; off by default */
+    char http_token_file[4096];     /* "NAME ROLE TOKEN" lines; "" (default) = none */
 };
 
 /* Fills *c with the defaults above. */

@@ -18,6 +18,8 @@
 
 #include "broker.h"
 #include "config.h"
+#include "http_server.h"
+#include "http_tokens.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -147,6 +149,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     (void)what;
     (void)arg;
     log_notice("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_server_shutting_down();
     event_base_loopbreak(broker.base);
 }
 
@@ -164,6 +167,7 @@ static void reload(void)
 {
     /* Renewed certificates are picked up whatever becomes of the file. */
     listeners_reload_tls();
+    http_server_reload_tls();
     if (!broker.config_path) {
         log_notice("SIGHUP: no configuration file to reload");
         security_reload(&broker.cfg, reload_finished);
@@ -281,6 +285,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "petreld: %s\n", err);
         return 2;
     }
+    if (cfg.http_token_file[0]) {
+        struct http_tokens *tokens = http_tokens_load(cfg.http_token_file, err, sizeof err);
+        if (!tokens) {
+            fprintf(stderr, "petreld: %s\n", err);
+            return 2;
+        }
+        http_tokens_set(tokens);
+    }
     signal(SIGPIPE, SIG_IGN);
     /* A file-size limit must make a write fail (and the store degrade and
      * recover), not kill the broker. */
@@ -309,6 +321,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (listeners_open() != 0)
+        goto out;
+    if (http_server_open() != 0)
         goto out;
     {
         /* Every second, as 5.0 clients choose their own session expiry;
