@@ -432,40 +432,69 @@
     firstPage();
   });
 
-  // Disconnect: confirmed in a dialog that names the client (as text).
+  // Changes are confirmed first, in a dialog that names what they act on
+  // (as text). `then` runs only on "ok".
   let pending = null;
 
-  function askDisconnect(id, row) {
-    pending = { id, row };
-    $('confirm-text').textContent = '';
-    const name = document.createElement('code');
-    name.textContent = id === '' ? '(empty)' : id;
-    $('confirm-text').append('The broker closes the connection of ', name,
-      '. Its session stays as long as its expiry allows; the client may reconnect.');
+  function confirmThen(title, okLabel, parts, then) {
+    pending = then;
+    $('confirm-title').textContent = title;
+    $('confirm-ok').textContent = okLabel;
+    $('confirm-text').replaceChildren(...parts);
     $('confirm-dialog').returnValue = '';
     $('confirm-dialog').showModal();
   }
 
-  $('confirm-dialog').addEventListener('close', async () => {
-    const p = pending;
+  $('confirm-dialog').addEventListener('close', () => {
+    const then = pending;
     pending = null;
-    if (!p || $('confirm-dialog').returnValue !== 'ok') return;
-    try {
-      await api('POST', `api/v1/clients/${enc(p.id)}/disconnect`);
-      p.row.remove();
-      toast(`Disconnected ${p.id}.`);
-    } catch (e) {
-      if (e.status === 403) toast('This token may only read: disconnecting needs an admin token.', true);
-      else if (e.status === 404) toast(`${p.id} was no longer connected.`);
-      else if (e.status !== 401) toast(`Could not disconnect ${p.id}: ${e.message}`, true);
-    }
-    clients.seen = '';
-    pollClients();
+    if (then && $('confirm-dialog').returnValue === 'ok') then();
   });
+
+  function code(text) {
+    const c = document.createElement('code');
+    c.textContent = text === '' ? '(empty)' : text;
+    return c;
+  }
+
+  function askDisconnect(id, row) {
+    confirmThen('Disconnect client?', 'Disconnect',
+      ['The broker closes the connection of ', code(id),
+       '. Its session stays as long as its expiry allows; the client may reconnect.'],
+      async () => {
+        try {
+          await api('POST', `api/v1/clients/${enc(id)}/disconnect`);
+          row.remove();
+          toast(`Disconnected ${id}.`);
+        } catch (e) {
+          if (e.status === 403) toast('This token may only read: disconnecting needs an admin token.', true);
+          else if (e.status === 404) toast(`${id} was no longer connected.`);
+          else if (e.status !== 401) toast(`Could not disconnect ${id}: ${e.message}`, true);
+        }
+        clients.seen = '';
+        pollClients();
+      });
+  }
 
   // ---------------------------------------------------------------- retained
 
-  const tree = new PetrelTree.Tree($('retained-tree'), fmtBytes);
+  function askDeleteRetained(topic) {
+    confirmThen('Delete retained message?', 'Delete',
+      ['New subscribers of ', code(topic), ' will no longer receive its retained message.'],
+      async () => {
+        try {
+          await api('DELETE', `api/v1/retained?topic=${enc(topic)}`);
+          toast(`Deleted the retained message of ${topic}.`);
+        } catch (e) {
+          if (e.status === 403) toast('This token may only read: deleting needs an admin token.', true);
+          else if (e.status === 404) toast(`${topic} had no retained message any more.`);
+          else if (e.status !== 401) toast(`Could not delete ${topic}: ${e.message}`, true);
+        }
+        pollRetained();
+      });
+  }
+
+  const tree = new PetrelTree.Tree($('retained-tree'), fmtBytes, askDeleteRetained);
   let retainedBusy = false;
 
   async function pollRetained() {

@@ -44,10 +44,12 @@ const PetrelTree = (() => {
   }
 
   class Tree {
-    // container: where the tree goes; formatBytes(n): size text.
-    constructor(container, formatBytes) {
+    // container: where the tree goes; formatBytes(n): size text;
+    // onDelete(topic): called by a retained message's delete button.
+    constructor(container, formatBytes, onDelete) {
       this.container = container;
       this.formatBytes = formatBytes;
+      this.onDelete = onDelete;
       this.open = new Set();   // paths of the levels the user opened
     }
 
@@ -74,6 +76,14 @@ const PetrelTree = (() => {
       if (node.retained) {
         info.appendChild(el('span', 'badge', `QoS ${node.retained.qos}`));
         info.appendChild(el('span', 'size', this.formatBytes(node.retained.bytes)));
+        if (this.onDelete) {
+          const del = el('button', 'link delete', 'delete');
+          del.type = 'button';
+          del.setAttribute('aria-label', `Delete the retained message of ${node.path}`);
+          // Inside a <summary> a click would also open or close the level.
+          del.addEventListener('click', (e) => { e.preventDefault(); this.onDelete(node.path); });
+          info.appendChild(del);
+        }
       }
       if (node.children.size === 0) {
         const row = el('div', 'leaf');
