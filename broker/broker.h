@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "histogram.h"
 
 struct event_base;
 struct event;
@@ -59,6 +60,10 @@ struct broker_stats {
     /* MQTT 5.0 */
     uint64_t msgs_expired;       /* deliveries dropped: Message Expiry Interval ran out */
     uint64_t publish_too_large;  /* deliveries dropped: over the client's Maximum Packet Size */
+    /* By QoS, for /metrics (http_metrics.c): PUBLISH packets and their
+     * payload bytes, in (as published) and out (as sent, resends too). */
+    uint64_t msgs_received_qos[3], payload_received_qos[3];
+    uint64_t msgs_sent_qos[3], payload_sent_qos[3];
 };
 
 struct broker {
@@ -79,6 +84,10 @@ struct broker {
     size_t retained_n;
     uint64_t retained_bytes;
     int lock_fd;                 /* flock on data_dir/petreld.lock, or -1 */
+    /* Latencies for /metrics: a store COMMIT, an fsync of the WAL
+     * (durability = power), and a message's way from being received (or
+     * read back from the store) to its first send to a subscriber. */
+    struct histogram store_commit_latency, store_fsync_latency, delivery_latency;
 };
 
 extern struct broker broker;

@@ -608,10 +608,22 @@ static int send_publish5(struct conn *c, struct message *msg, uint8_t qos, uint1
     return rc;
 }
 
+/* Counts a PUBLISH going out, for /metrics; a first send (not a resend)
+ * also gives the message's time through the broker. */
+static void count_sent(const struct message *msg, uint8_t qos, bool dup)
+{
+    uint8_t q = qos > 2 ? 2 : qos;
+    broker.stats.msgs_sent_qos[q]++;
+    broker.stats.payload_sent_qos[q] += msg->payload_len;
+    if (!dup)
+        histogram_observe_ns(&broker.delivery_latency, histogram_now_ns() - msg->born_ns);
+}
+
 int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t packet_id,
                       bool dup, bool retain)
 {
     broker.stats.msgs_sent++;
+    count_sent(msg, qos, dup);
     if (c->level == MQTT_LEVEL_5)
         return send_publish5(c, msg, qos, packet_id, dup, retain, false);
     if (qos == 0 && !retain && !conn_wait_pending(c)) {
@@ -646,6 +658,7 @@ int conn_send_publish_durable(struct conn *c, struct message *msg, uint8_t qos,
                               uint16_t packet_id, bool dup, bool retain)
 {
     broker.stats.msgs_sent++;
+    count_sent(msg, qos, dup);
     if (c->level == MQTT_LEVEL_5)
         return send_publish5(c, msg, qos, packet_id, dup, retain, true);
     struct mqtt_packet p;

@@ -29,7 +29,9 @@
 #include <event2/listener.h>
 
 #include "broker.h"
+#include "http_api.h"
 #include "http_json.h"
+#include "http_metrics.h"
 #include "http_tokens.h"
 #include "log.h"
 #include "tls.h"
@@ -82,6 +84,7 @@ static void set_accepting(bool on)
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
     (void)arg;
+    http_api_connection_closed(evcon);
     for (size_t i = 0; i < HTTP_MAX_CONNECTIONS; i++) {
         if (live[i] == evcon) {
             live[i] = NULL;
@@ -326,6 +329,14 @@ static void route(struct evhttp_request *req, void *arg)
     if (call.role == HTTP_ROLE_NONE) {
         http_reply_error(&call, 401, "unauthorized", "a token is needed (Authorization: Bearer "
                          "TOKEN)");
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        http_metrics_get(&call);
+        return;
+    }
+    if (strncmp(path, "/api/v1/", 8) == 0) {
+        http_api_handle(&call);
         return;
     }
     http_reply_error(&call, 404, "not_found", "no such endpoint");

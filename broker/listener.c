@@ -138,6 +138,21 @@ bool listener_allows_anonymous(const struct listener *l)
     }
 }
 
+const struct listener *listener_next(const struct listener *l)
+{
+    return l ? l->next : broker.listeners;
+}
+
+const char *listener_name(const struct listener *l)
+{
+    return l ? l->name : "";
+}
+
+const char *listener_transport(const struct listener *l)
+{
+    return l && l->tls ? "tls" : "tcp";
+}
+
 bool listener_uses_identity(const struct listener *l)
 {
     return l && l->tls_identity;

@@ -38,6 +38,15 @@ bool listener_uses_identity(const struct listener *l);
  * error is logged. */
 void listeners_reload_tls(void);
 
+/* For /metrics and the admin API: the open listeners in turn
+ * (listener_next(NULL) is the first, NULL follows the last), each one's
+ * "ADDR:PORT" and its transport: "tcp" or "tls" ("ws" and "wss" for
+ * WebSocket listeners).  For NULL (a connection made in-process): "" and
+ * "tcp". */
+const struct listener *listener_next(const struct listener *l);
+const char *listener_name(const struct listener *l);
+const char *listener_transport(const struct listener *l);
+
 /* The connection is closing: it no longer counts against its listener's
  * max_connections.  Called by conn_close. */
 void listener_conn_closed(struct conn *c);

@@ -18,6 +18,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "http_api.h"
 #include "http_server.h"
 #include "http_tokens.h"
 #include "listener.h"
@@ -207,15 +208,48 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     reload();
 }
 
+/* POST /api/v1/reload waits for the reload it asked for (http_api.h):
+ * the one it starts, or the one after the reload under way. */
+#define RELOAD_WAITERS 8
+struct reload_waiter {
+    http_reload_done done;
+    void *arg;
+};
+static struct reload_waiter waiters[RELOAD_WAITERS], next_waiters[RELOAD_WAITERS];
+static size_t n_waiters, n_next_waiters;
+
 static void reload_finished(void)
 {
     unsigned errors = log_capture_end();
     reload_record_done(broker.lock_fd, errors, reload_lines);
     reload_busy = false;
+    size_t n = n_waiters;
+    n_waiters = 0;
+    for (size_t i = 0; i < n; i++)
+        waiters[i].done(errors, reload_lines, waiters[i].arg);
     if (reload_again) {
         reload_again = false;
+        memcpy(waiters, next_waiters, sizeof waiters);
+        n_waiters = n_next_waiters;
+        n_next_waiters = 0;
         on_reload(-1, 0, NULL);
     }
+}
+
+static int http_reload(http_reload_done done, void *arg)
+{
+    if (!reload_busy) {
+        if (n_waiters == RELOAD_WAITERS)
+            return -1;
+        waiters[n_waiters++] = (struct reload_waiter){done, arg};
+        on_reload(-1, 0, NULL);
+        return 0;
+    }
+    if (n_next_waiters == RELOAD_WAITERS)
+        return -1;
+    next_waiters[n_next_waiters++] = (struct reload_waiter){done, arg};
+    reload_again = true;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -322,6 +356,7 @@ int main(int argc, char **argv)
     }
     if (listeners_open() != 0)
         goto out;
+    http_api_set_reload(http_reload);
     if (http_server_open() != 0)
         goto out;
     {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "histogram.h"
 #include "mqtt_codec.h"
 
 int64_t message_now_ms(void)
@@ -51,6 +52,7 @@ struct message *message_new_raw(const char *topic, size_t topic_len, const uint8
     m->db_id = 0;
     m->wire_qos0 = NULL;
     m->wire_qos0_len = 0;
+    m->born_ns = histogram_now_ns();
     return m;
 }
 

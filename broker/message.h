@@ -32,6 +32,8 @@ struct message {
      * shared by every QoS 0 delivery: fan-out costs one encode. */
     uint8_t *wire_qos0;
     size_t wire_qos0_len;
+    uint64_t born_ns;       /* CLOCK_MONOTONIC when made, for the delivery
+                               latency histogram (broker.h) */
 };
 
 /* Returns a message with refcount 1, or NULL when out of memory. */

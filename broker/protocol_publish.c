@@ -121,6 +121,8 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
 {
     struct session *s = c->session;
     broker.stats.msgs_received++;
+    broker.stats.msgs_received_qos[in->qos > 2 ? 2 : in->qos]++;
+    broker.stats.payload_received_qos[in->qos > 2 ? 2 : in->qos] += in->payload.len;
     struct mqtt_publish topic_resolved = *in;
     const struct mqtt_publish *pub = &topic_resolved;
     bool v5 = c->level == MQTT_LEVEL_5;

@@ -16,6 +16,7 @@
 #include "acl.h"
 #include "auth.h"
 #include "broker.h"
+#include "http_tokens.h"
 #include "log.h"
 
 static struct {
@@ -39,6 +40,10 @@ static void *reader(void *arg)
         j->users_ok = false;
     if (j->acl_file[0] && !(j->acl = acl_file_load(j->acl_file, j->acl_err, sizeof j->acl_err)))
         j->acl_ok = false;
+    j->tokens_ok = true;
+    if (j->http_token_file[0] &&
+        !(j->tokens = http_tokens_load(j->http_token_file, j->tokens_err, sizeof j->tokens_err)))
+        j->tokens_ok = false;
     char one = 1;
     while (write(rf.pipe_wr, &one, 1) < 0 && errno == EINTR)
         ;

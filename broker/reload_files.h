@@ -14,16 +14,21 @@
 
 struct auth_table;
 struct acl_file;
+struct http_tokens;
 
 struct reload_files {
     char password_file[sizeof ((struct config *)0)->password_file]; /* "" = none */
     char acl_file[sizeof ((struct config *)0)->acl_file];           /* "" = none */
     uint8_t allow_anonymous;    /* applied with the files (enum anonymous_policy) */
+    char http_token_file[sizeof ((struct config *)0)->http_token_file]; /* "" = none */
     /* results: what loaded (NULL also when the file is "") or why not */
     struct auth_table *users;
     struct acl_file *acl;
     bool users_ok, acl_ok;
     char users_err[CONFIG_ERR_LEN + 64], acl_err[CONFIG_ERR_LEN + 64];
+    struct http_tokens *tokens; /* NULL also when the file is "" */
+    bool tokens_ok;
+    char tokens_err[CONFIG_ERR_LEN + 64];
 };
 
 typedef void (*reload_files_done)(struct reload_files *job, void *arg);

@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "log.h"
 #include "message.h"
+#include "http_tokens.h"
 #include "reload_files.h"
 
 static void warn_unverified(void)
@@ -100,6 +101,17 @@ static void reloaded(struct reload_files *j, void *arg)
         log_acl("SIGHUP: ", j->acl_file);
         recheck_wills();
     }
+    if (!j->tokens_ok) {
+        log_error("SIGHUP: http_token_file not reloaded, the previous tokens stay: %s",
+                  j->tokens_err);
+    } else {
+        http_tokens_set(j->tokens);
+        memcpy(broker.cfg.http_token_file, j->http_token_file,
+               sizeof broker.cfg.http_token_file);
+        if (j->http_token_file[0])
+            log_notice("SIGHUP: %zu HTTP API tokens from %s", http_tokens_count(j->tokens),
+                       j->http_token_file);
+    }
     broker.cfg.allow_anonymous = j->allow_anonymous;
     warn_unverified();
     free(j);
@@ -117,6 +129,7 @@ void security_reload(const struct config *fresh, void (*done)(void))
     memcpy(j->password_file, fresh->password_file, sizeof j->password_file);
     memcpy(j->acl_file, fresh->acl_file, sizeof j->acl_file);
     j->allow_anonymous = fresh->allow_anonymous;
+    memcpy(j->http_token_file, fresh->http_token_file, sizeof j->http_token_file);
     /* The files are read off the loop: what the loop logs meanwhile is
      * not the reload's. */
     log_capture_suspend();

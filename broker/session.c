@@ -54,6 +54,7 @@ struct session *session_create(const char *client_id, size_t len, bool persisten
         goto fail;
     s->client_id_len = len;
     s->persistent = persistent;
+    s->created_at = (int64_t)time(NULL);
     if (hashmap_put(broker.sessions, client_id, len, s) != 0)
         goto fail;
     if (persistent && store_session_add(s) != 0)
@@ -345,6 +346,7 @@ size_t session_subscription_ids(const struct session *s, const char *topic, size
 void session_attach(struct session *s, struct conn *c)
 {
     s->conn = c;
+    s->attached_at = (int64_t)time(NULL);
     if (s->offline_since) {
         s->offline_since = 0;
         store_session_offline(s, 0);

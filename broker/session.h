@@ -96,6 +96,8 @@ struct session {
     int64_t will_at;        /* when it is due, unix ms (stored with it) */
     int64_t db_id;          /* row in the store's sessions table (persistent) */
     int64_t offline_since;  /* unix seconds; 0 while connected */
+    int64_t created_at;     /* unix seconds: made, or loaded at start (admin API) */
+    int64_t attached_at;    /* unix seconds of its connection's CONNECT (admin API) */
     uint64_t store_batch;   /* store batch that last wrote its session state */
     bool store_redo;        /* that batch was rolled back: write it again */
     bool taking_over;       /* a new connection is taking the session over:

@@ -235,8 +235,11 @@ uint64_t store_commit(void)
     /* A commit into a file that is no longer petrel.db would be lost at the
      * next start: it fails, like a full disk (store_identity.c). */
     bool lost = store_st.lost[0] || store_st.unwritable;
+    uint64_t t0 = histogram_now_ns();
     int rc = store_st.txn_failed || lost ? SQLITE_ERROR
                                          : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        histogram_observe_ns(&broker.store_commit_latency, histogram_now_ns() - t0);
     if (rc != SQLITE_OK) {
         if (!store_st.txn_failed && !lost)
             store_fail("COMMIT");

@@ -117,6 +117,14 @@ bool store_degraded(void);
  * fixed: see store_identity.c). */
 const char *store_problem(void);
 
+/* The admin API's look at a stored queue: fn(topic, len, payload bytes,
+ * qos, arg) for the first `max` deliveries of s stored after `after_seq`,
+ * in order, read without loading them.  Returns how many, or -1. */
+typedef void (*store_peek_fn)(const char *topic, size_t len, uint32_t size, uint8_t qos,
+                              void *arg);
+int store_peek_deliveries(const struct session *s, int64_t after_seq, size_t max,
+                          store_peek_fn fn, void *arg);
+
 /* petreld --inspect: prints the database's sessions, subscriptions, queue
  * depths and retained topics (session_expiry: for the expiry shown).  Opens
  * read-only; returns an exit code. */

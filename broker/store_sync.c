@@ -39,7 +39,8 @@ static struct {
     atomic_bool restart_wanted; /* a RESTART checkpoint waits for the write lock */
     char wal_path[4300];
     char db_path[4200];
-    int pipe_rd, pipe_wr;   /* thread -> loop: durable batch numbers */
+    int pipe_rd, pipe_wr;   /* thread -> loop: durable batch numbers, each
+                               with its fsync's time (struct sync_note) */
     int frame_bytes;        /* a WAL frame: a page and its 24-byte header */
     struct event *pipe_ev;
 } sy = {.pipe_rd = -1, .pipe_wr = -1};
@@ -125,6 +126,11 @@ static void *checkpoint_main(void *arg)
     return NULL;
 }
 
+struct sync_note {
+    uint64_t batch;
+    uint64_t fsync_ns;      /* for the latency histogram (broker.h) */
+};
+
 static void *sync_main(void *arg)
 {
     (void)arg;
@@ -141,12 +147,14 @@ static void *sync_main(void *arg)
         if (wal_fd < 0)
             wal_fd = open(sy.wal_path, O_RDONLY | O_CLOEXEC);
         /* fsync of any descriptor flushes the file's data to disk. */
+        uint64_t t0 = histogram_now_ns();
         if (wal_fd >= 0 && fdatasync(wal_fd) != 0)
             log_error("store: fsync of %s failed: %s", sy.wal_path, strerror(errno));
+        struct sync_note note = {batch, histogram_now_ns() - t0};
         done = batch;
         ssize_t w;
         do
-            w = write(sy.pipe_wr, &batch, sizeof batch);
+            w = write(sy.pipe_wr, &note, sizeof note);
         while (w < 0 && errno == EINTR);
         pthread_mutex_lock(&sy.lock);
     }
@@ -160,9 +168,12 @@ static void pipe_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     (void)arg;
-    uint64_t batch, latest = 0;
-    while (read(fd, &batch, sizeof batch) == (ssize_t)sizeof batch)
-        latest = batch;
+    uint64_t latest = 0;
+    struct sync_note note;
+    while (read(fd, &note, sizeof note) == (ssize_t)sizeof note) {
+        latest = note.batch;
+        histogram_observe_ns(&broker.store_fsync_latency, note.fsync_ns);
+    }
     if (latest)
         store_synced(latest);
 }

@@ -10,5 +10,6 @@ int cmd_pub(int argc, char **argv);
 int cmd_sub(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
+int cmd_admin(int argc, char **argv);
 
 #endif

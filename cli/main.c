@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"sub", cmd_sub, "subscribe and print messages as they arrive"},
     {"bench", cmd_bench, "load a broker with many clients; report throughput and latency"},
     {"passwd", cmd_passwd, "add, change or delete a user in a petreld password file"},
+    {"admin", cmd_admin, "petreld's admin API: clients, sessions, retained, stats, reload"},
 };
 
 static void usage(FILE *out)

@@ -15,11 +15,13 @@ set -euo pipefail
 BUILD=(
   meson ninja-build pkg-config gcc
   libevent-dev libsqlite3-dev libssl-dev libcmocka-dev libsystemd-dev
+  libjansson-dev
 )
 TEST=(
   mosquitto mosquitto-clients python3-paho-mqtt
   clang libclang-rt-14-dev
   systemd strace groff-base man-db openssl
+  prometheus # promtool checks /metrics (tests/integration/test_http_metrics.py)
   # the Debian package and the system that boots it (tests/deploy)
   dpkg-dev lintian debootstrap systemd-container
   # the dashboard's browser test (tests/browser): headless Chromium, Selenium

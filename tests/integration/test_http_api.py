@@ -4,14 +4,18 @@ the admin API under /api/v1/.  petreld only."""
 
 import json
 import os
+import signal
 import socket
 import ssl
 import time
 import unittest
+import urllib.parse
 
 import harness
 from harness import Broker, skip_on_mosquitto
 import http_helpers
+import mqttraw
+from mqttraw import RawClient
 from http_helpers import ADMIN_TOKEN, READ_TOKEN, HttpBroker
 import tls_helpers
 
@@ -250,6 +254,244 @@ class HttpsListener(unittest.TestCase):
         ctx.check_hostname = False
         with self.assertRaises(ssl.SSLError):
             self.b.request('GET', '/healthz', context=ctx)
+
+
+def q(s):
+    return urllib.parse.quote(s, safe='')
+
+
+@skip_on_mosquitto('petreld admin API')
+class AdminApi(HttpCase):
+    """Every endpoint with a read token, an admin token and none."""
+
+    def client(self, cid, clean=True, level5=False):
+        c = RawClient(self.b.port)
+        if level5:
+            c.send(mqttraw.connect5_packet(cid, clean=clean))
+            c.expect(mqttraw.CONNACK)
+        else:
+            c.connect(cid, clean=clean)
+        return c
+
+    def test_stats(self):
+        st = self.b.get_json('/api/v1/stats', token=READ_TOKEN)
+        for key in ('version', 'node', 'uptime_seconds', 'time_ms', 'connections',
+                    'connections_by_listener', 'sessions_online', 'sessions_offline',
+                    'subscriptions', 'retained_messages', 'retained_bytes', 'queued_messages',
+                    'queued_bytes', 'messages_received', 'messages_sent', 'messages_dropped',
+                    'bytes_received', 'bytes_sent', 'store'):
+            self.assertIn(key, st)
+        self.assertEqual(st['version'], '0.1.0')
+        self.assertEqual(set(st['store']), {'commits', 'commit_p50_ms', 'commit_p99_ms',
+                                            'status'})
+        self.assertEqual(st['store']['status'], 'ok')
+        self.assertAlmostEqual(st['time_ms'] / 1000, time.time(), delta=5)
+        before = st['messages_received']
+        with self.client('stats-pub') as c:
+            for i in range(4):
+                c.publish('stats/t', b'x', qos=1)
+            st = self.b.get_json('/api/v1/stats', token=ADMIN_TOKEN)
+            self.assertEqual(st['messages_received'] - before, 4)
+            ours = [l for l in st['connections_by_listener']
+                    if l['listener'] == '127.0.0.1:%d' % self.b.port]
+            self.assertEqual(len(ours), 1)
+            self.assertEqual(ours[0]['transport'], 'tcp')
+            self.assertGreaterEqual(ours[0]['connections'], 1)
+
+    def test_clients_list_paging_prefix(self):
+        ids = ['page-%02d' % i for i in range(7)]
+        conns = [self.client(i) for i in reversed(ids)]
+        try:
+            r = self.b.get_json('/api/v1/clients?prefix=page-&limit=3', token=READ_TOKEN)
+            self.assertEqual([c['client_id'] for c in r['clients']], ids[:3])
+            self.assertEqual(r['next'], ids[2])
+            r = self.b.get_json('/api/v1/clients?prefix=page-&limit=3&after=' + r['next'],
+                                token=READ_TOKEN)
+            self.assertEqual([c['client_id'] for c in r['clients']], ids[3:6])
+            r = self.b.get_json('/api/v1/clients?prefix=page-&limit=3&after=' + r['next'],
+                                token=READ_TOKEN)
+            self.assertEqual([c['client_id'] for c in r['clients']], ids[6:])
+            self.assertIsNone(r['next'])
+            one = r['clients'][0]
+            self.assertEqual(one['protocol'], '3.1.1')
+            self.assertEqual(one['transport'], 'tcp')
+            self.assertEqual(one['listener'], '127.0.0.1:%d' % self.b.port)
+            self.assertTrue(one['address'].startswith('127.0.0.1:'))
+            self.assertIsNone(one['username'])
+            self.assertEqual(one['keepalive'], 60)
+        finally:
+            for c in conns:
+                c.close()
+
+    def test_client_detail_and_unicode_id(self):
+        cid = 'caf\u00e9/ #?&%'
+        with self.client(cid, level5=True) as c:
+            c.send(mqttraw.subscribe5_packet(1, [('d/+', 1)]))
+            c.expect(mqttraw.SUBACK)
+            one = self.b.get_json('/api/v1/clients/' + q(cid), token=READ_TOKEN)
+            self.assertEqual(one['client_id'], cid)
+            self.assertEqual(one['protocol'], '5.0')
+            self.assertEqual(one['subscriptions'], [{'filter': 'd/+', 'qos': 1}])
+        err = self.b.get_json('/api/v1/clients/nobody-here', token=READ_TOKEN, expect=404)
+        self.assertEqual(err['error'], 'not_found')
+
+    def test_disconnect_needs_admin(self):
+        with self.client('kick-me', level5=True) as c:
+            err = self.b.get_json('/api/v1/clients/kick-me/disconnect', token=READ_TOKEN,
+                                  method='POST', expect=403)
+            self.assertEqual(err['error'], 'forbidden')
+            err = self.b.get_json('/api/v1/clients/kick-me/disconnect', method='POST',
+                                  expect=401)
+            r = self.b.get_json('/api/v1/clients/kick-me/disconnect', token=ADMIN_TOKEN,
+                                method='POST')
+            self.assertEqual(r, {'disconnected': True})
+            p = c.expect(mqttraw.DISCONNECT)
+            self.assertEqual(p.body[0], 0x98)
+            c.wait_closed()
+        self.assertTrue(self.b.wait_log(r'token boss\) disconnected client kick-me'))
+        self.b.get_json('/api/v1/clients/kick-me', token=READ_TOKEN, expect=404)
+        self.b.get_json('/api/v1/clients/kick-me/disconnect', token=ADMIN_TOKEN,
+                        method='POST', expect=404)
+
+    def test_disconnect_keeps_persistent_session(self):
+        c = self.client('kick-keep', clean=False)
+        c.subscribe([('keep/#', 1)])
+        self.b.get_json('/api/v1/clients/kick-keep/disconnect', token=ADMIN_TOKEN,
+                        method='POST')
+        c.wait_closed()
+        c.close()
+        s = self.b.get_json('/api/v1/sessions/kick-keep', token=READ_TOKEN)
+        self.assertFalse(s['online'])
+        self.assertEqual(s['subscriptions'], [{'filter': 'keep/#', 'qos': 1}])
+
+    def test_sessions_and_queue(self):
+        c = self.client('deep-q', clean=False)
+        c.subscribe([('deep/#', 1)])
+        c.close()
+        with self.client('deep-pub') as p:
+            for i in range(5):
+                p.publish('deep/%d' % i, b'y' * (10 + i), qos=1)
+        s = self.b.get_json('/api/v1/sessions/deep-q', token=READ_TOKEN)
+        self.assertEqual(s['queued_messages'], 5)
+        self.assertEqual(s['queued_bytes'], sum(10 + i for i in range(5)))
+        self.assertEqual(s['subscription_count'], 1)
+        self.assertFalse(s['online'])
+        self.assertGreater(s['expires_in_seconds'], 0)
+        self.assertFalse(s['queued_truncated'])
+        self.assertEqual(s['queued'], [{'topic': 'deep/%d' % i, 'bytes': 10 + i, 'qos': 1}
+                                       for i in range(5)])
+        deepest = self.b.get_json('/api/v1/sessions?sort=queued&limit=1', token=READ_TOKEN)
+        self.assertEqual(deepest['sessions'][0]['client_id'], 'deep-q')
+        self.assertIsNone(deepest['next'])
+        lst = self.b.get_json('/api/v1/sessions?prefix=deep-', token=READ_TOKEN)
+        self.assertIn('deep-q', [x['client_id'] for x in lst['sessions']])
+        one = [x for x in lst['sessions'] if x['client_id'] == 'deep-q'][0]
+        self.assertEqual(one['subscriptions'], 1)
+        self.assertIsNone(self.b.get_json('/api/v1/sessions?sort=client_id',
+                                          token=READ_TOKEN)['next'])
+
+    def test_delete_session(self):
+        c = self.client('doomed', clean=False)
+        c.subscribe([('doom/#', 1)])
+        self.b.get_json('/api/v1/sessions/doomed', token=READ_TOKEN, method='DELETE',
+                        expect=403)
+        r = self.b.get_json('/api/v1/sessions/doomed', token=ADMIN_TOKEN, method='DELETE')
+        self.assertEqual(r, {'deleted': True})
+        c.wait_closed()
+        c.close()
+        self.b.get_json('/api/v1/sessions/doomed', token=READ_TOKEN, expect=404)
+        # gone from the store too: a new connection finds no session
+        c = RawClient(self.b.port)
+        ack = c.connect('doomed', clean=False)
+        self.assertEqual(ack.body[0] & 1, 0, 'session present')
+        c.close()
+        self.b.get_json('/api/v1/sessions/doomed', token=ADMIN_TOKEN, method='DELETE')
+
+    def test_retained_list_and_delete(self):
+        with self.client('ret-pub') as p:
+            for t in ('rt/a', 'rt/b', 'rt/c/d'):
+                p.publish(t, b'v' * 3, qos=1, retain=True)
+        r = self.b.get_json('/api/v1/retained?filter=' + q('rt/#') + '&limit=2',
+                            token=READ_TOKEN)
+        self.assertEqual([x['topic'] for x in r['retained']], ['rt/a', 'rt/b'])
+        self.assertEqual(r['next'], 'rt/b')
+        r = self.b.get_json('/api/v1/retained?filter=' + q('rt/#') + '&after=rt/b',
+                            token=READ_TOKEN)
+        self.assertEqual(r['retained'], [{'topic': 'rt/c/d', 'bytes': 3, 'qos': 1}])
+        r = self.b.get_json('/api/v1/retained?filter=' + q('rt/+'), token=READ_TOKEN)
+        self.assertEqual([x['topic'] for x in r['retained']], ['rt/a', 'rt/b'])
+        self.b.get_json('/api/v1/retained?topic=rt/a', token=READ_TOKEN, method='DELETE',
+                        expect=403)
+        self.assertEqual(self.b.get_json('/api/v1/retained?topic=rt/a', token=ADMIN_TOKEN,
+                                         method='DELETE'), {'deleted': True})
+        self.b.get_json('/api/v1/retained?topic=rt/a', token=ADMIN_TOKEN, method='DELETE',
+                        expect=404)
+        # a new subscriber no longer gets it
+        with self.client('ret-sub') as s:
+            s.subscribe([('rt/a', 0)])
+            s.expect_nothing(0.3)
+        self.b.get_json('/api/v1/retained?topic=rt/%2B', token=ADMIN_TOKEN, method='DELETE',
+                        expect=400)
+
+    def test_reload(self):
+        self.b.get_json('/api/v1/reload', token=READ_TOKEN, method='POST', expect=403)
+        r = self.b.get_json('/api/v1/reload', token=ADMIN_TOKEN, method='POST')
+        self.assertEqual(r, {'reloaded': True, 'errors': []})
+        self.b.get_json('/api/v1/reload', token=ADMIN_TOKEN, expect=405)
+
+    def test_bad_queries(self):
+        for path in ('/api/v1/clients?limit=0', '/api/v1/clients?limit=1001',
+                     '/api/v1/clients?limit=abc', '/api/v1/clients?limit=-1',
+                     '/api/v1/clients?nonsense=1', '/api/v1/clients?limit=1&limit=2',
+                     '/api/v1/sessions?sort=age', '/api/v1/sessions?sort=queued&after=x',
+                     '/api/v1/clients?prefix=%00', '/api/v1/clients?prefix=%ff',
+                     '/api/v1/retained?filter=a/%23/b',
+                     '/api/v1/clients/%00x', '/api/v1/clients/%ff%fe',
+                     '/api/v1/clients?prefix=' + 'a' * 5000):
+            err = self.b.get_json(path, token=READ_TOKEN, expect=400)
+            self.assertEqual(err['error'], 'bad_request', path)
+            self.assertTrue(err['message'])
+
+    def test_unknown_and_wrong_method(self):
+        self.b.get_json('/api/v1/nothing', token=READ_TOKEN, expect=404)
+        self.b.get_json('/api/v1/clients/a/b', token=READ_TOKEN, expect=404)
+        self.b.get_json('/api/v1/stats', token=ADMIN_TOKEN, method='DELETE', expect=405)
+        self.b.get_json('/api/v1/clients', token=ADMIN_TOKEN, method='POST', expect=405)
+
+    def test_bad_body(self):
+        with self.client('body-check'):
+            self.b.get_json('/api/v1/clients/body-check/disconnect', token=ADMIN_TOKEN,
+                            method='POST', body=b'not json', expect=400)
+            self.b.get_json('/api/v1/clients/body-check/disconnect', token=ADMIN_TOKEN,
+                            method='POST', body=b'{}')
+
+    def test_metrics_with_read_token(self):
+        status, _, body = self.b.request('GET', '/metrics', token=READ_TOKEN)
+        self.assertEqual(status, 200)
+        self.assertIn(b'petrel_build_info', body)
+
+
+@skip_on_mosquitto('petreld admin API')
+class TokenReload(unittest.TestCase):
+    def test_sighup_rereads_tokens(self):
+        b = HttpBroker().start()
+        try:
+            new = 'n' * 20 + 'fresh'
+            http_helpers.write_tokens(b.tmp, ['newbie admin %s' % new])
+            b.signal(signal.SIGHUP)
+            self.assertTrue(b.wait_log(r'SIGHUP: 1 HTTP API tokens'), b.tail())
+            b.get_json('/api/v1/stats', token=new)
+            b.get_json('/api/v1/stats', token=READ_TOKEN, expect=401)
+            # a broken file keeps the tokens in force
+            http_helpers.write_tokens(b.tmp, ['broken line'])
+            b.signal(signal.SIGHUP)
+            self.assertTrue(b.wait_log(r'http_token_file not reloaded'), b.tail())
+            b.get_json('/api/v1/stats', token=new)
+            r = b.get_json('/api/v1/reload', token=new, method='POST')
+            self.assertEqual(len(r['errors']), 1)
+            self.assertIn('tokens:1', r['errors'][0])
+        finally:
+            b.stop()
 
 
 if __name__ == '__main__':
