@@ -1,5 +1,5 @@
 // chart.js - the dashboard's own small SVG line chart: a few series over a
-// sliding time window (5 minutes), a gap where samples are missing (broker
+// sliding time window (the last 5 minutes, or 1 to 5 as history grows), a gap where samples are missing (broker
 // unreachable), a rounded y scale and its top label. Drawn into an SVG whose
 // viewBox is stretched to the box, so CSS alone decides the chart's size.
 'use strict';
@@ -33,6 +33,9 @@ const PetrelChart = (() => {
       this.el = el;
       this.series = opts.series || 1;
       this.windowMs = opts.windowMs || 300000;
+      // A page opened a moment ago shows at least this span, not 5 minutes
+      // of nothing with a sliver of data at the right edge.
+      this.minWindowMs = Math.min(opts.minWindowMs || 60000, this.windowMs);
       this.format = opts.format || String;
       this.label = opts.label || '';
       this.samples = [];   // {t: ms, v: [numbers] or null for a gap}
@@ -58,9 +61,10 @@ const PetrelChart = (() => {
       // Labels are HTML over the SVG, so that stretching cannot distort them.
       this.maxLabel = document.createElement('span');
       this.maxLabel.className = 'axis axis-max';
-      const left = document.createElement('span');
-      left.className = 'axis axis-left';
-      left.textContent = `${Math.round(this.windowMs / 60000)} min`;
+      this.spanLabel = document.createElement('span');
+      this.spanLabel.className = 'axis axis-left';
+      this.spanLabel.textContent = `${Math.round(this.minWindowMs / 60000)} min`;
+      const left = this.spanLabel;
       const right = document.createElement('span');
       right.className = 'axis axis-right';
       right.textContent = 'now';
@@ -83,13 +87,15 @@ const PetrelChart = (() => {
 
     // Redraws with `now` (ms) at the right edge.
     draw(now) {
-      const t0 = now - this.windowMs;
+      const first = this.samples.length ? this.samples[0].t : now;
+      const span = Math.min(this.windowMs, Math.max(this.minWindowMs, now - first));
+      const t0 = now - span;
       let max = 0;
       for (const s of this.samples) {
         if (s.v && s.t >= t0) for (const v of s.v) if (v > max) max = v;
       }
       max = niceMax(max);
-      const x = (t) => Math.max(0, ((t - t0) / this.windowMs) * W).toFixed(2);
+      const x = (t) => Math.max(0, ((t - t0) / span) * W).toFixed(2);
       const y = (v) => (H - (Math.min(v, max) / max) * H).toFixed(2);
       for (let i = 0; i < this.series; i++) {
         let d = '';
@@ -103,6 +109,7 @@ const PetrelChart = (() => {
       }
       this.area.setAttribute('d', this.areaPath(x, y));
       this.maxLabel.textContent = this.format(max);
+      this.spanLabel.textContent = `${Math.round(span / 60000)} min`;
       this.el.dataset.max = String(max);
     }
 
