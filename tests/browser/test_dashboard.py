@@ -43,6 +43,7 @@ try:
     from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:   # meson counts exit 77 as skipped
     print('SKIP: python3-selenium is not installed (deploy/install-deps.sh test)')
@@ -272,10 +273,35 @@ class TestDashboard(DashboardCase):
         for u in urls:
             self.assertTrue(u.startswith(self.url), 'fetched from outside the broker: %s' % u)
 
+    def queue_rows(self):
+        return self.js("return [...document.querySelectorAll('#queues tbody tr')]"
+                       ".map((r) => [r.dataset.clientId, r.cells[2].textContent]);")
+
     def test_2_rate_chart_moves_under_load(self):
         self.load(again=False)
+        # Two offline persistent sessions with queues of 30 and 12 messages:
+        # the deepest first.
+        for cid, n in (('dash-q-less', 12), ('dash-q-deep', 30)):
+            s = mqttraw.RawClient(self.broker.port)
+            s.connect(cid, clean=False)
+            s.subscribe([('dash/q/%s' % cid, 1)])
+            s.disconnect()
+            s.close()
+            p = mqttraw.RawClient(self.broker.port)
+            p.connect('dash-q-pub')
+            for i in range(n):
+                p.publish('dash/q/%s' % cid, b'queued %d' % i, qos=1)
+            p.disconnect()
+            p.close()
+        deepest = [(x['client_id'], x['queued_messages'])
+                   for x in self.api.get('/api/v1/sessions?sort=queued&limit=10')['sessions']
+                   if x['queued_messages'] > 0]
+        self.assertEqual(deepest, [('dash-q-deep', 30), ('dash-q-less', 12)])
+        self.wait_for('the deepest queues table', lambda: self.queue_rows() ==
+                      [['dash-q-deep', '30'], ['dash-q-less', '12']])
+        self.wait_for('the received rate to be back at 0', lambda: self.figure('rate-received') == 0)
         flat, _ = self.chart_points('chart-received')
-        self.assertTrue(all(y == 100 for _, y in flat[-5:]), 'no load yet: %r' % flat[-5:])
+        self.assertEqual(flat[-1][1], 100, 'no load now: %r' % flat[-5:])
         sub = mqttraw.RawClient(self.broker.port)
         sub.connect('dash-load-sub')
         sub.subscribe([('dash/load/#', 0)])
@@ -370,12 +396,16 @@ class TestDashboard(DashboardCase):
         rows = self.wait_for('the other dash-c-1* clients',
                              lambda: (lambda r: r if len(r) == 9 else None)(self.client_rows()))
         self.assertNotIn(target, rows)
-        box.clear()
+        # Emptied by keys (clear() fires no input event): the whole list again.
+        box.send_keys(Keys.BACKSPACE * len(box.get_attribute('value')))
+        self.wait_for('the unfiltered list', lambda: len(self.client_rows()) == 20)
 
     def test_4_phone_viewport(self):
         viewport(self.d, 375, 667)
         try:
-            self.load()
+            self.load(again=False)   # the same page, narrower: the charts keep their history
+            self.d.execute_script('window.scrollTo(0, 0)')
+            self.wait_for('the rates', lambda: self.figure('rate-received') is not None)
             self.wait_for('the connection count',
                           lambda: self.figure('connections') == self.api.get('/api/v1/stats')['connections'])
             self.wait_for('the client list', lambda: len(self.client_rows()) == 20)
@@ -444,7 +474,7 @@ class TestDashboard(DashboardCase):
         self.assertEqual(sorted(left), sorted(topics[:3]))
 
     def test_6_unreachable_banner(self):
-        self.load()
+        self.load(again=False)
         self.assertTrue(self.js("return document.getElementById('banner').hidden"))
         for c in self.clients:
             c.close()
@@ -454,6 +484,7 @@ class TestDashboard(DashboardCase):
             "const b = document.getElementById('banner');"
             "return !b.hidden && b.dataset.kind === 'down' && b.textContent.includes('Cannot reach');"))
         self.assertEqual(self.js("return document.getElementById('live').dataset.state"), 'down')
+        time.sleep(3)   # a gap in the charts for the screenshot
         screenshot(self.d, 'dashboard-8-unreachable-1280x800.png')
         self.broker.start()
         self.api.wait_up()
