@@ -473,6 +473,7 @@
         }
         clients.seen = '';
         pollClients();
+        runStats();   // the counts change at once, not at the next poll
       });
   }
 
@@ -491,11 +492,13 @@
           else if (e.status !== 401) toast(`Could not delete ${topic}: ${e.message}`, true);
         }
         pollRetained();
+        runStats();
       });
   }
 
   const tree = new PetrelTree.Tree($('retained-tree'), fmtBytes, askDeleteRetained);
   let retainedBusy = false;
+  let retainedSeen = '';
 
   async function pollRetained() {
     if (retainedBusy) return;
@@ -514,6 +517,9 @@
         more = after !== null && items.length < RETAINED_MAX;
       } while (more);
       cardOk(card);
+      const seen = JSON.stringify(items);
+      if (seen === retainedSeen) return;   // unchanged: keep the tree as the user left it
+      retainedSeen = seen;
       const n = tree.render(items);
       $('retained-empty').hidden = n > 0;
       $('retained-count').textContent = n === 0 ? '' :

@@ -216,6 +216,17 @@ class DashboardCase(unittest.TestCase):
         nums = [float(x) for x in re.findall(r'-?\d+(?:\.\d+)?', d or '')]
         return list(zip(nums[0::2], nums[1::2])), float(top or 0)
 
+    def act(self, what, find, *args, action=lambda e: e.click()):
+        """Finds an element with the script `find` (returning it) and acts
+        on it, again if the page re-rendered it meanwhile (stale)."""
+        def attempt():
+            e = self.js(find, *args)
+            if e is None:
+                return False
+            action(e)
+            return True
+        return self.wait_for(what, attempt)
+
     def load(self, again=True):
         """Opens the dashboard (again=False: keeps the page if it is open,
         with its charts' history)."""
@@ -375,8 +386,8 @@ class TestDashboard(DashboardCase):
         box.send_keys(target)
         self.wait_for('the prefix filter to leave %s alone' % target,
                       lambda: self.client_rows() == [target])
-        button = self.js("return document.querySelector('#clients tbody tr button.disconnect');")
-        button.click()
+        self.act('to click its Disconnect button',
+                 "return document.querySelector('#clients tbody tr button.disconnect');")
         self.wait_for('the confirmation dialog',
                       lambda: self.js("return document.getElementById('confirm-dialog').open"))
         text = self.js("return document.getElementById('confirm-text').textContent")
@@ -441,17 +452,17 @@ class TestDashboard(DashboardCase):
         for t in topics:
             pub.publish(t, b'v' * 10, qos=1, retain=True)
         pub.close()
-        self.load()
+        self.load(again=False)
         self.d.find_element('id', 'retained-refresh').click()
         self.wait_for('the tree to hold the retained topics',
                       lambda: self.js("return [...document.querySelectorAll('#retained-tree li')]"
                                       ".some((l) => l.dataset.topic === 'dash')"))
         # Open dash, then tree, then a: levels appear as they are opened.
         for path in ('dash', 'dash/tree', 'dash/tree/a'):
-            summary = self.wait_for('level %s' % path, lambda: self.js(
-                "const l = [...document.querySelectorAll('#retained-tree li')]"
-                ".find((l) => l.dataset.topic === arguments[0]); return l && l.querySelector('summary');", path))
-            summary.click()
+            self.act('to open level %s' % path,
+                     "const l = [...document.querySelectorAll('#retained-tree li')]"
+                     ".find((l) => l.dataset.topic === arguments[0]);"
+                     "return l ? l.querySelector('summary') : null;", path)
         want = sorted(topics + ['dash/tree/a'])
         self.wait_for('the opened levels to show %r' % want, lambda: sorted(self.js(
             "return [...document.querySelectorAll('#retained-tree li')].map((l) => l.dataset.topic)"
@@ -464,10 +475,13 @@ class TestDashboard(DashboardCase):
         screenshot(self.d, 'dashboard-7-retained-1280x800.png')
         # Its delete button (shown on hover) removes it from the broker.
         hostile = topics[3]
-        leaf = self.js("return [...document.querySelectorAll('#retained-tree li')]"
-                       ".find((l) => l.dataset.topic === arguments[0]).querySelector('.leaf');", hostile)
-        ActionChains(self.d).move_to_element(leaf).perform()
-        leaf.find_element('css selector', 'button.delete').click()
+        def hover_and_delete(leaf):
+            ActionChains(self.d).move_to_element(leaf).perform()
+            leaf.find_element('css selector', 'button.delete').click()
+        self.act('to delete %s' % hostile,
+                 "const l = [...document.querySelectorAll('#retained-tree li')]"
+                 ".find((l) => l.dataset.topic === arguments[0]);"
+                 "return l ? l.querySelector('.leaf') : null;", hostile, action=hover_and_delete)
         self.wait_for('the confirmation dialog',
                       lambda: self.js("return document.getElementById('confirm-dialog').open"))
         self.assertIn(hostile, self.js("return document.getElementById('confirm-text').textContent"))
@@ -490,7 +504,13 @@ class TestDashboard(DashboardCase):
             "const b = document.getElementById('banner');"
             "return !b.hidden && b.dataset.kind === 'down' && b.textContent.includes('Cannot reach');"))
         self.assertEqual(self.js("return document.getElementById('live').dataset.state"), 'down')
+        # Scrolled down (to the retained tree), the banner is still in view.
+        self.assertGreater(self.js('return window.scrollY'), 0)
+        top = self.js("return document.getElementById('banner').getBoundingClientRect().top")
+        self.assertTrue(0 <= top < 50, top)
         time.sleep(3)   # a gap in the charts for the screenshot
+        screenshot(self.d, 'dashboard-8-unreachable-scrolled-1280x800.png')
+        self.js('window.scrollTo(0, 0)')
         screenshot(self.d, 'dashboard-8-unreachable-1280x800.png')
         self.broker.start()
         self.api.wait_up()
@@ -549,7 +569,8 @@ class TestDashboardToken(DashboardCase):
         self.assertEqual(self.js("return sessionStorage.getItem('petrel.token')"), READ_TOKEN)
         self.wait_for('the client list', lambda: self.client_rows() == ['dash-t-00'])
         # ...but may not disconnect: the page says so and the client stays.
-        self.js("return document.querySelector('#clients tbody tr button.disconnect');").click()
+        self.act('to click its Disconnect button',
+                 "return document.querySelector('#clients tbody tr button.disconnect');")
         self.wait_for('the confirmation dialog',
                       lambda: self.js("return document.getElementById('confirm-dialog').open"))
         self.d.find_element('id', 'confirm-ok').click()
