@@ -674,17 +674,17 @@ static int add_listener(struct config *c, const char *value, char *err, size_t e
 static const char *const http_role_names[] = {"none", "read", "admin", NULL};
 
 /* http_listen: one address like `listen`'s (port 9883 when none is given),
- * then TLS options as for `listen` and anonymous=.  A token-less role is
- * refused on an address other than loopback: there, everyone on the
- * network could read or change the broker. */
+ * then anonymous= and the TLS options of `listen` (read by the same code).
+ * A token-less role is refused on an address other than loopback: there,
+ * everyone on the network could read or change the broker. */
 static int set_http_listen(struct config *c, const char *value, char *err, size_t errlen)
 {
     struct listener_conf l;
     struct http_listen_conf h;
     bool has_port;
-    char addr[512];
+    char addr[512], rest[MAX_LINE + 1], msg[CONFIG_ERR_LEN];
     size_t alen = strcspn(value, " \t");
-    if (alen >= sizeof(addr)) {
+    if (alen >= sizeof(addr) || strlen(value) > MAX_LINE) {
         errf(err, errlen, "http_listen: '%.60s...' is too long", value);
         return -1;
     }
@@ -692,66 +692,44 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
     addr[alen] = '\0';
     memset(&l, 0, sizeof l);
     memset(&h, 0, sizeof h);
-    if (parse_listen(addr, &l, &has_port, err, errlen) < 0)
-        return -1;
-    const char *p = value + alen;
-    while (*p) {
-        while (is_blank(*p))
-            p++;
-        if (*p == '\0')
-            break;
-        const char *end = p;
-        while (*end && !is_blank(*end))
-            end++;
-        char word[CONFIG_TLS_PATH_LEN + 64];
-        size_t len = (size_t)(end - p);
-        if (len >= sizeof(word)) {
-            errf(err, errlen, "http_listen: option '%.40s...' is too long", p);
-            return -1;
-        }
-        memcpy(word, p, len);
-        word[len] = '\0';
-        p = end;
-        if (strcmp(word, "tls") == 0) {
-            h.tls.enabled = true;
-            continue;
-        }
-        char *eq = strchr(word, '=');
-        if (eq == NULL) {
-            errf(err, errlen, "http_listen: option '%s' should be KEY=VALUE (or 'tls')", word);
-            return -1;
-        }
-        *eq = '\0';
-        const char *v = eq + 1;
-        if (strcmp(word, "anonymous") == 0) {
+    if (parse_listen(addr, &l, &has_port, msg, sizeof msg) < 0)
+        goto bad;
+    /* anonymous= is this listener's own; the other words go to `listen`'s
+     * option parser. */
+    size_t used = 0;
+    for (const char *p = value + alen; *p;) {
+        size_t blanks = strspn(p, " \t"), len = strcspn(p + blanks, " \t");
+        const char *word = p + blanks;
+        p = word + len;
+        if (len > 10 && memcmp(word, "anonymous=", 10) == 0) {
             size_t i;
             for (i = 0; http_role_names[i]; i++)
-                if (strcasecmp(v, http_role_names[i]) == 0)
+                if (strlen(http_role_names[i]) == len - 10 &&
+                    strncasecmp(word + 10, http_role_names[i], len - 10) == 0)
                     break;
             if (http_role_names[i] == NULL) {
-                errf(err, errlen, "http_listen: anonymous=%s is not one of none, read or admin",
-                     v);
+                errf(err, errlen, "http_listen: %.*s is not one of none, read or admin",
+                     (int)len, word);
                 return -1;
             }
             h.anonymous = (uint8_t)i;
-            continue;
-        }
-        if (strcmp(word, "use_identity_as_username") == 0) {
-            errf(err, errlen, "http_listen: use_identity_as_username is for MQTT listeners");
-            return -1;
-        }
-        int tls = parse_tls_option(word, v, &h.tls, err, errlen);
-        if (tls < 0)
-            return -1;
-        if (tls == 0) {
-            errf(err, errlen, "http_listen: unknown option '%s' (anonymous, tls, certfile, "
-                 "keyfile, cafile, require_certificate, tls_version, ciphers, ciphersuites)",
-                 word);
-            return -1;
+        } else if (len) {
+            rest[used++] = ' ';
+            memcpy(rest + used, word, len);
+            used += len;
         }
     }
-    if (check_tls_options(&h.tls, err, errlen) < 0)
+    rest[used] = '\0';
+    l.allow_anonymous = ANON_INHERIT;
+    if (parse_listen_options(rest, &l, msg, sizeof msg) < 0)
+        goto bad;
+    if (l.max_connections || l.allow_anonymous != ANON_INHERIT ||
+        l.tls.use_identity_as_username) {
+        errf(err, errlen, "http_listen: max_connections, allow_anonymous and "
+             "use_identity_as_username are options of MQTT listeners (anonymous=none|read|admin "
+             "is this one's)");
         return -1;
+    }
     unsigned char bin[16];
     int family = address_family(l.host, bin);
     bool loopback = family == 4 ? bin[0] == 127
@@ -763,10 +741,14 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
         return -1;
     }
     h.enabled = true;
+    h.tls = l.tls;
     memcpy(h.host, l.host, sizeof h.host);
     h.port = has_port ? l.port : 9883;
     c->http = h;
     return 0;
+bad:
+    errf(err, errlen, "http_listen: %s", strncmp(msg, "listen: ", 8) == 0 ? msg + 8 : msg);
+    return -1;
 }
 
 /* Keys match field names; '-' is accepted for '_' so that command-line

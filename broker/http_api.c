@@ -30,6 +30,7 @@
 #include "hashmap.h"
 #include "histogram.h"
 #include "http_json.h"
+#include "http_metrics.h"
 #include "http_server.h"
 #include "listener.h"
 #include "log.h"
@@ -406,41 +407,98 @@ static void page_end(struct evbuffer *b, const struct page *p, bool more)
     evbuffer_add(b, "}\n", 2);
 }
 
-static struct evbuffer *new_body(struct http_call *call)
+/* {"WORD":true}, the answer of a change. */
+static void reply_done(struct http_call *call, const char *word)
 {
-    struct evbuffer *b = evbuffer_new();
+    struct evbuffer *b = http_body_new(call);
     if (!b)
-        http_reply_error(call, 503, "unavailable", "out of memory");
-    return b;
+        return;
+    evbuffer_add_printf(b, "{\"%s\":true}\n", word);
+    http_reply_json_free(call, 200, b);
 }
 
-static void reply_and_free(struct http_call *call, int code, struct evbuffer *b)
+/* One object of a list, then more keys: `head` holds the object, whose
+ * closing brace is taken off; more() adds ",KEY:VALUE..." and the brace is
+ * put back.  Frees head. */
+static void reply_extended(struct http_call *call, struct evbuffer *head, const struct session *s,
+                           void (*more)(struct evbuffer *b, const struct session *s))
 {
-    http_reply_json(call, code, b);
-    evbuffer_free(b);
+    struct evbuffer *out = http_body_new(call);
+    if (!out) {
+        evbuffer_free(head);
+        return;
+    }
+    evbuffer_remove_buffer(head, out, evbuffer_get_length(head) - 1);
+    evbuffer_free(head);
+    more(out, s);
+    evbuffer_add(out, "}\n", 2);
+    http_reply_json_free(call, 200, out);
+}
+
+/* A list request: its parameters, and the page being picked. */
+struct list_req {
+    struct params p;
+    struct key_filter f;
+    struct page pg;
+    struct evbuffer *b;
+};
+
+/* Parses a list's parameters (`allowed`, of which limit, prefix and after
+ * are read here) and makes the page; false after replying an error. */
+static bool list_begin(struct http_call *call, const char *const *allowed, struct list_req *l)
+{
+    memset(l, 0, sizeof *l);
+    if (parse_params(call, allowed, &l->p) != 0)
+        return false;
+    size_t limit = parse_limit(call, &l->p);
+    if (limit == 0 || parse_key_filter(call, &l->p, "after", &l->f) != 0) {
+        params_free(&l->p);
+        return false;
+    }
+    l->pg.limit = limit;
+    l->pg.heap = calloc(limit, sizeof(struct pick));
+    l->b = l->pg.heap ? http_body_new(call) : NULL;
+    if (!l->b) {
+        if (!l->pg.heap)
+            http_reply_error(call, 503, "unavailable", "out of memory");
+        free(l->pg.heap);
+        params_free(&l->p);
+        return false;
+    }
+    return true;
+}
+
+/* Writes {"NAME":[...],"next":...} with item() for each picked entry, sends
+ * it and frees the request. */
+static void list_end(struct http_call *call, struct list_req *l, const char *name,
+                     void (*item)(struct evbuffer *b, const void *it))
+{
+    bool more = page_finish(&l->pg);
+    evbuffer_add_printf(l->b, "{\"%s\":[", name);
+    for (size_t i = 0; i < l->pg.n; i++) {
+        if (i)
+            evbuffer_add(l->b, ",", 1);
+        item(l->b, l->pg.heap[i].item);
+    }
+    page_end(l->b, &l->pg, more);
+    free(l->pg.heap);
+    params_free(&l->p);
+    http_reply_json_free(call, 200, l->b);
+}
+
+/* A failed list request after list_begin: frees it (the caller replied). */
+static void list_abort(struct list_req *l)
+{
+    free(l->pg.heap);
+    params_free(&l->p);
+    evbuffer_free(l->b);
 }
 
 /* ---- stats ------------------------------------------------------------------------ */
 
-struct session_totals {
-    uint64_t online, offline, queued, queued_bytes;
-};
-
-static void add_session(void *value, void *arg)
-{
-    const struct session *s = value;
-    struct session_totals *t = arg;
-    if (s->conn)
-        t->online++;
-    else
-        t->offline++;
-    t->queued += s->n_queued;
-    t->queued_bytes += s->queued_bytes;
-}
-
 static void get_stats(struct http_call *call)
 {
-    struct evbuffer *b = new_body(call);
+    struct evbuffer *b = http_body_new(call);
     if (!b)
         return;
     char node[256] = "";
@@ -470,8 +528,8 @@ static void get_stats(struct http_call *call)
                             listener_transport(l), n);
         first = false;
     }
-    struct session_totals t = {0, 0, 0, 0};
-    hashmap_foreach(broker.sessions, add_session, &t);
+    struct session_totals t;
+    http_session_totals(&t);
     const struct broker_stats *st = &broker.stats;
     const struct histogram *h = &broker.store_commit_latency;
     evbuffer_add_printf(
@@ -490,50 +548,30 @@ static void get_stats(struct http_call *call)
         (unsigned long long)st->bytes_received, (unsigned long long)st->bytes_sent,
         (unsigned long long)h->count, histogram_quantile_ms(h, 0.5),
         histogram_quantile_ms(h, 0.99), store_problem() ? "failed" : "ok");
-    reply_and_free(call, 200, b);
+    http_reply_json_free(call, 200, b);
 }
 
 /* ---- clients ------------------------------------------------------------------------ */
 
+static void client_item(struct evbuffer *b, const void *it)
+{
+    client_json(b, it);
+}
+
 static void list_clients(struct http_call *call)
 {
     static const char *const allowed[] = {"prefix", "limit", "after", NULL};
-    struct params p;
-    struct key_filter f;
-    if (parse_params(call, allowed, &p) != 0)
+    struct list_req l;
+    if (!list_begin(call, allowed, &l))
         return;
-    size_t limit = parse_limit(call, &p);
-    if (limit == 0 || parse_key_filter(call, &p, "after", &f) != 0) {
-        params_free(&p);
-        return;
-    }
-    struct page pg = {calloc(limit, sizeof(struct pick)), 0, limit, 0, false};
-    struct evbuffer *b = pg.heap ? new_body(call) : NULL;
-    if (!b) {
-        if (!pg.heap)
-            http_reply_error(call, 503, "unavailable", "out of memory");
-        free(pg.heap);
-        params_free(&p);
-        return;
-    }
     for (const struct conn *c = broker.conns; c; c = c->next) {
         const struct session *s = c->session;
         if (c->state != CONN_ACTIVE || !s || s->conn != c)
             continue;
-        if (key_wanted(&f, s->client_id, s->client_id_len))
-            page_offer(&pg, (struct pick){s->client_id, s->client_id_len, 0, s});
+        if (key_wanted(&l.f, s->client_id, s->client_id_len))
+            page_offer(&l.pg, (struct pick){s->client_id, s->client_id_len, 0, s});
     }
-    bool more = page_finish(&pg);
-    evbuffer_add(b, "{\"clients\":[", 12);
-    for (size_t i = 0; i < pg.n; i++) {
-        if (i)
-            evbuffer_add(b, ",", 1);
-        client_json(b, pg.heap[i].item);
-    }
-    page_end(b, &pg, more);
-    free(pg.heap);
-    params_free(&p);
-    reply_and_free(call, 200, b);
+    list_end(call, &l, "clients", client_item);
 }
 
 /* The session of the client id in the path, online (`online`) or not;
@@ -550,24 +588,19 @@ static struct session *find_session(struct http_call *call, const char *id, size
     return s;
 }
 
+static void client_more(struct evbuffer *b, const struct session *s)
+{
+    evbuffer_add(b, ",", 1);
+    subscriptions_json(b, s);
+}
+
 static void get_client(struct http_call *call, struct session *s)
 {
-    struct evbuffer *one = new_body(call);
+    struct evbuffer *one = http_body_new(call);
     if (!one)
         return;
     client_json(one, s);
-    struct evbuffer *out = new_body(call);
-    if (!out) {
-        evbuffer_free(one);
-        return;
-    }
-    /* the list's object, reopened for its subscriptions */
-    evbuffer_remove_buffer(one, out, evbuffer_get_length(one) - 1);
-    evbuffer_free(one);
-    evbuffer_add(out, ",", 1);
-    subscriptions_json(out, s);
-    evbuffer_add(out, "}\n", 2);
-    reply_and_free(call, 200, out);
+    reply_extended(call, one, s, client_more);
 }
 
 static void disconnect_client(struct http_call *call, struct session *s)
@@ -577,11 +610,7 @@ static void disconnect_client(struct http_call *call, struct session *s)
     conn_disconnect(s->conn, MQTT_RC_ADMINISTRATIVE_ACTION,
                     "disconnected by an administrator", true);
     turn_schedule();
-    struct evbuffer *b = new_body(call);
-    if (!b)
-        return;
-    evbuffer_add_printf(b, "{\"disconnected\":true}\n");
-    reply_and_free(call, 200, b);
+    reply_done(call, "disconnected");
 }
 
 /* ---- sessions ----------------------------------------------------------------------- */
@@ -599,54 +628,33 @@ static void offer_session(void *value, void *arg)
         page_offer(sc->pg, (struct pick){s->client_id, s->client_id_len, s->n_queued, s});
 }
 
+static void session_item(struct evbuffer *b, const void *it)
+{
+    session_json(b, it, false);
+}
+
 static void list_sessions(struct http_call *call)
 {
     static const char *const allowed[] = {"prefix", "limit", "after", "sort", NULL};
-    struct params p;
-    struct key_filter f;
-    if (parse_params(call, allowed, &p) != 0)
+    struct list_req l;
+    if (!list_begin(call, allowed, &l))
         return;
-    size_t limit = parse_limit(call, &p);
-    if (limit == 0 || parse_key_filter(call, &p, "after", &f) != 0) {
-        params_free(&p);
-        return;
-    }
-    const char *sort = param(&p, "sort", NULL);
-    bool by_queue = false;
+    const char *sort = param(&l.p, "sort", NULL);
     if (sort && strcmp(sort, "queued") == 0) {
-        by_queue = true;
+        l.pg.by_rank = true;
     } else if (sort && strcmp(sort, "client_id") != 0) {
         http_reply_error(call, 400, "bad_request", "sort must be client_id or queued");
-        params_free(&p);
+        list_abort(&l);
         return;
     }
-    if (by_queue && f.after) {
+    if (l.pg.by_rank && l.f.after) {
         http_reply_error(call, 400, "bad_request", "sort=queued has no pages: no after=");
-        params_free(&p);
+        list_abort(&l);
         return;
     }
-    struct page pg = {calloc(limit, sizeof(struct pick)), 0, limit, 0, by_queue};
-    struct evbuffer *b = pg.heap ? new_body(call) : NULL;
-    if (!b) {
-        if (!pg.heap)
-            http_reply_error(call, 503, "unavailable", "out of memory");
-        free(pg.heap);
-        params_free(&p);
-        return;
-    }
-    struct session_scan sc = {&pg, &f};
+    struct session_scan sc = {&l.pg, &l.f};
     hashmap_foreach(broker.sessions, offer_session, &sc);
-    bool more = page_finish(&pg);
-    evbuffer_add(b, "{\"sessions\":[", 13);
-    for (size_t i = 0; i < pg.n; i++) {
-        if (i)
-            evbuffer_add(b, ",", 1);
-        session_json(b, pg.heap[i].item, false);
-    }
-    page_end(b, &pg, more);
-    free(pg.heap);
-    params_free(&p);
-    reply_and_free(call, 200, b);
+    list_end(call, &l, "sessions", session_item);
 }
 
 struct peek {
@@ -654,62 +662,47 @@ struct peek {
     size_t shown;
 };
 
-static void peeked(const char *topic, size_t len, uint32_t size, uint8_t qos, void *arg)
+static void queued_one(struct peek *p, const char *topic, size_t len, uint32_t size, uint8_t qos)
 {
-    struct peek *p = arg;
     evbuffer_add(p->b, p->shown ? ",{\"topic\":" : "{\"topic\":", p->shown ? 10 : 9);
     json_string(p->b, topic, len);
     evbuffer_add_printf(p->b, ",\"bytes\":%u,\"qos\":%u}", (unsigned)size, (unsigned)qos);
     p->shown++;
 }
 
-static void queued_json(struct evbuffer *b, const struct session *s)
+static void peeked(const char *topic, size_t len, uint32_t size, uint8_t qos, void *arg)
 {
-    size_t shown = 0;
-    evbuffer_add(b, "\"queued\":[", 10);
+    queued_one(arg, topic, len, size, qos);
+}
+
+/* The first HTTP_API_MAX_QUEUED_SHOWN deliveries: in flight, queued in
+ * memory, then what a stored session keeps in the store only. */
+static void session_more(struct evbuffer *b, const struct session *s)
+{
+    evbuffer_add(b, ",", 1);
+    subscriptions_json(b, s);
+    struct peek pk = {b, 0};
+    evbuffer_add(b, ",\"queued\":[", 11);
     const struct delivery_list *lists[2] = {&s->inflight, &s->queued};
-    for (int l = 0; l < 2; l++) {
+    for (int l = 0; l < 2; l++)
         for (const struct delivery *d = lists[l]->head;
-             d && shown < HTTP_API_MAX_QUEUED_SHOWN; d = d->next) {
-            if (!d->msg)
-                continue; /* QoS 2 past PUBREC: only the id is left */
-            evbuffer_add(b, shown ? ",{\"topic\":" : "{\"topic\":", shown ? 10 : 9);
-            json_string(b, d->msg->topic, d->msg->topic_len);
-            evbuffer_add_printf(b, ",\"bytes\":%u,\"qos\":%u}", (unsigned)d->size,
-                                (unsigned)d->qos);
-            shown++;
-        }
-    }
-    /* Then what a stored session keeps in the store only. */
-    if (shown < HTTP_API_MAX_QUEUED_SHOWN && s->backlog > 0) {
-        struct peek pk = {b, shown};
-        if (store_peek_deliveries(s, s->loaded_seq, HTTP_API_MAX_QUEUED_SHOWN - shown, peeked,
-                                  &pk) > 0)
-            shown = pk.shown;
-    }
+             d && pk.shown < HTTP_API_MAX_QUEUED_SHOWN; d = d->next)
+            if (d->msg) /* NULL: QoS 2 past PUBREC, only the id is left */
+                queued_one(&pk, d->msg->topic, d->msg->topic_len, d->size, d->qos);
+    if (pk.shown < HTTP_API_MAX_QUEUED_SHOWN && s->backlog > 0)
+        store_peek_deliveries(s, s->loaded_seq, HTTP_API_MAX_QUEUED_SHOWN - pk.shown, peeked,
+                              &pk);
     evbuffer_add_printf(b, "],\"queued_truncated\":%s",
-                        shown < (size_t)s->inflight.count + s->n_queued ? "true" : "false");
+                        pk.shown < (size_t)s->inflight.count + s->n_queued ? "true" : "false");
 }
 
 static void get_session(struct http_call *call, struct session *s)
 {
-    struct evbuffer *one = new_body(call);
+    struct evbuffer *one = http_body_new(call);
     if (!one)
         return;
     session_json(one, s, true);
-    struct evbuffer *out = new_body(call);
-    if (!out) {
-        evbuffer_free(one);
-        return;
-    }
-    evbuffer_remove_buffer(one, out, evbuffer_get_length(one) - 1);
-    evbuffer_free(one);
-    evbuffer_add(out, ",", 1);
-    subscriptions_json(out, s);
-    evbuffer_add(out, ",", 1);
-    queued_json(out, s);
-    evbuffer_add(out, "}\n", 2);
-    reply_and_free(call, 200, out);
+    reply_extended(call, one, s, session_more);
 }
 
 static void delete_session(struct http_call *call, struct session *s)
@@ -734,11 +727,7 @@ static void delete_session(struct http_call *call, struct session *s)
         session_destroy(s);
     free(id);
     turn_schedule();
-    struct evbuffer *b = new_body(call);
-    if (!b)
-        return;
-    evbuffer_add_printf(b, "{\"deleted\":true}\n");
-    reply_and_free(call, 200, b);
+    reply_done(call, "deleted");
 }
 
 /* ---- retained --------------------------------------------------------------------- */
@@ -755,53 +744,35 @@ static void offer_retained(void *value, const char *topic, size_t len, void *arg
         page_offer(sc->pg, (struct pick){topic, len, 0, value});
 }
 
+static void retained_item(struct evbuffer *b, const void *it)
+{
+    const struct message *m = it;
+    evbuffer_add(b, "{\"topic\":", 9);
+    json_string(b, m->topic, m->topic_len);
+    evbuffer_add_printf(b, ",\"bytes\":%u,\"qos\":%u}", (unsigned)m->payload_len,
+                        (unsigned)m->qos);
+}
+
 static void list_retained(struct http_call *call)
 {
     static const char *const allowed[] = {"filter", "limit", "after", NULL};
-    struct params p;
-    struct key_filter f;
-    if (parse_params(call, allowed, &p) != 0)
+    struct list_req l;
+    if (!list_begin(call, allowed, &l))
         return;
-    size_t limit = parse_limit(call, &p);
-    if (limit == 0 || parse_key_filter(call, &p, "after", &f) != 0) {
-        params_free(&p);
-        return;
-    }
     size_t flen = 1;
-    const char *filter = param(&p, "filter", &flen);
+    const char *filter = param(&l.p, "filter", &flen);
     if (!filter) {
         filter = "#";
         flen = 1;
     }
     if (!mqtt_topic_filter_valid((const uint8_t *)filter, flen)) {
         http_reply_error(call, 400, "bad_request", "filter is not a valid MQTT topic filter");
-        params_free(&p);
+        list_abort(&l);
         return;
     }
-    struct page pg = {calloc(limit, sizeof(struct pick)), 0, limit, 0, false};
-    struct evbuffer *b = pg.heap ? new_body(call) : NULL;
-    if (!b) {
-        if (!pg.heap)
-            http_reply_error(call, 503, "unavailable", "out of memory");
-        free(pg.heap);
-        params_free(&p);
-        return;
-    }
-    struct retained_scan sc = {&pg, &f};
+    struct retained_scan sc = {&l.pg, &l.f};
     topic_tree_match_retained(broker.topics, filter, flen, offer_retained, &sc);
-    bool more = page_finish(&pg);
-    evbuffer_add(b, "{\"retained\":[", 13);
-    for (size_t i = 0; i < pg.n; i++) {
-        const struct message *m = pg.heap[i].item;
-        evbuffer_add(b, i ? ",{\"topic\":" : "{\"topic\":", i ? 10 : 9);
-        json_string(b, m->topic, m->topic_len);
-        evbuffer_add_printf(b, ",\"bytes\":%u,\"qos\":%u}", (unsigned)m->payload_len,
-                            (unsigned)m->qos);
-    }
-    page_end(b, &pg, more);
-    free(pg.heap);
-    params_free(&p);
-    reply_and_free(call, 200, b);
+    list_end(call, &l, "retained", retained_item);
 }
 
 static void delete_retained(struct http_call *call)
@@ -812,35 +783,24 @@ static void delete_retained(struct http_call *call)
         return;
     size_t len = 0;
     const char *topic = param(&p, "topic", &len);
-    if (!topic || !mqtt_topic_name_valid((const uint8_t *)topic, len)) {
+    struct message *m = NULL;
+    if (!topic || !mqtt_topic_name_valid((const uint8_t *)topic, len))
         http_reply_error(call, 400, "bad_request", "topic= must be a topic name (no wildcards)");
-        params_free(&p);
-        return;
-    }
-    if (!topic_tree_get_retained(broker.topics, topic, len)) {
+    else if (!topic_tree_get_retained(broker.topics, topic, len))
         http_reply_error(call, 404, "not_found", "no retained message on this topic");
-        params_free(&p);
-        return;
-    }
     /* An empty retained message clears the topic, in the tree and the
      * store, with the totals: the way a client would. */
-    struct message *m = message_new(topic, len, NULL, 0, 0, true);
-    if (!m) {
+    else if (!(m = message_new(topic, len, NULL, 0, 0, true)))
         http_reply_error(call, 503, "unavailable", "out of memory");
-        params_free(&p);
-        return;
+    if (m) {
+        log_notice("http: %s (token %s) deleted the retained message of '%s'", call->peer,
+                   call->who, log_str(topic, len));
+        retain_set(m);
+        message_unref(m);
+        turn_schedule();
+        reply_done(call, "deleted");
     }
-    log_notice("http: %s (token %s) deleted the retained message of '%s'", call->peer, call->who,
-               log_str(topic, len));
-    retain_set(m);
-    message_unref(m);
-    turn_schedule();
     params_free(&p);
-    struct evbuffer *b = new_body(call);
-    if (!b)
-        return;
-    evbuffer_add_printf(b, "{\"deleted\":true}\n");
-    reply_and_free(call, 200, b);
 }
 
 /* ---- reload --------------------------------------------------------------------------- */

@@ -6,7 +6,6 @@
  * MQTT listeners are open, and it is not shutting down.
  */
 #include <event2/buffer.h>
-#include <event2/http.h>
 
 #include "broker.h"
 #include "http_server.h"
@@ -14,14 +13,11 @@
 
 void http_health_healthz(struct http_call *call)
 {
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        evhttp_send_error(call->req, 500, NULL);
+    struct evbuffer *b = http_body_new(call);
+    if (!b)
         return;
-    }
     evbuffer_add_printf(b, "{\"status\":\"ok\"}\n");
-    http_reply_json(call, 200, b);
-    evbuffer_free(b);
+    http_reply_json_free(call, 200, b);
 }
 
 void http_health_readyz(struct http_call *call)
@@ -34,11 +30,9 @@ void http_health_readyz(struct http_call *call)
         reasons[n++] = "listeners_closed";
     if (http_server_is_shutting_down())
         reasons[n++] = "shutting_down";
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        evhttp_send_error(call->req, 500, NULL);
+    struct evbuffer *b = http_body_new(call);
+    if (!b)
         return;
-    }
     if (n == 0) {
         evbuffer_add_printf(b, "{\"status\":\"ready\"}\n");
     } else {
@@ -47,6 +41,5 @@ void http_health_readyz(struct http_call *call)
             evbuffer_add_printf(b, "%s\"%s\"", i ? "," : "", reasons[i]);
         evbuffer_add_printf(b, "]}\n");
     }
-    http_reply_json(call, n == 0 ? 200 : 503, b);
-    evbuffer_free(b);
+    http_reply_json_free(call, n == 0 ? 200 : 503, b);
 }

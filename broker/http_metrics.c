@@ -81,10 +81,6 @@ static void histogram(struct evbuffer *b, const char *name, const char *help,
                         (double)h->sum_ns / 1e9, name, h->count);
 }
 
-struct session_totals {
-    uint64_t online, offline, queued, queued_bytes;
-};
-
 static void add_session(void *value, void *arg)
 {
     const struct session *s = value;
@@ -95,6 +91,12 @@ static void add_session(void *value, void *arg)
         t->offline++;
     t->queued += s->n_queued;
     t->queued_bytes += s->queued_bytes;
+}
+
+void http_session_totals(struct session_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    hashmap_foreach(broker.sessions, add_session, t);
 }
 
 /* Connections by listener and protocol; "connecting" before CONNECT. */
@@ -156,8 +158,8 @@ void http_metrics_write(struct evbuffer *b)
 
     connections(b);
     one(b, "petrel_clients_connected", "gauge", "Connections past CONNECT.", broker.n_clients);
-    struct session_totals t = {0, 0, 0, 0};
-    hashmap_foreach(broker.sessions, add_session, &t);
+    struct session_totals t;
+    http_session_totals(&t);
     struct labelled sessions[] = {{"online", t.online}, {"offline", t.offline}};
     split(b, "petrel_sessions", "gauge", "Sessions, with a connection (online) or without.",
           "state", sessions, 2);
@@ -285,15 +287,11 @@ void http_metrics_write(struct evbuffer *b)
 
 void http_metrics_get(struct http_call *call)
 {
-    if (call->method != EVHTTP_REQ_GET && call->method != EVHTTP_REQ_HEAD) {
-        http_reply_error(call, 405, "method_not_allowed", "only GET here");
+    if (!http_only_get(call))
         return;
-    }
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        evhttp_send_error(call->req, 500, NULL);
+    struct evbuffer *b = http_body_new(call);
+    if (!b)
         return;
-    }
     http_metrics_write(b);
     http_reply(call, 200, "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);

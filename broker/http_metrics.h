@@ -9,7 +9,15 @@
 struct http_call;
 struct evbuffer;
 
+#include <stdint.h>
+
 void http_metrics_get(struct http_call *call);
+
+/* Totals over every session (one walk), for /metrics and the API's stats. */
+struct session_totals {
+    uint64_t online, offline, queued, queued_bytes;
+};
+void http_session_totals(struct session_totals *t);
 
 /* Writes the exposition into b (for tests and the handler). */
 void http_metrics_write(struct evbuffer *b);

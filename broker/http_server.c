@@ -28,6 +28,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "array_grow.h"
 #include "broker.h"
 #include "http_api.h"
 #include "http_json.h"
@@ -164,12 +165,11 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
         return NULL; /* so does evhttp's own attempt: the connection is dropped */
     if (n_pending == cap_pending) {
         /* as many as one accept callback took: the listen backlog's worth */
-        size_t cap = cap_pending ? cap_pending * 2 : 16;
-        struct pending_bev *p = realloc(pending, cap * sizeof *p);
+        struct pending_bev *p =
+            array_grow(pending, &cap_pending, n_pending + 1, sizeof *p, 16);
         if (!p)
             return bev; /* served, but not counted: out of memory is rarer than a limit */
         pending = p;
-        cap_pending = cap;
     }
     pending[n_pending].bev = bev;
     pending[n_pending].refuse = refuse;
@@ -210,6 +210,29 @@ void http_reply_json(struct http_call *call, int code, struct evbuffer *body)
     http_reply(call, code, "application/json", body);
 }
 
+struct evbuffer *http_body_new(struct http_call *call)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        http_reply_error(call, 503, "unavailable", "out of memory");
+    return b;
+}
+
+void http_reply_json_free(struct http_call *call, int code, struct evbuffer *body)
+{
+    http_reply_json(call, code, body);
+    evbuffer_free(body);
+}
+
+bool http_only_get(struct http_call *call)
+{
+    if (call->method == EVHTTP_REQ_GET || call->method == EVHTTP_REQ_HEAD)
+        return true;
+    evhttp_add_header(evhttp_request_get_output_headers(call->req), "Allow", "GET");
+    http_reply_error(call, 405, "method_not_allowed", "only GET here");
+    return false;
+}
+
 void http_reply_error(struct http_call *call, int code, const char *error, const char *fmt, ...)
 {
     char msg[512];
@@ -219,7 +242,7 @@ void http_reply_error(struct http_call *call, int code, const char *error, const
     va_end(ap);
     struct evbuffer *b = evbuffer_new();
     if (!b) {
-        evhttp_send_error(call->req, 500, NULL);
+        evhttp_send_error(call->req, code, NULL); /* without the JSON, out of memory */
         return;
     }
     evbuffer_add_printf(b, "{\"error\":\"%s\",\"message\":", error);
@@ -233,15 +256,11 @@ void http_reply_error(struct http_call *call, int code, const char *error, const
 
 static void serve_asset(struct http_call *call, const struct web_asset *a)
 {
-    if (call->method != EVHTTP_REQ_GET && call->method != EVHTTP_REQ_HEAD) {
-        http_reply_error(call, 405, "method_not_allowed", "only GET here");
+    if (!http_only_get(call))
         return;
-    }
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        evhttp_send_error(call->req, 500, NULL);
+    struct evbuffer *b = http_body_new(call);
+    if (!b)
         return;
-    }
     evbuffer_add_reference(b, a->data, a->len, NULL, NULL);
     http_reply(call, 200, a->content_type, b);
     evbuffer_free(b);
@@ -310,10 +329,8 @@ static void route(struct evhttp_request *req, void *arg)
         return;
     }
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
-        if (call.method != EVHTTP_REQ_GET && call.method != EVHTTP_REQ_HEAD) {
-            http_reply_error(&call, 405, "method_not_allowed", "only GET here");
+        if (!http_only_get(&call))
             return;
-        }
         if (path[1] == 'h')
             http_health_healthz(&call);
         else

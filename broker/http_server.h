@@ -63,6 +63,13 @@ void http_reply_json(struct http_call *call, int code, struct evbuffer *body);
 void http_reply_error(struct http_call *call, int code, const char *error, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A buffer for a reply body, or NULL after replying 503 (out of memory). */
+struct evbuffer *http_body_new(struct http_call *call);
+/* Sends `body` as JSON with status `code`, and frees it. */
+void http_reply_json_free(struct http_call *call, int code, struct evbuffer *body);
+/* True for GET and HEAD; otherwise replies 405 and returns false. */
+bool http_only_get(struct http_call *call);
+
 /* Handlers (one per file). */
 void http_health_healthz(struct http_call *call);
 void http_health_readyz(struct http_call *call);

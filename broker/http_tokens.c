@@ -9,6 +9,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
+#include "array_grow.h"
 #include "config.h"
 #include "line_file.h"
 
@@ -110,14 +111,12 @@ static int parse_line(char *line, size_t len, void *arg, char *why, size_t whyle
     memcpy(tk.value, value, vlen);
     tk.len = vlen;
     if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 8;
-        struct token *v = realloc(t->v, cap * sizeof *v);
+        struct token *v = array_grow(t->v, &t->cap, t->n + 1, sizeof *v, 8);
         if (!v) {
             snprintf(why, whylen, "out of memory");
             return -1;
         }
         t->v = v;
-        t->cap = cap;
     }
     t->v[t->n++] = tk;
     return 0;

@@ -106,7 +106,7 @@ class PetrelCli(OptionsOfHelp, unittest.TestCase):
     def setUp(self):
         self.help = ''
         for cmd in (['--help'], ['pub', '--help'], ['sub', '--help'], ['bench', '--help'],
-                    ['passwd', '--help']):
+                    ['passwd', '--help'], ['admin', '--help']):
             r = run([PETREL_CLI] + cmd)
             self.assertEqual(r.returncode, 0, cmd)
             self.help += r.stdout

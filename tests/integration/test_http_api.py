@@ -494,5 +494,47 @@ class TokenReload(unittest.TestCase):
             b.stop()
 
 
+@skip_on_mosquitto('petreld HTTP listener')
+class ReadyzAndTimeouts(unittest.TestCase):
+    def test_readyz_store_unwritable(self):
+        """petrel.db deleted under petreld: /readyz turns 503 within seconds,
+        /healthz stays 200."""
+        b = HttpBroker().start()
+        try:
+            self.assertEqual(b.get_json('/readyz'), {'status': 'ready'})
+            os.unlink(b.db_path)
+            deadline = time.monotonic() + 10
+            while True:
+                status, _, body = b.request('GET', '/readyz')
+                if status == 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(status, 503, body)
+            self.assertEqual(json.loads(body), {'status': 'not_ready',
+                                                'reasons': ['store_unwritable']})
+            self.assertEqual(b.get_json('/healthz'), {'status': 'ok'})
+        finally:
+            b.stop()
+
+    def test_idle_connection_closed(self):
+        """A connection that sends nothing is closed after HTTP_TIMEOUT_S
+        (10 s), not kept."""
+        b = HttpBroker().start()
+        try:
+            s = socket.create_connection(('127.0.0.1', b.http_port), timeout=20)
+            t0 = time.monotonic()
+            try:
+                data = s.recv(100)
+            except ConnectionResetError:
+                data = b''
+            took = time.monotonic() - t0
+            s.close()
+            self.assertEqual(data, b'')
+            self.assertGreater(took, 8)
+            self.assertLess(took, 16)
+        finally:
+            b.stop()
+
+
 if __name__ == '__main__':
     unittest.main()
