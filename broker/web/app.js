@@ -102,6 +102,7 @@
     } catch (e) {
       throw new ApiError(0, 'unreachable', 'The broker did not answer.');
     }
+    reachable();   // it answered, whatever the status
     let body = null;
     try { body = await res.json(); } catch (e) { body = null; }
     if (!res.ok) {
@@ -110,7 +111,6 @@
       throw err;
     }
     if (body === null) throw new ApiError(res.status, 'bad_response', 'The answer was not JSON.');
-    reachable();
     return body;
   }
 
