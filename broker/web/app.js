@@ -315,21 +315,62 @@
     } catch (e) { cardError(card, e); return; }
     cardOk(card);
     const rows = (r.sessions || []).filter((s) => s.queued_messages > 0);
-    const seen = JSON.stringify(rows);
-    if (seen === queuesSeen) return;   // unchanged: keep the DOM (and any selection)
-    queuesSeen = seen;
     const body = $('queues').tBodies[0];
+    const seen = JSON.stringify(rows.map((s) => [s.client_id, s.online, s.queued_messages, s.queued_bytes]));
+    if (seen === queuesSeen) {
+      // Only the ages move: update them in place (the buttons stay).
+      rows.forEach((s, i) => {
+        const tr = body.rows[i];
+        if (!tr) return;
+        tr.cells[4].textContent = fmtDuration(s.age_seconds);
+        tr.cells[5].textContent = fmtDuration(s.expires_in_seconds);
+      });
+      return;
+    }
+    queuesSeen = seen;
     body.replaceChildren(...rows.map((s) => {
       const tr = document.createElement('tr');
       tr.dataset.clientId = s.client_id;
+      const id = cell(s.client_id === '' ? '(empty)' : s.client_id, 'id');
+      id.title = s.client_id;
       const state = cell(s.online ? 'online' : 'offline', 'state');
       state.dataset.state = s.online ? 'live' : 'idle';
-      tr.append(cell(s.client_id, 'id'), state, cell(fmtInt(s.queued_messages), 'num'),
+      const btnCell = document.createElement('td');
+      btnCell.className = 'action';
+      const btn = document.createElement('button');
+      btn.type = 'button';
+      btn.className = 'danger small delete-session';
+      btn.textContent = 'Delete';
+      btn.setAttribute('aria-label', `Delete the session of ${s.client_id}`);
+      btn.addEventListener('click', () => askDeleteSession(s.client_id, s.queued_messages));
+      btnCell.appendChild(btn);
+      tr.append(id, state, cell(fmtInt(s.queued_messages), 'num'),
                 cell(fmtBytes(s.queued_bytes), 'num'), cell(fmtDuration(s.age_seconds), 'num'),
-                cell(fmtDuration(s.expires_in_seconds), 'num'));
+                cell(fmtDuration(s.expires_in_seconds), 'num'), btnCell);
       return tr;
     }));
     $('queues-empty').hidden = rows.length > 0;
+  }
+
+  function askDeleteSession(id, queued) {
+    confirmThen('Delete session?', 'Delete',
+      ['The broker forgets the session of ', code(id), ` with its subscriptions and its ${fmtInt(queued)}`
+       + ' queued messages, and disconnects the client if it is online.'],
+      async () => {
+        try {
+          await api('DELETE', `api/v1/sessions/${enc(id)}`);
+          toast(`Deleted the session of ${id}.`);
+        } catch (e) {
+          if (e.status === 403) toast('This token may only read: deleting needs an admin token.', true);
+          else if (e.status === 404) toast(`${id} had no session any more.`);
+          else if (e.status !== 401) toast(`Could not delete the session of ${id}: ${e.message}`, true);
+        }
+        queuesSeen = '';
+        clients.seen = '';
+        pollQueues();
+        pollClients();
+        runStats();
+      });
   }
 
   // ----------------------------------------------------------------- clients

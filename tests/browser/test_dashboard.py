@@ -434,6 +434,10 @@ class TestDashboard(DashboardCase):
                              ".map((b) => b.getBoundingClientRect().right);")
             self.assertEqual(len(rights), 20)
             self.assertTrue(all(0 < r <= 375 for r in rights), rights)
+            rights = self.js("return [...document.querySelectorAll('#queues button.delete-session')]"
+                             ".map((b) => b.getBoundingClientRect().right);")
+            self.assertEqual(len(rights), 2)
+            self.assertTrue(all(0 < r <= 375 for r in rights), rights)
             # The four chart tiles sit two by two.
             tops = self.js("return [...document.querySelectorAll('.tile')]"
                            ".map((t) => Math.round(t.getBoundingClientRect().top));")
@@ -492,6 +496,24 @@ class TestDashboard(DashboardCase):
             hostile))
         left = [r['topic'] for r in self.api.get('/api/v1/retained?filter=dash/%23')['retained']]
         self.assertEqual(sorted(left), sorted(topics[:3]))
+
+    def test_5a_delete_session(self):
+        self.load(again=False)
+        self.wait_for('the deepest queues of test 2', lambda: self.queue_rows() ==
+                      [['dash-q-deep', '30'], ['dash-q-less', '12']])
+        self.act('to click the Delete button of dash-q-less',
+                 "const r = [...document.querySelectorAll('#queues tbody tr')]"
+                 ".find((r) => r.dataset.clientId === 'dash-q-less');"
+                 "return r ? r.querySelector('button.delete-session') : null;")
+        self.wait_for('the confirmation dialog',
+                      lambda: self.js("return document.getElementById('confirm-dialog').open"))
+        self.assertIn('dash-q-less', self.js("return document.getElementById('confirm-text').textContent"))
+        self.d.find_element('id', 'confirm-ok').click()
+        self.wait_for('dash-q-less to leave the table',
+                      lambda: self.queue_rows() == [['dash-q-deep', '30']])
+        status, _ = self.api.call('GET', '/api/v1/sessions/dash-q-less')
+        self.assertEqual(status, 404)
+        self.assertEqual(self.api.get('/api/v1/sessions/dash-q-deep')['queued_messages'], 30)
 
     def test_6_unreachable_banner(self):
         self.load(again=False)
