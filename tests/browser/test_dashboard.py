@@ -447,6 +447,29 @@ class TestDashboard(DashboardCase):
         finally:
             viewport(self.d, 1280, 800)
 
+    def test_4a_dark_scheme(self):
+        def colours():
+            return self.js("const b = getComputedStyle(document.body);"
+                           "return [b.backgroundColor, b.color];")
+
+        def luminance(css):
+            r, g, b = [int(x) for x in re.findall(r'\d+', css)[:3]]
+            return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+        self.load(again=False)
+        light_bg, light_fg = colours()
+        self.d.execute_cdp_cmd('Emulation.setEmulatedMedia',
+                               {'features': [{'name': 'prefers-color-scheme', 'value': 'dark'}]})
+        try:
+            bg, fg = self.wait_for('the dark colours', lambda: (lambda c: c if c[0] != light_bg else None)(colours()))
+            self.assertGreater(luminance(light_bg), 0.8)
+            self.assertLess(luminance(light_fg), 0.3)
+            self.assertLess(luminance(bg), 0.2)
+            self.assertGreater(luminance(fg), 0.7)
+            self.js('window.scrollTo(0, 0)')
+            screenshot(self.d, 'dashboard-6a-dark-1280x800.png')
+        finally:
+            self.d.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': []})
+
     def test_5_retained_tree(self):
         # Attacker-chosen topic names: shown as text, never run.
         topics = ['dash/tree/a/temp', 'dash/tree/a/hum', 'dash/tree/b',
