@@ -68,6 +68,27 @@
     return td;
   }
 
+  // A client id cell: the id in full on hover, "(empty)" for the empty id.
+  function idCell(id) {
+    const td = cell(id === '' ? '(empty)' : id, 'id');
+    td.title = id;
+    return td;
+  }
+
+  // A cell with one button that acts on its row (after a confirmation).
+  function actionCell(text, cls, label, onClick) {
+    const td = document.createElement('td');
+    td.className = 'action';
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = `danger small ${cls}`;
+    btn.textContent = text;
+    btn.setAttribute('aria-label', label);
+    btn.addEventListener('click', onClick);
+    td.appendChild(btn);
+    return td;
+  }
+
   let toastTimer = 0;
   function toast(text, bad) {
     const t = $('toast');
@@ -331,20 +352,11 @@
     body.replaceChildren(...rows.map((s) => {
       const tr = document.createElement('tr');
       tr.dataset.clientId = s.client_id;
-      const id = cell(s.client_id === '' ? '(empty)' : s.client_id, 'id');
-      id.title = s.client_id;
       const state = cell(s.online ? 'online' : 'offline', 'state');
       state.dataset.state = s.online ? 'live' : 'idle';
-      const btnCell = document.createElement('td');
-      btnCell.className = 'action';
-      const btn = document.createElement('button');
-      btn.type = 'button';
-      btn.className = 'danger small delete-session';
-      btn.textContent = 'Delete';
-      btn.setAttribute('aria-label', `Delete the session of ${s.client_id}`);
-      btn.addEventListener('click', () => askDeleteSession(s.client_id, s.queued_messages));
-      btnCell.appendChild(btn);
-      tr.append(id, state, cell(fmtInt(s.queued_messages), 'num'),
+      const btnCell = actionCell('Delete', 'delete-session', `Delete the session of ${s.client_id}`,
+                                 () => askDeleteSession(s.client_id, s.queued_messages));
+      tr.append(idCell(s.client_id), state, cell(fmtInt(s.queued_messages), 'num'),
                 cell(fmtBytes(s.queued_bytes), 'num'), cell(fmtDuration(s.age_seconds), 'num'),
                 cell(fmtDuration(s.expires_in_seconds), 'num'), btnCell);
       return tr;
@@ -361,9 +373,7 @@
           await api('DELETE', `api/v1/sessions/${enc(id)}`);
           toast(`Deleted the session of ${id}.`);
         } catch (e) {
-          if (e.status === 403) toast('This token may only read: deleting needs an admin token.', true);
-          else if (e.status === 404) toast(`${id} had no session any more.`);
-          else if (e.status !== 401) toast(`Could not delete the session of ${id}: ${e.message}`, true);
+          changeFailed(e, 'deleting', `${id} had no session any more.`, `delete the session of ${id}`);
         }
         queuesSeen = '';
         clients.seen = '';
@@ -419,20 +429,11 @@
   function clientRow(c) {
     const tr = document.createElement('tr');
     tr.dataset.clientId = c.client_id;
-    const id = cell(c.client_id === '' ? '(empty)' : c.client_id, 'id');
-    id.title = c.client_id;
     const user = cell(c.username === null || c.username === undefined ? '—' : c.username, 'user');
     const proto = cell(`${c.protocol || '?'} ${c.transport || ''}`.trim(), 'proto');
-    const btnCell = document.createElement('td');
-    btnCell.className = 'action';
-    const btn = document.createElement('button');
-    btn.type = 'button';
-    btn.className = 'danger small disconnect';
-    btn.textContent = 'Disconnect';
-    btn.setAttribute('aria-label', `Disconnect ${c.client_id}`);
-    btn.addEventListener('click', () => askDisconnect(c.client_id, tr));
-    btnCell.appendChild(btn);
-    tr.append(id, user, cell(c.address || '', 'addr'), proto, cell(fmtDuration(c.connected_seconds), 'num'),
+    const btnCell = actionCell('Disconnect', 'disconnect', `Disconnect ${c.client_id}`,
+                               () => askDisconnect(c.client_id, tr));
+    tr.append(idCell(c.client_id), user, cell(c.address || '', 'addr'), proto, cell(fmtDuration(c.connected_seconds), 'num'),
               cell(fmtInt(c.inflight), 'num'), cell(fmtInt(c.queued_messages), 'num'), btnCell);
     return tr;
   }
@@ -492,6 +493,14 @@
     if (then && $('confirm-dialog').returnValue === 'ok') then();
   });
 
+  // What a refused change says: 403 is a read-only token, 404 something
+  // already gone; 401 has asked for a token already.
+  function changeFailed(e, doing, goneText, what) {
+    if (e.status === 403) toast(`This token may only read: ${doing} needs an admin token.`, true);
+    else if (e.status === 404) toast(goneText);
+    else if (e.status !== 401) toast(`Could not ${what}: ${e.message}`, true);
+  }
+
   function code(text) {
     const c = document.createElement('code');
     c.textContent = text === '' ? '(empty)' : text;
@@ -508,9 +517,7 @@
           row.remove();
           toast(`Disconnected ${id}.`);
         } catch (e) {
-          if (e.status === 403) toast('This token may only read: disconnecting needs an admin token.', true);
-          else if (e.status === 404) toast(`${id} was no longer connected.`);
-          else if (e.status !== 401) toast(`Could not disconnect ${id}: ${e.message}`, true);
+          changeFailed(e, 'disconnecting', `${id} was no longer connected.`, `disconnect ${id}`);
         }
         clients.seen = '';
         pollClients();
@@ -528,9 +535,7 @@
           await api('DELETE', `api/v1/retained?topic=${enc(topic)}`);
           toast(`Deleted the retained message of ${topic}.`);
         } catch (e) {
-          if (e.status === 403) toast('This token may only read: deleting needs an admin token.', true);
-          else if (e.status === 404) toast(`${topic} had no retained message any more.`);
-          else if (e.status !== 401) toast(`Could not delete ${topic}: ${e.message}`, true);
+          changeFailed(e, 'deleting', `${topic} had no retained message any more.`, `delete ${topic}`);
         }
         pollRetained();
         runStats();
