@@ -609,14 +609,28 @@ static int send_publish5(struct conn *c, struct message *msg, uint8_t qos, uint1
 }
 
 /* Counts a PUBLISH going out, for /metrics; a first send (not a resend)
- * also gives the message's time through the broker. */
+ * also gives the message's time through the broker.  A fan-out sends one
+ * message to many subscribers in one go: the clock is read once for it
+ * (in this loop turn), not once per subscriber, which would cost a few
+ * per cent of fan-out throughput. */
 static void count_sent(const struct message *msg, uint8_t qos, bool dup)
 {
+    static const struct message *last_msg;
+    static uint64_t last_born, last_turn, last_now;
     uint8_t q = qos > 2 ? 2 : qos;
     broker.stats.msgs_sent_qos[q]++;
     broker.stats.payload_sent_qos[q] += msg->payload_len;
-    if (!dup)
-        histogram_observe_ns(&broker.delivery_latency, histogram_now_ns() - msg->born_ns);
+    if (dup)
+        return;
+    uint64_t turn = turn_stats()->turns;
+    if (msg != last_msg || msg->born_ns != last_born || turn != last_turn) {
+        last_msg = msg;
+        last_born = msg->born_ns;
+        last_turn = turn;
+        last_now = histogram_now_ns();
+    }
+    histogram_observe_ns(&broker.delivery_latency,
+                         last_now > msg->born_ns ? last_now - msg->born_ns : 0);
 }
 
 int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t packet_id,

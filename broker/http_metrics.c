@@ -276,6 +276,19 @@ void http_metrics_write(struct evbuffer *b)
     histogram(b, "petrel_delivery_latency_seconds",
               "From receiving a message (or reading it back from the store) to its first "
               "send to a subscriber.", &broker.delivery_latency);
+    const struct http_server_stats *hs = http_server_stats();
+    one(b, "petrel_http_connections", "gauge", "Open connections to the HTTP listener.",
+        hs->connections);
+    struct labelled replies[] = {
+        {"2xx", hs->replies[2]}, {"3xx", hs->replies[3]}, {"4xx", hs->replies[4]},
+        {"5xx", hs->replies[5]},
+    };
+    split(b, "petrel_http_replies_total", "counter",
+          "Replies of the HTTP listener by status class (not those evhttp makes itself for "
+          "requests it cannot parse).", "code", replies, 4);
+    one(b, "petrel_http_connection_limit_hits_total", "counter",
+        "Times the HTTP listener stopped accepting at its 64 open connections.",
+        hs->limit_hits);
     const struct turn_stats *ts = turn_stats();
     one(b, "petrel_loop_turns_total", "counter", "Turns of the event loop.", ts->turns);
     one(b, "petrel_loop_stalls_total", "counter", "Turns of the event loop that took over 5 ms.",

@@ -53,6 +53,7 @@ struct http_server {
 
 static struct http_server *server;
 static bool shutting_down;
+static struct http_server_stats stats;
 static struct log_ratelimit refused_log, denied_log;
 
 /* ---- connections ---------------------------------------------------------- */
@@ -129,7 +130,8 @@ static void adopt(evutil_socket_t fd, short what, void *arg)
         server->n_conns++;
     }
     n_pending = 0;
-    if (server && server->n_conns >= HTTP_MAX_CONNECTIONS) {
+    if (server && server->n_conns >= HTTP_MAX_CONNECTIONS && !server->paused) {
+        stats.limit_hits++;
         long n = log_ratelimit_check(&refused_log, 10);
         if (n >= 0)
             log_warning("http: %u connections open (the limit): not accepting more until one "
@@ -200,6 +202,8 @@ void http_reply(struct http_call *call, int code, const char *content_type,
                          : code == 413 ? "Payload Too Large"
                          : code == 503 ? "Service Unavailable"
                                        : NULL;
+    if (code >= 100 && code < 600)
+        stats.replies[code / 100]++;
     if (call->method == EVHTTP_REQ_HEAD && body)
         evbuffer_drain(body, evbuffer_get_length(body)); /* evhttp sends the length */
     evhttp_send_reply(call->req, code, reason, body);
@@ -465,6 +469,12 @@ void http_server_reload_tls(void)
     tls_ctx_free(server->tls);
     server->tls = fresh;
     log_notice("SIGHUP: http_listen: certificates reloaded");
+}
+
+const struct http_server_stats *http_server_stats(void)
+{
+    stats.connections = server ? server->n_conns : 0;
+    return &stats;
 }
 
 void http_server_shutting_down(void)

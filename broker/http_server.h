@@ -42,6 +42,14 @@ void http_server_reload_tls(void);
 void http_server_shutting_down(void);
 bool http_server_is_shutting_down(void);
 
+/* The listener's own counters, for /metrics. */
+struct http_server_stats {
+    uint64_t replies[6];     /* by status class: [2] = 2xx ... [5] = 5xx */
+    uint64_t limit_hits;     /* times HTTP_MAX_CONNECTIONS stopped accepting */
+    unsigned connections;    /* open now */
+};
+const struct http_server_stats *http_server_stats(void);
+
 /* One request as the handlers see it. */
 struct http_call {
     struct evhttp_request *req;

@@ -14,8 +14,8 @@ import sys
 
 TYPES = {
     '.html': 'text/html; charset=utf-8',
-    '.js': 'application/javascript; charset=utf-8',
-    '.css': 'text/css; charset=utf-8',
+    '.js': 'application/javascript',
+    '.css': 'text/css',
     '.svg': 'image/svg+xml',
     '.png': 'image/png',
     '.ico': 'image/x-icon',

@@ -5,6 +5,7 @@ its URL from the log, a token file, and requests with bounded waits
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 
@@ -41,9 +42,10 @@ class HttpBroker(Broker):
 
     def start(self):
         super().start()
-        m = self.wait_log(r'http listener on https?://127\.0\.0\.1:(\d+)/', timeout=10)
-        assert m, 'no http listener line\n' + self.tail()
-        self.http_port = int(m.group(1))
+        # the run's own line: after a restart the log holds the earlier ones too
+        ports = re.findall(r'http listener on https?://127\.0\.0\.1:(\d+)/', self.run_log_text())
+        assert ports, 'no http listener line\n' + self.tail()
+        self.http_port = int(ports[-1])
         return self
 
     def request(self, method, path, token=None, body=None, headers=None, context=None):
@@ -71,10 +73,11 @@ class HttpBroker(Broker):
         assert headers.get('content-type', '').startswith('application/json'), headers
         return json.loads(data.decode('utf-8'))
 
-    def raw(self, data, read_until_close=True):
+    def raw(self, data, read_until_close=True, timeout=TIMEOUT):
         """Sends bytes as they are; returns what comes back until the
-        broker closes (or TIMEOUT)."""
-        s = socket.create_connection(('127.0.0.1', self.http_port), timeout=TIMEOUT)
+        broker closes (or the end of the reply's headers, without
+        read_until_close), or `timeout`."""
+        s = socket.create_connection(('127.0.0.1', self.http_port), timeout=timeout)
         try:
             s.sendall(data)
             out = b''

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import ssl
 import time
 import unittest
@@ -150,6 +151,8 @@ class HealthAndFiles(HttpCase):
             for s in socks:
                 s.close()
         self.assertEqual(self.b.get_json('/healthz'), {'status': 'ok'})
+        _, _, body = self.b.request('GET', '/metrics', token=READ_TOKEN)
+        self.assertRegex(body.decode(), r'(?m)^petrel_http_connection_limit_hits_total [1-9]')
 
 
 @skip_on_mosquitto('petreld HTTP listener')
@@ -534,6 +537,110 @@ class ReadyzAndTimeouts(unittest.TestCase):
             self.assertLess(took, 16)
         finally:
             b.stop()
+
+
+class EmbedScript(unittest.TestCase):
+    """broker/web/embed.py: paths, content types and bytes of the C table,
+    and the files it refuses."""
+
+    def run_embed(self, files):
+        import subprocess
+        import tempfile
+        d = tempfile.mkdtemp(prefix='petrel-embed-')
+        paths = []
+        for name, data in files:
+            sub = os.path.join(d, str(len(paths)))
+            os.mkdir(sub)
+            path = os.path.join(sub, name)
+            with open(path, 'wb') as f:
+                f.write(data)
+            paths.append(path)
+        out = os.path.join(d, 'out.c')
+        script = os.path.join(harness.REPO, 'broker', 'web', 'embed.py')
+        r = subprocess.run([sys.executable, script, out] + paths, capture_output=True, text=True,
+                           timeout=30)
+        text = open(out).read() if r.returncode == 0 else ''
+        return r, text
+
+    def test_table(self):
+        r, text = self.run_embed([('index.html', b'<p>hi</p>'), ('app.js', b'let a = "\\x01";'),
+                                  ('style.css', b'')])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('{"/", "text/html; charset=utf-8", asset_0, 9}', text)
+        self.assertIn('{"/static/app.js", "application/javascript", asset_1, 15}', text)
+        self.assertIn('{"/static/style.css", "text/css", asset_2, 0}', text)
+        self.assertIn('0x3c, 0x70, 0x3e', text)  # "<p>"
+
+    def test_refused(self):
+        r, _ = self.run_embed([('app.exe', b'x')])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('no content type', r.stderr)
+        r, _ = self.run_embed([('app.js', b'x'), ('app.js', b'y')])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('both be served', r.stderr)
+
+
+@skip_on_mosquitto('petreld admin API')
+class DeletesReachTheStore(unittest.TestCase):
+    def test_after_restart(self):
+        """What the API deletes stays deleted across a restart: the
+        retained message and the session were removed from the store."""
+        b = HttpBroker().start()
+        try:
+            with RawClient(b.port) as p:
+                p.connect('store-pub')
+                p.publish('st/keep', b'1', qos=1, retain=True)
+                p.publish('st/gone', b'2', qos=1, retain=True)
+            c = RawClient(b.port)
+            c.connect('store-sess', clean=False)
+            c.subscribe([('st/#', 1)])
+            c.close()
+            b.get_json('/api/v1/retained?topic=st/gone', token=ADMIN_TOKEN, method='DELETE')
+            b.get_json('/api/v1/sessions/store-sess', token=ADMIN_TOKEN, method='DELETE')
+            b.restart()  # HttpBroker.start finds the new run's port
+            r = b.get_json('/api/v1/retained?filter=' + q('st/#'), token=READ_TOKEN)
+            self.assertEqual([x['topic'] for x in r['retained']], ['st/keep'])
+            b.get_json('/api/v1/sessions/store-sess', token=READ_TOKEN, expect=404)
+        finally:
+            b.stop()
+
+
+@skip_on_mosquitto('petreld HTTP listener')
+class HostileRequests(HttpCase):
+    """Malformed and hostile HTTP: each gets an error or a closed
+    connection, never a crash, and the listener keeps answering."""
+
+    def test_malformed(self):
+        import random
+        rnd = random.Random(15)
+        cases = [
+            b'GET /healthz HTTP/1.1\r\n' + b'X: y\r\n' * 3000 + b'\r\n',
+            b'GET /' + b'a' * 20000 + b' HTTP/1.1\r\nHost: x\r\n\r\n',
+            b'GET /api/v1/clients/' + b'%' * 3000 + b' HTTP/1.1\r\nHost: x\r\n\r\n',
+            b'POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n',
+            b'POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'
+            b'fffffffffffffff\r\nx\r\n',
+            b'POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n',
+            b'GET /healthz HTTP/9.9\r\n\r\n',
+            b'GET\r\n\r\n',
+            b'\r\n\r\n\r\n',
+            b'GET /api/v1/stats HTTP/1.1\r\nAuthorization: Bearer ' + b'x' * 7000 + b'\r\n\r\n',
+            b'GET /api/v1/stats HTTP/1.1\r\nAuthorization: Bearer \x00\x01\xff\r\n\r\n',
+            b'GET /api/v1/stats?' + b'&' * 3000 + b' HTTP/1.1\r\n\r\n',
+            b'GET /api/v1/stats?a=%00 HTTP/1.1\r\n\r\n',
+        ]
+        for _ in range(40):
+            cases.append(bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 600))) +
+                         b'\r\n\r\n')
+            cases.append(b'GET /api/v1/' + bytes(rnd.choice(b'abc/%?&=#+0F\x00\xff ')
+                                                 for _ in range(rnd.randrange(1, 80)))
+                         + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+        for data in cases:
+            reply = self.b.raw(data, read_until_close=False, timeout=3)
+            first = reply.split(b'\r\n', 1)[0]
+            self.assertNotIn(b' 200 ', first, data[:80])
+            self.assertTrue(self.b.alive(), self.b.tail())
+        self.assertEqual(self.b.get_json('/healthz'), {'status': 'ok'})
 
 
 if __name__ == '__main__':

@@ -177,10 +177,37 @@ class Metrics(unittest.TestCase):
         self.assertEqual(samples['petrel_build_info{version="0.1.0"}'], 1)
         self.assertGreaterEqual(samples['petrel_uptime_seconds'], 0)
         self.assertEqual(samples['petrel_store_writable'], 1)
+        self.assertGreaterEqual(samples['petrel_http_connections'], 1)  # this scrape's
+        again = parse(self.scrape())
+        self.assertGreater(again['petrel_http_replies_total{code="2xx"}'],
+                           samples['petrel_http_replies_total{code="2xx"}'])
 
     def test_needs_read_token(self):
         status, _, _ = self.b.request('GET', '/metrics')
         self.assertEqual(status, 401)
+
+
+@skip_on_mosquitto('petreld /metrics')
+class FsyncHistogram(unittest.TestCase):
+    def test_power_durability_fsyncs_counted(self):
+        b = HttpBroker({'durability': 'power'}).start()
+        try:
+            def count():
+                status, _, body = b.request('GET', '/metrics', token=READ_TOKEN)
+                return parse(body.decode())['petrel_store_fsync_duration_seconds_count']
+            before = count()
+            with RawClient(b.port) as c:
+                c.connect('fsync-client', clean=False)
+                c.subscribe([('fs/#', 1)])
+                for i in range(3):
+                    c.publish('fs/x', b'p', qos=1, wait=False)
+                # three PUBACKs, sent once each publish was fsynced, and the three
+                # messages themselves
+                kinds = [c.read_packet().type for _ in range(6)]
+                self.assertEqual(kinds.count(mqttraw.PUBACK), 3)
+            self.assertGreater(count(), before)
+        finally:
+            b.stop()
 
 
 if __name__ == '__main__':
