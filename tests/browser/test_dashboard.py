@@ -631,4 +631,9 @@ class TestDashboardToken(DashboardCase):
 
 
 if __name__ == '__main__':
+    # Screenshots of a failure in an earlier run would mislead.
+    if os.path.isdir(SCREENS):
+        for name in os.listdir(SCREENS):
+            if name.startswith('failed-') and name.endswith('.png'):
+                os.unlink(os.path.join(SCREENS, name))
     unittest.main(verbosity=2)
