@@ -29,6 +29,8 @@ TEST=(
   prometheus # promtool checks /metrics (tests/integration/test_http_metrics.py)
   # the Debian package and the system that boots it (tests/deploy)
   dpkg-dev lintian debootstrap systemd-container
+  # the dashboard's browser test (tests/browser): headless Chromium, Selenium
+  chromium chromium-driver python3-selenium
 )
 
 if (($# == 0)); then
