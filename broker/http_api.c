@@ -376,8 +376,9 @@ static void session_json(struct evbuffer *b, const struct session *s, bool detai
                         (unsigned long long)s->queued_bytes,
                         detail ? "subscription_count" : "subscriptions", s->n_subs,
                         (long long)(now > s->created_at ? now - s->created_at : 0));
-    int64_t due = session_expiry_due(s);
-    if (due == 0)
+    int64_t due_ms = session_expiry_due(s); /* unix ms, 0 = never */
+    int64_t due = (due_ms + 999) / 1000;
+    if (due_ms == 0)
         evbuffer_add(b, "null}", 5);
     else
         evbuffer_add_printf(b, "%lld}", (long long)(due > now ? due - now : 0));

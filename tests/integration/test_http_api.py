@@ -419,7 +419,9 @@ class AdminApi(HttpCase):
         self.assertEqual(s['queued_bytes'], sum(10 + i for i in range(5)))
         self.assertEqual(s['subscription_count'], 1)
         self.assertFalse(s['online'])
-        self.assertGreater(s['expires_in_seconds'], 0)
+        # The default session_expiry (30 days) counted from the disconnect.
+        self.assertGreater(s['expires_in_seconds'], 30 * 86400 - 60)
+        self.assertLessEqual(s['expires_in_seconds'], 30 * 86400 + 1)  # rounded up
         self.assertFalse(s['queued_truncated'])
         self.assertEqual(s['queued'], [{'topic': 'deep/%d' % i, 'bytes': 10 + i, 'qos': 1}
                                        for i in range(5)])
