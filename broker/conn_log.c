@@ -44,6 +44,18 @@ static void summary_cb(evutil_socket_t fd, short what, void *arg)
         summarize();
         window = now;
         written = 0;
+    } else if (left_out) {
+        /* Armed in an earlier second and fired within the one whose lines
+         * are being left out: come back once it is over, or they would
+         * wait for the next connection to be summed up. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        struct timeval tv = {0, (suseconds_t)((1000000000L - ts.tv_nsec) / 1000 + 1000)};
+        if (tv.tv_usec >= 1000000) {
+            tv.tv_sec = 1;
+            tv.tv_usec -= 1000000;
+        }
+        evtimer_add(summary_ev, &tv);
     }
 }
 
