@@ -968,7 +968,13 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
         if (lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
             start += 3; /* UTF-8 byte order mark, as some editors write */
         size_t listeners_before = work.listeners_are_default ? 0 : work.n_listeners;
-        if (apply_line(&work, start, msg, sizeof(msg)) < 0) {
+        int in_bridge = bridge_config_line(&work.bridges, start, lineno, msg, sizeof(msg));
+        if (in_bridge < 0) {
+            errf(err, errlen, "%s:%u: %s", path, lineno, msg);
+            rc = -1;
+            break;
+        }
+        if (in_bridge == 0 && apply_line(&work, start, msg, sizeof(msg)) < 0) {
             errf(err, errlen, "%s:%u: %s", path, lineno, msg);
             rc = -1;
             break;
@@ -980,6 +986,10 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
             break;
     }
     fclose(f);
+    if (rc == 0 && bridge_config_finish(&work.bridges, msg, sizeof(msg)) < 0) {
+        errf(err, errlen, "%s:%u: %s", path, lineno, msg);
+        rc = -1;
+    }
     if (rc == 0)
         *c = work;
     return rc;
@@ -1084,4 +1094,5 @@ void config_dump(const struct config *c, FILE *out)
             break;
         }
     }
+    bridge_config_dump(&c->bridges, out);
 }

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bridge_config.h"
+
 #define CONFIG_MAX_LISTENERS 16
 #define CONFIG_ERR_LEN 512
 
@@ -156,6 +158,7 @@ struct config {
     enum log_level log_level;       /* default notice */
     struct http_listen_conf http;   /* http_listen; off by default */
     char http_token_file[4096];     /* "NAME ROLE TOKEN" lines; "" (default) = none */
+    struct bridges_conf bridges;    /* `bridge NAME` sections (bridge_config.h) */
 };
 
 /* Fills *c with the defaults above. */
