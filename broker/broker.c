@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "bridge.h"
 #include "cluster.h"
 #include "conn.h"
 #include "hashmap.h"
@@ -49,6 +50,7 @@ void broker_free(void)
     http_server_close();
     http_tokens_set(NULL);
     listeners_close();
+    bridges_stop(); /* before the connections: its own local ones among them */
     if (broker.base)
         conn_close_all();
     security_stop();

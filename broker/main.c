@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "bridge.h"
 #include "broker.h"
 #include "cluster.h"
 #include "config.h"
@@ -187,6 +188,8 @@ static void reload(void)
     log_set_level(fresh.log_level);
     log_notice("SIGHUP: configuration reloaded from %s (log_level %s)", broker.config_path,
                config_log_level_name(fresh.log_level));
+    bridges_reload(&fresh.bridges);
+    broker.cfg.bridges = fresh.bridges;
     security_reload(&fresh, reload_finished);
 }
 
@@ -359,6 +362,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (listeners_open() != 0)
+        goto out;
+    if (bridges_start() != 0)
         goto out;
     http_api_set_reload(http_reload);
     if (http_server_open() != 0)

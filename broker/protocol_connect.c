@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "conn_log.h"
 #include "keyed_hash.h"
+#include "bridge.h"
 #include "listener.h"
 #include "login_throttle.h"
 #include "log.h"
@@ -449,6 +450,15 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         id = assigned;
         id_len = strlen(assigned);
     }
+    if (id_len >= strlen(BRIDGE_CLIENT_ID_PREFIX) &&
+        memcmp(id, BRIDGE_CLIENT_ID_PREFIX, strlen(BRIDGE_CLIENT_ID_PREFIX)) == 0 &&
+        !bridge_owns_conn(c)) {
+        /* The sessions of the bridges (bridge.h): taking one over would
+         * read or end what a bridge forwards. */
+        conn_stop_connect_timeout(c);
+        refuse(c, MQTT_CONNACK_ID_REJECTED, "client id prefix $bridge/ is reserved for bridges");
+        return -1;
+    }
     uint16_t keepalive = ck->keepalive;
     bool keepalive_capped = false;
     /* Keep alive 0 is "never": above any max_keepalive but the largest
@@ -617,7 +627,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     }
     /* No verified user name: an anonymous client, whether or not it sent a
      * user name (without a password file nothing can verify it). */
-    if (!listener_allows_anonymous(c->listener)) {
+    if (!listener_allows_anonymous(c->listener) && !bridge_owns_conn(c)) {
         refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
                      ck->has_username ? "user name given but no password_file to check it, "
                                         "and anonymous clients are not allowed on this listener"

@@ -1,0 +1,105 @@
+"""bridge_helpers.py - brokers for the bridge tests: a petreld whose
+configuration ends with `bridge` sections, and Debian's mosquitto started
+with its own configuration on a free port (as a remote, or as a Mosquitto
+bridge for comparison).  Every wait is bounded."""
+
+import os
+import re
+import shutil
+import time
+
+import harness
+import petreltest
+from harness import free_port
+
+MOSQUITTO = os.environ.get('MOSQUITTO', '/usr/sbin/mosquitto')
+
+
+def bridge_section(name, port, rules, host='127.0.0.1', **settings):
+    """The text of a `bridge NAME` section: rules are 'out a/# qos=1' lines,
+    settings more `key = value` lines (reconnect_min defaults to 1)."""
+    settings.setdefault('reconnect_min', 1)
+    settings.setdefault('reconnect_max', 2)
+    lines = ['bridge %s' % name, '    address = %s:%d' % (host, port)]
+    lines += ['    %s = %s' % (k, v) for k, v in settings.items()]
+    lines += ['    %s' % r for r in rules]
+    return '\n'.join(lines) + '\n'
+
+
+class BridgedBroker(harness.Broker):
+    """petreld with bridge sections after its ordinary settings; `sections`
+    may be changed before a (re)start or a SIGHUP (rewrite())."""
+
+    def __init__(self, sections=(), settings=None, **kw):
+        super().__init__(settings=settings, **kw)
+        self.sections = list(sections)
+
+    def _petreld_conf(self):
+        return super()._petreld_conf() + ''.join(self.sections)
+
+    def rewrite(self):
+        with open(self.conf_path, 'w') as f:
+            f.write(self._petreld_conf())
+
+    def wait_bridge(self, name, state='connected', timeout=15.0):
+        """Waits for the log line of the bridge's state."""
+        if state == 'connected':
+            pat = r'bridge %s: connected to' % re.escape(name)
+        else:
+            pat = r'bridge %s: .*trying' % re.escape(name)
+        return self.wait_log(pat, timeout=timeout)
+
+    def count_log(self, pattern):
+        return len(re.findall(pattern, self.log_text()))
+
+
+class Mosquitto(petreltest.BrokerProcess):
+    """Debian's mosquitto on a free port of 127.0.0.1 with the given extra
+    configuration lines; persistence in its own directory when asked."""
+
+    def __init__(self, lines=(), persistence=False, port=None):
+        super().__init__(prefix='petrel-mosq-', log_name='mosquitto.log')
+        self.port = port or free_port()
+        self.lines = list(lines)
+        self.persistence = persistence
+        self.conf_path = os.path.join(self.tmp, 'mosquitto.conf')
+
+    def conf(self):
+        lines = ['listener %d 127.0.0.1' % self.port,
+                 'allow_anonymous true',
+                 'log_dest stderr',
+                 'log_type all',
+                 'connection_messages true',
+                 'persistence %s' % ('true' if self.persistence else 'false')]
+        if self.persistence:
+            lines.append('persistence_location %s/' % self.tmp)
+        lines += petreltest.mosquitto_root_lines()
+        return '\n'.join(lines + self.lines) + '\n'
+
+    def start(self, timeout=15.0):
+        if not os.path.exists(MOSQUITTO):
+            import unittest
+            raise unittest.SkipTest('mosquitto not installed')
+        with open(self.conf_path, 'w') as f:
+            f.write(self.conf())
+        self.spawn([MOSQUITTO, '-c', self.conf_path])
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if petreltest.port_open(self.port):
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError('mosquitto exited:\n' + self.tail())
+            time.sleep(0.05)
+        raise AssertionError('mosquitto did not listen:\n' + self.tail())
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.terminate(10.0)
+
+    def close(self):
+        self.stop()
+        self.remove()
+
+
+def have_mosquitto():
+    return os.path.exists(MOSQUITTO) and shutil.which('openssl') is not None

@@ -1,0 +1,218 @@
+"""Bridges between two petreld brokers (docs/bridges.md): the local broker A
+has a bridge to the remote B.  QoS 0/1/2 in both directions with topic
+prefixes, retained messages and their clearing, a two-way bridge on
+overlapping topics (each message once on each side), the state topics on
+both sides, the reserved client ids, the queue kept while the remote is
+down and drained in order after it restarts, and SIGHUP adding and removing
+a bridge without touching the other."""
+
+import signal
+import time
+import unittest
+
+import harness
+from bridge_helpers import BridgedBroker, bridge_section
+from harness import Collector, free_port
+
+
+def paho(port, client_id='', clean=True):
+    c = harness.PahoClient(port, client_id=client_id, clean_session=clean)
+    c.connect()
+    return c
+
+
+class PetreldToPetreld(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.b_port = free_port()
+        cls.B = harness.Broker({'listen': '127.0.0.1:%d' % cls.b_port}).start()
+        rules = ['out s/# qos=2 remote_prefix=site/',
+                 'in c/# qos=2 local_prefix=cmd/',
+                 'out both/# qos=1',
+                 'in both/# qos=1']
+        cls.A = BridgedBroker([bridge_section('edge', cls.b_port, rules,
+                                              notification_topic='bridges/edge/state',
+                                              client_id='edge-1')]).start()
+        if not cls.A.wait_bridge('edge'):
+            raise AssertionError('bridge did not connect\n' + cls.A.tail())
+        cls.clients = []
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.A.stop()
+        cls.B.stop()
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        self.clients = []
+        self.assertTrue(self.A.alive() and self.B.alive(), 'a broker died\n' + self.A.tail())
+
+    def client(self, port, **kw):
+        c = paho(port, **kw)
+        self.clients.append(c)
+        return c
+
+    def test_out_each_qos_with_prefix(self):
+        sub = self.client(self.b_port)
+        sub.subscribe('site/s/out/#', 2)
+        pub = self.client(self.A.port)
+        for qos in (0, 1, 2):
+            pub.publish('s/out/q%d' % qos, b'hello %d' % qos, qos=qos)
+            m = sub.get(5)
+            self.assertEqual((m.topic, m.payload, m.qos), ('site/s/out/q%d' % qos,
+                                                            b'hello %d' % qos, qos))
+        # Not matching any out rule: stays local.
+        pub.publish('other/x', b'no', qos=1)
+        sub2 = self.client(self.b_port)
+        sub2.subscribe('other/#', 1)
+        sub2.subscribe('site/other/#', 1)
+        pub.publish('other/y', b'no', qos=1)
+        sub2.expect_nothing(1.0)
+
+    def test_in_each_qos_with_prefix(self):
+        sub = self.client(self.A.port)
+        sub.subscribe('cmd/c/in/#', 2)
+        pub = self.client(self.b_port)
+        for qos in (0, 1, 2):
+            pub.publish('c/in/q%d' % qos, b'cmd %d' % qos, qos=qos)
+            m = sub.get(5)
+            self.assertEqual((m.topic, m.payload, m.qos), ('cmd/c/in/q%d' % qos,
+                                                            b'cmd %d' % qos, qos))
+        # The remote's prefix-less topic is not under the in rule.
+        pub.publish('cmd/c/in/x', b'no', qos=1)
+        sub.expect_nothing(1.0)
+
+    def test_retained_crosses_and_clears(self):
+        pub = self.client(self.A.port)
+        pub.publish('s/ret/a', b'kept', qos=1, retain=True)
+        deadline = time.monotonic() + 5
+        got = None
+        while time.monotonic() < deadline:
+            late = paho(self.b_port)
+            late.subscribe('site/s/ret/a', 1)
+            try:
+                got = late.get(0.5)
+            except AssertionError:
+                got = None
+            late.close()
+            if got is not None:
+                break
+        self.assertIsNotNone(got, 'the retained message did not reach the remote')
+        self.assertEqual((got.payload, got.retain), (b'kept', 1))
+        pub.publish('s/ret/a', b'', qos=1, retain=True)
+        time.sleep(0.5)
+        late = self.client(self.b_port)
+        late.subscribe('site/s/ret/a', 1)
+        late.expect_nothing(1.0)
+
+    def test_two_way_overlapping_topics_once_each_side(self):
+        sa = self.client(self.A.port)
+        sa.subscribe('both/#', 1)
+        sb = self.client(self.b_port)
+        sb.subscribe('both/#', 1)
+        pa = self.client(self.A.port)
+        pb = self.client(self.b_port)
+        for i in range(5):
+            pa.publish('both/from-a', b'a%d' % i, qos=1)
+            pb.publish('both/from-b', b'b%d' % i, qos=1)
+        got_a = sorted(sa.get(5).payload for _ in range(10))
+        got_b = sorted(sb.get(5).payload for _ in range(10))
+        want = sorted([b'a%d' % i for i in range(5)] + [b'b%d' % i for i in range(5)])
+        self.assertEqual(got_a, want)
+        self.assertEqual(got_b, want)
+        sa.expect_nothing(1.5)  # no echo coming back over the bridge
+        sb.expect_nothing(0.2)
+
+    def test_state_topics(self):
+        sa = self.client(self.A.port)
+        sa.subscribe('$SYS/broker/bridges/edge/state', 0)
+        m = sa.get(5)
+        self.assertEqual((m.payload, m.retain), (b'connected', 1))
+        sb = self.client(self.b_port)
+        sb.subscribe('bridges/edge/state', 1)
+        m = sb.get(5)
+        self.assertEqual((m.payload, m.retain), (b'1', 1))
+
+    def test_bridge_client_ids_are_reserved(self):
+        for cid in ('$bridge/edge', '$bridge/other'):
+            c = harness.PahoClient(self.A.port, client_id=cid, clean_session=False)
+            c.connect(expect_rc=2)
+            c.close()
+        # The bridge itself was not disturbed.
+        sb = self.client(self.b_port)
+        sb.subscribe('site/s/still/#', 1)
+        self.client(self.A.port).publish('s/still/x', b'ok', qos=1)
+        self.assertEqual(sb.get(5).payload, b'ok')
+
+
+class RemoteRestart(unittest.TestCase):
+    """Messages acknowledged locally while the remote is down wait in the
+    bridge's session and arrive, in order, after the remote is back."""
+
+    def test_queue_while_remote_down(self):
+        b_port = free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        A = BridgedBroker([bridge_section('r', b_port, ['out q/# qos=1'])]).start()
+        try:
+            self.assertTrue(A.wait_bridge('r'), A.tail())
+            col = Collector(b_port, 'remote-sub', clean=False)
+            col.subscribe([('q/#', 1)])
+            col.client.close()
+            B.stop(keep=True)
+            self.assertTrue(A.wait_log(r'bridge r: .*trying', 10), A.tail())
+            pub = harness.PipelinedPublisher(A.port, 'q/n', qos=1, window=10)
+            pub.run(200)
+            pub.close()
+            self.assertEqual(len(pub.acked), 200)
+            B.start()
+            deadline = time.monotonic() + 20
+            while A.count_log(r'bridge r: connected to') < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(A.count_log(r'bridge r: connected to'), 2, A.tail())
+            col = Collector(b_port, 'remote-sub', clean=False)
+            col.collect(done=lambda c: len(c.messages) >= 200, timeout=20)
+            self.assertEqual(col.numbers(), list(range(200)))
+            col.client.close()
+        finally:
+            A.stop()
+            B.stop()
+
+
+class Reload(unittest.TestCase):
+    """SIGHUP adds a bridge and removes another; the one that did not
+    change keeps its connection."""
+
+    def test_sighup_adds_and_removes(self):
+        b_port = free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        keep = bridge_section('keep', b_port, ['out k/# qos=1'])
+        gone = bridge_section('gone', b_port, ['out g/# qos=1'])
+        new = bridge_section('new', b_port, ['out n/# qos=1'])
+        A = BridgedBroker([keep, gone]).start()
+        try:
+            self.assertTrue(A.wait_bridge('keep') and A.wait_bridge('gone'), A.tail())
+            A.sections = [keep, new]
+            A.rewrite()
+            A.signal(signal.SIGHUP)
+            self.assertTrue(A.wait_bridge('new'), A.tail())
+            self.assertTrue(A.wait_log(r'SIGHUP: bridge gone removed', 5), A.tail())
+            self.assertEqual(A.count_log(r'bridge keep: connected to'), 1)
+            sb = paho(b_port)
+            sb.subscribe('#', 1)
+            pa = paho(A.port)
+            for t in ('k/1', 'g/1', 'n/1'):
+                pa.publish(t, b'x', qos=1)
+            got = sorted(sb.get(5).topic for _ in range(2))
+            self.assertEqual(got, ['k/1', 'n/1'])
+            sb.expect_nothing(1.0)
+            sb.close()
+            pa.close()
+        finally:
+            A.stop()
+            B.stop()
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
