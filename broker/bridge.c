@@ -230,12 +230,15 @@ static int setup_session(struct bridge *b)
     return 0;
 }
 
-static void bridge_free(struct bridge *b)
+/* graceful: DISCONNECT to the remote (it then drops the will).  Not at
+ * shutdown: the loop no longer runs, and a write still pending would keep
+ * the TLS connection from ever being freed. */
+static void bridge_free(struct bridge *b, bool graceful)
 {
     if (!b)
         return;
     b->stopping = true;
-    close_both(b, true);
+    close_both(b, graceful);
     if (b->timer)
         event_free(b->timer);
     if (b->tls)
@@ -261,7 +264,7 @@ static struct bridge *bridge_new(const struct bridge_conf *conf)
     struct timeval tv = {1, 0};
     if (!b->timer || event_add(b->timer, &tv) != 0 || read_password(b) != 0 || make_tls(b) != 0 ||
         setup_session(b) != 0) {
-        bridge_free(b);
+        bridge_free(b, false);
         return NULL;
     }
     log_notice("bridge %s: %zu rule(s), first address %s:%u", conf->name, conf->n_rules,
@@ -286,7 +289,7 @@ int bridges_start(void)
 void bridges_stop(void)
 {
     for (size_t i = 0; i < n_bridges; i++)
-        bridge_free(bridges[i]);
+        bridge_free(bridges[i], false);
     n_bridges = 0;
     bridge_remote_shutdown();
 }
@@ -303,7 +306,7 @@ void bridges_reload(const struct bridges_conf *fresh)
             continue;
         }
         log_notice("SIGHUP: bridge %s %s", b->conf.name, c ? "changed: restarting" : "removed");
-        bridge_free(b);
+        bridge_free(b, true);
     }
     for (size_t i = 0; i < fresh->n; i++) {
         const struct bridge_conf *c = &fresh->list[i];

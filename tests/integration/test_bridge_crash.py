@@ -1,0 +1,99 @@
+"""Bridge durability: kill -9 of the local petreld at random moments while
+a numbered QoS 1 (and a QoS 2) stream is published into it and forwarded
+over a bridge to a second petreld; 5 rounds each, restarting the local
+broker on its store every time.  At the end the remote's persistent
+subscriber must have every number the local broker acknowledged: QoS 1 at
+least once, QoS 2 exactly once (and no number twice at all).
+
+The random seed is printed (PETREL_TEST_SEED replays one)."""
+
+import collections
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import unittest
+
+import harness
+from bridge_helpers import BridgedBroker, bridge_section
+from harness import Collector, PipelinedPublisher, free_port
+
+ROUNDS = int(os.environ.get("BRIDGE_ROUNDS", "5"))
+STREAM = 10 ** 6  # more than can be published before the kill
+SEED = int(os.environ.get('PETREL_TEST_SEED') or random.randrange(1 << 30))
+
+
+class KillDuringForwarding(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        sys.stderr.write('bridge crash test seed %d (PETREL_TEST_SEED to replay)\n' % SEED)
+        cls.rng = random.Random(SEED)
+
+    def run_rounds(self, qos):
+        b_port = free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        A = BridgedBroker([bridge_section('k', b_port, ['out n/# qos=2 remote_prefix=site/'],
+                                          client_id='crash-bridge-%d' % qos)]).start()
+        try:
+            self.assertTrue(A.wait_bridge('k'), A.tail())
+            col = Collector(b_port, 'crash-sub-%d' % qos, clean=False)
+            col.subscribe([('site/#', qos)])
+            col.client.close()
+            acked, offset = [], 0
+            for r in range(ROUNDS):
+                delay = self.rng.uniform(0.1, 0.5)
+                pub = PipelinedPublisher(A.port, 'n/q%d' % qos, qos=qos, window=20)
+                killer = threading.Timer(delay, os.kill, (A.pid, signal.SIGKILL))
+                killer.start()
+                pub.run(STREAM, start=offset)
+                killer.join()
+                pub.close()
+                self.assertTrue(pub.closed, 'round %d: publisher finished before the kill' % r)
+                acked += pub.acked
+                offset = max(pub.sent) + 1
+                sys.stderr.write('qos %d round %d: killed after %.2fs, %d acked, %d sent\n' %
+                                 (qos, r, delay, len(pub.acked), len(pub.sent)))
+                A.crash_restart()
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and \
+                        'bridge k: connected to' not in A.run_log_text():
+                    time.sleep(0.05)
+            want = set(acked)
+            col = Collector(b_port, 'crash-sub-%d' % qos, clean=False)
+            t0 = time.monotonic()
+            seen, looked = set(), [0]
+
+            def done(c):  # incremental: the check runs after every packet
+                for m in c.messages[looked[0]:]:
+                    seen.add(harness.number_of(m.payload))
+                looked[0] = len(c.messages)
+                return len(seen & want) == len(want)
+            col.collect(done=done, idle=1.0, timeout=30)
+            got = col.numbers()
+            col.client.close()
+            if os.environ.get('BRIDGE_DEBUG'):
+                sys.stderr.write(A.tail(30) + B.tail(30))
+            sys.stderr.write('qos %d: %d acknowledged, %d received at the remote in %.1fs\n' %
+                             (qos, len(want), len(got), time.monotonic() - t0))
+            missing = sorted(want - set(got))
+            self.assertEqual(missing, [], 'qos %d: %d acknowledged messages lost, e.g. %s' %
+                             (qos, len(missing), missing[:10]))
+            if qos == 2:
+                twice = [n for n, k in collections.Counter(got).items() if k > 1]
+                self.assertEqual(twice, [], 'qos 2: delivered more than once: %s' % twice[:10])
+        finally:
+            A.stop()
+            B.stop()
+
+    def test_qos1_at_least_once(self):
+        self.run_rounds(1)
+
+    def test_qos2_exactly_once(self):
+        self.run_rounds(2)
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
