@@ -78,6 +78,9 @@ struct conn {
                                       Information not 0) */
     bool expiry_was_zero : 1;      /* CONNECT's Session Expiry Interval was 0:
                                       DISCONNECT may not raise it */
+    bool bridge_peer : 1;          /* CONNECT level with the bridge bit (0x84):
+                                      its subscriptions get No Local and retain
+                                      as published, so it hears no echo */
     uint32_t will_delay;           /* Will Delay Interval, seconds */
     uint32_t max_packet_out;       /* client's Maximum Packet Size; 0 = none */
     uint16_t receive_max_out;      /* client's Receive Maximum (65535 default) */

@@ -430,6 +430,7 @@ fail:
 int handle_connect(struct conn *c, const struct mqtt_connect *ck)
 {
     c->level = ck->level;
+    c->bridge_peer = ck->bridge;
     bool v5 = ck->level == MQTT_LEVEL_5;
     uint32_t expiry = 0;
     if (v5 && read_connect_props(c, ck, &expiry) != 0)

@@ -167,6 +167,8 @@ static void subscribe_one(struct sub_job *j, const struct mqtt_topic_entry *e)
     size_t len = e->filter.len, inner;
     /* 3.1.1 carries the QoS alone; the decoder has checked the rest. */
     uint8_t options = c->level == MQTT_LEVEL_5 ? e->options : MQTT_SUBOPT_QOS(e->options);
+    if (c->bridge_peer && c->level != MQTT_LEVEL_5 && !(len >= 7 && memcmp(filter, "$share/", 7) == 0))
+        options |= MQTT_SUBOPT_NO_LOCAL | MQTT_SUBOPT_RETAIN_AS_PUBLISHED; /* a bridge (0x84) */
     uint8_t granted = MQTT_SUBOPT_QOS(options);
     if (granted > broker.cfg.max_qos)
         granted = broker.cfg.max_qos;

@@ -131,6 +131,11 @@ static enum mqtt_err decode_connect(struct reader *r, struct mqtt_connect *c, co
 
     if (!r->ok)
         return reject(why, MQTT_E_MALFORMED, "packet truncated");
+    /* Mosquitto's bridges announce themselves with the top bit of the level
+     * (try_private): the level proper is in the low bits. */
+    c->bridge = (level & 0x80) != 0 && (level & 0x7f) >= MQTT_LEVEL_311;
+    if (c->bridge)
+        level &= 0x7f;
     c->level = level;
     if (bytes_equal(name, "MQIsdp"))
         return reject(why, MQTT_E_UNSUPPORTED_LEVEL, "MQTT 3.1 (MQIsdp) is not supported");

@@ -147,6 +147,37 @@ class PetreldToPetreld(unittest.TestCase):
         self.assertEqual(sb.get(5).payload, b'ok')
 
 
+class TwoWay311(unittest.TestCase):
+    """A 3.1.1 bridge has no No Local: it sets Mosquitto's bridge flag
+    (level 0x84), and petreld as the remote then does not send it back its
+    own messages.  Without that a two-way bridge would echo each message."""
+
+    def test_bridge_flag_stops_the_echo(self):
+        b_port = free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        A = BridgedBroker([bridge_section('v3', b_port, ['out t/# qos=1', 'in t/# qos=1'],
+                                          protocol='3.1.1')]).start()
+        try:
+            self.assertTrue(A.wait_bridge('v3'), A.tail())
+            sa, sb = paho(A.port), paho(b_port)
+            sa.subscribe('t/#', 1)
+            sb.subscribe('t/#', 1)
+            pa, pb = paho(A.port), paho(b_port)
+            pa.publish('t/a', b'from-a', qos=1)
+            pb.publish('t/b', b'from-b', qos=1)
+            self.assertEqual(sorted([sa.get(5).payload, sa.get(5).payload]),
+                             [b'from-a', b'from-b'])
+            self.assertEqual(sorted([sb.get(5).payload, sb.get(5).payload]),
+                             [b'from-a', b'from-b'])
+            sa.expect_nothing(1.5)
+            sb.expect_nothing(0.2)
+            for c in (sa, sb, pa, pb):
+                c.close()
+        finally:
+            A.stop()
+            B.stop()
+
+
 class RemoteRestart(unittest.TestCase):
     """Messages acknowledged locally while the remote is down wait in the
     bridge's session and arrive, in order, after the remote is back."""

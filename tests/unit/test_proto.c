@@ -979,6 +979,21 @@ static void test_reject_connect_protocol(void **state)
     assert_int_equal(decode(BYTES(0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 0, 0, 0, 0), &p,
                             &why), MQTT_OK);
     assert_int_equal(p.u.connect.level, 5);
+    assert_false(p.u.connect.bridge);
+
+    /* Mosquitto's bridge flag (try_private): level 0x84 is 3.1.1 from a
+     * bridge; 0x80 and 0x83 are still not levels we speak. */
+    assert_int_equal(decode(BYTES(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 0x84, 2, 0, 0, 0, 0), &p,
+                            &why), MQTT_OK);
+    assert_int_equal(p.u.connect.level, 4);
+    assert_true(p.u.connect.bridge);
+    assert_int_equal(decode(BYTES(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 0, 0, 0), &p,
+                            &why), MQTT_OK);
+    assert_false(p.u.connect.bridge);
+    assert_int_equal(decode(BYTES(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 0x83, 2, 0, 0, 0, 0), &p,
+                            &why), MQTT_E_UNSUPPORTED_LEVEL);
+    assert_int_equal(decode(BYTES(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 0x80, 2, 0, 0, 0, 0), &p,
+                            &why), MQTT_E_UNSUPPORTED_LEVEL);
 
     /* MQTT 3.1: "MQIsdp" level 3, as mosquitto_pub -V mqttv31 sends it. */
     assert_int_equal(decode(BYTES(0x10, 14, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3, 2, 0, 0,
