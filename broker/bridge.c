@@ -355,6 +355,20 @@ bool bridge_get_status(size_t i, struct bridge_status *out)
     out->forwarded_out = b->forwarded_out;
     out->forwarded_in = b->forwarded_in;
     out->connects = b->connects;
-    out->lag_ms = b->oldest_sent_ms ? bridge_now_ms() - b->oldest_sent_ms : 0;
+    /* Lag: the age of the oldest message the remote has not acknowledged
+     * (sent or still queued in memory); the age counts from when this run
+     * of petreld made or read it back. */
+    const struct delivery *d = s ? s->inflight.head : NULL;
+    while (d && !d->msg)
+        d = d->next;
+    if (!d && s)
+        d = s->queued.head;
+    if (d && d->msg) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        out->lag_ms = now_ns > d->msg->born_ns ? (int64_t)((now_ns - d->msg->born_ns) / 1000000)
+                                               : 0;
+    }
     return true;
 }

@@ -57,7 +57,8 @@ struct bridge_status {
     uint64_t forwarded_out;   /* PUBLISH sent to the remote */
     uint64_t forwarded_in;    /* PUBLISH from the remote given to the broker */
     uint64_t connects;        /* connections accepted by the remote */
-    int64_t lag_ms;           /* age of the oldest unacknowledged message, 0 if none */
+    int64_t lag_ms;           /* age of the oldest message the remote has not
+                                 acknowledged (in flight or queued in memory), 0 if none */
 };
 size_t bridges_count(void);
 /* false past the end. */

@@ -25,6 +25,7 @@
 #include <event2/http.h>
 
 #include "acl_session.h"
+#include "bridge_status.h"
 #include "broker.h"
 #include "conn.h"
 #include "hashmap.h"
@@ -947,6 +948,16 @@ void http_api_handle(struct http_call *call)
     if (strcmp(rest, "clients") == 0) {
         if (allowed(call, EVHTTP_REQ_GET, NEED_READ, "GET"))
             list_clients(call);
+        return;
+    }
+    if (strcmp(rest, "bridges") == 0) {
+        if (allowed(call, EVHTTP_REQ_GET, NEED_READ, "GET")) {
+            struct evbuffer *b = http_body_new(call);
+            if (b) {
+                bridges_json(b);
+                http_reply_json_free(call, 200, b);
+            }
+        }
         return;
     }
     if (strcmp(rest, "sessions") == 0) {

@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "bridge_status.h"
 #include "broker.h"
 #include "conn.h"
 #include "hashmap.h"
@@ -296,6 +297,7 @@ void http_metrics_write(struct evbuffer *b)
     family(b, "petrel_loop_longest_turn_seconds", "gauge",
            "The longest turn of the event loop so far.");
     evbuffer_add_printf(b, "petrel_loop_longest_turn_seconds %.6f\n", (double)ts->max_us / 1e6);
+    bridges_metrics_write(b);
 }
 
 void http_metrics_get(struct http_call *call)

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "memory_budget.h"
 #include "message.h"
+#include "bridge_status.h"
 #include "router.h"
 #include "store.h"
 #include "topic_tree.h"
@@ -108,6 +109,7 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/max_publish_bytes_rate",
                 broker.stats.publish_bytes_rate_paused);
     publish_u64("$SYS/broker/limits/memory_budget", broker.stats.memory_budget_hits);
+    bridges_publish_sys();
     publish_u64("$SYS/broker/memory/used_bytes", memory_budget_used());
     /* WebSocket listeners (ws_transport.h) */
     publish_u64("$SYS/broker/websocket/handshakes", ws_stats.handshakes);

@@ -13,6 +13,7 @@ import unittest
 import harness
 from bridge_helpers import BridgedBroker, bridge_section
 from harness import Collector, free_port
+from http_helpers import HttpBroker
 
 
 def paho(port, client_id='', clean=True):
@@ -173,6 +174,69 @@ class TwoWay311(unittest.TestCase):
             sb.expect_nothing(0.2)
             for c in (sa, sb, pa, pb):
                 c.close()
+        finally:
+            A.stop()
+            B.stop()
+
+
+class HttpBridgedBroker(HttpBroker):
+    def __init__(self, sections, **kw):
+        super().__init__(http_extra='anonymous=read', tokens=False, **kw)
+        self.sections = list(sections)
+
+    def _petreld_conf(self):
+        return super()._petreld_conf() + ''.join(self.sections)
+
+
+class StatusSurfaces(unittest.TestCase):
+    """State, queue depth, lag and last error of a bridge in the admin API,
+    /metrics and $SYS, while its remote is down and after it is back."""
+
+    def test_status_while_down_and_up(self):
+        b_port = free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        A = HttpBridgedBroker([bridge_section('st', b_port, ['out q/# qos=1'])],
+                              settings={'sys_interval': 1}).start()
+        try:
+            self.assertTrue(A.wait_log(r'bridge st: connected to', 10), A.tail())
+            B.stop(keep=True)
+            self.assertTrue(A.wait_log(r'bridge st: .*trying', 10), A.tail())
+            pa = paho(A.port)
+            for i in range(5):
+                pa.publish('q/x', b'%d' % i, qos=1)
+            j = A.get_json('/api/v1/bridges')
+            self.assertEqual(len(j['bridges']), 1)
+            st = j['bridges'][0]
+            self.assertEqual(st['name'], 'st')
+            self.assertNotEqual(st['state'], 'connected')
+            self.assertEqual(st['queued'], 5)
+            self.assertTrue(st['last_error'], st)
+            self.assertEqual(st['remote'], '127.0.0.1:%d' % b_port)
+            status, _, body = A.request('GET', '/metrics')
+            self.assertEqual(status, 200)
+            self.assertIn(b'petrel_bridge_up{bridge="st"} 0\n', body)
+            self.assertIn(b'petrel_bridge_queued_messages{bridge="st"} 5\n', body)
+            sa = paho(A.port)
+            sa.subscribe('$SYS/broker/bridges/st/queued', 0)
+            deadline = time.monotonic() + 5
+            while True:
+                m = sa.get(3)
+                if m.payload == b'5' or time.monotonic() > deadline:
+                    break
+            self.assertEqual(m.payload, b'5')
+            sa.close()
+            B.start()
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                st = A.get_json('/api/v1/bridges')['bridges'][0]
+                if st['state'] == 'connected' and st['queued'] == 0 and st['inflight'] == 0:
+                    break
+                time.sleep(0.1)
+            self.assertEqual((st['state'], st['queued'], st['inflight'], st['lag_ms']),
+                             ('connected', 0, 0, 0), st)
+            self.assertGreaterEqual(st['sent'], 5)
+            self.assertEqual(st['connects'], 2)
+            pa.close()
         finally:
             A.stop()
             B.stop()
