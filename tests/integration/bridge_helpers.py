@@ -11,6 +11,7 @@ import time
 import harness
 import petreltest
 from harness import free_port
+from http_helpers import HttpBroker
 
 MOSQUITTO = os.environ.get('MOSQUITTO', '/usr/sbin/mosquitto')
 
@@ -51,6 +52,24 @@ class BridgedBroker(harness.Broker):
 
     def count_log(self, pattern):
         return len(re.findall(pattern, self.log_text()))
+
+
+class HttpBridgedBroker(HttpBroker):
+    """The same with an HTTP listener that answers without a token
+    (anonymous=read), for /api/v1/bridges and /metrics."""
+
+    def __init__(self, sections, **kw):
+        super().__init__(http_extra='anonymous=read', tokens=False, **kw)
+        self.sections = list(sections)
+
+    def _petreld_conf(self):
+        return super()._petreld_conf() + ''.join(self.sections)
+
+    def bridge_status(self, name):
+        for b in self.get_json('/api/v1/bridges')['bridges']:
+            if b['name'] == name:
+                return b
+        raise AssertionError('no bridge %s' % name)
 
 
 class Mosquitto(petreltest.BrokerProcess):

@@ -11,9 +11,8 @@ import time
 import unittest
 
 import harness
-from bridge_helpers import BridgedBroker, bridge_section
+from bridge_helpers import BridgedBroker, HttpBridgedBroker, bridge_section
 from harness import Collector, free_port
-from http_helpers import HttpBroker
 
 
 def paho(port, client_id='', clean=True):
@@ -177,15 +176,6 @@ class TwoWay311(unittest.TestCase):
         finally:
             A.stop()
             B.stop()
-
-
-class HttpBridgedBroker(HttpBroker):
-    def __init__(self, sections, **kw):
-        super().__init__(http_extra='anonymous=read', tokens=False, **kw)
-        self.sections = list(sections)
-
-    def _petreld_conf(self):
-        return super()._petreld_conf() + ''.join(self.sections)
 
 
 class StatusSurfaces(unittest.TestCase):
