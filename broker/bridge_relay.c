@@ -47,18 +47,40 @@ static const struct bridge_rule *map_topic(const struct bridge *b, bool out, con
     return NULL;
 }
 
+static bool is_user(const struct mqtt_prop *pr, const char *key)
+{
+    size_t n = strlen(key);
+    return pr->id == MQTT_PROP_USER_PROPERTY && pr->str.len == n &&
+           memcmp(pr->str.data, key, n) == 0;
+}
+
 /* A PUBLISH's properties minus those that belong to one connection (Topic
- * Alias, Subscription Identifier): a client may not send the latter. */
-static struct mqtt_props filter_props(const struct mqtt_props *in, uint8_t *buf, size_t cap)
+ * Alias, Subscription Identifier): a client may not send the latter.  With
+ * `tag` (out, to a 5.0 remote) the origin is added if absent and the hop
+ * count raised (bridge.h); *hops gets the new count. */
+static struct mqtt_props filter_props(const struct mqtt_props *in, uint8_t *buf, size_t cap,
+                                      bool tag, unsigned *hops)
 {
     struct mqtt_props_builder pb;
     mqtt_pb_init(&pb, buf, cap);
     struct mqtt_prop_iter it;
     struct mqtt_prop pr;
+    bool has_origin = false;
+    *hops = 0;
     mqtt_prop_iter_init(&it, in);
     while (mqtt_prop_next(&it, &pr)) {
         if (pr.id == MQTT_PROP_TOPIC_ALIAS || pr.id == MQTT_PROP_SUBSCRIPTION_ID)
             continue;
+        if (tag && is_user(&pr, BRIDGE_HOPS_PROP)) {
+            unsigned h = 0;
+            for (uint32_t i = 0; i < pr.value.len && i < 4; i++)
+                if (pr.value.data[i] >= '0' && pr.value.data[i] <= '9')
+                    h = h * 10 + (pr.value.data[i] - '0');
+            *hops = h;
+            continue; /* written again below, raised */
+        }
+        if (tag && is_user(&pr, BRIDGE_ORIGIN_PROP))
+            has_origin = true;
         switch (mqtt_prop_type(pr.id)) {
         case MQTT_PT_UTF8:
         case MQTT_PT_BINARY:
@@ -71,6 +93,16 @@ static struct mqtt_props filter_props(const struct mqtt_props *in, uint8_t *buf,
             mqtt_pb_num(&pb, pr.id, pr.num);
             break;
         }
+    }
+    if (tag) {
+        const char *id = bridge_origin_id();
+        if (!has_origin)
+            mqtt_pb_pair(&pb, MQTT_PROP_USER_PROPERTY, BRIDGE_ORIGIN_PROP,
+                         strlen(BRIDGE_ORIGIN_PROP), id, strlen(id));
+        char h[12];
+        int n = snprintf(h, sizeof h, "%u", ++*hops);
+        mqtt_pb_pair(&pb, MQTT_PROP_USER_PROPERTY, BRIDGE_HOPS_PROP, strlen(BRIDGE_HOPS_PROP), h,
+                     (size_t)n);
     }
     return mqtt_pb_props(&pb);
 }
@@ -103,10 +135,17 @@ static bool forward(struct bridge *b, bool out, const struct mqtt_publish *in)
     uint8_t *props = NULL;
     p.u.publish.props.data = NULL;
     p.u.publish.props.len = 0;
-    if (level == MQTT_LEVEL_5 && in->props.len > 0) {
-        props = malloc(in->props.len);
-        if (props)
-            p.u.publish.props = filter_props(&in->props, props, in->props.len);
+    if (level == MQTT_LEVEL_5 && (in->props.len > 0 || out)) {
+        size_t cap = in->props.len + 64;
+        unsigned hops = 0;
+        props = malloc(cap);
+        if (!props)
+            return false;
+        p.u.publish.props = filter_props(&in->props, props, cap, out, &hops);
+        if (hops > BRIDGE_MAX_HOPS) {
+            free(props);
+            return false; /* a loop the origin did not catch */
+        }
     }
     if (out && b->remote_max_packet && mqtt_encode(level, &p, NULL, 0) > b->remote_max_packet) {
         free(props);

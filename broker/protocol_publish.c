@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "acl_session.h"
+#include "bridge.h"
 #include "broker.h"
 #include "conn.h"
 #include "conn_wait.h"
@@ -190,6 +191,11 @@ int handle_publish(struct conn *c, const struct mqtt_publish *in)
         reason = MQTT_RC_TOPIC_NAME_INVALID;
         log_info("%s: publish to '%s' refused: $share/ names shared subscriptions, not topics",
                  conn_name(c), log_str((const char *)pub->topic.data, pub->topic.len));
+    } else if (v5 && bridge_came_back(&pub->props)) {
+        /* It left this broker over a bridge and came back over another
+         * (bridge.h): delivered here once already. */
+        log_debug("%s: publish to '%s' dropped: it came back over a bridge loop", conn_name(c),
+                  log_str((const char *)pub->topic.data, pub->topic.len));
     } else if (!acl_may_publish(s, (const char *)pub->topic.data, pub->topic.len)) {
         /* Acknowledged all the same: a client that got no PUBACK would
          * resend the message forever. */

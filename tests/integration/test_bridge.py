@@ -178,6 +178,42 @@ class TwoWay311(unittest.TestCase):
             B.stop()
 
 
+class TwoBridgesLoop(unittest.TestCase):
+    """Two petreld that each bridge their `loop/#` messages to the other:
+    No Local cannot stop the echo (the bridges are different clients), the
+    origin each message carries does.  Each message arrives once per side,
+    and with the user properties of the origin and the hops."""
+
+    def test_each_side_once(self):
+        pa_port, pb_port = free_port(), free_port()
+        A = BridgedBroker([bridge_section('toB', pb_port, ['out loop/# qos=1'])],
+                          settings={'listen': '127.0.0.1:%d' % pa_port})
+        B = BridgedBroker([bridge_section('toA', pa_port, ['out loop/# qos=1'])],
+                          settings={'listen': '127.0.0.1:%d' % pb_port})
+        A.start()
+        B.start()
+        try:
+            self.assertTrue(A.wait_bridge('toB') and B.wait_bridge('toA'),
+                            A.tail() + B.tail())
+            sa, sb = paho(pa_port), paho(pb_port)
+            sa.subscribe('loop/#', 1)
+            sb.subscribe('loop/#', 1)
+            pa, pb = paho(pa_port), paho(pb_port)
+            for i in range(3):
+                pa.publish('loop/a', b'a%d' % i, qos=1)
+                pb.publish('loop/b', b'b%d' % i, qos=1)
+            want = sorted([b'a%d' % i for i in range(3)] + [b'b%d' % i for i in range(3)])
+            self.assertEqual(sorted(sa.get(5).payload for _ in range(6)), want)
+            self.assertEqual(sorted(sb.get(5).payload for _ in range(6)), want)
+            sa.expect_nothing(1.5)
+            sb.expect_nothing(0.2)
+            for c in (sa, sb, pa, pb):
+                c.close()
+        finally:
+            A.stop()
+            B.stop()
+
+
 class StatusSurfaces(unittest.TestCase):
     """State, queue depth, lag and last error of a bridge in the admin API,
     /metrics and $SYS, while its remote is down and after it is back."""
