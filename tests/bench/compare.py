@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 'lib'))
 import petreltest  # noqa: E402  (needs the path above)
+import compare_bridge  # noqa: E402  (the bridge scenarios, B1 B1r B2)
 
 MOSQUITTO = shutil.which('mosquitto') or '/usr/sbin/mosquitto'
 NATS = shutil.which('nats-server') or '/usr/sbin/nats-server'
@@ -323,10 +324,19 @@ class Compare:
         ('S8', s8, 'slow subscriber: {s8_rate} msg/s offered for {s8_dur} s, persistent sub reads '
          '{s8_sub_rate} msg/s, queues of 2000; publisher acked rate / sub rate', 'held_x', False, ('abs', 1.5),
          'x', True, True, 2000),
+        ('B1', compare_bridge.b1, 'bridge forward rate: 1 pub -> local broker -> bridge -> remote '
+         'Mosquitto -> 1 persistent sub, QoS 1, open loop, window 1000', 'msgs_per_sec', True,
+         ('ratio', 1.0), 'msg/s', True, True, 'same'),
+        ('B1r', compare_bridge.b1r, 'bridge latency: the same at %d msg/s, end to end'
+         % compare_bridge.B1R_RATE, 'p99_ms', False, ('ratio', 1.0), 'ms', True, True, 'same'),
+        ('B2', compare_bridge.b2, 'bridge kill -9: local broker killed while forwarding QoS 1, '
+         'restarted; acknowledged messages the remote subscriber never got', 'acked_lost', False,
+         ('abs', 0), 'msgs', True, True, 'same'),
     ]
     # Why a peer cannot run a scenario (shown as n/a).  nats-server's MQTT
     # has no QoS 2; none of these scenarios needs it.
     NOT_SUPPORTED = {}
+    NOT_SUPPORTED.update(compare_bridge.NOT_SUPPORTED)
 
     def params(self):
         if self.a.quick:
@@ -548,6 +558,7 @@ def markdown(doc):
         'S8': [('acked_per_sec', 'publisher acknowledged rate while publishing', 'msg/s'),
                ('msgs_per_sec', 'delivered (with the drain)', 'msg/s')],
     }
+    extra.update(compare_bridge.EXTRA)
 
     def one(r, kind, key, unit):
         if r[kind] is None:

@@ -5,6 +5,7 @@
 # 3 rounds, medians and the ratios Petrel/Mosquitto and Petrel/NATS, with
 # the QoS 1 messages acknowledged but never delivered beside each figure.
 # compare.py does the measuring; this script prepares what it needs.
+# B1, B1r and B2 are the bridge scenarios (tests/bench/compare_bridge.py).
 #
 # Usage: tests/bench/compare.sh [--quick] [--rounds N] [--only S1,S3] [-v]
 #                               [--no-nats] [--petreld-set KEY=VALUE]...
