@@ -207,6 +207,9 @@ static int setup_session(struct bridge *b)
         s = session_create(b->local_id, idlen, true);
     if (!s)
         return -1;
+    /* A bridge's queue waits for its remote however long it is down; the
+     * session of a bridge taken out of the file expires (bridge_free). */
+    session_set_expiry(s, true, UINT32_MAX);
     for (struct subscription *sub = s->subs, *next; sub; sub = next) {
         next = sub->next;
         bool wanted = false;
@@ -239,6 +242,13 @@ static void bridge_free(struct bridge *b, bool graceful)
         return;
     b->stopping = true;
     close_both(b, graceful);
+    if (graceful) {
+        /* Taken out of the file (SIGHUP): what it queued is kept for
+         * session_expiry, in case the section comes back. */
+        struct session *s = session_find(b->local_id, strlen(b->local_id));
+        if (s)
+            session_set_expiry(s, false, 0);
+    }
     if (b->timer)
         event_free(b->timer);
     if (b->tls)

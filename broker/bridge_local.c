@@ -21,6 +21,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
+#include "session.h"
 
 /* Output towards the broker beyond this stops reading the remote. */
 #define LOCAL_HIGH_WATER (256u * 1024u)
@@ -92,6 +93,11 @@ static void on_connack(struct bridge *b, const struct mqtt_connack *ca)
     if (mqtt_props_find(&ca->props, MQTT_PROP_SERVER_KEEP_ALIVE, &pr))
         b->local_keepalive = (uint16_t)pr.num;
     b->local_up = true;
+    /* CONNECT's Session Expiry Interval was capped by session_expiry: the
+     * bridge's session does not expire (bridge.c). */
+    struct session *s = session_find(b->local_id, strlen(b->local_id));
+    if (s)
+        session_set_expiry(s, true, UINT32_MAX);
     bridge_set_state(b, BRIDGE_UP);
     bridge_remote_set_reading(b, true);
 }

@@ -232,6 +232,7 @@ static void on_connack(struct bridge *b, const struct mqtt_connack *ca)
     if (b->state != BRIDGE_CONNECTING)
         return; /* failed meanwhile */
     bridge_set_state(b, BRIDGE_ATTACHING);
+    b->attach_started = bridge_now_ms();
     if (bridge_local_connect(b) != 0)
         bridge_fail(b, "cannot open the local connection");
 }
@@ -382,6 +383,11 @@ void bridge_remote_tick(struct bridge *b, int64_t now)
         if (now - b->last_rx_ms > CONNECT_TIMEOUT_MS)
             bridge_fail(b, "%s: no CONNACK within %d s", b->remote_name,
                         CONNECT_TIMEOUT_MS / 1000);
+        return;
+    }
+    if (b->state == BRIDGE_ATTACHING && now - b->attach_started > CONNECT_TIMEOUT_MS) {
+        bridge_fail(b, "the broker did not accept the bridge's local connection within %d s",
+                    CONNECT_TIMEOUT_MS / 1000);
         return;
     }
     if (!b->remote_connected || b->keepalive == 0)

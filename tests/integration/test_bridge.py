@@ -270,12 +270,15 @@ class StatusSurfaces(unittest.TestCase):
 
 class RemoteRestart(unittest.TestCase):
     """Messages acknowledged locally while the remote is down wait in the
-    bridge's session and arrive, in order, after the remote is back."""
+    bridge's session and arrive, in order, after the remote is back - also
+    when it is down for longer than session_expiry (the bridge's session
+    does not expire)."""
 
     def test_queue_while_remote_down(self):
         b_port = free_port()
         B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
-        A = BridgedBroker([bridge_section('r', b_port, ['out q/# qos=1'])]).start()
+        A = BridgedBroker([bridge_section('r', b_port, ['out q/# qos=1'])],
+                          settings={'session_expiry': 1}).start()
         try:
             self.assertTrue(A.wait_bridge('r'), A.tail())
             col = Collector(b_port, 'remote-sub', clean=False)
@@ -287,6 +290,7 @@ class RemoteRestart(unittest.TestCase):
             pub.run(200)
             pub.close()
             self.assertEqual(len(pub.acked), 200)
+            time.sleep(2.5)  # past session_expiry (expiry is checked each second)
             B.start()
             deadline = time.monotonic() + 20
             while A.count_log(r'bridge r: connected to') < 2 and time.monotonic() < deadline:
