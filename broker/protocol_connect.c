@@ -635,6 +635,23 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
                                       : "anonymous clients are not allowed on this listener");
         return 0;
     }
+    if (bridge_owns_conn(c) && !w->user) {
+        /* A bridge's own connection (bridge.h): its ACL identity is its
+         * client id, so that an acl_file can give `user $bridge/NAME` the
+         * topics of its rules. */
+        w->user = malloc(w->id_len + 1);
+        if (w->user) {
+            memcpy(w->user, w->client_id, w->id_len + 1);
+            w->user_len = w->id_len;
+            w->user_log = log_escape_dup(w->user, w->user_len);
+        }
+        if (!w->user || !w->user_log) {
+            wait_free(w);
+            conn_stop_connect_timeout(c);
+            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+            return -1;
+        }
+    }
     conn_stop_connect_timeout(c);
     int rc = accept_client(c, w);
     wait_free(w);

@@ -6,6 +6,7 @@ both sides, the reserved client ids, the queue kept while the remote is
 down and drained in order after it restarts, and SIGHUP adding and removing
 a bridge without touching the other."""
 
+import os
 import signal
 import time
 import unittest
@@ -207,6 +208,37 @@ class TwoBridgesLoop(unittest.TestCase):
             self.assertEqual(sorted(sb.get(5).payload for _ in range(6)), want)
             sa.expect_nothing(1.5)
             sb.expect_nothing(0.2)
+            for c in (sa, sb, pa, pb):
+                c.close()
+        finally:
+            A.stop()
+            B.stop()
+
+
+class WithAcl(unittest.TestCase):
+    """With an acl_file the bridge's local connection is user $bridge/NAME:
+    here only that user may read what goes out and write what comes in."""
+
+    def test_acl_user_of_the_bridge(self):
+        b_port = free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        A = BridgedBroker([bridge_section('acl', b_port, ['out s/# qos=1', 'in c/# qos=1'])])
+        acl = os.path.join(A.tmp, 'acl')
+        with open(acl, 'w') as f:
+            f.write('topic write s/#\ntopic read c/#\n'
+                    'user $bridge/acl\ntopic read s/#\ntopic write c/#\n')
+        A.settings['acl_file'] = acl
+        A.start()
+        try:
+            self.assertTrue(A.wait_bridge('acl'), A.tail())
+            sb, sa = paho(b_port), paho(A.port)
+            sb.subscribe('s/#', 1)
+            sa.subscribe('c/#', 1)
+            pa, pb = paho(A.port), paho(b_port)
+            pa.publish('s/1', b'out', qos=1)
+            self.assertEqual(sb.get(5).payload, b'out')
+            pb.publish('c/1', b'in', qos=1)
+            self.assertEqual(sa.get(5).payload, b'in')
             for c in (sa, sb, pa, pb):
                 c.close()
         finally:
