@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster_subject.h"
 #include "mqtt_codec.h"
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
@@ -32,9 +33,9 @@ static bool blank(int ch)
 static void defaults(struct bridge_conf *c, const char *name, unsigned line)
 {
     memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", name);
+    snprintf(c->name, sizeof c->name, "%.*s", BRIDGE_NAME_LEN - 1, name);
     c->line = line;
-    snprintf(c->client_id, sizeof c->client_id, "petrel-bridge-%s", name);
+    snprintf(c->client_id, sizeof c->client_id, "petrel-bridge-%.*s", BRIDGE_NAME_LEN - 1, name);
     c->protocol = MQTT_LEVEL_5;
     c->try_private = true;
     c->keepalive = 60;
@@ -42,19 +43,6 @@ static void defaults(struct bridge_conf *c, const char *name, unsigned line)
     c->reconnect_max_ms = 30000;
 }
 
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n >= BRIDGE_NAME_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
-            return false;
-    }
-    return true;
-}
 
 /* Copies a value into a fixed field: not too long, no control characters
  * (they would end up in log lines and on the wire). */
@@ -430,7 +418,9 @@ int bridge_config_line(struct bridges_conf *b, const char *line, unsigned lineno
         char *name = buf + 6;
         while (blank(*name))
             name++;
-        if (!name_ok(name)) {
+        /* The same words as a cluster's node name: they go into topics
+         * ($SYS/broker/bridges/NAME) and metric labels as they are. */
+        if (!cluster_token_valid(name)) {
             errf(err, errlen, "bridge name '%s': use 1 to %d letters, digits, '-' or '_'", name,
                  BRIDGE_NAME_LEN - 1);
             return -1;

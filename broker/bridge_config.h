@@ -32,7 +32,7 @@
 #define BRIDGE_MAX 8            /* bridges in one configuration */
 #define BRIDGE_MAX_ADDRESSES 4  /* addresses of one bridge, tried in turn */
 #define BRIDGE_MAX_RULES 16     /* out + in rules of one bridge */
-#define BRIDGE_NAME_LEN 64      /* letters, digits, '-', '_' */
+#define BRIDGE_NAME_LEN 65      /* 1 to 64 letters, digits, '-', '_' */
 #define BRIDGE_HOST_LEN 256
 #define BRIDGE_TOPIC_LEN 256    /* a rule's filter */
 #define BRIDGE_PREFIX_LEN 128

@@ -64,6 +64,7 @@ struct bridge {
     uint16_t keepalive;          /* in force: ours, or the server's */
     int64_t last_sent_ms, last_rx_ms;
     bool ping_out;
+    bool suback_pending;         /* our SUBSCRIBE (id 1) not answered yet */
     int64_t attach_started;      /* BRIDGE_ATTACHING since */
     /* Local. */
     struct bufferevent *local;   /* our end of the pair */

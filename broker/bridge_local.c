@@ -100,6 +100,10 @@ static void on_connack(struct bridge *b, const struct mqtt_connack *ca)
         session_set_expiry(s, true, UINT32_MAX);
     bridge_set_state(b, BRIDGE_UP);
     bridge_remote_set_reading(b, true);
+    /* Until the remote's SUBACK, the local session's PUBLISHes wait unread:
+     * their ids go to the remote, and the SUBSCRIBE has id 1 (bridge_remote.c). */
+    if (b->suback_pending)
+        bridge_local_set_reading(b, false);
 }
 
 static void handle(struct bridge *b, uint8_t first, const uint8_t *body, uint32_t len)

@@ -119,14 +119,22 @@ static int send_ack(struct bridge *b, bool to_remote, uint8_t type, uint16_t id,
     return bridge_encode(level, &p, to_remote ? bridge_remote_write : bridge_local_write, b);
 }
 
-/* One PUBLISH from one side to the other; false when it could not go (it is
- * then acknowledged at once, so that neither side waits for it for ever). */
-static bool forward(struct bridge *b, bool out, const struct mqtt_publish *in)
+enum forward_result {
+    FORWARDED = 0,
+    NOT_FORWARDED, /* never will be (no rule maps it, too large, a loop):
+                      acknowledged where it came from, so that it does not
+                      block the queue */
+    LINK_FAILED    /* the other side's connection failed: not acknowledged
+                      (the sender keeps it and sends it again) */
+};
+
+/* One PUBLISH from one side to the other. */
+static enum forward_result forward(struct bridge *b, bool out, const struct mqtt_publish *in)
 {
     char topic[65536];
     size_t tlen;
     if (!map_topic(b, out, in->topic.data, in->topic.len, topic, sizeof topic, &tlen))
-        return false;
+        return NOT_FORWARDED;
     uint8_t level = out ? b->conf.protocol : BRIDGE_LOCAL_LEVEL;
     struct mqtt_packet p = {.type = MQTT_PUBLISH};
     p.u.publish = *in;
@@ -140,21 +148,22 @@ static bool forward(struct bridge *b, bool out, const struct mqtt_publish *in)
         unsigned hops = 0;
         props = malloc(cap);
         if (!props)
-            return false;
+            return LINK_FAILED;
         p.u.publish.props = filter_props(&in->props, props, cap, out, &hops);
         if (hops > BRIDGE_MAX_HOPS) {
             free(props);
-            return false; /* a loop the origin did not catch */
+            return NOT_FORWARDED; /* a loop the origin did not catch */
         }
     }
-    if (out && b->remote_max_packet && mqtt_encode(level, &p, NULL, 0) > b->remote_max_packet) {
+    size_t size = mqtt_encode(level, &p, NULL, 0);
+    if (size == 0 || (out && b->remote_max_packet && size > b->remote_max_packet)) {
         free(props);
-        return false;
+        return NOT_FORWARDED;
     }
     int rc = bridge_encode(level, &p, out ? bridge_remote_write : bridge_local_write, b);
     free(props);
     if (rc != 0)
-        return false;
+        return LINK_FAILED;
     if (out) {
         b->forwarded_out++;
         if (in->qos > 0) {
@@ -168,8 +177,10 @@ static bool forward(struct bridge *b, bool out, const struct mqtt_publish *in)
         if (!bridge_local_can_write(b))
             bridge_remote_set_reading(b, false);
     }
-    return true;
+    return FORWARDED;
 }
+
+static struct log_ratelimit drop_log;
 
 /* A message that cannot be forwarded (no rule maps its topic any more,
  * over the remote's Maximum Packet Size): acknowledged where it came from,
@@ -177,9 +188,11 @@ static bool forward(struct bridge *b, bool out, const struct mqtt_publish *in)
 static void drop(struct bridge *b, bool out, const struct mqtt_publish *in)
 {
     b->dropped++;
-    log_warning("bridge %s: %s message on '%.*s' dropped: no rule maps it or it is too large",
-                b->conf.name, out ? "outgoing" : "incoming", (int)(in->topic.len > 200 ? 200 : in->topic.len),
-                (const char *)in->topic.data);
+    long n = log_ratelimit_check(&drop_log, 10);
+    if (n >= 0)
+        log_warning("bridge %s: %s message on '%s' dropped: no rule maps it, it is too large "
+                    "or it went round a loop%s", b->conf.name, out ? "outgoing" : "incoming",
+                    log_str((const char *)in->topic.data, in->topic.len), log_suppressed(n));
     if (in->qos == 1)
         send_ack(b, !out, MQTT_PUBACK, in->packet_id, 0);
     else if (in->qos == 2)
@@ -198,8 +211,11 @@ void bridge_relay_from_local(struct bridge *b, const struct mqtt_packet *p)
 {
     switch (p->type) {
     case MQTT_PUBLISH:
-        if (!forward(b, true, &p->u.publish))
-            drop(b, true, &p->u.publish);
+        switch (forward(b, true, &p->u.publish)) {
+        case NOT_FORWARDED: drop(b, true, &p->u.publish); break;
+        case LINK_FAILED: bridge_fail(b, "cannot write to %s", b->remote_name); break;
+        default: break;
+        }
         return;
     case MQTT_PUBREL: /* out QoS 2, second half */
         send_ack(b, true, MQTT_PUBREL, p->u.ack.packet_id, p->u.ack.reason_code);
@@ -218,8 +234,11 @@ void bridge_relay_from_remote(struct bridge *b, const struct mqtt_packet *p)
 {
     switch (p->type) {
     case MQTT_PUBLISH:
-        if (!forward(b, false, &p->u.publish))
-            drop(b, false, &p->u.publish);
+        switch (forward(b, false, &p->u.publish)) {
+        case NOT_FORWARDED: drop(b, false, &p->u.publish); break;
+        case LINK_FAILED: bridge_fail(b, "cannot write to the local connection"); break;
+        default: break;
+        }
         return;
     case MQTT_PUBACK: /* out QoS 1 done: the session's row goes */
     case MQTT_PUBCOMP:
@@ -243,7 +262,7 @@ void bridge_relay_drained(struct bridge *b)
 {
     if (b->state != BRIDGE_UP)
         return;
-    if (b->local_read_paused && bridge_remote_can_write(b))
+    if (b->local_read_paused && bridge_remote_can_write(b) && !b->suback_pending)
         bridge_local_set_reading(b, true);
     if (b->remote_read_paused && bridge_local_can_write(b))
         bridge_remote_set_reading(b, true);

@@ -76,6 +76,7 @@ void bridge_remote_close(struct bridge *b, bool graceful)
     b->remote_connected = false;
     b->remote_read_paused = false;
     b->ping_out = false;
+    b->suback_pending = false;
 }
 
 /* CONNECT, written by hand where the codec cannot: with try_private, a
@@ -116,7 +117,11 @@ static int send_connect(struct bridge *b)
     if (b->conf.protocol == MQTT_LEVEL_5) {
         /* A persistent session lives as long as the remote lets it. */
         mqtt_pb_num(&pb, MQTT_PROP_SESSION_EXPIRY, b->conf.clean ? 0 : 0xFFFFFFFFu);
-        mqtt_pb_num(&pb, MQTT_PROP_RECEIVE_MAXIMUM, BRIDGE_RECEIVE_MAX);
+        /* The broker takes at most max_inflight unacknowledged publishes
+         * from the bridge's local connection. */
+        mqtt_pb_num(&pb, MQTT_PROP_RECEIVE_MAXIMUM, broker.cfg.max_inflight < BRIDGE_RECEIVE_MAX
+                                                        ? broker.cfg.max_inflight
+                                                        : BRIDGE_RECEIVE_MAX);
         mqtt_pb_num(&pb, MQTT_PROP_MAXIMUM_PACKET_SIZE, broker.cfg.max_packet_size);
         ck->props = mqtt_pb_props(&pb);
     }
@@ -160,14 +165,17 @@ static void send_subscribe(struct bridge *b)
     if (n == 0)
         return;
     struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
-    /* An id the local session does not use for a PUBLISH in flight now:
-     * the local connection is not attached yet, and the SUBACK comes back
-     * before anything is relayed with the same id. */
+    /* Id 1: nothing is relayed from the local session, whose PUBLISH ids
+     * go to the remote as they are, until the SUBACK is in (the local
+     * connection is not read meanwhile: bridge_local.c), so the id is not
+     * in use twice. */
     p.u.subscribe.packet_id = 1;
     p.u.subscribe.count = n;
     p.u.subscribe.entries = entries;
     if (bridge_encode(b->conf.protocol, &p, bridge_remote_write, b) != 0)
         bridge_fail(b, "cannot encode SUBSCRIBE");
+    else
+        b->suback_pending = true;
 }
 
 static void publish_notification(struct bridge *b)
@@ -228,6 +236,7 @@ static void on_connack(struct bridge *b, const struct mqtt_connack *ca)
      * need the local connection. */
     bridge_remote_set_reading(b, false);
     publish_notification(b);
+    b->attach_started = bridge_now_ms();
     send_subscribe(b);
     if (b->state != BRIDGE_CONNECTING)
         return; /* failed meanwhile */
@@ -260,6 +269,11 @@ static void on_packet(void *ctx, uint8_t first, const uint8_t *body, uint32_t le
     case MQTT_PINGRESP:
         return;
     case MQTT_SUBACK:
+        if (b->suback_pending) {
+            b->suback_pending = false;
+            if (b->local_up)
+                bridge_local_set_reading(b, true);
+        }
         for (uint32_t i = 0; i < p.u.suback.codes.len; i++)
             if (p.u.suback.codes.data[i] >= 0x80)
                 log_warning("bridge %s: %s refused an in subscription (0x%02x)", b->conf.name,
@@ -388,6 +402,10 @@ void bridge_remote_tick(struct bridge *b, int64_t now)
     if (b->state == BRIDGE_ATTACHING && now - b->attach_started > CONNECT_TIMEOUT_MS) {
         bridge_fail(b, "the broker did not accept the bridge's local connection within %d s",
                     CONNECT_TIMEOUT_MS / 1000);
+        return;
+    }
+    if (b->suback_pending && now - b->attach_started > CONNECT_TIMEOUT_MS) {
+        bridge_fail(b, "%s: no SUBACK within %d s", b->remote_name, CONNECT_TIMEOUT_MS / 1000);
         return;
     }
     if (!b->remote_connected || b->keepalive == 0)

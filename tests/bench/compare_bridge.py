@@ -99,28 +99,26 @@ def wait_forwarding(c, local, remote, topic, timeout=30):
     raise RuntimeError('%s: the bridge did not forward within %d s' % (local.kind, timeout))
 
 
-def b1(c, b, q):
+def across(c, b, q, label, pace):
+    """One publisher on the local broker, one persistent subscriber at the
+    remote, QoS 1, open loop; `pace`: petrel bench's rate arguments."""
     remote = start_remote(b)
     try:
         add_bridge(b, remote, 'cmpb/#')
         wait_forwarding(c, b, remote, 'cmpb/probe')
-        return c.open_loop(b, q, 'B1', ['--sub-port', remote.port, '--pubs', 1, '--subs', 1,
-                                        '--persistent', '--backlog', 0, '-i', c.uid('b1'),
-                                        '-t', 'cmpb/x', '-T', 'cmpb/x'])
+        return c.open_loop(b, q, label, ['--sub-port', remote.port, '--pubs', 1, '--subs', 1,
+                                         '--persistent', '-i', c.uid(label.lower()),
+                                         '-t', 'cmpb/x', '-T', 'cmpb/x'] + pace)
     finally:
         remote.stop()
+
+
+def b1(c, b, q):
+    return across(c, b, q, 'B1', ['--backlog', 0])
 
 
 def b1r(c, b, q):
-    remote = start_remote(b)
-    try:
-        add_bridge(b, remote, 'cmpb/#')
-        wait_forwarding(c, b, remote, 'cmpb/probe')
-        return c.open_loop(b, q, 'B1r', ['--sub-port', remote.port, '--pubs', 1, '--subs', 1,
-                                         '--persistent', '-r', B1R_RATE, '-i', c.uid('b1r'),
-                                         '-t', 'cmpb/x', '-T', 'cmpb/x'])
-    finally:
-        remote.stop()
+    return across(c, b, q, 'B1r', ['-r', B1R_RATE])
 
 
 def b2(c, b, q):

@@ -120,5 +120,15 @@ class Mosquitto(petreltest.BrokerProcess):
         self.remove()
 
 
+def assert_once_each_side(test, subs, payloads, quiet=1.5):
+    """Each subscriber (Paho, harness.PahoClient) gets every payload once:
+    no copy more after `quiet` seconds (an echo over the bridge)."""
+    for s in subs:
+        test.assertEqual(sorted(s.get(5).payload for _ in payloads), sorted(payloads))
+    for s in subs:
+        s.expect_nothing(quiet)
+        quiet = 0.2
+
+
 def have_mosquitto():
     return os.path.exists(MOSQUITTO) and shutil.which('openssl') is not None

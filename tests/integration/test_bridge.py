@@ -12,7 +12,8 @@ import time
 import unittest
 
 import harness
-from bridge_helpers import BridgedBroker, HttpBridgedBroker, bridge_section
+from bridge_helpers import (BridgedBroker, HttpBridgedBroker, assert_once_each_side,
+                            bridge_section)
 from harness import Collector, free_port
 
 
@@ -55,15 +56,20 @@ class PetreldToPetreld(unittest.TestCase):
         self.clients.append(c)
         return c
 
+    def each_qos(self, pub, sub, topic, arrives_on):
+        """Publishes at QoS 0, 1, 2 on topic+N; each must arrive on
+        arrives_on+N with its payload and QoS."""
+        for qos in (0, 1, 2):
+            pub.publish('%sq%d' % (topic, qos), b'hello %d' % qos, qos=qos)
+            m = sub.get(5)
+            self.assertEqual((m.topic, m.payload, m.qos), ('%sq%d' % (arrives_on, qos),
+                                                            b'hello %d' % qos, qos))
+
     def test_out_each_qos_with_prefix(self):
         sub = self.client(self.b_port)
         sub.subscribe('site/s/out/#', 2)
         pub = self.client(self.A.port)
-        for qos in (0, 1, 2):
-            pub.publish('s/out/q%d' % qos, b'hello %d' % qos, qos=qos)
-            m = sub.get(5)
-            self.assertEqual((m.topic, m.payload, m.qos), ('site/s/out/q%d' % qos,
-                                                            b'hello %d' % qos, qos))
+        self.each_qos(pub, sub, 's/out/', 'site/s/out/')
         # Not matching any out rule: stays local.
         pub.publish('other/x', b'no', qos=1)
         sub2 = self.client(self.b_port)
@@ -76,11 +82,7 @@ class PetreldToPetreld(unittest.TestCase):
         sub = self.client(self.A.port)
         sub.subscribe('cmd/c/in/#', 2)
         pub = self.client(self.b_port)
-        for qos in (0, 1, 2):
-            pub.publish('c/in/q%d' % qos, b'cmd %d' % qos, qos=qos)
-            m = sub.get(5)
-            self.assertEqual((m.topic, m.payload, m.qos), ('cmd/c/in/q%d' % qos,
-                                                            b'cmd %d' % qos, qos))
+        self.each_qos(pub, sub, 'c/in/', 'cmd/c/in/')
         # The remote's prefix-less topic is not under the in rule.
         pub.publish('cmd/c/in/x', b'no', qos=1)
         sub.expect_nothing(1.0)
@@ -118,13 +120,9 @@ class PetreldToPetreld(unittest.TestCase):
         for i in range(5):
             pa.publish('both/from-a', b'a%d' % i, qos=1)
             pb.publish('both/from-b', b'b%d' % i, qos=1)
-        got_a = sorted(sa.get(5).payload for _ in range(10))
-        got_b = sorted(sb.get(5).payload for _ in range(10))
-        want = sorted([b'a%d' % i for i in range(5)] + [b'b%d' % i for i in range(5)])
-        self.assertEqual(got_a, want)
-        self.assertEqual(got_b, want)
-        sa.expect_nothing(1.5)  # no echo coming back over the bridge
-        sb.expect_nothing(0.2)
+        # once each, no echo coming back over the bridge
+        assert_once_each_side(self, (sa, sb), [b'a%d' % i for i in range(5)] +
+                              [b'b%d' % i for i in range(5)])
 
     def test_state_topics(self):
         sa = self.client(self.A.port)
@@ -166,12 +164,7 @@ class TwoWay311(unittest.TestCase):
             pa, pb = paho(A.port), paho(b_port)
             pa.publish('t/a', b'from-a', qos=1)
             pb.publish('t/b', b'from-b', qos=1)
-            self.assertEqual(sorted([sa.get(5).payload, sa.get(5).payload]),
-                             [b'from-a', b'from-b'])
-            self.assertEqual(sorted([sb.get(5).payload, sb.get(5).payload]),
-                             [b'from-a', b'from-b'])
-            sa.expect_nothing(1.5)
-            sb.expect_nothing(0.2)
+            assert_once_each_side(self, (sa, sb), [b'from-a', b'from-b'])
             for c in (sa, sb, pa, pb):
                 c.close()
         finally:
@@ -203,11 +196,8 @@ class TwoBridgesLoop(unittest.TestCase):
             for i in range(3):
                 pa.publish('loop/a', b'a%d' % i, qos=1)
                 pb.publish('loop/b', b'b%d' % i, qos=1)
-            want = sorted([b'a%d' % i for i in range(3)] + [b'b%d' % i for i in range(3)])
-            self.assertEqual(sorted(sa.get(5).payload for _ in range(6)), want)
-            self.assertEqual(sorted(sb.get(5).payload for _ in range(6)), want)
-            sa.expect_nothing(1.5)
-            sb.expect_nothing(0.2)
+            assert_once_each_side(self, (sa, sb), [b'a%d' % i for i in range(3)] +
+                                  [b'b%d' % i for i in range(3)])
             for c in (sa, sb, pa, pb):
                 c.close()
         finally:
