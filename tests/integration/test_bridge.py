@@ -236,6 +236,54 @@ class WithAcl(unittest.TestCase):
             B.stop()
 
 
+class AddressesAndNames(unittest.TestCase):
+    """Several addresses are tried in turn (the first refuses), a host name
+    is resolved (evdns, from /etc/hosts for localhost), a bad section stops
+    petreld with file:line, and --inspect shows the bridge's queue."""
+
+    def test_failover_name_and_inspect(self):
+        b_port, dead = free_port(), free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        sec = ('bridge fo\n    address = 127.0.0.1:%d, localhost:%d\n'
+               '    reconnect_min = 1\n    out f/# qos=1\n' % (dead, b_port))
+        A = BridgedBroker([sec]).start()
+        try:
+            self.assertTrue(A.wait_log(r'bridge fo: connected to localhost:%d' % b_port, 15),
+                            A.tail())
+            self.assertTrue(A.wait_log(r'bridge fo: 127\.0\.0\.1:%d: connection refused' % dead,
+                                       1), A.tail())
+            sb = paho(b_port)
+            sb.subscribe('f/#', 1)
+            pa = paho(A.port)
+            pa.publish('f/1', b'via the second address', qos=1)
+            self.assertEqual(sb.get(5).payload, b'via the second address')
+            sb.close()
+            B.stop(keep=True)
+            self.assertTrue(A.wait_log(r'bridge fo: .*trying', 10), A.tail())
+            for i in range(3):
+                pa.publish('f/2', b'%d' % i, qos=1)
+            pa.close()
+            A.stop(keep=True)
+            out = A.inspect()
+            self.assertEqual(out.returncode, 0, out.stderr)
+            # The bridge's session: its out rule, and the 3 waiting messages.
+            self.assertRegex(out.stdout, r'session "\$bridge/fo" offline since \S+, never '
+                             r'expires\n  subscription "f/#" qos 1\n  queue 3 messages')
+            B.start()
+        finally:
+            A.stop()
+            B.stop()
+
+    def test_bad_section_stops_petreld(self):
+        A = BridgedBroker(['bridge bad\n    address = 127.0.0.1:1\n    out a/#/b\n'])
+        try:
+            rc, log = A.run_to_exit()
+            self.assertNotEqual(rc, 0)
+            self.assertRegex(log, r'broker\.conf:\d+: out: .a/#/b. is not a valid topic filter')
+        finally:
+            A.remove()
+
+
 class StatusSurfaces(unittest.TestCase):
     """State, queue depth, lag and last error of a bridge in the admin API,
     /metrics and $SYS, while its remote is down and after it is back."""
