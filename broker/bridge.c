@@ -210,6 +210,11 @@ static int setup_session(struct bridge *b)
     /* A bridge's queue waits for its remote however long it is down; the
      * session of a bridge taken out of the file expires (bridge_free). */
     session_set_expiry(s, true, UINT32_MAX);
+    s->own_bounds = b->conf.max_queued_messages || b->conf.max_queued_bytes_given;
+    s->own_max_messages = b->conf.max_queued_messages ? b->conf.max_queued_messages
+                                                      : broker.cfg.max_queued_messages;
+    s->own_max_bytes = b->conf.max_queued_bytes_given ? b->conf.max_queued_bytes
+                                                      : broker.cfg.max_queued_bytes;
     for (struct subscription *sub = s->subs, *next; sub; sub = next) {
         next = sub->next;
         bool wanted = false;
@@ -246,8 +251,10 @@ static void bridge_free(struct bridge *b, bool graceful)
         /* Taken out of the file (SIGHUP): what it queued is kept for
          * session_expiry, in case the section comes back. */
         struct session *s = session_find(b->local_id, strlen(b->local_id));
-        if (s)
+        if (s) {
             session_set_expiry(s, false, 0);
+            s->own_bounds = false;
+        }
     }
     if (b->timer)
         event_free(b->timer);

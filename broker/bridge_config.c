@@ -6,6 +6,7 @@
  */
 #include "bridge_config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,32 @@ static int number(const char *key, const char *v, unsigned long min, unsigned lo
     }
     *out = n;
     return 0;
+}
+
+/* A size with an optional k, M or G suffix (powers of 1024), as elsewhere
+ * in the file; 0 = no limit. */
+static int size(const char *key, const char *v, uint64_t *out, char *err, size_t errlen)
+{
+    char *end;
+    if (v[0] < '0' || v[0] > '9')
+        goto bad;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    uint64_t mult = 1;
+    if (*end == 'k')
+        mult = 1024, end++;
+    else if (*end == 'M')
+        mult = 1024 * 1024, end++;
+    else if (*end == 'G')
+        mult = 1024ull * 1024 * 1024, end++;
+    if (errno || *end != '\0' || n > UINT64_MAX / mult || n * mult > (1ull << 40))
+        goto bad;
+    *out = n * mult;
+    return 0;
+bad:
+    errf(err, errlen, "%s must be a size (bytes, or with a k, M or G suffix) up to 1024G, not '%s'",
+         key, v);
+    return -1;
 }
 
 /* "host:port", "host", "[v6]:port", "[v6]"; a bare IPv6 address (two colons
@@ -337,6 +364,18 @@ static int setting(struct bridge_conf *c, const char *key, const char *v, char *
         }
         return 0;
     }
+    if (strcmp(key, "max_queued_messages") == 0) {
+        if (number(key, v, 1, 4294967295ul, &n, err, errlen) != 0)
+            return -1;
+        c->max_queued_messages = (uint32_t)n;
+        return 0;
+    }
+    if (strcmp(key, "max_queued_bytes") == 0) {
+        if (size(key, v, &c->max_queued_bytes, err, errlen) != 0)
+            return -1;
+        c->max_queued_bytes_given = true;
+        return 0;
+    }
     if (strcmp(key, "reconnect_min") == 0)
         return duration_ms(key, v, &c->reconnect_min_ms, err, errlen);
     if (strcmp(key, "reconnect_max") == 0)
@@ -344,7 +383,8 @@ static int setting(struct bridge_conf *c, const char *key, const char *v, char *
     errf(err, errlen,
          "unknown bridge setting '%s' (address, tls, tls_insecure, cafile, certfile, keyfile, "
          "username, password_file, client_id, protocol, try_private, keepalive, clean, "
-         "notification_topic, reconnect_min, reconnect_max, out, in)",
+         "notification_topic, reconnect_min, reconnect_max, max_queued_messages, "
+         "max_queued_bytes, out, in)",
          key);
     return -1;
 }
@@ -528,6 +568,10 @@ void bridge_config_dump(const struct bridges_conf *b, FILE *out)
             fprintf(out, "    notification_topic = %s\n", c->notification_topic);
         fprintf(out, "    reconnect_min = %u\n", (unsigned)(c->reconnect_min_ms / 1000));
         fprintf(out, "    reconnect_max = %u\n", (unsigned)(c->reconnect_max_ms / 1000));
+        if (c->max_queued_messages)
+            fprintf(out, "    max_queued_messages = %u\n", (unsigned)c->max_queued_messages);
+        if (c->max_queued_bytes_given)
+            fprintf(out, "    max_queued_bytes = %llu\n", (unsigned long long)c->max_queued_bytes);
         for (size_t j = 0; j < c->n_rules; j++) {
             const struct bridge_rule *r = &c->rules[j];
             fprintf(out, "    %s %s qos=%u", r->out ? "out" : "in", r->filter, (unsigned)r->qos);

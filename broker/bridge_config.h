@@ -78,6 +78,11 @@ struct bridge_conf {
                                    connected, "0" as will; "" = none */
     uint32_t reconnect_min_ms;  /* first retry delay, default 1 s */
     uint32_t reconnect_max_ms;  /* cap of the doubling delay, default 30 s */
+    /* The bounds of the bridge's queue (its session's), instead of the
+     * sessions' max_queued_messages and max_queued_bytes. */
+    uint32_t max_queued_messages; /* 0 = not given: the sessions' */
+    bool max_queued_bytes_given;
+    uint64_t max_queued_bytes;  /* payload bytes, 0 = no limit */
     struct bridge_rule rules[BRIDGE_MAX_RULES];
     size_t n_rules;
 };

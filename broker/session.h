@@ -156,6 +156,11 @@ struct session {
     bool match_rap;         /* a matching filter has retain as published */
     struct session_acl *acl; /* identity and ACL cache (acl_session.c) */
     struct flow_link *flow_waiters; /* publishers slowed by its full queue */
+    /* Its own queue bounds instead of max_queued_messages/_bytes (a
+     * bridge's session, bridge_config.h; set at each start, not stored). */
+    bool own_bounds;
+    uint32_t own_max_messages;
+    uint64_t own_max_bytes;         /* 0 = no limit */
 };
 
 /* What a queued delivery costs in memory besides its payload (the delivery

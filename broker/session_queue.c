@@ -145,10 +145,11 @@ static struct delivery *queue_pop(struct session *s)
 static bool over_bound(const struct session *s, uint32_t size, uint64_t pct)
 {
     const struct config *cfg = &broker.cfg;
-    if ((uint64_t)s->n_queued * 100 >= (uint64_t)cfg->max_queued_messages * pct)
+    uint64_t max_msgs = s->own_bounds ? s->own_max_messages : cfg->max_queued_messages;
+    uint64_t max_bytes = s->own_bounds ? s->own_max_bytes : cfg->max_queued_bytes;
+    if ((uint64_t)s->n_queued * 100 >= max_msgs * pct)
         return true;
-    if (cfg->max_queued_bytes &&
-        (s->queued_bytes + size) * 100 > (uint64_t)cfg->max_queued_bytes * pct)
+    if (max_bytes && (s->queued_bytes + size) * 100 > max_bytes * pct)
         return true;
     return !s->db_id &&
            (s->queued_mem + mem_of(size)) * 100 > (uint64_t)cfg->max_queued_memory * pct;

@@ -338,6 +338,38 @@ class StatusSurfaces(unittest.TestCase):
             B.stop()
 
 
+class QueueBound(unittest.TestCase):
+    """A bridge's own max_queued_messages bounds its queue while the remote
+    is down (the offline policy, drop-new here, keeps the first ones)."""
+
+    def test_bridge_queue_bound(self):
+        b_port = free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        A = HttpBridgedBroker([bridge_section('qb', b_port, ['out qb/# qos=1'],
+                                              max_queued_messages=5)]).start()
+        try:
+            self.assertTrue(A.wait_log(r'bridge qb: connected to', 10), A.tail())
+            col = Collector(b_port, 'qb-sub', clean=False)
+            col.subscribe([('qb/#', 1)])
+            col.client.close()
+            B.stop(keep=True)
+            self.assertTrue(A.wait_log(r'bridge qb: .*trying', 10), A.tail())
+            pub = harness.PipelinedPublisher(A.port, 'qb/n', qos=1, window=1)
+            pub.run(12)
+            pub.close()
+            st = A.bridge_status('qb')
+            self.assertEqual(st['queued'], 5, st)
+            self.assertIsNotNone(A.wait_log(r'queue of an offline session full', 2), A.tail())
+            B.start()
+            col = Collector(b_port, 'qb-sub', clean=False)
+            col.collect(done=lambda c: len(c.messages) >= 5, idle=1.0, timeout=15)
+            self.assertEqual(col.numbers(), list(range(5)))
+            col.client.close()
+        finally:
+            A.stop()
+            B.stop()
+
+
 class RemoteRestart(unittest.TestCase):
     """Messages acknowledged locally while the remote is down wait in the
     bridge's session and arrive, in order, after the remote is back - also

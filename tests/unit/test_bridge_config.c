@@ -105,6 +105,8 @@ static void test_defaults(void **state)
     assert_true(b->try_private);
     assert_int_equal(b->reconnect_min_ms, 1000);
     assert_int_equal(b->reconnect_max_ms, 30000);
+    assert_int_equal(b->max_queued_messages, 0); /* the sessions' bounds */
+    assert_false(b->max_queued_bytes_given);
 }
 
 /* The text's error must be "path:LINE: ...WORDS..." */
@@ -150,6 +152,9 @@ static void test_errors(void **state)
                  "password_file without username");
     expect_error("bridge x\n  address = h # comment\n", 2, "comment");
     expect_error("bridge x\n  notification_topic = a/+\n", 2, "not a valid topic name");
+    expect_error("bridge x\n  max_queued_messages = 0\n", 2, "max_queued_messages");
+    expect_error("bridge x\n  max_queued_bytes = 5X\n", 2, "must be a size");
+    expect_error("bridge x\n  max_queued_bytes = 2048G\n", 2, "must be a size");
     /* An indented line with no section open is an ordinary setting. */
     expect_error("  colour = blue\n", 1, "colour");
     /* Limits. */
@@ -191,6 +196,7 @@ static void test_dump_round_trip(void **state)
                        "    protocol = 3.1.1\n    try_private = false\n"
                        "    reconnect_min = 2\n    reconnect_max = 10\n"
                        "    notification_topic = n/t\n"
+                       "    max_queued_messages = 500\n    max_queued_bytes = 2M\n"
                        "    out sensors/#  qos=2  remote_prefix=site17/ local_prefix=l/\n"
                        "    in  c/#  qos=0\n";
     assert_int_equal(load(&cfg, text, err, sizeof err, NULL), 0);
@@ -209,6 +215,9 @@ static void test_dump_round_trip(void **state)
     temp_file_remove(path);
     assert_int_equal(again.bridges.n, 1);
     assert_true(bridge_config_same(&cfg.bridges.list[0], &again.bridges.list[0]));
+    assert_int_equal(again.bridges.list[0].max_queued_messages, 500);
+    assert_true(again.bridges.list[0].max_queued_bytes_given);
+    assert_int_equal(again.bridges.list[0].max_queued_bytes, 2 * 1024 * 1024);
 }
 
 int main(void)
