@@ -3,7 +3,9 @@ a numbered QoS 1 (and a QoS 2) stream is published into it and forwarded
 over a bridge to a second petreld; 5 rounds each, restarting the local
 broker on its store every time.  At the end the remote's persistent
 subscriber must have every number the local broker acknowledged: QoS 1 at
-least once, QoS 2 exactly once (and no number twice at all).
+least once, QoS 2 exactly once (and no number twice at all).  The same the
+other way (in): a stream published on the remote, the local broker killed
+while it comes in, the local subscriber gets everything the remote took.
 
 The random seed is printed (PETREL_TEST_SEED replays one)."""
 
@@ -87,6 +89,74 @@ class KillDuringForwarding(unittest.TestCase):
         finally:
             A.stop()
             B.stop()
+
+    def run_in_rounds(self, qos):
+        """The other way: a stream published on the remote comes in over the
+        bridge while the local broker is killed and restarted; the local
+        persistent subscriber must get every message the remote took."""
+        b_port = free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        A = BridgedBroker([bridge_section('ki', b_port, ['in m/# qos=2 local_prefix=in/'],
+                                          client_id='crash-in-%d' % qos)]).start()
+        try:
+            self.assertTrue(A.wait_bridge('ki'), A.tail())
+            col = Collector(A.port, 'crash-in-sub-%d' % qos, clean=False)
+            col.subscribe([('in/#', qos)])
+            col.client.close()
+            acked, stop = [], threading.Event()
+
+            def publish():
+                pub = PipelinedPublisher(b_port, 'm/q%d' % qos, qos=qos, window=20)
+                n = 0
+                while not stop.is_set():  # paced: the collector is Python
+                    pub.run(100, start=n)
+                    n += 100
+                    time.sleep(0.02)
+                acked.extend(pub.acked)
+                pub.close()
+
+            t = threading.Thread(target=publish)
+            t.start()
+            try:
+                for r in range(ROUNDS):
+                    time.sleep(self.rng.uniform(0.1, 0.5))
+                    A.crash_restart()
+                    deadline = time.monotonic() + 20
+                    while time.monotonic() < deadline and \
+                            'bridge ki: connected to' not in A.run_log_text():
+                        time.sleep(0.05)
+            finally:
+                stop.set()
+                t.join(60)
+            want = set(acked)
+            seen, looked = set(), [0]
+
+            def done(c):
+                for m in c.messages[looked[0]:]:
+                    seen.add(harness.number_of(m.payload))
+                looked[0] = len(c.messages)
+                return len(seen & want) == len(want)
+            col = Collector(A.port, 'crash-in-sub-%d' % qos, clean=False)
+            col.collect(done=done, idle=1.0, timeout=30)
+            got = col.numbers()
+            col.client.close()
+            sys.stderr.write('in, qos %d: %d published on the remote, %d received here\n' %
+                             (qos, len(want), len(got)))
+            missing = sorted(want - set(got))
+            self.assertEqual(missing, [], 'in, qos %d: %d lost, e.g. %s' %
+                             (qos, len(missing), missing[:10]))
+            if qos == 2:
+                twice = [n for n, k in collections.Counter(got).items() if k > 1]
+                self.assertEqual(twice, [], 'in, qos 2: more than once: %s' % twice[:10])
+        finally:
+            A.stop()
+            B.stop()
+
+    def test_in_qos1_at_least_once(self):
+        self.run_in_rounds(1)
+
+    def test_in_qos2_exactly_once(self):
+        self.run_in_rounds(2)
 
     def test_qos1_at_least_once(self):
         self.run_rounds(1)
