@@ -120,6 +120,41 @@ class Mosquitto(petreltest.BrokerProcess):
         self.remove()
 
 
+def persistent_sub(port, client_id, topic, qos=1):
+    """Makes a persistent session subscribed to `topic` and leaves, so that
+    the broker queues for it."""
+    col = harness.Collector(port, client_id, clean=False)
+    col.subscribe([(topic, qos)])
+    col.client.close()
+
+
+def collect_numbers(port, client_id, want, idle=1.0, timeout=30):
+    """Comes back to that session and reads until every number of `want`
+    (a set) has arrived; returns the numbers in arrival order.  The check
+    is incremental: it runs after every packet."""
+    seen, looked = set(), [0]
+
+    def done(c):
+        for m in c.messages[looked[0]:]:
+            seen.add(harness.number_of(m.payload))
+        looked[0] = len(c.messages)
+        return len(seen & want) == len(want)
+    col = harness.Collector(port, client_id, clean=False)
+    col.collect(done=done, idle=idle, timeout=timeout)
+    col.client.close()
+    return col.numbers()
+
+
+def wait_connects(broker, name, n, timeout=20.0):
+    """Waits until the bridge's log says it connected n times; returns
+    how many times it did."""
+    pat = r'bridge %s: connected to' % re.escape(name)
+    deadline = time.monotonic() + timeout
+    while len(re.findall(pat, broker.log_text())) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return len(re.findall(pat, broker.log_text()))
+
+
 def assert_once_each_side(test, subs, payloads, quiet=1.5):
     """Each subscriber (Paho, harness.PahoClient) gets every payload once:
     no copy more after `quiet` seconds (an echo over the bridge)."""

@@ -13,8 +13,8 @@ import unittest
 
 import harness
 from bridge_helpers import (BridgedBroker, HttpBridgedBroker, assert_once_each_side,
-                            bridge_section)
-from harness import Collector, free_port
+                            bridge_section, collect_numbers, persistent_sub, wait_connects)
+from harness import free_port
 
 
 def paho(port, client_id='', clean=True):
@@ -349,9 +349,7 @@ class QueueBound(unittest.TestCase):
                                               max_queued_messages=5)]).start()
         try:
             self.assertTrue(A.wait_log(r'bridge qb: connected to', 10), A.tail())
-            col = Collector(b_port, 'qb-sub', clean=False)
-            col.subscribe([('qb/#', 1)])
-            col.client.close()
+            persistent_sub(b_port, 'qb-sub', 'qb/#')
             B.stop(keep=True)
             self.assertTrue(A.wait_log(r'bridge qb: .*trying', 10), A.tail())
             pub = harness.PipelinedPublisher(A.port, 'qb/n', qos=1, window=1)
@@ -361,10 +359,7 @@ class QueueBound(unittest.TestCase):
             self.assertEqual(st['queued'], 5, st)
             self.assertIsNotNone(A.wait_log(r'queue of an offline session full', 2), A.tail())
             B.start()
-            col = Collector(b_port, 'qb-sub', clean=False)
-            col.collect(done=lambda c: len(c.messages) >= 5, idle=1.0, timeout=15)
-            self.assertEqual(col.numbers(), list(range(5)))
-            col.client.close()
+            self.assertEqual(collect_numbers(b_port, 'qb-sub', set(range(5))), list(range(5)))
         finally:
             A.stop()
             B.stop()
@@ -383,9 +378,7 @@ class RemoteRestart(unittest.TestCase):
                           settings={'session_expiry': 1}).start()
         try:
             self.assertTrue(A.wait_bridge('r'), A.tail())
-            col = Collector(b_port, 'remote-sub', clean=False)
-            col.subscribe([('q/#', 1)])
-            col.client.close()
+            persistent_sub(b_port, 'remote-sub', 'q/#')
             B.stop(keep=True)
             self.assertTrue(A.wait_log(r'bridge r: .*trying', 10), A.tail())
             pub = harness.PipelinedPublisher(A.port, 'q/n', qos=1, window=10)
@@ -394,14 +387,9 @@ class RemoteRestart(unittest.TestCase):
             self.assertEqual(len(pub.acked), 200)
             time.sleep(2.5)  # past session_expiry (expiry is checked each second)
             B.start()
-            deadline = time.monotonic() + 20
-            while A.count_log(r'bridge r: connected to') < 2 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            self.assertEqual(A.count_log(r'bridge r: connected to'), 2, A.tail())
-            col = Collector(b_port, 'remote-sub', clean=False)
-            col.collect(done=lambda c: len(c.messages) >= 200, timeout=20)
-            self.assertEqual(col.numbers(), list(range(200)))
-            col.client.close()
+            self.assertEqual(wait_connects(A, 'r', 2), 2, A.tail())
+            self.assertEqual(collect_numbers(b_port, 'remote-sub', set(range(200))),
+                             list(range(200)))
         finally:
             A.stop()
             B.stop()

@@ -19,8 +19,8 @@ import time
 import unittest
 
 import harness
-from bridge_helpers import BridgedBroker, bridge_section
-from harness import Collector, PipelinedPublisher, free_port
+from bridge_helpers import BridgedBroker, bridge_section, collect_numbers, persistent_sub
+from harness import PipelinedPublisher, free_port
 
 ROUNDS = int(os.environ.get("BRIDGE_ROUNDS", "5"))
 STREAM = 10 ** 6  # more than can be published before the kill
@@ -41,9 +41,7 @@ class KillDuringForwarding(unittest.TestCase):
                                           client_id='crash-bridge-%d' % qos)]).start()
         try:
             self.assertTrue(A.wait_bridge('k'), A.tail())
-            col = Collector(b_port, 'crash-sub-%d' % qos, clean=False)
-            col.subscribe([('site/#', qos)])
-            col.client.close()
+            persistent_sub(b_port, 'crash-sub-%d' % qos, 'site/#', qos)
             acked, offset = [], 0
             for r in range(ROUNDS):
                 delay = self.rng.uniform(0.1, 0.5)
@@ -64,18 +62,8 @@ class KillDuringForwarding(unittest.TestCase):
                         'bridge k: connected to' not in A.run_log_text():
                     time.sleep(0.05)
             want = set(acked)
-            col = Collector(b_port, 'crash-sub-%d' % qos, clean=False)
             t0 = time.monotonic()
-            seen, looked = set(), [0]
-
-            def done(c):  # incremental: the check runs after every packet
-                for m in c.messages[looked[0]:]:
-                    seen.add(harness.number_of(m.payload))
-                looked[0] = len(c.messages)
-                return len(seen & want) == len(want)
-            col.collect(done=done, idle=1.0, timeout=30)
-            got = col.numbers()
-            col.client.close()
+            got = collect_numbers(b_port, 'crash-sub-%d' % qos, want)
             if os.environ.get('BRIDGE_DEBUG'):
                 sys.stderr.write(A.tail(30) + B.tail(30))
             sys.stderr.write('qos %d: %d acknowledged, %d received at the remote in %.1fs\n' %
@@ -100,9 +88,7 @@ class KillDuringForwarding(unittest.TestCase):
                                           client_id='crash-in-%d' % qos)]).start()
         try:
             self.assertTrue(A.wait_bridge('ki'), A.tail())
-            col = Collector(A.port, 'crash-in-sub-%d' % qos, clean=False)
-            col.subscribe([('in/#', qos)])
-            col.client.close()
+            persistent_sub(A.port, 'crash-in-sub-%d' % qos, 'in/#', qos)
             acked, stop = [], threading.Event()
 
             def publish():
@@ -129,17 +115,7 @@ class KillDuringForwarding(unittest.TestCase):
                 stop.set()
                 t.join(60)
             want = set(acked)
-            seen, looked = set(), [0]
-
-            def done(c):
-                for m in c.messages[looked[0]:]:
-                    seen.add(harness.number_of(m.payload))
-                looked[0] = len(c.messages)
-                return len(seen & want) == len(want)
-            col = Collector(A.port, 'crash-in-sub-%d' % qos, clean=False)
-            col.collect(done=done, idle=1.0, timeout=30)
-            got = col.numbers()
-            col.client.close()
+            got = collect_numbers(A.port, 'crash-in-sub-%d' % qos, want)
             sys.stderr.write('in, qos %d: %d published on the remote, %d received here\n' %
                              (qos, len(want), len(got)))
             missing = sorted(want - set(got))

@@ -10,8 +10,8 @@ import time
 import unittest
 
 import harness
-from bridge_helpers import BridgedBroker, Mosquitto, assert_once_each_side, bridge_section
-from harness import Collector
+from bridge_helpers import (BridgedBroker, Mosquitto, assert_once_each_side, bridge_section,
+                            collect_numbers, persistent_sub, wait_connects)
 from tls_helpers import Certs
 
 
@@ -108,9 +108,7 @@ class MosquittoRestart(unittest.TestCase):
                                           client_id='petrel-mr')]).start()
         try:
             self.assertTrue(A.wait_bridge('mr'), A.tail())
-            col = Collector(M.port, 'mosq-sub', clean=False)
-            col.subscribe([('q/#', 1)])
-            col.client.close()
+            persistent_sub(M.port, 'mosq-sub', 'q/#')
             time.sleep(0.2)
             M.stop()
             self.assertTrue(A.wait_log(r'bridge mr: .*trying', 10), A.tail())
@@ -119,15 +117,10 @@ class MosquittoRestart(unittest.TestCase):
             pub.close()
             self.assertEqual(len(pub.acked), 100)
             M.start()
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and A.count_log(r'bridge mr: connected') < 2:
-                time.sleep(0.1)
-            self.assertEqual(A.count_log(r'bridge mr: connected'), 2, A.tail())
+            self.assertEqual(wait_connects(A, 'mr', 2), 2, A.tail())
             # What petreld acknowledged while mosquitto was down, in order.
-            col = Collector(M.port, 'mosq-sub', clean=False)
-            col.collect(done=lambda c: len(c.messages) >= 100, timeout=20)
-            self.assertEqual(col.numbers(), list(range(100)))
-            col.client.close()
+            self.assertEqual(collect_numbers(M.port, 'mosq-sub', set(range(100))),
+                             list(range(100)))
         finally:
             A.stop()
             M.close()

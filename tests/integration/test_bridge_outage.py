@@ -9,8 +9,8 @@ import time
 import unittest
 
 import harness
-from bridge_helpers import HttpBridgedBroker, bridge_section
-from harness import Collector, PipelinedPublisher, free_port
+from bridge_helpers import HttpBridgedBroker, bridge_section, collect_numbers, persistent_sub
+from harness import PipelinedPublisher, free_port
 
 OUTAGE = 30.0
 RATE = 500  # messages per second, paced
@@ -24,9 +24,7 @@ class RemoteOutage(unittest.TestCase):
         A = HttpBridgedBroker([bridge_section('o', b_port, ['out load/# qos=1'])]).start()
         try:
             self.assertTrue(A.wait_log(r'bridge o: connected to', 10), A.tail())
-            col = Collector(b_port, 'outage-sub', clean=False)
-            col.subscribe([('load/#', 1)])
-            col.client.close()
+            persistent_sub(b_port, 'outage-sub', 'load/#')
             acked, stop = [], threading.Event()
 
             def publish():
@@ -65,17 +63,7 @@ class RemoteOutage(unittest.TestCase):
                              (up - down, backlog, drained, backlog / max(drained, 1e-3)))
             self.assertGreater(backlog, RATE * OUTAGE * 0.5)
             want = set(acked)
-            seen, looked = set(), [0]
-
-            def done(c):
-                for m in c.messages[looked[0]:]:
-                    seen.add(harness.number_of(m.payload))
-                looked[0] = len(c.messages)
-                return len(seen & want) == len(want)
-            col = Collector(b_port, 'outage-sub', clean=False)
-            col.collect(done=done, idle=0.5, timeout=30)
-            got = col.numbers()
-            col.client.close()
+            got = collect_numbers(b_port, 'outage-sub', want, idle=0.5)
             missing = sorted(want - set(got))
             self.assertEqual(missing, [], '%d acknowledged messages lost' % len(missing))
             first = []
