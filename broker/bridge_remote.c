@@ -79,10 +79,9 @@ void bridge_remote_close(struct bridge *b, bool graceful)
     b->suback_pending = false;
 }
 
-/* CONNECT, written by hand where the codec cannot: with try_private, a
- * 3.1.1 bridge sets the top bit of the protocol level (0x84), Mosquitto's
- * sign that the client is a bridge (the remote then does not echo its own
- * messages back to it). */
+/* CONNECT.  With try_private, a 3.1.1 bridge sets the top bit of the
+ * protocol level (0x84), Mosquitto's sign that the client is a bridge (the
+ * remote then does not echo its own messages back to it). */
 static int send_connect(struct bridge *b)
 {
     struct mqtt_packet p = {.type = MQTT_CONNECT};
@@ -125,23 +124,8 @@ static int send_connect(struct bridge *b)
         mqtt_pb_num(&pb, MQTT_PROP_MAXIMUM_PACKET_SIZE, broker.cfg.max_packet_size);
         ck->props = mqtt_pb_props(&pb);
     }
-    size_t n = mqtt_encode(b->conf.protocol, &p, NULL, 0);
-    if (n == 0)
-        return -1;
-    uint8_t *buf = malloc(n);
-    if (!buf)
-        return -1;
-    mqtt_encode(b->conf.protocol, &p, buf, n);
-    if (b->conf.protocol == MQTT_LEVEL_311 && b->conf.try_private) {
-        uint8_t first;
-        uint32_t rem;
-        size_t hl;
-        if (mqtt_frame_header(buf, n, 0, &first, &rem, &hl) == MQTT_OK && hl + 6 < n)
-            buf[hl + 6] |= 0x80; /* after the length-prefixed name "MQTT" */
-    }
-    int rc = bridge_remote_write(b, buf, n);
-    free(buf);
-    return rc;
+    ck->bridge = b->conf.protocol == MQTT_LEVEL_311 && b->conf.try_private;
+    return bridge_encode(b->conf.protocol, &p, bridge_remote_write, b);
 }
 
 static void send_subscribe(struct bridge *b)

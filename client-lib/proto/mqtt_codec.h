@@ -89,8 +89,9 @@ enum mqtt_connack_rc {
 
 struct mqtt_connect {
     uint8_t level;          /* 4 (3.1.1) or 5 */
-    bool bridge;            /* decode: the level came with its top bit set
-                               (0x84, 0x85), Mosquitto's sign of a bridge */
+    bool bridge;            /* the level goes with its top bit set (0x84,
+                               0x85): Mosquitto's sign of a bridge (decode
+                               and encode) */
     bool clean_session;     /* 5.0: "clean start" */
     uint16_t keepalive;     /* seconds, 0 = off */
     struct mqtt_bytes client_id; /* may be empty */

@@ -148,7 +148,7 @@ static size_t encode_connect(const struct mqtt_connect *c, uint8_t level, uint8_
     if (p == NULL)
         return total;
     p = put_raw(p, (const uint8_t *)"\0\4MQTT", 6);
-    *p++ = level;
+    *p++ = (uint8_t)(c->bridge ? level | 0x80 : level); /* Mosquitto's bridge flag */
     *p++ = flags;
     p = put_u16(p, c->keepalive);
     if (v5)

@@ -16,7 +16,8 @@ trap 'rm -rf "$work"' EXIT INT TERM
 mkdir -p "$work/corpus" "$artifacts"
 cp "$seeds"/* "$work/corpus/"
 
-# libFuzzer exits non-zero on a crash, a leak, a timeout or an abort().
-"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+# libFuzzer exits non-zero on a crash, a leak, a timeout or an abort(); 1,
+# not its default 77, which meson takes for "skipped" and so hid crashes.
+"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -error_exitcode=1 \
     -max_len=4096 -print_final_stats=1 -artifact_prefix="$artifacts/" \
     "$work/corpus"

@@ -994,6 +994,19 @@ static void test_reject_connect_protocol(void **state)
                             &why), MQTT_E_UNSUPPORTED_LEVEL);
     assert_int_equal(decode(BYTES(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 0x80, 2, 0, 0, 0, 0), &p,
                             &why), MQTT_E_UNSUPPORTED_LEVEL);
+    /* And back: the encoder sets the bit for a bridge (round trip). */
+    {
+        struct mqtt_packet c = {.type = MQTT_CONNECT};
+        c.u.connect.bridge = true;
+        c.u.connect.clean_session = true;
+        uint8_t out[32];
+        size_t n = mqtt_encode(MQTT_LEVEL_311, &c, out, sizeof out);
+        assert_int_equal(n, 14);
+        assert_int_equal(out[8], 0x84);
+        c.u.connect.bridge = false;
+        assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &c, out, sizeof out), 14);
+        assert_int_equal(out[8], 4);
+    }
 
     /* MQTT 3.1: "MQIsdp" level 3, as mosquitto_pub -V mqttv31 sends it. */
     assert_int_equal(decode(BYTES(0x10, 14, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3, 2, 0, 0,
