@@ -157,7 +157,8 @@ static const struct setting settings[] = {
      "HTTP listener for /metrics, /healthz, /readyz, the admin API and the dashboard:\n"
      "# ADDR:PORT (default port 9883) [tls certfile=PEM keyfile=PEM [cafile=PEM]]\n"
      "# [anonymous=none|read|admin] (what requests without a token may do; read and\n"
-     "# admin only on a loopback address); off when not set", NULL},
+     "# admin only on a loopback address) [max_per_source=N] (connections one address\n"
+     "# may hold of the listener's 64, default 16; 0 = no own limit); off when not set", NULL},
     {"http_token_file", K_PATH, FIELD(http_token_file), 0, 0, NULL,
      "admin API tokens, one 'NAME ROLE TOKEN' line each (ROLE read or admin)", NULL},
 };
@@ -751,6 +752,7 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
     addr[alen] = '\0';
     memset(&l, 0, sizeof l);
     memset(&h, 0, sizeof h);
+    bool per_source_set = false;
     if (parse_listen(addr, &l, &has_port, msg, sizeof msg) < 0)
         goto bad;
     /* anonymous= is this listener's own; the other words go to `listen`'s
@@ -772,6 +774,23 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
                 return -1;
             }
             h.anonymous = (uint8_t)i;
+        } else if (len > 15 && memcmp(word, "max_per_source=", 15) == 0) {
+            char num[16], *end;
+            unsigned long n = 0;
+            if (len - 15 < sizeof num) {
+                memcpy(num, word + 15, len - 15);
+                num[len - 15] = '\0';
+                errno = 0;
+                n = strtoul(num, &end, 10);
+            }
+            if (len - 15 >= sizeof num || num[0] < '0' || num[0] > '9' || *end || errno ||
+                n > HTTP_MAX_PER_SOURCE_LIMIT) {
+                errf(err, errlen, "http_listen: %.*s is not a number in 0..%u", (int)len, word,
+                     HTTP_MAX_PER_SOURCE_LIMIT);
+                return -1;
+            }
+            h.max_per_source = (uint32_t)n;
+            per_source_set = true;
         } else if (len) {
             rest[used++] = ' ';
             memcpy(rest + used, word, len);
@@ -800,6 +819,8 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
         return -1;
     }
     h.enabled = true;
+    if (!per_source_set)
+        h.max_per_source = HTTP_DEFAULT_PER_SOURCE;
     h.tls = l.tls;
     memcpy(h.host, l.host, sizeof h.host);
     h.port = has_port ? l.port : 9883;
@@ -1080,6 +1101,8 @@ void config_dump(const struct config *c, FILE *out)
             dump_tls(out, &c->http.tls);
             if (c->http.anonymous != HTTP_ROLE_NONE)
                 fprintf(out, " anonymous=%s", http_role_names[c->http.anonymous]);
+            if (c->http.max_per_source != HTTP_DEFAULT_PER_SOURCE)
+                fprintf(out, " max_per_source=%u", (unsigned)c->http.max_per_source);
             fputc('\n', out);
             break;
         }

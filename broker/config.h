@@ -87,12 +87,16 @@ struct listener_conf {
 enum http_role { HTTP_ROLE_NONE = 0, HTTP_ROLE_READ = 1, HTTP_ROLE_ADMIN = 2 };
 
 /* `http_listen = ADDR:PORT [tls certfile=.. keyfile=.. [cafile=..]]
- * [anonymous=none|read|admin]`: metrics, health and the admin API. */
+ * [anonymous=none|read|admin] [max_per_source=N]`: metrics, health and the
+ * admin API. */
+#define HTTP_DEFAULT_PER_SOURCE 16
+#define HTTP_MAX_PER_SOURCE_LIMIT 64 /* HTTP_MAX_CONNECTIONS: more would mean nothing */
 struct http_listen_conf {
     bool enabled;            /* off unless http_listen is set */
     char host[64];           /* numeric address, as for `listen` */
     uint16_t port;           /* default 9883 */
     uint8_t anonymous;       /* enum http_role, default none; only on loopback */
+    uint32_t max_per_source; /* open connections from one address; 0 = only the total */
     struct listener_tls_conf tls;
 };
 

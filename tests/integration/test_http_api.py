@@ -126,9 +126,14 @@ class HealthAndFiles(HttpCase):
         finally:
             s.close()
 
+@skip_on_mosquitto('petreld HTTP listener')
+class ConnectionLimits(HttpCase):
+    # one address may hold every slot here: the total bound is what is tested
+    http_extra = 'max_per_source=0'
+
     def test_connection_limit(self):
         """64 idle connections take every slot; the 65th waits (is not
-        served) until one closes, and is served then."""
+        served) until one closes, and is served then (max_per_source=0)."""
         socks = []
         try:
             for _ in range(64):
@@ -155,6 +160,65 @@ class HealthAndFiles(HttpCase):
         self.assertRegex(body.decode(), r'(?m)^petrel_http_connection_limit_hits_total [1-9]')
 
 
+
+@skip_on_mosquitto('petreld HTTP listener')
+class PerSourceLimit(HttpCase):
+    http_extra = 'max_per_source=4'
+
+    def test_one_address_gets_its_share(self):
+        """With max_per_source=4, four idle connections from 127.0.0.1 are
+        held; the fifth is closed at once without an answer, is counted and
+        logged; once one of the four closes, a new one is served."""
+        socks = []
+        try:
+            for _ in range(4):
+                socks.append(socket.create_connection(('127.0.0.1', self.b.http_port),
+                                                      timeout=10))
+            # the fourth is adopted by the time it answers
+            socks[-1].sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+            self.assertIn(b' 200 ', socks[-1].recv(4096))
+            extra = socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10)
+            extra.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            try:
+                got = extra.recv(4096)
+            except ConnectionResetError:
+                got = b''
+            self.assertEqual(got, b'', 'the fifth connection was served')
+            extra.close()
+            self.assertTrue(self.b.wait_log(
+                r'http: 127\.0\.0\.1 already has 4 connections open \(max_per_source\)',
+                timeout=5))
+            socks.pop(0).close()
+            deadline = time.monotonic() + 10
+            while True:
+                # the close reaches the broker a little after ours
+                again = socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10)
+                again.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+                try:
+                    got = again.recv(4096)
+                except ConnectionResetError:
+                    got = b''
+                again.close()
+                if got or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertIn(b' 200 ', got)
+        finally:
+            for s in socks:
+                s.close()
+        deadline = time.monotonic() + 10
+        while True:
+            # until the broker has seen our four close
+            try:
+                _, _, body = self.b.request('GET', '/metrics', token=READ_TOKEN)
+                break
+            except (ConnectionError, http_helpers.http.client.HTTPException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.assertRegex(body.decode(), r'(?m)^petrel_http_source_limit_hits_total [1-9]')
+
+
 @skip_on_mosquitto('petreld HTTP listener')
 class HttpConfig(unittest.TestCase):
     def start_fails(self, http_listen, why):
@@ -171,6 +235,11 @@ class HttpConfig(unittest.TestCase):
 
     def test_bad_anonymous(self):
         self.start_fails('127.0.0.1:0 anonymous=everyone', 'not one of none, read or admin')
+
+    def test_bad_max_per_source(self):
+        for bad in ('max_per_source=65', 'max_per_source=-1', 'max_per_source=x',
+                    'max_per_source=99999999999999999999'):
+            self.start_fails('127.0.0.1:0 ' + bad, 'is not a number in 0..64')
 
     def test_tls_needs_files(self):
         self.start_fails('127.0.0.1:0 tls', 'needs certfile= and keyfile=')
