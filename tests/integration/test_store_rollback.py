@@ -12,7 +12,9 @@ stored whole, so that it survives a restart.  An inbound QoS 2 packet id
 marked by a rolled-back transaction is taken back, so that the publisher's
 resend is stored rather than taken for a duplicate; and acknowledgements
 whose deletes were rolled back are done again once the store recovers, so
-that those messages are not delivered again after a restart.  petreld only.
+that those messages are not delivered again after a restart; so are a
+subscriber's PUBRECs, so that the restarted broker goes on with PUBREL
+rather than a second PUBLISH.  petreld only.
 """
 
 import os
@@ -267,6 +269,46 @@ class RollbackTest(BrokerTestCase):
             pass
         self.assertEqual(again, [], '%d acknowledged messages delivered again after the '
                          'restart\n%s' % (len(again), b.tail()))
+
+
+    def test_rolled_back_pubrecs_are_done_again(self):
+        """A subscriber's PUBRECs whose state update was rolled back are
+        written again once the store recovers: after a restart the broker
+        goes on with PUBREL, not with the PUBLISH the client has already
+        taken (which it would deliver twice)."""
+        b = self.start_broker(log_pipe=True)
+        t = self.topic()
+        self.stored_subscriber(b, 'rec-fill', [(t + '/fill', 1)])
+        sub = self.raw(b.port)
+        sub.connect('rec-sub', clean=False)
+        sub.subscribe([(t + '/q2', 2)])
+        c = self.raw_connected(port=b.port)
+        for i in range(5):
+            c.publish(t + '/q2', numbered(i, 10), qos=2)
+        c.disconnect()
+        pids = [sub.expect_publish(timeout=5, ack=False).pid for _ in range(5)]
+        self.limit_writes(b)
+        acked, n = self.fail_writes(b, t + '/fill', 50)
+        # The PUBRECs share a transaction that fails.
+        ok = self.failing_turn(b, sub, b''.join(mqttraw.ack_packet(PUBREC, p) for p in pids),
+                               t + '/fill', n + 1)
+        sub.close()
+        self.assertTrue(ok, 'the publish was acknowledged under the limit')
+        self.recover(b, t + '/fill', n + 2)
+        time.sleep(1.5)  # the rewrite runs from a timer, 1 s after a failure
+        b.restart()
+        r = self.raw(b.port)
+        ack = r.connect('rec-sub', clean=False)
+        self.assertTrue(ack.session_present)
+        got = []
+        try:
+            while True:
+                p = r.read_packet(2)
+                got.append((p.type, p.pid))
+        except mqttraw.Timeout:
+            pass
+        self.assertEqual(sorted(got), sorted((PUBREL, p) for p in pids),
+                         'after the restart (PUBLISH = 3, PUBREL = 6)\n' + b.tail())
 
 
 if __name__ == '__main__':
