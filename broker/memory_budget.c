@@ -25,6 +25,7 @@ static uint64_t output_bytes;
 static struct conn **paused;
 static size_t n_paused, cap_paused;
 static struct log_ratelimit over_log, refused_log;
+static bool reached; /* the budget was passed and the use is not below 7/8 yet */
 
 static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -52,11 +53,17 @@ uint64_t memory_budget_used(void)
 
 bool memory_budget_over(void)
 {
-    /* Publishers paused means the budget was reached and the use is not
-     * yet below 7/8 of it: the same state, so that the budget does not
-     * flap at its edge. */
-    return broker.cfg.memory_budget &&
-           (n_paused > 0 || memory_budget_used() > broker.cfg.memory_budget);
+    /* Once reached, the budget holds until the use is below 7/8 of it
+     * (memory_budget_turn_end), so that it does not flap at its edge:
+     * otherwise the use settles just under the budget, each new message
+     * crossing it only while it is routed (and dropped for the slow
+     * consumers), and a publisher, looked at between two messages, is
+     * never paused. */
+    if (!broker.cfg.memory_budget)
+        return false;
+    if (!reached && memory_budget_used() > broker.cfg.memory_budget)
+        reached = true;
+    return reached;
 }
 
 static void note_over(const char *what)
@@ -114,9 +121,12 @@ void memory_budget_forget(struct conn *c)
 
 void memory_budget_turn_end(void)
 {
-    if (!n_paused)
+    if (!reached && !n_paused)
         return;
     if (broker.cfg.memory_budget && memory_budget_used() > broker.cfg.memory_budget / 8 * 7)
+        return;
+    reached = false;
+    if (!n_paused)
         return;
     uint32_t now = conn_timer_now();
     /* Resuming may pause others again: work on a copy of the list. */
