@@ -9,8 +9,8 @@
  * connection for everything the turn produced, and EPOLLOUT is watched
  * only while the socket is full.  A ws:// connection is a plain one whose
  * bytes go through conn_ws.h both ways.  A bufferevent (TLS, wss://)
- * connection keeps its bufferevent's buffers and callbacks.  Timeouts are on the timer wheel
- * (conn_timer.c) for both.
+ * connection keeps its bufferevent's buffers and callbacks.  Timeouts are
+ * on the timer wheel (conn_timer.c) for both.
  */
 #include "conn_io.h"
 
