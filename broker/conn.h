@@ -45,6 +45,7 @@ struct conn {
      * buffers exist only while they hold bytes.  A connection made on a
      * bufferevent (TLS) has that instead and uses its buffers. */
     struct bufferevent *bev;       /* NULL for a plain socket */
+    struct conn_ws *ws;            /* plain: MQTT over WebSocket (conn_ws.h) */
     struct conn_addr {             /* the peer, for logs: kept because the
                                       socket cannot say once the peer is gone */
         uint8_t family;            /* AF_INET, AF_INET6, or 0 = unknown */

@@ -7,9 +7,10 @@
  * connection; its output buffer exists while it holds unsent bytes.
  * Output is written at the end of the event loop's turn, in one write per
  * connection for everything the turn produced, and EPOLLOUT is watched
- * only while the socket is full.  A bufferevent (TLS) connection keeps its
- * bufferevent's buffers and callbacks.  Timeouts are on the timer wheel
- * (conn_timer.c) for both.
+ * only while the socket is full.  A ws:// connection is a plain one whose
+ * bytes go through conn_ws.h both ways.  A bufferevent (TLS, wss://)
+ * connection keeps its bufferevent's buffers and callbacks.  Timeouts are
+ * on the timer wheel (conn_timer.c) for both.
  */
 #include "conn_io.h"
 
@@ -29,6 +30,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "conn_timer.h"
+#include "conn_ws.h"
 #include "log.h"
 #include "memory_budget.h"
 #include "session.h"
@@ -50,6 +52,8 @@
 #define SPARE_BUFFERS 64
 
 static uint8_t read_buf[READ_MAX];
+/* What a WebSocket connection's frames of one read carry (conn_ws.h). */
+static uint8_t ws_buf[READ_MAX + CONN_WS_SLACK];
 static struct evbuffer *spare[SPARE_BUFFERS];
 static size_t n_spare;
 
@@ -196,7 +200,10 @@ void conn_io_close(struct conn *c)
         if (batch[i].data.ptr == c)
             batch[i].data.ptr = NULL;
     watch(c, 0);
-    close(c->fd);
+    if (!c->ws || !conn_ws_close(c)) /* a WebSocket's socket lingers */
+        close(c->fd);
+    free(c->ws);
+    c->ws = NULL;
     c->fd = -1;
     if (c->in)
         evbuffer_free(c->in);
@@ -307,6 +314,8 @@ void conn_io_update(struct conn *c, int kick)
 static int plain_write(struct conn *c)
 {
     int fd = c->fd;
+    if (c->ws)
+        conn_ws_frame(c);
     while (c->out && evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write(c->out, fd);
         if (n > 0)
@@ -320,6 +329,8 @@ static int plain_write(struct conn *c)
         break;
     }
     size_t left = c->out ? evbuffer_get_length(c->out) : 0;
+    if (c->ws)
+        conn_ws_wrote(c, left);
     if (left == 0 && c->out) {
         put_spare(c->out);
         c->out = NULL;
@@ -385,21 +396,31 @@ void conn_io_flush_now(struct conn *c)
     /* A TLS connection's bytes need the loop's OpenSSL layer: not here. */
     if (c->bev || !c->out)
         return;
+    if (c->ws)
+        conn_ws_frame(c);
     for (int i = 0; i < 8 && evbuffer_get_length(c->out) > 0; i++)
         if (evbuffer_write(c->out, c->fd) <= 0)
             break;
+    if (c->ws)
+        conn_ws_wrote(c, evbuffer_get_length(c->out));
 }
 
 void conn_io_close_code(struct conn *c, uint16_t code)
 {
     if (c->bev && ws_transport_is(c->bev))
         ws_transport_set_close_code(c->bev, code);
+    else if (c->ws)
+        conn_ws_close_code(c, code);
 }
 
 void conn_io_finish(struct conn *c)
 {
     if (c->bev && ws_transport_is(c->bev)) {
         ws_transport_finish(c->bev); /* a close frame before the FIN */
+        return;
+    }
+    if (c->ws) {
+        conn_ws_finish(c);
         return;
     }
     shutdown(conn_io_fd(c), SHUT_WR);
@@ -432,9 +453,19 @@ static ssize_t plain_read(struct conn *c)
             conn_close(c, c->close_reason, false);
         return n > 0 ? n : 0;
     }
+    /* The MQTT bytes read: the socket's, or what its WebSocket frames
+     * carry (a failure there ends it once they are handled). */
+    const uint8_t *data = read_buf;
+    size_t len = n > 0 ? (size_t)n : 0;
+    char ws_why[192];
+    int ws_end = 0;
+    if (c->ws && n > 0) {
+        ws_end = conn_ws_input(c, read_buf, (size_t)n, ws_buf, &len, ws_why, sizeof ws_why);
+        data = ws_buf;
+    }
     if (c->in) {
         /* The rest of a packet: add to its start, then frame from there. */
-        if (n > 0 && evbuffer_add(c->in, read_buf, (size_t)n) != 0) {
+        if (len > 0 && evbuffer_add(c->in, data, len) != 0) {
             conn_close(c, "out of memory", true);
             return n > 0 ? n : 0;
         }
@@ -446,18 +477,22 @@ static ssize_t plain_read(struct conn *c)
             c->in = NULL;
         }
     } else if (n > 0) {
-        struct conn_input in = {.flat = read_buf, .len = (size_t)n};
+        struct conn_input in = {.flat = data, .len = len};
         if (handlers.process(c, &in) < 0)
             return n > 0 ? n : 0;
         if (in.off < in.len) {
             /* Keep what is left: the start of a packet, or packets that
              * wait while the input is held or paused. */
             c->in = evbuffer_new();
-            if (!c->in || evbuffer_add(c->in, read_buf + in.off, in.len - in.off) != 0) {
+            if (!c->in || evbuffer_add(c->in, data + in.off, in.len - in.off) != 0) {
                 conn_close(c, "out of memory", true);
                 return n > 0 ? n : 0;
             }
         }
+    }
+    if (ws_end) {
+        conn_close(c, ws_why, true);
+        return n;
     }
     /* End of file: once what came before it is handled.  If the input is
      * held meanwhile, the socket reports it again when reads resume. */

@@ -26,6 +26,7 @@ TEST=(
   # browser tests (tests/browser): headless Chromium driven by Selenium;
   # MQTT.js comes from npm (tests/browser/install-mqttjs.sh)
   chromium chromium-driver python3-selenium
+  nodejs npm # MQTT.js, and compare.sh's WebSocket peer Aedes (tests/bench/install-aedes.sh)
   prometheus # promtool checks /metrics (tests/integration/test_http_metrics.py)
   # the Debian package and the system that boots it (tests/deploy)
   dpkg-dev lintian debootstrap systemd-container

@@ -2,8 +2,8 @@
 petreld's ws and wss listeners: -L ws://HOST:PORT/PATH and --ws/--ws-path
 for pub and sub, messages across to and from TCP clients (mosquitto_pub,
 mosquitto_sub) at QoS 0, 1 and 2, wss:// with the test CA, a wrong path
-refused (the server's 404 is a protocol error, exit status 1), bad URLs,
-and bench refusing --ws clearly."""
+refused (the server's 404 is a protocol error, exit status 1) and bad
+URLs.  `petrel bench` over WebSocket is test_bench_ws.py's."""
 
 import os
 import sys
@@ -106,11 +106,6 @@ class WebSocketCliTest(ct.unittest.TestCase):
             self.assertIn(msg, r.stderr)
         r = petrel('pub', '--ws-path', 'mqtt', '-t', 't', '-m', 'x')
         self.assertEqual(r.returncode, EXIT_USAGE, r.stderr)
-
-    def test_bench_refuses_ws(self):
-        r = petrel('bench', '-L', 'ws://127.0.0.1:%d/mqtt' % self.ws)
-        self.assertEqual(r.returncode, EXIT_USAGE, r.stderr)
-        self.assertIn('not supported by bench', r.stderr)
 
 
 if __name__ == '__main__':

@@ -253,6 +253,31 @@ class WebSocketTest(BrokerTestCase):
                 pass
         self.assertEqual(c.pongs, [b'p%d' % i for i in range(20)])
 
+    def test_output_framed_while_the_socket_is_full(self):
+        """A subscriber that stops reading (a small receive buffer): the
+        broker keeps writing what the socket takes, and the messages that
+        come meanwhile, then a pong, are framed after the frames still
+        unsent; once it reads again every message arrives whole, in order."""
+        topic = self.topic()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(5)
+        sock.connect(('127.0.0.1', self.ws))
+        c = self.wsc(sock=sock)
+        c.connect('ws-slow-reader')
+        c.subscribe([(topic, 1)], expect_granted=[1])
+        pub = self.raw_connected('ws-fast-writer')
+        n, size = 800, 8000
+        for i in range(n):
+            pub.publish(topic, b'%05d' % i + bytes([i % 251]) * (size - 5), qos=1)
+            if i == n // 2:
+                c.send_frame(OP_PING, b'while-full')
+        for i in range(n):
+            p = c.expect_publish(timeout=10)
+            self.assertEqual(p.payload[:5], b'%05d' % i)
+            self.assertEqual(p.payload[5:], bytes([i % 251]) * (size - 5))
+        self.assertIn(b'while-full', c.pongs)
+
     def _expect_close(self, c, code):
         self.assertEqual(c.wait_close(), code)
         self.assertTrue(c.wait_eof(), 'TCP not closed after the close frame')
