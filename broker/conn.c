@@ -47,16 +47,6 @@
 
 static void conn_drained(struct conn *c);
 
-const char *conn_name(const struct conn *c)
-{
-    static char buf[4200];
-    if (c->session)
-        snprintf(buf, sizeof buf, "client %s", c->session->log_id);
-    else
-        snprintf(buf, sizeof buf, "connection from %s", conn_peer(c));
-    return buf;
-}
-
 /* Keeps the peer's address for the logs. */
 static void remember_peer(struct conn *c, const struct sockaddr *sa)
 {
@@ -71,22 +61,6 @@ static void remember_peer(struct conn *c, const struct sockaddr *sa)
         memcpy(c->peer.addr, &in6->sin6_addr, 16);
         c->peer.port = ntohs(in6->sin6_port);
     }
-}
-
-const char *conn_peer(const struct conn *c)
-{
-    static char buf[INET6_ADDRSTRLEN + 16];
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (c->peer.family == AF_INET) {
-        evutil_inet_ntop(AF_INET, c->peer.addr, host, sizeof host);
-        snprintf(buf, sizeof buf, "%s:%u", host, c->peer.port);
-    } else if (c->peer.family == AF_INET6) {
-        evutil_inet_ntop(AF_INET6, c->peer.addr, host, sizeof host);
-        snprintf(buf, sizeof buf, "[%s]:%u", host, c->peer.port);
-    } else {
-        snprintf(buf, sizeof buf, "unknown");
-    }
-    return buf;
 }
 
 /* Links a new connection in and starts its connect_timeout. */
@@ -369,6 +343,11 @@ void conn_close_all(void)
     conn_log_shutdown();
     conn_io_shutdown();
     conn_timer_shutdown();
+}
+
+bool conn_owes_acks(const struct conn *c)
+{
+    return c->session && c->session->inflight.count > 0;
 }
 
 bool conn_can_write(const struct conn *c)
@@ -938,7 +917,7 @@ static void conn_drained(struct conn *c)
 
 void conn_init(void)
 {
-    static const struct conn_io_handlers io = {conn_process, conn_drained};
+    static const struct conn_io_handlers io = {conn_process, conn_drained, conn_owes_acks};
     conn_io_init(&io);
     conn_timer_init(deadline_due);
 }

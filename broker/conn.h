@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "conn_name.h"
 #include "conn_timer.h"
 
 struct bufferevent;
@@ -124,12 +125,7 @@ struct conn *conn_new(int fd, const struct sockaddr *addr, struct ssl_ctx_st *tl
  * NULL (bufferevent freed) on failure. */
 struct conn *conn_new_bufferevent(struct bufferevent *bev);
 
-/* The name to put in log lines: "client <id>" once known, else the peer. */
-const char *conn_name(const struct conn *c);
-
-/* "addr:port" of the peer, for logs (kept in 20 bytes, formatted on
- * demand).  Returns a static buffer. */
-const char *conn_peer(const struct conn *c);
+/* conn_name(c), conn_peer(c): how the logs name it (conn_name.h). */
 
 /* Closes the connection now.  With `publish_will` its will (if any) is
  * published first.  `why` goes to the log.  The session is detached.  The
@@ -169,6 +165,10 @@ void conn_disconnect(struct conn *c, uint8_t reason, const char *why, bool publi
 
 /* True while the output buffer is below max_output_buffer. */
 bool conn_can_write(const struct conn *c);
+/* Does it owe the broker acknowledgements (its session has deliveries in
+ * flight)?  What it sends then shortens queues and frees memory, so it is
+ * read whatever the turn's read budget or the memory budget says. */
+bool conn_owes_acks(const struct conn *c);
 
 /* Queues bytes already encoded; they are written at the end of the event
  * loop's turn (with everything else queued for the client meanwhile).

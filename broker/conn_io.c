@@ -33,7 +33,6 @@
 #include "conn_ws.h"
 #include "log.h"
 #include "memory_budget.h"
-#include "session.h"
 #include "tls.h"
 #include "turn.h"
 #include "ws_transport.h"
@@ -501,13 +500,6 @@ static ssize_t plain_read(struct conn *c)
     return n > 0 ? n : 0;
 }
 
-/* A connection that owes the broker acknowledgements: what it sends
- * shortens queues, so it is read whatever the turn's budget. */
-static bool owes_acks(const struct conn *c)
-{
-    return c->session && c->session->inflight.count > 0;
-}
-
 /* Some sockets of the epoll set are ready. */
 static void ep_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -547,7 +539,7 @@ static void ep_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         if (!(e & (EPOLLIN | EPOLLERR | EPOLLHUP)) || !reads_allowed(c) || c->io_deferred)
             continue;
-        if (owes_acks(c)) {
+        if (handlers.owes_acks(c)) {
             plain_read(c);
         } else if (budget >= READ_MAX || (e & (EPOLLERR | EPOLLHUP))) {
             ssize_t got = plain_read(c);

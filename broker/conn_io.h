@@ -10,6 +10,7 @@
 #ifndef PETREL_CONN_IO_H
 #define PETREL_CONN_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,8 @@ struct conn_io_handlers {
     int (*process)(struct conn *c, struct conn_input *in);
     /* A write left at most half of max_output_buffer unsent. */
     void (*drained)(struct conn *c);
+    /* Is it read whatever the turn's budget (conn_owes_acks)? */
+    bool (*owes_acks)(const struct conn *c);
 };
 
 /* Sets the handlers, for every connection (before the first starts). */

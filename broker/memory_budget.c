@@ -16,7 +16,6 @@
 #include "conn_timer.h"
 #include "log.h"
 #include "message.h"
-#include "session.h"
 
 /* Output a connection may have waiting and still count as keeping up. */
 #define SLOW_OUTPUT (64 * 1024)
@@ -85,7 +84,7 @@ bool memory_budget_pause(struct conn *c)
     if (c->state != CONN_ACTIVE || !memory_budget_over())
         return false;
     /* What it sends frees memory: its acknowledgements are read. */
-    if (c->session && c->session->inflight.count > 0)
+    if (conn_owes_acks(c))
         return false;
     if (n_paused == cap_paused) {
         struct conn **v = array_grow(paused, &cap_paused, n_paused + 1, sizeof *v, 64);

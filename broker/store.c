@@ -15,7 +15,6 @@
 #include "log.h"
 #include "message.h"
 #include "notify.h"
-#include "session.h"
 #include "store_internal.h"
 #include "turn.h"
 

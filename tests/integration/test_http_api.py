@@ -221,9 +221,13 @@ class PerSourceLimit(HttpCase):
 
 @skip_on_mosquitto('petreld HTTP listener')
 class HttpConfig(unittest.TestCase):
-    def start_fails(self, http_listen, why):
-        b = Broker({'http_listen': http_listen})
+    def start_fails(self, http_listen, why, tokens=None):
+        """petreld refuses to start (exit 2) and says why; `tokens`, when
+        given, are the lines of its http_token_file."""
+        b = Broker({'http_listen': http_listen} if http_listen else {})
         try:
+            if tokens is not None:
+                b.settings['http_token_file'] = http_helpers.write_tokens(b.tmp, tokens)
             rc, log = b.run_to_exit()
         finally:
             b.remove()
@@ -245,25 +249,10 @@ class HttpConfig(unittest.TestCase):
         self.start_fails('127.0.0.1:0 tls', 'needs certfile= and keyfile=')
 
     def test_bad_token_file(self):
-        b = Broker()
-        try:
-            path = http_helpers.write_tokens(b.tmp, ['alice superuser %s' % ADMIN_TOKEN])
-            b.settings['http_token_file'] = path
-            rc, log = b.run_to_exit()
-        finally:
-            b.remove()
-        self.assertEqual(rc, 2, log)
-        self.assertIn('tokens:1: role', log)
+        self.start_fails(None, 'tokens:1: role', tokens=['alice superuser %s' % ADMIN_TOKEN])
 
     def test_short_token_refused(self):
-        b = Broker()
-        try:
-            b.settings['http_token_file'] = http_helpers.write_tokens(b.tmp, ['a read short'])
-            rc, log = b.run_to_exit()
-        finally:
-            b.remove()
-        self.assertEqual(rc, 2, log)
-        self.assertIn('must have 16 to 256', log)
+        self.start_fails(None, 'must have 16 to 256', tokens=['a read short'])
 
     def test_off_by_default(self):
         b = Broker().start()
