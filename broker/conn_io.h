@@ -10,6 +10,7 @@
 #ifndef PETREL_CONN_IO_H
 #define PETREL_CONN_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,11 @@ void conn_io_flush_now(struct conn *c);
 /* All is written: a FIN tells the client, whose own FIN (or the closing
  * deadline) then ends the connection. */
 void conn_io_finish(struct conn *c);
+
+/* Bytes the transport holds for c's unfinished input besides the packet
+ * bytes (a WebSocket frame half read), so that they count as an
+ * incomplete packet does (input_bound.h); *began: since the last read. */
+size_t conn_io_held(const struct conn *c, bool *began);
 
 /* The code a WebSocket connection's close frame will carry when it ends
  * (RFC 6455: 1002 protocol error, 1009 too big; 1000 otherwise); nothing
