@@ -78,6 +78,15 @@ static int feed(struct ws_reader *r, const uint8_t *p, size_t len, uint64_t max,
     return ws_read(r, max, &io, end);
 }
 
+/* Reads one masked client frame (limit 1000). */
+static int feed_frame(struct ws_reader *r, bool fin, uint8_t opcode, const char *payload,
+                      size_t len, struct ws_read_end *end)
+{
+    uint8_t in[256];
+    size_t n = client_frame(in, fin, opcode, payload, len, true);
+    return feed(r, in, n, 1000, end);
+}
+
 static void test_binary_split_at_every_byte(void **state)
 {
     (void)state;
@@ -104,15 +113,12 @@ static void test_binary_split_at_every_byte(void **state)
 static void test_fragmented_message_holds_its_context(void **state)
 {
     (void)state;
-    uint8_t in[64];
     struct ws_reader r = {0};
     struct ws_read_end end;
     reset();
-    size_t n = client_frame(in, false, 2, "ab", 2, true);
-    assert_int_equal(feed(&r, in, n, 1000, &end), 0);
+    assert_int_equal(feed_frame(&r, false, 2, "ab", 2, &end), 0);
     assert_non_null(r.ev); /* inside a message */
-    n = client_frame(in, true, 0, "cd", 2, true);
-    assert_int_equal(feed(&r, in, n, 1000, &end), 0);
+    assert_int_equal(feed_frame(&r, true, 0, "cd", 2, &end), 0);
     assert_int_equal(data_len, 4);
     assert_memory_equal(data, "abcd", 4);
     assert_null(r.ev);
@@ -122,13 +128,11 @@ static void test_fragmented_message_holds_its_context(void **state)
 static void test_ping_answered(void **state)
 {
     (void)state;
-    uint8_t in[64];
     struct ws_reader r = {0};
     struct ws_read_end end;
     reset();
     uint64_t pings = ws_stats.pings;
-    size_t n = client_frame(in, true, 9, "abc", 3, true);
-    assert_int_equal(feed(&r, in, n, 1000, &end), 0);
+    assert_int_equal(feed_frame(&r, true, 9, "abc", 3, &end), 0);
     assert_int_equal(ws_stats.pings, pings + 1);
     static const uint8_t pong[] = {0x8a, 3, 'a', 'b', 'c'};
     assert_int_equal(sent_len, sizeof pong);
