@@ -890,8 +890,14 @@ static int conn_process(struct conn *c, struct conn_input *in)
         input_bound_account(c, 0, false, false); /* what it still sends is thrown away */
         return 0;
     }
-    if (input_bound_account(c, input_avail(in), partial, consumed) && c->state == CONN_ACTIVE &&
-        input_bound_ticks(c)) {
+    /* A WebSocket frame half read counts as an incomplete packet, from
+     * when it began (later packets do not restart its deadline). */
+    bool hold_began;
+    size_t hold = conn_io_held(c, &hold_began);
+    if (hold)
+        consumed = consumed && hold_began;
+    if (input_bound_account(c, input_avail(in) + hold, partial || hold, consumed) &&
+        c->state == CONN_ACTIVE && input_bound_ticks(c)) {
         arm_earlier(c, active_deadline(c));
     }
     return 0;

@@ -404,6 +404,12 @@ void conn_io_flush_now(struct conn *c)
         conn_ws_wrote(c, evbuffer_get_length(c->out));
 }
 
+size_t conn_io_held(const struct conn *c, bool *began)
+{
+    *began = false;
+    return c->ws ? conn_ws_held(c, began) : 0;
+}
+
 void conn_io_close_code(struct conn *c, uint16_t code)
 {
     if (c->bev && ws_transport_is(c->bev))

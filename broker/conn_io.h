@@ -70,6 +70,11 @@ void conn_io_flush_now(struct conn *c);
  * deadline) then ends the connection. */
 void conn_io_finish(struct conn *c);
 
+/* Bytes the transport holds for c's unfinished input besides the packet
+ * bytes (a WebSocket frame half read), so that they count as an
+ * incomplete packet does (input_bound.h); *began: since the last read. */
+size_t conn_io_held(const struct conn *c, bool *began);
+
 /* The code a WebSocket connection's close frame will carry when it ends
  * (RFC 6455: 1002 protocol error, 1009 too big; 1000 otherwise); nothing
  * for other transports. */

@@ -30,6 +30,8 @@ struct conn_ws {
                                   the rest are MQTT bytes still to frame */
     uint16_t close_code;       /* the close frame's (0 = 1000) */
     bool upgraded : 1;
+    bool held_new : 1;         /* the reading context began to be held in
+                                  the last read */
     bool close_sent : 1;       /* nothing more is sent */
     bool fin_after_drain : 1;  /* FIN once c->out is written */
     bool shut : 1;             /* FIN sent */
@@ -177,7 +179,9 @@ int conn_ws_input(struct conn *c, const uint8_t *raw, size_t n, uint8_t *out, si
     struct ws_read_io io = {.flat = raw + off, .len = n - off, .data = read_data,
                             .send = read_control, .arg = &ra};
     struct ws_read_end end;
+    bool was_held = ws->rd.ev != NULL;
     int r = ws_read(&ws->rd, ws->conf->max_frame, &io, &end);
+    ws->held_new = !was_held && ws->rd.ev;
     *out_len = ra.sink.len;
     if (r < 0) {
         if (end.close_code && !ws->close_sent)
@@ -188,6 +192,12 @@ int conn_ws_input(struct conn *c, const uint8_t *raw, size_t n, uint8_t *out, si
         return -1;
     }
     return 0;
+}
+
+size_t conn_ws_held(const struct conn *c, bool *began)
+{
+    *began = c->ws && c->ws->held_new;
+    return c->ws && c->ws->rd.ev ? WS_READER_HELD_BYTES : 0;
 }
 
 void conn_ws_wrote(struct conn *c, size_t left)

@@ -31,6 +31,11 @@ int conn_ws_attach(struct conn *c, const struct ws_transport_conf *conf);
 int conn_ws_input(struct conn *c, const uint8_t *raw, size_t n, uint8_t *out, size_t *out_len,
                   char *why, size_t why_len);
 
+/* What c holds for a frame or fragmented message half read: wslay's
+ * reading context, counted as WS_READER_HELD_BYTES of unfinished input
+ * (0 when it holds none).  *began: the hold began in the last read. */
+size_t conn_ws_held(const struct conn *c, bool *began);
+
 /* Makes the MQTT bytes added to c->out since the last call one frame. */
 void conn_ws_frame(struct conn *c);
 /* After a write: `left` bytes of c->out are still to be sent (all of them

@@ -55,6 +55,7 @@ int ws_handshake_step(struct ws_handshake *hs, const struct ws_transport_conf *c
  * is held only while the connection is inside a frame or a fragmented
  * message; between frames (an idle client) there is none, and the next
  * bytes borrow the broker's spare one. */
+#define WS_READER_HELD_BYTES 8192 /* what a held context counts as input */
 struct ws_reader {
     struct wslay_event_context *ev;
     uint64_t unframed;     /* bytes given to wslay that no complete frame

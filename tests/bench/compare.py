@@ -207,6 +207,28 @@ class Compare:
                                     '; '.join(why) or 'see its report'))
         return out
 
+    def one_run(self, b, measure, sid, col, rnd, optional, na, runs, width):
+        """Starts broker b, measures it (measure(b)), stops it; the result
+        goes to runs[col] and is printed.  An optional peer that fails is
+        reported and marked n/a in na[col], and the comparison goes on;
+        any other failure raises."""
+        try:
+            b.start()
+            t0 = time.monotonic()
+            r = measure(b)
+        except RuntimeError as e:
+            if not optional:
+                raise
+            na[col] = 'failed: %s' % str(e).splitlines()[0][:120]
+            self.failures.append('%s on %s: %s' % (sid, b.kind, e))
+            return
+        finally:
+            b.stop()
+        runs[col].append(r)
+        print('  round %d %-*s %s  (%.1f s)'
+              % (rnd + 1, width, col, '  '.join('%s=%s' % (k, fmt(v)) for k, v in r.items()),
+                 time.monotonic() - t0), flush=True)
+
     def uid(self, tag):
         self.seq += 1
         return 'cmp-%s-%d-%d' % (tag, os.getpid(), self.seq)
@@ -422,24 +444,8 @@ class Compare:
                     else:
                         b = Broker(kind, NODE, False)
                         b.ws_dir = self.a.aedes_dir
-                    try:
-                        b.start()
-                        t0 = time.monotonic()
-                        r = fn(self, b, transport, q)
-                    except RuntimeError as e:
-                        if kind != 'aedes':
-                            raise
-                        # The npm peer: its failure is reported, the
-                        # comparison with TCP goes on.
-                        na['aedes_ws'] = 'failed: %s' % str(e).splitlines()[0][:120]
-                        self.failures.append('%s on aedes: %s' % (sid, e))
-                        continue
-                    finally:
-                        b.stop()
-                    runs[col].append(r)
-                    print('  round %d %-11s %s  (%.1f s)'
-                          % (rnd + 1, col, '  '.join('%s=%s' % (k, fmt(v)) for k, v in r.items()),
-                             time.monotonic() - t0), flush=True)
+                    self.one_run(b, lambda b: fn(self, b, transport, q), sid, col, rnd,
+                                 kind == 'aedes', na, runs, 11)
             res = {'id': sid, 'title': title, 'metric': metric, 'unit': unit,
                    'higher_is_better': higher, 'target': target, 'qos1': qos1, 'runs': runs,
                    'na': dict(na)}
@@ -509,25 +515,8 @@ class Compare:
                     if kind in na:
                         continue
                     b = Broker(kind, exe, persist, pconf, self.a.petreld_set)
-                    try:
-                        b.start()
-                        t0 = time.monotonic()
-                        r = fn(self, b, q)
-                    except RuntimeError as e:
-                        if kind != 'nats':
-                            raise
-                        # The optional peer: its failure is reported, the
-                        # comparison goes on.
-                        na['nats'] = 'failed: %s' % str(e).splitlines()[0][:120]
-                        self.failures.append('%s on nats: %s' % (sid, e))
-                        continue
-                    finally:
-                        b.stop()
-                    runs[kind].append(r)
-                    print('  round %d %-9s %s  (%.1f s)'
-                          % (rnd + 1, kind, '  '.join('%s=%s' % (k, fmt(v))
-                                                      for k, v in r.items()),
-                             time.monotonic() - t0), flush=True)
+                    self.one_run(b, lambda b: fn(self, b, q), sid, kind, rnd, kind == 'nats', na,
+                                 runs, 9)
             res = {'id': sid, 'title': title, 'metric': metric, 'unit': unit,
                    'higher_is_better': higher, 'target': list(target), 'qos1': qos1,
                    'petreld_settings': pconf, 'runs': runs, 'na': na}

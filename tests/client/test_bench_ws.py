@@ -2,19 +2,14 @@
 and wss listeners: -L ws://HOST:PORT/PATH, --ws/--ws-path and wss:// with
 the test CA; every mode (QoS 0, 1 and 2 with exact counts, the open-loop
 --rate schedule, --persistent sessions kept across two runs), payloads
-larger than a read so that frames cross reads, subscribers on TCP while
-publishers are on ws (--sub-port), and a wrong path failing the run."""
+larger than a read so that frames cross reads, the report naming the
+transport, and a wrong path failing the run.  The broker is
+test_websocket.py's."""
 
 import os
-import sys
 
 import clienttest as ct
-
-sys.path.insert(0, os.path.join(os.environ.get('PETREL_SOURCE_ROOT',
-                                               os.path.dirname(os.path.dirname(
-                                                   os.path.dirname(os.path.abspath(__file__))))),
-                                'tests', 'integration'))
-import tls_helpers  # noqa: E402  (needs the path above)
+import test_websocket  # its broker class (a module import: its tests stay its own)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -24,20 +19,7 @@ def bench(*args, timeout=60):
                   [str(a) for a in args], timeout=timeout)
 
 
-class BenchOverWebSocket(ct.unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        if not ct.have(ct.PETREL):
-            raise ct.unittest.SkipTest('petrel not built')
-        cls.certs = c = tls_helpers.Certs()
-        cls.addClassCleanup(c.close)
-        cls.broker = ct.Petreld(listens=[
-            '127.0.0.1:0 ws', '127.0.0.1:0 ws ws_path=/other',
-            '127.0.0.1:0 wss certfile=%s keyfile=%s' % (c.server, c.server_key)]).start()
-        cls.addClassCleanup(cls.broker.stop)
-        cls.tcp = cls.broker.port
-        cls.ws, cls.ws_other, cls.wss = cls.broker.ports[1:]
+class BenchOverWebSocket(test_websocket.WebSocketBroker):
 
     def url(self):
         return ('-L', 'ws://127.0.0.1:%d/mqtt' % self.ws)
@@ -121,7 +103,8 @@ class BenchOverWebSocket(ct.unittest.TestCase):
         self.assertIn('WebSocket upgrade was refused', r.stderr)
 
     def test_plain_mqtt_bench_on_tcp_still_works(self):
-        d = self.run_ok('-h', '127.0.0.1', '-p', self.tcp, '-q', 1, '-n', 100, *self.topics())
+        d = self.run_ok('-h', '127.0.0.1', '-p', self.broker.port, '-q', 1, '-n', 100,
+                        *self.topics())
         self.assertIsNone(d['websocket'])
         self.check_counts(d, 1, 100, 1)
 

@@ -23,7 +23,9 @@ def petrel(*args, **kw):
     return ct.run([ct.PETREL] + [str(a) for a in args], **kw)
 
 
-class WebSocketCliTest(ct.unittest.TestCase):
+class WebSocketBroker(ct.unittest.TestCase):
+    """One petreld for the class: a plain listener, ws on /mqtt, ws on
+    /other, wss with the test CA's certificate (test_bench_ws.py too)."""
 
     @classmethod
     def setUpClass(cls):
@@ -37,6 +39,9 @@ class WebSocketCliTest(ct.unittest.TestCase):
             '127.0.0.1:0 wss certfile=%s keyfile=%s' % (c.server, c.server_key)]).start()
         cls.addClassCleanup(cls.broker.stop)
         cls.ws, cls.ws_other, cls.wss = cls.broker.ports[1:]
+
+
+class WebSocketCliTest(WebSocketBroker):
 
     def topic(self):
         return 'ws/%s' % self._testMethodName
