@@ -785,7 +785,7 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
             return -1;
         if (c->state == CONN_CLOSING || c->auth_wait || c->input_held || c->rate_paused)
             return 0;
-        if (memory_budget_pause(c))
+        if (memory_budget_pause(c, conn_owes_acks(c)))
             return 0; /* read again below 7/8 of memory_budget */
         if (c->flow_blocked && flow_should_pause(c))
             return 0; /* slowed past FLOW_MAX_HELD: the rest waits */
@@ -917,7 +917,12 @@ static void conn_drained(struct conn *c)
 
 void conn_init(void)
 {
-    static const struct conn_io_handlers io = {conn_process, conn_drained, conn_owes_acks};
+    static const struct conn_io_handlers io = {
+        .process = conn_process,
+        .drained = conn_drained,
+        .owes_acks = conn_owes_acks,
+        .close = conn_close,
+    };
     conn_io_init(&io);
     conn_timer_init(deadline_due);
 }

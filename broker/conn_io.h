@@ -35,6 +35,8 @@ struct conn_io_handlers {
     void (*drained)(struct conn *c);
     /* Is it read whatever the turn's budget (conn_owes_acks)? */
     bool (*owes_acks)(const struct conn *c);
+    /* The peer is gone or the socket failed (conn_close). */
+    void (*close)(struct conn *c, const char *why, bool publish_will);
 };
 
 /* Sets the handlers, for every connection (before the first starts). */
