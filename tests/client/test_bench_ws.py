@@ -6,15 +6,9 @@ larger than a read so that frames cross reads, subscribers on TCP while
 publishers are on ws (--sub-port), and a wrong path failing the run."""
 
 import os
-import sys
 
 import clienttest as ct
-
-sys.path.insert(0, os.path.join(os.environ.get('PETREL_SOURCE_ROOT',
-                                               os.path.dirname(os.path.dirname(
-                                                   os.path.dirname(os.path.abspath(__file__))))),
-                                'tests', 'integration'))
-import tls_helpers  # noqa: E402  (needs the path above)
+from test_websocket import start_ws_broker
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -28,16 +22,7 @@ class BenchOverWebSocket(ct.unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        if not ct.have(ct.PETREL):
-            raise ct.unittest.SkipTest('petrel not built')
-        cls.certs = c = tls_helpers.Certs()
-        cls.addClassCleanup(c.close)
-        cls.broker = ct.Petreld(listens=[
-            '127.0.0.1:0 ws', '127.0.0.1:0 ws ws_path=/other',
-            '127.0.0.1:0 wss certfile=%s keyfile=%s' % (c.server, c.server_key)]).start()
-        cls.addClassCleanup(cls.broker.stop)
-        cls.tcp = cls.broker.port
-        cls.ws, cls.ws_other, cls.wss = cls.broker.ports[1:]
+        start_ws_broker(cls)
 
     def url(self):
         return ('-L', 'ws://127.0.0.1:%d/mqtt' % self.ws)

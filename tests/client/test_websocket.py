@@ -23,20 +23,27 @@ def petrel(*args, **kw):
     return ct.run([ct.PETREL] + [str(a) for a in args], **kw)
 
 
+def start_ws_broker(cls):
+    """For a test class (also test_bench_ws.py's): petreld with a plain
+    listener, ws on /mqtt, ws on /other and wss, stopped with the class;
+    their ports in cls.tcp, cls.ws, cls.ws_other, cls.wss."""
+    if not ct.have(ct.PETREL):
+        raise ct.unittest.SkipTest('petrel not built')
+    cls.certs = c = tls_helpers.Certs()
+    cls.addClassCleanup(c.close)
+    cls.broker = ct.Petreld(listens=[
+        '127.0.0.1:0 ws', '127.0.0.1:0 ws ws_path=/other',
+        '127.0.0.1:0 wss certfile=%s keyfile=%s' % (c.server, c.server_key)]).start()
+    cls.addClassCleanup(cls.broker.stop)
+    cls.tcp = cls.broker.port
+    cls.ws, cls.ws_other, cls.wss = cls.broker.ports[1:]
+
+
 class WebSocketCliTest(ct.unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        if not ct.have(ct.PETREL):
-            raise ct.unittest.SkipTest('petrel not built')
-        cls.certs = c = tls_helpers.Certs()
-        cls.addClassCleanup(c.close)
-        # a plain listener, ws on /mqtt, ws on /other, wss
-        cls.broker = ct.Petreld(listens=[
-            '127.0.0.1:0 ws', '127.0.0.1:0 ws ws_path=/other',
-            '127.0.0.1:0 wss certfile=%s keyfile=%s' % (c.server, c.server_key)]).start()
-        cls.addClassCleanup(cls.broker.stop)
-        cls.ws, cls.ws_other, cls.wss = cls.broker.ports[1:]
+        start_ws_broker(cls)
 
     def topic(self):
         return 'ws/%s' % self._testMethodName
