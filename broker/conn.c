@@ -176,12 +176,6 @@ static void free_aliases(char **v, uint16_t n)
 
 /* Connections closed in this turn, freed at its end (linked by next). */
 static struct conn *closed;
-/* Marked by conn_close_later, with their reasons. */
-static struct marked_conn {
-    struct conn *c;
-    const char *why;
-} *marked;
-static size_t n_marked, cap_marked;
 
 void conn_close(struct conn *c, const char *why, bool publish_will)
 {
@@ -223,32 +217,7 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     turn_schedule();
 }
 
-void conn_close_later(struct conn *c, const char *why)
-{
-    if (c->state == CONN_DEAD || c->close_marked)
-        return;
-    if (n_marked == cap_marked) {
-        struct marked_conn *v = array_grow(marked, &cap_marked, n_marked + 1, sizeof *v, 16);
-        if (!v) {
-            /* Nowhere to note it: stop reading it, its timeouts end it. */
-            c->read_paused = true;
-            conn_io_update(c, 0);
-            return;
-        }
-        marked = v;
-    }
-    c->close_marked = true;
-    marked[n_marked++] = (struct marked_conn){c, why};
-    turn_schedule();
-}
-
-void conn_close_marked(void)
-{
-    /* Closing may publish wills that mark others: to the end of the list. */
-    for (size_t i = 0; i < n_marked; i++)
-        conn_close(marked[i].c, marked[i].why, true);
-    n_marked = 0;
-}
+void conn_close_marked(void) { conn_close_later_run(conn_close); }
 
 void conn_free_closed(void)
 {
@@ -257,11 +226,8 @@ void conn_free_closed(void)
         closed = c->next;
         free(c);
     }
-    if (!broker.conns) {
-        free(marked);
-        marked = NULL;
-        cap_marked = 0;
-    }
+    if (!broker.conns)
+        conn_close_later_free();
 }
 
 /* Keeps the socket only to flush what is written, then closes it (or after
@@ -785,7 +751,7 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
             return -1;
         if (c->state == CONN_CLOSING || c->auth_wait || c->input_held || c->rate_paused)
             return 0;
-        if (memory_budget_pause(c))
+        if (memory_budget_pause(c, conn_owes_acks(c)))
             return 0; /* read again below 7/8 of memory_budget */
         if (c->flow_blocked && flow_should_pause(c))
             return 0; /* slowed past FLOW_MAX_HELD: the rest waits */
@@ -923,7 +889,12 @@ static void conn_drained(struct conn *c)
 
 void conn_init(void)
 {
-    static const struct conn_io_handlers io = {conn_process, conn_drained, conn_owes_acks};
+    static const struct conn_io_handlers io = {
+        .process = conn_process,
+        .drained = conn_drained,
+        .owes_acks = conn_owes_acks,
+        .close = conn_close,
+    };
     conn_io_init(&io);
     conn_timer_init(deadline_due);
 }

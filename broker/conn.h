@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "conn_close_later.h"
 #include "conn_name.h"
 #include "conn_timer.h"
 
@@ -132,10 +133,10 @@ struct conn *conn_new_bufferevent(struct bufferevent *bev);
  * memory of c stays valid (state CONN_DEAD, every call on it a no-op) until
  * the end of the turn, so callers up the stack may still look at it. */
 void conn_close(struct conn *c, const char *why, bool publish_will);
-/* The same at the end of the turn (with its will): for paths that must not
- * end a connection under their caller's feet, such as running out of
- * memory while queueing a packet.  `why` must be a static string. */
-void conn_close_later(struct conn *c, const char *why);
+/* conn_close_later(c, why): the same at the end of the turn, with its
+ * will, for paths that must not end a connection under their caller's
+ * feet, such as running out of memory while queueing a packet
+ * (conn_close_later.h). */
 /* End of turn: closes what conn_close_later marked, then frees the closed
  * connections. */
 void conn_close_marked(void);

@@ -32,7 +32,7 @@
 #include "conn_timer.h"
 #include "conn_ws.h"
 #include "log.h"
-#include "memory_budget.h"
+#include "output_memory.h"
 #include "tls.h"
 #include "turn.h"
 #include "ws_transport.h"
@@ -158,7 +158,7 @@ int conn_io_start_bufferevent(struct conn *c)
     /* The write callback fires when the output drains to half the bound:
      * that is when paused deliveries and paused input resume. */
     bufferevent_setwatermark(c->bev, EV_WRITE, broker.cfg.max_output_buffer / 2, 0);
-    memory_budget_watch(bufferevent_get_output(c->bev));
+    output_memory_watch(bufferevent_get_output(c->bev));
     return bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -181,7 +181,7 @@ void conn_io_close(struct conn *c)
 {
     conn_timer_clear(&c->timer);
     if (c->bev) {
-        memory_budget_output_freed(evbuffer_get_length(bufferevent_get_output(c->bev)));
+        output_memory_freed(evbuffer_get_length(bufferevent_get_output(c->bev)));
         if (ws_transport_is(c->bev))
             ws_transport_free(c->bev);
         else
@@ -208,7 +208,7 @@ void conn_io_close(struct conn *c)
         evbuffer_free(c->in);
     /* Freeing runs the cleanups of the references it still holds. */
     if (c->out) {
-        memory_budget_output_freed(evbuffer_get_length(c->out));
+        output_memory_freed(evbuffer_get_length(c->out));
         evbuffer_free(c->out);
     }
     c->in = c->out = NULL;
@@ -260,7 +260,7 @@ struct evbuffer *conn_output(struct conn *c)
             c->out = spare[--n_spare];
         } else {
             c->out = evbuffer_new();
-            memory_budget_watch(c->out); /* kept when it becomes a spare */
+            output_memory_watch(c->out); /* kept when it becomes a spare */
         }
         if (!c->out)
             return NULL;
@@ -322,7 +322,7 @@ static int plain_write(struct conn *c)
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             char why[128];
             snprintf(why, sizeof why, "socket error: %s", strerror(errno));
-            conn_close(c, why, true);
+            handlers.close(c, why, true);
             return -1;
         }
         break;
@@ -442,7 +442,7 @@ static ssize_t plain_read(struct conn *c)
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         char why[128];
         snprintf(why, sizeof why, "socket error: %s", strerror(errno));
-        conn_close(c, why, true);
+        handlers.close(c, why, true);
         return 0;
     }
     if (n > 0)
@@ -455,7 +455,7 @@ static ssize_t plain_read(struct conn *c)
             c->in = NULL;
         }
         if (n == 0)
-            conn_close(c, c->close_reason, false);
+            handlers.close(c, c->close_reason, false);
         return n > 0 ? n : 0;
     }
     /* The MQTT bytes read: the socket's, or what its WebSocket frames
@@ -471,7 +471,7 @@ static ssize_t plain_read(struct conn *c)
     if (c->in) {
         /* The rest of a packet: add to its start, then frame from there. */
         if (len > 0 && evbuffer_add(c->in, data, len) != 0) {
-            conn_close(c, "out of memory", true);
+            handlers.close(c, "out of memory", true);
             return n > 0 ? n : 0;
         }
         struct conn_input in = {.buf = c->in};
@@ -490,19 +490,19 @@ static ssize_t plain_read(struct conn *c)
              * wait while the input is held or paused. */
             c->in = evbuffer_new();
             if (!c->in || evbuffer_add(c->in, data + in.off, in.len - in.off) != 0) {
-                conn_close(c, "out of memory", true);
+                handlers.close(c, "out of memory", true);
                 return n > 0 ? n : 0;
             }
         }
     }
     if (ws_end) {
-        conn_close(c, ws_why, true);
+        handlers.close(c, ws_why, true);
         return n;
     }
     /* End of file: once what came before it is handled.  If the input is
      * held meanwhile, the socket reports it again when reads resume. */
     if (n == 0 && reads_allowed(c))
-        conn_close(c, "connection closed by peer", true);
+        handlers.close(c, "connection closed by peer", true);
     return n > 0 ? n : 0;
 }
 
@@ -587,7 +587,7 @@ static void bev_eventcb(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
     if (c->state == CONN_CLOSING) {
-        conn_close(c, c->close_reason, false);
+        handlers.close(c, c->close_reason, false);
         return;
     }
     if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done */
@@ -598,13 +598,13 @@ static void bev_eventcb(struct bufferevent *bev, short what, void *arg)
     if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
         (ws_transport_error_reason(bev, tls_why, sizeof tls_why) ||
          tls_error_reason(bev, what, tls_why, sizeof tls_why))) {
-        conn_close(c, tls_why, true);
+        handlers.close(c, tls_why, true);
     } else if (what & BEV_EVENT_EOF) {
-        conn_close(c, "connection closed by peer", true);
+        handlers.close(c, "connection closed by peer", true);
     } else if (what & BEV_EVENT_ERROR) {
         char why[128];
         snprintf(why, sizeof why, "socket error: %s",
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        conn_close(c, why, true);
+        handlers.close(c, why, true);
     }
 }

@@ -1,10 +1,13 @@
 /*
  * conn_io.h - the socket side of a connection (conn_io.c), between conn.c
  * and libevent: a plain socket with buffers made on demand, or a
- * bufferevent (TLS).  Used by conn.c, and besides it only by turn.c (the
- * end-of-turn steps conn_io_run_kicked and conn_io_flush) and flow.c
- * (conn_io_update when a slowed publisher is read again).  What is read
- * goes up through the handlers conn.c registers (conn_io_init), as a
+ * bufferevent (TLS).  Used by conn.c, and besides it by broker.c (the
+ * end-of-turn steps conn_io_run_kicked and conn_io_flush), by flow.c,
+ * memory_budget.c and conn_close_later.c (conn_io_update when a
+ * connection's reads are paused or resumed), by conn_wait.c and conn_ws.c
+ * (conn_output) and by protocol.c (conn_io_close_code).  What is read, a
+ * dead socket and the question whether a connection owes acknowledgements
+ * go up through the handlers conn.c registers (conn_io_init), as a
  * libevent callback would: this layer does not call up by name.
  */
 #ifndef PETREL_CONN_IO_H
@@ -35,6 +38,8 @@ struct conn_io_handlers {
     void (*drained)(struct conn *c);
     /* Is it read whatever the turn's budget (conn_owes_acks)? */
     bool (*owes_acks)(const struct conn *c);
+    /* The peer is gone or the socket failed (conn_close). */
+    void (*close)(struct conn *c, const char *why, bool publish_will);
 };
 
 /* Sets the handlers, for every connection (before the first starts). */

@@ -1,13 +1,12 @@
 /*
  * memory_budget.c - the broker-wide memory budget (memory_budget.h).
- * Output is counted by a callback on each output buffer, which sees every
- * add and drain; input by input_bound.c; messages by message.c.  Paused
- * publishers are kept in a list and read again together.
+ * Output is counted by output_memory.c, input by input_bound.c, messages
+ * by message.c.  Paused publishers are kept in a list and read again
+ * together.
  */
 #include "memory_budget.h"
 
 #include <stdlib.h>
-#include <event2/buffer.h>
 
 #include "array_grow.h"
 #include "broker.h"
@@ -16,38 +15,19 @@
 #include "conn_timer.h"
 #include "log.h"
 #include "message.h"
+#include "output_memory.h"
 
 /* Output a connection may have waiting and still count as keeping up. */
 #define SLOW_OUTPUT (64 * 1024)
 
-static uint64_t output_bytes;
 static struct conn **paused;
 static size_t n_paused, cap_paused;
 static struct log_ratelimit over_log, refused_log;
 static bool reached; /* the budget was passed and the use is not below 7/8 yet */
 
-static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    (void)buf;
-    (void)arg;
-    output_bytes += info->n_added;
-    output_bytes -= info->n_deleted < output_bytes ? info->n_deleted : output_bytes;
-}
-
-void memory_budget_watch(struct evbuffer *out)
-{
-    if (out)
-        evbuffer_add_cb(out, output_cb, NULL);
-}
-
-void memory_budget_output_freed(size_t len)
-{
-    output_bytes -= len < output_bytes ? len : output_bytes;
-}
-
 uint64_t memory_budget_used(void)
 {
-    return broker.input_held + output_bytes + message_memory();
+    return broker.input_held + output_memory_bytes() + message_memory();
 }
 
 bool memory_budget_over(void)
@@ -73,18 +53,19 @@ static void note_over(const char *what)
                     "%llu messages): %s%s",
                     (unsigned long long)broker.cfg.memory_budget,
                     (unsigned long long)memory_budget_used(),
-                    (unsigned long long)broker.input_held, (unsigned long long)output_bytes,
+                    (unsigned long long)broker.input_held,
+                    (unsigned long long)output_memory_bytes(),
                     (unsigned long long)message_memory(), what, log_suppressed(n));
 }
 
-bool memory_budget_pause(struct conn *c)
+bool memory_budget_pause(struct conn *c, bool owes_acks)
 {
     if (c->mem_paused)
         return true;
     if (c->state != CONN_ACTIVE || !memory_budget_over())
         return false;
     /* What it sends frees memory: its acknowledgements are read. */
-    if (conn_owes_acks(c))
+    if (owes_acks)
         return false;
     if (n_paused == cap_paused) {
         struct conn **v = array_grow(paused, &cap_paused, n_paused + 1, sizeof *v, 64);

@@ -42,6 +42,20 @@ class HttpCase(unittest.TestCase):
         if not self.b.alive():
             self.fail('broker died\n' + self.b.tail())
 
+    def healthz_closing(self):
+        """A new connection that has asked GET /healthz, Connection: close."""
+        s = socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10)
+        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        return s
+
+    def hold_idle(self, socks, n):
+        """Appends n connections to `socks` (closed by the caller) and
+        returns once the last has been answered, so all are accepted."""
+        for _ in range(n):
+            socks.append(socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10))
+        socks[-1].sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        self.assertIn(b' 200 ', socks[-1].recv(4096))
+
 
 @skip_on_mosquitto('petreld HTTP listener')
 class HealthAndFiles(HttpCase):
@@ -136,15 +150,9 @@ class ConnectionLimits(HttpCase):
         served) until one closes, and is served then (max_per_source=0)."""
         socks = []
         try:
-            for _ in range(64):
-                socks.append(socket.create_connection(('127.0.0.1', self.b.http_port),
-                                                      timeout=10))
-            # each is accepted by the time it answers
-            socks[-1].sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
-            self.assertIn(b' 200 ', socks[-1].recv(4096))
+            self.hold_idle(socks, 64)
             self.assertTrue(self.b.wait_log(r'http: 64 connections open', timeout=5))
-            extra = socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10)
-            extra.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            extra = self.healthz_closing()
             extra.settimeout(0.5)
             with self.assertRaises(socket.timeout):
                 extra.recv(4096)
@@ -171,14 +179,8 @@ class PerSourceLimit(HttpCase):
         logged; once one of the four closes, a new one is served."""
         socks = []
         try:
-            for _ in range(4):
-                socks.append(socket.create_connection(('127.0.0.1', self.b.http_port),
-                                                      timeout=10))
-            # the fourth is adopted by the time it answers
-            socks[-1].sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
-            self.assertIn(b' 200 ', socks[-1].recv(4096))
-            extra = socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10)
-            extra.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            self.hold_idle(socks, 4)
+            extra = self.healthz_closing()
             try:
                 got = extra.recv(4096)
             except ConnectionResetError:
@@ -192,8 +194,7 @@ class PerSourceLimit(HttpCase):
             deadline = time.monotonic() + 10
             while True:
                 # the close reaches the broker a little after ours
-                again = socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10)
-                again.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+                again = self.healthz_closing()
                 try:
                     got = again.recv(4096)
                 except ConnectionResetError:
