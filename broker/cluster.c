@@ -62,6 +62,7 @@ static struct {
     bool enabled;
     natsOptions *opts;
     natsConnection *nc;
+    jsCtx *js;                 /* JetStream on nc (cluster_js) */
     struct hashmap *interests; /* subject -> struct interest */
     char prefix[80];
     char node[80];
@@ -84,6 +85,8 @@ static struct {
 } cl;
 
 bool cluster_enabled(void) { return cl.enabled; }
+natsConnection *cluster_conn(void) { return cl.enabled ? cl.nc : NULL; }
+jsCtx *cluster_js(void) { return cl.enabled ? cl.js : NULL; }
 
 const struct cluster_stats *cluster_stats(void)
 {
@@ -457,6 +460,21 @@ void cluster_forward(const struct message *m)
 
 /* ---- start and stop ------------------------------------------------------ */
 
+/* The JetStream context (it needs no server yet: requests made through it
+ * wait for the connection). */
+static int js_start(void)
+{
+    jsOptions o;
+    natsStatus s = jsOptions_Init(&o);
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&cl.js, cl.nc, &o);
+    if (s != NATS_OK) {
+        log_error("cluster: no JetStream context: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
+
 int cluster_start(void)
 {
     const struct config *cfg = &broker.cfg;
@@ -529,6 +547,8 @@ int cluster_start(void)
         log_error("cluster_nats = %s: %s", cfg->cluster_nats, natsStatus_GetText(s));
         return -1;
     }
+    if (js_start() != 0)
+        return -1;
     cl.enabled = true;
     topic_tree_set_interest_cb(broker.topics, interest_cb, NULL);
     log_notice("cluster: node %s, cluster %s, NATS %s", cl.node, cl.prefix, cfg->cluster_nats);
@@ -560,6 +580,8 @@ void cluster_stop(void)
         hashmap_foreach(cl.interests, free_interest, NULL);
         hashmap_free(cl.interests);
     }
+    if (cl.js)
+        jsCtx_Destroy(cl.js);
     if (cl.nc)
         natsConnection_Destroy(cl.nc);
     natsOptions_Destroy(cl.opts);

@@ -30,6 +30,10 @@
 
 struct message;
 
+/* libnats' handles (nats/nats.h declares them the same way). */
+typedef struct __natsConnection natsConnection;
+typedef struct __jsCtx jsCtx;
+
 /* Before the event base is made: a cluster needs libevent's locking (the
  * NATS library's threads add events to the loop).  No-op without
  * cluster_nats. */
@@ -59,5 +63,15 @@ struct cluster_stats {
     uint64_t reconnects;
 };
 const struct cluster_stats *cluster_stats(void);
+
+/* For the other cluster parts (sessions, retained, shares): the node's NATS
+ * connection and its JetStream context, NULL when the node is alone.  They
+ * live from cluster_start to cluster_stop; use them on the loop (libnats
+ * calls made there must not block it: no synchronous request while the
+ * loop waits).  The JetStream context's asynchronous-publish acknowledgement
+ * handler belongs to the outbox (cluster_outbox.c): publish asynchronously
+ * through a context of your own. */
+natsConnection *cluster_conn(void);
+jsCtx *cluster_js(void);
 
 #endif
