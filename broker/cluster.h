@@ -49,8 +49,16 @@ void cluster_stop(void);
 /* Is the node part of a cluster (cluster_nats set and started)? */
 bool cluster_enabled(void);
 
-/* A message published on this node: sends it to the other nodes. */
-void cluster_forward(const struct message *m);
+/* A message published on this node: sends it to the other nodes (QoS 0
+ * over core NATS, QoS 1/2 through the outbox and JetStream).  Returns 0,
+ * or -1 when the outbox is full (cluster_outbox_max_bytes): the message
+ * reaches this node's subscribers only. */
+int cluster_forward(const struct message *m);
+
+/* The end of each turn, after the commit (turn.c): `failed` is the batch
+ * rolled back, 0 if none.  Publishes to JetStream what became durable,
+ * acknowledges to JetStream what this node has committed. */
+void cluster_turn_end(uint64_t failed);
 
 struct cluster_stats {
     bool connected;       /* to a NATS server now */
@@ -61,6 +69,12 @@ struct cluster_stats {
     uint64_t dropped;     /* not sent (NATS buffer full) or not taken in
                              (hand-off queue full, bad subject) */
     uint64_t reconnects;
+    /* QoS 1/2 through JetStream (cluster_js.h) */
+    uint64_t outbox_messages, outbox_bytes; /* waiting for JetStream now */
+    uint64_t outbox_full;     /* kept local: the outbox was at its bound */
+    uint64_t js_sent, js_stored, js_retried;
+    uint64_t js_received, js_redelivered, js_duplicates;
+    bool stream_ready;        /* the stream and this node's consumer exist */
 };
 const struct cluster_stats *cluster_stats(void);
 

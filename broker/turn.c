@@ -10,6 +10,7 @@
 #include <time.h>
 #include <event2/event.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "conn_io.h"
 #include "conn_wait.h"
@@ -91,6 +92,7 @@ void turn_end(void)
         conn_close_marked();
         /* 3. What waited for a durable batch goes to its connection. */
         conn_wait_release(store_durable());
+        cluster_turn_end(failed); /* JetStream: publish, acknowledge */
         /* 4. Output: one write per connection. */
         conn_io_flush();
         memory_budget_turn_end(); /* publishers paused at the budget */

@@ -1,0 +1,126 @@
+"""nats_helpers.py - nats-server processes for the cluster tests and the
+cluster bench: one server, or a cluster of three with routes, every one
+with JetStream (its store in a temporary directory of its own), on free
+ports of 127.0.0.1 only.  Each process is tracked (petreltest.track) so that
+none outlives the run."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from petreltest import free_port, track
+
+NATS_SERVER = '/usr/bin/nats-server'
+for _p in ('/usr/bin/nats-server', '/usr/sbin/nats-server'):
+    if os.path.exists(_p):
+        NATS_SERVER = _p
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class NatsServer:
+    """nats-server on a free loopback port with JetStream.  With `routes`
+    (cluster ports of all servers) and `cluster_port` it is one server of
+    a cluster named petrel-test.  start() again after stop() or kill()
+    reuses the port and the store (a restart)."""
+
+    def __init__(self, port=None, name=None, cluster_port=None, routes=()):
+        self.port = port or free_port()
+        self.name = name or 'nats-%d' % self.port
+        self.cluster_port = cluster_port
+        self.routes = routes
+        self.dir = tempfile.mkdtemp(prefix='petrel-nats-')
+        self.proc = None
+
+    def config(self):
+        lines = ['server_name: %s' % self.name,
+                 'listen: 127.0.0.1:%d' % self.port,
+                 'jetstream { store_dir: "%s" }' % os.path.join(self.dir, 'js')]
+        if self.cluster_port:
+            lines += ['cluster {', '  name: petrel-test',
+                      '  listen: 127.0.0.1:%d' % self.cluster_port,
+                      '  routes: [']
+            lines += ['    nats-route://127.0.0.1:%d' % p for p in self.routes]
+            lines += ['  ]', '}']
+        path = os.path.join(self.dir, 'nats.conf')
+        with open(path, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        return path
+
+    def start(self, wait=True):
+        self.log = open(os.path.join(self.dir, 'nats.log'), 'ab')
+        self.proc = track(subprocess.Popen(
+            [NATS_SERVER, '-c', self.config()],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT))
+        if wait and not wait_port(self.port):
+            raise AssertionError('nats-server did not open port %d: %s' % (self.port, self.tail()))
+        return self
+
+    @property
+    def url(self):
+        return 'nats://127.0.0.1:%d' % self.port
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, n=30):
+        try:
+            with open(os.path.join(self.dir, 'nats.log'), 'rb') as f:
+                return b''.join(f.readlines()[-n:]).decode(errors='replace')
+        except OSError:
+            return ''
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self):
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NatsCluster:
+    """Three nats-servers routed to one another, JetStream clustered."""
+
+    def __init__(self, n=3):
+        cports = [free_port() for _ in range(n)]
+        self.servers = [NatsServer(name='nats-%d' % (i + 1), cluster_port=cports[i], routes=cports)
+                        for i in range(n)]
+
+    def start(self):
+        for s in self.servers:
+            s.start(wait=False)
+        for s in self.servers:
+            if not wait_port(s.port):
+                raise AssertionError('nats-server %s did not start: %s' % (s.name, s.tail()))
+        return self
+
+    @property
+    def urls(self):
+        return ','.join(s.url for s in self.servers)
+
+    def remove(self):
+        for s in self.servers:
+            s.remove()
