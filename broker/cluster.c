@@ -31,10 +31,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include <nats/adapters/libevent.h>
-#pragma GCC diagnostic pop
 
 #include "broker.h"
 #include "cluster_js.h"
@@ -119,7 +115,7 @@ const struct cluster_stats *cluster_stats(void)
 void cluster_preinit(const char *cluster_nats)
 {
     if (cluster_nats && cluster_nats[0])
-        natsLibevent_Init(); /* evthread_use_pthreads, before any base */
+        evthread_use_pthreads(); /* before any base: libnats' threads add events */
 }
 
 /* ---- from the NATS threads ------------------------------------------- */
@@ -588,8 +584,8 @@ int cluster_start(void)
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(cl.opts, on_error, NULL);
     if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(cl.opts, broker.base, natsLibevent_Attach, natsLibevent_Read,
-                                     natsLibevent_Write, natsLibevent_Detach);
+        s = natsOptions_SetEventLoop(cl.opts, broker.base, cluster_loop_attach, cluster_loop_read,
+                                     cluster_loop_write, cluster_loop_detach);
     if (s != NATS_OK) {
         log_error("cluster_nats = %s: %s", cfg->cluster_nats, natsStatus_GetText(s));
         return -1;
@@ -629,6 +625,7 @@ void cluster_stop(void)
     if (broker.topics)
         topic_tree_set_interest_cb(broker.topics, NULL, NULL);
     atomic_store(&cl.stopping, true);
+    cluster_loop_stopping();
     /* (No flush: with the loop stopped nothing would write it.  What is
      * still buffered is lost, as core NATS allows.) */
     cluster_stream_stop();

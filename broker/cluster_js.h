@@ -45,7 +45,7 @@ struct message;
  * consumer's MaxAckPending). */
 #define CLUSTER_JS_ACK_PENDING 4096
 /* JetStream redelivers what a node has not acknowledged after this long. */
-#define CLUSTER_JS_ACK_WAIT_S 10
+#define CLUSTER_JS_ACK_WAIT_S 5
 /* A publish JetStream has not acknowledged after this long is published
  * again (same id). */
 #define CLUSTER_JS_PUB_WAIT_MS 5000
@@ -70,6 +70,15 @@ natsMsg *cluster_msg_new(const char *subject, const struct message *m, const cha
 struct message *cluster_msg_decode(natsMsg *nm, const char *prefix);
 /* The handler of every NATS subscription: queues the message for the loop. */
 void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+
+/* cluster_loop.c: the connection's socket on the broker's loop (the
+ * callbacks of natsOptions_SetEventLoop), and the moment the loop stops
+ * running callbacks (cluster_stop, before the connection closes). */
+natsStatus cluster_loop_attach(void **user, void *loop, natsConnection *nc, natsSock sock);
+natsStatus cluster_loop_read(void *user, bool add);
+natsStatus cluster_loop_write(void *user, bool add);
+natsStatus cluster_loop_detach(void *user);
+void cluster_loop_stopping(void);
 
 /* cluster_outbox.c */
 int cluster_outbox_start(void);

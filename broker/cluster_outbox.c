@@ -70,6 +70,7 @@ static struct {
     size_t pend_len, pend_cap;
     struct hashmap *flights; /* id -> struct flight */
     bool backlog;
+    bool hold;               /* JetStream refused one: wait for the next tick */
     int64_t scan_after;
     pthread_mutex_t lock;    /* guards acks */
     struct ack *acks;
@@ -80,6 +81,15 @@ static struct {
 } ob;
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Row `row` is committed and not on its way: the backlog's scan must
+ * reach it again. */
+static void republish_from(int64_t row)
+{
+    ob.backlog = true;
+    if (ob.scan_after >= row)
+        ob.scan_after = row - 1;
+}
 
 int cluster_outbox_start(void)
 {
@@ -190,7 +200,7 @@ bool cluster_outbox_add(const struct message *m)
 static bool publish(const struct message *m, const char *id, int64_t row, uint32_t bytes)
 {
     jsCtx *js = cluster_js();
-    if (!js || !cluster_link_up() || !cluster_js_st.stream_ready ||
+    if (!js || ob.hold || !cluster_link_up() || !cluster_js_st.stream_ready ||
         hashmap_count(ob.flights) >= CLUSTER_JS_INFLIGHT)
         return false;
     if (hashmap_get(ob.flights, id, strlen(id)))
@@ -280,8 +290,11 @@ static void take_acks(void)
             cluster_js_st.outbox_messages--;
             cluster_js_st.outbox_bytes -= f->bytes;
         } else {
+            /* (No responders while JetStream elects a leader, a timeout:
+             * published again at the next tick, not at once.) */
             cluster_js_st.js_retried++;
-            ob.backlog = true;
+            republish_from(f->row);
+            ob.hold = true;
         }
         free(f);
     }
@@ -294,18 +307,23 @@ static void scan_row(int64_t id, const char *petrel_id, struct message *m, uint3
                      void *arg)
 {
     (void)arg;
-    ob.scan_after = id;
-    if (!scan_failed && !publish(m, petrel_id, id, bytes))
-        scan_failed = true;
+    if (scan_failed)
+        return;
+    if (publish(m, petrel_id, id, bytes))
+        ob.scan_after = id;
+    else
+        scan_failed = true; /* the next scan starts with this row */
 }
 
-/* Publishes rows of the table that are not in flight, while there is
- * room; a pass that reaches the end starts over (what was in flight may
- * have been refused meanwhile) until one has published everything. */
+/* Publishes the rows of the table after scan_after that are not in
+ * flight, in id order, while there is room.  Every row that fails (here,
+ * at the end of its turn, or refused by JetStream later) moves scan_after
+ * back before it, so a scan that reaches the end has seen every row not
+ * in flight: the backlog is then empty. */
 static void publish_backlog(void)
 {
     for (int pass = 0; pass < 2 && ob.backlog; pass++) {
-        if (!cluster_link_up() || !cluster_js_st.stream_ready)
+        if (ob.hold || !cluster_link_up() || !cluster_js_st.stream_ready)
             return;
         size_t room = CLUSTER_JS_INFLIGHT - hashmap_count(ob.flights);
         if (room == 0)
@@ -313,11 +331,12 @@ static void publish_backlog(void)
         scan_failed = false;
         int want = (int)room;
         int n = store_outbox_scan(ob.scan_after, ob.durable_row, want, scan_row, NULL);
-        if (n < 0 || scan_failed) {
-            if (n < 0)
-                ob.scan_after = 0;
+        if (n < 0) {
+            ob.scan_after = 0;
             return;
         }
+        if (scan_failed)
+            return;
         if (n < want) {
             /* The end: everything committed is published or in flight. */
             ob.scan_after = 0;
@@ -351,7 +370,7 @@ void cluster_outbox_turn_end(uint64_t failed)
             if (p->row > ob.durable_row)
                 ob.durable_row = p->row;
             if (!publish(p->m, p->id, p->row, p->bytes))
-                ob.backlog = true;
+                republish_from(p->row);
             message_unref(p->m);
         } else {
             ob.pend[keep++] = *p;
@@ -369,6 +388,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
     static unsigned ticks;
     turn_begin();
+    ob.hold = false;
     cluster_outbox_run();
     if (++ticks % 60 == 0)
         store_inbox_prune(); /* one statement a minute */

@@ -69,51 +69,75 @@ static void set_err(const char *what, natsStatus s, jsErrCode je)
     pthread_mutex_unlock(&st.lock);
 }
 
-/* Makes the stream, or brings an existing one to this node's bounds. */
+/* Makes the stream if it is missing, with this node's replicas and bounds;
+ * an existing one keeps its replicas (the node that made it chose them: a
+ * node reaching a single server must not scale it down) and takes this
+ * node's bounds when they differ. */
 static int make_stream(jsCtx *js)
 {
     const struct config *cfg = &broker.cfg;
+    int64_t max_bytes = (int64_t)cfg->cluster_stream_max_bytes;
+    int64_t max_age = (int64_t)cfg->cluster_stream_max_age * 1000000000LL;
+    jsErrCode je = 0;
+    jsStreamInfo *si = NULL;
+    natsStatus s = js_GetStreamInfo(&si, js, st.stream, NULL, &je);
+    if (s == NATS_OK && si) {
+        st.replicas_made = (int)si->Config->Replicas;
+        if (si->Config->MaxBytes != max_bytes || si->Config->MaxAge != max_age) {
+            jsStreamConfig *c = si->Config;
+            c->MaxBytes = max_bytes;
+            c->MaxAge = max_age;
+            jsStreamInfo *u = NULL;
+            je = 0;
+            natsStatus us = js_UpdateStream(&u, js, c, NULL, &je);
+            if (us != NATS_OK)
+                set_err("updating the JetStream stream's bounds (used as it is)", us, je);
+            jsStreamInfo_Destroy(u);
+        }
+        jsStreamInfo_Destroy(si);
+        return 0;
+    }
+    if (je != JSStreamNotFoundErr) {
+        set_err("looking up the JetStream stream", s, je);
+        return -1;
+    }
     const char *subjects[1] = {st.filter};
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
     sc.Name = st.stream;
     sc.Subjects = subjects;
     sc.SubjectsLen = 1;
-    /* Interest: a message goes once every node's consumer has it; the
-     * bounds hold what a node that stays away leaves. */
-    sc.Retention = js_InterestPolicy;
+    /* Limits: a message stays for cluster_stream_max_age (or until the
+     * stream is at cluster_stream_max_bytes), acknowledged or not.
+     * Interest retention (gone once every consumer has it) would keep less,
+     * but nats-server 2.9.10 lost messages a restarted node's consumer had
+     * not had yet after one server of three restarted (test_cluster_js). */
+    sc.Retention = js_LimitsPolicy;
     sc.Storage = js_FileStorage;
     sc.Discard = js_DiscardOld;
-    sc.MaxBytes = (int64_t)cfg->cluster_stream_max_bytes;
-    sc.MaxAge = (int64_t)cfg->cluster_stream_max_age * 1000000000LL;
+    sc.MaxBytes = max_bytes;
+    sc.MaxAge = max_age;
     sc.Duplicates = (int64_t)CLUSTER_JS_DUPLICATES_S * 1000000000LL;
-    for (int r = st.replicas; r >= 1; r = r > 1 ? 1 : 0) {
-        sc.Replicas = r;
-        jsErrCode je = 0;
-        jsStreamInfo *si = NULL;
-        natsStatus s = js_AddStream(&si, js, &sc, NULL, &je);
-        if (s != NATS_OK && je == JSStreamNameExistErr) {
-            je = 0;
-            s = js_UpdateStream(&si, js, &sc, NULL, &je);
-            if (s != NATS_OK && je != JSStreamReplicasNotSupportedErr) {
-                /* Made otherwise (by hand, another version): used as it is. */
-                set_err("updating the JetStream stream (used as it is)", s, je);
-                s = js_GetStreamInfo(&si, js, st.stream, NULL, &je);
-            }
-        }
-        if (si) {
-            st.replicas_made = (int)si->Config->Replicas;
-            jsStreamInfo_Destroy(si);
-        }
-        if (s == NATS_OK)
-            return 0;
-        if (je != JSStreamReplicasNotSupportedErr || r == 1) {
-            set_err("making the JetStream stream", s, je);
-            return -1;
-        }
+    sc.Replicas = st.replicas;
+    je = 0;
+    s = js_AddStream(&si, js, &sc, NULL, &je);
+    if (s != NATS_OK && je == JSStreamReplicasNotSupportedErr && sc.Replicas > 1) {
         /* A single NATS server without a cluster: one replica. */
+        sc.Replicas = 1;
+        je = 0;
+        s = js_AddStream(&si, js, &sc, NULL, &je);
     }
-    return -1;
+    if (si) {
+        st.replicas_made = (int)si->Config->Replicas;
+        jsStreamInfo_Destroy(si);
+    }
+    if (s != NATS_OK && je == JSStreamNameExistErr)
+        return make_stream(js); /* another node made it meanwhile */
+    if (s != NATS_OK) {
+        set_err("making the JetStream stream", s, je);
+        return -1;
+    }
+    return 0;
 }
 
 static int subscribe(jsCtx *js)

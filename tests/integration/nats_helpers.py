@@ -49,7 +49,9 @@ class NatsServer:
                  'listen: 127.0.0.1:%d' % self.port,
                  'jetstream { store_dir: "%s" }' % os.path.join(self.dir, 'js')]
         if self.cluster_port:
-            lines += ['cluster {', '  name: petrel-test',
+            # no_advertise: clients learn no other server from this one, so
+            # a node given one URL (the proxy of test_cluster_js) uses only it.
+            lines += ['cluster {', '  name: petrel-test', '  no_advertise: true',
                       '  listen: 127.0.0.1:%d' % self.cluster_port,
                       '  routes: [']
             lines += ['    nats-route://127.0.0.1:%d' % p for p in self.routes]
@@ -124,3 +126,82 @@ class NatsCluster:
     def remove(self):
         for s in self.servers:
             s.remove()
+
+
+class TcpProxy:
+    """A TCP forwarder on a free loopback port to 127.0.0.1:target, to cut
+    one petreld off from NATS: cut() closes the listening socket and every
+    connection through it; mend() listens again on the same port."""
+
+    def __init__(self, target):
+        import threading
+        self.threading = threading
+        self.target = target
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.socks = []
+        self.listener = None
+
+    def mend(self):
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(('127.0.0.1', self.port))
+        ls.listen(16)
+        self.listener = ls
+        self.threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+        return self
+
+    start = mend
+
+    def _accept(self, ls):
+        while True:
+            try:
+                a, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(('127.0.0.1', self.target), timeout=5)
+            except OSError:
+                a.close()
+                continue
+            b.settimeout(None)  # (the connect timeout would end an idle link)
+            with self.lock:
+                self.socks += [a, b]
+            for x, y in ((a, b), (b, a)):
+                self.threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        if self.listener:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
+            except OSError:
+                pass
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    @property
+    def url(self):
+        return 'nats://127.0.0.1:%d' % self.port
