@@ -1,7 +1,9 @@
-"""Several petreld nodes as one broker over NATS (broker/cluster.c), first
-step: routing over core NATS.
+"""Several petreld nodes as one broker over NATS (broker/cluster.c): routing
+(QoS 0 over core NATS, QoS 1/2 through JetStream: test_cluster_js.py has
+its faults).
 
-One nats-server on a free loopback port and three petreld nodes with
+One nats-server with JetStream on a free loopback port and three petreld
+nodes with
 cluster_nats.  Checked: a message published on one node reaches the
 matching subscribers of the others, at QoS 0, 1 and 2, once each (no echo
 back to its own node, no second copy through overlapping subscriptions);
