@@ -12,7 +12,11 @@ the test can cut.  Checked:
   - kill -9 of the subscriber's node likewise (3 rounds);
   - one nats-server of three killed under load: nothing acknowledged lost;
   - a node cut off from NATS keeps accepting QoS 1 into its outbox
-    (counted), and after the link is back both directions catch up.
+    (counted), and after the link is back both directions catch up;
+  - the outbox's bound (cluster_outbox_max_bytes): beyond it a message
+    stays local, is counted, and a 5.0 publisher no local queue took it
+    for hears 0x97; a node started before any NATS server drains its
+    outbox once one comes.
 Exact counts are printed."""
 
 import os
@@ -24,7 +28,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from nats_helpers import NATS_SERVER, NatsCluster, TcpProxy  # noqa: E402
+import mqttraw  # noqa: E402
+from nats_helpers import NATS_SERVER, NatsCluster, NatsServer, TcpProxy  # noqa: E402
+from petreltest import free_port  # noqa: E402
 
 
 def report(what, **counts):
@@ -240,6 +246,46 @@ class ClusterJetStream(harness.BrokerTestCase):
         self.assertEqual(set(b.acked) - set(got3), set())
         self.outbox_empties(n3)
 
+
+
+@harness.skip_on_mosquitto('a cluster is petreld\'s')
+@unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
+class OutboxBound(harness.BrokerTestCase):
+    broker_settings = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = None
+
+    def test_bound_then_drained_when_nats_comes(self):
+        nats_port = free_port()  # nothing listens there yet
+        b = self.start_broker({'cluster_nats': 'nats://127.0.0.1:%d' % nats_port,
+                               'node_name': 'ob1', 'sys_interval': 1,
+                               'cluster_outbox_max_bytes': 1000})
+        self.assertTrue(b.wait_log('no NATS server of .* answers yet', timeout=10), b.tail())
+        p = mqttraw.Raw5(b.port)
+        self._clients.append(p)
+        p.connect5('')
+        payload = b'x' * 96  # + 4 bytes of topic: 100 bytes each, 10 fit
+        rcs = [p.publish5('ob/x', payload, qos=1).rc for _ in range(12)]
+        self.assertEqual(rcs, [0] * 10 + [0x97] * 2)
+        # with a local subscriber the message is taken here: no 0x97
+        local = self.raw(b.port)
+        local.connect('')
+        local.subscribe([('ob/#', 1)])
+        self.assertEqual(p.publish5('ob/x', payload, qos=1).rc, 0)
+        self.assertEqual(local.expect_publish(timeout=5).payload, payload)
+        held = self.sys_value(b, '$SYS/broker/cluster/outbox/messages', at_least=10)
+        full = self.sys_value(b, '$SYS/broker/cluster/outbox/full', at_least=3)
+        report('outbox bound', held=held, kept_local=full)
+        self.assertEqual((held, full), (10, 3))
+        nats = NatsServer(port=nats_port).start()
+        self.addCleanup(nats.remove)
+        deadline = time.monotonic() + 30
+        while self.sys_value(b, '$SYS/broker/cluster/outbox/messages') != 0:
+            self.assertLess(time.monotonic(), deadline, 'the outbox did not drain: ' + b.tail())
+            time.sleep(0.5)
+        self.assertEqual(self.sys_value(b, '$SYS/broker/cluster/stream/stored', at_least=10), 10)
 
 if __name__ == '__main__':
     harness.main()
