@@ -86,6 +86,7 @@ static struct {
 bool cluster_enabled(void) { return cl.enabled; }
 const char *cluster_node_name(void) { return cl.node; }
 const char *cluster_js_prefix(void) { return cl.js_prefix; }
+const char *cluster_boot(void) { return cl.boot; }
 bool cluster_link_up(void) { return atomic_load(&cl.link) == 1; }
 natsConnection *cluster_conn(void) { return cl.enabled ? cl.nc : NULL; }
 jsCtx *cluster_js(void) { return cl.enabled ? cl.js : NULL; }

@@ -56,6 +56,7 @@ struct message;
 /* cluster.c */
 const char *cluster_node_name(void);
 const char *cluster_js_prefix(void);   /* "<cluster_name>-js": subjects and the stream's name */
+const char *cluster_boot(void);        /* this start's random stamp (hex), for ids */
 bool cluster_link_up(void);
 /* Wakes the loop (any thread): the loop then runs cluster_outbox_run and
  * takes in what was received. */

@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
-#include <openssl/rand.h>
 
+#include "array_grow.h"
 #include "broker.h"
 #include "cluster.h"
 #include "cluster_js.h"
@@ -63,7 +63,6 @@ struct ack {
 
 static struct {
     bool on;
-    char boot[20];           /* ids: "<boot>.<row>", unique across restarts */
     int64_t next_row;
     int64_t durable_row;     /* rows up to it are committed: the scan's end */
     struct pend *pend;
@@ -100,11 +99,6 @@ int cluster_outbox_start(void)
         log_error("cluster: out of memory");
         return -1;
     }
-    uint8_t rnd[8];
-    if (RAND_bytes(rnd, sizeof rnd) != 1)
-        memset(rnd, 0, sizeof rnd);
-    for (int i = 0; i < 8; i++)
-        snprintf(ob.boot + 2 * i, 3, "%02x", rnd[i]);
     /* Called before store_load: the store is open and its rows are what
      * the last run left. */
     int64_t rows, bytes, max_id;
@@ -170,20 +164,20 @@ bool cluster_outbox_add(const struct message *m)
         return false;
     }
     if (ob.pend_len == ob.pend_cap) {
-        size_t cap = ob.pend_cap ? ob.pend_cap * 2 : 256;
-        struct pend *p = realloc(ob.pend, cap * sizeof *p);
+        struct pend *p = array_grow(ob.pend, &ob.pend_cap, ob.pend_len + 1, sizeof *p, 256);
         if (!p) {
             cluster_js_st.outbox_full++;
             log_error("cluster: out of memory: a message stays on this node");
             return false;
         }
         ob.pend = p;
-        ob.pend_cap = cap;
     }
     struct pend *p = &ob.pend[ob.pend_len];
     p->row = ob.next_row++;
     p->bytes = bytes;
-    snprintf(p->id, sizeof p->id, "%s.%" PRId64, ob.boot, p->row);
+    /* "<this start's stamp>.<row>": unique across restarts, and kept in
+     * the row for the publishes again. */
+    snprintf(p->id, sizeof p->id, "%s.%" PRId64, cluster_boot(), p->row);
     /* A failed write dooms the turn's batch: the publisher is not
      * acknowledged, and the entry goes with the batch. */
     store_outbox_add(p->row, p->id, m);
@@ -248,8 +242,7 @@ void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
     }
     pthread_mutex_lock(&ob.lock);
     if (ob.acks_len == ob.acks_cap) {
-        size_t cap = ob.acks_cap ? ob.acks_cap * 2 : 256;
-        struct ack *a = realloc(ob.acks, cap * sizeof *a);
+        struct ack *a = array_grow(ob.acks, &ob.acks_cap, ob.acks_len + 1, sizeof *a, 256);
         if (!a) {
             /* Its row stays: published again after a restart. */
             pthread_mutex_unlock(&ob.lock);
@@ -257,7 +250,6 @@ void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
             return;
         }
         ob.acks = a;
-        ob.acks_cap = cap;
     }
     struct ack *a = &ob.acks[ob.acks_len++];
     snprintf(a->id, sizeof a->id, "%s", id);

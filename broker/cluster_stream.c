@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "array_grow.h"
 #include "broker.h"
 #include "cluster.h"
 #include "cluster_js.h"
@@ -309,12 +310,10 @@ bool cluster_stream_take(natsMsg *nm)
     }
     message_unref(m);
     if (st.w_len == st.w_cap) {
-        size_t cap = st.w_cap ? st.w_cap * 2 : 256;
-        struct waiting *w = realloc(st.w, cap * sizeof *w);
+        struct waiting *w = array_grow(st.w, &st.w_cap, st.w_len + 1, sizeof *w, 256);
         if (!w)
             return false; /* not acknowledged: delivered again */
         st.w = w;
-        st.w_cap = cap;
     }
     st.w[st.w_len++] = (struct waiting){nm, store_wait_batch()};
     return true;

@@ -205,3 +205,25 @@ class TcpProxy:
     @property
     def url(self):
         return 'nats://127.0.0.1:%d' % self.port
+
+
+class ClusterNodes:
+    """For a test class (before harness.BrokerTestCase in its bases) whose
+    setUpClass starts cls.nats (NatsServer or NatsCluster), maybe cls.proxy,
+    and the petreld nodes cls.nodes: checks before each test that every
+    node still runs, and stops them all at the end."""
+
+    @classmethod
+    def tearDownClass(cls):
+        for b in cls.nodes:
+            b.stop()
+        cls.broker = None
+        if getattr(cls, 'proxy', None):
+            cls.proxy.cut()
+        cls.nats.remove()
+
+    def setUp(self):
+        super().setUp()
+        for b in self.nodes:
+            if not b.alive():
+                self.fail('node died: %s' % b.tail())

@@ -23,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mqttraw  # noqa: E402
-from nats_helpers import NATS_SERVER, NatsServer  # noqa: E402
+from nats_helpers import NATS_SERVER, ClusterNodes, NatsServer  # noqa: E402
 from petreltest import free_port, track  # noqa: E402
 
 PROBE = os.environ.get('NATS_PROBE', '')
@@ -36,7 +36,7 @@ def probe(*args, timeout=15):
 
 @harness.skip_on_mosquitto('a cluster is petreld\'s')
 @unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
-class Cluster(harness.BrokerTestCase):
+class Cluster(ClusterNodes, harness.BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.nats = NatsServer().start()
@@ -53,19 +53,6 @@ class Cluster(harness.BrokerTestCase):
             b.wait_log('cluster: JetStream stream', timeout=20)  # QoS 1/2 cross nodes
         cls.broker = cls.nodes[0]
         cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        for b in cls.nodes:
-            b.stop()
-        cls.broker = None
-        cls.nats.remove()
-
-    def setUp(self):
-        super().setUp()
-        for b in self.nodes:
-            if not b.alive():
-                self.fail('node died: %s' % b.tail())
 
     # ---- helpers
     def client(self, node, client_id='', **kw):

@@ -29,7 +29,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mqttraw  # noqa: E402
-from nats_helpers import NATS_SERVER, NatsCluster, NatsServer, TcpProxy  # noqa: E402
+from nats_helpers import NATS_SERVER, ClusterNodes, NatsCluster, NatsServer, TcpProxy  # noqa: E402
 from petreltest import free_port  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def report(what, **counts):
 
 @harness.skip_on_mosquitto('a cluster is petreld\'s')
 @unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
-class ClusterJetStream(harness.BrokerTestCase):
+class ClusterJetStream(ClusterNodes, harness.BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.nats = NatsCluster().start()
@@ -65,19 +65,8 @@ class ClusterJetStream(harness.BrokerTestCase):
                                                                           b.tail()))
             time.sleep(0.05)
 
-    @classmethod
-    def tearDownClass(cls):
-        for b in cls.nodes:
-            b.stop()
-        cls.broker = None
-        cls.proxy.cut()
-        cls.nats.remove()
-
     def setUp(self):
         super().setUp()
-        for b in self.nodes:
-            if not b.alive():
-                self.fail('node died: %s' % b.tail())
         for s in self.nats.servers:
             if not s.alive():
                 s.start()
