@@ -2,8 +2,8 @@
  * cluster.c - the node's NATS link: interest, forwarding, and what comes in
  * from the other nodes (cluster.h).
  *
- * libnats reads and writes its socket on the broker's event loop (its
- * libevent adapter), but hands received messages and connection events to
+ * libnats reads and writes its socket on the broker's event loop
+ * (cluster_loop.c), but hands received messages and connection events to
  * threads of its own: those only queue the message (bounded) and activate
  * `in_ev`, and everything else - routing, counters, the log - happens on
  * the loop.
@@ -207,8 +207,8 @@ static void log_link(void)
             cl.stats.reconnects++;
         log_notice("cluster: node %s connected to NATS %s", cl.node, url);
     } else if (!up) {
-        log_warning("cluster: node %s lost its NATS connection; messages published meanwhile "
-                    "do not reach the other nodes", cl.node);
+        log_warning("cluster: node %s lost its NATS connection; QoS 0 published meanwhile "
+                    "does not reach the other nodes, QoS 1/2 waits in the outbox", cl.node);
     }
     cl.logged_up = cl.logged_up || up;
     cl.logged_events = ev;

@@ -8,18 +8,19 @@
  *     when the filter gets its first local subscriber and dropped with its
  *     last (the topic tree reports both);
  *   - publishes each message a local client (or a will) published, once,
- *     under its subject, with its QoS, retain flag and MQTT 5.0
- *     properties in headers; $SYS and topics a subject cannot hold stay
- *     local;
+ *     under its subject (QoS 1/2: through the outbox and JetStream), with
+ *     its QoS, retain flag and MQTT 5.0 properties in headers; $SYS and
+ *     topics a subject cannot hold stay local;
  *   - routes what arrives from the other nodes to its local subscribers
  *     exactly as a local publish, without sending it back (the connection
  *     is "no echo", and a message seen twice through two overlapping
  *     subscriptions is routed once).
  *
- * This step carries messages over core NATS: at most once between nodes
- * (a node that is down or cut off from NATS misses what is published
- * meanwhile), whatever the QoS; sessions, retained messages and share
- * groups are each node's own.  docs/cluster.md says what comes next.
+ * QoS 0 goes over core NATS: at most once between nodes.  QoS 1 and 2 go
+ * through a JetStream stream (cluster_js.h): at least once, QoS 2 exactly
+ * once, also across a node's crash or a partition.  Sessions, retained
+ * messages and share groups are each node's own.  docs/cluster.md says
+ * what comes next.
  */
 #ifndef PETREL_CLUSTER_H
 #define PETREL_CLUSTER_H
