@@ -9,7 +9,8 @@ the test can cut.  Checked:
   - kill -9 of the publisher's node while it publishes a numbered QoS 1
     stream to persistent sessions on the other nodes, restarted, 5 rounds:
     every acknowledged message reaches both sessions;
-  - kill -9 of the subscriber's node likewise (3 rounds);
+  - kill -9 of the subscriber's node likewise (3 rounds; and 2 at QoS 2:
+    each message once);
   - one nats-server of three killed under load: nothing acknowledged lost;
   - a node cut off from NATS keeps accepting QoS 1 into its outbox
     (counted), and after the link is back both directions catch up;
@@ -93,11 +94,11 @@ class ClusterJetStream(ClusterNodes, harness.BrokerTestCase):
         c.disconnect()
         return c.numbers()
 
-    def publish_and_kill(self, pub_node, topic, count, kill_after, victim, start):
+    def publish_and_kill(self, pub_node, topic, count, kill_after, victim, start, qos=1):
         """A numbered QoS 1 stream from pub_node; once kill_after are
         acknowledged, kill -9 `victim` (a Broker or a NatsServer).  Returns
         the publisher (its acked and sent lists)."""
-        p = harness.PipelinedPublisher(pub_node.port, topic, qos=1, window=50)
+        p = harness.PipelinedPublisher(pub_node.port, topic, qos=qos, window=50)
         t = threading.Thread(target=lambda: p.run(count, start=start, stall_timeout=20))
         t.start()
         deadline = time.monotonic() + 30
@@ -177,6 +178,28 @@ class ClusterJetStream(ClusterNodes, harness.BrokerTestCase):
                distinct=len(set(got)), missing=len(missing))
         self.assertFalse(missing, 'acknowledged but lost: %s' % sorted(missing)[:20])
         self.outbox_empties(n1)
+
+    def test_subscriber_node_killed_qos2_once(self):
+        """QoS 2 with the subscriber's node killed: every acknowledged
+        message queued once (cluster_inbox recognises what JetStream
+        delivers again)."""
+        n1, n2 = self.nodes[0], self.nodes[1]
+        topic = self.topic('k2')
+        self.session(n2, 'k2-n2', topic, qos=2)
+        acked, nxt = set(), 0
+        for rnd in range(2):
+            p = self.publish_and_kill(n1, topic, 1500, 400, n2, nxt, qos=2)
+            self.assertEqual(len(p.acked), 1500)
+            acked |= set(p.acked)
+            nxt += 1500
+            self.restart_node(n2)
+        got = self.collect(n2, 'k2-n2', acked, timeout=40)
+        missing = acked - set(got)
+        report('subscriber node killed x2, QoS 2', acknowledged=len(acked), received=len(got),
+               distinct=len(set(got)), missing=len(missing),
+               recognised_again=self.counter(n2, 'stream/duplicates'))
+        self.assertFalse(missing, 'acknowledged but lost: %s' % sorted(missing)[:20])
+        self.assertEqual(len(got), len(set(got)), 'QoS 2 delivered twice')
 
     def outbox_empties(self, node):
         report('%s stream counters' % node.settings['node_name'],
