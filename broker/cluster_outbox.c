@@ -130,6 +130,14 @@ void cluster_outbox_stop(void)
 {
     if (!ob.on && !ob.flights)
         return;
+    /* Publishes JetStream has not acknowledged: their rows stay and are
+     * published again at the next start; libnats gives the messages back
+     * (it would not free them with the context). */
+    jsCtx *js = cluster_js();
+    natsMsgList pending = {0};
+    /* (libnats 3.4.1 crashes on it before the context's first publish.) */
+    if (js && cluster_js_st.js_sent > 0 && js_PublishAsyncGetPendingList(&pending, js) == NATS_OK)
+        natsMsgList_Destroy(&pending);
     for (size_t i = 0; i < ob.pend_len; i++)
         message_unref(ob.pend[i].m);
     free(ob.pend);
