@@ -291,6 +291,8 @@ class OutboxBound(harness.BrokerTestCase):
         full = self.sys_value(b, '$SYS/broker/cluster/outbox/full', at_least=3)
         report('outbox bound', held=held, kept_local=full)
         self.assertEqual((held, full), (10, 3))
+        r = b.inspect()
+        self.assertIn('cluster outbox 10 messages, 1000 bytes', r.stdout, r.stdout + r.stderr)
         nats = NatsServer(port=nats_port).start()
         self.addCleanup(nats.remove)
         deadline = time.monotonic() + 30
