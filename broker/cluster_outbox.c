@@ -41,6 +41,9 @@
 struct cluster_js_stats cluster_js_st;
 
 #define ID_MAX 48
+/* In flight after a refusal, until JetStream stores one again: while it
+ * elects a leader, 4,096 messages refused each second would only add load. */
+#define PROBE_INFLIGHT 16
 
 struct pend {
     struct message *m;
@@ -70,6 +73,7 @@ static struct {
     struct hashmap *flights; /* id -> struct flight */
     bool backlog;
     bool hold;               /* JetStream refused one: wait for the next tick */
+    bool probing;            /* ... and then send a few until one is stored */
     int64_t scan_after;
     pthread_mutex_t lock;    /* guards acks */
     struct ack *acks;
@@ -203,7 +207,7 @@ static bool publish(const struct message *m, const char *id, int64_t row, uint32
 {
     jsCtx *js = cluster_js();
     if (!js || ob.hold || !cluster_link_up() || !cluster_js_st.stream_ready ||
-        hashmap_count(ob.flights) >= CLUSTER_JS_INFLIGHT)
+        hashmap_count(ob.flights) >= (ob.probing ? PROBE_INFLIGHT : CLUSTER_JS_INFLIGHT))
         return false;
     if (hashmap_get(ob.flights, id, strlen(id)))
         return true; /* already on its way */
@@ -286,6 +290,7 @@ static void take_acks(void)
             continue;
         if (acks[i].ok) {
             store_outbox_delete(f->row);
+            ob.probing = false;
             cluster_js_st.js_stored++;
             cluster_js_st.outbox_messages--;
             cluster_js_st.outbox_bytes -= f->bytes;
@@ -295,6 +300,7 @@ static void take_acks(void)
             cluster_js_st.js_retried++;
             republish_from(f->row);
             ob.hold = true;
+            ob.probing = true;
         }
         free(f);
     }
@@ -325,9 +331,11 @@ static void publish_backlog(void)
     for (int pass = 0; pass < 2 && ob.backlog; pass++) {
         if (ob.hold || !cluster_link_up() || !cluster_js_st.stream_ready)
             return;
-        size_t room = CLUSTER_JS_INFLIGHT - hashmap_count(ob.flights);
-        if (room == 0)
+        size_t limit = ob.probing ? PROBE_INFLIGHT : CLUSTER_JS_INFLIGHT;
+        size_t inflight = hashmap_count(ob.flights);
+        if (inflight >= limit)
             return;
+        size_t room = limit - inflight;
         scan_failed = false;
         int want = (int)room;
         int n = store_outbox_scan(ob.scan_after, ob.durable_row, want, scan_row, NULL);
