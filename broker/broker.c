@@ -40,6 +40,7 @@ static const struct turn_steps turn_steps = {
     .close_marked = conn_close_marked,
     .durable = store_durable,
     .release = conn_wait_release,
+    .after_release = cluster_turn_end,
     .after_output = memory_budget_turn_end,
     .free_closed = conn_free_closed,
 };

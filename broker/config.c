@@ -134,6 +134,16 @@ static const struct setting settings[] = {
     {"node_name", K_PATH, FIELD(node_name), 0, 0, NULL,
      "this node's name in the cluster (letters, digits, - and _); default: the host name",
      NULL},
+    NUM(cluster_outbox_max_bytes, K_SIZE, 0, 1099511627776ULL, NULL,
+        "QoS 1/2 bytes kept for the other nodes while JetStream has not taken them (a node "
+        "cut off from NATS); beyond, messages reach this node's subscribers only; 0 = no limit"),
+    NUM(cluster_stream_max_bytes, K_SIZE, 1048576, 1099511627776ULL, NULL,
+        "bytes the cluster's JetStream stream keeps (oldest dropped beyond; set when the "
+        "stream is made or updated at start)"),
+    NUM(cluster_stream_max_age, K_DURATION, 60, 31536000, NULL,
+        "how long the JetStream stream keeps a message no node has acknowledged"),
+    NUM(cluster_stream_replicas, K_UINT, 0, 5, NULL,
+        "JetStream replicas of the stream; 0 = min(3, the servers in cluster_nats)"),
     NUM(partial_packet_timeout, K_DURATION, 0, 86400, NULL,
         "how long one packet may take to arrive once begun (or 1.5 x the client's keep alive "
         "if shorter); 0 = no limit"),
@@ -191,6 +201,9 @@ void config_defaults(struct config *c)
     c->listeners_are_default = true;
     strcpy(c->data_dir, "/var/lib/petrel");
     strcpy(c->cluster_name, "petrel");
+    c->cluster_outbox_max_bytes = 256u * 1024 * 1024;
+    c->cluster_stream_max_bytes = 1024u * 1024 * 1024;
+    c->cluster_stream_max_age = 86400;
     c->max_connections = 100000;
     c->max_packet_size = 1024 * 1024;
     c->max_inflight = 1000;

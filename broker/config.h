@@ -142,6 +142,11 @@ struct config {
     char cluster_nats[1024];        /* NATS URLs, comma-separated; "" = no cluster */
     char cluster_name[65];          /* subject prefix, default "petrel" */
     char node_name[65];             /* "" = the host name */
+    uint64_t cluster_outbox_max_bytes; /* QoS 1/2 bytes JetStream has not taken
+                                          yet (a partition); beyond: local only */
+    uint64_t cluster_stream_max_bytes; /* the JetStream stream's bound (per server) */
+    uint32_t cluster_stream_max_age;   /* seconds a message stays in the stream */
+    uint32_t cluster_stream_replicas;  /* 0 = min(3, servers in cluster_nats) */
     uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each
                                        direction, default 10; 0 = none */
     uint32_t partial_packet_timeout; /* seconds an incomplete packet may take to

@@ -87,6 +87,7 @@ void turn_end(void)
         step->close_marked();
         /* 3. What waited for a durable batch goes to its connection. */
         step->release(step->durable());
+        step->after_release(failed); /* the cluster: publish, acknowledge */
         /* 4. Output: one write per connection. */
         step->flush();
         step->after_output(); /* publishers paused at the budget */

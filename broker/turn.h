@@ -38,6 +38,8 @@ struct turn_steps {
     void (*close_marked)(void);          /* connections marked for closing */
     uint64_t (*durable)(void);           /* the latest durable batch */
     void (*release)(uint64_t durable);   /* 3. what waited for it */
+    void (*after_release)(uint64_t failed); /* the cluster's JetStream work,
+                                            with this round's failed batch */
     void (*after_output)(void);          /* after 4.: the memory budget */
     void (*free_closed)(void);           /* 5. */
 };

@@ -11,6 +11,7 @@
 #
 # Usage: tests/bench/compare.sh [--quick] [--rounds N] [--only S1,S3] [-v]
 #                               [--no-nats] [--petreld-set KEY=VALUE]...
+#        tests/bench/compare.sh --cluster [--duration S] [--rate N]
 #   --only Sws  just the WebSocket scenarios
 #   --quick   small N, 1 round, about a minute: checks that it runs and
 #             reports (tests/run.sh uses it); writes nothing under docs/
@@ -86,6 +87,14 @@ else
   OUT_DIR=${OUT_DIR:-$ROOT/docs}
 fi
 mkdir -p "$OUT_DIR"
+
+# --cluster: the cluster path instead (tests/bench/cluster_bench.py: three
+# nats-servers with JetStream, two nodes; QoS 0 and 1 inside one node and
+# across, CPU per message on the publishing node).
+if [ "${1:-}" = "--cluster" ]; then
+  shift
+  PETRELD=$PETRELD PETREL=$PETREL exec /usr/bin/python3 "$ROOT/tests/bench/cluster_bench.py" "$@"
+fi
 
 exec /usr/bin/python3 "$ROOT/tests/bench/compare.py" \
   --petreld "$PETRELD" --petrel "$PETREL" --aedes-dir "$AEDES_DIR/node_modules" \
