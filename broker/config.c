@@ -788,15 +788,14 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
             }
             h.anonymous = (uint8_t)i;
         } else if (len > 15 && memcmp(word, "max_per_source=", 15) == 0) {
-            char num[16], *end;
-            unsigned long n = 0;
-            if (len - 15 < sizeof num) {
+            char num[16];
+            uint64_t n = 0;
+            bool fits = len - 15 < sizeof num;
+            if (fits) {
                 memcpy(num, word + 15, len - 15);
                 num[len - 15] = '\0';
-                errno = 0;
-                n = strtoul(num, &end, 10);
             }
-            if (len - 15 >= sizeof num || num[0] < '0' || num[0] > '9' || *end || errno ||
+            if (!fits || parse_number(num, K_UINT, &n) != NUM_OK ||
                 n > HTTP_MAX_PER_SOURCE_LIMIT) {
                 errf(err, errlen, "http_listen: %.*s is not a number in 0..%u", (int)len, word,
                      HTTP_MAX_PER_SOURCE_LIMIT);
