@@ -50,8 +50,18 @@ for purpose in "$@"; do
   esac
 done
 
+# A tool may come from outside Debian: NodeSource's nodejs package carries
+# its own npm and conflicts with Debian's npm package, so nodejs and npm are
+# wanted only when the command itself is missing.
+declare -A by_command=([nodejs]=node [npm]=npm)
 missing=()
 for p in "${wanted[@]}"; do
+  if [ -n "${by_command[$p]:-}" ] && command -v "${by_command[$p]}" >/dev/null 2>&1; then
+    continue
+  fi
+  if [[ " ${missing[*]} " == *" $p "* ]]; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi
