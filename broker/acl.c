@@ -499,48 +499,42 @@ struct acl_client *acl_client_compile(const struct acl_file *f, const char *user
     return c;
 }
 
-bool acl_client_may(const struct acl_client *c, enum acl_access access, const char *topic,
-                    size_t len)
+/* How a compiled rule's filter is held against what the client asks for. */
+typedef bool (*rule_test)(const char *rule, size_t rlen, const char *asked, size_t alen);
+
+/* The first rule that decides, denies before allows (see acl_client_new):
+ * a deny whose `deny_test` holds refuses; an allow of one of the `access`
+ * bits whose `allow_test` holds grants; nothing that decides refuses. */
+static inline bool first_decides(const struct acl_client *c, unsigned access, rule_test deny_test,
+                                 rule_test allow_test, const char *asked, size_t len)
 {
     for (size_t i = 0; i < c->n; i++) {
         const struct crule *r = &c->rules[i];
         if (r->access & ACL_DENY) {
-            if (r->all || mqtt_topic_matches(r->filter, r->len, topic, len))
+            if (r->all || deny_test(r->filter, r->len, asked, len))
                 return false;
-        } else if ((r->access & access) && mqtt_topic_matches(r->filter, r->len, topic, len)) {
+        } else if ((r->access & access) && allow_test(r->filter, r->len, asked, len)) {
             return true;
         }
     }
     return false;
+}
+
+bool acl_client_may(const struct acl_client *c, enum acl_access access, const char *topic,
+                    size_t len)
+{
+    return first_decides(c, access, mqtt_topic_matches, mqtt_topic_matches, topic, len);
 }
 
 bool acl_client_may_subscribe(const struct acl_client *c, const char *filter, size_t len)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        const struct crule *r = &c->rules[i];
-        if (r->access & ACL_DENY) {
-            if (r->all || acl_filter_covers(r->filter, r->len, filter, len))
-                return false;
-        } else if ((r->access & (ACL_READ | ACL_SUBSCRIBE)) &&
-                   acl_filter_covers(r->filter, r->len, filter, len)) {
-            return true;
-        }
-    }
-    return false;
+    return first_decides(c, ACL_READ | ACL_SUBSCRIBE, acl_filter_covers, acl_filter_covers,
+                         filter, len);
 }
 
 bool acl_client_covers_read(const struct acl_client *c, const char *filter, size_t len)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        const struct crule *r = &c->rules[i];
-        if (r->access & ACL_DENY) {
-            if (r->all || acl_filter_intersects(r->filter, r->len, filter, len))
-                return false;
-        } else if ((r->access & ACL_READ) && acl_filter_covers(r->filter, r->len, filter, len)) {
-            return true;
-        }
-    }
-    return false;
+    return first_decides(c, ACL_READ, acl_filter_intersects, acl_filter_covers, filter, len);
 }
 
 bool acl_client_may_share(const struct acl_client *c, const char *name, size_t len)

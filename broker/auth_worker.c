@@ -9,7 +9,6 @@
  */
 #include "auth_worker.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -21,6 +20,7 @@
 
 #include "broker.h"
 #include "password_hash.h"
+#include "thread_pipe.h"
 
 #define MAX_THREADS 4
 /* Logins waiting for a thread.  At ~0.1 s each and a few threads, more
@@ -51,9 +51,8 @@ static struct {
     size_t n_todo;
     uint64_t vtime;             /* tag of the job taken last */
     struct auth_job *done;      /* finished, for the loop */
-    int pipe_rd, pipe_wr;
-    struct event *pipe_ev;
-} w = {.pipe_rd = -1, .pipe_wr = -1};
+    struct thread_pipe pipe;
+} w = {.pipe = THREAD_PIPE_INIT};
 
 static void job_free(struct auth_job *j)
 {
@@ -90,11 +89,7 @@ static void *worker_main(void *arg)
         j->next = w.done;
         w.done = j;
         char one = 1;
-        ssize_t n;
-        do
-            n = write(w.pipe_wr, &one, 1);
-        while (n < 0 && errno == EINTR);
-        /* A full pipe already holds a wake-up for the loop. */
+        thread_pipe_write(&w.pipe, &one, 1);
     }
     pthread_mutex_unlock(&w.lock);
     return NULL;
@@ -123,19 +118,11 @@ static void pipe_cb(evutil_socket_t fd, short what, void *arg)
 
 int auth_worker_start(void)
 {
-    int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+    if (thread_pipe_open(&w.pipe, broker.base, O_NONBLOCK, EV_READ | EV_PERSIST, pipe_cb, NULL))
         return -1;
-    w.pipe_rd = fds[0];
-    w.pipe_wr = fds[1];
     w.stop = false;
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.wake, NULL);
-    w.pipe_ev = event_new(broker.base, w.pipe_rd, EV_READ | EV_PERSIST, pipe_cb, NULL);
-    if (!w.pipe_ev || event_add(w.pipe_ev, NULL) != 0) {
-        auth_worker_stop();
-        return -1;
-    }
     /* Leave a core to the event loop: logins may queue, messages should
      * not. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -175,16 +162,12 @@ void auth_worker_stop(void)
     }
     w.todo_head = w.todo_tail = w.done = NULL;
     w.n_todo = 0;
-    if (w.pipe_ev)
-        event_free(w.pipe_ev);
-    w.pipe_ev = NULL;
-    if (w.pipe_rd >= 0) {
-        close(w.pipe_rd);
-        close(w.pipe_wr);
+    if (w.pipe.rd >= 0) {
+        /* Open pipe = started: the lock and the condition exist. */
+        thread_pipe_close(&w.pipe);
         pthread_mutex_destroy(&w.lock);
         pthread_cond_destroy(&w.wake);
     }
-    w.pipe_rd = w.pipe_wr = -1;
 }
 
 struct auth_job *auth_worker_submit(const char *hash, const void *password, size_t len,

@@ -13,10 +13,13 @@
 #include "bridge.h"
 #include "cluster.h"
 #include "conn.h"
+#include "conn_io.h"
+#include "conn_wait.h"
 #include "hashmap.h"
 #include "http_server.h"
 #include "http_tokens.h"
 #include "listener.h"
+#include "memory_budget.h"
 #include "notify.h"
 #include "retain.h"
 #include "router.h"
@@ -29,6 +32,20 @@
 
 struct broker broker;
 
+/* The end of each loop turn (turn.h), in turn.c's order. */
+static const struct turn_steps turn_steps = {
+    .run_kicked = conn_io_run_kicked,
+    .flush = conn_io_flush,
+    .commit = store_commit,
+    .commit_failed = conn_wait_fail,
+    .close_marked = conn_close_marked,
+    .durable = store_durable,
+    .release = conn_wait_release,
+    .after_release = cluster_turn_end,
+    .after_output = memory_budget_turn_end,
+    .free_closed = conn_free_closed,
+};
+
 int broker_init(const struct config *cfg)
 {
     memset(&broker, 0, sizeof broker);
@@ -40,7 +57,7 @@ int broker_init(const struct config *cfg)
     broker.topics = topic_tree_new();
     broker.sessions = hashmap_new();
     conn_init();
-    if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base) != 0)
+    if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base, &turn_steps) != 0)
         return -1;
     return 0;
 }

@@ -3,7 +3,9 @@
  * the state is a single global owned by the event loop thread: every module
  * reads and changes it from loop callbacks only, so it needs no locks.
  * broker.c makes and frees it (broker_init, broker_free); petreld's main,
- * the fuzz target and the unit tests all go through those two.
+ * the fuzz target and the unit tests all go through those two.  broker.c
+ * also gives the end of the turn its steps (turn.h), as the one file that
+ * knows every module.
  */
 #ifndef PETREL_BROKER_H
 #define PETREL_BROKER_H

@@ -2,8 +2,8 @@
  * cluster.c - the node's NATS link: interest, forwarding, and what comes in
  * from the other nodes (cluster.h).
  *
- * libnats reads and writes its socket on the broker's event loop (its
- * libevent adapter), but hands received messages and connection events to
+ * libnats reads and writes its socket on the broker's event loop
+ * (cluster_loop.c), but hands received messages and connection events to
  * threads of its own: those only queue the message (bounded) and activate
  * `in_ev`, and everything else - routing, counters, the log - happens on
  * the loop.
@@ -31,12 +31,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include <nats/adapters/libevent.h>
-#pragma GCC diagnostic pop
 
 #include "broker.h"
+#include "cluster_js.h"
 #include "cluster_subject.h"
 #include "hashmap.h"
 #include "log.h"
@@ -44,6 +41,7 @@
 #include "mqtt_codec.h"
 #include "router.h"
 #include "topic_tree.h"
+#include "turn.h"
 
 /* Messages received and not yet routed by the loop; beyond, they are
  * dropped and counted (the loop is far behind). */
@@ -62,8 +60,10 @@ static struct {
     bool enabled;
     natsOptions *opts;
     natsConnection *nc;
+    jsCtx *js;                 /* JetStream on nc (cluster_js) */
     struct hashmap *interests; /* subject -> struct interest */
     char prefix[80];
+    char js_prefix[84];        /* prefix + "-js" (cluster_js.h) */
     char node[80];
     char boot[20];             /* this start's random stamp, hex */
     uint64_t seq;
@@ -84,6 +84,12 @@ static struct {
 } cl;
 
 bool cluster_enabled(void) { return cl.enabled; }
+const char *cluster_node_name(void) { return cl.node; }
+const char *cluster_js_prefix(void) { return cl.js_prefix; }
+const char *cluster_boot(void) { return cl.boot; }
+bool cluster_link_up(void) { return atomic_load(&cl.link) == 1; }
+natsConnection *cluster_conn(void) { return cl.enabled ? cl.nc : NULL; }
+jsCtx *cluster_js(void) { return cl.enabled ? cl.js : NULL; }
 
 const struct cluster_stats *cluster_stats(void)
 {
@@ -93,24 +99,35 @@ const struct cluster_stats *cluster_stats(void)
     cl.stats.dropped += cl.in_dropped;
     cl.in_dropped = 0;
     pthread_mutex_unlock(&cl.lock);
+    const struct cluster_js_stats *j = &cluster_js_st;
+    cl.stats.outbox_messages = j->outbox_messages;
+    cl.stats.outbox_bytes = j->outbox_bytes;
+    cl.stats.outbox_full = j->outbox_full;
+    cl.stats.js_sent = j->js_sent;
+    cl.stats.js_stored = j->js_stored;
+    cl.stats.js_retried = j->js_retried;
+    cl.stats.js_received = j->js_received;
+    cl.stats.js_redelivered = j->js_redelivered;
+    cl.stats.js_duplicates = j->js_duplicates;
+    cl.stats.stream_ready = j->stream_ready;
     return &cl.stats;
 }
 
 void cluster_preinit(const char *cluster_nats)
 {
     if (cluster_nats && cluster_nats[0])
-        natsLibevent_Init(); /* evthread_use_pthreads, before any base */
+        evthread_use_pthreads(); /* before any base: libnats' threads add events */
 }
 
 /* ---- from the NATS threads ------------------------------------------- */
 
-static void wake_loop(void)
+void cluster_wake(void)
 {
     if (cl.in_ev && !atomic_load(&cl.stopping))
         event_active(cl.in_ev, EV_READ, 0);
 }
 
-static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
     (void)sub;
@@ -142,7 +159,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     cl.in_q[cl.in_len++] = msg;
     pthread_mutex_unlock(&cl.lock);
     if (first)
-        wake_loop();
+        cluster_wake();
 }
 
 static void on_up(natsConnection *nc, void *closure)
@@ -151,7 +168,7 @@ static void on_up(natsConnection *nc, void *closure)
     (void)closure;
     atomic_store(&cl.link, 1);
     atomic_fetch_add(&cl.link_events, 1);
-    wake_loop();
+    cluster_wake();
 }
 
 static void on_down(natsConnection *nc, void *closure)
@@ -160,7 +177,7 @@ static void on_down(natsConnection *nc, void *closure)
     (void)closure;
     atomic_store(&cl.link, 0);
     atomic_fetch_add(&cl.link_events, 1);
-    wake_loop();
+    cluster_wake();
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -190,8 +207,8 @@ static void log_link(void)
             cl.stats.reconnects++;
         log_notice("cluster: node %s connected to NATS %s", cl.node, url);
     } else if (!up) {
-        log_warning("cluster: node %s lost its NATS connection; messages published meanwhile "
-                    "do not reach the other nodes", cl.node);
+        log_warning("cluster: node %s lost its NATS connection; QoS 0 published meanwhile "
+                    "does not reach the other nodes, QoS 1/2 waits in the outbox", cl.node);
     }
     cl.logged_up = cl.logged_up || up;
     cl.logged_events = ev;
@@ -296,31 +313,40 @@ static struct message *message_from_nats(natsMsg *nm, char *topic, long tlen)
     return m;
 }
 
-static void take_in(natsMsg *nm)
+struct message *cluster_msg_decode(natsMsg *nm, const char *prefix)
 {
     const char *subject = natsMsg_GetSubject(nm);
-    char topic[65536];
-    long tlen = subject ? cluster_topic_from_subject(cl.prefix, subject, strlen(subject), topic,
+    static char topic[65536];
+    long tlen = subject ? cluster_topic_from_subject(prefix, subject, strlen(subject), topic,
                                                      sizeof topic)
                         : -1;
     if (tlen <= 0 || tlen > 65535 || !mqtt_topic_name_valid((const uint8_t *)topic, (size_t)tlen) ||
-        (tlen >= 5 && memcmp(topic, "$SYS/", 5) == 0)) {
-        cl.stats.dropped++;
-        return;
-    }
+        (tlen >= 5 && memcmp(topic, "$SYS/", 5) == 0))
+        return NULL;
+    return message_from_nats(nm, topic, tlen);
+}
+
+/* Returns true when the message was kept (cluster_stream_take). */
+static bool take_in(natsMsg *nm)
+{
+    const char *subject = natsMsg_GetSubject(nm);
+    size_t jl = strlen(cl.js_prefix);
+    if (subject && strncmp(subject, cl.js_prefix, jl) == 0 && subject[jl] == '.')
+        return cluster_stream_take(nm);
     const char *id = NULL;
     if (natsMsgHeader_Get(nm, "Petrel-Id", &id) == NATS_OK && id && seen_recently(id_hash(id))) {
         cl.stats.duplicates++;
-        return;
+        return false;
     }
-    struct message *m = message_from_nats(nm, topic, tlen);
+    struct message *m = cluster_msg_decode(nm, cl.prefix);
     if (!m) {
         cl.stats.dropped++;
-        return;
+        return false;
     }
     cl.stats.received++;
     router_publish_from_cluster(m);
     message_unref(m);
+    return false;
 }
 
 static void in_cb(evutil_socket_t fd, short what, void *arg)
@@ -328,7 +354,11 @@ static void in_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
+    turn_begin();
     log_link();
+    cluster_stream_log();
+    cluster_outbox_run();
+    turn_schedule(); /* acknowledgements to JetStream go at the end of the turn */
     for (;;) {
         pthread_mutex_lock(&cl.lock);
         natsMsg **q = cl.in_q;
@@ -340,10 +370,9 @@ static void in_cb(evutil_socket_t fd, short what, void *arg)
             free(q);
             break;
         }
-        for (size_t i = 0; i < n; i++) {
-            take_in(q[i]);
-            natsMsg_Destroy(q[i]);
-        }
+        for (size_t i = 0; i < n; i++)
+            if (!take_in(q[i]))
+                natsMsg_Destroy(q[i]);
         free(q);
     }
 }
@@ -365,7 +394,7 @@ static void subject_ref(const char *subject, size_t len, bool on)
             return;
         }
         in->refs = 1;
-        natsStatus s = natsConnection_Subscribe(&in->sub, cl.nc, subject, on_msg, NULL);
+        natsStatus s = natsConnection_Subscribe(&in->sub, cl.nc, subject, cluster_msg_in, NULL);
         if (s == NATS_OK)
             s = natsSubscription_SetPendingLimits(in->sub, IN_QUEUE_MAX, 64 * 1024 * 1024);
         if (s != NATS_OK)
@@ -401,23 +430,13 @@ static void interest_cb(const char *filter, size_t len, bool on, void *arg)
 
 /* ---- forwarding --------------------------------------------------------- */
 
-void cluster_forward(const struct message *m)
+natsMsg *cluster_msg_new(const char *subject, const struct message *m, const char *id)
 {
-    if (!cl.enabled || (m->topic_len >= 5 && memcmp(m->topic, "$SYS/", 5) == 0))
-        return;
-    long n = cluster_subject_from_topic(cl.prefix, m->topic, m->topic_len, false, cl.subj,
-                                        sizeof cl.subj);
-    if (n < 0)
-        return;
     natsMsg *nm = NULL;
-    if (natsMsg_Create(&nm, cl.subj, NULL, (const char *)m->payload, (int)m->payload_len) !=
-        NATS_OK) {
-        cl.stats.dropped++;
-        return;
-    }
+    if (natsMsg_Create(&nm, subject, NULL, (const char *)m->payload, (int)m->payload_len) !=
+        NATS_OK)
+        return NULL;
     char qos[2] = {(char)('0' + m->qos), 0};
-    char id[64];
-    snprintf(id, sizeof id, "%s.%" PRIu64, cl.boot, ++cl.seq);
     natsStatus s = natsMsgHeader_Set(nm, "Nmqtt-Pub", qos);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(nm, "Petrel-Node", cl.node);
@@ -446,16 +465,68 @@ void cluster_forward(const struct message *m)
     }
     free(props);
     free(b64);
-    if (s == NATS_OK)
-        s = natsConnection_PublishMsg(cl.nc, nm);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(nm);
+        return NULL;
+    }
+    return nm;
+}
+
+int cluster_forward(const struct message *m)
+{
+    if (!cl.enabled || (m->topic_len >= 5 && memcmp(m->topic, "$SYS/", 5) == 0))
+        return 0;
+    if (m->qos > 0) /* through JetStream: cluster_outbox.c */
+        return cluster_outbox_add(m) ? 0 : -1;
+    long n = cluster_subject_from_topic(cl.prefix, m->topic, m->topic_len, false, cl.subj,
+                                        sizeof cl.subj);
+    if (n < 0)
+        return 0;
+    char id[64];
+    snprintf(id, sizeof id, "%s.%" PRIu64, cl.boot, ++cl.seq);
+    natsMsg *nm = cluster_msg_new(cl.subj, m, id);
+    natsStatus s = nm ? natsConnection_PublishMsg(cl.nc, nm) : NATS_NO_MEMORY;
     natsMsg_Destroy(nm);
     if (s == NATS_OK)
         cl.stats.sent++;
     else
         cl.stats.dropped++;
+    return 0;
+}
+
+void cluster_turn_end(uint64_t failed)
+{
+    if (!cl.enabled)
+        return;
+    cluster_outbox_turn_end(failed);
+    cluster_stream_turn_end(failed);
 }
 
 /* ---- start and stop ------------------------------------------------------ */
+
+/* The JetStream context (it needs no server yet: requests made through it
+ * wait for the connection). */
+static int js_start(void)
+{
+    jsOptions o;
+    natsStatus s = jsOptions_Init(&o);
+    if (s == NATS_OK) {
+        /* Acknowledgements of the outbox's publishes (cluster_outbox.c);
+         * it keeps fewer in flight than MaxPending, so a publish never
+         * stalls the loop. */
+        o.PublishAsync.AckHandler = cluster_outbox_acked;
+        o.PublishAsync.MaxPending = 2 * CLUSTER_JS_INFLIGHT;
+        o.PublishAsync.StallWait = 1;
+        s = natsConnection_JetStream(&cl.js, cl.nc, &o);
+    }
+    if (s != NATS_OK) {
+        log_error("cluster: no JetStream context: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    if (cluster_outbox_start() != 0 || cluster_stream_start(cl.js) != 0)
+        return -1;
+    return 0;
+}
 
 int cluster_start(void)
 {
@@ -464,6 +535,7 @@ int cluster_start(void)
         return 0;
     pthread_mutex_init(&cl.lock, NULL);
     snprintf(cl.prefix, sizeof cl.prefix, "%s", cfg->cluster_name);
+    snprintf(cl.js_prefix, sizeof cl.js_prefix, "%s-js", cfg->cluster_name);
     if (cfg->node_name[0]) {
         snprintf(cl.node, sizeof cl.node, "%s", cfg->node_name);
     } else if (gethostname(cl.node, sizeof cl.node) != 0 || !cl.node[0]) {
@@ -513,8 +585,8 @@ int cluster_start(void)
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(cl.opts, on_error, NULL);
     if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(cl.opts, broker.base, natsLibevent_Attach, natsLibevent_Read,
-                                     natsLibevent_Write, natsLibevent_Detach);
+        s = natsOptions_SetEventLoop(cl.opts, broker.base, cluster_loop_attach, cluster_loop_read,
+                                     cluster_loop_write, cluster_loop_detach);
     if (s != NATS_OK) {
         log_error("cluster_nats = %s: %s", cfg->cluster_nats, natsStatus_GetText(s));
         return -1;
@@ -529,6 +601,8 @@ int cluster_start(void)
         log_error("cluster_nats = %s: %s", cfg->cluster_nats, natsStatus_GetText(s));
         return -1;
     }
+    if (js_start() != 0)
+        return -1;
     cl.enabled = true;
     topic_tree_set_interest_cb(broker.topics, interest_cb, NULL);
     log_notice("cluster: node %s, cluster %s, NATS %s", cl.node, cl.prefix, cfg->cluster_nats);
@@ -552,14 +626,20 @@ void cluster_stop(void)
     if (broker.topics)
         topic_tree_set_interest_cb(broker.topics, NULL, NULL);
     atomic_store(&cl.stopping, true);
+    cluster_loop_stopping();
     /* (No flush: with the loop stopped nothing would write it.  What is
      * still buffered is lost, as core NATS allows.) */
+    cluster_stream_stop();
     if (cl.nc)
         natsConnection_Close(cl.nc);
+    cluster_stream_join();
+    cluster_outbox_stop();
     if (cl.interests) {
         hashmap_foreach(cl.interests, free_interest, NULL);
         hashmap_free(cl.interests);
     }
+    if (cl.js)
+        jsCtx_Destroy(cl.js);
     if (cl.nc)
         natsConnection_Destroy(cl.nc);
     natsOptions_Destroy(cl.opts);

@@ -8,18 +8,19 @@
  *     when the filter gets its first local subscriber and dropped with its
  *     last (the topic tree reports both);
  *   - publishes each message a local client (or a will) published, once,
- *     under its subject, with its QoS, retain flag and MQTT 5.0
- *     properties in headers; $SYS and topics a subject cannot hold stay
- *     local;
+ *     under its subject (QoS 1/2: through the outbox and JetStream), with
+ *     its QoS, retain flag and MQTT 5.0 properties in headers; $SYS and
+ *     topics a subject cannot hold stay local;
  *   - routes what arrives from the other nodes to its local subscribers
  *     exactly as a local publish, without sending it back (the connection
  *     is "no echo", and a message seen twice through two overlapping
  *     subscriptions is routed once).
  *
- * This step carries messages over core NATS: at most once between nodes
- * (a node that is down or cut off from NATS misses what is published
- * meanwhile), whatever the QoS; sessions, retained messages and share
- * groups are each node's own.  docs/cluster.md says what comes next.
+ * QoS 0 goes over core NATS: at most once between nodes.  QoS 1 and 2 go
+ * through a JetStream stream (cluster_js.h): at least once, QoS 2 exactly
+ * once, also across a node's crash or a partition.  Sessions, retained
+ * messages and share groups are each node's own.  docs/cluster.md says
+ * what comes next.
  */
 #ifndef PETREL_CLUSTER_H
 #define PETREL_CLUSTER_H
@@ -29,6 +30,10 @@
 #include <stdint.h>
 
 struct message;
+
+/* libnats' handles (nats/nats.h declares them the same way). */
+typedef struct __natsConnection natsConnection;
+typedef struct __jsCtx jsCtx;
 
 /* Before the event base is made: a cluster needs libevent's locking (the
  * NATS library's threads add events to the loop).  No-op without
@@ -45,8 +50,16 @@ void cluster_stop(void);
 /* Is the node part of a cluster (cluster_nats set and started)? */
 bool cluster_enabled(void);
 
-/* A message published on this node: sends it to the other nodes. */
-void cluster_forward(const struct message *m);
+/* A message published on this node: sends it to the other nodes (QoS 0
+ * over core NATS, QoS 1/2 through the outbox and JetStream).  Returns 0,
+ * or -1 when the outbox is full (cluster_outbox_max_bytes): the message
+ * reaches this node's subscribers only. */
+int cluster_forward(const struct message *m);
+
+/* The end of each turn, after the commit (turn.c): `failed` is the batch
+ * rolled back, 0 if none.  Publishes to JetStream what became durable,
+ * acknowledges to JetStream what this node has committed. */
+void cluster_turn_end(uint64_t failed);
 
 struct cluster_stats {
     bool connected;       /* to a NATS server now */
@@ -57,7 +70,23 @@ struct cluster_stats {
     uint64_t dropped;     /* not sent (NATS buffer full) or not taken in
                              (hand-off queue full, bad subject) */
     uint64_t reconnects;
+    /* QoS 1/2 through JetStream (cluster_js.h) */
+    uint64_t outbox_messages, outbox_bytes; /* waiting for JetStream now */
+    uint64_t outbox_full;     /* kept local: the outbox was at its bound */
+    uint64_t js_sent, js_stored, js_retried;
+    uint64_t js_received, js_redelivered, js_duplicates;
+    bool stream_ready;        /* the stream and this node's consumer exist */
 };
 const struct cluster_stats *cluster_stats(void);
+
+/* For the other cluster parts (sessions, retained, shares): the node's NATS
+ * connection and its JetStream context, NULL when the node is alone.  They
+ * live from cluster_start to cluster_stop; use them on the loop (libnats
+ * calls made there must not block it: no synchronous request while the
+ * loop waits).  The JetStream context's asynchronous-publish acknowledgement
+ * handler belongs to the outbox (cluster_outbox.c): publish asynchronously
+ * through a context of your own. */
+natsConnection *cluster_conn(void);
+jsCtx *cluster_js(void);
 
 #endif

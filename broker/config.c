@@ -134,6 +134,16 @@ static const struct setting settings[] = {
     {"node_name", K_PATH, FIELD(node_name), 0, 0, NULL,
      "this node's name in the cluster (letters, digits, - and _); default: the host name",
      NULL},
+    NUM(cluster_outbox_max_bytes, K_SIZE, 0, 1099511627776ULL, NULL,
+        "QoS 1/2 bytes kept for the other nodes while JetStream has not taken them (a node "
+        "cut off from NATS); beyond, messages reach this node's subscribers only; 0 = no limit"),
+    NUM(cluster_stream_max_bytes, K_SIZE, 1048576, 1099511627776ULL, NULL,
+        "bytes the cluster's JetStream stream keeps (oldest dropped beyond; set when the "
+        "stream is made or updated at start)"),
+    NUM(cluster_stream_max_age, K_DURATION, 60, 31536000, NULL,
+        "how long the JetStream stream keeps a message no node has acknowledged"),
+    NUM(cluster_stream_replicas, K_UINT, 0, 5, NULL,
+        "JetStream replicas of the stream; 0 = min(3, the servers in cluster_nats)"),
     NUM(partial_packet_timeout, K_DURATION, 0, 86400, NULL,
         "how long one packet may take to arrive once begun (or 1.5 x the client's keep alive "
         "if shorter); 0 = no limit"),
@@ -157,7 +167,8 @@ static const struct setting settings[] = {
      "HTTP listener for /metrics, /healthz, /readyz, the admin API and the dashboard:\n"
      "# ADDR:PORT (default port 9883) [tls certfile=PEM keyfile=PEM [cafile=PEM]]\n"
      "# [anonymous=none|read|admin] (what requests without a token may do; read and\n"
-     "# admin only on a loopback address); off when not set", NULL},
+     "# admin only on a loopback address) [max_per_source=N] (connections one address\n"
+     "# may hold of the listener's 64, default 16; 0 = no own limit); off when not set", NULL},
     {"http_token_file", K_PATH, FIELD(http_token_file), 0, 0, NULL,
      "admin API tokens, one 'NAME ROLE TOKEN' line each (ROLE read or admin)", NULL},
 };
@@ -190,6 +201,9 @@ void config_defaults(struct config *c)
     c->listeners_are_default = true;
     strcpy(c->data_dir, "/var/lib/petrel");
     strcpy(c->cluster_name, "petrel");
+    c->cluster_outbox_max_bytes = 256u * 1024 * 1024;
+    c->cluster_stream_max_bytes = 1024u * 1024 * 1024;
+    c->cluster_stream_max_age = 86400;
     c->max_connections = 100000;
     c->max_packet_size = 1024 * 1024;
     c->max_inflight = 1000;
@@ -751,6 +765,7 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
     addr[alen] = '\0';
     memset(&l, 0, sizeof l);
     memset(&h, 0, sizeof h);
+    bool per_source_set = false;
     if (parse_listen(addr, &l, &has_port, msg, sizeof msg) < 0)
         goto bad;
     /* anonymous= is this listener's own; the other words go to `listen`'s
@@ -772,6 +787,22 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
                 return -1;
             }
             h.anonymous = (uint8_t)i;
+        } else if (len > 15 && memcmp(word, "max_per_source=", 15) == 0) {
+            char num[16];
+            uint64_t n = 0;
+            bool fits = len - 15 < sizeof num;
+            if (fits) {
+                memcpy(num, word + 15, len - 15);
+                num[len - 15] = '\0';
+            }
+            if (!fits || parse_number(num, K_UINT, &n) != NUM_OK ||
+                n > HTTP_MAX_PER_SOURCE_LIMIT) {
+                errf(err, errlen, "http_listen: %.*s is not a number in 0..%u", (int)len, word,
+                     HTTP_MAX_PER_SOURCE_LIMIT);
+                return -1;
+            }
+            h.max_per_source = (uint32_t)n;
+            per_source_set = true;
         } else if (len) {
             rest[used++] = ' ';
             memcpy(rest + used, word, len);
@@ -800,6 +831,8 @@ static int set_http_listen(struct config *c, const char *value, char *err, size_
         return -1;
     }
     h.enabled = true;
+    if (!per_source_set)
+        h.max_per_source = HTTP_DEFAULT_PER_SOURCE;
     h.tls = l.tls;
     memcpy(h.host, l.host, sizeof h.host);
     h.port = has_port ? l.port : 9883;
@@ -1090,6 +1123,8 @@ void config_dump(const struct config *c, FILE *out)
             dump_tls(out, &c->http.tls);
             if (c->http.anonymous != HTTP_ROLE_NONE)
                 fprintf(out, " anonymous=%s", http_role_names[c->http.anonymous]);
+            if (c->http.max_per_source != HTTP_DEFAULT_PER_SOURCE)
+                fprintf(out, " max_per_source=%u", (unsigned)c->http.max_per_source);
             fputc('\n', out);
             break;
         }

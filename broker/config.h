@@ -89,12 +89,16 @@ struct listener_conf {
 enum http_role { HTTP_ROLE_NONE = 0, HTTP_ROLE_READ = 1, HTTP_ROLE_ADMIN = 2 };
 
 /* `http_listen = ADDR:PORT [tls certfile=.. keyfile=.. [cafile=..]]
- * [anonymous=none|read|admin]`: metrics, health and the admin API. */
+ * [anonymous=none|read|admin] [max_per_source=N]`: metrics, health and the
+ * admin API. */
+#define HTTP_DEFAULT_PER_SOURCE 16
+#define HTTP_MAX_PER_SOURCE_LIMIT 64 /* HTTP_MAX_CONNECTIONS: more would mean nothing */
 struct http_listen_conf {
     bool enabled;            /* off unless http_listen is set */
     char host[64];           /* numeric address, as for `listen` */
     uint16_t port;           /* default 9883 */
     uint8_t anonymous;       /* enum http_role, default none; only on loopback */
+    uint32_t max_per_source; /* open connections from one address; 0 = only the total */
     struct listener_tls_conf tls;
 };
 
@@ -140,6 +144,11 @@ struct config {
     char cluster_nats[1024];        /* NATS URLs, comma-separated; "" = no cluster */
     char cluster_name[65];          /* subject prefix, default "petrel" */
     char node_name[65];             /* "" = the host name */
+    uint64_t cluster_outbox_max_bytes; /* QoS 1/2 bytes JetStream has not taken
+                                          yet (a partition); beyond: local only */
+    uint64_t cluster_stream_max_bytes; /* the JetStream stream's bound (per server) */
+    uint32_t cluster_stream_max_age;   /* seconds a message stays in the stream */
+    uint32_t cluster_stream_replicas;  /* 0 = min(3, servers in cluster_nats) */
     uint16_t topic_alias_maximum;   /* MQTT 5.0 topic aliases per connection, each
                                        direction, default 10; 0 = none */
     uint32_t partial_packet_timeout; /* seconds an incomplete packet may take to

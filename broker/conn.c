@@ -47,16 +47,6 @@
 
 static void conn_drained(struct conn *c);
 
-const char *conn_name(const struct conn *c)
-{
-    static char buf[4200];
-    if (c->session)
-        snprintf(buf, sizeof buf, "client %s", c->session->log_id);
-    else
-        snprintf(buf, sizeof buf, "connection from %s", conn_peer(c));
-    return buf;
-}
-
 /* Keeps the peer's address for the logs. */
 static void remember_peer(struct conn *c, const struct sockaddr *sa)
 {
@@ -71,22 +61,6 @@ static void remember_peer(struct conn *c, const struct sockaddr *sa)
         memcpy(c->peer.addr, &in6->sin6_addr, 16);
         c->peer.port = ntohs(in6->sin6_port);
     }
-}
-
-const char *conn_peer(const struct conn *c)
-{
-    static char buf[INET6_ADDRSTRLEN + 16];
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (c->peer.family == AF_INET) {
-        evutil_inet_ntop(AF_INET, c->peer.addr, host, sizeof host);
-        snprintf(buf, sizeof buf, "%s:%u", host, c->peer.port);
-    } else if (c->peer.family == AF_INET6) {
-        evutil_inet_ntop(AF_INET6, c->peer.addr, host, sizeof host);
-        snprintf(buf, sizeof buf, "[%s]:%u", host, c->peer.port);
-    } else {
-        snprintf(buf, sizeof buf, "unknown");
-    }
-    return buf;
 }
 
 /* Links a new connection in and starts its connect_timeout. */
@@ -202,12 +176,6 @@ static void free_aliases(char **v, uint16_t n)
 
 /* Connections closed in this turn, freed at its end (linked by next). */
 static struct conn *closed;
-/* Marked by conn_close_later, with their reasons. */
-static struct marked_conn {
-    struct conn *c;
-    const char *why;
-} *marked;
-static size_t n_marked, cap_marked;
 
 void conn_close(struct conn *c, const char *why, bool publish_will)
 {
@@ -249,32 +217,7 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     turn_schedule();
 }
 
-void conn_close_later(struct conn *c, const char *why)
-{
-    if (c->state == CONN_DEAD || c->close_marked)
-        return;
-    if (n_marked == cap_marked) {
-        struct marked_conn *v = array_grow(marked, &cap_marked, n_marked + 1, sizeof *v, 16);
-        if (!v) {
-            /* Nowhere to note it: stop reading it, its timeouts end it. */
-            c->read_paused = true;
-            conn_io_update(c, 0);
-            return;
-        }
-        marked = v;
-    }
-    c->close_marked = true;
-    marked[n_marked++] = (struct marked_conn){c, why};
-    turn_schedule();
-}
-
-void conn_close_marked(void)
-{
-    /* Closing may publish wills that mark others: to the end of the list. */
-    for (size_t i = 0; i < n_marked; i++)
-        conn_close(marked[i].c, marked[i].why, true);
-    n_marked = 0;
-}
+void conn_close_marked(void) { conn_close_later_run(conn_close); }
 
 void conn_free_closed(void)
 {
@@ -283,11 +226,8 @@ void conn_free_closed(void)
         closed = c->next;
         free(c);
     }
-    if (!broker.conns) {
-        free(marked);
-        marked = NULL;
-        cap_marked = 0;
-    }
+    if (!broker.conns)
+        conn_close_later_free();
 }
 
 /* Keeps the socket only to flush what is written, then closes it (or after
@@ -369,6 +309,11 @@ void conn_close_all(void)
     conn_log_shutdown();
     conn_io_shutdown();
     conn_timer_shutdown();
+}
+
+bool conn_owes_acks(const struct conn *c)
+{
+    return c->session && c->session->inflight.count > 0;
 }
 
 bool conn_can_write(const struct conn *c)
@@ -806,7 +751,7 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
             return -1;
         if (c->state == CONN_CLOSING || c->auth_wait || c->input_held || c->rate_paused)
             return 0;
-        if (memory_budget_pause(c))
+        if (memory_budget_pause(c, conn_owes_acks(c)))
             return 0; /* read again below 7/8 of memory_budget */
         if (c->flow_blocked && flow_should_pause(c))
             return 0; /* slowed past FLOW_MAX_HELD: the rest waits */
@@ -911,8 +856,14 @@ static int conn_process(struct conn *c, struct conn_input *in)
         input_bound_account(c, 0, false, false); /* what it still sends is thrown away */
         return 0;
     }
-    if (input_bound_account(c, input_avail(in), partial, consumed) && c->state == CONN_ACTIVE &&
-        input_bound_ticks(c)) {
+    /* A WebSocket frame half read counts as an incomplete packet, from
+     * when it began (later packets do not restart its deadline). */
+    bool hold_began;
+    size_t hold = conn_io_held(c, &hold_began);
+    if (hold)
+        consumed = consumed && hold_began;
+    if (input_bound_account(c, input_avail(in) + hold, partial || hold, consumed) &&
+        c->state == CONN_ACTIVE && input_bound_ticks(c)) {
         arm_earlier(c, active_deadline(c));
     }
     return 0;
@@ -938,7 +889,12 @@ static void conn_drained(struct conn *c)
 
 void conn_init(void)
 {
-    static const struct conn_io_handlers io = {conn_process, conn_drained};
+    static const struct conn_io_handlers io = {
+        .process = conn_process,
+        .drained = conn_drained,
+        .owes_acks = conn_owes_acks,
+        .close = conn_close,
+    };
     conn_io_init(&io);
     conn_timer_init(deadline_due);
 }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "conn_close_later.h"
+#include "conn_name.h"
 #include "conn_timer.h"
 
 struct bufferevent;
@@ -45,6 +47,7 @@ struct conn {
      * buffers exist only while they hold bytes.  A connection made on a
      * bufferevent (TLS) has that instead and uses its buffers. */
     struct bufferevent *bev;       /* NULL for a plain socket */
+    struct conn_ws *ws;            /* plain: MQTT over WebSocket (conn_ws.h) */
     struct conn_addr {             /* the peer, for logs: kept because the
                                       socket cannot say once the peer is gone */
         uint8_t family;            /* AF_INET, AF_INET6, or 0 = unknown */
@@ -126,22 +129,17 @@ struct conn *conn_new(int fd, const struct sockaddr *addr, struct ssl_ctx_st *tl
  * NULL (bufferevent freed) on failure. */
 struct conn *conn_new_bufferevent(struct bufferevent *bev);
 
-/* The name to put in log lines: "client <id>" once known, else the peer. */
-const char *conn_name(const struct conn *c);
-
-/* "addr:port" of the peer, for logs (kept in 20 bytes, formatted on
- * demand).  Returns a static buffer. */
-const char *conn_peer(const struct conn *c);
+/* conn_name(c), conn_peer(c): how the logs name it (conn_name.h). */
 
 /* Closes the connection now.  With `publish_will` its will (if any) is
  * published first.  `why` goes to the log.  The session is detached.  The
  * memory of c stays valid (state CONN_DEAD, every call on it a no-op) until
  * the end of the turn, so callers up the stack may still look at it. */
 void conn_close(struct conn *c, const char *why, bool publish_will);
-/* The same at the end of the turn (with its will): for paths that must not
- * end a connection under their caller's feet, such as running out of
- * memory while queueing a packet.  `why` must be a static string. */
-void conn_close_later(struct conn *c, const char *why);
+/* conn_close_later(c, why): the same at the end of the turn, with its
+ * will, for paths that must not end a connection under their caller's
+ * feet, such as running out of memory while queueing a packet
+ * (conn_close_later.h). */
 /* End of turn: closes what conn_close_later marked, then frees the closed
  * connections. */
 void conn_close_marked(void);
@@ -171,6 +169,10 @@ void conn_disconnect(struct conn *c, uint8_t reason, const char *why, bool publi
 
 /* True while the output buffer is below max_output_buffer. */
 bool conn_can_write(const struct conn *c);
+/* Does it owe the broker acknowledgements (its session has deliveries in
+ * flight)?  What it sends then shortens queues and frees memory, so it is
+ * read whatever the turn's read budget or the memory budget says. */
+bool conn_owes_acks(const struct conn *c);
 
 /* Queues bytes already encoded; they are written at the end of the event
  * loop's turn (with everything else queued for the client meanwhile).

@@ -7,9 +7,10 @@
  * connection; its output buffer exists while it holds unsent bytes.
  * Output is written at the end of the event loop's turn, in one write per
  * connection for everything the turn produced, and EPOLLOUT is watched
- * only while the socket is full.  A bufferevent (TLS) connection keeps its
- * bufferevent's buffers and callbacks.  Timeouts are on the timer wheel
- * (conn_timer.c) for both.
+ * only while the socket is full.  A ws:// connection is a plain one whose
+ * bytes go through conn_ws.h both ways.  A bufferevent (TLS, wss://)
+ * connection keeps its bufferevent's buffers and callbacks.  Timeouts are
+ * on the timer wheel (conn_timer.c) for both.
  */
 #include "conn_io.h"
 
@@ -29,9 +30,9 @@
 #include "broker.h"
 #include "conn.h"
 #include "conn_timer.h"
+#include "conn_ws.h"
 #include "log.h"
-#include "memory_budget.h"
-#include "session.h"
+#include "output_memory.h"
 #include "tls.h"
 #include "turn.h"
 #include "ws_transport.h"
@@ -50,6 +51,8 @@
 #define SPARE_BUFFERS 64
 
 static uint8_t read_buf[READ_MAX];
+/* What a WebSocket connection's frames of one read carry (conn_ws.h). */
+static uint8_t ws_buf[READ_MAX + CONN_WS_SLACK];
 static struct evbuffer *spare[SPARE_BUFFERS];
 static size_t n_spare;
 
@@ -155,7 +158,7 @@ int conn_io_start_bufferevent(struct conn *c)
     /* The write callback fires when the output drains to half the bound:
      * that is when paused deliveries and paused input resume. */
     bufferevent_setwatermark(c->bev, EV_WRITE, broker.cfg.max_output_buffer / 2, 0);
-    memory_budget_watch(bufferevent_get_output(c->bev));
+    output_memory_watch(bufferevent_get_output(c->bev));
     return bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -178,7 +181,7 @@ void conn_io_close(struct conn *c)
 {
     conn_timer_clear(&c->timer);
     if (c->bev) {
-        memory_budget_output_freed(evbuffer_get_length(bufferevent_get_output(c->bev)));
+        output_memory_freed(evbuffer_get_length(bufferevent_get_output(c->bev)));
         if (ws_transport_is(c->bev))
             ws_transport_free(c->bev);
         else
@@ -196,13 +199,16 @@ void conn_io_close(struct conn *c)
         if (batch[i].data.ptr == c)
             batch[i].data.ptr = NULL;
     watch(c, 0);
-    close(c->fd);
+    if (!c->ws || !conn_ws_close(c)) /* a WebSocket's socket lingers */
+        close(c->fd);
+    free(c->ws);
+    c->ws = NULL;
     c->fd = -1;
     if (c->in)
         evbuffer_free(c->in);
     /* Freeing runs the cleanups of the references it still holds. */
     if (c->out) {
-        memory_budget_output_freed(evbuffer_get_length(c->out));
+        output_memory_freed(evbuffer_get_length(c->out));
         evbuffer_free(c->out);
     }
     c->in = c->out = NULL;
@@ -254,7 +260,7 @@ struct evbuffer *conn_output(struct conn *c)
             c->out = spare[--n_spare];
         } else {
             c->out = evbuffer_new();
-            memory_budget_watch(c->out); /* kept when it becomes a spare */
+            output_memory_watch(c->out); /* kept when it becomes a spare */
         }
         if (!c->out)
             return NULL;
@@ -307,6 +313,8 @@ void conn_io_update(struct conn *c, int kick)
 static int plain_write(struct conn *c)
 {
     int fd = c->fd;
+    if (c->ws)
+        conn_ws_frame(c);
     while (c->out && evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write(c->out, fd);
         if (n > 0)
@@ -314,12 +322,14 @@ static int plain_write(struct conn *c)
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             char why[128];
             snprintf(why, sizeof why, "socket error: %s", strerror(errno));
-            conn_close(c, why, true);
+            handlers.close(c, why, true);
             return -1;
         }
         break;
     }
     size_t left = c->out ? evbuffer_get_length(c->out) : 0;
+    if (c->ws)
+        conn_ws_wrote(c, left);
     if (left == 0 && c->out) {
         put_spare(c->out);
         c->out = NULL;
@@ -385,21 +395,37 @@ void conn_io_flush_now(struct conn *c)
     /* A TLS connection's bytes need the loop's OpenSSL layer: not here. */
     if (c->bev || !c->out)
         return;
+    if (c->ws)
+        conn_ws_frame(c);
     for (int i = 0; i < 8 && evbuffer_get_length(c->out) > 0; i++)
         if (evbuffer_write(c->out, c->fd) <= 0)
             break;
+    if (c->ws)
+        conn_ws_wrote(c, evbuffer_get_length(c->out));
+}
+
+size_t conn_io_held(const struct conn *c, bool *began)
+{
+    *began = false;
+    return c->ws ? conn_ws_held(c, began) : 0;
 }
 
 void conn_io_close_code(struct conn *c, uint16_t code)
 {
     if (c->bev && ws_transport_is(c->bev))
         ws_transport_set_close_code(c->bev, code);
+    else if (c->ws)
+        conn_ws_close_code(c, code);
 }
 
 void conn_io_finish(struct conn *c)
 {
     if (c->bev && ws_transport_is(c->bev)) {
         ws_transport_finish(c->bev); /* a close frame before the FIN */
+        return;
+    }
+    if (c->ws) {
+        conn_ws_finish(c);
         return;
     }
     shutdown(conn_io_fd(c), SHUT_WR);
@@ -416,7 +442,7 @@ static ssize_t plain_read(struct conn *c)
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         char why[128];
         snprintf(why, sizeof why, "socket error: %s", strerror(errno));
-        conn_close(c, why, true);
+        handlers.close(c, why, true);
         return 0;
     }
     if (n > 0)
@@ -429,13 +455,23 @@ static ssize_t plain_read(struct conn *c)
             c->in = NULL;
         }
         if (n == 0)
-            conn_close(c, c->close_reason, false);
+            handlers.close(c, c->close_reason, false);
         return n > 0 ? n : 0;
+    }
+    /* The MQTT bytes read: the socket's, or what its WebSocket frames
+     * carry (a failure there ends it once they are handled). */
+    const uint8_t *data = read_buf;
+    size_t len = n > 0 ? (size_t)n : 0;
+    char ws_why[192];
+    int ws_end = 0;
+    if (c->ws && n > 0) {
+        ws_end = conn_ws_input(c, read_buf, (size_t)n, ws_buf, &len, ws_why, sizeof ws_why);
+        data = ws_buf;
     }
     if (c->in) {
         /* The rest of a packet: add to its start, then frame from there. */
-        if (n > 0 && evbuffer_add(c->in, read_buf, (size_t)n) != 0) {
-            conn_close(c, "out of memory", true);
+        if (len > 0 && evbuffer_add(c->in, data, len) != 0) {
+            handlers.close(c, "out of memory", true);
             return n > 0 ? n : 0;
         }
         struct conn_input in = {.buf = c->in};
@@ -446,31 +482,28 @@ static ssize_t plain_read(struct conn *c)
             c->in = NULL;
         }
     } else if (n > 0) {
-        struct conn_input in = {.flat = read_buf, .len = (size_t)n};
+        struct conn_input in = {.flat = data, .len = len};
         if (handlers.process(c, &in) < 0)
             return n > 0 ? n : 0;
         if (in.off < in.len) {
             /* Keep what is left: the start of a packet, or packets that
              * wait while the input is held or paused. */
             c->in = evbuffer_new();
-            if (!c->in || evbuffer_add(c->in, read_buf + in.off, in.len - in.off) != 0) {
-                conn_close(c, "out of memory", true);
+            if (!c->in || evbuffer_add(c->in, data + in.off, in.len - in.off) != 0) {
+                handlers.close(c, "out of memory", true);
                 return n > 0 ? n : 0;
             }
         }
     }
+    if (ws_end) {
+        handlers.close(c, ws_why, true);
+        return n;
+    }
     /* End of file: once what came before it is handled.  If the input is
      * held meanwhile, the socket reports it again when reads resume. */
     if (n == 0 && reads_allowed(c))
-        conn_close(c, "connection closed by peer", true);
+        handlers.close(c, "connection closed by peer", true);
     return n > 0 ? n : 0;
-}
-
-/* A connection that owes the broker acknowledgements: what it sends
- * shortens queues, so it is read whatever the turn's budget. */
-static bool owes_acks(const struct conn *c)
-{
-    return c->session && c->session->inflight.count > 0;
 }
 
 /* Some sockets of the epoll set are ready. */
@@ -512,7 +545,7 @@ static void ep_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         if (!(e & (EPOLLIN | EPOLLERR | EPOLLHUP)) || !reads_allowed(c) || c->io_deferred)
             continue;
-        if (owes_acks(c)) {
+        if (handlers.owes_acks(c)) {
             plain_read(c);
         } else if (budget >= READ_MAX || (e & (EPOLLERR | EPOLLHUP))) {
             ssize_t got = plain_read(c);
@@ -554,7 +587,7 @@ static void bev_eventcb(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
     if (c->state == CONN_CLOSING) {
-        conn_close(c, c->close_reason, false);
+        handlers.close(c, c->close_reason, false);
         return;
     }
     if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done */
@@ -565,13 +598,13 @@ static void bev_eventcb(struct bufferevent *bev, short what, void *arg)
     if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
         (ws_transport_error_reason(bev, tls_why, sizeof tls_why) ||
          tls_error_reason(bev, what, tls_why, sizeof tls_why))) {
-        conn_close(c, tls_why, true);
+        handlers.close(c, tls_why, true);
     } else if (what & BEV_EVENT_EOF) {
-        conn_close(c, "connection closed by peer", true);
+        handlers.close(c, "connection closed by peer", true);
     } else if (what & BEV_EVENT_ERROR) {
         char why[128];
         snprintf(why, sizeof why, "socket error: %s",
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        conn_close(c, why, true);
+        handlers.close(c, why, true);
     }
 }

@@ -1,15 +1,19 @@
 /*
  * conn_io.h - the socket side of a connection (conn_io.c), between conn.c
  * and libevent: a plain socket with buffers made on demand, or a
- * bufferevent (TLS).  Used by conn.c, and besides it only by turn.c (the
- * end-of-turn steps conn_io_run_kicked and conn_io_flush) and flow.c
- * (conn_io_update when a slowed publisher is read again).  What is read
- * goes up through the handlers conn.c registers (conn_io_init), as a
+ * bufferevent (TLS).  Used by conn.c, and besides it by broker.c (the
+ * end-of-turn steps conn_io_run_kicked and conn_io_flush), by flow.c,
+ * memory_budget.c and conn_close_later.c (conn_io_update when a
+ * connection's reads are paused or resumed), by conn_wait.c and conn_ws.c
+ * (conn_output) and by protocol.c (conn_io_close_code).  What is read, a
+ * dead socket and the question whether a connection owes acknowledgements
+ * go up through the handlers conn.c registers (conn_io_init), as a
  * libevent callback would: this layer does not call up by name.
  */
 #ifndef PETREL_CONN_IO_H
 #define PETREL_CONN_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +36,10 @@ struct conn_io_handlers {
     int (*process)(struct conn *c, struct conn_input *in);
     /* A write left at most half of max_output_buffer unsent. */
     void (*drained)(struct conn *c);
+    /* Is it read whatever the turn's budget (conn_owes_acks)? */
+    bool (*owes_acks)(const struct conn *c);
+    /* The peer is gone or the socket failed (conn_close). */
+    void (*close)(struct conn *c, const char *why, bool publish_will);
 };
 
 /* Sets the handlers, for every connection (before the first starts). */
@@ -66,6 +74,11 @@ void conn_io_flush_now(struct conn *c);
 /* All is written: a FIN tells the client, whose own FIN (or the closing
  * deadline) then ends the connection. */
 void conn_io_finish(struct conn *c);
+
+/* Bytes the transport holds for c's unfinished input besides the packet
+ * bytes (a WebSocket frame half read), so that they count as an
+ * incomplete packet does (input_bound.h); *began: since the last read. */
+size_t conn_io_held(const struct conn *c, bool *began);
 
 /* The code a WebSocket connection's close frame will carry when it ends
  * (RFC 6455: 1002 protocol error, 1009 too big; 1000 otherwise); nothing

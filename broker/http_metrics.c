@@ -290,6 +290,9 @@ void http_metrics_write(struct evbuffer *b)
     one(b, "petrel_http_connection_limit_hits_total", "counter",
         "Times the HTTP listener stopped accepting at its 64 open connections.",
         hs->limit_hits);
+    one(b, "petrel_http_source_limit_hits_total", "counter",
+        "Connections to the HTTP listener closed because their address had max_per_source open.",
+        hs->source_limit_hits);
     const struct turn_stats *ts = turn_stats();
     one(b, "petrel_loop_turns_total", "counter", "Turns of the event loop.", ts->turns);
     one(b, "petrel_loop_stalls_total", "counter", "Turns of the event loop that took over 5 ms.",

@@ -54,7 +54,7 @@ struct http_server {
 static struct http_server *server;
 static bool shutting_down;
 static struct http_server_stats stats;
-static struct log_ratelimit refused_log, denied_log;
+static struct log_ratelimit refused_log, denied_log, source_log;
 
 /* ---- connections ---------------------------------------------------------- */
 
@@ -70,6 +70,25 @@ static struct event *adopt_ev;
 /* The open connections; the slots past HTTP_MAX_CONNECTIONS are for those
  * accepted in the same batch as the last one allowed, closed at once. */
 static struct evhttp_connection *live[HTTP_MAX_CONNECTIONS];
+_Static_assert(HTTP_MAX_PER_SOURCE_LIMIT == HTTP_MAX_CONNECTIONS, "config.h's bound");
+
+/* How many live connections came from `addr` (evhttp's numeric peer
+ * address).  A scan of 64 slots per accepted connection: cheaper than
+ * keeping a map in step with evhttp's own closing. */
+static unsigned from_source(const char *addr)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < HTTP_MAX_CONNECTIONS; i++) {
+        char *peer = NULL;
+        ev_uint16_t port;
+        if (!live[i])
+            continue;
+        evhttp_connection_get_peer(live[i], &peer, &port);
+        if (peer && strcmp(peer, addr) == 0)
+            n++;
+    }
+    return n;
+}
 
 static void set_accepting(bool on)
 {
@@ -122,6 +141,23 @@ static void adopt(evutil_socket_t fd, short what, void *arg)
             if (!live[i])
                 slot = i;
         if (slot == HTTP_MAX_CONNECTIONS) {
+            evhttp_connection_free(evcon);
+            continue;
+        }
+        /* One address may not take every slot (a client trickling its
+         * headers holds one for HTTP_TIMEOUT_S): past its share it is
+         * closed at once, and the others are still served. */
+        char *peer = NULL;
+        ev_uint16_t port;
+        evhttp_connection_get_peer(evcon, &peer, &port);
+        uint32_t per_source = broker.cfg.http.max_per_source;
+        if (per_source && peer && from_source(peer) >= per_source) {
+            stats.source_limit_hits++;
+            long n = log_ratelimit_check(&source_log, 10);
+            if (n >= 0)
+                log_warning("http: %s already has %u connections open (max_per_source): "
+                            "closing its next ones%s", peer, (unsigned)per_source,
+                            log_suppressed(n));
             evhttp_connection_free(evcon);
             continue;
         }

@@ -8,7 +8,8 @@
  * http_health.c and answer through the reply functions below.
  *
  * Bounds: request headers 8 KiB, bodies 64 KiB, HTTP_MAX_CONNECTIONS open
- * connections (further ones wait in the kernel's backlog), and
+ * connections (further ones wait in the kernel's backlog), of which one
+ * source address may hold `max_per_source` (further ones are closed), and
  * HTTP_TIMEOUT_S seconds for each read or write (an idle keep-alive
  * connection is closed after that long too).
  */
@@ -46,6 +47,7 @@ bool http_server_is_shutting_down(void);
 struct http_server_stats {
     uint64_t replies[6];     /* by status class: [2] = 2xx ... [5] = 5xx */
     uint64_t limit_hits;     /* times HTTP_MAX_CONNECTIONS stopped accepting */
+    uint64_t source_limit_hits; /* connections closed at max_per_source */
     unsigned connections;    /* open now */
 };
 const struct http_server_stats *http_server_stats(void);

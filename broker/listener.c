@@ -25,6 +25,7 @@
 #include "auth.h"
 #include "broker.h"
 #include "conn.h"
+#include "conn_ws.h"
 #include "log.h"
 #include "memory_budget.h"
 #include "source_limit.h"
@@ -76,18 +77,17 @@ static void tune_socket(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
 }
 
-/* A WebSocket connection: the socket's own bufferevent (TLS for wss) under
- * the WebSocket filter, and the connection on top as on any bufferevent. */
-static struct conn *ws_conn_new(struct listener *l, int fd)
+/* A WebSocket connection.  ws: a plain one, made WebSocket by accept_cb
+ * (conn_ws.h).  wss: the TLS bufferevent under the WebSocket filter, and
+ * the connection on top as on any bufferevent. */
+static struct conn *ws_conn_new(struct listener *l, int fd, const struct sockaddr *addr)
 {
-    struct bufferevent *bev = l->tls ? tls_accept_bufferevent(broker.base, fd, l->tls)
-                                     : bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        if (!l->tls) /* tls_accept_bufferevent closed it */
-            evutil_closesocket(fd);
-        return NULL;
-    }
     l->ws.max_frame = (uint64_t)broker.cfg.max_packet_size + WS_FRAME_SLACK;
+    if (!l->tls)
+        return conn_new(fd, addr, NULL);
+    struct bufferevent *bev = tls_accept_bufferevent(broker.base, fd, l->tls);
+    if (!bev)
+        return NULL; /* tls_accept_bufferevent closed it */
     struct bufferevent *top = ws_transport_wrap(bev, &l->ws);
     return top ? conn_new_bufferevent(top) : NULL;
 }
@@ -130,7 +130,7 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
         return;
     }
     tune_socket(fd);
-    struct conn *c = l->is_ws ? ws_conn_new(l, fd) : conn_new(fd, addr, l->tls);
+    struct conn *c = l->is_ws ? ws_conn_new(l, fd, addr) : conn_new(fd, addr, l->tls);
     if (!c) {
         log_error("out of memory accepting a connection");
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
@@ -142,6 +142,8 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
     }
     c->listener = l;
     l->n_conns++;
+    if (l->is_ws && !l->tls && conn_ws_attach(c, &l->ws) != 0)
+        conn_close(c, "out of memory", false);
 }
 
 void listener_conn_closed(struct conn *c)

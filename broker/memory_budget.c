@@ -1,13 +1,12 @@
 /*
  * memory_budget.c - the broker-wide memory budget (memory_budget.h).
- * Output is counted by a callback on each output buffer, which sees every
- * add and drain; input by input_bound.c; messages by message.c.  Paused
- * publishers are kept in a list and read again together.
+ * Output is counted by output_memory.c, input by input_bound.c, messages
+ * by message.c.  Paused publishers are kept in a list and read again
+ * together.
  */
 #include "memory_budget.h"
 
 #include <stdlib.h>
-#include <event2/buffer.h>
 
 #include "array_grow.h"
 #include "broker.h"
@@ -16,47 +15,34 @@
 #include "conn_timer.h"
 #include "log.h"
 #include "message.h"
-#include "session.h"
+#include "output_memory.h"
 
 /* Output a connection may have waiting and still count as keeping up. */
 #define SLOW_OUTPUT (64 * 1024)
 
-static uint64_t output_bytes;
 static struct conn **paused;
 static size_t n_paused, cap_paused;
 static struct log_ratelimit over_log, refused_log;
-
-static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    (void)buf;
-    (void)arg;
-    output_bytes += info->n_added;
-    output_bytes -= info->n_deleted < output_bytes ? info->n_deleted : output_bytes;
-}
-
-void memory_budget_watch(struct evbuffer *out)
-{
-    if (out)
-        evbuffer_add_cb(out, output_cb, NULL);
-}
-
-void memory_budget_output_freed(size_t len)
-{
-    output_bytes -= len < output_bytes ? len : output_bytes;
-}
+static bool reached; /* the budget was passed and the use is not below 7/8 yet */
 
 uint64_t memory_budget_used(void)
 {
-    return broker.input_held + output_bytes + message_memory();
+    return broker.input_held + output_memory_bytes() + message_memory();
 }
 
 bool memory_budget_over(void)
 {
-    /* Publishers paused means the budget was reached and the use is not
-     * yet below 7/8 of it: the same state, so that the budget does not
-     * flap at its edge. */
-    return broker.cfg.memory_budget &&
-           (n_paused > 0 || memory_budget_used() > broker.cfg.memory_budget);
+    /* Once reached, the budget holds until the use is below 7/8 of it
+     * (memory_budget_turn_end), so that it does not flap at its edge:
+     * otherwise the use settles just under the budget, each new message
+     * crossing it only while it is routed (and dropped for the slow
+     * consumers), and a publisher, looked at between two messages, is
+     * never paused. */
+    if (!broker.cfg.memory_budget)
+        return false;
+    if (!reached && memory_budget_used() > broker.cfg.memory_budget)
+        reached = true;
+    return reached;
 }
 
 static void note_over(const char *what)
@@ -67,18 +53,19 @@ static void note_over(const char *what)
                     "%llu messages): %s%s",
                     (unsigned long long)broker.cfg.memory_budget,
                     (unsigned long long)memory_budget_used(),
-                    (unsigned long long)broker.input_held, (unsigned long long)output_bytes,
+                    (unsigned long long)broker.input_held,
+                    (unsigned long long)output_memory_bytes(),
                     (unsigned long long)message_memory(), what, log_suppressed(n));
 }
 
-bool memory_budget_pause(struct conn *c)
+bool memory_budget_pause(struct conn *c, bool owes_acks)
 {
     if (c->mem_paused)
         return true;
     if (c->state != CONN_ACTIVE || !memory_budget_over())
         return false;
     /* What it sends frees memory: its acknowledgements are read. */
-    if (c->session && c->session->inflight.count > 0)
+    if (owes_acks)
         return false;
     if (n_paused == cap_paused) {
         struct conn **v = array_grow(paused, &cap_paused, n_paused + 1, sizeof *v, 64);
@@ -114,9 +101,12 @@ void memory_budget_forget(struct conn *c)
 
 void memory_budget_turn_end(void)
 {
-    if (!n_paused)
+    if (!reached && !n_paused)
         return;
     if (broker.cfg.memory_budget && memory_budget_used() > broker.cfg.memory_budget / 8 * 7)
+        return;
+    reached = false;
+    if (!n_paused)
         return;
     uint32_t now = conn_timer_now();
     /* Resuming may pause others again: work on a copy of the list. */

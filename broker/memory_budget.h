@@ -18,22 +18,16 @@
 #include <stdint.h>
 
 struct conn;
-struct evbuffer;
 
-/* Counts what the output buffer `out` holds from now on (call once per
- * buffer, when it is made). */
-void memory_budget_watch(struct evbuffer *out);
-/* A watched buffer is freed holding `len` bytes. */
-void memory_budget_output_freed(size_t len);
-
-/* Bytes counted now. */
+/* Bytes counted now (the output's by output_memory.h). */
 uint64_t memory_budget_used(void);
 /* True while the use is over memory_budget (never when it is 0). */
 bool memory_budget_over(void);
 
 /* At the top of framing c's input: true when c is not to be read now (it
- * is paused, and read again once the use is below 7/8 of the budget). */
-bool memory_budget_pause(struct conn *c);
+ * is paused, and read again once the use is below 7/8 of the budget).
+ * One that `owes_acks` (conn_owes_acks) is not paused. */
+bool memory_budget_pause(struct conn *c, bool owes_acks);
 /* c is closing: off the paused list. */
 void memory_budget_forget(struct conn *c);
 /* End of turn: resumes the paused connections when the use allows. */

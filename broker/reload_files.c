@@ -6,11 +6,8 @@
  */
 #include "reload_files.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <unistd.h>
 #include <event2/event.h>
 
 #include "acl.h"
@@ -18,16 +15,16 @@
 #include "broker.h"
 #include "http_tokens.h"
 #include "log.h"
+#include "thread_pipe.h"
 
 static struct {
     bool busy;
     pthread_t thread;
-    int pipe_rd, pipe_wr;
-    struct event *ev;
+    struct thread_pipe pipe;
     struct reload_files *job;
     reload_files_done done;
     void *arg;
-} rf = {.pipe_rd = -1, .pipe_wr = -1};
+} rf = {.pipe = THREAD_PIPE_INIT};
 
 bool reload_files_busy(void) { return rf.busy; }
 
@@ -45,21 +42,8 @@ static void *reader(void *arg)
         !(j->tokens = http_tokens_load(j->http_token_file, j->tokens_err, sizeof j->tokens_err)))
         j->tokens_ok = false;
     char one = 1;
-    while (write(rf.pipe_wr, &one, 1) < 0 && errno == EINTR)
-        ;
+    thread_pipe_write(&rf.pipe, &one, 1);
     return NULL;
-}
-
-static void close_pipe(void)
-{
-    if (rf.ev)
-        event_free(rf.ev);
-    rf.ev = NULL;
-    if (rf.pipe_rd >= 0)
-        close(rf.pipe_rd);
-    if (rf.pipe_wr >= 0)
-        close(rf.pipe_wr);
-    rf.pipe_rd = rf.pipe_wr = -1;
 }
 
 static void finished(evutil_socket_t fd, short what, void *arg)
@@ -68,7 +52,7 @@ static void finished(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     pthread_join(rf.thread, NULL);
-    close_pipe();
+    thread_pipe_close(&rf.pipe);
     rf.busy = false;
     struct reload_files *job = rf.job;
     rf.job = NULL;
@@ -79,21 +63,13 @@ int reload_files_start(struct reload_files *job, reload_files_done done, void *a
 {
     if (rf.busy)
         return -1;
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
+    if (thread_pipe_open(&rf.pipe, broker.base, 0, EV_READ, finished, NULL) != 0)
         return -1;
-    rf.pipe_rd = fds[0];
-    rf.pipe_wr = fds[1];
-    rf.ev = event_new(broker.base, rf.pipe_rd, EV_READ, finished, NULL);
-    if (!rf.ev || event_add(rf.ev, NULL) != 0) {
-        close_pipe();
-        return -1;
-    }
     rf.job = job;
     rf.done = done;
     rf.arg = arg;
     if (pthread_create(&rf.thread, NULL, reader, job) != 0) {
-        close_pipe();
+        thread_pipe_close(&rf.pipe);
         rf.job = NULL;
         return -1;
     }

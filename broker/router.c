@@ -95,8 +95,11 @@ static void route(struct message *msg, const struct session *origin, bool keep_r
 void router_publish_counted(struct message *msg, const struct session *origin,
                             struct route_result *res)
 {
-    cluster_forward(msg); /* the other nodes' subscribers (no-op alone) */
+    /* the other nodes' subscribers (no-op alone) */
+    bool kept_local = cluster_forward(msg) < 0;
     route(msg, origin, true, res);
+    if (kept_local)
+        res->refused++; /* the outbox was full (cluster.h) */
 }
 
 void router_publish_from_cluster(struct message *msg)

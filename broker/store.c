@@ -15,8 +15,8 @@
 #include "log.h"
 #include "message.h"
 #include "notify.h"
-#include "session.h"
 #include "store_internal.h"
+#include "store_outbox.h"
 #include "turn.h"
 
 struct store_state store_st;
@@ -177,6 +177,7 @@ void store_close(void)
     store_batch_committed(); /* frees the redo lists */
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(store_st.stmt[i]);
+    store_outbox_close();
     /* Closing the last connection checkpoints the WAL into the database. */
     sqlite3_close(store_st.db);
     store_st.db = NULL;

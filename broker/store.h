@@ -38,7 +38,7 @@ struct subscription;
 
 #define STORE_FILE "petrel.db"
 /* The schema this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Opens (creating when absent) data_dir/petrel.db and upgrades its schema.
  * Returns 0, or -1 with a message in err: unreadable file, not a Petrel

@@ -93,6 +93,24 @@ static const char *const migrations[] = {
     "ALTER TABLE sessions ADD COLUMN will_retain INTEGER;"
     "ALTER TABLE sessions ADD COLUMN will_properties BLOB;"  /* MQTT 5.0, raw */
     "ALTER TABLE sessions ADD COLUMN will_expiry INTEGER;",
+    /* 4: the cluster (store_outbox.h).  cluster_outbox holds QoS 1/2
+     * messages until JetStream has them: a copy of the message, not a
+     * reference into `messages`, since most have no local subscriber and
+     * the row lives only until JetStream acknowledges (milliseconds).
+     * cluster_inbox remembers the ids of QoS 2 messages from other nodes
+     * against a second delivery; rowid order is arrival order. */
+    "CREATE TABLE cluster_outbox("
+    "  id INTEGER PRIMARY KEY,"
+    "  petrel_id TEXT NOT NULL,"                  /* the Nats-Msg-Id: JetStream de-duplicates */
+    "  topic BLOB NOT NULL,"
+    "  payload BLOB NOT NULL,"
+    "  qos INTEGER NOT NULL,"
+    "  retain INTEGER NOT NULL,"
+    "  properties BLOB,"                          /* MQTT 5.0, raw */
+    "  expires_at INTEGER,"                       /* unix ms */
+    "  size INTEGER NOT NULL);"                   /* bytes, for cluster_outbox_max_bytes */
+    "CREATE TABLE cluster_inbox("
+    "  petrel_id TEXT NOT NULL UNIQUE);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

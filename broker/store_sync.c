@@ -24,6 +24,7 @@
 #include "broker.h"
 #include "log.h"
 #include "store_internal.h"
+#include "thread_pipe.h"
 
 #define CHECKPOINT_INTERVAL_MS 1000
 /* A WAL at least this large is started over after the checkpoint: see
@@ -52,11 +53,10 @@ static struct {
     atomic_bool wal_over;       /* ... reached: commits fail until it starts over */
     char wal_path[4300];
     char db_path[4200];
-    int pipe_rd, pipe_wr;   /* thread -> loop: durable batch numbers, each
-                               with its fsync's time (struct sync_note) */
+    struct thread_pipe pipe; /* thread -> loop: durable batch numbers, each
+                                with its fsync's time (struct sync_note) */
     int frame_bytes;        /* a WAL frame: a page and its 24-byte header */
-    struct event *pipe_ev;
-} sy = {.pipe_rd = -1, .pipe_wr = -1};
+} sy = {.pipe = THREAD_PIPE_INIT};
 
 static int64_t mono_ms(void)
 {
@@ -209,10 +209,7 @@ static void *sync_main(void *arg)
             log_error("store: fsync of %s failed: %s", sy.wal_path, strerror(errno));
         struct sync_note note = {batch, histogram_now_ns() - t0};
         done = batch;
-        ssize_t w;
-        do
-            w = write(sy.pipe_wr, &note, sizeof note);
-        while (w < 0 && errno == EINTR);
+        thread_pipe_write(&sy.pipe, &note, sizeof note);
         pthread_mutex_lock(&sy.lock);
     }
     pthread_mutex_unlock(&sy.lock);
@@ -237,11 +234,9 @@ static void pipe_cb(evutil_socket_t fd, short what, void *arg)
 
 int store_sync_start(const char *db_path, bool fsync_commits)
 {
-    int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+    if (thread_pipe_open(&sy.pipe, broker.base, O_NONBLOCK, EV_READ | EV_PERSIST, pipe_cb,
+                         NULL) != 0)
         return -1;
-    sy.pipe_rd = fds[0];
-    sy.pipe_wr = fds[1];
     snprintf(sy.db_path, sizeof sy.db_path, "%s", db_path);
     snprintf(sy.wal_path, sizeof sy.wal_path, "%s-wal", db_path);
     sy.fsync_commits = fsync_commits;
@@ -252,9 +247,6 @@ int store_sync_start(const char *db_path, bool fsync_commits)
     atomic_store(&sy.hard_bytes, INT64_MAX);
     atomic_store(&sy.wal_over, false);
     atomic_store(&sy.truncate_wanted, false);
-    sy.pipe_ev = event_new(broker.base, sy.pipe_rd, EV_READ | EV_PERSIST, pipe_cb, NULL);
-    if (!sy.pipe_ev || event_add(sy.pipe_ev, NULL) != 0)
-        goto fail;
     pthread_mutex_init(&sy.lock, NULL);
     pthread_cond_init(&sy.wake, NULL);
     if (pthread_create(&sy.ckpt_thread, NULL, checkpoint_main, NULL) != 0)
@@ -269,12 +261,7 @@ int store_sync_start(const char *db_path, bool fsync_commits)
     }
     return 0;
 fail:
-    if (sy.pipe_ev)
-        event_free(sy.pipe_ev);
-    sy.pipe_ev = NULL;
-    close(sy.pipe_rd);
-    close(sy.pipe_wr);
-    sy.pipe_rd = sy.pipe_wr = -1;
+    thread_pipe_close(&sy.pipe);
     return -1;
 }
 
@@ -338,12 +325,5 @@ void store_sync_stop(void)
         /* Batches synced by the last fsync are released by the caller's
          * final commit; what is left in the pipe no longer matters. */
     }
-    if (sy.pipe_ev)
-        event_free(sy.pipe_ev);
-    sy.pipe_ev = NULL;
-    if (sy.pipe_rd >= 0)
-        close(sy.pipe_rd);
-    if (sy.pipe_wr >= 0)
-        close(sy.pipe_wr);
-    sy.pipe_rd = sy.pipe_wr = -1;
+    thread_pipe_close(&sy.pipe);
 }

@@ -346,6 +346,7 @@ int store_delivery_state(struct session *s, const struct delivery *d)
     sqlite3_stmt *st = s->db_id ? prepare(ST_DELIVERY_STATE) : NULL;
     if (!st)
         return 0;
+    touch(s); /* memory moved on (PUBREC): a rollback must write it again */
     sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_int64(st, 2, d->seq);
     sqlite3_bind_int(st, 3, d->state);
@@ -592,7 +593,7 @@ static int clear_rows(enum store_stmt id, struct session *s)
 }
 
 /* Writes a session's whole state again: its row, pending will,
- * subscriptions and QoS 2 ids as they are in memory.  Its queue is not rewritten: deliveries lost
+ * subscriptions, QoS 2 ids and in-flight states as they are in memory.  Its queue is not rewritten: deliveries lost
  * with the batch belonged to publishes that were not acknowledged. */
 static void redo_session(void *value, void *arg)
 {
@@ -610,6 +611,12 @@ static void redo_session(void *value, void *arg)
     for (uint32_t id = 1; s->n_qos2_ids && id <= UINT16_MAX; id++)
         if (session_qos2_pending(s, (uint16_t)id))
             store_qos2_add(s, (uint16_t)id);
+    /* PUBRECs: a delivery past one has only its id in memory, and a row
+     * still saying "wait for PUBREC" would have the PUBLISH sent again
+     * after a restart.  At most the in-flight window. */
+    for (struct delivery *d = s->inflight.head; d; d = d->next)
+        if (d->state == DELIVERY_WAIT_PUBCOMP)
+            store_delivery_state(s, d);
 }
 
 void store_redo(void)

@@ -100,6 +100,16 @@ static void publish_all(void)
         publish_u64("$SYS/broker/cluster/messages/duplicates", cs->duplicates);
         publish_u64("$SYS/broker/cluster/messages/dropped", cs->dropped);
         publish_u64("$SYS/broker/cluster/reconnects", cs->reconnects);
+        publish_u64("$SYS/broker/cluster/stream/ready", cs->stream_ready);
+        publish_u64("$SYS/broker/cluster/outbox/messages", cs->outbox_messages);
+        publish_u64("$SYS/broker/cluster/outbox/bytes", cs->outbox_bytes);
+        publish_u64("$SYS/broker/cluster/outbox/full", cs->outbox_full);
+        publish_u64("$SYS/broker/cluster/stream/sent", cs->js_sent);
+        publish_u64("$SYS/broker/cluster/stream/stored", cs->js_stored);
+        publish_u64("$SYS/broker/cluster/stream/retried", cs->js_retried);
+        publish_u64("$SYS/broker/cluster/stream/received", cs->js_received);
+        publish_u64("$SYS/broker/cluster/stream/redelivered", cs->js_redelivered);
+        publish_u64("$SYS/broker/cluster/stream/duplicates", cs->js_duplicates);
     }
     publish_u64("$SYS/broker/limits/partial_packet_timeout", broker.stats.partial_timeouts);
     publish_u64("$SYS/broker/limits/max_input_buffer_total", broker.stats.input_total_closed);

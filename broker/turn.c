@@ -10,18 +10,14 @@
 #include <time.h>
 #include <event2/event.h>
 
-#include "conn.h"
-#include "conn_io.h"
-#include "conn_wait.h"
 #include "log.h"
-#include "memory_budget.h"
-#include "store.h"
 
 /* Rounds of the end of a turn before the loop polls again: a step may
  * leave work for an earlier one (see turn.h), rarely more than twice. */
 #define MAX_ROUNDS 8
 
 static struct event *end_ev;
+static const struct turn_steps *step;
 static bool scheduled;   /* end_ev is active */
 static bool again;       /* turn_schedule called while turn_end ran */
 static bool running;
@@ -80,26 +76,27 @@ void turn_end(void)
     for (int round = 0; round < MAX_ROUNDS; round++) {
         again = false;
         /* 1. Input that waited: a hold released, reads resumed. */
-        conn_io_run_kicked();
+        step->run_kicked();
         /* Output that waits for nothing (deliveries, QoS 0 and 1) leaves
          * before the commit: the commit's writes are not on its way. */
-        conn_io_flush();
+        step->flush();
         /* 2. One transaction for everything the turn wrote. */
-        uint64_t failed = store_commit();
+        uint64_t failed = step->commit();
         if (failed)
-            conn_wait_fail(failed);
-        conn_close_marked();
+            step->commit_failed(failed);
+        step->close_marked();
         /* 3. What waited for a durable batch goes to its connection. */
-        conn_wait_release(store_durable());
+        step->release(step->durable());
+        step->after_release(failed); /* the cluster: publish, acknowledge */
         /* 4. Output: one write per connection. */
-        conn_io_flush();
-        memory_budget_turn_end(); /* publishers paused at the budget */
+        step->flush();
+        step->after_output(); /* publishers paused at the budget */
         if (!again)
             break;
     }
     /* 5. Connections closed during the turn. */
-    conn_close_marked();
-    conn_free_closed();
+    step->close_marked();
+    step->free_closed();
     running = false;
     if (again)
         turn_schedule(); /* still more: after the callbacks now ready */
@@ -114,8 +111,9 @@ static void end_cb(evutil_socket_t fd, short what, void *arg)
     turn_end();
 }
 
-int turn_init(struct event_base *base)
+int turn_init(struct event_base *base, const struct turn_steps *steps)
 {
+    step = steps;
     end_ev = event_new(base, -1, 0, end_cb, NULL);
     return end_ev ? 0 : -1;
 }

@@ -26,8 +26,27 @@ struct event_base;
  * ready).  Cheap; call it whenever something is left for the end. */
 void turn_schedule(void);
 
-/* Creates the end-of-turn event on `base`.  Returns 0 or -1. */
-int turn_init(struct event_base *base);
+/* The steps of the end of a turn, given by the broker's owner (broker.c)
+ * so that this file calls no module by name: turn_end runs them in the
+ * order above.  Every member is set. */
+struct turn_steps {
+    void (*run_kicked)(void);            /* 1. input that waited */
+    void (*flush)(void);                 /* one write per connection */
+    uint64_t (*commit)(void);            /* 2. the turn's transaction: 0, or
+                                            the batch that failed */
+    void (*commit_failed)(uint64_t batch);
+    void (*close_marked)(void);          /* connections marked for closing */
+    uint64_t (*durable)(void);           /* the latest durable batch */
+    void (*release)(uint64_t durable);   /* 3. what waited for it */
+    void (*after_release)(uint64_t failed); /* the cluster's JetStream work,
+                                            with this round's failed batch */
+    void (*after_output)(void);          /* after 4.: the memory budget */
+    void (*free_closed)(void);           /* 5. */
+};
+
+/* Creates the end-of-turn event on `base`, to run `steps` (kept, not
+ * copied).  Returns 0 or -1. */
+int turn_init(struct event_base *base, const struct turn_steps *steps);
 void turn_shutdown(void);
 
 /* Runs the end of the turn now (shutdown, tests). */

@@ -1,18 +1,9 @@
 /*
- * ws_transport.c - MQTT over WebSocket (see ws_transport.h).  Input: the
- * handshake, then wslay's event layer reads frames without buffering them
- * (no_buffering: each chunk of a binary frame's payload goes straight into
- * the connection's input, so a frame costs nothing while it arrives) and
- * answers pings and close frames itself.  Output: every write of the
- * connection becomes one binary frame, its header made by a wslay frame
- * context shared by all connections (a server's frames are not masked, so
- * nothing in it outlives the frame) and its payload moved, not copied.
- * wslay's reading context is 8 KiB (two 4 KiB buffers): a connection holds
- * one only while it is inside a frame or a fragmented message; between
- * frames (an idle client) it has none, and the next bytes borrow the
- * broker's spare one (see lend_ev).
- * When the connection is freed the socket lingers, outside the broker's
- * count, only to flush the last frames (two seconds at most).
+ * ws_transport.c - MQTT over WebSocket on a bufferevent, for wss:// (see
+ * ws_transport.h): the filter feeds the handshake and the frames to
+ * ws_frames.c and frames each flush of the connection's output as one
+ * binary frame.  When the connection is freed the socket lingers
+ * (ws_linger.h) to flush the last frames.
  */
 #include "ws_transport.h"
 
@@ -27,109 +18,36 @@
 #include <wslay/wslay.h>
 
 #include "ws_handshake.h"
-
-/* How long a closed connection's socket may take to send its last bytes. */
-#define LINGER_SECONDS 2
+#include "ws_linger.h"
 
 struct ws_conn {
-    struct ws_conn *prev, *next;       /* lingering list */
     struct bufferevent *under;         /* the socket (or TLS) bufferevent */
     struct bufferevent *top;           /* the filter the connection uses */
     const struct ws_transport_conf *conf;
     struct ws_handshake *hs;           /* until the upgrade */
-    wslay_event_context_ptr ev;        /* while inside a frame or message */
-    uint64_t unframed;                 /* bytes given to wslay that no complete
-                                          frame has accounted for yet */
-    uint64_t frame_bytes;              /* header + payload of the frame being read */
-    struct evbuffer *src, *dst;        /* during an input filter call */
+    struct ws_reader rd;
+    struct evbuffer *dst;              /* during an input filter call */
     struct evbuffer_cb_entry *out_cb;  /* on under's output */
-    struct event *linger_timer;
     char *why;                         /* why it failed (malloc'd), for the log */
     uint16_t close_code;               /* the next close frame's (0 = 1000) */
-    uint8_t cur_opcode;                /* of the frame being read */
-    bool in_message : 1;               /* a fragmented data message goes on */
     bool upgraded : 1;
     bool failed : 1;                   /* nothing more is read */
     bool close_sent : 1;               /* nothing more is sent */
     bool fin_after_drain : 1;          /* FIN once under's output is empty */
     bool shut : 1;                     /* FIN sent */
-    bool lingering : 1;                /* the connection is gone */
+    bool gone : 1;                     /* the connection is freed */
 };
 
-struct ws_stats ws_stats;
-
-/* The connection whose bytes wslay's callbacks handle now: a context is
- * lent from one connection to the next, so its user data cannot say. */
-static struct ws_conn *cur;
-/* A reading context in its initial state, for the next connection that
- * has bytes at a frame boundary. */
-static wslay_event_context_ptr spare_ev;
-static struct ws_conn *lingering;
 static bool shutting_down;
 
 /* ---- frames out ----------------------------------------------------------- */
-
-static wslay_frame_context_ptr framer;
-static struct evbuffer *framer_dst;
-/* Stands for a payload that the caller moves itself: the framer's send
- * callback does not copy it. */
-static const uint8_t moved_payload;
-
-static ssize_t framer_send(const uint8_t *data, size_t len, int flags, void *user)
-{
-    (void)flags;
-    (void)user;
-    if (data == &moved_payload)
-        return (ssize_t)len;
-    return evbuffer_add(framer_dst, data, len) == 0 ? (ssize_t)len : -1;
-}
-
-static ssize_t framer_recv(uint8_t *buf, size_t len, int flags, void *user)
-{
-    (void)buf;
-    (void)len;
-    (void)flags;
-    (void)user;
-    return -1; /* only used to send */
-}
-
-static int framer_ready(void)
-{
-    static const struct wslay_frame_callbacks cbs = {framer_send, framer_recv, NULL};
-    return framer || wslay_frame_context_init(&framer, &cbs, NULL) == 0 ? 0 : -1;
-}
-
-/* One whole frame to `dst`: its header, then `len` payload bytes taken from
- * `payload_buf` (moved) or `payload` (copied).  Returns 0 or -1. */
-static int frame_out(struct evbuffer *dst, uint8_t opcode, struct evbuffer *payload_buf,
-                     const uint8_t *payload, size_t len)
-{
-    if (framer_ready() != 0)
-        return -1;
-    struct wslay_frame_iocb io = {
-        .fin = 1, .opcode = opcode, .mask = 0, .payload_length = len,
-        .data = payload_buf ? &moved_payload : payload, .data_length = len,
-    };
-    framer_dst = dst;
-    ssize_t r = wslay_frame_send(framer, &io);
-    if (r < 0 || (size_t)r != len) {
-        /* Half a frame in the shared context: start it afresh. */
-        wslay_frame_context_free(framer);
-        framer = NULL;
-        return -1;
-    }
-    if (payload_buf && evbuffer_remove_buffer(payload_buf, dst, len) != (int)len)
-        return -1;
-    return 0;
-}
 
 static void send_close(struct ws_conn *ws, uint16_t code)
 {
     if (ws->close_sent || !ws->upgraded)
         return;
     ws->close_sent = true;
-    uint8_t body[2] = {(uint8_t)(code >> 8), (uint8_t)code};
-    frame_out(bufferevent_get_output(ws->under), WSLAY_CONNECTION_CLOSE, NULL, body, 2);
+    ws_close_out(bufferevent_get_output(ws->under), code);
 }
 
 /* ---- failures ------------------------------------------------------------- */
@@ -146,10 +64,6 @@ static void fail(struct ws_conn *ws, uint16_t code, const char *fmt, ...)
     if (code)
         send_close(ws, code);
     ws->close_sent = true;
-    if (ws->ev) {
-        wslay_event_shutdown_read(ws->ev);
-        wslay_event_shutdown_write(ws->ev);
-    }
     char why[160];
     va_list ap;
     va_start(ap, fmt);
@@ -168,143 +82,16 @@ static void report(struct ws_conn *ws, short what)
 
 /* ---- frames in ------------------------------------------------------------ */
 
-static ssize_t ev_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
+static int add_data(void *arg, const uint8_t *p, size_t n)
 {
-    (void)flags;
-    (void)user;
-    struct ws_conn *ws = cur;
-    int n = evbuffer_remove(ws->src, buf, len);
-    if (n <= 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    ws->unframed += (uint64_t)n;
-    return n;
+    struct ws_conn *ws = arg;
+    return evbuffer_add(ws->dst, p, n);
 }
 
-/* wslay's own frames: pongs and close frames. */
-static ssize_t ev_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-                       void *user)
+static int add_control(void *arg, const uint8_t *p, size_t n)
 {
-    (void)flags;
-    (void)user;
-    struct ws_conn *ws = cur;
-    if (evbuffer_add(bufferevent_get_output(ws->under), data, len) != 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    return (ssize_t)len;
-}
-
-static void on_frame_start(wslay_event_context_ptr ctx,
-                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
-{
-    (void)ctx;
-    (void)user;
-    struct ws_conn *ws = cur;
-    ws->cur_opcode = arg->opcode;
-    /* Its header's size follows from the length (wslay refuses lengths
-     * not in their shortest form, and unmasked client frames). */
-    uint64_t n = arg->payload_length;
-    ws->frame_bytes = 2 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + 4 + n;
-    if (arg->opcode == WSLAY_BINARY_FRAME || arg->opcode == WSLAY_CONTINUATION_FRAME ||
-        arg->opcode == WSLAY_TEXT_FRAME)
-        ws->in_message = !arg->fin;
-    if (ws->failed)
-        return;
-    if (arg->opcode == WSLAY_TEXT_FRAME) {
-        ws_stats.protocol_errors++;
-        fail(ws, WSLAY_CODE_UNSUPPORTED_DATA, "WebSocket text frame (MQTT needs binary frames)");
-    } else if ((arg->opcode == WSLAY_BINARY_FRAME || arg->opcode == WSLAY_CONTINUATION_FRAME) &&
-               arg->payload_length > ws->conf->max_frame) {
-        ws_stats.frame_too_large++;
-        fail(ws, WSLAY_CODE_MESSAGE_TOO_BIG,
-             "WebSocket frame of %llu bytes over the limit (%llu: max_packet_size + %d)",
-             (unsigned long long)arg->payload_length, (unsigned long long)ws->conf->max_frame,
-             WS_FRAME_SLACK);
-    } else if (arg->opcode == WSLAY_PING) {
-        ws_stats.pings++;
-    }
-}
-
-static void on_frame_chunk(wslay_event_context_ptr ctx,
-                           const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
-{
-    (void)ctx;
-    (void)user;
-    struct ws_conn *ws = cur;
-    /* Continuation frames follow a binary one: a text one failed. */
-    if (ws->failed || arg->data_length == 0 ||
-        (ws->cur_opcode != WSLAY_BINARY_FRAME && ws->cur_opcode != WSLAY_CONTINUATION_FRAME))
-        return;
-    if (evbuffer_add(ws->dst, arg->data, arg->data_length) != 0)
-        fail(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
-}
-
-static void on_frame_end(wslay_event_context_ptr ctx, void *user)
-{
-    (void)ctx;
-    (void)user;
-    cur->unframed -= cur->frame_bytes < cur->unframed ? cur->frame_bytes : cur->unframed;
-    cur->frame_bytes = 0;
-}
-
-/* The reading context for ws's bytes: its own while it is inside a frame
- * or a message, else the spare one (or a new one).  NULL when out of
- * memory. */
-static wslay_event_context_ptr lend_ev(struct ws_conn *ws)
-{
-    static const struct wslay_event_callbacks cbs = {
-        .recv_callback = ev_recv,
-        .send_callback = ev_send,
-        .on_frame_recv_start_callback = on_frame_start,
-        .on_frame_recv_chunk_callback = on_frame_chunk,
-        .on_frame_recv_end_callback = on_frame_end,
-    };
-    if (!ws->ev && spare_ev) {
-        ws->ev = spare_ev;
-        spare_ev = NULL;
-    } else if (!ws->ev) {
-        if (wslay_event_context_server_init(&ws->ev, &cbs, NULL) != 0)
-            return ws->ev = NULL;
-        wslay_event_config_set_no_buffering(ws->ev, 1);
-    }
-    return ws->ev;
-}
-
-/* After a read: at a frame boundary, outside any message, with nothing
- * queued (wslay_event_send ran) and no close, the context is as new and
- * goes back to be lent again; a failed connection's is thrown away. */
-static void return_ev(struct ws_conn *ws)
-{
-    if (!ws->ev)
-        return;
-    if (ws->failed || !wslay_event_get_read_enabled(ws->ev) ||
-        wslay_event_get_queued_msg_count(ws->ev) || wslay_event_get_close_received(ws->ev) ||
-        wslay_event_get_close_sent(ws->ev)) {
-        if (!ws->failed)
-            return; /* it lives on with the connection */
-        wslay_event_context_free(ws->ev);
-        ws->ev = NULL;
-        return;
-    }
-    if (ws->unframed || ws->in_message)
-        return;
-    if (spare_ev)
-        wslay_event_context_free(ws->ev);
-    else
-        spare_ev = ws->ev;
-    ws->ev = NULL;
-}
-
-static int upgrade(struct ws_conn *ws)
-{
-    ws_handshake_free(ws->hs);
-    ws->hs = NULL;
-    ws->upgraded = true;
-    ws_stats.handshakes++;
-    return 0;
+    struct ws_conn *ws = arg;
+    return evbuffer_add(bufferevent_get_output(ws->under), p, n);
 }
 
 /* The handshake's bytes.  Returns 1 once upgraded, 0 for more, -1 failed. */
@@ -318,29 +105,21 @@ static int handshake_input(struct ws_conn *ws, struct evbuffer *src)
         fail(ws, 0, "out of memory");
         return -1;
     }
-    struct ws_handshake_conf hc = {ws->conf->path, ws->conf->origins};
     size_t used = 0;
-    enum ws_handshake_status st = ws_handshake_feed(ws->hs, &hc, p, n, &used);
-    if (st == WS_HS_MORE) {
-        evbuffer_drain(src, used);
-        return 0;
-    }
-    char resp[1024];
-    size_t rlen = ws_handshake_response(ws->hs, resp, sizeof resp);
+    char why[160];
+    int r = ws_handshake_step(ws->hs, ws->conf, p, n, &used,
+                              bufferevent_get_output(ws->under), why, sizeof why);
     evbuffer_drain(src, used);
-    if (rlen)
-        evbuffer_add(bufferevent_get_output(ws->under), resp, rlen);
-    if (st != WS_HS_ACCEPTED) {
-        ws_stats.handshake_refused++;
-        fail(ws, 0, "WebSocket handshake refused (HTTP %d): %s", (int)st,
-             ws_handshake_reason(ws->hs));
+    if (r < 0) {
+        fail(ws, 0, "%s", why);
         return -1;
     }
-    if (!rlen || upgrade(ws) != 0) {
-        fail(ws, 0, "out of memory");
-        return -1;
+    if (r > 0) {
+        ws_handshake_free(ws->hs);
+        ws->hs = NULL;
+        ws->upgraded = true;
     }
-    return 1;
+    return r;
 }
 
 static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evbuffer *dst,
@@ -364,50 +143,18 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
         if (r == 0)
             return BEV_NEED_MORE;
     }
-    if (!lend_ev(ws)) {
-        fail(ws, 0, "out of memory");
-        evbuffer_drain(src, evbuffer_get_length(src));
-        report(ws, BEV_EVENT_ERROR);
-        return BEV_NEED_MORE;
-    }
     size_t before = evbuffer_get_length(dst);
-    ws->src = src;
     ws->dst = dst;
-    cur = ws;
-    int r = wslay_event_recv(ws->ev);
-    if (!ws->failed) {
-        if (r == WSLAY_ERR_CALLBACK_FAILURE) {
-            /* A frame wslay cannot take (a fragmented or long control
-             * frame, a bad length): its own close frame would have no
-             * code. */
-            ws_stats.protocol_errors++;
-            fail(ws, WSLAY_CODE_PROTOCOL_ERROR, "malformed WebSocket frame");
-        } else if (r != 0) {
-            fail(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
-        } else {
-            /* Pongs, and the close frame wslay answers or sends. */
-            wslay_event_send(ws->ev);
-            if (wslay_event_get_close_received(ws->ev)) {
-                ws->close_sent = true;
-                fail(ws, 0, "WebSocket closed by the client (code %u)",
-                     (unsigned)wslay_event_get_status_code_received(ws->ev));
-            } else if (!wslay_event_get_read_enabled(ws->ev)) {
-                /* wslay refused a frame (unmasked, reserved bits or
-                 * opcode, a data frame inside a fragmented message). */
-                ws_stats.protocol_errors++;
-                ws->close_sent = true;
-                fail(ws, 0, "WebSocket protocol error (closed with code %u)",
-                     (unsigned)wslay_event_get_status_code_sent(ws->ev));
-            }
-        }
-    }
-    ws->src = ws->dst = NULL;
-    bool closed_by_client = ws->ev && wslay_event_get_close_received(ws->ev);
-    return_ev(ws);
-    cur = NULL;
-    if (ws->failed) {
+    struct ws_read_io io = {.src = src, .data = add_data, .send = add_control, .arg = ws};
+    struct ws_read_end end;
+    int r = ws_read(&ws->rd, ws->conf->max_frame, &io, &end);
+    ws->dst = NULL;
+    if (r < 0) {
+        if (!end.close_code)
+            ws->close_sent = true; /* wslay sent it, or the client's came */
+        fail(ws, end.close_code, "%s", end.why);
         evbuffer_drain(src, evbuffer_get_length(src));
-        report(ws, closed_by_client ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
+        report(ws, end.by_client ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
         /* What came before the failure is still the connection's. */
         return evbuffer_get_length(dst) > before ? BEV_OK : BEV_NEED_MORE;
     }
@@ -438,7 +185,7 @@ static enum bufferevent_filter_result out_filter(struct evbuffer *src, struct ev
         evbuffer_drain(src, n);
         n = 0;
     }
-    if (n && frame_out(dst, WSLAY_BINARY_FRAME, src, NULL, n) != 0) {
+    if (n && ws_frame_out(dst, WSLAY_BINARY_FRAME, src, NULL, n) != 0) {
         evbuffer_drain(src, evbuffer_get_length(src));
         return BEV_ERROR;
     }
@@ -473,7 +220,7 @@ static void under_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info
 {
     (void)b;
     struct ws_conn *ws = arg;
-    if (!info->n_deleted || ws->lingering)
+    if (!info->n_deleted || ws->gone)
         return;
     size_t left = info->orig_size + info->n_added - info->n_deleted;
     if (left == 0 && ws->fin_after_drain && !ws->shut) {
@@ -489,104 +236,34 @@ static void under_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info
 
 /* ---- the end -------------------------------------------------------------- */
 
-static void linger_end(struct ws_conn *ws)
-{
-    if (ws->prev)
-        ws->prev->next = ws->next;
-    else if (lingering == ws)
-        lingering = ws->next;
-    if (ws->next)
-        ws->next->prev = ws->prev;
-    if (ws->linger_timer)
-        event_free(ws->linger_timer);
-    bufferevent_free(ws->under);
-    free(ws);
-}
-
-static void linger_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    linger_end(arg);
-}
-
-static void linger_read(struct bufferevent *bev, void *arg)
-{
-    (void)arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-static void linger_write(struct bufferevent *bev, void *arg)
-{
-    struct ws_conn *ws = arg;
-    if (!ws->shut && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        ws->shut = true;
-        shutdown(bufferevent_getfd(bev), SHUT_WR);
-    }
-}
-
-static void linger_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        linger_end(arg);
-}
-
-/* The filter is being freed (the connection is gone): the socket stays
+/* The filter is being freed (the connection is gone): the socket lingers
  * until its last frames are out and the client's FIN came, or the
  * deadline. */
 static void ws_destroy(void *arg)
 {
     struct ws_conn *ws = arg;
-    if (!ws->lingering) {
-        if (!shutting_down)
-            send_close(ws, ws->close_code ? ws->close_code : WSLAY_CODE_NORMAL_CLOSURE);
-        ws_handshake_free(ws->hs);
-        ws->hs = NULL;
-        if (ws->ev)
-            wslay_event_context_free(ws->ev);
-        ws->ev = NULL;
-        free(ws->why);
-        ws->why = NULL;
-        struct evbuffer *out = bufferevent_get_output(ws->under);
-        if (ws->out_cb)
-            evbuffer_remove_cb_entry(out, ws->out_cb);
-        ws->out_cb = NULL;
-        ws->lingering = true;
-        ws->top = NULL;
-        struct timeval tv = {LINGER_SECONDS, 0};
-        if (!shutting_down)
-            ws->linger_timer = evtimer_new(bufferevent_get_base(ws->under), linger_timeout, ws);
-        if (!ws->linger_timer || evtimer_add(ws->linger_timer, &tv) != 0) {
-            if (ws->linger_timer)
-                event_free(ws->linger_timer);
-            bufferevent_free(ws->under);
-            free(ws);
-            return;
-        }
-        ws->next = lingering;
-        if (lingering)
-            lingering->prev = ws;
-        lingering = ws;
-        bufferevent_setcb(ws->under, linger_read, linger_write, linger_event, ws);
-        bufferevent_setwatermark(ws->under, EV_WRITE, 0, 0);
-        bufferevent_enable(ws->under, EV_READ | EV_WRITE);
-        linger_write(ws->under, ws);
-    }
+    if (ws->gone)
+        return;
+    ws->gone = true;
+    if (!shutting_down)
+        send_close(ws, ws->close_code ? ws->close_code : WSLAY_CODE_NORMAL_CLOSURE);
+    ws_handshake_free(ws->hs);
+    ws_reader_free(&ws->rd);
+    free(ws->why);
+    if (ws->out_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_output(ws->under), ws->out_cb);
+    if (shutting_down)
+        bufferevent_free(ws->under);
+    else
+        ws_linger(ws->under);
+    free(ws);
 }
 
 void ws_transport_shutdown(void)
 {
     shutting_down = true;
-    while (lingering)
-        linger_end(lingering);
-    if (framer)
-        wslay_frame_context_free(framer);
-    framer = NULL;
-    if (spare_ev)
-        wslay_event_context_free(spare_ev);
-    spare_ev = NULL;
+    ws_linger_shutdown();
+    ws_frames_shutdown();
 }
 
 /* ---- the rest of the contract --------------------------------------------- */

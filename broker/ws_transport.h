@@ -1,7 +1,8 @@
 /*
- * ws_transport.h - MQTT over WebSocket (RFC 6455) as a transport below the
- * connection code: a libevent filter bufferevent over the accepted
- * connection's own bufferevent (a socket, or TLS for wss).  Above it the
+ * ws_transport.h - MQTT over WebSocket (RFC 6455) on a bufferevent, for
+ * wss:// (ws:// runs on the broker's own socket path instead, conn_ws.h):
+ * a libevent filter bufferevent over the accepted connection's TLS
+ * bufferevent.  Above it the
  * connection sees a bufferevent carrying plain MQTT bytes, exactly like a
  * TLS one; below it the filter runs the opening handshake (ws_handshake.h)
  * and then turns binary frames into bytes (wslay) and each write into one
@@ -17,29 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ws_frames.h"
+
 struct bufferevent;
-
-/* A listener's WebSocket settings; must outlive its connections' handshakes. */
-struct ws_transport_conf {
-    const char *path;     /* ws_path */
-    const char *origins;  /* allowed_origins, comma list; "" = any */
-    uint64_t max_frame;   /* payload bytes of one frame, more = close 1009 */
-};
-
-/* Frames may carry this much more than max_packet_size: a client may pack
- * a few small packets with a big one. */
-#define WS_FRAME_SLACK 4096
-
-/* Counters of what clients did wrong, for $SYS. */
-struct ws_stats {
-    uint64_t handshakes;          /* upgrades accepted */
-    uint64_t handshake_refused;   /* requests answered with an HTTP error */
-    uint64_t frame_too_large;     /* closed with 1009 */
-    uint64_t protocol_errors;     /* closed with 1002 or 1003 (text, unmasked,
-                                     bad opcode or control frame...) */
-    uint64_t pings;               /* pings answered */
-};
-extern struct ws_stats ws_stats;
 
 /* When the WebSocket layer ends a connection (a refused handshake, a
  * protocol violation, a close frame from the client) its bufferevent
@@ -73,8 +54,8 @@ void ws_transport_finish(struct bufferevent *bev);
  * this code; default 1000.  For MQTT protocol errors (1002). */
 void ws_transport_set_close_code(struct bufferevent *bev, uint16_t code);
 
-/* Frees the sockets still lingering (broker shutdown, after every
- * connection is closed). */
+/* Frees the sockets still lingering and the shared contexts (broker
+ * shutdown, after every connection is closed). */
 void ws_transport_shutdown(void);
 
 #endif

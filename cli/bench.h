@@ -43,6 +43,8 @@ struct bench_options {
     const char *certfile;
     const char *keyfile;
     bool insecure;
+    bool ws;                     /* MQTT over WebSocket (bench_ws.h) */
+    const char *ws_path;
     const char *id_prefix;
     const char *username;
     const char *password;
@@ -104,6 +106,7 @@ enum bench_conn_state {
     CS_WAITING,        /* not started yet */
     CS_TCP,            /* non-blocking connect in progress */
     CS_TLS,            /* TLS handshake in progress */
+    CS_WS,             /* WebSocket upgrade request sent */
     CS_CONNACK,        /* CONNECT sent */
     CS_SUBACK,         /* SUBSCRIBE sent */
     CS_READY,
@@ -189,6 +192,7 @@ struct bench_conn {
     struct bench_sub *sub;
     struct ssl_st *ssl;          /* NULL: plain TCP */
     char *tls_err;               /* with tls_end 2: why */
+    struct bench_ws *ws;         /* over WebSocket (bench_ws.c), once TCP is up */
 };
 
 /* One publisher topic: the PUBLISH header bytes before the payload,
@@ -231,6 +235,9 @@ struct bench {
 
     uint8_t *rbuf;               /* shared read buffer */
     size_t rbuf_cap;
+    uint8_t *ws_raw;             /* over WebSocket: the frames read, before
+                                    they are decoded into rbuf */
+    size_t ws_raw_cap;
     struct bench_conn **wake;    /* publishers the last read unblocked */
     size_t n_wake;
 
@@ -324,6 +331,12 @@ void bench_conn_tick(struct bench_conn *c);
 void bench_conn_disconnect(struct bench_conn *c);
 void bench_conn_close(struct bench_conn *c);
 void bench_conn_free(struct bench_conn *c);
+/* For bench_ws.c: ends a broken connection (the reason printed), room for
+ * n more output bytes (0, or -1: failed), the write event on or off. */
+void bench_conn_fail(struct bench_conn *c, enum bench_conn_fail why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int bench_out_reserve(struct bench_conn *c, size_t n);
+void bench_want_write(struct bench_conn *c, bool on);
 
 /* cmd_bench.c: callbacks from connections. */
 void bench_conn_ready(struct bench *b, struct bench_conn *c);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bench_tls.h"
+#include "bench_ws.h"
 #include "mqtt_codec.h"
 
 /* A publisher stops filling its output buffer at this many bytes: enough
@@ -49,9 +50,7 @@ static void close_and_count(struct bench_conn *c)
 }
 
 /* Ends a connection that broke; the bench decides what it means. */
-static void bench_conn_fail(struct bench_conn *c, enum bench_conn_fail why, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void bench_conn_fail(struct bench_conn *c, enum bench_conn_fail why, const char *fmt, ...)
+void bench_conn_fail(struct bench_conn *c, enum bench_conn_fail why, const char *fmt, ...)
 {
     struct bench *b = c->b;
     if (c->state == CS_FAILED || c->state == CS_CLOSED)
@@ -104,6 +103,8 @@ static void want_write(struct bench_conn *c, bool on)
     c->wr_added = on;
 }
 
+void bench_want_write(struct bench_conn *c, bool on) { want_write(c, on); }
+
 /* Room for n more bytes in the output buffer.  0, or -1 (connection failed). */
 static int out_reserve(struct bench_conn *c, size_t n)
 {
@@ -128,6 +129,8 @@ static int out_reserve(struct bench_conn *c, size_t n)
     c->out_cap = cap;
     return 0;
 }
+
+int bench_out_reserve(struct bench_conn *c, size_t n) { return out_reserve(c, n); }
 
 /* Appends an encoded packet.  0, or -1 (connection failed). */
 static int put_packet(struct bench_conn *c, const struct mqtt_packet *p)
@@ -187,12 +190,9 @@ static int tls_flush(struct bench_conn *c)
     return 0;
 }
 
-/* Sends what is buffered.  0 (all sent, or the rest waits for EV_WRITE),
- * -1 (connection failed). */
-static int flush(struct bench_conn *c)
+/* flush() over TCP. */
+static int tcp_flush(struct bench_conn *c)
 {
-    if (c->ssl)
-        return tls_flush(c);
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -211,6 +211,18 @@ static int flush(struct bench_conn *c)
     }
     c->out_off = c->out_len = 0;
     return 0;
+}
+
+/* Sends what is buffered (over WebSocket, framed first).  0 (all sent, or
+ * the rest waits for EV_WRITE), -1 (connection failed). */
+static int flush(struct bench_conn *c)
+{
+    if (c->ws && bench_ws_frame(c) != 0)
+        return -1;
+    int r = c->ssl ? tls_flush(c) : tcp_flush(c);
+    if (r == 0)
+        bench_ws_sent(c);
+    return r;
 }
 
 static void on_pace(evutil_socket_t fd, short what, void *arg)
@@ -333,6 +345,19 @@ static void send_subscribe(struct bench_conn *c)
         c->state = CS_SUBACK;
 }
 
+/* TCP (and TLS) is up: CONNECT, or over WebSocket the upgrade first. */
+static void start_mqtt(struct bench_conn *c)
+{
+    if (!c->b->o.ws) {
+        send_connect(c);
+        return;
+    }
+    if (bench_ws_start(c) != 0)
+        return;
+    event_add(&c->rd, NULL);
+    flush(c);
+}
+
 /* One step of the TLS handshake; CONNECT once it is done. */
 static void tls_step(struct bench_conn *c)
 {
@@ -342,7 +367,7 @@ static void tls_step(struct bench_conn *c)
         hist_add(&b->handshake_latency, b->now - c->t_start);
         bench_tls_note_established(c);
         want_write(c, false);
-        send_connect(c);
+        start_mqtt(c);
         return;
     }
     if (r == TLS_FAILED) {
@@ -390,7 +415,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
             return;
         }
         want_write(c, false);
-        send_connect(c);
+        start_mqtt(c);
         return;
     }
     if (c->pub && c->state == CS_READY) {
@@ -731,8 +756,24 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (have)
         memcpy(b->rbuf, c->in, have);
-    ssize_t n = c->ssl ? tls_recv(c, b->rbuf + have, b->rbuf_cap - have)
-                       : recv(fd, b->rbuf + have, b->rbuf_cap - have, 0);
+    /* Over WebSocket the frames are read into a buffer of their own and
+     * what they carry decoded after the carried partial packet. */
+    uint8_t *to = b->rbuf + have;
+    size_t room = b->rbuf_cap - have;
+    if (c->ws) {
+        room -= BENCH_WS_SLACK;
+        if (b->ws_raw_cap < room) {
+            free(b->ws_raw);
+            b->ws_raw_cap = 0;
+            if (!(b->ws_raw = malloc(room))) {
+                bench_conn_fail(c, FAIL_LOST, "out of memory");
+                return;
+            }
+            b->ws_raw_cap = room;
+        }
+        to = b->ws_raw;
+    }
+    ssize_t n = c->ssl ? tls_recv(c, to, room) : recv(fd, to, room, 0);
     b->now = bench_now();
     if (n <= 0) {
         if (n == -2)
@@ -755,7 +796,17 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         c->in_len = 0; /* after our DISCONNECT nothing is answered */
         return;
     }
-    consume_input(c, have + (size_t)n);
+    size_t got = (size_t)n;
+    if (c->ws) {
+        int r = bench_ws_input(c, to, (size_t)n, b->rbuf + have, &got);
+        if (r < 0)
+            return;
+        if (r == 1)
+            send_connect(c);
+        if (c->state == CS_WS)
+            return; /* more of the answer to come */
+    }
+    consume_input(c, have + got);
 }
 
 /* --sub-rate: the next token is due (or publishing ended): handle what was
@@ -955,12 +1006,14 @@ void bench_conn_tick(struct bench_conn *c)
     switch (c->state) {
     case CS_TCP:
     case CS_TLS:
+    case CS_WS:
     case CS_CONNACK:
     case CS_SUBACK:
         if (b->now - c->t_start > timeout)
             bench_conn_fail(c, FAIL_TIMEOUT, "no %s within %lu s",
                             c->state == CS_TCP       ? "TCP connection"
                             : c->state == CS_TLS     ? "TLS handshake"
+                            : c->state == CS_WS      ? "WebSocket upgrade"
                             : c->state == CS_CONNACK ? "CONNACK"
                                                : "SUBACK",
                       b->o.timeout);
@@ -1012,6 +1065,7 @@ void bench_conn_disconnect(struct bench_conn *c)
     case CS_WAITING:
     case CS_TCP:
     case CS_TLS:
+    case CS_WS:
         close_and_count(c);
         return;
     default:
@@ -1024,6 +1078,7 @@ void bench_conn_close(struct bench_conn *c)
     if (c->ssl)
         bench_tls_detach(c);
     c->tls_rd_wants_wr = false;
+    bench_ws_free(c);
     if (c->fd >= 0) {
         event_del(&c->rd);
         event_del(&c->wr);

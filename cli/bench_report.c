@@ -113,7 +113,8 @@ void bench_report_text(const struct bench *b, FILE *out)
 {
     const struct bench_options *o = &b->o;
     char rate[128];
-    const char *tls = o->tls ? " (TLS)" : "";
+    const char *tls = o->ws ? (o->tls ? " (WebSocket over TLS)" : " (WebSocket)")
+                      : o->tls ? " (TLS)" : "";
     if (o->connect_only)
         fprintf(out, "petrel bench: %s:%u%s, %lu connections, keep alive %u s\n", o->host,
                 (unsigned)o->port, tls, o->clients, (unsigned)o->keepalive);
@@ -251,9 +252,13 @@ void bench_report_json(const struct bench *b, int status, FILE *out)
     const struct bench_options *o = &b->o;
     fputs("{\"broker\":", out);
     json_string(out, o->host);
-    fprintf(out, ",\"port\":%u,\"tls\":{\"enabled\":%s,\"verified\":%s,\"version\":",
-            (unsigned)o->port, o->tls ? "true" : "false",
-            o->tls && !o->insecure ? "true" : "false");
+    fprintf(out, ",\"port\":%u,\"websocket\":", (unsigned)o->port);
+    if (o->ws)
+        json_string(out, o->ws_path);
+    else
+        fputs("null", out);
+    fprintf(out, ",\"tls\":{\"enabled\":%s,\"verified\":%s,\"version\":",
+            o->tls ? "true" : "false", o->tls && !o->insecure ? "true" : "false");
     json_string(out, b->tls_version);
     fputs(",\"cipher\":", out);
     json_string(out, b->tls_cipher);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench_topic.h"
+#include "bench_ws.h"
 #include "conn_args.h"
 #include "mqtt_codec.h"
 
@@ -155,5 +156,7 @@ void bench_teardown(struct bench *b)
     free(b->prefixes);
     free(b->payload);
     free(b->rbuf);
+    free(b->ws_raw);
+    bench_ws_shutdown();
     free(b->wake);
 }

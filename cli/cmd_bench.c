@@ -682,11 +682,6 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
     }
     if (conn_args_check(ca) != 0)
         return CLI_EXIT_USAGE;
-    if (ca->ws) {
-        /* Its lean clients speak MQTT on the socket (or TLS) itself. */
-        cli_error("bench", "--ws, --ws-path and ws:// URLs are not supported by bench yet");
-        return CLI_EXIT_USAGE;
-    }
     o->sub_qos = (uint8_t)(sub_qos <= 2 ? sub_qos : o->qos);
     const char *why;
     if ((why = topic_template_error(o->topic_tmpl, "pt"))) {
@@ -727,6 +722,8 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
     o->certfile = ca->certfile;
     o->keyfile = ca->keyfile;
     o->insecure = ca->insecure;
+    o->ws = ca->ws;
+    o->ws_path = ca->ws_path ? ca->ws_path : "/mqtt";
     o->username = ca->username;
     o->password = ca->password;
     o->keepalive = (uint16_t)ca->keepalive;

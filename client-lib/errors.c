@@ -13,36 +13,37 @@ struct error_entry {
     const char *text;
 };
 
+/* ERR(PETREL_X, "text"): the code, its name spelt once, its description. */
+#define ERR(code, text) {code, #code, text}
+
 static const struct error_entry errors[] = {
-    {PETREL_OK, "PETREL_OK", "success"},
-    {PETREL_EINVAL, "PETREL_EINVAL", "invalid argument"},
-    {PETREL_ENOMEM, "PETREL_ENOMEM", "out of memory"},
-    {PETREL_ESTATE, "PETREL_ESTATE", "not allowed in the client's current state"},
-    {PETREL_EQUEUE_FULL, "PETREL_EQUEUE_FULL", "outgoing message queue is full"},
-    {PETREL_ETIMEDOUT, "PETREL_ETIMEDOUT", "timed out"},
-    {PETREL_ERESOLVE, "PETREL_ERESOLVE", "host name could not be resolved"},
-    {PETREL_ECONNREFUSED, "PETREL_ECONNREFUSED", "connection refused"},
-    {PETREL_ENETWORK, "PETREL_ENETWORK", "network error"},
-    {PETREL_ECONNLOST, "PETREL_ECONNLOST", "connection closed by the server"},
-    {PETREL_EKEEPALIVE, "PETREL_EKEEPALIVE", "dead link: no answer to the keep-alive ping"},
-    {PETREL_EPROTOCOL, "PETREL_EPROTOCOL", "protocol error from the server"},
-    {PETREL_EREFUSED_PROTOCOL, "PETREL_EREFUSED_PROTOCOL",
-     "connection refused: protocol version not accepted"},
-    {PETREL_EREFUSED_ID, "PETREL_EREFUSED_ID", "connection refused: client identifier rejected"},
-    {PETREL_EUNAVAILABLE, "PETREL_EUNAVAILABLE", "connection refused: server unavailable"},
-    {PETREL_EBAD_CREDENTIALS, "PETREL_EBAD_CREDENTIALS",
-     "connection refused: bad user name or password"},
-    {PETREL_ENOT_AUTHORIZED, "PETREL_ENOT_AUTHORIZED", "connection refused: not authorized"},
-    {PETREL_ENOTSUP, "PETREL_ENOTSUP", "not supported"},
-    {PETREL_ETOO_LARGE, "PETREL_ETOO_LARGE", "packet too large"},
-    {PETREL_ESTOPPED, "PETREL_ESTOPPED", "client stopped"},
-    {PETREL_ETLS, "PETREL_ETLS", "TLS failed"},
-    {PETREL_ECERT, "PETREL_ECERT", "server certificate not accepted"},
-    {PETREL_EREFUSED, "PETREL_EREFUSED", "connection refused by the server"},
-    {PETREL_ESERVER_DISCONNECT, "PETREL_ESERVER_DISCONNECT",
-     "the server ended the connection (DISCONNECT)"},
-    {PETREL_EREJECTED, "PETREL_EREJECTED", "the server refused the message"},
+    ERR(PETREL_OK, "success"),
+    ERR(PETREL_EINVAL, "invalid argument"),
+    ERR(PETREL_ENOMEM, "out of memory"),
+    ERR(PETREL_ESTATE, "not allowed in the client's current state"),
+    ERR(PETREL_EQUEUE_FULL, "outgoing message queue is full"),
+    ERR(PETREL_ETIMEDOUT, "timed out"),
+    ERR(PETREL_ERESOLVE, "host name could not be resolved"),
+    ERR(PETREL_ECONNREFUSED, "connection refused"),
+    ERR(PETREL_ENETWORK, "network error"),
+    ERR(PETREL_ECONNLOST, "connection closed by the server"),
+    ERR(PETREL_EKEEPALIVE, "dead link: no answer to the keep-alive ping"),
+    ERR(PETREL_EPROTOCOL, "protocol error from the server"),
+    ERR(PETREL_EREFUSED_PROTOCOL, "connection refused: protocol version not accepted"),
+    ERR(PETREL_EREFUSED_ID, "connection refused: client identifier rejected"),
+    ERR(PETREL_EUNAVAILABLE, "connection refused: server unavailable"),
+    ERR(PETREL_EBAD_CREDENTIALS, "connection refused: bad user name or password"),
+    ERR(PETREL_ENOT_AUTHORIZED, "connection refused: not authorized"),
+    ERR(PETREL_ENOTSUP, "not supported"),
+    ERR(PETREL_ETOO_LARGE, "packet too large"),
+    ERR(PETREL_ESTOPPED, "client stopped"),
+    ERR(PETREL_ETLS, "TLS failed"),
+    ERR(PETREL_ECERT, "server certificate not accepted"),
+    ERR(PETREL_EREFUSED, "connection refused by the server"),
+    ERR(PETREL_ESERVER_DISCONNECT, "the server ended the connection (DISCONNECT)"),
+    ERR(PETREL_EREJECTED, "the server refused the message"),
 };
+#undef ERR
 
 static const struct error_entry *find(int err)
 {

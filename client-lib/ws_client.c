@@ -1,6 +1,6 @@
 /*
  * ws_client.c - the client side of MQTT over WebSocket (see ws_client.h).
- * The server's answer is read with http-parser, bounded to 8 KiB; frames
+ * The server's answer is read by ws_upgrade.h (http-parser); frames
  * with wslay's event layer: data frames unbuffered, straight into the
  * transport's input; each write of the transport becomes one masked binary
  * frame.  No state is shared between connections (applications may run
@@ -9,107 +9,28 @@
 #include "ws_client.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <http_parser.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <wslay/wslay.h>
 
 #include "petrel.h"
-#include "ws_accept.h"
-
-#define RESPONSE_MAX 8192
-#define HEADER_MAX 128
-
-enum { H_UPGRADE, H_ACCEPT, H_PROTOCOL, N_HEADERS };
-static const char *const header_names[N_HEADERS] = {
-    "upgrade", "sec-websocket-accept", "sec-websocket-protocol",
-};
+#include "ws_upgrade.h"
 
 struct wsc {
     struct bufferevent *under, *top;
     int *failure;
     uint64_t max_frame;
-    /* the handshake */
-    http_parser parser;
-    size_t fed;
-    char accept[WS_ACCEPT_LEN];     /* the value the server must answer */
-    char field[32];
-    size_t field_len;
-    bool in_value;
-    int cur;
-    char val[N_HEADERS][HEADER_MAX];
-    size_t val_len[N_HEADERS];
-    bool complete;
+    struct ws_upgrade up;           /* the handshake */
     /* then the frames */
     wslay_event_context_ptr ev;
     struct evbuffer *src, *dst;
     uint8_t cur_opcode;
     bool failed;
 };
-
-/* ---- the handshake -------------------------------------------------------- */
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct wsc *w = p->data;
-    if (w->in_value) {
-        w->in_value = false;
-        w->field_len = 0;
-    }
-    size_t room = sizeof w->field - w->field_len;
-    size_t n = len < room ? len : room;
-    memcpy(w->field + w->field_len, at, n);
-    w->field_len += n;
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct wsc *w = p->data;
-    if (!w->in_value) {
-        w->in_value = true;
-        w->cur = -1;
-        for (int i = 0; i < N_HEADERS; i++)
-            if (strlen(header_names[i]) == w->field_len &&
-                strncasecmp(header_names[i], w->field, w->field_len) == 0)
-                w->cur = i;
-    }
-    if (w->cur < 0)
-        return 0;
-    size_t *n = &w->val_len[w->cur];
-    size_t room = HEADER_MAX - 1 - *n;
-    size_t k = len < room ? len : room;
-    memcpy(w->val[w->cur] + *n, at, k);
-    *n += k;
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    struct wsc *w = p->data;
-    w->complete = true;
-    /* A 101 has no body; a refusal's body is not read. */
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings settings = {
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-};
-
-static bool value_is(const struct wsc *w, int h, const char *want)
-{
-    return w->val_len[h] == strlen(want) && strncasecmp(w->val[h], want, w->val_len[h]) == 0;
-}
 
 /* ---- frames --------------------------------------------------------------- */
 
@@ -206,24 +127,14 @@ static int upgraded(struct wsc *w)
 static int handshake_input(struct wsc *w, struct evbuffer *src)
 {
     size_t n = evbuffer_get_length(src);
-    if (n > RESPONSE_MAX - w->fed)
-        n = RESPONSE_MAX - w->fed;
-    const char *p = (const char *)evbuffer_pullup(src, (ev_ssize_t)n);
-    size_t done = http_parser_execute(&w->parser, &settings, p, n);
-    w->fed += done;
-    if (!w->complete) {
-        if (HTTP_PARSER_ERRNO(&w->parser) != HPE_OK || w->fed >= RESPONSE_MAX)
-            return -1;
-        evbuffer_drain(src, done);
-        return 0;
-    }
-    /* Paused in on_headers_complete at the final LF: it is the answer's. */
-    evbuffer_drain(src, done + 1);
-    if (w->parser.status_code != 101 || !value_is(w, H_UPGRADE, "websocket") ||
-        w->val_len[H_ACCEPT] != WS_ACCEPT_LEN - 1 ||
-        memcmp(w->val[H_ACCEPT], w->accept, WS_ACCEPT_LEN - 1) != 0 ||
-        w->val_len[H_PROTOCOL] != 4 || memcmp(w->val[H_PROTOCOL], "mqtt", 4) != 0)
-        return -1;
+    if (n > WS_UPGRADE_MAX)
+        n = WS_UPGRADE_MAX;
+    const uint8_t *p = evbuffer_pullup(src, (ev_ssize_t)n);
+    size_t used = 0;
+    int r = ws_upgrade_feed(&w->up, p, n, &used);
+    evbuffer_drain(src, used);
+    if (r <= 0)
+        return r;
     return upgraded(w) == 0 ? 1 : -1;
 }
 
@@ -313,40 +224,14 @@ struct bufferevent *wsc_start(struct bufferevent *under, const char *host, uint1
     w->under = under;
     w->failure = failure;
     w->max_frame = max_frame;
-    http_parser_init(&w->parser, HTTP_RESPONSE);
-    w->parser.data = w;
-    w->cur = -1;
-    uint8_t nonce[16];
-    char key[32];
-    if (RAND_bytes(nonce, sizeof nonce) != 1) {
-        free(w);
-        *err = PETREL_ENOMEM;
-        return NULL;
-    }
-    EVP_EncodeBlock((unsigned char *)key, nonce, sizeof nonce);
-    if (ws_accept_compute(key, strlen(key), w->accept) != 0) {
-        free(w);
-        *err = PETREL_ENOMEM;
-        return NULL;
-    }
-    bool v6 = strchr(host, ':') != NULL;
     char req[1024 + 512];
-    int len = snprintf(req, sizeof req,
-                       "GET %s HTTP/1.1\r\n"
-                       "Host: %s%s%s:%u\r\n"
-                       "Upgrade: websocket\r\n"
-                       "Connection: Upgrade\r\n"
-                       "Sec-WebSocket-Key: %s\r\n"
-                       "Sec-WebSocket-Version: 13\r\n"
-                       "Sec-WebSocket-Protocol: mqtt\r\n"
-                       "\r\n",
-                       path, v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)port, key);
-    if (len <= 0 || (size_t)len >= sizeof req) {
+    size_t len = ws_upgrade_request(&w->up, host, port, path, req, sizeof req);
+    if (!len) {
         free(w);
         *err = PETREL_EINVAL;
         return NULL;
     }
-    if (evbuffer_add(bufferevent_get_output(under), req, (size_t)len) != 0) {
+    if (evbuffer_add(bufferevent_get_output(under), req, len) != 0) {
         free(w);
         *err = PETREL_ENOMEM;
         return NULL;

@@ -26,6 +26,7 @@ TEST=(
   # browser tests (tests/browser): headless Chromium driven by Selenium;
   # MQTT.js comes from npm (tests/browser/install-mqttjs.sh)
   chromium chromium-driver python3-selenium
+  nodejs npm # MQTT.js, and compare.sh's WebSocket peer Aedes (tests/bench/install-aedes.sh)
   prometheus # promtool checks /metrics (tests/integration/test_http_metrics.py)
   # the Debian package and the system that boots it (tests/deploy)
   dpkg-dev lintian debootstrap systemd-container
@@ -49,8 +50,18 @@ for purpose in "$@"; do
   esac
 done
 
+# A tool may come from outside Debian: NodeSource's nodejs package carries
+# its own npm and conflicts with Debian's npm package, so nodejs and npm are
+# wanted only when the command itself is missing.
+declare -A by_command=([nodejs]=node [npm]=npm)
 missing=()
 for p in "${wanted[@]}"; do
+  if [ -n "${by_command[$p]:-}" ] && command -v "${by_command[$p]}" >/dev/null 2>&1; then
+    continue
+  fi
+  if [[ " ${missing[*]} " == *" $p "* ]]; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi

@@ -12,6 +12,13 @@ Petrel/NATS are printed, and written as JSON and as the Markdown table in
 docs/benchmarks.md (between the results markers; the rest of that file is
 prose kept by hand).  A QoS 1 scenario is met only if Petrel lost no
 message it had acknowledged, in any round.
+
+The WebSocket scenarios (Sws*) compare petreld over ws:// with its own TCP
+figures in the same run (target: ws at least 70% of TCP, and an idle ws
+connection within 2x a plain one) and with the npm broker Aedes behind the
+`ws` WebSocket server (tests/bench/aedes_ws.js; Debian's Mosquitto 2.0.11
+refuses to open a WebSocket listener here); --aedes-dir names where
+install-aedes.sh put its node_modules.
 """
 
 import argparse
@@ -32,10 +39,19 @@ import petreltest  # noqa: E402  (needs the path above)
 import compare_bridge  # noqa: E402  (the bridge scenarios, B1 B1r B2)
 
 MOSQUITTO = shutil.which('mosquitto') or '/usr/sbin/mosquitto'
+NODE = shutil.which('node') or '/usr/bin/node'
+AEDES_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'aedes_ws.js')
+# The WebSocket scenarios' three contestants: (column, broker kind, transport).
+WS_PEERS = (('petreld_tcp', 'petreld', 'tcp'), ('petreld_ws', 'petreld', 'ws'),
+            ('aedes_ws', 'aedes', 'ws'))
 NATS = shutil.which('nats-server') or '/usr/sbin/nats-server'
 PEERS = ('petreld', 'mosquitto', 'nats')
 MD_BEGIN = '<!-- compare.sh results: begin -->'
 MD_END = '<!-- compare.sh results: end -->'
+# The WebSocket scenarios' table has a block of its own: `--only Sws`
+# rewrites it and leaves the other one as it was (and the reverse).
+MD_WS_BEGIN = '<!-- compare.sh websocket results: begin -->'
+MD_WS_END = '<!-- compare.sh websocket results: end -->'
 
 # Settings both brokers get, so that neither is held back by a queue or
 # window limit the other does not have.
@@ -55,11 +71,12 @@ class Broker(petreltest.BrokerProcess):
     error = RuntimeError
     poll = 0.01
 
-    def __init__(self, kind, exe, persistent, petrel_conf='same', extra=()):
+    def __init__(self, kind, exe, persistent, petrel_conf='same', extra=(), ws=False):
         super().__init__(prefix='petrel-compare-%s-' % kind)
         self.kind, self.exe, self.persistent = kind, exe, persistent
         self.petrel_conf, self.extra = petrel_conf, list(extra)
-
+        self.ws = ws            # petreld: listen on ws:// (self.port) too
+        self.ws_dir = None      # aedes: the node_modules directory
     def start(self, timeout=60):
         conf = os.path.join(self.tmp, 'broker.conf')
         data = os.path.join(self.tmp, 'data')
@@ -72,6 +89,17 @@ class Broker(petreltest.BrokerProcess):
             elif isinstance(self.petrel_conf, int):
                 lines += ['max_queued_messages = %d' % self.petrel_conf]
             lines += ['%s = %s' % kv for kv in self.extra]
+            if self.ws:
+                lines.insert(1, 'listen = 127.0.0.1:0 ws')
+        elif self.kind == 'aedes':
+            self.port = petreltest.free_port()
+            self.spawn([self.exe, AEDES_JS, str(self.port), self.ws_dir])
+            try:
+                self.wait_ready(self._ready, timeout)
+            except RuntimeError:
+                self.stop()
+                raise
+            return self
         elif self.kind == 'nats':
             # MQTT in nats-server needs JetStream (sessions, QoS 1, retained)
             # and a server name; the NATS client port is any free one.
@@ -111,7 +139,12 @@ class Broker(petreltest.BrokerProcess):
 
     def _ready(self, text):
         if self.kind == 'petreld':
-            return self.petreld_ready(text)
+            ready = self.petreld_ready(text)
+            if ready and self.ws:
+                self.port = ready[-1][1]  # the ws listener, listed last
+            return ready
+        if self.kind == 'aedes':
+            return 'aedes ws listening' in text and self.accepting()
         if self.kind == 'nats':
             return 'Server is ready' in text and self.accepting()
         # (with log_type notice, as petreld's log_level, mosquitto does not
@@ -130,15 +163,19 @@ class Compare:
     def __init__(self, a):
         self.a = a
         self.results = []
+        self.ws_results = []
         self.failures = []
         self.seq = 0
 
-    def bench(self, broker, args, label):
-        """Runs petrel bench with --json against `broker`; returns the
-        parsed result (exit_status inside).  A run that could not produce
-        JSON raises."""
-        cmd = [self.a.petrel, 'bench', '-h', '127.0.0.1', '-p', str(broker.port), '--json',
-               '--no-progress', '--broker-pid', str(broker.proc.pid)] + [str(x) for x in args]
+    def bench(self, broker, args, label, transport='tcp'):
+        """Runs petrel bench with --json against `broker` (over ws:// with
+        transport 'ws'); returns the parsed result (exit_status inside).  A
+        run that could not produce JSON raises."""
+        where = (['-L', 'ws://127.0.0.1:%d/mqtt' % broker.port] if transport == 'ws'
+                 else ['-h', '127.0.0.1', '-p', str(broker.port)])
+        cmd = [self.a.petrel, 'bench'] + where + [
+            '--json', '--no-progress', '--broker-pid', str(broker.proc.pid)] + [
+                str(x) for x in args]
         if self.a.verbose:
             print('    $ ' + ' '.join(cmd[1:]), flush=True)
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -170,6 +207,28 @@ class Compare:
                                  % (label, broker.kind, p.returncode,
                                     '; '.join(why) or 'see its report'))
         return out
+
+    def one_run(self, b, measure, sid, col, rnd, optional, na, runs, width):
+        """Starts broker b, measures it (measure(b)), stops it; the result
+        goes to runs[col] and is printed.  An optional peer that fails is
+        reported and marked n/a in na[col], and the comparison goes on;
+        any other failure raises."""
+        try:
+            b.start()
+            t0 = time.monotonic()
+            r = measure(b)
+        except RuntimeError as e:
+            if not optional:
+                raise
+            na[col] = 'failed: %s' % str(e).splitlines()[0][:120]
+            self.failures.append('%s on %s: %s' % (sid, b.kind, e))
+            return
+        finally:
+            b.stop()
+        runs[col].append(r)
+        print('  round %d %-*s %s  (%.1f s)'
+              % (rnd + 1, width, col, '  '.join('%s=%s' % (k, fmt(v)) for k, v in r.items()),
+                 time.monotonic() - t0), flush=True)
 
     def uid(self, tag):
         self.seq += 1
@@ -333,6 +392,95 @@ class Compare:
          'restarted; acknowledged messages the remote subscriber never got', 'acked_lost', False,
          ('abs', 0), 'msgs', True, True, 'same'),
     ]
+    # ---- the WebSocket scenarios: petreld over TCP and over ws, Aedes over
+    # ws; each gets (broker, transport, params) ------------------------------
+
+    def sws0(self, b, t, q):
+        r = self.bench(b, ['--pubs', 1, '--subs', 1, '-q', 0, '-s', 64, '-D', q['dur'],
+                           '-t', 'sws/x', '-T', 'sws/x'], 'Sws0', t)
+        return {'msgs_per_sec': r['received']['msgs_per_sec'], 'lost': r['received']['lost'],
+                'p50_ms': r['latency_us']['p50'] / 1e3, 'p99_ms': r['latency_us']['p99'] / 1e3}
+
+    def sws1(self, b, t, q):
+        r = self.bench(b, ['--pubs', 1, '--subs', 1, '-q', 1, '-s', 64, '-D', q['dur'],
+                           '-t', 'sws/x', '-T', 'sws/x'], 'Sws1', t)
+        out = {'msgs_per_sec': r['received']['msgs_per_sec'],
+               'p50_ms': r['latency_us']['p50'] / 1e3, 'p99_ms': r['latency_us']['p99'] / 1e3}
+        out.update(self.losses(r))
+        return out
+
+    def swsi(self, b, t, q):
+        # Warm up first, as ws_idle.py does: what the first connections make
+        # once (petreld: OpenSSL's SHA-1 for the handshake, 2 MB; Node: its
+        # JIT) is not what a connection costs.
+        self.bench(b, ['--connect-only', '--clients', 50, '--timeout', 60], 'Swsi warm-up', t)
+        r = self.bench(b, ['--connect-only', '--clients', q['ws_conns'], '-k', 60, '-D', 2,
+                           '--timeout', 60], 'Swsi', t)
+        return {'rss_per_conn_bytes': r['broker_rss']['bytes_per_connection'],
+                'connect_all_s': r['connections']['seconds'],
+                'lost': r['connections']['total'] - r['connections']['connected']}
+
+    # id, method, title, metric, higher is better, target for Petrel ws /
+    # Petrel TCP (>= x, or <= x when lower is better), unit, QoS 1.
+    WS_SCENARIOS = [
+        ('Sws0', sws0, 'WebSocket p2p: 1 pub -> 1 sub, QoS 0, 64 B, max rate', 'msgs_per_sec',
+         True, 0.7, 'msg/s', False),
+        ('Sws1', sws1, 'WebSocket p2p: 1 pub -> 1 sub, QoS 1, 64 B, closed loop',
+         'msgs_per_sec', True, 0.7, 'msg/s', True),
+        ('Swsi', swsi, 'idle WebSocket connections: {ws_conns} clients, keep alive 60',
+         'rss_per_conn_bytes', False, 2.0, 'B/conn', False),
+    ]
+
+    def run_ws(self, q, only):
+        na = {}
+        if not os.path.isdir(os.path.join(self.a.aedes_dir, 'aedes')):
+            na['aedes_ws'] = 'Aedes not installed (tests/bench/install-aedes.sh)'
+        elif not os.path.exists(NODE):
+            na['aedes_ws'] = 'node not installed'
+        for sid, fn, title, metric, higher, target, unit, qos1 in self.WS_SCENARIOS:
+            if only and sid not in only and 'Sws' not in only:
+                continue
+            title = title.format(**q)
+            print('%s %s' % (sid, title), flush=True)
+            runs = {col: [] for col, _, _ in WS_PEERS}
+            for rnd in range(self.a.rounds):
+                for col, kind, transport in WS_PEERS:
+                    if col in na:
+                        continue
+                    if kind == 'petreld':
+                        b = Broker(kind, self.a.petreld, False, 'same', self.a.petreld_set,
+                                   ws=transport == 'ws')
+                    else:
+                        b = Broker(kind, NODE, False)
+                        b.ws_dir = self.a.aedes_dir
+                    self.one_run(b, lambda b: fn(self, b, transport, q), sid, col, rnd,
+                                 kind == 'aedes', na, runs, 11)
+            res = {'id': sid, 'title': title, 'metric': metric, 'unit': unit,
+                   'higher_is_better': higher, 'target': target, 'qos1': qos1, 'runs': runs,
+                   'na': dict(na)}
+            for col, _, _ in WS_PEERS:
+                if col in na or not runs[col]:
+                    res[col] = None
+                    continue
+                res[col] = {k: statistics.median(r[k] for r in runs[col]) for k in runs[col][0]}
+                res[col]['lost_total'] = sum(r['lost'] for r in runs[col])
+                res[col]['acked_lost_total'] = sum(r.get('acked_lost', 0) for r in runs[col])
+            ws, tcp, aedes = (res[c][metric] if res[c] else None
+                              for c in ('petreld_ws', 'petreld_tcp', 'aedes_ws'))
+            res['ratio_ws_tcp'] = ws / tcp if ws is not None and tcp else None
+            res['ratio_ws_aedes'] = ws / aedes if ws is not None and aedes else None
+            r = res['ratio_ws_tcp']
+            res['met'] = None if r is None else (r >= target if higher else r <= target)
+            if qos1 and res['petreld_ws'] and res['petreld_ws']['acked_lost_total']:
+                res['met'] = False
+            self.ws_results.append(res)
+            print('  median: %s; Petrel ws/TCP %s (target %s %.1fx), Petrel ws/Aedes ws %s%s'
+                  % (', '.join('%s %s' % (c, fmt(res[c][metric]) if res[c] else 'n/a')
+                               for c, _, _ in WS_PEERS),
+                     fmt_ratio(r), '>=' if higher else '<=', target,
+                     fmt_ratio(res['ratio_ws_aedes']), '' if res['met'] else '  NOT MET'),
+                  flush=True)
+
     # Why a peer cannot run a scenario (shown as n/a).  nats-server's MQTT
     # has no QoS 2; none of these scenarios needs it.
     NOT_SUPPORTED = {}
@@ -341,11 +489,12 @@ class Compare:
     def params(self):
         if self.a.quick:
             return {'dur': 1, 'fan': 50, 'p2p': 50, 'p2p_rate': 5, 'p2p_dur': 2, 'conns': 500,
+                    'ws_conns': 300,
                     'queue': 2000, 'ol_dur': 1, 'drain': 2, 's2r_rate': 20000,
                     's4r_pubs': 100, 's4r_rate': 30000, 's8_rate': 20000, 's8_sub_rate': 2000,
                     's8_dur': 4}
         return {'dur': 10, 'fan': 1000, 'p2p': 1000, 'p2p_rate': 1, 'p2p_dur': 15,
-                'conns': 10000, 'queue': 100000, 'ol_dur': 4, 'drain': 3, 's2r_rate': 20000,
+                'conns': 10000, 'ws_conns': 10000, 'queue': 100000, 'ol_dur': 4, 'drain': 3, 's2r_rate': 20000,
                 's4r_pubs': 100, 's4r_rate': 30000, 's8_rate': 20000, 's8_sub_rate': 2000,
                 's8_dur': 10}
 
@@ -376,25 +525,8 @@ class Compare:
                     if kind in na:
                         continue
                     b = Broker(kind, exe, persist, pconf, self.a.petreld_set)
-                    try:
-                        b.start()
-                        t0 = time.monotonic()
-                        r = fn(self, b, q)
-                    except RuntimeError as e:
-                        if kind != 'nats':
-                            raise
-                        # The optional peer: its failure is reported, the
-                        # comparison goes on.
-                        na['nats'] = 'failed: %s' % str(e).splitlines()[0][:120]
-                        self.failures.append('%s on nats: %s' % (sid, e))
-                        continue
-                    finally:
-                        b.stop()
-                    runs[kind].append(r)
-                    print('  round %d %-9s %s  (%.1f s)'
-                          % (rnd + 1, kind, '  '.join('%s=%s' % (k, fmt(v))
-                                                      for k, v in r.items()),
-                             time.monotonic() - t0), flush=True)
+                    self.one_run(b, lambda b: fn(self, b, q), sid, kind, rnd, kind == 'nats', na,
+                                 runs, 9)
             res = {'id': sid, 'title': title, 'metric': metric, 'unit': unit,
                    'higher_is_better': higher, 'target': list(target), 'qos1': qos1,
                    'petreld_settings': pconf, 'runs': runs, 'na': na}
@@ -427,6 +559,7 @@ class Compare:
                                (('Petrel/Mosquitto', 'ratio'), ('Petrel/NATS', 'ratio_nats'))),
                      target_text(target, higher, unit),
                      '' if res['met'] else '  NOT MET'), flush=True)
+        self.run_ws(q, only)
         self.elapsed = time.monotonic() - t_start
 
 
@@ -482,7 +615,7 @@ def machine():
     return {'cpu': cpu, 'cores': os.cpu_count(), 'kernel': platform.release(), 'memory': mem}
 
 
-def versions(petreld):
+def versions(petreld, aedes_dir):
     out = {}
     try:
         out['mosquitto'] = re.search(r'mosquitto version (\S+)', subprocess.run(
@@ -499,6 +632,17 @@ def versions(petreld):
                                         text=True).stdout.strip() or '?'
     except OSError:
         out['petreld'] = '?'
+    for pkg in ('aedes', 'ws'):
+        try:
+            with open(os.path.join(aedes_dir, pkg, 'package.json')) as f:
+                out[pkg] = json.load(f)['version']
+        except (OSError, ValueError, KeyError):
+            out[pkg] = '?'
+    try:
+        out['node'] = subprocess.run([NODE, '--version'], capture_output=True,
+                                     text=True).stdout.strip().lstrip('v') or '?'
+    except OSError:
+        out['node'] = '?'
     return out
 
 
@@ -582,16 +726,76 @@ def markdown(doc):
     return '\n'.join(lines) + '\n'
 
 
-def write_markdown(path, table):
+def ws_cell(r, col):
+    if r[col] is None:
+        return 'n/a (%s)' % r['na'].get(col, 'no run')
+    text = fmt_thousands(r[col][r['metric']], r['unit'])
+    if r['qos1']:
+        text += ', %d lost' % r[col]['acked_lost_total']
+    return text
+
+
+def ws_markdown(doc):
+    """The WebSocket table: Petrel over ws beside its own TCP figures of
+    the same run, and beside Aedes over ws."""
+    run = doc['ws_run']
+    m = run['machine']
+    lines = [
+        'Measured %s on %s (%d cores), Linux %s; %s (source %s); Aedes %s with ws %s on '
+        'Node.js %s; %d round%s per scenario, medians shown; %.0f s; load average before %.2f.'
+        % (run['date'], m['cpu'], m['cores'], m['kernel'], run['versions'].get('petreld', '?'),
+           run['source'], run['versions'].get('aedes', '?'), run['versions'].get('ws', '?'),
+           run['versions'].get('node', '?'), run['rounds'], '' if run['rounds'] == 1 else 's',
+           run['elapsed_seconds'], run['loadavg_start'][0]), '',
+        '| | scenario | Petrel TCP | Petrel ws | Aedes ws | Petrel ws / TCP '
+        '| Petrel ws / Aedes ws | target | met |',
+        '|---|---|---:|---:|---:|---:|---:|---|---|',
+    ]
+    for r in doc['ws_scenarios']:
+        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s %.1fx TCP | %s |'
+                     % (r['id'], r['title'], ws_cell(r, 'petreld_tcp'), ws_cell(r, 'petreld_ws'),
+                        ws_cell(r, 'aedes_ws'), fmt_ratio(r['ratio_ws_tcp']),
+                        fmt_ratio(r['ratio_ws_aedes']), '>=' if r['higher_is_better'] else '<=',
+                        r['target'], {True: 'yes', False: '**no**', None: '?'}[r['met']]))
+    lines += ['', 'WebSocket latency and connect figures (medians, Petrel TCP / Petrel ws / '
+              'Aedes ws):', '']
+    extra = {'Sws0': [('p50_ms', 'latency p50 at full load', 'ms'),
+                      ('p99_ms', 'latency p99 at full load', 'ms')],
+             'Sws1': [('p50_ms', 'latency p50', 'ms'), ('p99_ms', 'latency p99', 'ms')],
+             'Swsi': [('connect_all_s', 'time to connect all', 's')]}
+    for r in doc['ws_scenarios']:
+        for key, label, unit in extra.get(r['id'], []):
+            vals = []
+            for col, _, _ in WS_PEERS:
+                if r[col] is None:
+                    vals.append('n/a')
+                else:
+                    v = r[col][key]
+                    vals.append('%.2f s' % v if unit == 's' else fmt_thousands(v, unit))
+            lines.append('- %s %s: %s' % (r['id'], label, ' / '.join(vals)))
+    failed = [f for f in doc.get('failures', []) if f.startswith('Sws')]
+    if failed:
+        lines += ['', 'Runs that did not complete cleanly:', '']
+        lines += ['- ' + f.splitlines()[0] for f in failed]
+    return '\n'.join(lines) + '\n'
+
+
+def merge_by_id(old, new):
+    """Scenario results of an --only run replace those of the same ids."""
+    ids = [r['id'] for r in new]
+    return [r for r in old if r['id'] not in ids] + new
+
+
+def write_markdown(path, table, begin=MD_BEGIN, end=MD_END):
     """Replaces the results block of `path`, keeping the prose around it."""
     text = ''
     if os.path.exists(path):
         with open(path) as f:
             text = f.read()
-    block = MD_BEGIN + '\n' + table + MD_END
-    if MD_BEGIN in text and MD_END in text:
-        head, rest = text.split(MD_BEGIN, 1)
-        tail = rest.split(MD_END, 1)[1]
+    block = begin + '\n' + table + end
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         text = head + block + tail
     else:
         text = (text or '# Benchmarks\n\n') + '\n' + block + '\n'
@@ -611,6 +815,8 @@ def main():
     ap.add_argument('-v', '--verbose', action='store_true', help='show each bench command')
     ap.add_argument('--no-nats', dest='nats', action='store_false',
                     help='leave out the NATS peer')
+    ap.add_argument('--aedes-dir', default='',
+                    help='node_modules with aedes and ws (tests/bench/install-aedes.sh)')
     ap.add_argument('--petreld-set', action='append', default=[], metavar='KEY=VALUE',
                     help='one more petreld.conf setting for every Petrel run (repeatable)')
     a = ap.parse_args()
@@ -635,10 +841,11 @@ def main():
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         print('compare: %s' % e, file=sys.stderr)
         return 1
+    now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     doc = {
-        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        'date': now,
         'machine': machine(),
-        'versions': versions(a.petreld),
+        'versions': versions(a.petreld, a.aedes_dir),
         'source': os.environ.get('PETREL_SOURCE_REV', '?'),
         'quick': a.quick,
         'rounds': a.rounds,
@@ -650,17 +857,38 @@ def main():
         'loadavg_start': c.load_start,
         'loadavg_end': list(os.getloadavg()),
         'scenarios': c.results,
+        'ws_scenarios': c.ws_results,
         'failures': c.failures,
     }
-    table = markdown(doc)
+    if c.ws_results:
+        doc['ws_run'] = {k: doc[k] for k in ('date', 'machine', 'versions', 'source', 'quick',
+                                             'rounds', 'elapsed_seconds', 'loadavg_start',
+                                             'loadavg_end')}
+    if a.only and a.json and os.path.exists(a.json):
+        # Only one of the two tables ran: the other keeps its last results
+        # (as its Markdown block does).
+        with open(a.json) as f:
+            old = json.load(f)
+        if not c.results:
+            old['ws_scenarios'] = merge_by_id(old.get('ws_scenarios', []), c.ws_results)
+            old['ws_run'] = doc['ws_run']
+            old['failures'] = old.get('failures', []) + c.failures
+            doc = old
+        elif not c.ws_results and old.get('ws_scenarios'):
+            doc['ws_scenarios'], doc['ws_run'] = old['ws_scenarios'], old['ws_run']
+    table = markdown(doc) if doc['scenarios'] else ''
+    ws_table = ws_markdown(doc) if doc.get('ws_scenarios') else ''
     print()
-    print(table, end='')
+    print(table + ('\n' if table and ws_table else '') + ws_table, end='')
     if a.json:
         with open(a.json, 'w') as f:
             json.dump(doc, f, indent=1)
             f.write('\n')
     if a.md:
-        write_markdown(a.md, table)
+        if c.results:
+            write_markdown(a.md, table)
+        if c.ws_results:
+            write_markdown(a.md, ws_table, MD_WS_BEGIN, MD_WS_END)
     # A benchmark reports; it fails only when it could not measure.
     return 0
 

@@ -3,12 +3,17 @@
 # MQTT listener on JetStream) on this machine, side by side: the scenarios of
 # docs/benchmarks.md, each run against every broker in turn (A B C A B C),
 # 3 rounds, medians and the ratios Petrel/Mosquitto and Petrel/NATS, with
-# the QoS 1 messages acknowledged but never delivered beside each figure.
+# the QoS 1 messages acknowledged but never delivered beside each figure;
+# then the WebSocket scenarios (Sws*): Petrel over ws:// beside its own TCP
+# figures and beside the npm broker Aedes (installed from npm by
+# install-aedes.sh into build-bench/aedes, or AEDES_DIR).
 # compare.py does the measuring; this script prepares what it needs.
 # B1, B1r and B2 are the bridge scenarios (tests/bench/compare_bridge.py).
 #
 # Usage: tests/bench/compare.sh [--quick] [--rounds N] [--only S1,S3] [-v]
 #                               [--no-nats] [--petreld-set KEY=VALUE]...
+#        tests/bench/compare.sh --cluster [--duration S] [--rate N]
+#   --only Sws  just the WebSocket scenarios
 #   --quick   small N, 1 round, about a minute: checks that it runs and
 #             reports (tests/run.sh uses it); writes nothing under docs/
 #   (full)    about 15 minutes; rewrites the results in docs/benchmarks.md
@@ -71,6 +76,12 @@ if [ -z "${PETRELD:-}" ] || [ -z "${PETREL:-}" ]; then
   fi
 fi
 
+# The WebSocket peer: without npm (or the registry) its column is n/a.
+AEDES_DIR=${AEDES_DIR:-$BENCH_DIR/aedes}
+if ! "$ROOT/tests/bench/install-aedes.sh" "$AEDES_DIR"; then
+  echo "compare: Aedes could not be installed; the WebSocket scenarios go on without it" >&2
+fi
+
 if [ $QUICK = 1 ]; then
   OUT_DIR=${OUT_DIR:-$(mktemp -d)}
 else
@@ -78,6 +89,14 @@ else
 fi
 mkdir -p "$OUT_DIR"
 
+# --cluster: the cluster path instead (tests/bench/cluster_bench.py: three
+# nats-servers with JetStream, two nodes; QoS 0 and 1 inside one node and
+# across, CPU per message on the publishing node).
+if [ "${1:-}" = "--cluster" ]; then
+  shift
+  PETRELD=$PETRELD PETREL=$PETREL exec /usr/bin/python3 "$ROOT/tests/bench/cluster_bench.py" "$@"
+fi
+
 exec /usr/bin/python3 "$ROOT/tests/bench/compare.py" \
-  --petreld "$PETRELD" --petrel "$PETREL" \
+  --petreld "$PETRELD" --petrel "$PETREL" --aedes-dir "$AEDES_DIR/node_modules" \
   --json "$OUT_DIR/benchmarks.json" --md "$OUT_DIR/benchmarks.md" "$@"

@@ -97,6 +97,13 @@ class ReconnectBase(ct.unittest.TestCase):
             missing.discard(payload)
         return seen, len(seen) - len(set(seen))
 
+    def stop_broker(self, crash):
+        """SIGKILL with `crash`, else SIGTERM."""
+        if crash:
+            self.broker.kill()
+        else:
+            self.broker.terminate()
+
     def resume_after_restart(self, sub, pub, crash, queued, expected, unacked, label):
         """The broker has just been stopped (killed with `crash`): both
         clients notice, `pub` queues ten messages `queued`0..9 while it is
@@ -119,7 +126,20 @@ class ReconnectBase(ct.unittest.TestCase):
               % (label, 'SIGKILL' if crash else 'SIGTERM', len(seen), dups))
 
 
-class MosquittoRestart(ReconnectBase):
+class RestartCases:
+    """The two restarts checked against each broker, by its class's
+    start_pair and restart_check: killed (SIGKILL) and stopped cleanly."""
+
+    def test_killed_and_restarted(self):
+        sub, pub = self.start_pair('kill')
+        self.restart_check(sub, pub, crash=True)
+
+    def test_restarted_cleanly(self):
+        sub, pub = self.start_pair('term')
+        self.restart_check(sub, pub, crash=False)
+
+
+class MosquittoRestart(RestartCases, ReconnectBase):
 
     def start_pair(self, tag):
         self.broker = ct.Mosquitto(persistence=True).start()
@@ -135,22 +155,11 @@ class MosquittoRestart(ReconnectBase):
         # Phase 2: written to the socket but never read by the broker.
         self.broker.suspend()
         pub.call('pubn 1 r/x b 10')
-        if crash:
-            self.broker.kill()
-        else:
-            self.broker.terminate()
+        self.stop_broker(crash)
         # Phase 3: queued by the client while the broker is down.
         self.resume_after_restart(sub, pub, crash, 'c',
                                   ['%s%d' % (p, i) for p in 'bc' for i in range(10)], 20,
                                   'restart')
-
-    def test_broker_killed_and_restarted(self):
-        sub, pub = self.start_pair('kill')
-        self.restart_check(sub, pub, crash=True)
-
-    def test_broker_restarted_cleanly(self):
-        sub, pub = self.start_pair('term')
-        self.restart_check(sub, pub, crash=False)
 
 
 class PetreldTakeover(ReconnectBase):

@@ -19,10 +19,10 @@ import signal
 import time
 
 import clienttest as ct
-from test_reconnect import ReconnectBase
+from test_reconnect import ReconnectBase, RestartCases
 
 
-class PetreldRestart(ReconnectBase):
+class PetreldRestart(RestartCases, ReconnectBase):
 
     def start_pair(self, tag):
         self.broker = ct.Petreld().start()
@@ -39,24 +39,13 @@ class PetreldRestart(ReconnectBase):
             self.broker.suspend()
             pub.call('pubn 1 r/x c 10')
             time.sleep(0.1)
-            if crash:
-                self.broker.kill()
-            else:
-                self.broker.terminate()
+            self.stop_broker(crash)
         finally:
             sub.proc.send_signal(signal.SIGCONT)
         # Queued by the client while the broker is down.
         self.resume_after_restart(sub, pub, crash, 'd',
                                   ['%s%d' % (p, i) for p in 'bcd' for i in range(10)], 20,
                                   'petreld restart')
-
-    def test_petreld_killed_and_restarted(self):
-        sub, pub = self.start_pair('kill')
-        self.restart_check(sub, pub, crash=True)
-
-    def test_petreld_restarted_cleanly(self):
-        sub, pub = self.start_pair('term')
-        self.restart_check(sub, pub, crash=False)
 
 
 if __name__ == '__main__':

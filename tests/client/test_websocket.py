@@ -2,8 +2,8 @@
 petreld's ws and wss listeners: -L ws://HOST:PORT/PATH and --ws/--ws-path
 for pub and sub, messages across to and from TCP clients (mosquitto_pub,
 mosquitto_sub) at QoS 0, 1 and 2, wss:// with the test CA, a wrong path
-refused (the server's 404 is a protocol error, exit status 1), bad URLs,
-and bench refusing --ws clearly."""
+refused (the server's 404 is a protocol error, exit status 1) and bad
+URLs.  `petrel bench` over WebSocket is test_bench_ws.py's."""
 
 import os
 import sys
@@ -23,7 +23,9 @@ def petrel(*args, **kw):
     return ct.run([ct.PETREL] + [str(a) for a in args], **kw)
 
 
-class WebSocketCliTest(ct.unittest.TestCase):
+class WebSocketBroker(ct.unittest.TestCase):
+    """One petreld for the class: a plain listener, ws on /mqtt, ws on
+    /other, wss with the test CA's certificate (test_bench_ws.py too)."""
 
     @classmethod
     def setUpClass(cls):
@@ -37,6 +39,9 @@ class WebSocketCliTest(ct.unittest.TestCase):
             '127.0.0.1:0 wss certfile=%s keyfile=%s' % (c.server, c.server_key)]).start()
         cls.addClassCleanup(cls.broker.stop)
         cls.ws, cls.ws_other, cls.wss = cls.broker.ports[1:]
+
+
+class WebSocketCliTest(WebSocketBroker):
 
     def topic(self):
         return 'ws/%s' % self._testMethodName
@@ -106,11 +111,6 @@ class WebSocketCliTest(ct.unittest.TestCase):
             self.assertIn(msg, r.stderr)
         r = petrel('pub', '--ws-path', 'mqtt', '-t', 't', '-m', 'x')
         self.assertEqual(r.returncode, EXIT_USAGE, r.stderr)
-
-    def test_bench_refuses_ws(self):
-        r = petrel('bench', '-L', 'ws://127.0.0.1:%d/mqtt' % self.ws)
-        self.assertEqual(r.returncode, EXIT_USAGE, r.stderr)
-        self.assertIn('not supported by bench', r.stderr)
 
 
 if __name__ == '__main__':

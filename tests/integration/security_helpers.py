@@ -144,3 +144,13 @@ def small_asan_quarantine():
             os.environ.pop('ASAN_OPTIONS', None)
         else:
             os.environ['ASAN_OPTIONS'] = saved
+
+
+class SmallAsanQuarantine:
+    """Put first among a BrokerTestCase's bases: the class's broker starts
+    inside small_asan_quarantine(), for tests that read its RSS."""
+
+    @classmethod
+    def setUpClass(cls):
+        with small_asan_quarantine():
+            super().setUpClass()

@@ -85,7 +85,7 @@ class TrickleTest(BrokerTestCase):
 
 
 @skip_on_mosquitto('petreld max_input_buffer_total')
-class InputBudgetTest(BrokerTestCase):
+class InputBudgetTest(sec.SmallAsanQuarantine, BrokerTestCase):
     """Many keep-alive-0 connections each holding most of a 1 MB packet:
     the total is held near max_input_buffer_total, by closing those that
     hold the most, and other clients are served throughout."""
@@ -94,11 +94,6 @@ class InputBudgetTest(BrokerTestCase):
     BUDGET = 8 * 2 ** 20
     broker_settings = {'max_input_buffer_total': '8M', 'max_packet_size': '2M',
                        'partial_packet_timeout': 0, 'sys_interval': 1}
-
-    @classmethod
-    def setUpClass(cls):
-        with sec.small_asan_quarantine():
-            super().setUpClass()
 
     def test_total_unfinished_input_bounded(self):
         w = self.watcher()

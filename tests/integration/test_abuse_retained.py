@@ -19,17 +19,12 @@ def disk_bytes(data_dir):
 
 
 @skip_on_mosquitto('petreld retained limits')
-class RetainedFloodTest(BrokerTestCase):
+class RetainedFloodTest(sec.SmallAsanQuarantine, BrokerTestCase):
     """600 retained messages of 1 MB from one anonymous client, with the
     default limits: memory and disk stay near max_retained_bytes (64 MiB)."""
 
     broker_settings = {'log_level': 'notice'}
     N, SIZE = 600, 1000000
-
-    @classmethod
-    def setUpClass(cls):
-        with sec.small_asan_quarantine():
-            super().setUpClass()
 
     def test_flood_bounded(self):
         pid = self.broker.pid

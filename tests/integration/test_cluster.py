@@ -1,7 +1,9 @@
-"""Several petreld nodes as one broker over NATS (broker/cluster.c), first
-step: routing over core NATS.
+"""Several petreld nodes as one broker over NATS (broker/cluster.c): routing
+(QoS 0 over core NATS, QoS 1/2 through JetStream: test_cluster_js.py has
+its faults).
 
-One nats-server on a free loopback port and three petreld nodes with
+One nats-server with JetStream on a free loopback port and three petreld
+nodes with
 cluster_nats.  Checked: a message published on one node reaches the
 matching subscribers of the others, at QoS 0, 1 and 2, once each (no echo
 back to its own node, no second copy through overlapping subscriptions);
@@ -21,48 +23,10 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mqttraw  # noqa: E402
+from nats_helpers import NATS_SERVER, ClusterNodes, NatsServer  # noqa: E402
 from petreltest import free_port, track  # noqa: E402
 
-NATS_SERVER = '/usr/bin/nats-server'
-for _p in ('/usr/bin/nats-server', '/usr/sbin/nats-server'):
-    if os.path.exists(_p):
-        NATS_SERVER = _p
 PROBE = os.environ.get('NATS_PROBE', '')
-
-
-class NatsServer:
-    """nats-server on a free loopback port, in a directory of its own."""
-
-    def __init__(self, port=None):
-        self.port = port or free_port()
-        self.proc = None
-
-    def start(self):
-        self.proc = track(subprocess.Popen(
-            [NATS_SERVER, '-a', '127.0.0.1', '-p', str(self.port)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 10
-        import socket
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(('127.0.0.1', self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError('nats-server did not open port %d' % self.port)
-
-    @property
-    def url(self):
-        return 'nats://127.0.0.1:%d' % self.port
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def probe(*args, timeout=15):
@@ -72,7 +36,7 @@ def probe(*args, timeout=15):
 
 @harness.skip_on_mosquitto('a cluster is petreld\'s')
 @unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
-class Cluster(harness.BrokerTestCase):
+class Cluster(ClusterNodes, harness.BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.nats = NatsServer().start()
@@ -86,21 +50,9 @@ class Cluster(harness.BrokerTestCase):
                 'sys_interval': 1}).start())
         for b in cls.nodes:
             b.wait_log('cluster: node n[0-9] connected to NATS', timeout=10)
+            b.wait_log('cluster: JetStream stream', timeout=20)  # QoS 1/2 cross nodes
         cls.broker = cls.nodes[0]
         cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        for b in cls.nodes:
-            b.stop()
-        cls.broker = None
-        cls.nats.stop()
-
-    def setUp(self):
-        super().setUp()
-        for b in self.nodes:
-            if not b.alive():
-                self.fail('node died: %s' % b.tail())
 
     # ---- helpers
     def client(self, node, client_id='', **kw):
@@ -211,8 +163,8 @@ class Cluster(harness.BrokerTestCase):
                     break
         dups = self.counter(n2, 'messages/duplicates') or 0
         pub = self.client(n1)
-        for i in range(10):
-            pub.publish(base + '/x', b'%d' % i, qos=1)
+        for i in range(10):  # QoS 0: over core NATS, one subscription per filter
+            pub.publish(base + '/x', b'%d' % i, qos=0)
         for c in (local, a, b, both):
             got = [c.expect_publish(timeout=5).payload for _ in range(10)]
             self.assertEqual(got, [b'%d' % i for i in range(10)])
@@ -334,16 +286,18 @@ class Cluster(harness.BrokerTestCase):
         # (the probe got a warm-up marker first: start a fresh one)
         reader.kill()
         reader.wait()
-        reader = track(subprocess.Popen(
-            [PROBE, self.nats.url, 'sub', 'petrel.native.x//y.z', '1', '10000'],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL))
-        self.assertEqual(reader.stdout.readline().strip(), b'ready')
-        self.mosquitto_pub('native/x.y/z', 'to-nats', port=n1.port, qos=1)
-        out, err = reader.communicate(timeout=15)
-        self.assertEqual(reader.returncode, 0, err)
-        subject, qos, data = out.decode().rstrip('\n').split('\t')
-        self.assertEqual((subject, qos, data), ('petrel.native.x//y.z', '1', 'to-nats'))
-        sub.expect_publish(timeout=5)
+        # QoS 0 on the core subject, QoS 1/2 on the JetStream stream's.
+        for qos, subject in ((0, 'petrel.native.x//y.z'), (1, 'petrel-js.native.x//y.z')):
+            reader = track(subprocess.Popen(
+                [PROBE, self.nats.url, 'sub', subject, '1', '10000'],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL))
+            self.assertEqual(reader.stdout.readline().strip(), b'ready')
+            self.mosquitto_pub('native/x.y/z', 'to-nats', port=n1.port, qos=qos)
+            out, err = reader.communicate(timeout=15)
+            self.assertEqual(reader.returncode, 0, err)
+            got = out.decode().rstrip('\n').split('\t')
+            self.assertEqual(tuple(got), (subject, str(qos), 'to-nats'))
+            sub.expect_publish(timeout=5)
         # NATS -> MQTT: a native publish reaches the MQTT subscriber on n2.
         r = probe(self.nats.url, 'pub', 'petrel.native.from//nats', 'hi-mqtt', 'Nmqtt-Pub=1')
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -392,7 +346,7 @@ class Reconnect(harness.BrokerTestCase):
 
     def test_node_reconnects_after_nats_restarts(self):
         nats = NatsServer().start()
-        self.addCleanup(nats.stop)
+        self.addCleanup(nats.remove)
         settings = {'cluster_nats': nats.url, 'sys_interval': 1}
         n1 = self.start_broker(dict(settings, node_name='r1'))
         n2 = self.start_broker(dict(settings, node_name='r2'))
@@ -424,8 +378,7 @@ class Reconnect(harness.BrokerTestCase):
         local.subscribe([('re/local', 0)])
         pub.publish('re/local', b'still', qos=1)
         self.assertEqual(local.expect_publish(timeout=5).payload, b'still')
-        nats = NatsServer(nats.port).start()
-        self.addCleanup(nats.stop)
+        nats.start()
         self.assertTrue(routed(20), 'no route after the NATS server came back')
         self.assertGreaterEqual(self.sys_value(n2, '$SYS/broker/cluster/reconnects', at_least=1), 1)
 

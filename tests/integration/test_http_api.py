@@ -42,6 +42,20 @@ class HttpCase(unittest.TestCase):
         if not self.b.alive():
             self.fail('broker died\n' + self.b.tail())
 
+    def healthz_closing(self):
+        """A new connection that has asked GET /healthz, Connection: close."""
+        s = socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10)
+        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        return s
+
+    def hold_idle(self, socks, n):
+        """Appends n connections to `socks` (closed by the caller) and
+        returns once the last has been answered, so all are accepted."""
+        for _ in range(n):
+            socks.append(socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10))
+        socks[-1].sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        self.assertIn(b' 200 ', socks[-1].recv(4096))
+
 
 @skip_on_mosquitto('petreld HTTP listener')
 class HealthAndFiles(HttpCase):
@@ -126,20 +140,19 @@ class HealthAndFiles(HttpCase):
         finally:
             s.close()
 
+@skip_on_mosquitto('petreld HTTP listener')
+class ConnectionLimits(HttpCase):
+    # one address may hold every slot here: the total bound is what is tested
+    http_extra = 'max_per_source=0'
+
     def test_connection_limit(self):
         """64 idle connections take every slot; the 65th waits (is not
-        served) until one closes, and is served then."""
+        served) until one closes, and is served then (max_per_source=0)."""
         socks = []
         try:
-            for _ in range(64):
-                socks.append(socket.create_connection(('127.0.0.1', self.b.http_port),
-                                                      timeout=10))
-            # each is accepted by the time it answers
-            socks[-1].sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
-            self.assertIn(b' 200 ', socks[-1].recv(4096))
+            self.hold_idle(socks, 64)
             self.assertTrue(self.b.wait_log(r'http: 64 connections open', timeout=5))
-            extra = socket.create_connection(('127.0.0.1', self.b.http_port), timeout=10)
-            extra.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            extra = self.healthz_closing()
             extra.settimeout(0.5)
             with self.assertRaises(socket.timeout):
                 extra.recv(4096)
@@ -155,11 +168,67 @@ class HealthAndFiles(HttpCase):
         self.assertRegex(body.decode(), r'(?m)^petrel_http_connection_limit_hits_total [1-9]')
 
 
+
+@skip_on_mosquitto('petreld HTTP listener')
+class PerSourceLimit(HttpCase):
+    http_extra = 'max_per_source=4'
+
+    def test_one_address_gets_its_share(self):
+        """With max_per_source=4, four idle connections from 127.0.0.1 are
+        held; the fifth is closed at once without an answer, is counted and
+        logged; once one of the four closes, a new one is served."""
+        socks = []
+        try:
+            self.hold_idle(socks, 4)
+            extra = self.healthz_closing()
+            try:
+                got = extra.recv(4096)
+            except ConnectionResetError:
+                got = b''
+            self.assertEqual(got, b'', 'the fifth connection was served')
+            extra.close()
+            self.assertTrue(self.b.wait_log(
+                r'http: 127\.0\.0\.1 already has 4 connections open \(max_per_source\)',
+                timeout=5))
+            socks.pop(0).close()
+            deadline = time.monotonic() + 10
+            while True:
+                # the close reaches the broker a little after ours
+                again = self.healthz_closing()
+                try:
+                    got = again.recv(4096)
+                except ConnectionResetError:
+                    got = b''
+                again.close()
+                if got or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertIn(b' 200 ', got)
+        finally:
+            for s in socks:
+                s.close()
+        deadline = time.monotonic() + 10
+        while True:
+            # until the broker has seen our four close
+            try:
+                _, _, body = self.b.request('GET', '/metrics', token=READ_TOKEN)
+                break
+            except (ConnectionError, http_helpers.http.client.HTTPException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.assertRegex(body.decode(), r'(?m)^petrel_http_source_limit_hits_total [1-9]')
+
+
 @skip_on_mosquitto('petreld HTTP listener')
 class HttpConfig(unittest.TestCase):
-    def start_fails(self, http_listen, why):
-        b = Broker({'http_listen': http_listen})
+    def start_fails(self, http_listen, why, tokens=None):
+        """petreld refuses to start (exit 2) and says why; `tokens`, when
+        given, are the lines of its http_token_file."""
+        b = Broker({'http_listen': http_listen} if http_listen else {})
         try:
+            if tokens is not None:
+                b.settings['http_token_file'] = http_helpers.write_tokens(b.tmp, tokens)
             rc, log = b.run_to_exit()
         finally:
             b.remove()
@@ -172,29 +241,19 @@ class HttpConfig(unittest.TestCase):
     def test_bad_anonymous(self):
         self.start_fails('127.0.0.1:0 anonymous=everyone', 'not one of none, read or admin')
 
+    def test_bad_max_per_source(self):
+        for bad in ('max_per_source=65', 'max_per_source=-1', 'max_per_source=x',
+                    'max_per_source=99999999999999999999'):
+            self.start_fails('127.0.0.1:0 ' + bad, 'is not a number in 0..64')
+
     def test_tls_needs_files(self):
         self.start_fails('127.0.0.1:0 tls', 'needs certfile= and keyfile=')
 
     def test_bad_token_file(self):
-        b = Broker()
-        try:
-            path = http_helpers.write_tokens(b.tmp, ['alice superuser %s' % ADMIN_TOKEN])
-            b.settings['http_token_file'] = path
-            rc, log = b.run_to_exit()
-        finally:
-            b.remove()
-        self.assertEqual(rc, 2, log)
-        self.assertIn('tokens:1: role', log)
+        self.start_fails(None, 'tokens:1: role', tokens=['alice superuser %s' % ADMIN_TOKEN])
 
     def test_short_token_refused(self):
-        b = Broker()
-        try:
-            b.settings['http_token_file'] = http_helpers.write_tokens(b.tmp, ['a read short'])
-            rc, log = b.run_to_exit()
-        finally:
-            b.remove()
-        self.assertEqual(rc, 2, log)
-        self.assertIn('must have 16 to 256', log)
+        self.start_fails(None, 'must have 16 to 256', tokens=['a read short'])
 
     def test_off_by_default(self):
         b = Broker().start()

@@ -20,14 +20,9 @@ BUDGET = 24 * 2 ** 20
 
 
 @skip_on_mosquitto('petreld memory_budget')
-class MemoryBudgetTest(BrokerTestCase):
+class MemoryBudgetTest(sec.SmallAsanQuarantine, BrokerTestCase):
     broker_settings = {'memory_budget': '24M', 'max_output_buffer': '8M',
                        'sys_interval': 1}
-
-    @classmethod
-    def setUpClass(cls):
-        with sec.small_asan_quarantine():
-            super().setUpClass()
 
     def test_budget_holds_and_releases(self):
         pid = self.broker.pid

@@ -221,19 +221,37 @@ class Mqtt5WillRestartTest(OwnBrokers, Base):
         self.assertGreaterEqual(m.prop(mqttraw.P_MESSAGE_EXPIRY), 29)
         self.assertGreater(time.monotonic() - t0, delay - 0.6)
 
+    def persistent_watch(self, b):
+        """A watcher whose session outlives the restart: a will that falls
+        due while the broker is still starting (a slow machine) is queued for
+        it rather than published before anyone could subscribe.  Returns a
+        function that reconnects it."""
+        wid = self.cid('watch')
+        w = self.raw5(wid, props=[(P_SESSION_EXPIRY, 300)], port=b.port)
+        w.subscribe5([(self.topic('#'), 1)])
+        w.close()
+
+        def again():
+            w = self.raw5(wid, props=[(P_SESSION_EXPIRY, 300)], port=b.port, clean=False)
+            self.assertTrue(w.ack.session_present)
+            return w
+        return again
+
     def test_will_survives_restart(self):
         b = self.start_broker()
+        watch = self.persistent_watch(b)
         _, t0 = self.drop_with_will(b, 'term', 'after-restart')
         time.sleep(0.3)  # the broker has seen the client go
         b.restart()
-        self.expect_will_on_time(self.watch(b), b'after-restart', t0)
+        self.expect_will_on_time(watch(), b'after-restart', t0)
 
     def test_will_survives_crash(self):
         b = self.start_broker()
+        watch = self.persistent_watch(b)
         _, t0 = self.drop_with_will(b, 'crash', 'after-crash')
         time.sleep(1.0)
         b.crash_restart()
-        self.expect_will_on_time(self.watch(b), b'after-crash', t0)
+        self.expect_will_on_time(watch(), b'after-crash', t0)
 
     def test_resume_after_restart_cancels_will(self):
         b = self.start_broker()

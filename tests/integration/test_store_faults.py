@@ -116,7 +116,7 @@ class StartupFaultTest(BrokerTestCase):
         con = sqlite3.connect(self.db)
         try:
             self.assertEqual(con.execute('PRAGMA application_id').fetchone()[0], 0x5045544C)
-            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 3)
+            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 4)
             con.execute('PRAGMA user_version = 99')
             con.commit()
         finally:
@@ -162,6 +162,9 @@ class MigrationTest(BrokerTestCase):
         try:
             for col in drop_columns:
                 con.execute('ALTER TABLE sessions DROP COLUMN ' + col)
+            # the cluster tables came with schema 4
+            con.execute('DROP TABLE IF EXISTS cluster_outbox')
+            con.execute('DROP TABLE IF EXISTS cluster_inbox')
             con.execute('PRAGMA user_version = %d' % version)
             con.commit()
         finally:
@@ -169,7 +172,7 @@ class MigrationTest(BrokerTestCase):
         b.start()
         con = sqlite3.connect('file:%s?mode=ro' % b.db_path, uri=True)
         try:
-            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 3)
+            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 4)
             cols = {r[1] for r in con.execute('PRAGMA table_info(sessions)')}
             self.pending_wills = con.execute('SELECT count(*) FROM sessions WHERE will_at '
                                              'IS NOT NULL').fetchone()[0]

@@ -2,7 +2,7 @@
 the broker runs and after it stopped, and the database itself has the
 promised identity (application_id, user_version) and schema.
 
-    database /path/petrel.db (schema 3)
+    database /path/petrel.db (schema 4)
     sessions 1
     session "sub1" offline since 2026-11-22T11:00:00Z, expires in 2592000 s
       subscription "a/#" qos 1
@@ -110,7 +110,7 @@ class InspectTest(BrokerTestCase):
         msg = '\n--inspect output:\n' + text
         self.assertIn('database', got, msg)
         path, schema = got['database']
-        self.assertEqual(schema, 3, msg)
+        self.assertEqual(schema, 4, msg)
         self.assertTrue(os.path.exists(path) and os.path.samefile(path, b.db_path), msg)
         self.assertEqual(got.get('sessions'), 3, msg)
         self.assertEqual(set(got['session']), {'sub1', 'x', 'ctl\\x01id'}, msg)
@@ -200,12 +200,12 @@ class InspectTest(BrokerTestCase):
         con = sqlite3.connect('file:%s?mode=ro' % b.db_path, uri=True)
         try:
             self.assertEqual(con.execute('PRAGMA application_id').fetchone()[0], 0x5045544C)
-            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 3)
+            self.assertEqual(con.execute('PRAGMA user_version').fetchone()[0], 4)
             self.assertEqual(con.execute('PRAGMA journal_mode').fetchone()[0].lower(), 'wal')
             tables = {r[0] for r in con.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
             for t in ('sessions', 'subscriptions', 'messages', 'deliveries', 'inbound_qos2',
-                      'retained'):
+                      'retained', 'cluster_outbox', 'cluster_inbox'):
                 self.assertIn(t, tables)
             self.assertEqual(con.execute('SELECT count(*) FROM sessions').fetchone()[0], 1)
             self.assertEqual(con.execute('PRAGMA integrity_check').fetchone()[0], 'ok')

@@ -12,7 +12,9 @@ stored whole, so that it survives a restart.  An inbound QoS 2 packet id
 marked by a rolled-back transaction is taken back, so that the publisher's
 resend is stored rather than taken for a duplicate; and acknowledgements
 whose deletes were rolled back are done again once the store recovers, so
-that those messages are not delivered again after a restart.  petreld only.
+that those messages are not delivered again after a restart; so are a
+subscriber's PUBRECs, so that the restarted broker goes on with PUBREL
+rather than a second PUBLISH.  petreld only.
 """
 
 import os
@@ -234,22 +236,25 @@ class RollbackTest(BrokerTestCase):
                          % ('lost (taken for a duplicate)' if not got else 'delivered %d times'
                             % len(got), b.tail()))
 
-    def test_rolled_back_acknowledgements_are_done_again(self):
-        b = self.start_broker(log_pipe=True)
+    def acks_rolled_back(self, b, qos, ack_type):
+        """A persistent subscriber gets five messages at `qos` and answers
+        them with `ack_type` packets in a turn whose transaction fails; the
+        store recovers, its rewrite runs, and the broker is restarted.
+        Returns (the subscriber reconnected, the five packet ids)."""
         t = self.topic()
         self.stored_subscriber(b, 'ack-fill', [(t + '/fill', 1)])
         sub = self.raw(b.port)
         sub.connect('ack-sub', clean=False)
-        sub.subscribe([(t + '/a', 1)])
+        sub.subscribe([(t + '/a', qos)])
         c = self.raw_connected(port=b.port)
         for i in range(5):
-            c.publish(t + '/a', numbered(i, 10), qos=1)
+            c.publish(t + '/a', numbered(i, 10), qos=qos)
         c.disconnect()
         pids = [sub.expect_publish(timeout=5, ack=False).pid for _ in range(5)]
         self.limit_writes(b)
         acked, n = self.fail_writes(b, t + '/fill', 50)
-        # The PUBACKs share a transaction that fails.
-        ok = self.failing_turn(b, sub, b''.join(mqttraw.ack_packet(PUBACK, p) for p in pids),
+        # The acknowledgements share a transaction that fails.
+        ok = self.failing_turn(b, sub, b''.join(mqttraw.ack_packet(ack_type, p) for p in pids),
                                t + '/fill', n + 1)
         sub.close()
         self.assertTrue(ok, 'the publish was acknowledged under the limit')
@@ -259,15 +264,34 @@ class RollbackTest(BrokerTestCase):
         r = self.raw(b.port)
         ack = r.connect('ack-sub', clean=False)
         self.assertTrue(ack.session_present)
-        again = []
+        return r, pids
+
+    def packets_until_quiet(self, r):
+        got = []
         try:
             while True:
-                again.append(r.expect_publish(timeout=2).payload)
+                got.append(r.read_packet(2))
         except mqttraw.Timeout:
             pass
+        return got
+
+    def test_rolled_back_acknowledgements_are_done_again(self):
+        b = self.start_broker(log_pipe=True)
+        r, _ = self.acks_rolled_back(b, 1, PUBACK)
+        again = [p.payload for p in self.packets_until_quiet(r)]
         self.assertEqual(again, [], '%d acknowledged messages delivered again after the '
                          'restart\n%s' % (len(again), b.tail()))
 
+    def test_rolled_back_pubrecs_are_done_again(self):
+        """A subscriber's PUBRECs whose state update was rolled back are
+        written again once the store recovers: after a restart the broker
+        goes on with PUBREL, not with the PUBLISH the client has already
+        taken (which it would deliver twice)."""
+        b = self.start_broker(log_pipe=True)
+        r, pids = self.acks_rolled_back(b, 2, PUBREC)
+        got = [(p.type, p.pid) for p in self.packets_until_quiet(r)]
+        self.assertEqual(sorted(got), sorted((PUBREL, p) for p in pids),
+                         'after the restart (PUBLISH = 3, PUBREL = 6)\n' + b.tail())
 
 if __name__ == '__main__':
     harness.main()

@@ -253,6 +253,68 @@ class WebSocketTest(BrokerTestCase):
                 pass
         self.assertEqual(c.pongs, [b'p%d' % i for i in range(20)])
 
+    def test_output_framed_while_the_socket_is_full(self):
+        """A subscriber that stops reading (a small receive buffer): the
+        broker keeps writing what the socket takes, and the messages that
+        come meanwhile, then a pong, are framed after the frames still
+        unsent; once it reads again every message arrives whole, in order."""
+        topic = self.topic()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(5)
+        sock.connect(('127.0.0.1', self.ws))
+        c = self.wsc(sock=sock)
+        c.connect('ws-slow-reader')
+        c.subscribe([(topic, 1)], expect_granted=[1])
+        pub = self.raw_connected('ws-fast-writer')
+        n, size = 800, 8000
+        for i in range(n):
+            pub.publish(topic, b'%05d' % i + bytes([i % 251]) * (size - 5), qos=1)
+            if i == n // 2:
+                c.send_frame(OP_PING, b'while-full')
+        for i in range(n):
+            p = c.expect_publish(timeout=10)
+            self.assertEqual(p.payload[:5], b'%05d' % i)
+            self.assertEqual(p.payload[5:], bytes([i % 251]) * (size - 5))
+        self.assertIn(b'while-full', c.pongs)
+
+    def _held_frame_cut(self, send_more):
+        """A client (keep alive 0) that keeps a frame or a fragmented
+        message open holds wslay's reading context: that counts as an
+        incomplete packet, so partial_packet_timeout (1 s here) ends it
+        even while complete packets keep coming in its fragments."""
+        b = self.start_broker({'listen': ['127.0.0.1:0', '127.0.0.1:0 ws'],
+                               'partial_packet_timeout': 1, 'sys_interval': 1})
+        c = WsRawClient(ws_port(b, 1))
+        self._clients.append(c)
+        c.connect('ws-holder', keepalive=0)
+        start = time.monotonic()
+        send_more(c)
+        self.assertEqual(c.wait_close(timeout=6), 1000)
+        took = time.monotonic() - start
+        self.assertGreaterEqual(took, 0.8)
+        self.assertLess(took, 5)
+        self.assertGreaterEqual(self.sys_value(b, '$SYS/broker/limits/partial_packet_timeout',
+                                               at_least=1), 1)
+
+    def test_half_a_frame_header_is_cut(self):
+        self._held_frame_cut(lambda c: c.sock.sendall(b'\x82'))
+
+    def test_endless_fragmented_message_is_cut(self):
+        def trickle(c):
+            c.send_frame(OP_BINARY, mqttraw.PINGREQ_BYTES, fin=False)
+            c.expect(mqttraw.PINGRESP)
+            # a PINGREQ in each fragment: complete packets, answered, in
+            # a message that never ends
+            for _ in range(40):
+                time.sleep(0.2)
+                try:
+                    c.send_frame(OP_CONT, mqttraw.PINGREQ_BYTES, fin=False)
+                    c.expect(mqttraw.PINGRESP, timeout=2)
+                except (mqttraw.Closed, OSError):
+                    return
+        self._held_frame_cut(trickle)
+
     def _expect_close(self, c, code):
         self.assertEqual(c.wait_close(), code)
         self.assertTrue(c.wait_eof(), 'TCP not closed after the close frame')

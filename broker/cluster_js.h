@@ -1,0 +1,126 @@
+/*
+ * cluster_js.h - QoS 1/2 between nodes through JetStream: what cluster.c
+ * shares with cluster_outbox.c (the publishing side) and cluster_stream.c
+ * (the stream, and each node's durable consumer).  Not for the rest of the
+ * broker, which uses cluster.h.
+ *
+ * QoS 0 goes over core NATS on "<cluster_name>.<subject>"; QoS 1 and 2 go
+ * through one JetStream stream, "<cluster_name>-js", on subjects
+ * "<cluster_name>-js.<subject>" (same mapping, cluster_subject.h).  The
+ * two subject spaces do not overlap, so the stream stores no QoS 0 and a
+ * node's core subscriptions (even for "#") never see a QoS 1/2 copy.
+ *
+ * Publishing node: the message and a cluster_outbox row commit in the
+ * turn's transaction (so the publisher's PUBACK/PUBREC waits for nothing
+ * more than before); once that batch is durable the message is published
+ * to JetStream asynchronously with Nats-Msg-Id = its Petrel-Id; the row is
+ * deleted when JetStream acknowledges.  What is left (NATS unreachable,
+ * a timeout, a restart) is published again from the table, with the same
+ * id: JetStream drops a copy it already has (its duplicate window).
+ *
+ * Every node: a durable push consumer named after node_name, acknowledging
+ * explicitly; a message is acknowledged once the batch holding what its
+ * routing queued to persistent sessions is durable, and not acknowledged
+ * (redelivered) when that batch rolled back.  QoS 2 ids are remembered in
+ * cluster_inbox, written in that same batch: a redelivered copy is not
+ * queued twice.
+ */
+#ifndef PETREL_CLUSTER_JS_H
+#define PETREL_CLUSTER_JS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include <nats/nats.h>
+#pragma GCC diagnostic pop
+
+struct message;
+
+/* Messages in flight to JetStream from this node, at most (its pending
+ * acknowledgements); the rest wait in the outbox table. */
+#define CLUSTER_JS_INFLIGHT 4096
+/* Messages delivered to this node and not yet acknowledged, at most (the
+ * consumer's MaxAckPending). */
+#define CLUSTER_JS_ACK_PENDING 4096
+/* JetStream redelivers what a node has not acknowledged after this long. */
+#define CLUSTER_JS_ACK_WAIT_S 5
+/* A publish JetStream has not acknowledged after this long is published
+ * again (same id). */
+#define CLUSTER_JS_PUB_WAIT_MS 5000
+/* JetStream's duplicate window: a copy published again within it is
+ * dropped by the server. */
+#define CLUSTER_JS_DUPLICATES_S 120
+
+/* cluster.c */
+const char *cluster_node_name(void);
+const char *cluster_js_prefix(void);   /* "<cluster_name>-js": subjects and the stream's name */
+const char *cluster_boot(void);        /* this start's random stamp (hex), for ids */
+bool cluster_link_up(void);
+/* Wakes the loop (any thread): the loop then runs cluster_outbox_run and
+ * takes in what was received. */
+void cluster_wake(void);
+/* The NATS message for m on `subject`: the payload and the headers
+ * (Nmqtt-Pub, Petrel-Node, Petrel-Id = id, Petrel-Retain, Petrel-Props).
+ * NULL when out of memory. */
+natsMsg *cluster_msg_new(const char *subject, const struct message *m, const char *id);
+/* Decodes a message from NATS whose subject is under `prefix`, strictly
+ * (as a client's PUBLISH).  NULL if it does not decode or names no topic
+ * this node accepts from the cluster. */
+struct message *cluster_msg_decode(natsMsg *nm, const char *prefix);
+/* The handler of every NATS subscription: queues the message for the loop. */
+void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+
+/* cluster_loop.c: the connection's socket on the broker's loop (the
+ * callbacks of natsOptions_SetEventLoop), and the moment the loop stops
+ * running callbacks (cluster_stop, before the connection closes). */
+natsStatus cluster_loop_attach(void **user, void *loop, natsConnection *nc, natsSock sock);
+natsStatus cluster_loop_read(void *user, bool add);
+natsStatus cluster_loop_write(void *user, bool add);
+natsStatus cluster_loop_detach(void *user);
+void cluster_loop_stopping(void);
+
+/* cluster_outbox.c */
+int cluster_outbox_start(void);
+void cluster_outbox_stop(void);
+/* m (QoS 1/2, from a local client or a will) for the other nodes: stored
+ * in the outbox with the turn's writes.  Returns false when the outbox is
+ * at cluster_outbox_max_bytes (counted, logged): it stays on this node. */
+bool cluster_outbox_add(const struct message *m);
+/* jsOptions.PublishAsync.AckHandler (a libnats thread). */
+void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
+/* On the loop: JetStream's acknowledgements taken, backlog published. */
+void cluster_outbox_run(void);
+void cluster_outbox_turn_end(uint64_t failed);
+
+/* cluster_stream.c */
+int cluster_stream_start(jsCtx *js);
+/* Before the connection is destroyed: ends the setup thread, drops what
+ * waits for an acknowledgement (JetStream delivers it again). */
+void cluster_stream_stop(void);
+/* Called once the connection is closed (the setup thread may be in a
+ * request): joins it. */
+void cluster_stream_join(void);
+/* A message delivered by the consumer, on the loop.  Returns true when it
+ * keeps nm (acknowledged later), false when the caller destroys it. */
+bool cluster_stream_take(natsMsg *nm);
+void cluster_stream_turn_end(uint64_t failed);
+/* For the loop's log: a setup error the thread met, once each. */
+void cluster_stream_log(void);
+
+/* Counters of the JetStream path (cluster_stats). */
+struct cluster_js_stats {
+    uint64_t outbox_messages, outbox_bytes; /* in the outbox now */
+    uint64_t outbox_full;     /* messages kept local: outbox at its bound */
+    uint64_t js_sent;         /* published to JetStream (with republishes) */
+    uint64_t js_stored;       /* acknowledged by JetStream */
+    uint64_t js_retried;      /* publishes that failed or timed out, published again */
+    uint64_t js_received;     /* delivered by the consumer and routed */
+    uint64_t js_redelivered;  /* of which JetStream delivered more than once */
+    uint64_t js_duplicates;   /* QoS 2 copies recognised in cluster_inbox */
+    bool stream_ready;        /* stream and consumer set up */
+};
+extern struct cluster_js_stats cluster_js_st;
+
+#endif
