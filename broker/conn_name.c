@@ -32,6 +32,8 @@ const char *conn_peer(const struct conn *c)
     } else if (c->peer.family == AF_INET6) {
         evutil_inet_ntop(AF_INET6, c->peer.addr, host, sizeof host);
         snprintf(buf, sizeof buf, "[%s]:%u", host, c->peer.port);
+    } else if (c->peer.family == AF_UNSPEC) {
+        snprintf(buf, sizeof buf, "in-process"); /* a bridge's own connection */
     } else {
         snprintf(buf, sizeof buf, "unknown");
     }

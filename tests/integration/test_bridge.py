@@ -295,6 +295,9 @@ class StatusSurfaces(unittest.TestCase):
                               settings={'sys_interval': 1}).start()
         try:
             self.assertTrue(A.wait_log(r'bridge st: connected to', 10), A.tail())
+            # The bridge's local connection has no address: the log says so.
+            self.assertTrue(A.wait_log(r'client \$bridge/st connected from in-process', 1),
+                            A.tail())
             B.stop(keep=True)
             self.assertTrue(A.wait_log(r'bridge st: .*trying', 10), A.tail())
             pa = paho(A.port)
