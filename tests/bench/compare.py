@@ -668,6 +668,19 @@ def markdown(doc):
            v['petreld'], doc['source'], v['mosquitto'], v.get('nats', '?'), doc['rounds'],
            '' if doc['rounds'] == 1 else 's', doc['elapsed_seconds'], doc['loadavg_start'][0]),
         '',
+    ]
+    later = {}
+    for r in doc['scenarios']:
+        if r.get('run'):
+            later.setdefault((r['run']['date'], r['run']['source'], r['run']['rounds'],
+                              r['run']['loadavg_start'][0]), []).append(r['id'])
+    for (date, source, rounds, load), ids in later.items():
+        lines.append('%s measured on their own (`--only`) %s, source %s, %d round%s, load '
+                     'average before %.2f; the rest in the run above.'
+                     % (', '.join(ids), date, source, rounds, '' if rounds == 1 else 's', load))
+    if later:
+        lines.append('')
+    lines += [
         '"lost" = QoS 1 messages acknowledged to the publisher but never delivered, all '
         'rounds together. A QoS 1 scenario is met only with 0 lost for Petrel.',
         '',
@@ -874,8 +887,23 @@ def main():
             old['ws_run'] = doc['ws_run']
             old['failures'] = old.get('failures', []) + c.failures
             doc = old
-        elif not c.ws_results and old.get('ws_scenarios'):
-            doc['ws_scenarios'], doc['ws_run'] = old['ws_scenarios'], old['ws_run']
+        elif old.get('scenarios'):
+            # Some scenarios of the main table ran: they replace their rows,
+            # marked with their own run; the rest stay from the last run.
+            run = {'date': doc['date'], 'source': doc['source'],
+                   'rounds': doc['rounds'], 'loadavg_start': doc['loadavg_start']}
+            for r in c.results:
+                r['run'] = run
+            ws = (doc['ws_scenarios'], doc.get('ws_run')) if c.ws_results else \
+                (old.get('ws_scenarios', []), old.get('ws_run'))
+            old['scenarios'] = merge_by_id(old['scenarios'], c.results)
+            old['failures'] = [f for f in old.get('failures', [])
+                               if f.split(' ', 1)[0] not in {r['id'] for r in c.results}] \
+                + c.failures
+            doc = old
+            doc['ws_scenarios'] = ws[0]
+            if ws[1]:
+                doc['ws_run'] = ws[1]
     table = markdown(doc) if doc['scenarios'] else ''
     ws_table = ws_markdown(doc) if doc.get('ws_scenarios') else ''
     print()
