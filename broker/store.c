@@ -151,6 +151,7 @@ int store_open(const char *data_dir, char *err, size_t errlen)
         store_close();
         return -1;
     }
+    store_writeback_start(store_st.path); /* without it only slower */
     if (store_identity_start() != 0) {
         snprintf(err, errlen, "%s: cannot watch the file: %s", store_st.path, strerror(errno));
         store_close();
@@ -170,6 +171,7 @@ void store_close(void)
     if (store_st.in_txn)
         store_commit();
     store_sync_stop();
+    store_writeback_stop();
     store_identity_stop();
     if (redo_ev)
         event_free(redo_ev);

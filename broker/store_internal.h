@@ -95,6 +95,12 @@ int store_sync_start(const char *db_path, bool fsync_commits);
  * told through store_synced() when it is. */
 void store_sync_request(uint64_t batch);
 void store_sync_stop(void);
+/* The writeback thread (store_writeback.c): starts the writeback of the
+ * database's and the WAL's dirty pages every few milliseconds, so that no
+ * fsync or writeback of a large batch holds up the loop's writes.  Start
+ * fails only without a thread (logged); stop joins it. */
+int store_writeback_start(const char *db_path);
+void store_writeback_stop(void);
 /* The WAL grew by WAL_KICK_BYTES since it started over: checkpoint now
  * rather than at the next second. */
 #define WAL_KICK_BYTES (16 * 1024 * 1024)
