@@ -83,16 +83,12 @@ struct subscription {
     char filter[];          /* NUL-terminated copy, "$share/..." included */
 };
 
+/* Fields in order of size (64-bit, then 32-bit, then smaller), so that the
+ * struct has no holes: one per client, 10,000 idle clients are S6. */
 struct session {
     char *client_id;        /* NUL-terminated copy (may contain any UTF-8) */
     size_t client_id_len;
     char *log_id;           /* printable form for logs: controls escaped */
-    bool persistent;        /* outlives the connection (3.1.1: clean session
-                               = 0; 5.0: session expiry interval > 0) */
-    bool expiry_set;        /* 5.0 session: `expiry` applies, not the
-                               broker's session_expiry */
-    uint32_t expiry;        /* 5.0 Session Expiry Interval, seconds;
-                               UINT32_MAX = never */
     struct message *will;   /* will waiting for its Will Delay Interval */
     struct event *will_timer;
     int64_t will_at;        /* when it is due, unix ms (stored with it) */
@@ -104,25 +100,18 @@ struct session {
                                petreld, 0 if not (then offline_since counts) */
     int64_t created_at;     /* unix seconds: made, or loaded at start (admin API) */
     int64_t attached_at;    /* unix seconds of its connection's CONNECT (admin API) */
-    uint64_t store_batch;   /* store batch that last wrote its session state */
-    bool store_redo;        /* that batch was rolled back: write it again */
-    bool taking_over;       /* a new connection is taking the session over:
-                               its detach moves no shared message away */
+    uint64_t store_batch;   /* store batch that last wrote its session state
+                               (store_redo: it was rolled back) */
     struct conn *conn;      /* NULL while offline */
     struct subscription *subs;
     size_t n_subs;
     /* Filter -> subscription, so that SUBSCRIBE and UNSUBSCRIBE cost O(1)
      * however many a session holds; made when it holds a few (keyed
-     * hashing: filters come from the network). */
+     * hashing: filters come from the network).  sub_table_cap below. */
     struct subscription **sub_table;
-    uint32_t sub_table_cap; /* a power of two, 0 while there is no table */
     struct sub_job *sub_job; /* a SUBSCRIBE/UNSUBSCRIBE being worked through
                                 over several loop turns (protocol_subscribe.c) */
-    uint32_t n_sub_ids;     /* subscriptions carrying an identifier */
-    uint32_t n_shared;      /* shared subscriptions */
-    struct delivery_list inflight; /* in send order */
-    uint32_t n_unsent;      /* of them, marked unsent: not counted against
-                               the client's Receive Maximum until resent */
+    struct delivery_list inflight; /* in send order (n_unsent below) */
     struct delivery *resend_after; /* the last one resent (NULL: look from
                                the head): every unsent one comes after it */
     struct delivery_list queued;   /* in arrival order; for a persistent
@@ -130,37 +119,55 @@ struct session {
                                       store holds */
     uint64_t queued_mem;    /* memory of the deliveries in `queued` (payload
                                and SESSION_DELIVERY_OVERHEAD each) */
-    uint32_t backlog;       /* deliveries in the store not loaded in memory */
     int64_t loaded_seq;     /* highest seq loaded or created in memory */
     int64_t last_seq;       /* highest seq ever given in this session */
-    uint32_t n_queued;      /* unsent deliveries, in memory and in store */
-    uint64_t queued_bytes;  /* their payload bytes */
+    uint64_t queued_bytes;  /* payload bytes of the n_queued deliveries */
     /* Deliveries that the store batch `added_batch` (while it is open)
      * queued, from seq added_first_seq on; added_backlog of them (payload
      * bytes: added_backlog_bytes) went to the store only.  A failed commit
      * takes them back: session_store_rolled_back. */
     uint64_t added_batch;
     int64_t added_first_seq;
-    uint32_t added_backlog;
     uint64_t added_backlog_bytes;
-    uint16_t last_packet_id;
     uint8_t *ids_out;       /* bitmap of outbound packet ids that may be in
                                use, while many are in flight (session.c) */
     uint8_t *qos2_ids;      /* bitmap of inbound QoS 2 ids awaiting PUBREL,
-                               allocated on the first QoS 2 publish */
-    uint32_t n_qos2_ids;
+                               allocated on the first QoS 2 publish
+                               (n_qos2_ids of them) */
     /* Scratch for routing: the generation of the last match that reached
-     * this session and the highest QoS granted by its matching filters. */
+     * this session (and match_qos, match_rap below). */
     uint64_t match_stamp;
-    uint8_t match_qos;
-    bool match_rap;         /* a matching filter has retain as published */
     struct session_acl *acl; /* identity and ACL cache (acl_session.c) */
     struct flow_link *flow_waiters; /* publishers slowed by its full queue */
+    uint64_t own_max_bytes; /* with own_bounds: 0 = no limit */
+
+    uint32_t expiry;        /* 5.0 Session Expiry Interval, seconds;
+                               UINT32_MAX = never */
+    uint32_t sub_table_cap; /* a power of two, 0 while there is no table */
+    uint32_t n_sub_ids;     /* subscriptions carrying an identifier */
+    uint32_t n_shared;      /* shared subscriptions */
+    uint32_t n_unsent;      /* of `inflight`, marked unsent: not counted
+                               against the client's Receive Maximum until
+                               resent */
+    uint32_t backlog;       /* deliveries in the store not loaded in memory */
+    uint32_t n_queued;      /* unsent deliveries, in memory and in store */
+    uint32_t added_backlog;
+    uint32_t n_qos2_ids;
     /* Its own queue bounds instead of max_queued_messages/_bytes (a
-     * bridge's session, bridge_config.h; set at each start, not stored). */
-    bool own_bounds;
+     * bridge's session, bridge_config.h; set at each start, not stored):
+     * own_max_messages and own_max_bytes. */
     uint32_t own_max_messages;
-    uint64_t own_max_bytes;         /* 0 = no limit */
+    uint16_t last_packet_id;
+    uint8_t match_qos;      /* the highest QoS granted by its matching filters */
+    bool persistent : 1;    /* outlives the connection (3.1.1: clean session
+                               = 0; 5.0: session expiry interval > 0) */
+    bool expiry_set : 1;    /* 5.0 session: `expiry` applies, not the
+                               broker's session_expiry */
+    bool store_redo : 1;    /* store_batch was rolled back: write it again */
+    bool taking_over : 1;   /* a new connection is taking the session over:
+                               its detach moves no shared message away */
+    bool match_rap : 1;     /* a matching filter has retain as published */
+    bool own_bounds : 1;
 };
 
 /* What a queued delivery costs in memory besides its payload (the delivery
