@@ -24,6 +24,11 @@ struct session_acl {
                                      1 yes, 0 no, -1 not known yet */
 };
 
+/* An anonymous session that has nothing compiled points here instead of
+ * to a struct of its own (most idle clients are anonymous: S6); its own is
+ * made when rules() first needs it.  Never written. */
+static struct session_acl anonymous;
+
 static struct acl_file *current;
 /* Bumped by every acl_set, so that sessions notice a reload lazily
  * instead of all being recompiled at once. */
@@ -48,6 +53,13 @@ const struct acl_file *acl_current(void)
 
 int acl_session_identify(struct session *s, const char *user, size_t ulen)
 {
+    if (!user) {
+        acl_session_free(s);
+        s->acl = &anonymous;
+        return 0;
+    }
+    if (s->acl == &anonymous)
+        s->acl = NULL;
     struct session_acl *a = s->acl;
     if (!a) {
         a = calloc(1, sizeof *a);
@@ -55,14 +67,11 @@ int acl_session_identify(struct session *s, const char *user, size_t ulen)
             return -1;
         s->acl = a;
     }
-    char *copy = NULL;
-    if (user) {
-        copy = malloc(ulen + 1);
-        if (!copy)
-            return -1;
-        memcpy(copy, user, ulen);
-        copy[ulen] = '\0';
-    }
+    char *copy = malloc(ulen + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, user, ulen);
+    copy[ulen] = '\0';
     free(a->user);
     a->user = copy;
     a->ulen = ulen;
@@ -96,17 +105,17 @@ bool acl_session_user(const struct session *s, const char **user, size_t *ulen)
 void acl_session_free(struct session *s)
 {
     struct session_acl *a = s->acl;
-    if (!a)
+    s->acl = NULL;
+    if (!a || a == &anonymous)
         return;
     acl_client_free(a->compiled);
     free(a->user);
     free(a);
-    s->acl = NULL;
 }
 
 void acl_session_subs_changed(struct session *s)
 {
-    if (s->acl)
+    if (s->acl && s->acl != &anonymous)
         s->acl->subs_readable = -1;
 }
 
@@ -115,6 +124,14 @@ void acl_session_subs_changed(struct session *s)
 static const struct acl_client *rules(struct session *s)
 {
     struct session_acl *a = s->acl;
+    if (a == &anonymous) {
+        if (!(a = calloc(1, sizeof *a))) {
+            log_error("client %s: out of memory compiling its ACL rules: access denied",
+                      s->log_id);
+            return NULL;
+        }
+        s->acl = a;
+    }
     if (a->generation != generation || !a->compiled) {
         acl_client_free(a->compiled);
         a->compiled = acl_client_compile(current, a->user, a->ulen, s->client_id,

@@ -204,10 +204,13 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     flow_conn_gone(c);
     end_session(c, publish_will);
     free_aliases(c->alias_out, c->alias_max_out);
-    free_aliases(c->alias_in, broker.cfg.topic_alias_maximum);
-    free(c->alias_in_len);
-    c->alias_out = c->alias_in = NULL;
-    c->alias_in_len = NULL;
+    if (c->alias_in) {
+        for (uint32_t i = 0; i < broker.cfg.topic_alias_maximum; i++)
+            free(c->alias_in[i].topic);
+        free(c->alias_in);
+    }
+    c->alias_out = NULL;
+    c->alias_in = NULL;
     conn_io_close(c);
     /* Freed at the end of the turn: callers up the stack may still look
      * at it (its state says it is gone). */

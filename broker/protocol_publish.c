@@ -97,19 +97,16 @@ static int read_publish_props(struct conn *c, const struct mqtt_publish *pub,
         snprintf(why, sizeof why, "topic alias %u above the topic alias maximum %u", alias, max);
         return protocol_error(c, MQTT_RC_TOPIC_ALIAS_INVALID, why);
     }
-    if (!c->alias_in) {
-        c->alias_in = calloc(max, sizeof *c->alias_in);
-        c->alias_in_len = calloc(max, sizeof *c->alias_in_len);
-        if (!c->alias_in || !c->alias_in_len) {
-            conn_close(c, "out of memory", true);
-            return -1;
-        }
+    if (!c->alias_in && !(c->alias_in = calloc(max, sizeof *c->alias_in))) {
+        conn_close(c, "out of memory", true);
+        return -1;
     }
+    struct conn_alias_in *slot = &c->alias_in[alias - 1];
     if (topic->len == 0) {
-        if (!c->alias_in[alias - 1])
+        if (!slot->topic)
             return protocol_violation(c, "PUBLISH with an empty topic and an unknown topic alias");
-        topic->data = (const uint8_t *)c->alias_in[alias - 1];
-        topic->len = c->alias_in_len[alias - 1];
+        topic->data = (const uint8_t *)slot->topic;
+        topic->len = slot->len;
         return 0;
     }
     char *copy = malloc(topic->len ? topic->len : 1);
@@ -118,9 +115,9 @@ static int read_publish_props(struct conn *c, const struct mqtt_publish *pub,
         return -1;
     }
     memcpy(copy, topic->data, topic->len);
-    free(c->alias_in[alias - 1]);
-    c->alias_in[alias - 1] = copy;
-    c->alias_in_len[alias - 1] = (uint16_t)topic->len;
+    free(slot->topic);
+    slot->topic = copy;
+    slot->len = (uint16_t)topic->len;
     return 0;
 }
 
