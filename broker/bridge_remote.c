@@ -312,7 +312,8 @@ static void open_transport(struct bridge *b)
                                 .verify = !b->conf.tls_insecure};
     int err = 0;
     bridge_set_state(b, BRIDGE_CONNECTING);
-    b->tr = transport_open(broker.base, b->numeric, current(b)->port, broker.cfg.max_packet_size,
+    b->tr = transport_open(broker.base, NULL, b->numeric, current(b)->port,
+                           broker.cfg.max_packet_size,
                            b->tls ? &tls : NULL, NULL, &ev, &err);
     if (!b->tr)
         bridge_fail(b, "%s: %s", b->remote_name, petrel_strerror(err));

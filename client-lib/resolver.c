@@ -1,0 +1,171 @@
+/*
+ * resolver.c - asynchronous name lookups on libevent's evdns.  A lookup is
+ * never cancelled through evdns: libevent delivers a cancellation later,
+ * from the loop, and reads the evdns_base then, which may be gone by that
+ * time.  An abandoned lookup instead forgets its callback and frees itself
+ * when evdns is done with it.
+ */
+#include "resolver.h"
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <event2/dns.h>
+#include <event2/util.h>
+
+#include "petrel.h"
+
+/* A dead nameserver costs at most ATTEMPTS x TIMEOUT seconds (A and AAAA
+ * are asked in parallel), well under the client's connect timeout; glibc's
+ * 5 s x 2 is long for a client that reconnects.  An answer to the first
+ * query is still taken during the second wait. */
+#define TIMEOUT "1.5"
+#define ATTEMPTS "2"
+/* One family answered: how long to wait for the other before using it. */
+#define SKEW "1"
+
+struct resolver {
+    struct event_base *base;
+    struct evdns_base *dns;          /* made by the first lookup */
+    char conf[256];                  /* test override of /etc/resolv.conf */
+    struct resolver_lookup *lookups; /* running, so resolver_free can detach them */
+};
+
+struct resolver_lookup {
+    struct resolver *r;              /* NULL once detached by resolver_free */
+    struct resolver_lookup *prev, *next;
+    resolver_cb cb;                  /* NULL once abandoned */
+    void *arg;
+    bool in_call;                    /* inside evdns_getaddrinfo */
+    bool answered;
+};
+
+struct resolver *resolver_new(struct event_base *base)
+{
+    struct resolver *r = calloc(1, sizeof *r);
+    if (r)
+        r->base = base;
+    return r;
+}
+
+int resolver_set_conf(struct resolver *r, const char *path)
+{
+    if (r->dns || !path || strlen(path) >= sizeof r->conf)
+        return PETREL_EINVAL;
+    snprintf(r->conf, sizeof r->conf, "%s", path);
+    return 0;
+}
+
+static struct evdns_base *setup(struct resolver *r)
+{
+    /* Inactive, it holds no event: a loop with nothing else to do ends. */
+    struct evdns_base *dns = evdns_base_new(r->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!dns)
+        return NULL;
+    /* /etc/hosts is read first whatever follows.  A missing file, or one
+     * without a nameserver, leaves 127.0.0.1 as the nameserver, as glibc
+     * does; any other complaint (a file too large, say) leaves hosts
+     * alone, and the fallback below. */
+    (void)evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL,
+                                       r->conf[0] ? r->conf : "/etc/resolv.conf");
+    if (evdns_base_count_nameservers(dns) == 0)
+        evdns_base_nameserver_ip_add(dns, "127.0.0.1");
+    /* After resolv.conf, whose own "options timeout:" would apply else. */
+    evdns_base_set_option(dns, "timeout:", TIMEOUT);
+    evdns_base_set_option(dns, "attempts:", ATTEMPTS);
+    evdns_base_set_option(dns, "getaddrinfo-allow-skew:", SKEW);
+    return dns;
+}
+
+static void unlink_lookup(struct resolver_lookup *l)
+{
+    if (!l->r)
+        return;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        l->r->lookups = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->r = NULL;
+    l->prev = l->next = NULL;
+}
+
+static void answered(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct resolver_lookup *l = arg;
+    resolver_cb cb = l->cb;
+    void *cb_arg = l->arg;
+    unlink_lookup(l);
+    l->answered = true;
+    if (!l->in_call)
+        free(l); /* else resolver_lookup frees it on the way out */
+    if (!cb || result != 0 || !res) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        if (cb)
+            cb(cb_arg, NULL, result == EVUTIL_EAI_MEMORY ? PETREL_ENOMEM : PETREL_ERESOLVE);
+        return;
+    }
+    cb(cb_arg, res, 0);
+}
+
+struct resolver_lookup *resolver_lookup(struct resolver *r, const char *host, uint16_t port,
+                                        resolver_cb cb, void *arg)
+{
+    if (!r->dns)
+        r->dns = setup(r);
+    struct resolver_lookup *l = r->dns ? calloc(1, sizeof *l) : NULL;
+    if (!l) {
+        cb(arg, NULL, PETREL_ENOMEM);
+        return NULL;
+    }
+    l->r = r;
+    l->cb = cb;
+    l->arg = arg;
+    l->next = r->lookups;
+    if (l->next)
+        l->next->prev = l;
+    r->lookups = l;
+
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    l->in_call = true;
+    evdns_getaddrinfo(r->dns, host, service, &hints, answered, l);
+    l->in_call = false;
+    if (l->answered) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void resolver_abandon(struct resolver_lookup *l)
+{
+    if (l)
+        l->cb = NULL;
+}
+
+void resolver_free(struct resolver *r)
+{
+    if (!r)
+        return;
+    while (r->lookups) {
+        struct resolver_lookup *l = r->lookups;
+        l->cb = NULL;
+        unlink_lookup(l);
+    }
+    /* Running requests fail; their callbacks (answered, which frees each
+     * lookup) are deferred to the loop and no longer read the base. */
+    if (r->dns)
+        evdns_base_free(r->dns, 1);
+    free(r);
+}
