@@ -377,7 +377,10 @@ PETREL_API petrel_client *petrel_client_new(struct event_base *base, const petre
 /* Closes the connection at once (no DISCONNECT: the server publishes the
  * will) and frees the client; messages still held are dropped without
  * callbacks.  For a clean close call petrel_disconnect and wait for the
- * disconnected callback first.  Safe to call from inside a callback. */
+ * disconnected callback first.  Safe to call from inside a callback.  A
+ * host name lookup still running is abandoned; libevent hands its last
+ * bytes back the next time the loop runs (before event_base_free, an
+ * application may run event_base_loop(base, EVLOOP_NONBLOCK) once). */
 PETREL_API void petrel_client_free(petrel_client *c);
 
 PETREL_API void petrel_on_connected(petrel_client *c, petrel_connected_cb cb, void *arg);

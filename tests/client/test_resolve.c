@@ -356,7 +356,8 @@ static void test_localhost_from_hosts(void **state)
 }
 
 /* No resolv.conf, or one that names no nameserver: /etc/hosts still
- * answers. */
+ * answers, and another name fails in bounded time (127.0.0.1 is then the
+ * nameserver, as with glibc: nothing, or a local resolver, answers). */
 static void test_hosts_without_resolv_conf(void **state)
 {
     (void)state;
@@ -374,6 +375,14 @@ static void test_hosts_without_resolv_conf(void **state)
         assert_int_equal(R.connected, 1);
         petrel_client_free(c);
     }
+    petrel_client *c = new_client(base, "no-such-host.invalid", S.port, confs[0]);
+    int64_t t0 = now_ms();
+    api_connect(c);
+    run_bounded(base, 5000);
+    assert_int_equal(R.disconnected, 1);
+    assert_int_equal(R.reason, PETREL_ERESOLVE);
+    assert_true(now_ms() - t0 < 5000);
+    petrel_client_free(c);
     unlink(empty);
     server_stop();
     event_base_free(base);
