@@ -303,6 +303,9 @@ static int64_t now_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* The connect timeout of the next new_client (0: the default). */
+static uint32_t next_connect_timeout;
+
 /* A client of `host`, with the resolv.conf at `conf` (NULL: the system's),
  * not reconnecting. */
 static petrel_client *new_client(struct event_base *base, const char *host, uint16_t port,
@@ -313,6 +316,9 @@ static petrel_client *new_client(struct event_base *base, const char *host, uint
     petrel_options *o = petrel_options_new();
     assert_int_equal(petrel_options_set_server(o, host, port), PETREL_OK);
     petrel_options_set_reconnect(o, false, 0, 0);
+    if (next_connect_timeout)
+        petrel_options_set_connect_timeout(o, next_connect_timeout);
+    next_connect_timeout = 0;
     int err;
     petrel_client *c = petrel_client_new(base, o, &err);
     petrel_options_free(o);
@@ -517,6 +523,31 @@ static void test_disconnect_during_lookup(void **state)
     event_base_free(base);
 }
 
+/* The connect timeout covers the lookup: it ends the attempt, and the
+ * answer that comes after is ignored. */
+static void test_connect_timeout_during_lookup(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    server_start(base);
+    dns_start(base, DNS_LATE);
+    next_connect_timeout = LATE_MS / 3;
+    petrel_client *c = new_client(base, "late.petrel-test", S.port, D.conf);
+    api_connect(c);
+    run_bounded(base, 5000);
+    assert_int_equal(R.disconnected, 1);
+    assert_int_equal(R.reason, PETREL_ETIMEDOUT);
+    run_for(base, LATE_MS + 100);
+    assert_true(D.queries >= 1);
+    assert_int_equal(R.disconnected, 1);
+    assert_int_equal(R.connected, 0);
+    assert_int_equal(S.accepted, 0);
+    petrel_client_free(c);
+    dns_stop();
+    server_stop();
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_silent_nameserver_does_not_block),
         cmocka_unit_test(test_free_during_lookup),
         cmocka_unit_test(test_disconnect_during_lookup),
+        cmocka_unit_test(test_connect_timeout_during_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
