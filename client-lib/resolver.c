@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <event2/dns.h>
 #include <event2/util.h>
@@ -27,16 +28,19 @@
 /* One family answered: how long to wait for the other before using it. */
 #define SKEW "1"
 
+struct resolver_lookup;
+LIST_HEAD(lookup_list, resolver_lookup);
+
 struct resolver {
     struct event_base *base;
     struct evdns_base *dns;          /* made by the first lookup */
     char conf[256];                  /* test override of /etc/resolv.conf */
-    struct resolver_lookup *lookups; /* running, so resolver_free can detach them */
+    struct lookup_list lookups;      /* running, so resolver_free can detach them */
 };
 
 struct resolver_lookup {
     struct resolver *r;              /* NULL once detached by resolver_free */
-    struct resolver_lookup *prev, *next;
+    LIST_ENTRY(resolver_lookup) link;
     resolver_cb cb;                  /* NULL once abandoned */
     void *arg;
     bool in_call;                    /* inside evdns_getaddrinfo */
@@ -46,8 +50,10 @@ struct resolver_lookup {
 struct resolver *resolver_new(struct event_base *base)
 {
     struct resolver *r = calloc(1, sizeof *r);
-    if (r)
+    if (r) {
         r->base = base;
+        LIST_INIT(&r->lookups);
+    }
     return r;
 }
 
@@ -84,14 +90,8 @@ static void unlink_lookup(struct resolver_lookup *l)
 {
     if (!l->r)
         return;
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        l->r->lookups = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    LIST_REMOVE(l, link);
     l->r = NULL;
-    l->prev = l->next = NULL;
 }
 
 static void answered(int result, struct evutil_addrinfo *res, void *arg)
@@ -126,10 +126,7 @@ struct resolver_lookup *resolver_lookup(struct resolver *r, const char *host, ui
     l->r = r;
     l->cb = cb;
     l->arg = arg;
-    l->next = r->lookups;
-    if (l->next)
-        l->next->prev = l;
-    r->lookups = l;
+    LIST_INSERT_HEAD(&r->lookups, l, link);
 
     char service[8];
     snprintf(service, sizeof service, "%u", (unsigned)port);
@@ -158,8 +155,8 @@ void resolver_free(struct resolver *r)
 {
     if (!r)
         return;
-    while (r->lookups) {
-        struct resolver_lookup *l = r->lookups;
+    struct resolver_lookup *l;
+    while ((l = LIST_FIRST(&r->lookups))) {
         l->cb = NULL;
         unlink_lookup(l);
     }

@@ -28,6 +28,7 @@
 
 #include "client.h"
 #include "petrel.h"
+#include "test_loop.h"
 
 /* ------------------------------------------------------------------------
  * A nameserver on 127.0.0.1 (UDP, kernel-chosen port)
@@ -202,16 +203,7 @@ static void acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct sockad
 static void server_start(struct event_base *base)
 {
     memset(&S, 0, sizeof S);
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    S.l = evconnlistener_new_bind(base, acceptcb, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                  16, (struct sockaddr *)&sin, sizeof sin);
-    assert_non_null(S.l);
-    socklen_t len = sizeof sin;
-    getsockname(evconnlistener_get_fd(S.l), (struct sockaddr *)&sin, &len);
-    S.port = ntohs(sin.sin_port);
+    S.l = listen_loopback(base, acceptcb, NULL, &S.port);
 }
 
 static void server_stop(void)
@@ -259,41 +251,6 @@ static void tickcb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     R.ticks++;
-}
-
-static void timeoutcb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    fail_msg("event loop did not finish in time");
-}
-
-/* Runs the loop until a callback breaks it, failing after `ms`. */
-static void run_bounded(struct event_base *base, int ms)
-{
-    struct event *t = evtimer_new(base, timeoutcb, NULL);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(t, &tv);
-    event_base_dispatch(base);
-    event_free(t);
-}
-
-/* Runs the loop for `ms` whatever happens (callbacks may break it early:
- * it is resumed). */
-static void run_for(struct event_base *base, int ms)
-{
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-        if (left <= 0)
-            return;
-        struct timeval tv = {left / 1000, (left % 1000) * 1000};
-        event_base_loopexit(base, &tv);
-        event_base_dispatch(base);
-    }
 }
 
 static int64_t now_ms(void)
