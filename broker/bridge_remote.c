@@ -24,7 +24,8 @@
 #define BRIDGE_DEFAULT_WINDOW 100
 #define CONNECT_TIMEOUT_MS 30000
 
-/* One for every bridge: /etc/resolv.conf and /etc/hosts are read once. */
+/* One resolver for every bridge (it reads /etc/resolv.conf and /etc/hosts
+ * again for each attempt made while no other lookup runs). */
 static struct resolver *dns;
 
 static struct bridge_address *current(struct bridge *b)

@@ -16,7 +16,7 @@
 void client_set_reading(petrel_client *c, bool reading);
 
 /* For tests: the resolver reads this file instead of /etc/resolv.conf
- * (resolver.h).  Before the first petrel_connect; 0 or PETREL_EINVAL. */
+ * (resolver.h).  0 or PETREL_EINVAL. */
 int client_set_resolv_conf(petrel_client *c, const char *path);
 
 #endif

@@ -59,7 +59,7 @@ struct resolver *resolver_new(struct event_base *base)
 
 int resolver_set_conf(struct resolver *r, const char *path)
 {
-    if (r->dns || !path || strlen(path) >= sizeof r->conf)
+    if (!path || strlen(path) >= sizeof r->conf)
         return PETREL_EINVAL;
     snprintf(r->conf, sizeof r->conf, "%s", path);
     return 0;
@@ -116,6 +116,14 @@ static void answered(int result, struct evutil_addrinfo *res, void *arg)
 struct resolver_lookup *resolver_lookup(struct resolver *r, const char *host, uint16_t port,
                                         resolver_cb cb, void *arg)
 {
+    /* The files are read again for each lookup, as glibc reads a changed
+     * resolv.conf again: a long-lived client follows the network it is on.
+     * An evdns_base with no request left goes at once (with one, say an
+     * abandoned lookup still waiting, it serves this lookup too). */
+    if (r->dns && LIST_EMPTY(&r->lookups)) {
+        evdns_base_free(r->dns, 0);
+        r->dns = NULL;
+    }
     if (!r->dns)
         r->dns = setup(r);
     struct resolver_lookup *l = r->dns ? calloc(1, sizeof *l) : NULL;

@@ -20,13 +20,14 @@ struct resolver_lookup;
 typedef void (*resolver_cb)(void *arg, struct evutil_addrinfo *addrs, int err);
 
 /* Nothing is read and no socket is opened until the first lookup, so an
- * owner that only ever connects to numeric addresses pays nothing.  NULL
+ * owner that only ever connects to numeric addresses pays nothing; the
+ * files are read again by every lookup that starts while none runs.  NULL
  * when out of memory. */
 struct resolver *resolver_new(struct event_base *base);
 
 /* For tests: read this file instead of /etc/resolv.conf (its nameserver
- * lines may carry a port: "nameserver 127.0.0.1:5300").  Before the first
- * lookup; 0, or PETREL_EINVAL. */
+ * lines may carry a port: "nameserver 127.0.0.1:5300"), from the next
+ * lookup on; 0, or PETREL_EINVAL. */
 int resolver_set_conf(struct resolver *r, const char *path);
 
 /* Looks up host for a TCP connection to `port`.  cb runs exactly once,

@@ -393,10 +393,10 @@ PETREL_API void petrel_on_log(petrel_client *c, petrel_log_cb cb, void *arg);
 
 /* Starts connecting; the outcome arrives through the callbacks.  A host
  * name is looked up asynchronously on the client's event_base (libevent's
- * evdns: /etc/hosts, then the nameservers of /etc/resolv.conf, about 3 s
- * at most for one that does not answer), then every address is tried in
- * turn with a non-blocking connect.  A failed lookup is reported as
- * PETREL_ERESOLVE, from the loop.  The connect timeout covers the lookup.
+ * evdns: /etc/hosts, then the nameservers of /etc/resolv.conf, read at
+ * each attempt; about 3 s at most for a nameserver that does not answer),
+ * then every address is tried in turn with a non-blocking connect.  A
+ * failed lookup is reported as PETREL_ERESOLVE, from the loop.  The connect timeout covers the lookup.
  * PETREL_ESTATE if already started. */
 PETREL_API int petrel_connect(petrel_client *c);
 /* Sends DISCONNECT (so the server discards the will), closes, and stops

@@ -130,27 +130,36 @@ static void dns_readcb(evutil_socket_t fd, short what, void *arg)
     evtimer_add(l->ev, &tv);
 }
 
+/* A UDP socket on 127.0.0.1 (non-blocking); *port is where. */
+static int udp_loopback(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    socklen_t len = sizeof sin;
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
 /* Starts the nameserver and writes a resolv.conf that names it. */
 static void dns_start(struct event_base *base, enum dns_mode mode)
 {
     memset(&D, 0, sizeof D);
     D.mode = mode;
-    D.fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    assert_true(D.fd >= 0);
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(D.fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    socklen_t len = sizeof sin;
-    getsockname(D.fd, (struct sockaddr *)&sin, &len);
+    uint16_t port;
+    D.fd = udp_loopback(&port);
     D.ev = event_new(base, D.fd, EV_READ | EV_PERSIST, dns_readcb, NULL);
     event_add(D.ev, NULL);
     snprintf(D.conf, sizeof D.conf, "/tmp/petrel-resolv-XXXXXX");
     int cfd = mkstemp(D.conf);
     assert_true(cfd >= 0);
     char line[64];
-    int n = snprintf(line, sizeof line, "nameserver 127.0.0.1:%u\n", ntohs(sin.sin_port));
+    int n = snprintf(line, sizeof line, "nameserver 127.0.0.1:%u\n", port);
     assert_int_equal(write(cfd, line, (size_t)n), n);
     close(cfd);
 }
@@ -505,6 +514,38 @@ static void test_connect_timeout_during_lookup(void **state)
     event_base_free(base);
 }
 
+/* resolv.conf is read again by the next lookup: after the file names
+ * another nameserver, the queries go there. */
+static void test_resolv_conf_read_again(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    dns_start(base, DNS_NXDOMAIN);
+    petrel_client *c = new_client(base, "moved.petrel-test", 1883, D.conf);
+    api_connect(c);
+    run_bounded(base, 5000);
+    assert_int_equal(R.reason, PETREL_ERESOLVE);
+    int before = D.queries;
+    assert_true(before >= 1);
+
+    uint16_t port;
+    int other = udp_loopback(&port);
+    FILE *f = fopen(D.conf, "w");
+    assert_non_null(f);
+    fprintf(f, "nameserver 127.0.0.1:%u\n", port);
+    fclose(f);
+    api_connect(c);
+    run_for(base, 300);
+    uint8_t buf[512];
+    assert_true(recv(other, buf, sizeof buf, 0) > 0);
+    assert_int_equal(D.queries, before);
+    petrel_client_free(c);
+    run_for(base, 50);
+    close(other);
+    dns_stop();
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_free_during_lookup),
         cmocka_unit_test(test_disconnect_during_lookup),
         cmocka_unit_test(test_connect_timeout_during_lookup),
+        cmocka_unit_test(test_resolv_conf_read_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
