@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <event2/dns.h>
 
 #include "broker.h"
 #include "log.h"
@@ -297,6 +298,16 @@ static void on_closed(void *ctx, int reason)
                     reason ? petrel_strerror(reason) : "connection closed");
 }
 
+/* evdns says on its own when a nameserver stops answering (and much more
+ * at debug level); into petreld's log rather than raw onto stderr. */
+static void dns_log(int is_warning, const char *msg)
+{
+    if (is_warning)
+        log_warning("dns: %s", log_str0(msg));
+    else
+        log_debug("dns: %s", log_str0(msg));
+}
+
 static void on_resolved(void *ctx)
 {
     bridge_set_state(ctx, BRIDGE_CONNECTING);
@@ -310,8 +321,10 @@ void bridge_remote_connect(struct bridge *b)
     snprintf(b->remote_name, sizeof b->remote_name, strchr(a->host, ':') ? "[%s]:%u" : "%s:%u",
              a->host, (unsigned)a->port);
     b->last_rx_ms = bridge_now_ms();
-    if (!dns)
+    if (!dns) {
+        evdns_set_log_fn(dns_log);
         dns = resolver_new(broker.base);
+    }
     if (!dns) {
         bridge_fail(b, "cannot set up name resolution");
         return;

@@ -1,9 +1,17 @@
 /*
- * resolver.c - asynchronous name lookups on libevent's evdns.  A lookup is
- * never cancelled through evdns: libevent delivers a cancellation later,
- * from the loop, and reads the evdns_base then, which may be gone by that
- * time.  An abandoned lookup instead forgets its callback and frees itself
- * when evdns is done with it.
+ * resolver.c - asynchronous name lookups on libevent's evdns.  An
+ * evdns_base lives only while lookups run: made (reading the files afresh)
+ * by a lookup that starts when none runs, freed when the last one has its
+ * answer, so an idle client holds no socket and no timer (evdns may leave
+ * a probe of a failed nameserver armed, which keeps a loop from running
+ * dry).
+ *
+ * Nothing is ever cancelled inside evdns: libevent delivers a cancellation
+ * later, from the loop, and reads the evdns_base then, which may be gone by
+ * that time.  An abandoned lookup instead forgets its callback and frees
+ * itself when evdns is done with it; for the same reason the wait for the
+ * second address family (SKEW) outlasts the queries' own timeouts, since
+ * giving up on it is a cancellation too.
  */
 #include "resolver.h"
 
@@ -25,15 +33,16 @@
  * query is still taken during the second wait. */
 #define TIMEOUT "1.5"
 #define ATTEMPTS "2"
-/* One family answered: how long to wait for the other before using it. */
-#define SKEW "1"
+/* One family answered: how long to wait for the other before using it;
+ * longer than any wait of its own (see above). */
+#define SKEW "60"
 
 struct resolver_lookup;
 LIST_HEAD(lookup_list, resolver_lookup);
 
 struct resolver {
     struct event_base *base;
-    struct evdns_base *dns;          /* made by the first lookup */
+    struct evdns_base *dns;          /* while lookups run */
     char conf[256];                  /* test override of /etc/resolv.conf */
     struct lookup_list lookups;      /* running, so resolver_free can detach them */
 };
@@ -94,15 +103,30 @@ static void unlink_lookup(struct resolver_lookup *l)
     l->r = NULL;
 }
 
+/* No lookup runs: the evdns_base goes.  Also from inside its final
+ * callback, after which evdns reads nothing of it. */
+static void retire(struct resolver *r)
+{
+    if (r->dns && LIST_EMPTY(&r->lookups)) {
+        evdns_base_free(r->dns, 0);
+        r->dns = NULL;
+    }
+}
+
 static void answered(int result, struct evutil_addrinfo *res, void *arg)
 {
     struct resolver_lookup *l = arg;
+    struct resolver *r = l->r;
     resolver_cb cb = l->cb;
     void *cb_arg = l->arg;
     unlink_lookup(l);
     l->answered = true;
-    if (!l->in_call)
-        free(l); /* else resolver_lookup frees it on the way out */
+    /* Before cb, which may free the resolver or start another lookup. */
+    if (!l->in_call) {
+        free(l);
+        if (r)
+            retire(r);
+    } /* else resolver_lookup finishes it on the way out */
     if (!cb || result != 0 || !res) {
         if (res)
             evutil_freeaddrinfo(res);
@@ -116,18 +140,14 @@ static void answered(int result, struct evutil_addrinfo *res, void *arg)
 struct resolver_lookup *resolver_lookup(struct resolver *r, const char *host, uint16_t port,
                                         resolver_cb cb, void *arg)
 {
-    /* The files are read again for each lookup, as glibc reads a changed
+    /* A fresh evdns_base reads the files again, as glibc reads a changed
      * resolv.conf again: a long-lived client follows the network it is on.
-     * An evdns_base with no request left goes at once (with one, say an
-     * abandoned lookup still waiting, it serves this lookup too). */
-    if (r->dns && LIST_EMPTY(&r->lookups)) {
-        evdns_base_free(r->dns, 0);
-        r->dns = NULL;
-    }
+     * (One still running, say for an abandoned lookup, serves this one.) */
     if (!r->dns)
         r->dns = setup(r);
     struct resolver_lookup *l = r->dns ? calloc(1, sizeof *l) : NULL;
     if (!l) {
+        retire(r);
         cb(arg, NULL, PETREL_ENOMEM);
         return NULL;
     }
@@ -148,6 +168,7 @@ struct resolver_lookup *resolver_lookup(struct resolver *r, const char *host, ui
     l->in_call = false;
     if (l->answered) {
         free(l);
+        retire(r);
         return NULL;
     }
     return l;

@@ -33,7 +33,8 @@ int resolver_set_conf(struct resolver *r, const char *path);
 /* Looks up host for a TCP connection to `port`.  cb runs exactly once,
  * unless the lookup is abandoned first: before this returns when the
  * answer is known at once (a name in /etc/hosts, out of memory), and NULL
- * is returned; otherwise later from the loop, and the lookup is returned. */
+ * is returned (cb must not free the resolver then); otherwise later from
+ * the loop, and the lookup is returned. */
 struct resolver_lookup *resolver_lookup(struct resolver *r, const char *host, uint16_t port,
                                         resolver_cb cb, void *arg);
 

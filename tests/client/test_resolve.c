@@ -430,7 +430,12 @@ static void test_silent_nameserver_does_not_block(void **state)
     assert_int_equal(R.reason, PETREL_ERESOLVE);
     assert_true(took < 5000);
     assert_true(R.ticks > ticks + 20);
+    /* Idle again, the client holds nothing on the loop: a loop with only
+     * it runs dry. */
     event_free(tick);
+    event_del(D.ev);
+    assert_int_equal(event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 0);
+    event_add(D.ev, NULL);
     petrel_client_free(c);
     dns_stop();
     event_base_free(base);
