@@ -25,14 +25,13 @@
 struct bufferevent;
 struct conn;
 struct event;
-struct evdns_getaddrinfo_request;
 struct ssl_ctx_st;
 struct transport;
 
 enum bridge_state {
     BRIDGE_STOPPED = 0,
     BRIDGE_BACKOFF,      /* waiting to try again */
-    BRIDGE_RESOLVING,    /* evdns lookup of the current address */
+    BRIDGE_RESOLVING,    /* the transport looks the current address's name up */
     BRIDGE_CONNECTING,   /* TCP/TLS, then CONNECT sent, waiting for CONNACK */
     BRIDGE_ATTACHING,    /* remote accepted; local connection being made */
     BRIDGE_UP            /* relaying */
@@ -53,9 +52,7 @@ struct bridge {
     size_t addr_index;           /* address being tried */
     uint32_t rng;
     /* Remote. */
-    struct evdns_getaddrinfo_request *dns;
     struct transport *tr;
-    char numeric[64];            /* resolved address handed to the transport */
     char remote_name[BRIDGE_HOST_LEN + 8]; /* "host:port" for logs and status */
     bool remote_connected;       /* CONNACK accepted */
     bool remote_read_paused;

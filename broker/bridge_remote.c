@@ -1,25 +1,21 @@
 /*
- * bridge_remote.c - a bridge's connection to the remote broker.  The name
- * is resolved with libevent's evdns (asynchronous: the loop never waits on
- * DNS), the TCP and TLS connection is libpetrel's transport (the same code
- * as the client library's, with its framing and output bound), and the
- * MQTT packets go through the shared codec.
+ * bridge_remote.c - a bridge's connection to the remote broker.  Name
+ * lookup (asynchronous, libevent's evdns: the loop never waits on DNS), TCP
+ * and TLS are libpetrel's transport, the same code as the client library's
+ * with its framing and output bound; the MQTT packets go through the shared
+ * codec.
  */
 #include "bridge_int.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <event2/dns.h>
-#include <event2/event.h>
-#include <event2/util.h>
 
 #include "broker.h"
 #include "log.h"
 #include "petrel.h"
+#include "resolver.h"
 #include "transport.h"
 
 /* What the bridge lets the remote have in flight towards it; acks wait for
@@ -29,7 +25,9 @@
 #define BRIDGE_DEFAULT_WINDOW 100
 #define CONNECT_TIMEOUT_MS 30000
 
-static struct evdns_base *dns_base;
+/* One resolver for every bridge (it reads /etc/resolv.conf and /etc/hosts
+ * again for each attempt made while no other lookup runs). */
+static struct resolver *dns;
 
 static struct bridge_address *current(struct bridge *b)
 {
@@ -60,11 +58,6 @@ void bridge_remote_set_reading(struct bridge *b, bool reading)
 
 void bridge_remote_close(struct bridge *b, bool graceful)
 {
-    if (b->dns) {
-        struct evdns_getaddrinfo_request *r = b->dns;
-        b->dns = NULL;
-        evdns_getaddrinfo_cancel(r);
-    }
     if (b->tr) {
         if (graceful && b->remote_connected) {
             struct mqtt_packet p = {.type = MQTT_DISCONNECT};
@@ -295,7 +288,9 @@ static void on_drained(void *ctx)
 static void on_closed(void *ctx, int reason)
 {
     struct bridge *b = ctx;
-    if (reason == PETREL_ETLS || reason == PETREL_ECERT)
+    if (reason == PETREL_ERESOLVE)
+        bridge_fail(b, "cannot resolve %s", current(b)->host);
+    else if (reason == PETREL_ETLS || reason == PETREL_ECERT)
         bridge_fail(b, "%s: %s (%s)", b->remote_name, petrel_strerror(reason),
                     petrel_tls_error_detail());
     else
@@ -303,76 +298,53 @@ static void on_closed(void *ctx, int reason)
                     reason ? petrel_strerror(reason) : "connection closed");
 }
 
-static void open_transport(struct bridge *b)
+/* evdns says on its own when a nameserver stops answering (and much more
+ * at debug level); into petreld's log rather than raw onto stderr. */
+static void dns_log(int is_warning, const char *msg)
 {
-    struct transport_events ev = {
-        .ctx = b, .connected = on_connected, .packet = on_packet, .drained = on_drained,
-        .closed = on_closed};
-    struct transport_tls tls = {.ctx = b->tls, .server_name = current(b)->host,
-                                .verify = !b->conf.tls_insecure};
-    int err = 0;
-    bridge_set_state(b, BRIDGE_CONNECTING);
-    b->tr = transport_open(broker.base, b->numeric, current(b)->port, broker.cfg.max_packet_size,
-                           b->tls ? &tls : NULL, NULL, &ev, &err);
-    if (!b->tr)
-        bridge_fail(b, "%s: %s", b->remote_name, petrel_strerror(err));
+    if (is_warning)
+        log_warning("dns: %s", log_str0(msg));
+    else
+        log_debug("dns: %s", log_str0(msg));
 }
 
-static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+static void on_resolved(void *ctx)
 {
-    if (result == EVUTIL_EAI_CANCEL)
-        return; /* the bridge may be gone: do not touch it */
-    struct bridge *b = arg;
-    b->dns = NULL;
-    if (result != 0 || !res) {
-        if (res)
-            evutil_freeaddrinfo(res);
-        bridge_fail(b, "cannot resolve %s: %s", current(b)->host, evutil_gai_strerror(result));
-        return;
-    }
-    const void *addr = res->ai_family == AF_INET6
-                           ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
-                           : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    evutil_inet_ntop(res->ai_family, addr, b->numeric, sizeof b->numeric);
-    evutil_freeaddrinfo(res);
-    open_transport(b);
+    bridge_set_state(ctx, BRIDGE_CONNECTING);
 }
 
+/* The transport resolves the name (each of its addresses is tried in turn)
+ * and checks the certificate against the configured host. */
 void bridge_remote_connect(struct bridge *b)
 {
     const struct bridge_address *a = current(b);
     snprintf(b->remote_name, sizeof b->remote_name, strchr(a->host, ':') ? "[%s]:%u" : "%s:%u",
              a->host, (unsigned)a->port);
     b->last_rx_ms = bridge_now_ms();
-    unsigned char tmp[16];
-    if (evutil_inet_pton(AF_INET, a->host, tmp) == 1 ||
-        evutil_inet_pton(AF_INET6, a->host, tmp) == 1) {
-        snprintf(b->numeric, sizeof b->numeric, "%s", a->host);
-        open_transport(b);
-        return;
+    if (!dns) {
+        evdns_set_log_fn(dns_log);
+        dns = resolver_new(broker.base);
     }
-    if (!dns_base) {
-        dns_base = evdns_base_new(broker.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                                   EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        if (!dns_base) /* no resolv.conf: /etc/hosts still answers */
-            dns_base = evdns_base_new(broker.base, 0);
-        if (dns_base)
-            evdns_base_load_hosts(dns_base, NULL);
-    }
-    if (!dns_base) {
+    if (!dns) {
         bridge_fail(b, "cannot set up name resolution");
         return;
     }
-    struct evutil_addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    bridge_set_state(b, BRIDGE_RESOLVING);
-    struct evdns_getaddrinfo_request *r =
-        evdns_getaddrinfo(dns_base, a->host, NULL, &hints, on_resolved, b);
-    if (r && b->state == BRIDGE_RESOLVING)
-        b->dns = r; /* else the answer came at once */
+    struct transport_events ev = {
+        .ctx = b, .connected = on_connected, .packet = on_packet, .drained = on_drained,
+        .closed = on_closed, .resolved = on_resolved};
+    struct transport_tls tls = {.ctx = b->tls, .server_name = a->host,
+                                .verify = !b->conf.tls_insecure};
+    int err = 0;
+    b->tr = transport_open(broker.base, dns, a->host, a->port, broker.cfg.max_packet_size,
+                           b->tls ? &tls : NULL, NULL, &ev, &err);
+    if (!b->tr) {
+        if (err == PETREL_ERESOLVE)
+            bridge_fail(b, "cannot resolve %s", a->host);
+        else
+            bridge_fail(b, "%s: %s", b->remote_name, petrel_strerror(err));
+        return;
+    }
+    bridge_set_state(b, transport_resolving(b->tr) ? BRIDGE_RESOLVING : BRIDGE_CONNECTING);
 }
 
 void bridge_remote_tick(struct bridge *b, int64_t now)
@@ -411,7 +383,6 @@ void bridge_remote_tick(struct bridge *b, int64_t now)
 
 void bridge_remote_shutdown(void)
 {
-    if (dns_base)
-        evdns_base_free(dns_base, 1);
-    dns_base = NULL;
+    resolver_free(dns);
+    dns = NULL;
 }

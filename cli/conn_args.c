@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <event2/dns.h>
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {
@@ -387,8 +388,23 @@ static void debug_log(petrel_client *c, int level, const char *line, void *arg)
     fprintf(stderr, "petrel %s: %s\n", a->cmd, line);
 }
 
+/* libpetrel's name lookups run on libevent's evdns, which reports a
+ * nameserver that stops answering on its own, through libevent's log
+ * (stderr, "[msg] ..."): with -d beside the client's lines, else not at all
+ * (the failed connection says why). */
+static const char *dns_cmd;
+
+static void dns_log(int is_warning, const char *msg)
+{
+    (void)is_warning;
+    if (dns_cmd)
+        fprintf(stderr, "petrel %s: dns: %s\n", dns_cmd, msg);
+}
+
 void conn_args_attach_debug(const struct conn_args *a, petrel_client *c)
 {
+    dns_cmd = a->debug ? a->cmd : NULL;
+    evdns_set_log_fn(dns_log);
     if (a->debug)
         petrel_on_log(c, debug_log, (void *)a);
 }

@@ -22,6 +22,7 @@
 #include "tls_client.h"
 #include "properties.h"
 #include "client_session.h"
+#include "resolver.h"
 #include "transport.h"
 
 enum pending_type { EV_CONNECTED, EV_DISCONNECTED, EV_PUBLISHED, EV_SUBSCRIBED, EV_UNSUBSCRIBED };
@@ -47,6 +48,7 @@ struct petrel_client {
     struct petrel_options opts;
     struct sess *sess;
     struct transport *tr;
+    struct resolver *dns;      /* host name lookups of this client's transports */
     struct ssl_ctx_st *tls;    /* when opts.tls: made once, used by every connection */
     struct event *timer;
     int64_t timer_at;          /* when the timer fires; -1 = not armed */
@@ -290,11 +292,13 @@ static void tr_connected(void *ctx);
 static void tr_packet(void *ctx, uint8_t first_byte, const uint8_t *body, uint32_t len);
 static void tr_drained(void *ctx);
 static void tr_closed(void *ctx, int reason);
+static void tr_resolved(void *ctx);
 
 static int io_open(void *ctx)
 {
     petrel_client *c = ctx;
-    struct transport_events ev = {c, tr_connected, tr_packet, tr_drained, tr_closed};
+    struct transport_events ev = {c, tr_connected, tr_packet, tr_drained, tr_closed,
+                                  tr_resolved};
     int err = PETREL_OK;
     if (c->tr) { /* cannot happen: the session closes before reopening */
         transport_close(c->tr);
@@ -303,7 +307,7 @@ static int io_open(void *ctx)
     struct transport_tls tls = {
         c->tls, c->opts.tls_server_name ? c->opts.tls_server_name : c->opts.host,
         !c->opts.tls_insecure};
-    c->tr = transport_open(c->base, c->opts.host, c->opts.port, c->opts.max_packet_size,
+    c->tr = transport_open(c->base, c->dns, c->opts.host, c->opts.port, c->opts.max_packet_size,
                            c->tls ? &tls : NULL, c->opts.ws_path, &ev, &err);
     if (c->tr && !c->reading)
         transport_set_reading(c->tr, false);
@@ -464,6 +468,14 @@ static void tr_drained(void *ctx)
     cb_leave(c);
 }
 
+static void tr_resolved(void *ctx)
+{
+    petrel_client *c = ctx;
+    cb_enter(c);
+    io_trace(c, PETREL_LOG_DEBUG, "host name resolved");
+    cb_leave(c);
+}
+
 static void tr_closed(void *ctx, int reason)
 {
     petrel_client *c = ctx;
@@ -559,7 +571,8 @@ petrel_client *petrel_client_new(struct event_base *base, const petrel_options *
     c->sess = sess_new(&c->opts, &io);
     c->timer = evtimer_new(base, timercb, c);
     c->deliver = event_new(base, -1, 0, delivercb, c);
-    if (!c->sess || !c->timer || !c->deliver)
+    c->dns = resolver_new(base);
+    if (!c->sess || !c->timer || !c->deliver || !c->dns)
         goto oom;
     *err = PETREL_OK;
     return c;
@@ -573,6 +586,7 @@ static void destroy(petrel_client *c)
 {
     if (c->tr)
         transport_close(c->tr);
+    resolver_free(c->dns); /* after its transports */
     if (c->timer)
         event_free(c->timer);
     if (c->deliver)
@@ -760,4 +774,9 @@ void client_set_reading(petrel_client *c, bool reading)
         transport_set_reading(c->tr, reading);
     sess_set_reading(c->sess, now_ms(), reading);
     schedule(c);
+}
+
+int client_set_resolv_conf(petrel_client *c, const char *path)
+{
+    return resolver_set_conf(c->dns, path);
 }

@@ -233,8 +233,12 @@ static void destroy(petrel_sync *s)
     }
     if (s->wake)
         event_free(s->wake);
-    if (s->base)
+    if (s->base) {
+        /* A host name lookup the client gave up on (a connect timeout)
+         * ends in deferred callbacks that free its memory: let them run. */
+        event_base_loop(s->base, EVLOOP_NONBLOCK);
         event_base_free(s->base);
+    }
     free(s);
 }
 

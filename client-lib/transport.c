@@ -22,6 +22,7 @@
 
 #include "mqtt_codec.h"
 #include "petrel.h"
+#include "resolver.h"
 #include "tls_client.h"
 #include "ws_client.h"
 
@@ -35,6 +36,8 @@ struct transport {
     struct bufferevent *bev;
     struct evutil_addrinfo *addrs;  /* resolved list, kept until connected */
     struct evutil_addrinfo *next;   /* next address to try */
+    struct resolver_lookup *lookup; /* the host name being looked up */
+    bool opening;                   /* inside transport_open */
     uint32_t max_packet;
     struct transport_events ev;
     struct event *later;            /* deferred "closed" of a graceful close */
@@ -82,6 +85,7 @@ static void really_free(struct transport *t)
         event_free(t->later);
     if (t->addrs)
         evutil_freeaddrinfo(t->addrs);
+    resolver_abandon(t->lookup);
     free(t);
 }
 
@@ -141,9 +145,38 @@ static int try_next(struct transport *t)
     return err;
 }
 
-struct transport *transport_open(struct event_base *base, const char *host, uint16_t port,
-                                 uint32_t max_packet, const struct transport_tls *tls,
-                                 const char *ws_path, const struct transport_events *ev, int *err)
+static void report_closed(struct transport *t, int reason);
+
+/* The resolver's answer: connect to each address in turn.  Inside
+ * transport_open (a name from /etc/hosts) it only keeps the outcome. */
+static void resolved(void *arg, struct evutil_addrinfo *addrs, int err)
+{
+    struct transport *t = arg;
+    t->lookup = NULL;
+    t->addrs = t->next = addrs;
+    if (!addrs)
+        t->last_error = err;
+    if (t->opening)
+        return;
+    enter(t);
+    if (t->flushing) {
+        ; /* closed gracefully meanwhile: closed(PETREL_OK) is on its way */
+    } else if (!addrs) {
+        report_closed(t, err);
+    } else {
+        if (t->ev.resolved)
+            t->ev.resolved(t->ev.ctx);
+        int rc = t->dead ? 0 : try_next(t);
+        if (rc != 0)
+            report_closed(t, rc);
+    }
+    leave(t);
+}
+
+struct transport *transport_open(struct event_base *base, struct resolver *dns, const char *host,
+                                 uint16_t port, uint32_t max_packet,
+                                 const struct transport_tls *tls, const char *ws_path,
+                                 const struct transport_events *ev, int *err)
 {
     struct transport *t = calloc(1, sizeof *t);
     if (!t) {
@@ -162,6 +195,8 @@ struct transport *transport_open(struct event_base *base, const char *host, uint
         t->tls = *tls;
     }
 
+    /* A numeric address needs no resolver (and getaddrinfo does not
+     * block on one). */
     char service[8];
     snprintf(service, sizeof service, "%u", port);
     struct evutil_addrinfo hints;
@@ -169,11 +204,25 @@ struct transport *transport_open(struct event_base *base, const char *host, uint
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_NUMERICHOST;
     if (evutil_getaddrinfo(host, service, &hints, &t->addrs) != 0 || !t->addrs) {
         t->addrs = NULL;
-        free(t);
-        *err = PETREL_ERESOLVE;
-        return NULL;
+        if (!dns) {
+            free(t);
+            *err = PETREL_ERESOLVE;
+            return NULL;
+        }
+        t->opening = true;
+        t->lookup = resolver_lookup(dns, host, port, resolved, t);
+        t->opening = false;
+        if (t->lookup)
+            return t; /* the answer comes from the loop */
+        if (!t->addrs) {
+            *err = t->last_error;
+            free(t);
+            return NULL;
+        }
+        t->last_error = 0;
     }
     t->next = t->addrs;
     int rc = try_next(t);
@@ -183,6 +232,11 @@ struct transport *transport_open(struct event_base *base, const char *host, uint
         return NULL;
     }
     return t;
+}
+
+bool transport_resolving(const struct transport *t)
+{
+    return t->lookup != NULL;
 }
 
 int transport_write(struct transport *t, const void *data, size_t len)
@@ -304,6 +358,8 @@ void transport_close(struct transport *t)
     if (!t || t->dead)
         return;
     t->dead = true;
+    resolver_abandon(t->lookup);
+    t->lookup = NULL;
     if (t->depth > 0) {
         /* Inside one of our callbacks: stop everything now, free later. */
         if (t->bev) {

@@ -1,6 +1,7 @@
 /*
  * transport.h - one TCP connection to the server on a libevent bufferevent:
- * resolve, connect (trying each address), frame incoming MQTT packets, write
+ * resolve (asynchronously, resolver.h), connect (trying each address in
+ * turn), frame incoming MQTT packets, write
  * with a high-water mark, close at once or after flushing.  With TLS the
  * handshake runs once TCP is up (tls_client.h), and with WebSocket the
  * upgrade after it (ws_client.h); `connected` means all of them.
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct resolver;
 struct transport;
 
 struct transport_events {
@@ -26,6 +28,9 @@ struct transport_events {
      * PETREL_OK).  No other event follows; the owner then calls
      * transport_close to free the transport. */
     void (*closed)(void *ctx, int reason);
+    /* Optional (may be NULL): a host name lookup answered from the loop,
+     * and the first connect is about to start. */
+    void (*resolved)(void *ctx);
 };
 
 struct ssl_ctx_st;
@@ -39,17 +44,29 @@ struct transport_tls {
     bool verify;
 };
 
-/* Resolves host (synchronously) and starts a non-blocking connect, with a
- * TLS handshake after it when `tls` is not NULL, and then, with `ws_path`,
- * the WebSocket upgrade for that path (ws_client.h).  Returns NULL with
- * *err (a petrel error) if no address could even be tried.  A failed
- * handshake is reported as closed(PETREL_ETLS or PETREL_ECERT; a refused
- * upgrade PETREL_EPROTOCOL).  host and ws_path must outlive the
- * transport. */
-struct transport *transport_open(struct event_base *base, const char *host, uint16_t port,
-                                 uint32_t max_packet, const struct transport_tls *tls,
-                                 const char *ws_path, const struct transport_events *ev,
-                                 int *err);
+/* Connects to host:port: at once for a numeric address; for a name, once
+ * `dns` has answered, without blocking the loop (a name from /etc/hosts
+ * answers inside this call).  Every address is tried in turn.  After the
+ * TCP connect comes a TLS handshake when `tls` is not NULL, and then, with
+ * `ws_path`, the WebSocket upgrade for that path (ws_client.h).
+ *
+ * Returns NULL with *err (a petrel error) if the outcome is known at once:
+ * no address could even be tried, or the name is not in /etc/hosts and
+ * `dns` is NULL (numeric addresses only).  Later failures are reported as
+ * closed(): PETREL_ERESOLVE when the lookup failed or timed out (seconds:
+ * resolver.c), PETREL_ETLS or PETREL_ECERT for a failed handshake,
+ * PETREL_EPROTOCOL for a refused upgrade.
+ *
+ * The resolver belongs to the caller (one per client, or one for all the
+ * bridges of petreld), who frees it only after closing every transport
+ * that used it; transport_close abandons a lookup still running, and no
+ * event follows.  host and ws_path must outlive the transport. */
+struct transport *transport_open(struct event_base *base, struct resolver *dns, const char *host,
+                                 uint16_t port, uint32_t max_packet,
+                                 const struct transport_tls *tls, const char *ws_path,
+                                 const struct transport_events *ev, int *err);
+/* Whether the host name is still being looked up. */
+bool transport_resolving(const struct transport *t);
 /* "TLSv1.3, TLS_AES_256_GCM_SHA384" once connected with TLS, else "". */
 void transport_tls_info(const struct transport *t, char *out, size_t len);
 /* Queues bytes for sending.  0, or a petrel error. */

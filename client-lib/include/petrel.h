@@ -192,7 +192,8 @@ typedef struct petrel_options petrel_options;
 PETREL_API petrel_options *petrel_options_new(void);
 PETREL_API void petrel_options_free(petrel_options *o);
 
-/* Host name or numeric address, and TCP port (0 = 1883, or 8883 with TLS). */
+/* Host name or numeric address, and TCP port (0 = 1883, or 8883 with TLS).
+ * A name is looked up without blocking the event loop (petrel_connect). */
 PETREL_API int petrel_options_set_server(petrel_options *o, const char *host, uint16_t port);
 /* NULL or "" = empty id: the server assigns one (clean session required). */
 PETREL_API int petrel_options_set_client_id(petrel_options *o, const char *client_id);
@@ -376,7 +377,10 @@ PETREL_API petrel_client *petrel_client_new(struct event_base *base, const petre
 /* Closes the connection at once (no DISCONNECT: the server publishes the
  * will) and frees the client; messages still held are dropped without
  * callbacks.  For a clean close call petrel_disconnect and wait for the
- * disconnected callback first.  Safe to call from inside a callback. */
+ * disconnected callback first.  Safe to call from inside a callback.  A
+ * host name lookup still running is abandoned; libevent hands its last
+ * bytes back the next time the loop runs (before event_base_free, an
+ * application may run event_base_loop(base, EVLOOP_NONBLOCK) once). */
 PETREL_API void petrel_client_free(petrel_client *c);
 
 PETREL_API void petrel_on_connected(petrel_client *c, petrel_connected_cb cb, void *arg);
@@ -387,9 +391,13 @@ PETREL_API void petrel_on_subscribed(petrel_client *c, petrel_subscribed_cb cb, 
 PETREL_API void petrel_on_unsubscribed(petrel_client *c, petrel_unsubscribed_cb cb, void *arg);
 PETREL_API void petrel_on_log(petrel_client *c, petrel_log_cb cb, void *arg);
 
-/* Starts connecting; the outcome arrives through the callbacks.  Host names
- * are resolved synchronously (getaddrinfo) before the non-blocking TCP
- * connect.  PETREL_ESTATE if already started. */
+/* Starts connecting; the outcome arrives through the callbacks.  A host
+ * name is looked up asynchronously on the client's event_base (libevent's
+ * evdns: /etc/hosts, then the nameservers of /etc/resolv.conf, read at
+ * each attempt; about 3 s at most for a nameserver that does not answer),
+ * then every address is tried in turn with a non-blocking connect.  A
+ * failed lookup is reported as PETREL_ERESOLVE, from the loop.  The connect timeout covers the lookup.
+ * PETREL_ESTATE if already started. */
 PETREL_API int petrel_connect(petrel_client *c);
 /* Sends DISCONNECT (so the server discards the will), closes, and stops
  * reconnecting; the disconnected callback follows with PETREL_OK.  Messages

@@ -246,8 +246,12 @@ class ExitCodes(ct.unittest.TestCase):
         self.assertIn('connection refused', r.stderr)
         r = petrel('sub', '-p', port, '-t', 'a')
         self.assertEqual(r.returncode, EXIT_REFUSED, r.stderr)
+        # Looked up asynchronously: an answer, or a silent nameserver's ~3 s.
+        t0 = time.monotonic()
         r = petrel('pub', '-h', 'no-such-host.invalid', '-t', 'a', '-m', 'x')
         self.assertEqual(r.returncode, EXIT_REFUSED, r.stderr)
+        self.assertIn('host name could not be resolved', r.stderr)
+        self.assertLess(time.monotonic() - t0, 5)
 
     def test_timeout(self):
         b = ct.Petreld().start()

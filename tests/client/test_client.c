@@ -26,6 +26,7 @@
 
 #include "mqtt_codec.h"
 #include "petrel.h"
+#include "test_loop.h"
 
 /* ------------------------------------------------------------------------
  * Options and errors
@@ -277,17 +278,7 @@ static void server_start(struct event_base *base, enum script script)
     S.base = base;
     S.script = script;
     S.seed = 1;
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    S.listener = evconnlistener_new_bind(base, acceptcb, NULL,
-                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                         (struct sockaddr *)&sin, sizeof sin);
-    assert_non_null(S.listener);
-    socklen_t slen = sizeof sin;
-    getsockname(evconnlistener_get_fd(S.listener), (struct sockaddr *)&sin, &slen);
-    S.port = ntohs(sin.sin_port);
+    S.listener = listen_loopback(base, acceptcb, NULL, &S.port);
     S.drip = evtimer_new(base, dripcb, NULL);
 }
 
@@ -372,32 +363,6 @@ static void on_published(petrel_client *c, uint64_t id, int result, void *arg)
     R.callback_in_api |= R.in_api;
     assert_int_equal(result, PETREL_OK);
     R.published++;
-}
-
-static void timeoutcb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    fail_msg("event loop did not finish in time");
-}
-
-/* Runs the loop for `ms` at most (something may break it earlier). */
-static void loop_for(struct event_base *base, int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_base_loopexit(base, &tv);
-    event_base_dispatch(base);
-}
-
-/* Runs the loop until something breaks it, failing after `ms`. */
-static void run_bounded(struct event_base *base, int ms)
-{
-    struct event *t = evtimer_new(base, timeoutcb, NULL);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(t, &tv);
-    event_base_dispatch(base);
-    event_free(t);
 }
 
 static petrel_client *new_client(struct event_base *base, uint16_t port, uint32_t max_packet)

@@ -274,6 +274,24 @@ class AddressesAndNames(unittest.TestCase):
             A.stop()
             B.stop()
 
+    def test_unresolvable_name_moves_on(self):
+        # The lookup fails from the loop (NXDOMAIN, or a dead nameserver's
+        # ~3 s), the next address is tried, and the failure is the status's
+        # last error until then.
+        b_port = free_port()
+        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+        sec = ('bridge nx\n    address = no-such-host.invalid:%d, localhost:%d\n'
+               '    out n/# qos=1\n' % (b_port, b_port))
+        A = BridgedBroker([sec]).start()
+        try:
+            self.assertTrue(A.wait_log(r'bridge nx: cannot resolve no-such-host\.invalid', 10),
+                            A.tail())
+            self.assertTrue(A.wait_log(r'bridge nx: connected to localhost:%d' % b_port, 10),
+                            A.tail())
+        finally:
+            A.stop()
+            B.stop()
+
     def test_bad_section_stops_petreld(self):
         A = BridgedBroker(['bridge bad\n    address = 127.0.0.1:1\n    out a/#/b\n'])
         try:
