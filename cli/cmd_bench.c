@@ -199,7 +199,7 @@ static void begin_closing(struct bench *b)
     if (b->o.connect_only && b->o.broker_pid && b->ready == b->n_conns)
         b->rss_connected_kib = bench_read_rss_kib(b->o.broker_pid, "VmRSS");
     if (b->t_run_start && !b->t_run_stop)
-        b->t_run_stop = b->now;
+        b->t_run_stop = bench_now();
     b->phase = PHASE_CLOSING;
     evtimer_del(b->phase_timer);
     for (size_t i = 0; i < b->n_conns; i++)
@@ -263,7 +263,7 @@ static void stop_publishing(struct bench *b)
         for (size_t i = 0; i < b->n_conns; i++)
             bench_conn_catch_up(&b->conns[i]);
     b->phase = PHASE_DRAINING;
-    b->t_run_stop = b->t_progress = b->now;
+    b->t_run_stop = b->t_progress = bench_now(); /* a short run stops in the turn it began */
     b->acked_at_stop = b->completed;
     evtimer_del(b->phase_timer);
     for (size_t i = 0; i < b->n_conns; i++) {
