@@ -6,6 +6,7 @@
 #ifndef PETREL_STORE_INTERNAL_H
 #define PETREL_STORE_INTERNAL_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -100,6 +101,9 @@ void store_sync_stop(void);
  * fsync or writeback of a large batch holds up the loop's writes.  Start
  * fails only without a thread (logged); stop joins it. */
 int store_writeback_start(const char *db_path);
+/* The storage threads' sleep: on `cond` until `ms` from now or a signal,
+ * `lock` held (store_sync.c). */
+void store_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms);
 void store_writeback_stop(void);
 /* The WAL grew by WAL_KICK_BYTES since it started over: checkpoint now
  * rather than at the next second. */

@@ -134,8 +134,9 @@ static void checkpoint(sqlite3 *db)
     }
 }
 
-/* Waits on sy.wake until `ms` from now or a signal; sy.lock held. */
-static void wait_ms(int64_t ms)
+/* Waits on `cond` until `ms` from now or a signal, `lock` held; shared
+ * with the writeback thread (store_internal.h). */
+void store_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -143,7 +144,7 @@ static void wait_ms(int64_t ms)
     until.tv_nsec += (ms % 1000) * 1000000L;
     until.tv_sec += until.tv_nsec / 1000000000L;
     until.tv_nsec %= 1000000000L;
-    pthread_cond_timedwait(&sy.wake, &sy.lock, &until);
+    pthread_cond_timedwait(cond, lock, &until);
 }
 
 static void *checkpoint_main(void *arg)
@@ -169,7 +170,7 @@ static void *checkpoint_main(void *arg)
     while (!sy.stop) {
         int64_t left = next - mono_ms();
         if (left > 0 && !sy.kicked) {
-            wait_ms(left);
+            store_cond_wait_ms(&sy.wake, &sy.lock, left);
             continue;
         }
         sy.kicked = false;

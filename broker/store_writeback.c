@@ -21,7 +21,6 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -54,8 +53,10 @@ static void start_writeback(int fds[2])
         if (fds[i] < 0)
             fds[i] = open(wb.paths[i], O_RDONLY | O_CLOEXEC);
         if (fds[i] >= 0 && sync_file_range(fds[i], 0, 0, SYNC_FILE_RANGE_WRITE) != 0 &&
-            errno != EINTR) {
-            /* Not for this filesystem (ESPIPE, EINVAL): nothing to pace. */
+            (errno == ESPIPE || errno == EINVAL)) {
+            /* Not for this file or filesystem: nothing to pace.  Other
+             * errors (EIO, ENOSPC on a full disk) pass: the next round
+             * tries again, and the fsyncs report what matters. */
             close(fds[i]);
             fds[i] = -2;
         }
@@ -68,12 +69,7 @@ static void *writeback_main(void *arg)
     int fds[2] = {-1, -1};
     pthread_mutex_lock(&wb.lock);
     while (!wb.stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += WRITEBACK_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&wb.wake, &wb.lock, &until);
+        store_cond_wait_ms(&wb.wake, &wb.lock, WRITEBACK_MS);
         if (wb.stop)
             break;
         pthread_mutex_unlock(&wb.lock);
