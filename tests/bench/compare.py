@@ -159,6 +159,29 @@ class Broker(petreltest.BrokerProcess):
         self.remove()
 
 
+def dirty_kib():
+    """Dirty + Writeback from /proc/meminfo, in KiB (0 where it is not
+    readable)."""
+    try:
+        with open('/proc/meminfo') as f:
+            m = dict(line.split(':', 1) for line in f)
+        return sum(int(m[k].split()[0]) for k in ('Dirty', 'Writeback') if k in m)
+    except (OSError, ValueError):
+        return 0
+
+
+def settle(limit_kib=16384, timeout=30.0):
+    """Before every run: the page cache the previous run (any broker's)
+    left dirty is written out now, so that its writeback does not land in
+    the middle of the next run's latency figures.  Every broker gets the
+    same treatment; the wait is bounded."""
+    os.sync()
+    deadline = time.monotonic() + timeout
+    while dirty_kib() > limit_kib and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+
+
 class Compare:
     def __init__(self, a):
         self.a = a
@@ -213,6 +236,7 @@ class Compare:
         goes to runs[col] and is printed.  An optional peer that fails is
         reported and marked n/a in na[col], and the comparison goes on;
         any other failure raises."""
+        settle()
         try:
             b.start()
             t0 = time.monotonic()
