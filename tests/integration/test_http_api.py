@@ -660,7 +660,10 @@ class EmbedScript(unittest.TestCase):
         script = os.path.join(harness.REPO, 'broker', 'web', 'embed.py')
         r = subprocess.run([sys.executable, script, out] + paths, capture_output=True, text=True,
                            timeout=30)
-        text = open(out).read() if r.returncode == 0 else ''
+        text = ''
+        if r.returncode == 0:
+            with open(out) as f:
+                text = f.read()
         return r, text
 
     def test_table(self):
