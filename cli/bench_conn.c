@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_pace.h"
 #include "bench_tls.h"
 #include "bench_ws.h"
 #include "mqtt_codec.h"
@@ -863,15 +864,15 @@ static double pub_rate(const struct bench *b)
 
 static uint64_t due_time(const struct bench_conn *c, uint64_t k)
 {
-    return c->pub->t0 + (uint64_t)((double)k * 1e9 / pub_rate(c->b));
+    return bench_pace_due_time(c->pub->t0, pub_rate(c->b), k);
 }
 
 uint64_t bench_conn_due(const struct bench_conn *c, uint64_t now)
 {
     const struct bench_pub *p = c->pub;
-    if (!p || c->b->o.rate <= 0 || !p->t0 || now < p->t0)
+    if (!p || c->b->o.rate <= 0 || !p->t0)
         return 0;
-    return (uint64_t)((double)(now - p->t0) * pub_rate(c->b) / 1e9) + 1;
+    return bench_pace_due_count(p->t0, pub_rate(c->b), now);
 }
 
 /* Writes one PUBLISH of publisher c into its output buffer. */
