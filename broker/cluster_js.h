@@ -72,6 +72,20 @@ struct message *cluster_msg_decode(natsMsg *nm, const char *prefix);
 /* The handler of every NATS subscription: queues the message for the loop. */
 void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 
+/* cluster_close.c: the orderly close.  Every subscription the node makes
+ * is tracked (its completion callback counted) so that cluster_stop can
+ * wait until libnats has returned from its last message handler. */
+natsStatus cluster_sub_track(natsSubscription *sub);
+/* Waits up to `ms` for every tracked subscription to complete (after the
+ * connection closed them).  False at the bound. */
+bool cluster_subs_wait(int ms);
+/* From cluster_stop on, true: the threads' callbacks drop what they are
+ * given (natsMsg_Destroy) and touch nothing else.  Never reset by
+ * cluster_stop, so that a late thread still sees it. */
+bool cluster_closing(void);
+void cluster_close_begin(void);
+void cluster_close_reset(void);  /* cluster_start */
+
 /* cluster_loop.c: the connection's socket on the broker's loop (the
  * callbacks of natsOptions_SetEventLoop), and the moment the loop stops
  * running callbacks (cluster_stop, before the connection closes). */

@@ -75,13 +75,16 @@ static struct {
     bool hold;               /* JetStream refused one: wait for the next tick */
     bool probing;            /* ... and then send a few until one is stored */
     int64_t scan_after;
-    pthread_mutex_t lock;    /* guards acks */
-    struct ack *acks;
+    struct ack *acks;        /* guarded by acks_lock */
     size_t acks_len, acks_cap;
     struct event *tick;
     struct log_ratelimit full_log;
     char subj[CLUSTER_SUBJECT_MAX];
 } ob;
+
+/* Guards ob.acks, acks_len and acks_cap.  Outside `ob` and never destroyed:
+ * libnats may call the acknowledgement handler late (cluster_close.c). */
+static pthread_mutex_t acks_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -96,7 +99,6 @@ static void republish_from(int64_t row)
 
 int cluster_outbox_start(void)
 {
-    pthread_mutex_init(&ob.lock, NULL);
     ob.flights = hashmap_new();
     ob.tick = event_new(broker.base, -1, EV_PERSIST, tick_cb, NULL);
     if (!ob.flights || !ob.tick) {
@@ -151,11 +153,10 @@ void cluster_outbox_stop(void)
     }
     if (ob.tick)
         event_free(ob.tick);
-    pthread_mutex_lock(&ob.lock);
+    pthread_mutex_lock(&acks_lock);
     free(ob.acks);
-    pthread_mutex_unlock(&ob.lock);
-    pthread_mutex_destroy(&ob.lock);
     memset(&ob, 0, sizeof ob);
+    pthread_mutex_unlock(&acks_lock);
 }
 
 bool cluster_outbox_add(const struct message *m)
@@ -252,12 +253,18 @@ void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
         natsMsg_Destroy(msg);
         return; /* not one of the outbox's */
     }
-    pthread_mutex_lock(&ob.lock);
+    pthread_mutex_lock(&acks_lock);
+    if (cluster_closing()) {
+        /* The row stays: published again at the next start. */
+        pthread_mutex_unlock(&acks_lock);
+        natsMsg_Destroy(msg);
+        return;
+    }
     if (ob.acks_len == ob.acks_cap) {
         struct ack *a = array_grow(ob.acks, &ob.acks_cap, ob.acks_len + 1, sizeof *a, 256);
         if (!a) {
             /* Its row stays: published again after a restart. */
-            pthread_mutex_unlock(&ob.lock);
+            pthread_mutex_unlock(&acks_lock);
             natsMsg_Destroy(msg);
             return;
         }
@@ -267,7 +274,7 @@ void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
     snprintf(a->id, sizeof a->id, "%s", id);
     a->ok = pa != NULL && pae == NULL;
     bool first = ob.acks_len == 1;
-    pthread_mutex_unlock(&ob.lock);
+    pthread_mutex_unlock(&acks_lock);
     natsMsg_Destroy(msg);
     if (first)
         cluster_wake();
@@ -278,12 +285,12 @@ void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
  * the table for the backlog. */
 static void take_acks(void)
 {
-    pthread_mutex_lock(&ob.lock);
+    pthread_mutex_lock(&acks_lock);
     struct ack *acks = ob.acks;
     size_t n = ob.acks_len;
     ob.acks = NULL;
     ob.acks_len = ob.acks_cap = 0;
-    pthread_mutex_unlock(&ob.lock);
+    pthread_mutex_unlock(&acks_lock);
     for (size_t i = 0; i < n; i++) {
         struct flight *f = hashmap_remove(ob.flights, acks[i].id, strlen(acks[i].id));
         if (!f)

@@ -159,6 +159,8 @@ static int subscribe(jsCtx *js)
     natsSubscription *sub = NULL;
     natsStatus s = js_Subscribe(&sub, js, st.filter, cluster_msg_in, NULL, NULL, &so, &je);
     if (s == NATS_OK)
+        s = cluster_sub_track(sub);
+    if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(sub, 4 * CLUSTER_JS_ACK_PENDING, 256 * 1024 * 1024);
     if (s != NATS_OK) {
         set_err("subscribing to the JetStream stream", s, je);
