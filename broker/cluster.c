@@ -114,6 +114,8 @@ const struct cluster_stats *cluster_stats(void)
     cl.stats.js_received = j->js_received;
     cl.stats.js_redelivered = j->js_redelivered;
     cl.stats.js_duplicates = j->js_duplicates;
+    cl.stats.retained_sent = j->retained_sent;
+    cl.stats.retained_received = j->retained_received;
     cl.stats.stream_ready = j->stream_ready;
     return &cl.stats;
 }
@@ -344,6 +346,10 @@ static bool take_in(natsMsg *nm)
     size_t jl = strlen(cl.js_prefix);
     if (subject && strncmp(subject, cl.js_prefix, jl) == 0 && subject[jl] == '.')
         return cluster_stream_take(nm);
+    const char *rp = cluster_retained_prefix();
+    size_t rl = strlen(rp);
+    if (subject && strncmp(subject, rp, rl) == 0 && subject[rl] == '.')
+        return cluster_retained_take(nm);
     const char *id = NULL;
     if (natsMsgHeader_Get(nm, "Petrel-Id", &id) == NATS_OK && id && seen_recently(id_hash(id))) {
         cl.stats.duplicates++;
@@ -489,6 +495,8 @@ int cluster_forward(const struct message *m)
 {
     if (!cl.enabled || (m->topic_len >= 5 && memcmp(m->topic, "$SYS/", 5) == 0))
         return 0;
+    if (m->retain) /* the value, for every node's store (cluster_retained.c) */
+        cluster_outbox_add_retained(m);
     if (m->qos > 0) /* through JetStream: cluster_outbox.c */
         return cluster_outbox_add(m) ? 0 : -1;
     long n = cluster_subject_from_topic(cl.prefix, m->topic, m->topic_len, false, cl.subj,
@@ -559,6 +567,7 @@ int cluster_start(void)
         memset(rnd, 0, sizeof rnd);
     for (int i = 0; i < 8; i++)
         snprintf(cl.boot + 2 * i, 3, "%02x", rnd[i]);
+    cluster_retained_init();
     cl.interests = hashmap_new();
     cl.in_ev = event_new(broker.base, -1, EV_PERSIST, in_cb, NULL);
     if (!cl.interests || !cl.in_ev) {

@@ -159,7 +159,14 @@ void cluster_outbox_stop(void)
     pthread_mutex_unlock(&acks_lock);
 }
 
-bool cluster_outbox_add(const struct message *m)
+/* "r." starts the id of a row for the retained messages' stream; the
+ * others start with the boot stamp's hex digits. */
+static bool is_retained_row(const char *id)
+{
+    return id[0] == 'r' && id[1] == '.';
+}
+
+static bool add(const struct message *m, bool retained_row)
 {
     if (!ob.on)
         return true;
@@ -190,7 +197,8 @@ bool cluster_outbox_add(const struct message *m)
     p->bytes = bytes;
     /* "<this start's stamp>.<row>": unique across restarts, and kept in
      * the row for the publishes again. */
-    snprintf(p->id, sizeof p->id, "%s.%" PRId64, cluster_boot(), p->row);
+    snprintf(p->id, sizeof p->id, "%s%s.%" PRId64, retained_row ? "r." : "", cluster_boot(),
+             p->row);
     /* A failed write dooms the turn's batch: the publisher is not
      * acknowledged, and the entry goes with the batch. */
     store_outbox_add(p->row, p->id, m);
@@ -200,6 +208,19 @@ bool cluster_outbox_add(const struct message *m)
     cluster_js_st.outbox_messages++;
     cluster_js_st.outbox_bytes += bytes;
     return true;
+}
+
+bool cluster_outbox_add(const struct message *m)
+{
+    return add(m, false);
+}
+
+bool cluster_outbox_add_retained(const struct message *m)
+{
+    bool ok = add(m, true);
+    if (ok && ob.on)
+        cluster_js_st.retained_sent++;
+    return ok;
 }
 
 /* Publishes a committed row's message.  False when it must wait in the
@@ -212,8 +233,9 @@ static bool publish(const struct message *m, const char *id, int64_t row, uint32
         return false;
     if (hashmap_get(ob.flights, id, strlen(id)))
         return true; /* already on its way */
-    long n = cluster_subject_from_topic(cluster_js_prefix(), m->topic, m->topic_len, false,
-                                        ob.subj, sizeof ob.subj);
+    const char *prefix = is_retained_row(id) ? cluster_retained_prefix() : cluster_js_prefix();
+    long n = cluster_subject_from_topic(prefix, m->topic, m->topic_len, false, ob.subj,
+                                        sizeof ob.subj);
     if (n < 0) {
         /* No subject can carry it: it stays local, as over core NATS. */
         store_outbox_delete(row);

@@ -258,6 +258,66 @@ class ClusterJetStream(ClusterNodes, harness.BrokerTestCase):
         self.assertEqual(set(b.acked) - set(got3), set())
         self.outbox_empties(n3)
 
+    # ---- retained messages cluster-wide (broker/cluster_retained.c)
+    def retained_at(self, node, topic_filter, want, timeout=15.0):
+        """Subscribes afresh on node until what arrives at once with the
+        retain flag is exactly `want` ({topic: payload}); returns the last
+        set seen."""
+        deadline = time.monotonic() + timeout
+        got = None
+        while time.monotonic() < deadline:
+            s = self.mosquitto_sub(topic_filter, port=node.port, qos=1).wait_subscribed()
+            got = {}
+            while True:
+                try:
+                    qos, retain, topic, payload = s.get(timeout=0.5)
+                except AssertionError:
+                    break
+                if retain:
+                    got[topic] = payload
+            s.close()
+            if got == want:
+                return got
+            time.sleep(0.2)
+        return got
+
+    def test_retained_cluster_wide(self):
+        n1, n2, n3 = self.nodes
+        t = self.topic('ret')
+        self.mosquitto_pub(t + '/a', 'from-n1', port=n1.port, retain=True)
+        p = self.paho('ret-pub-n2', port=n2.port)
+        p.connect()
+        p.publish(t + '/b', b'from-n2', qos=1, retain=True)
+        p.disconnect()
+        both = {t + '/a': 'from-n1', t + '/b': 'from-n2'}
+        for node in self.nodes:
+            self.assertEqual(self.retained_at(node, t + '/#', both), both,
+                             'retained on %s' % node.settings['node_name'])
+        # A delete (empty retained payload) on the third node reaches all.
+        self.mosquitto_pub(t + '/a', port=n3.port, retain=True, null=True)
+        only_b = {t + '/b': 'from-n2'}
+        for node in self.nodes:
+            self.assertEqual(self.retained_at(node, t + '/#', only_b), only_b,
+                             'after the delete, on %s' % node.settings['node_name'])
+        report('retained', set_on=2, deleted=1, nodes_agreeing=3)
+
+    def test_retained_reaches_a_node_that_was_down(self):
+        n1, n2, n3 = self.nodes
+        t = self.topic('ret-down')
+        self.mosquitto_pub(t + '/old', 'to-delete', port=n1.port, retain=True)
+        self.assertEqual(self.retained_at(n2, t + '/#', {t + '/old': 'to-delete'}),
+                         {t + '/old': 'to-delete'})
+        n2.kill()
+        self.mosquitto_pub(t + '/new', 'while-n2-down', port=n1.port, retain=True, qos=1)
+        self.mosquitto_pub(t + '/old', port=n3.port, retain=True, null=True)
+        n2.start()
+        self.wait_stream(n2)
+        want = {t + '/new': 'while-n2-down'}
+        self.assertEqual(self.retained_at(n2, t + '/#', want), want)
+        for node in (n1, n3):
+            self.assertEqual(self.retained_at(node, t + '/#', want), want)
+        self.assertGreaterEqual(self.counter(n2, 'retained/received', at_least=2), 2)
+
 
 
 @harness.skip_on_mosquitto('a cluster is petreld\'s')
