@@ -14,6 +14,8 @@
  *             a restart): `backlog` is set and rows are read back in id order
  *             and published again while there is room, every turn the link
  *             is up and each second.
+ * A retained message also has a row of its own for the retained messages'
+ * stream (cluster_retained.c), whatever its QoS, told apart by its id.
  * The rows are counted (messages, bytes) so that a node cut off from NATS
  * holds at most cluster_outbox_max_bytes; beyond, a QoS 1/2 message reaches
  * only this node's subscribers (counted in outbox_full, a 5.0 publisher
@@ -195,8 +197,9 @@ static bool add(const struct message *m, bool retained_row)
     struct pend *p = &ob.pend[ob.pend_len];
     p->row = ob.next_row++;
     p->bytes = bytes;
-    /* "<this start's stamp>.<row>": unique across restarts, and kept in
-     * the row for the publishes again. */
+    /* "<this start's stamp>.<row>" ("r." before it for the retained
+     * stream): unique across restarts, and kept in the row for the
+     * publishes again. */
     snprintf(p->id, sizeof p->id, "%s%s.%" PRId64, retained_row ? "r." : "", cluster_boot(),
              p->row);
     /* A failed write dooms the turn's batch: the publisher is not

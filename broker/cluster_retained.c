@@ -11,14 +11,16 @@
  * stream through its outbox (a row of its own, "r." ids: cluster_outbox.c),
  * so a retained publish acknowledged to its client is not lost for the
  * cluster when the node dies.  Each node consumes the stream with a
- * durable consumer "<node_name>_retained" that starts with everything the
- * stream holds, and applies each message to its retained store
- * (retain_set: set, or clear for an empty payload), its own included: all
+ * durable consumer "<node_name>_retained", made anew at each start so that
+ * it starts with everything the stream holds, and applies each message to
+ * its retained store (retain_set: set, or clear for an empty payload), its
+ * own included: all
  * nodes apply the same messages in the stream's order, so two nodes
  * retaining on one topic at once end with the same value, the one the
  * stream stored last.  A message is acknowledged once the batch that
- * stored it locally is durable (cluster_stream_hold), so a node that was
- * down or cut off gets what it missed when it is back.
+ * stored it locally is durable (cluster_stream_hold): a node cut off gets
+ * what it missed when the link is back, a node that was down gets every
+ * value again at its start.
  */
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +35,7 @@ static struct {
     char stream[96], filter[100], durable[96];
     natsSubscription *sub;
     bool have_stream;
+    bool fresh;          /* this start's consumer is a new one */
 } rs;
 
 const char *cluster_retained_prefix(void)
@@ -82,7 +85,21 @@ int cluster_retained_setup(jsCtx *js, int replicas)
         rs.have_stream = make_stream(js, replicas) == 0;
     if (!rs.have_stream)
         return -1;
-    /* A new node takes every topic's value the stream holds. */
+    if (!rs.fresh) {
+        /* Each start replays every topic's value: the consumer's position
+         * is JetStream's, the store is this node's, and they part when the
+         * store is replaced, restored from a backup or lost (a node back
+         * with an empty petrel.db under its old name would otherwise get
+         * only what is retained from now on). */
+        jsErrCode je = 0;
+        natsStatus s = js_DeleteConsumer(js, rs.stream, rs.durable, NULL, &je);
+        if (s != NATS_OK && je != JSConsumerNotFoundErr) {
+            cluster_stream_set_err("renewing the retained messages' consumer", s, je);
+            return -1;
+        }
+        rs.fresh = true;
+    }
+    /* It starts with every topic's value the stream holds. */
     rs.sub = cluster_stream_consume(js, rs.stream, rs.filter, rs.durable, true,
                                     "subscribing to the retained messages' stream");
     return rs.sub ? 0 : -1;

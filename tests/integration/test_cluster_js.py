@@ -316,7 +316,36 @@ class ClusterJetStream(ClusterNodes, harness.BrokerTestCase):
         self.assertEqual(self.retained_at(n2, t + '/#', want), want)
         for node in (n1, n3):
             self.assertEqual(self.retained_at(node, t + '/#', want), want)
-        self.assertGreaterEqual(self.counter(n2, 'retained/received', at_least=2), 2)
+        self.assertGreaterEqual(self.counter(n2, 'retained/received', at_least=1), 1)
+        # Back with an empty store under its old name: every value again.
+        n2.kill()
+        for suffix in ('', '-wal', '-shm'):
+            if os.path.exists(n2.db_path + suffix):
+                os.remove(n2.db_path + suffix)
+        n2.start()
+        self.wait_stream(n2)
+        self.assertEqual(self.retained_at(n2, t + '/#', want), want, 'after an empty store')
+
+    def test_retained_reaches_a_node_cut_off(self):
+        n1, n3 = self.nodes[0], self.nodes[2]
+        t = self.topic('ret-cut')
+        self.mosquitto_pub(t + '/gone', 'set-before', port=n1.port, retain=True)
+        self.assertEqual(self.retained_at(n3, t + '/#', {t + '/gone': 'set-before'}),
+                         {t + '/gone': 'set-before'})
+        self.proxy.cut()
+        self.assertTrue(n3.wait_log('node n3 lost its NATS connection', timeout=10), n3.tail())
+        self.mosquitto_pub(t + '/new', 'from-n1', port=n1.port, retain=True, qos=1)
+        self.mosquitto_pub(t + '/gone', port=n1.port, retain=True, null=True)
+        self.mosquitto_pub(t + '/cut', 'from-n3', port=n3.port, retain=True, qos=1)
+        # n3 serves what it has meanwhile, from its own store.
+        self.assertEqual(self.retained_at(n3, t + '/#', {t + '/gone': 'set-before',
+                                                         t + '/cut': 'from-n3'}),
+                         {t + '/gone': 'set-before', t + '/cut': 'from-n3'})
+        self.proxy.mend()
+        want = {t + '/new': 'from-n1', t + '/cut': 'from-n3'}
+        for node in self.nodes:
+            self.assertEqual(self.retained_at(node, t + '/#', want, timeout=30), want,
+                             'after the partition, on %s' % node.settings['node_name'])
 
 
 
