@@ -48,6 +48,9 @@
 #define IN_QUEUE_MAX 65536
 /* Ids of the last messages routed, against copies (see above). */
 #define RECENT_IDS 64
+/* At stop: how long the subscriptions' last callbacks, and then the
+ * library's threads, may take. */
+#define CLOSE_WAIT_MS 5000
 
 /* One NATS subscription, shared by the local filters mapping to its
  * subject (a filter and another's "#" parent). */
@@ -68,13 +71,11 @@ static struct {
     char boot[20];             /* this start's random stamp, hex */
     uint64_t seq;
     struct event *in_ev;
-    pthread_mutex_t lock;      /* guards in_q and the flags below */
-    natsMsg **in_q;
+    natsMsg **in_q;            /* guarded by in_lock */
     size_t in_len, in_cap;
     uint64_t in_dropped;       /* by the threads: full queue */
     atomic_int link;           /* 1 connected, 0 not; set by the threads */
     atomic_uint_fast64_t link_events; /* reconnects seen by the threads */
-    atomic_bool stopping;      /* cluster_stop began: the threads touch nothing */
     bool logged_up;
     uint64_t logged_events;
     uint64_t recent[RECENT_IDS];
@@ -82,6 +83,10 @@ static struct {
     struct cluster_stats stats;
     char subj[CLUSTER_SUBJECT_MAX];
 } cl;
+
+/* Guards cl.in_q, in_len, in_cap and in_dropped.  Outside `cl` and never
+ * destroyed: a libnats thread may take it after cluster_stop. */
+static pthread_mutex_t in_lock = PTHREAD_MUTEX_INITIALIZER;
 
 bool cluster_enabled(void) { return cl.enabled; }
 const char *cluster_node_name(void) { return cl.node; }
@@ -95,10 +100,10 @@ const struct cluster_stats *cluster_stats(void)
 {
     cl.stats.connected = atomic_load(&cl.link) == 1;
     cl.stats.subjects = cl.interests ? hashmap_count(cl.interests) : 0;
-    pthread_mutex_lock(&cl.lock);
+    pthread_mutex_lock(&in_lock);
     cl.stats.dropped += cl.in_dropped;
     cl.in_dropped = 0;
-    pthread_mutex_unlock(&cl.lock);
+    pthread_mutex_unlock(&in_lock);
     const struct cluster_js_stats *j = &cluster_js_st;
     cl.stats.outbox_messages = j->outbox_messages;
     cl.stats.outbox_bytes = j->outbox_bytes;
@@ -109,6 +114,8 @@ const struct cluster_stats *cluster_stats(void)
     cl.stats.js_received = j->js_received;
     cl.stats.js_redelivered = j->js_redelivered;
     cl.stats.js_duplicates = j->js_duplicates;
+    cl.stats.retained_sent = j->retained_sent;
+    cl.stats.retained_received = j->retained_received;
     cl.stats.stream_ready = j->stream_ready;
     return &cl.stats;
 }
@@ -123,8 +130,11 @@ void cluster_preinit(const char *cluster_nats)
 
 void cluster_wake(void)
 {
-    if (cl.in_ev && !atomic_load(&cl.stopping))
+    /* (Under the lock: cluster_stop frees the event under it.) */
+    pthread_mutex_lock(&in_lock);
+    if (cl.in_ev && !cluster_closing())
         event_active(cl.in_ev, EV_READ, 0);
+    pthread_mutex_unlock(&in_lock);
 }
 
 void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -132,15 +142,18 @@ void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     (void)nc;
     (void)sub;
     (void)closure;
-    if (atomic_load(&cl.stopping)) {
+    pthread_mutex_lock(&in_lock);
+    if (cluster_closing()) {
+        /* (Checked under the lock: cluster_stop's last look at the queue
+         * takes it too, so nothing is queued after that.) */
+        pthread_mutex_unlock(&in_lock);
         natsMsg_Destroy(msg);
         return;
     }
-    pthread_mutex_lock(&cl.lock);
     bool first = cl.in_len == 0;
     if (cl.in_len == IN_QUEUE_MAX) {
         cl.in_dropped++;
-        pthread_mutex_unlock(&cl.lock);
+        pthread_mutex_unlock(&in_lock);
         natsMsg_Destroy(msg);
         return;
     }
@@ -149,7 +162,7 @@ void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
         natsMsg **q = realloc(cl.in_q, cap * sizeof *q);
         if (!q) {
             cl.in_dropped++;
-            pthread_mutex_unlock(&cl.lock);
+            pthread_mutex_unlock(&in_lock);
             natsMsg_Destroy(msg);
             return;
         }
@@ -157,7 +170,7 @@ void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
         cl.in_cap = cap;
     }
     cl.in_q[cl.in_len++] = msg;
-    pthread_mutex_unlock(&cl.lock);
+    pthread_mutex_unlock(&in_lock);
     if (first)
         cluster_wake();
 }
@@ -186,9 +199,9 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
     (void)sub;
     (void)closure;
     if (err == NATS_SLOW_CONSUMER) {
-        pthread_mutex_lock(&cl.lock);
+        pthread_mutex_lock(&in_lock);
         cl.in_dropped++; /* libnats dropped at least one */
-        pthread_mutex_unlock(&cl.lock);
+        pthread_mutex_unlock(&in_lock);
     }
 }
 
@@ -333,6 +346,10 @@ static bool take_in(natsMsg *nm)
     size_t jl = strlen(cl.js_prefix);
     if (subject && strncmp(subject, cl.js_prefix, jl) == 0 && subject[jl] == '.')
         return cluster_stream_take(nm);
+    const char *rp = cluster_retained_prefix();
+    size_t rl = strlen(rp);
+    if (subject && strncmp(subject, rp, rl) == 0 && subject[rl] == '.')
+        return cluster_retained_take(nm);
     const char *id = NULL;
     if (natsMsgHeader_Get(nm, "Petrel-Id", &id) == NATS_OK && id && seen_recently(id_hash(id))) {
         cl.stats.duplicates++;
@@ -360,12 +377,12 @@ static void in_cb(evutil_socket_t fd, short what, void *arg)
     cluster_outbox_run();
     turn_schedule(); /* acknowledgements to JetStream go at the end of the turn */
     for (;;) {
-        pthread_mutex_lock(&cl.lock);
+        pthread_mutex_lock(&in_lock);
         natsMsg **q = cl.in_q;
         size_t n = cl.in_len;
         cl.in_q = NULL;
         cl.in_len = cl.in_cap = 0;
-        pthread_mutex_unlock(&cl.lock);
+        pthread_mutex_unlock(&in_lock);
         if (n == 0) {
             free(q);
             break;
@@ -395,6 +412,8 @@ static void subject_ref(const char *subject, size_t len, bool on)
         }
         in->refs = 1;
         natsStatus s = natsConnection_Subscribe(&in->sub, cl.nc, subject, cluster_msg_in, NULL);
+        if (s == NATS_OK)
+            s = cluster_sub_track(in->sub);
         if (s == NATS_OK)
             s = natsSubscription_SetPendingLimits(in->sub, IN_QUEUE_MAX, 64 * 1024 * 1024);
         if (s != NATS_OK)
@@ -476,6 +495,8 @@ int cluster_forward(const struct message *m)
 {
     if (!cl.enabled || (m->topic_len >= 5 && memcmp(m->topic, "$SYS/", 5) == 0))
         return 0;
+    if (m->retain) /* the value, for every node's store (cluster_retained.c) */
+        cluster_outbox_add_retained(m);
     if (m->qos > 0) /* through JetStream: cluster_outbox.c */
         return cluster_outbox_add(m) ? 0 : -1;
     long n = cluster_subject_from_topic(cl.prefix, m->topic, m->topic_len, false, cl.subj,
@@ -533,7 +554,7 @@ int cluster_start(void)
     const struct config *cfg = &broker.cfg;
     if (!cfg->cluster_nats[0])
         return 0;
-    pthread_mutex_init(&cl.lock, NULL);
+    cluster_close_reset();
     snprintf(cl.prefix, sizeof cl.prefix, "%s", cfg->cluster_name);
     snprintf(cl.js_prefix, sizeof cl.js_prefix, "%s-js", cfg->cluster_name);
     if (cfg->node_name[0]) {
@@ -546,6 +567,7 @@ int cluster_start(void)
         memset(rnd, 0, sizeof rnd);
     for (int i = 0; i < 8; i++)
         snprintf(cl.boot + 2 * i, 3, "%02x", rnd[i]);
+    cluster_retained_init();
     cl.interests = hashmap_new();
     cl.in_ev = event_new(broker.base, -1, EV_PERSIST, in_cb, NULL);
     if (!cl.interests || !cl.in_ev) {
@@ -625,32 +647,55 @@ void cluster_stop(void)
         return;
     if (broker.topics)
         topic_tree_set_interest_cb(broker.topics, NULL, NULL);
-    atomic_store(&cl.stopping, true);
+    /* From here the library's threads only drop what they hand us. */
+    cluster_close_begin();
     cluster_loop_stopping();
     /* (No flush: with the loop stopped nothing would write it.  What is
      * still buffered is lost, as core NATS allows.) */
     cluster_stream_stop();
+    /* Closing the connection closes every subscription; libnats then
+     * finishes the handler calls under way, destroys what was still queued
+     * for them and calls each one's completion callback.  (Not
+     * natsSubscription_Unsubscribe on the stream's: for a consumer
+     * js_Subscribe made, that deletes the durable consumer.) */
     if (cl.nc)
         natsConnection_Close(cl.nc);
+    if (!cluster_subs_wait(CLOSE_WAIT_MS))
+        log_warning("cluster: NATS subscriptions still delivering after %d ms at stop",
+                    CLOSE_WAIT_MS);
     cluster_stream_join();
     cluster_outbox_stop();
     if (cl.interests) {
         hashmap_foreach(cl.interests, free_interest, NULL);
         hashmap_free(cl.interests);
     }
+    /* Every message is destroyed before nats_CloseAndWait: libnats frees
+     * a destroyed message on its garbage collector's thread, which ends
+     * when the library closes, and what is handed to it after that is
+     * never freed (LeakSanitizer saw exactly that: a message, or a
+     * subscription's close notice, destroyed by a delivery thread still
+     * busy while the library closed).  Hence the wait above, and this
+     * order. */
+    pthread_mutex_lock(&in_lock);
+    for (size_t i = 0; i < cl.in_len; i++)
+        natsMsg_Destroy(cl.in_q[i]);
+    free(cl.in_q);
+    cl.in_q = NULL;
+    cl.in_len = cl.in_cap = 0;
+    pthread_mutex_unlock(&in_lock);
     if (cl.js)
         jsCtx_Destroy(cl.js);
     if (cl.nc)
         natsConnection_Destroy(cl.nc);
     natsOptions_Destroy(cl.opts);
-    /* Every thread of the library has ended: nothing calls back now. */
-    nats_CloseAndWait(2000);
-    pthread_mutex_lock(&cl.lock);
-    for (size_t i = 0; i < cl.in_len; i++)
-        natsMsg_Destroy(cl.in_q[i]);
-    free(cl.in_q);
-    pthread_mutex_unlock(&cl.lock);
+    /* Every thread of the library ends. */
+    if (nats_CloseAndWait(CLOSE_WAIT_MS) != NATS_OK)
+        log_warning("cluster: the NATS library's threads did not end within %d ms at stop",
+                    CLOSE_WAIT_MS);
+    pthread_mutex_lock(&in_lock);
     if (cl.in_ev)
         event_free(cl.in_ev);
+    cl.in_ev = NULL;
     memset(&cl, 0, sizeof cl);
+    pthread_mutex_unlock(&in_lock);
 }

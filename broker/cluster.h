@@ -18,9 +18,10 @@
  *
  * QoS 0 goes over core NATS: at most once between nodes.  QoS 1 and 2 go
  * through a JetStream stream (cluster_js.h): at least once, QoS 2 exactly
- * once, also across a node's crash or a partition.  Sessions, retained
- * messages and share groups are each node's own.  docs/cluster.md says
- * what comes next.
+ * once, also across a node's crash or a partition.  Retained messages
+ * are cluster-wide: a JetStream stream with one message per topic, applied
+ * to every node's store (cluster_js.h).  Sessions and share groups are
+ * each node's own.  docs/cluster.md says what comes next.
  */
 #ifndef PETREL_CLUSTER_H
 #define PETREL_CLUSTER_H
@@ -75,6 +76,7 @@ struct cluster_stats {
     uint64_t outbox_full;     /* kept local: the outbox was at its bound */
     uint64_t js_sent, js_stored, js_retried;
     uint64_t js_received, js_redelivered, js_duplicates;
+    uint64_t retained_sent, retained_received; /* through the retained stream */
     bool stream_ready;        /* the stream and this node's consumer exist */
 };
 const struct cluster_stats *cluster_stats(void);

@@ -72,6 +72,20 @@ struct message *cluster_msg_decode(natsMsg *nm, const char *prefix);
 /* The handler of every NATS subscription: queues the message for the loop. */
 void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 
+/* cluster_close.c: the orderly close.  Every subscription the node makes
+ * is tracked (its completion callback counted) so that cluster_stop can
+ * wait until libnats has returned from its last message handler. */
+natsStatus cluster_sub_track(natsSubscription *sub);
+/* Waits up to `ms` for every tracked subscription to complete (after the
+ * connection closed them).  False at the bound. */
+bool cluster_subs_wait(int ms);
+/* From cluster_stop on, true: the threads' callbacks drop what they are
+ * given (natsMsg_Destroy) and touch nothing else.  Never reset by
+ * cluster_stop, so that a late thread still sees it. */
+bool cluster_closing(void);
+void cluster_close_begin(void);
+void cluster_close_reset(void);  /* cluster_start */
+
 /* cluster_loop.c: the connection's socket on the broker's loop (the
  * callbacks of natsOptions_SetEventLoop), and the moment the loop stops
  * running callbacks (cluster_stop, before the connection closes). */
@@ -88,6 +102,10 @@ void cluster_outbox_stop(void);
  * in the outbox with the turn's writes.  Returns false when the outbox is
  * at cluster_outbox_max_bytes (counted, logged): it stays on this node. */
 bool cluster_outbox_add(const struct message *m);
+/* m (retain flag set, any QoS, an empty payload included) for the
+ * retained messages' stream (cluster_retained.c), through the outbox in the
+ * same way; its row's id starts with "r.".  False when the outbox is full. */
+bool cluster_outbox_add_retained(const struct message *m);
 /* jsOptions.PublishAsync.AckHandler (a libnats thread). */
 void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
 /* On the loop: JetStream's acknowledgements taken, backlog published. */
@@ -108,6 +126,40 @@ bool cluster_stream_take(natsMsg *nm);
 void cluster_stream_turn_end(uint64_t failed);
 /* For the loop's log: a setup error the thread met, once each. */
 void cluster_stream_log(void);
+/* From the setup thread: js_AddStream of a stream `name` on `filter`
+ * (limits retention, file storage, the oldest dropped beyond max_bytes or
+ * max_age (0: none), per_subject messages per subject at most (0: no
+ * limit), JetStream's duplicate window), with `replicas`, or one on a
+ * single server; *made (if not NULL) = the replicas made. */
+natsStatus cluster_stream_add(jsCtx *js, const char *name, const char *filter, int64_t max_bytes,
+                              int64_t max_age, int64_t per_subject, int replicas, int *made,
+                              jsErrCode *je);
+/* From the setup thread: this node's durable push consumer `durable` of
+ * `stream` (explicit acknowledgement, CLUSTER_JS_ACK_PENDING at most,
+ * redelivered after CLUSTER_JS_ACK_WAIT_S), delivering into cluster_msg_in;
+ * a new consumer starts with the stream's first message (from_start) or
+ * its next.  NULL after cluster_stream_set_err(what, ...). */
+natsSubscription *cluster_stream_consume(jsCtx *js, const char *stream, const char *filter,
+                                         const char *durable, bool from_start, const char *what);
+/* From the setup thread: an error for the loop's log. */
+void cluster_stream_set_err(const char *what, natsStatus s, jsErrCode je);
+/* A delivered message (nm) whose effects are in the turn's batch: it is
+ * acknowledged once that batch is durable, negatively acknowledged if it
+ * rolled back.  Returns true (nm kept), or false when out of memory (the
+ * caller destroys it; JetStream delivers it again). */
+bool cluster_stream_hold(natsMsg *nm);
+
+/* cluster_retained.c: retained messages cluster-wide. */
+void cluster_retained_init(void);             /* cluster_start: the names */
+const char *cluster_retained_prefix(void);    /* "<cluster_name>-retained" */
+/* From the setup thread: the stream (if missing) and this node's durable
+ * consumer.  0 once both exist, -1 to try again. */
+int cluster_retained_setup(jsCtx *js, int replicas);
+/* After the connection closed: the subscription goes. */
+void cluster_retained_stop(void);
+/* A message of the retained stream, on the loop: applied to this node's
+ * retained store.  As cluster_stream_take. */
+bool cluster_retained_take(natsMsg *nm);
 
 /* Counters of the JetStream path (cluster_stats). */
 struct cluster_js_stats {
@@ -119,6 +171,8 @@ struct cluster_js_stats {
     uint64_t js_received;     /* delivered by the consumer and routed */
     uint64_t js_redelivered;  /* of which JetStream delivered more than once */
     uint64_t js_duplicates;   /* QoS 2 copies recognised in cluster_inbox */
+    uint64_t retained_sent;   /* retained publishes put in the outbox for the stream */
+    uint64_t retained_received; /* taken from the retained stream and applied */
     bool stream_ready;        /* stream and consumer set up */
 };
 extern struct cluster_js_stats cluster_js_st;

@@ -14,6 +14,8 @@
  *             a restart): `backlog` is set and rows are read back in id order
  *             and published again while there is room, every turn the link
  *             is up and each second.
+ * A retained message also has a row of its own for the retained messages'
+ * stream (cluster_retained.c), whatever its QoS, told apart by its id.
  * The rows are counted (messages, bytes) so that a node cut off from NATS
  * holds at most cluster_outbox_max_bytes; beyond, a QoS 1/2 message reaches
  * only this node's subscribers (counted in outbox_full, a 5.0 publisher
@@ -75,13 +77,16 @@ static struct {
     bool hold;               /* JetStream refused one: wait for the next tick */
     bool probing;            /* ... and then send a few until one is stored */
     int64_t scan_after;
-    pthread_mutex_t lock;    /* guards acks */
-    struct ack *acks;
+    struct ack *acks;        /* guarded by acks_lock */
     size_t acks_len, acks_cap;
     struct event *tick;
     struct log_ratelimit full_log;
     char subj[CLUSTER_SUBJECT_MAX];
 } ob;
+
+/* Guards ob.acks, acks_len and acks_cap.  Outside `ob` and never destroyed:
+ * libnats may call the acknowledgement handler late (cluster_close.c). */
+static pthread_mutex_t acks_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -96,7 +101,6 @@ static void republish_from(int64_t row)
 
 int cluster_outbox_start(void)
 {
-    pthread_mutex_init(&ob.lock, NULL);
     ob.flights = hashmap_new();
     ob.tick = event_new(broker.base, -1, EV_PERSIST, tick_cb, NULL);
     if (!ob.flights || !ob.tick) {
@@ -151,14 +155,20 @@ void cluster_outbox_stop(void)
     }
     if (ob.tick)
         event_free(ob.tick);
-    pthread_mutex_lock(&ob.lock);
+    pthread_mutex_lock(&acks_lock);
     free(ob.acks);
-    pthread_mutex_unlock(&ob.lock);
-    pthread_mutex_destroy(&ob.lock);
     memset(&ob, 0, sizeof ob);
+    pthread_mutex_unlock(&acks_lock);
 }
 
-bool cluster_outbox_add(const struct message *m)
+/* "r." starts the id of a row for the retained messages' stream; the
+ * others start with the boot stamp's hex digits. */
+static bool is_retained_row(const char *id)
+{
+    return id[0] == 'r' && id[1] == '.';
+}
+
+static bool add(const struct message *m, bool retained_row)
 {
     if (!ob.on)
         return true;
@@ -187,9 +197,11 @@ bool cluster_outbox_add(const struct message *m)
     struct pend *p = &ob.pend[ob.pend_len];
     p->row = ob.next_row++;
     p->bytes = bytes;
-    /* "<this start's stamp>.<row>": unique across restarts, and kept in
-     * the row for the publishes again. */
-    snprintf(p->id, sizeof p->id, "%s.%" PRId64, cluster_boot(), p->row);
+    /* "<this start's stamp>.<row>" ("r." before it for the retained
+     * stream): unique across restarts, and kept in the row for the
+     * publishes again. */
+    snprintf(p->id, sizeof p->id, "%s%s.%" PRId64, retained_row ? "r." : "", cluster_boot(),
+             p->row);
     /* A failed write dooms the turn's batch: the publisher is not
      * acknowledged, and the entry goes with the batch. */
     store_outbox_add(p->row, p->id, m);
@@ -199,6 +211,19 @@ bool cluster_outbox_add(const struct message *m)
     cluster_js_st.outbox_messages++;
     cluster_js_st.outbox_bytes += bytes;
     return true;
+}
+
+bool cluster_outbox_add(const struct message *m)
+{
+    return add(m, false);
+}
+
+bool cluster_outbox_add_retained(const struct message *m)
+{
+    bool ok = add(m, true);
+    if (ok && ob.on)
+        cluster_js_st.retained_sent++;
+    return ok;
 }
 
 /* Publishes a committed row's message.  False when it must wait in the
@@ -211,8 +236,9 @@ static bool publish(const struct message *m, const char *id, int64_t row, uint32
         return false;
     if (hashmap_get(ob.flights, id, strlen(id)))
         return true; /* already on its way */
-    long n = cluster_subject_from_topic(cluster_js_prefix(), m->topic, m->topic_len, false,
-                                        ob.subj, sizeof ob.subj);
+    const char *prefix = is_retained_row(id) ? cluster_retained_prefix() : cluster_js_prefix();
+    long n = cluster_subject_from_topic(prefix, m->topic, m->topic_len, false, ob.subj,
+                                        sizeof ob.subj);
     if (n < 0) {
         /* No subject can carry it: it stays local, as over core NATS. */
         store_outbox_delete(row);
@@ -252,12 +278,18 @@ void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
         natsMsg_Destroy(msg);
         return; /* not one of the outbox's */
     }
-    pthread_mutex_lock(&ob.lock);
+    pthread_mutex_lock(&acks_lock);
+    if (cluster_closing()) {
+        /* The row stays: published again at the next start. */
+        pthread_mutex_unlock(&acks_lock);
+        natsMsg_Destroy(msg);
+        return;
+    }
     if (ob.acks_len == ob.acks_cap) {
         struct ack *a = array_grow(ob.acks, &ob.acks_cap, ob.acks_len + 1, sizeof *a, 256);
         if (!a) {
             /* Its row stays: published again after a restart. */
-            pthread_mutex_unlock(&ob.lock);
+            pthread_mutex_unlock(&acks_lock);
             natsMsg_Destroy(msg);
             return;
         }
@@ -267,7 +299,7 @@ void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
     snprintf(a->id, sizeof a->id, "%s", id);
     a->ok = pa != NULL && pae == NULL;
     bool first = ob.acks_len == 1;
-    pthread_mutex_unlock(&ob.lock);
+    pthread_mutex_unlock(&acks_lock);
     natsMsg_Destroy(msg);
     if (first)
         cluster_wake();
@@ -278,12 +310,12 @@ void cluster_outbox_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
  * the table for the backlog. */
 static void take_acks(void)
 {
-    pthread_mutex_lock(&ob.lock);
+    pthread_mutex_lock(&acks_lock);
     struct ack *acks = ob.acks;
     size_t n = ob.acks_len;
     ob.acks = NULL;
     ob.acks_len = ob.acks_cap = 0;
-    pthread_mutex_unlock(&ob.lock);
+    pthread_mutex_unlock(&acks_lock);
     for (size_t i = 0; i < n; i++) {
         struct flight *f = hashmap_remove(ob.flights, acks[i].id, strlen(acks[i].id));
         if (!f)

@@ -58,7 +58,7 @@ static struct {
     size_t w_len, w_cap;
 } st;
 
-static void set_err(const char *what, natsStatus s, jsErrCode je)
+void cluster_stream_set_err(const char *what, natsStatus s, jsErrCode je)
 {
     pthread_mutex_lock(&st.lock);
     char buf[sizeof st.err];
@@ -68,6 +68,42 @@ static void set_err(const char *what, natsStatus s, jsErrCode je)
         st.err_seq++;
     }
     pthread_mutex_unlock(&st.lock);
+}
+
+natsStatus cluster_stream_add(jsCtx *js, const char *name, const char *filter, int64_t max_bytes,
+                              int64_t max_age, int64_t per_subject, int replicas, int *made,
+                              jsErrCode *je)
+{
+    const char *subjects[1] = {filter};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = name;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Retention = js_LimitsPolicy;
+    sc.Storage = js_FileStorage;
+    sc.Discard = js_DiscardOld;
+    sc.MaxBytes = max_bytes;
+    sc.MaxAge = max_age;
+    if (per_subject)
+        sc.MaxMsgsPerSubject = per_subject;
+    sc.Duplicates = (int64_t)CLUSTER_JS_DUPLICATES_S * 1000000000LL;
+    sc.Replicas = replicas;
+    jsStreamInfo *si = NULL;
+    *je = 0;
+    natsStatus s = js_AddStream(&si, js, &sc, NULL, je);
+    if (s != NATS_OK && *je == JSStreamReplicasNotSupportedErr && sc.Replicas > 1) {
+        /* A single NATS server without a cluster: one replica. */
+        sc.Replicas = 1;
+        *je = 0;
+        s = js_AddStream(&si, js, &sc, NULL, je);
+    }
+    if (si) {
+        if (made)
+            *made = (int)si->Config->Replicas;
+        jsStreamInfo_Destroy(si);
+    }
+    return s;
 }
 
 /* Makes the stream if it is missing, with this node's replicas and bounds;
@@ -92,82 +128,69 @@ static int make_stream(jsCtx *js)
             je = 0;
             natsStatus us = js_UpdateStream(&u, js, c, NULL, &je);
             if (us != NATS_OK)
-                set_err("updating the JetStream stream's bounds (used as it is)", us, je);
+                cluster_stream_set_err("updating the JetStream stream's bounds (used as it is)",
+                                       us, je);
             jsStreamInfo_Destroy(u);
         }
         jsStreamInfo_Destroy(si);
         return 0;
     }
     if (je != JSStreamNotFoundErr) {
-        set_err("looking up the JetStream stream", s, je);
+        cluster_stream_set_err("looking up the JetStream stream", s, je);
         return -1;
     }
-    const char *subjects[1] = {st.filter};
-    jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = st.stream;
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
     /* Limits: a message stays for cluster_stream_max_age (or until the
      * stream is at cluster_stream_max_bytes), acknowledged or not.
      * Interest retention (gone once every consumer has it) would keep less,
      * but nats-server 2.9.10 lost messages a restarted node's consumer had
      * not had yet after one server of three restarted (test_cluster_js). */
-    sc.Retention = js_LimitsPolicy;
-    sc.Storage = js_FileStorage;
-    sc.Discard = js_DiscardOld;
-    sc.MaxBytes = max_bytes;
-    sc.MaxAge = max_age;
-    sc.Duplicates = (int64_t)CLUSTER_JS_DUPLICATES_S * 1000000000LL;
-    sc.Replicas = st.replicas;
-    je = 0;
-    s = js_AddStream(&si, js, &sc, NULL, &je);
-    if (s != NATS_OK && je == JSStreamReplicasNotSupportedErr && sc.Replicas > 1) {
-        /* A single NATS server without a cluster: one replica. */
-        sc.Replicas = 1;
-        je = 0;
-        s = js_AddStream(&si, js, &sc, NULL, &je);
-    }
-    if (si) {
-        st.replicas_made = (int)si->Config->Replicas;
-        jsStreamInfo_Destroy(si);
-    }
+    s = cluster_stream_add(js, st.stream, st.filter, max_bytes, max_age, 0, st.replicas,
+                           &st.replicas_made, &je);
     if (s != NATS_OK && je == JSStreamNameExistErr)
         return make_stream(js); /* another node made it meanwhile */
     if (s != NATS_OK) {
-        set_err("making the JetStream stream", s, je);
+        cluster_stream_set_err("making the JetStream stream", s, je);
         return -1;
     }
     return 0;
 }
 
-static int subscribe(jsCtx *js)
+natsSubscription *cluster_stream_consume(jsCtx *js, const char *stream, const char *filter,
+                                         const char *durable, bool from_start, const char *what)
 {
     jsSubOptions so;
     jsSubOptions_Init(&so);
-    so.Stream = st.stream;
+    so.Stream = stream;
     so.ManualAck = true;
-    so.Config.Durable = st.durable;
+    so.Config.Durable = durable;
     so.Config.AckPolicy = js_AckExplicit;
     so.Config.AckWait = (int64_t)CLUSTER_JS_ACK_WAIT_S * 1000000000LL;
     so.Config.MaxAckPending = CLUSTER_JS_ACK_PENDING;
     so.Config.MaxDeliver = -1;
-    /* A new node starts with what is published from now on. */
-    so.Config.DeliverPolicy = js_DeliverNew;
-    so.Config.FilterSubject = st.filter;
+    so.Config.DeliverPolicy = from_start ? js_DeliverAll : js_DeliverNew;
+    so.Config.FilterSubject = filter;
     jsErrCode je = 0;
     natsSubscription *sub = NULL;
-    natsStatus s = js_Subscribe(&sub, js, st.filter, cluster_msg_in, NULL, NULL, &so, &je);
+    natsStatus s = js_Subscribe(&sub, js, filter, cluster_msg_in, NULL, NULL, &so, &je);
+    if (s == NATS_OK)
+        s = cluster_sub_track(sub);
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(sub, 4 * CLUSTER_JS_ACK_PENDING, 256 * 1024 * 1024);
     if (s != NATS_OK) {
-        set_err("subscribing to the JetStream stream", s, je);
+        cluster_stream_set_err(what, s, je);
         if (sub)
             natsSubscription_Destroy(sub);
-        return -1;
+        return NULL;
     }
-    st.sub = sub;
-    return 0;
+    return sub;
+}
+
+static int subscribe(jsCtx *js)
+{
+    /* A new node starts with what is published from now on. */
+    st.sub = cluster_stream_consume(js, st.stream, st.filter, st.durable, false,
+                                    "subscribing to the JetStream stream");
+    return st.sub ? 0 : -1;
 }
 
 static void *setup_main(void *arg)
@@ -181,7 +204,11 @@ static void *setup_main(void *arg)
         if (cluster_link_up()) {
             if (!have_stream)
                 have_stream = make_stream(js) == 0;
-            if (have_stream && !atomic_load(&st.stop) && subscribe(js) == 0) {
+            if (have_stream && !atomic_load(&st.stop) &&
+                cluster_retained_setup(js, st.replicas_made ? st.replicas_made : st.replicas) ==
+                    0 &&
+                !atomic_load(&st.stop) &&
+                subscribe(js) == 0) {
                 atomic_store(&st.ready, true);
                 cluster_wake();
                 return NULL;
@@ -250,6 +277,7 @@ void cluster_stream_join(void)
     pthread_join(st.thread, NULL);
     if (st.sub)
         natsSubscription_Destroy(st.sub);
+    cluster_retained_stop();
     pthread_cond_destroy(&st.cond);
     pthread_mutex_destroy(&st.lock);
     memset(&st, 0, sizeof st);
@@ -269,7 +297,8 @@ void cluster_stream_log(void)
         st.ready_logged = true;
         cluster_js_st.stream_ready = true;
         log_notice("cluster: JetStream stream %s (%d replicas), consumer %s: QoS 1/2 cross "
-                   "nodes at least once", st.stream, st.replicas_made, st.durable);
+                   "nodes at least once; retained messages cluster-wide in %s",
+                   st.stream, st.replicas_made, st.durable, cluster_retained_prefix());
     }
 }
 
@@ -309,6 +338,11 @@ bool cluster_stream_take(natsMsg *nm)
             store_inbox_add(id); /* in the batch of the deliveries it queued */
     }
     message_unref(m);
+    return cluster_stream_hold(nm);
+}
+
+bool cluster_stream_hold(natsMsg *nm)
+{
     if (st.w_len == st.w_cap) {
         struct waiting *w = array_grow(st.w, &st.w_cap, st.w_len + 1, sizeof *w, 256);
         if (!w)

@@ -106,8 +106,8 @@ void router_publish_from_cluster(struct message *msg)
 {
     struct route_result res;
     /* Its retain flag is kept for Retain As Published, but the value is
-     * not retained here: this node only hears the topics it has
-     * subscribers for, so a copy would go stale (cluster.h). */
+     * not retained from here: retained values come from the cluster's
+     * retained stream, in its order (cluster_retained.c). */
     route(msg, NULL, false, &res);
 }
 

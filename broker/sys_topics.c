@@ -110,6 +110,8 @@ static void publish_all(void)
         publish_u64("$SYS/broker/cluster/stream/received", cs->js_received);
         publish_u64("$SYS/broker/cluster/stream/redelivered", cs->js_redelivered);
         publish_u64("$SYS/broker/cluster/stream/duplicates", cs->js_duplicates);
+        publish_u64("$SYS/broker/cluster/retained/sent", cs->retained_sent);
+        publish_u64("$SYS/broker/cluster/retained/received", cs->retained_received);
     }
     publish_u64("$SYS/broker/limits/partial_packet_timeout", broker.stats.partial_timeouts);
     publish_u64("$SYS/broker/limits/max_input_buffer_total", broker.stats.input_total_closed);

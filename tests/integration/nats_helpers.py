@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -100,6 +101,9 @@ class NatsServer:
 
     def remove(self):
         self.stop()
+        if os.environ.get('PETREL_KEEP_NATS'):  # for a post-mortem: its log and store
+            sys.stderr.write('nats-server %s kept in %s\n' % (self.name, self.dir))
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

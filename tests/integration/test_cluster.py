@@ -334,6 +334,29 @@ class Cluster(ClusterNodes, harness.BrokerTestCase):
         # And the node still routes.
         self.until_routed(self.nodes[2], sub, 'hostile/after')
 
+    @unittest.skipUnless(PROBE, 'NATS_PROBE not set (run through meson)')
+    def test_retained_stream_native_and_hostile(self):
+        """A native NATS publish into the retained stream is a retained
+        value on every node; one that is no valid topic is dropped."""
+        for subject in ('petrel-retained.native.ret.a+b', 'petrel-retained.native.ret.ok'):
+            r = probe(self.nats.url, 'pub', subject, 'native-value')
+            self.assertEqual(r.returncode, 0, r.stderr)
+        for node in self.nodes:
+            deadline = time.monotonic() + 10
+            got = None
+            while got is None and time.monotonic() < deadline:
+                c = self.client(node)
+                c.subscribe([('native/ret/#', 0)])
+                try:
+                    got = c.expect_publish(timeout=0.5)
+                except AssertionError:
+                    c.disconnect()
+            self.assertIsNotNone(got, 'no retained value on %s' % node.settings['node_name'])
+            self.assertEqual((got.topic, got.payload, got.retain),
+                             ('native/ret/ok', b'native-value', True))
+            c.expect_nothing(0.3)
+            c.disconnect()
+
 
 @harness.skip_on_mosquitto('a cluster is petreld\'s')
 @unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
