@@ -72,6 +72,9 @@ int share_join(struct session *s, const char *full, size_t len, uint8_t options,
 /* Removes s from the group; the last member to leave frees the group. */
 void share_leave(struct session *s, struct share_group *g);
 
+/* The group of "$share/GROUP/filter" on this node, or NULL. */
+struct share_group *share_find(const char *full, size_t len);
+
 /* Routes msg to one member of g (see above).  No local does not apply:
  * MQTT 5.0 forbids it on shared subscriptions. */
 void share_route(struct share_group *g, struct message *msg);
