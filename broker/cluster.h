@@ -59,8 +59,8 @@ int cluster_forward(const struct message *m);
 
 /* Shared subscriptions (cluster_share.c).  A share group was made on this
  * node (on) or its last local member left (off): `key` is
- * "$share/GROUP/filter", the filter from `inner`.  Called also when the node
- * is alone (the groups are known when the cluster starts). */
+ * "$share/GROUP/filter", the filter from `inner`.  No-op when alone; the
+ * groups made before cluster_start (restored sessions) are found then. */
 void cluster_share_group(const char *key, size_t len, size_t inner, bool on);
 /* Does this node deliver m to its own share groups itself?  True alone,
  * for what does not cross (kept_local: the outbox was full; $SYS; no

@@ -22,10 +22,14 @@
  * no subject holds, QoS 1/2 the full outbox kept local, QoS 0 while the
  * share connection is down.
  *
+ * An entry per group stays until cluster_stop (a delivery queued for the
+ * loop names it), inactive once the group is gone from the node.
+ *
  * The consumer is made (and subscriptions made) on the loop, with
  * synchronous JetStream requests: the share connection runs on libnats'
  * own threads, so the answers come while the loop waits (at most
- * SHARE_JS_WAIT_MS; what failed is tried again each second).
+ * SHARE_JS_WAIT_MS, and only once the stream is ready; after a failure,
+ * again SHARE_RETRY_S later).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -45,6 +49,7 @@
 #include "topic_tree.h"
 
 #define SHARE_JS_WAIT_MS 2000
+#define SHARE_RETRY_S 5
 
 struct share_ent {
     natsSubscription *core[2]; /* QoS 0: queue subscriptions (a "#" filter's parent too) */
@@ -61,7 +66,8 @@ static struct {
     natsConnection *nc;
     jsCtx *js;
     struct hashmap *ents; /* key -> struct share_ent (never freed before stop) */
-    time_t retry_at;
+    time_t tick_at;       /* the next look at what is not subscribed */
+    time_t retry_at;      /* a JetStream request failed: none before this */
     char subj[CLUSTER_SUBJECT_MAX];
 } sh;
 
@@ -165,8 +171,16 @@ static void ent_subscribe(struct share_ent *e)
     n = cluster_subject_parent(cluster_prefix(), filter, flen, sh.subj, sizeof sh.subj);
     if (n > 0 && !e->core[1])
         e->core[1] = queue_sub(sh.subj, e->name, e);
-    if (!e->js && !js_sub(e, filter, flen))
+    /* JetStream requests only once the stream is there and the link up
+     * (else each would wait its full time on the loop). */
+    if (!e->js && (!cluster_js_st.stream_ready ||
+                   natsConnection_Status(sh.nc) != NATS_CONN_STATUS_CONNECTED ||
+                   time(NULL) < sh.retry_at))
         return;
+    if (!e->js && !js_sub(e, filter, flen)) {
+        sh.retry_at = time(NULL) + SHARE_RETRY_S;
+        return;
+    }
     e->done = true;
 }
 
@@ -181,6 +195,8 @@ static void unsub(natsSubscription **sub)
 
 void cluster_share_group(const char *key, size_t len, size_t inner, bool on)
 {
+    if (!sh.nc)
+        return; /* alone, or before cluster_share_start (which asks for the groups) */
     if (!sh.ents && !(sh.ents = hashmap_new()))
         return;
     struct share_ent *e = hashmap_get(sh.ents, key, len);
@@ -220,10 +236,21 @@ static void each_subscribe(void *value, void *arg)
 void cluster_share_tick(void)
 {
     time_t now = time(NULL);
-    if (!sh.nc || !sh.ents || now < sh.retry_at)
+    if (!sh.nc || !sh.ents || now < sh.tick_at)
         return;
-    sh.retry_at = now + 1;
+    sh.tick_at = now + 1;
     hashmap_foreach(sh.ents, each_subscribe, NULL);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    (void)closure;
+}
+
+static void group_found(const char *key, size_t len, size_t inner)
+{
+    cluster_share_group(key, len, inner, true);
 }
 
 int cluster_share_start(const char **servers, int n, const char *name)
@@ -239,8 +266,8 @@ int cluster_share_start(const char **servers, int n, const char *name)
         s = natsOptions_SetReconnectWait(sh.opts, 1000);
     if (s == NATS_OK)
         s = natsOptions_UseGlobalMessageDelivery(sh.opts, true);
-    if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(sh.opts, true, NULL, NULL);
+    if (s == NATS_OK) /* (with a callback, Connect does not wait for a server) */
+        s = natsOptions_SetRetryOnFailedConnect(sh.opts, true, on_connected, NULL);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&sh.nc, sh.opts);
         if (s == NATS_NOT_YET_CONNECTED)
@@ -256,8 +283,7 @@ int cluster_share_start(const char **servers, int n, const char *name)
                   natsStatus_GetText(s));
         return -1;
     }
-    sh.retry_at = 0;
-    cluster_share_tick();
+    share_foreach_group(group_found); /* those restored from the store */
     return 0;
 }
 

@@ -69,6 +69,19 @@ static struct share_member *find_member(struct share_group *g, const struct sess
     return NULL;
 }
 
+static void each_group(void *value, void *arg)
+{
+    struct share_group *g = value;
+    void (*cb)(const char *, size_t, size_t) = *(void (**)(const char *, size_t, size_t))arg;
+    cb(g->key, g->key_len, g->inner);
+}
+
+void share_foreach_group(void (*cb)(const char *key, size_t len, size_t inner))
+{
+    if (groups)
+        hashmap_foreach(groups, each_group, &cb);
+}
+
 struct share_group *share_find(const char *full, size_t len)
 {
     return groups ? hashmap_get(groups, full, len) : NULL;
