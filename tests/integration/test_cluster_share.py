@@ -5,12 +5,16 @@ nodes.  A group "$share/g/sh/+" has a member on n1 and one on n2; n3 has an
 ordinary subscriber to sh/+.  N messages at QoS 0 and N at QoS 1 are
 published on each node.  Checked: each message reaches exactly one member
 of the group in total (no copy twice, none missing), both members get
-some of each QoS, and the ordinary subscriber gets every message.  Exact
-counts are printed."""
+some of each QoS, and the ordinary subscriber gets every message.  And
+at least once across a kill: persistent members of a group on n1 and n2,
+a numbered QoS 1 stream published on n3, n2 killed (-9) in the middle and
+restarted: every acknowledged message reaches a member.  Exact counts
+are printed."""
 
 import collections
 import os
 import sys
+import threading
 import time
 import unittest
 
@@ -118,6 +122,48 @@ class ClusterShare(ClusterNodes, harness.BrokerTestCase):
         finally:
             for c in everyone:
                 c.close()
+
+    def test_at_least_once_across_a_member_node_kill(self):
+        n1, n2, n3 = self.nodes
+        topic, share = 'kill/t', '$share/k/kill/t'
+        for node, cid in ((n1, 'kill-m1'), (n2, 'kill-m2')):
+            c = harness.Collector(node.port, cid, clean=False)
+            c.subscribe([(share, 1)])
+            c.disconnect()  # offline: its node queues its share in the store
+        count, kill_after = 2000, 400
+        p = harness.PipelinedPublisher(n3.port, topic, qos=1, window=50)
+        t = threading.Thread(target=lambda: p.run(count, stall_timeout=20))
+        t.start()
+        deadline = time.monotonic() + 30
+        while len(p.acked) < kill_after and t.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        n2.kill()
+        t.join(60)
+        self.assertFalse(t.is_alive(), 'the publisher did not finish')
+        n2.crash_restart()
+        n2.wait_log('cluster: JetStream stream', timeout=30)
+        acked = set(p.acked)
+        got = []
+        for node, cid in ((n1, 'kill-m1'), (n2, 'kill-m2')):
+            c = harness.Collector(node.port, cid, clean=False)
+            c.collect(idle=2.0, timeout=20.0)
+            c.disconnect()
+            got.append(c.numbers())
+        # What JetStream redelivers after its 5 s wait, once more.
+        time.sleep(6)
+        for i, (node, cid) in enumerate(((n1, 'kill-m1'), (n2, 'kill-m2'))):
+            c = harness.Collector(node.port, cid, clean=False)
+            c.collect(idle=1.0, timeout=10.0)
+            c.disconnect()
+            got[i] += c.numbers()
+        union = collections.Counter(got[0] + got[1])
+        lost = sorted(acked - set(union))
+        sys.stderr.write('  kill: %d acknowledged of %d, m1 %d, m2 %d, %d twice, %d lost\n'
+                         % (len(acked), count, len(got[0]), len(got[1]),
+                            sum(1 for c in union.values() if c > 1), len(lost)))
+        self.assertEqual(lost[:20], [], 'acknowledged, reached no member')
+        self.assertGreater(len(got[0]), 0)
+        self.assertGreater(len(got[1]), 0)
 
 
 if __name__ == '__main__':
