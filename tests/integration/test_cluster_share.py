@@ -14,7 +14,6 @@ are printed."""
 import collections
 import os
 import sys
-import threading
 import time
 import unittest
 
@@ -130,16 +129,8 @@ class ClusterShare(ClusterNodes, harness.BrokerTestCase):
             c = harness.Collector(node.port, cid, clean=False)
             c.subscribe([(share, 1)])
             c.disconnect()  # offline: its node queues its share in the store
-        count, kill_after = 2000, 400
-        p = harness.PipelinedPublisher(n3.port, topic, qos=1, window=50)
-        t = threading.Thread(target=lambda: p.run(count, stall_timeout=20))
-        t.start()
-        deadline = time.monotonic() + 30
-        while len(p.acked) < kill_after and t.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        n2.kill()
-        t.join(60)
-        self.assertFalse(t.is_alive(), 'the publisher did not finish')
+        count = 2000
+        p = self.publish_and_kill(n3, topic, count, 400, n2, 0)
         n2.crash_restart()
         n2.wait_log('cluster: JetStream stream', timeout=30)
         acked = set(p.acked)
