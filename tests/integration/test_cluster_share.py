@@ -2,8 +2,8 @@
 
 One nats-server with JetStream on a free loopback port and three petreld
 nodes.  A group "$share/g/sh/+" has a member on n1 and one on n2; n3 has an
-ordinary subscriber to sh/+.  N messages at QoS 0 and N at QoS 1 are
-published on each node.  Checked: each message reaches exactly one member
+ordinary subscriber to sh/+.  N messages at QoS 0, N at QoS 1 and N at
+QoS 2 are published on each node.  Checked: each message reaches exactly one member
 of the group in total (no copy twice, none missing), both members get
 some of each QoS, and the ordinary subscriber gets every message.  And
 at least once across a kill: persistent members of a group on n1 and n2,
@@ -71,8 +71,8 @@ class ClusterShare(ClusterNodes, harness.BrokerTestCase):
             for c in everyone:
                 c.connect()
             for m in members:
-                m.subscribe('$share/g/sh/+', qos=1)
-            plain.subscribe('sh/+', qos=1)
+                m.subscribe('$share/g/sh/+', qos=2)
+            plain.subscribe('sh/+', qos=2)
             # Until a marker of each QoS from each node reaches the group
             # and the plain subscriber: the NATS subscriptions and the
             # group's consumer are in force everywhere.
@@ -90,7 +90,7 @@ class ClusterShare(ClusterNodes, harness.BrokerTestCase):
             self.drain(members + [plain], idle=1.0)
 
             sent = []
-            for qos in (0, 1):
+            for qos in (0, 1, 2):
                 for i, p in enumerate(pubs):
                     for k in range(N):
                         body = 'q%d-n%d-%d' % (qos, i + 1, k)
@@ -108,7 +108,7 @@ class ClusterShare(ClusterNodes, harness.BrokerTestCase):
             twice = sorted(b for b, c in counts.items() if c > 1)
             missing = sorted(set(sent) - set(group))
             per = {'m%d q%d' % (i + 1, q): sum(1 for b in got[i] if b.startswith('q%d-' % q))
-                   for i in (0, 1) for q in (0, 1)}
+                   for i in (0, 1) for q in (0, 1, 2)}
             sys.stderr.write('  group: %d of %d received, %d twice, %d missing; %s; '
                              'plain subscriber %d\n' % (len(group), want, len(twice),
                                                         len(missing), per, len(got[2])))
