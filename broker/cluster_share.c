@@ -101,8 +101,8 @@ static natsSubscription *queue_sub(const char *subject, const char *queue, struc
  * it.  False to try again later. */
 static bool js_sub(struct share_ent *e, const char *filter, size_t flen)
 {
-    char deliver[2 * sizeof e->name + 16];
-    snprintf(deliver, sizeof deliver, "%s-deliver.%s", e->name, e->name);
+    char deliver[sizeof e->name + 8];
+    snprintf(deliver, sizeof deliver, "%s.d", e->name); /* outside every stream's subjects */
     /* A "#" filter maps to two subjects and a 2.9 consumer takes one: its
      * consumer takes the stream's every subject, the node checks the match. */
     long n = cluster_subject_parent(cluster_js_prefix(), filter, flen, sh.subj, sizeof sh.subj);
