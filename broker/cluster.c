@@ -59,6 +59,13 @@ struct interest {
     uint32_t refs;
 };
 
+/* A message received, with its subscription's closure (a share group's
+ * entry, cluster_share.c; NULL for the others). */
+struct in_item {
+    natsMsg *nm;
+    void *closure;
+};
+
 static struct {
     bool enabled;
     natsOptions *opts;
@@ -71,7 +78,7 @@ static struct {
     char boot[20];             /* this start's random stamp, hex */
     uint64_t seq;
     struct event *in_ev;
-    natsMsg **in_q;            /* guarded by in_lock */
+    struct in_item *in_q;      /* guarded by in_lock */
     size_t in_len, in_cap;
     uint64_t in_dropped;       /* by the threads: full queue */
     atomic_int link;           /* 1 connected, 0 not; set by the threads */
@@ -90,6 +97,7 @@ static pthread_mutex_t in_lock = PTHREAD_MUTEX_INITIALIZER;
 
 bool cluster_enabled(void) { return cl.enabled; }
 const char *cluster_node_name(void) { return cl.node; }
+const char *cluster_prefix(void) { return cl.prefix; }
 const char *cluster_js_prefix(void) { return cl.js_prefix; }
 const char *cluster_boot(void) { return cl.boot; }
 bool cluster_link_up(void) { return atomic_load(&cl.link) == 1; }
@@ -141,7 +149,6 @@ void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
 {
     (void)nc;
     (void)sub;
-    (void)closure;
     pthread_mutex_lock(&in_lock);
     if (cluster_closing()) {
         /* (Checked under the lock: cluster_stop's last look at the queue
@@ -159,7 +166,7 @@ void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     }
     if (cl.in_len == cl.in_cap) {
         size_t cap = cl.in_cap ? cl.in_cap * 2 : 256;
-        natsMsg **q = realloc(cl.in_q, cap * sizeof *q);
+        struct in_item *q = realloc(cl.in_q, cap * sizeof *q);
         if (!q) {
             cl.in_dropped++;
             pthread_mutex_unlock(&in_lock);
@@ -169,7 +176,7 @@ void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
         cl.in_q = q;
         cl.in_cap = cap;
     }
-    cl.in_q[cl.in_len++] = msg;
+    cl.in_q[cl.in_len++] = (struct in_item){msg, closure};
     pthread_mutex_unlock(&in_lock);
     if (first)
         cluster_wake();
@@ -340,8 +347,10 @@ struct message *cluster_msg_decode(natsMsg *nm, const char *prefix)
 }
 
 /* Returns true when the message was kept (cluster_stream_take). */
-static bool take_in(natsMsg *nm)
+static bool take_in(natsMsg *nm, void *closure)
 {
+    if (closure)
+        return cluster_share_take(nm, closure);
     const char *subject = natsMsg_GetSubject(nm);
     size_t jl = strlen(cl.js_prefix);
     if (subject && strncmp(subject, cl.js_prefix, jl) == 0 && subject[jl] == '.')
@@ -378,7 +387,7 @@ static void in_cb(evutil_socket_t fd, short what, void *arg)
     turn_schedule(); /* acknowledgements to JetStream go at the end of the turn */
     for (;;) {
         pthread_mutex_lock(&in_lock);
-        natsMsg **q = cl.in_q;
+        struct in_item *q = cl.in_q;
         size_t n = cl.in_len;
         cl.in_q = NULL;
         cl.in_len = cl.in_cap = 0;
@@ -388,8 +397,8 @@ static void in_cb(evutil_socket_t fd, short what, void *arg)
             break;
         }
         for (size_t i = 0; i < n; i++)
-            if (!take_in(q[i]))
-                natsMsg_Destroy(q[i]);
+            if (!take_in(q[i].nm, q[i].closure))
+                natsMsg_Destroy(q[i].nm);
         free(q);
     }
 }
@@ -521,6 +530,7 @@ void cluster_turn_end(uint64_t failed)
         return;
     cluster_outbox_turn_end(failed);
     cluster_stream_turn_end(failed);
+    cluster_share_tick();
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -625,6 +635,9 @@ int cluster_start(void)
     }
     if (js_start() != 0)
         return -1;
+    snprintf(name, sizeof name, "petreld %s shares", cl.node);
+    if (cluster_share_start(servers, n_servers, name) != 0)
+        return -1;
     cl.enabled = true;
     topic_tree_set_interest_cb(broker.topics, interest_cb, NULL);
     log_notice("cluster: node %s, cluster %s, NATS %s", cl.node, cl.prefix, cfg->cluster_nats);
@@ -660,6 +673,7 @@ void cluster_stop(void)
      * js_Subscribe made, that deletes the durable consumer.) */
     if (cl.nc)
         natsConnection_Close(cl.nc);
+    cluster_share_close();
     if (!cluster_subs_wait(CLOSE_WAIT_MS))
         log_warning("cluster: NATS subscriptions still delivering after %d ms at stop",
                     CLOSE_WAIT_MS);
@@ -678,11 +692,12 @@ void cluster_stop(void)
      * order. */
     pthread_mutex_lock(&in_lock);
     for (size_t i = 0; i < cl.in_len; i++)
-        natsMsg_Destroy(cl.in_q[i]);
+        natsMsg_Destroy(cl.in_q[i].nm);
     free(cl.in_q);
     cl.in_q = NULL;
     cl.in_len = cl.in_cap = 0;
     pthread_mutex_unlock(&in_lock);
+    cluster_share_destroy();
     if (cl.js)
         jsCtx_Destroy(cl.js);
     if (cl.nc)

@@ -20,8 +20,8 @@
  * through a JetStream stream (cluster_js.h): at least once, QoS 2 exactly
  * once, also across a node's crash or a partition.  Retained messages
  * are cluster-wide: a JetStream stream with one message per topic, applied
- * to every node's store (cluster_js.h).  Sessions and share groups are
- * each node's own.  docs/cluster.md says what comes next.
+ * to every node's store (cluster_js.h).  Share groups are cluster-wide
+ * (cluster_share.c); sessions are each node's own.  docs/cluster.md says what comes next.
  */
 #ifndef PETREL_CLUSTER_H
 #define PETREL_CLUSTER_H
@@ -56,6 +56,18 @@ bool cluster_enabled(void);
  * or -1 when the outbox is full (cluster_outbox_max_bytes): the message
  * reaches this node's subscribers only. */
 int cluster_forward(const struct message *m);
+
+/* Shared subscriptions (cluster_share.c).  A share group was made on this
+ * node (on) or its last local member left (off): `key` is
+ * "$share/GROUP/filter", the filter from `inner`.  No-op when alone; the
+ * groups made before cluster_start (restored sessions) are found then. */
+void cluster_share_group(const char *key, size_t len, size_t inner, bool on);
+/* Does this node deliver m to its own share groups itself?  True alone,
+ * for what does not cross (kept_local: the outbox was full; $SYS; no
+ * subject), and for QoS 0 while the share connection is down; otherwise
+ * the cluster picks the member (QoS 0: a NATS queue group; QoS 1/2: the
+ * group's JetStream consumer). */
+bool cluster_share_here(const struct message *m, bool kept_local);
 
 /* The end of each turn, after the commit (turn.c): `failed` is the batch
  * rolled back, 0 if none.  Publishes to JetStream what became durable,

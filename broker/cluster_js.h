@@ -55,6 +55,7 @@ struct message;
 
 /* cluster.c */
 const char *cluster_node_name(void);
+const char *cluster_prefix(void);      /* "<cluster_name>": the core subjects */
 const char *cluster_js_prefix(void);   /* "<cluster_name>-js": subjects and the stream's name */
 const char *cluster_boot(void);        /* this start's random stamp (hex), for ids */
 bool cluster_link_up(void);
@@ -160,6 +161,19 @@ void cluster_retained_stop(void);
 /* A message of the retained stream, on the loop: applied to this node's
  * retained store.  As cluster_stream_take. */
 bool cluster_retained_take(natsMsg *nm);
+
+/* cluster_share.c: shared subscriptions across the nodes.  A second NATS
+ * connection (echo on, libnats' own threads) holds each local group's
+ * queue subscriptions (QoS 0) and its subscription to the group's
+ * JetStream consumer (QoS 1/2); deliveries come through cluster_msg_in
+ * with the group's entry as closure. */
+int cluster_share_start(const char **servers, int n, const char *name);
+void cluster_share_tick(void);     /* each turn: subscriptions that failed, again each second */
+void cluster_share_close(void);    /* with the main connection's close */
+void cluster_share_destroy(void);  /* before nats_CloseAndWait */
+/* A delivery for a group's entry `closure`, on the loop.  As
+ * cluster_stream_take. */
+bool cluster_share_take(natsMsg *nm, void *closure);
 
 /* Counters of the JetStream path (cluster_stats). */
 struct cluster_js_stats {

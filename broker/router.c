@@ -90,14 +90,14 @@ void router_publish(struct message *msg, const struct session *origin)
 }
 
 static void route(struct message *msg, const struct session *origin, bool keep_retained,
-                  struct route_result *res);
+                  int shares, struct route_result *res);
 
 void router_publish_counted(struct message *msg, const struct session *origin,
                             struct route_result *res)
 {
     /* the other nodes' subscribers (no-op alone) */
     bool kept_local = cluster_forward(msg) < 0;
-    route(msg, origin, true, res);
+    route(msg, origin, true, kept_local ? 1 : 0, res);
     if (kept_local)
         res->refused++; /* the outbox was full (cluster.h) */
 }
@@ -108,11 +108,14 @@ void router_publish_from_cluster(struct message *msg)
     /* Its retain flag is kept for Retain As Published, but the value is
      * not retained from here: retained values come from the cluster's
      * retained stream, in its order (cluster_retained.c). */
-    route(msg, NULL, false, &res);
+    route(msg, NULL, false, -1, &res);
 }
 
+/* shares: 1 the cluster kept msg on this node (its share groups are served
+ * here), 0 a local publish (cluster_share_here says), -1 from the cluster
+ * (the groups get it through their own subscriptions, cluster_share.c). */
 static void route(struct message *msg, const struct session *origin, bool keep_retained,
-                  struct route_result *res)
+                  int shares, struct route_result *res)
 {
     res->taken = res->refused = 0;
     if (msg->retain && keep_retained)
@@ -140,6 +143,8 @@ static void route(struct message *msg, const struct session *origin, bool keep_r
         else if (rc == SESSION_REFUSED)
             res->refused++;
     }
+    if (groups_len && (shares < 0 || !cluster_share_here(msg, shares > 0)))
+        groups_len = 0; /* one member cluster-wide: the cluster chooses */
     for (size_t i = 0; i < groups_len; i++)
         share_route(groups[i], msg);
     res->taken += (uint32_t)groups_len; /* a group hands it on, or counts the drop */

@@ -16,6 +16,7 @@
 #include "acl_session.h"
 #include "array_grow.h"
 #include "broker.h"
+#include "cluster.h"
 #include "hashmap.h"
 #include "log.h"
 #include "message.h"
@@ -68,8 +69,27 @@ static struct share_member *find_member(struct share_group *g, const struct sess
     return NULL;
 }
 
+static void each_group(void *value, void *arg)
+{
+    struct share_group *g = value;
+    void (*cb)(const char *, size_t, size_t) = *(void (**)(const char *, size_t, size_t))arg;
+    cb(g->key, g->key_len, g->inner);
+}
+
+void share_foreach_group(void (*cb)(const char *key, size_t len, size_t inner))
+{
+    if (groups)
+        hashmap_foreach(groups, each_group, &cb);
+}
+
+struct share_group *share_find(const char *full, size_t len)
+{
+    return groups ? hashmap_get(groups, full, len) : NULL;
+}
+
 static void group_free(struct share_group *g)
 {
+    cluster_share_group(g->key, g->key_len, g->inner, false);
     topic_tree_unsubscribe(broker.topics, g->key + g->inner, g->key_len - g->inner, g);
     hashmap_remove(groups, g->key, g->key_len);
     if (hashmap_count(groups) == 0) {
@@ -105,6 +125,7 @@ static struct share_group *group_get(const char *full, size_t len)
         free(g);
         goto fail;
     }
+    cluster_share_group(g->key, g->key_len, g->inner, true);
     return g;
 fail:
     if (hashmap_count(groups) == 0) {

@@ -10,7 +10,8 @@
  *    '/', '+' or '#' + "/" + a valid topic filter.  Anything else that starts
  *    with "$share/" is refused (SUBACK 0x80 in 3.1.1, 0x8F in 5.0).  A filter
  *    "$share" or "$sharefoo/x" is an ordinary filter.
- *  - One delivery per group per message.  The member is chosen round-robin
+ *  - One delivery per group per message, cluster-wide in a cluster (the
+ *    cluster picks the node, cluster_share.c; the node picks the member).  The member is chosen round-robin
  *    over the group, in the order the members joined: first among members
  *    that are connected (and allowed to read the topic by the ACL); if none
  *    is connected, a QoS 1/2 message (at its effective QoS) is queued on a
@@ -71,6 +72,12 @@ int share_join(struct session *s, const char *full, size_t len, uint8_t options,
                struct share_group **group);
 /* Removes s from the group; the last member to leave frees the group. */
 void share_leave(struct session *s, struct share_group *g);
+
+/* Calls cb for every group on this node: its "$share/GROUP/filter" key and
+ * where the filter starts in it. */
+void share_foreach_group(void (*cb)(const char *key, size_t len, size_t inner));
+/* The group of "$share/GROUP/filter" on this node, or NULL. */
+struct share_group *share_find(const char *full, size_t len);
 
 /* Routes msg to one member of g (see above).  No local does not apply:
  * MQTT 5.0 forbids it on shared subscriptions. */

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from petreltest import free_port, track
@@ -231,3 +232,20 @@ class ClusterNodes:
         for b in self.nodes:
             if not b.alive():
                 self.fail('node died: %s' % b.tail())
+
+    def publish_and_kill(self, pub_node, topic, count, kill_after, victim, start, qos=1):
+        """A numbered QoS 1 stream from pub_node; once kill_after are
+        acknowledged, kill -9 `victim` (a Broker or a NatsServer).  Returns
+        the publisher (its acked and sent lists)."""
+        import harness  # (not for the bench, which does not use this)
+        p = harness.PipelinedPublisher(pub_node.port, topic, qos=qos, window=50)
+        t = threading.Thread(target=lambda: p.run(count, start=start, stall_timeout=20))
+        t.start()
+        deadline = time.monotonic() + 30
+        while len(p.acked) < kill_after and t.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        victim.kill()
+        t.join(60)
+        self.assertFalse(t.is_alive(), 'publisher stuck')
+        p.close()
+        return p

@@ -23,7 +23,6 @@ Exact counts are printed."""
 import os
 import re
 import sys
-import threading
 import time
 import unittest
 
@@ -126,22 +125,6 @@ class ClusterJetStream(ClusterNodes, harness.BrokerTestCase):
                   idle=0.5, timeout=timeout)
         c.disconnect()
         return c.numbers()
-
-    def publish_and_kill(self, pub_node, topic, count, kill_after, victim, start, qos=1):
-        """A numbered QoS 1 stream from pub_node; once kill_after are
-        acknowledged, kill -9 `victim` (a Broker or a NatsServer).  Returns
-        the publisher (its acked and sent lists)."""
-        p = harness.PipelinedPublisher(pub_node.port, topic, qos=qos, window=50)
-        t = threading.Thread(target=lambda: p.run(count, start=start, stall_timeout=20))
-        t.start()
-        deadline = time.monotonic() + 30
-        while len(p.acked) < kill_after and t.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        victim.kill()
-        t.join(60)
-        self.assertFalse(t.is_alive(), 'publisher stuck')
-        p.close()
-        return p
 
     # ---- tests
     def test_qos1_qos2_cross_nodes_paho_and_mosquitto(self):
