@@ -147,6 +147,16 @@ void store_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
     pthread_cond_timedwait(cond, lock, &until);
 }
 
+/* Sets *flag under `lock` and wakes every thread waiting on `cond`; shared
+ * with the writeback thread (store_internal.h). */
+void store_cond_raise(pthread_cond_t *cond, pthread_mutex_t *lock, bool *flag)
+{
+    pthread_mutex_lock(lock);
+    *flag = true;
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(lock);
+}
+
 static void *checkpoint_main(void *arg)
 {
     (void)arg;
@@ -295,12 +305,8 @@ void store_sync_truncate(void)
 
 void store_sync_kick(void)
 {
-    if (!sy.ckpt_running)
-        return;
-    pthread_mutex_lock(&sy.lock);
-    sy.kicked = true;
-    pthread_cond_broadcast(&sy.wake);
-    pthread_mutex_unlock(&sy.lock);
+    if (sy.ckpt_running)
+        store_cond_raise(&sy.wake, &sy.lock, &sy.kicked);
 }
 
 void store_sync_request(uint64_t batch)
@@ -314,10 +320,7 @@ void store_sync_request(uint64_t batch)
 void store_sync_stop(void)
 {
     if (sy.running || sy.ckpt_running) {
-        pthread_mutex_lock(&sy.lock);
-        sy.stop = true;
-        pthread_cond_broadcast(&sy.wake);
-        pthread_mutex_unlock(&sy.lock);
+        store_cond_raise(&sy.wake, &sy.lock, &sy.stop);
         if (sy.running)
             pthread_join(sy.thread, NULL);
         if (sy.ckpt_running)

@@ -100,10 +100,7 @@ void store_writeback_stop(void)
 {
     if (!wb.running)
         return;
-    pthread_mutex_lock(&wb.lock);
-    wb.stop = true;
-    pthread_cond_signal(&wb.wake);
-    pthread_mutex_unlock(&wb.lock);
+    store_cond_raise(&wb.wake, &wb.lock, &wb.stop);
     pthread_join(wb.thread, NULL);
     wb.running = false;
 }

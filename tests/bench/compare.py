@@ -739,15 +739,6 @@ def markdown(doc):
     return '\n'.join(lines) + '\n'
 
 
-def ws_cell(r, col):
-    if r[col] is None:
-        return 'n/a (%s)' % r['na'].get(col, 'no run')
-    text = fmt_thousands(r[col][r['metric']], r['unit'])
-    if r['qos1']:
-        text += ', %d lost' % r[col]['acked_lost_total']
-    return text
-
-
 def ws_markdown(doc):
     """The WebSocket table: Petrel over ws beside its own TCP figures of
     the same run, and beside Aedes over ws."""
@@ -766,8 +757,8 @@ def ws_markdown(doc):
     ]
     for r in doc['ws_scenarios']:
         lines.append('| %s | %s | %s | %s | %s | %s | %s | %s %.1fx TCP | %s |'
-                     % (r['id'], r['title'], ws_cell(r, 'petreld_tcp'), ws_cell(r, 'petreld_ws'),
-                        ws_cell(r, 'aedes_ws'), fmt_ratio(r['ratio_ws_tcp']),
+                     % (r['id'], r['title'], cell(r, 'petreld_tcp'), cell(r, 'petreld_ws'),
+                        cell(r, 'aedes_ws'), fmt_ratio(r['ratio_ws_tcp']),
                         fmt_ratio(r['ratio_ws_aedes']), '>=' if r['higher_is_better'] else '<=',
                         r['target'], {True: 'yes', False: '**no**', None: '?'}[r['met']]))
     lines += ['', 'WebSocket latency and connect figures (medians, Petrel TCP / Petrel ws / '
