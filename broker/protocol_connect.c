@@ -427,6 +427,24 @@ fail:
     return NULL;
 }
 
+/* The login is decided: the session is bound now. */
+static int accept_now(struct conn *c, struct connect_wait *w)
+{
+    conn_stop_connect_timeout(c);
+    int rc = accept_client(c, w);
+    wait_free(w);
+    return rc;
+}
+
+static int refuse_out_of_memory(struct conn *c, struct connect_wait *w)
+{
+    if (w)
+        wait_free(w);
+    conn_stop_connect_timeout(c);
+    refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+    return -1;
+}
+
 int handle_connect(struct conn *c, const struct mqtt_connect *ck)
 {
     c->level = ck->level;
@@ -532,19 +550,13 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         c->will = message_new_props((const char *)ck->will_topic.data, ck->will_topic.len,
                                     ck->will_payload.data, ck->will_payload.len, ck->will_qos,
                                     ck->will_retain, v5 ? &ck->will_props : NULL);
-        if (!c->will) {
-            conn_stop_connect_timeout(c);
-            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
-            return -1;
-        }
+        if (!c->will)
+            return refuse_out_of_memory(c, NULL);
     }
 
     struct connect_wait *w = wait_new(c, ck, id, id_len);
-    if (!w) {
-        conn_stop_connect_timeout(c);
-        refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
-        return -1;
-    }
+    if (!w)
+        return refuse_out_of_memory(c, NULL);
     w->keepalive = keepalive;
     w->keepalive_capped = keepalive_capped;
     w->assigned_id = v5 && id == assigned;
@@ -571,15 +583,9 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         w->user_len = cn_len;
         w->user_log = log_escape_dup(cn, cn_len);
         if (!w->user_log) {
-            wait_free(w);
-            conn_stop_connect_timeout(c);
-            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
-            return -1;
+            return refuse_out_of_memory(c, w);
         }
-        conn_stop_connect_timeout(c);
-        int rc = accept_client(c, w);
-        wait_free(w);
-        return rc;
+        return accept_now(c, w);
     }
     const struct auth_table *users = auth_current();
     if (ck->has_username && users) {
@@ -646,16 +652,10 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
             w->user_log = log_escape_dup(w->user, w->user_len);
         }
         if (!w->user || !w->user_log) {
-            wait_free(w);
-            conn_stop_connect_timeout(c);
-            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
-            return -1;
+            return refuse_out_of_memory(c, w);
         }
     }
-    conn_stop_connect_timeout(c);
-    int rc = accept_client(c, w);
-    wait_free(w);
-    return rc;
+    return accept_now(c, w);
 }
 
 /* ---- the end of a connection, and PINGREQ -------------------------------- */
