@@ -104,6 +104,8 @@ int store_writeback_start(const char *db_path);
 /* The storage threads' sleep: on `cond` until `ms` from now or a signal,
  * `lock` held (store_sync.c). */
 void store_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms);
+/* Their start: a thread running `main`, *running set if it was made. */
+int store_thread_start(pthread_t *thread, void *(*main)(void *), bool *running);
 /* Their wake-up: sets *flag under `lock` and wakes all that wait on `cond`. */
 void store_cond_raise(pthread_cond_t *cond, pthread_mutex_t *lock, bool *flag);
 void store_writeback_stop(void);

@@ -147,6 +147,14 @@ void store_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
     pthread_cond_timedwait(cond, lock, &until);
 }
 
+/* Starts a storage thread running `main`; *running says whether one was
+ * started (store_internal.h). */
+int store_thread_start(pthread_t *thread, void *(*main)(void *), bool *running)
+{
+    *running = pthread_create(thread, NULL, main, NULL) == 0;
+    return *running ? 0 : -1;
+}
+
 /* Sets *flag under `lock` and wakes every thread waiting on `cond`; shared
  * with the writeback thread (store_internal.h). */
 void store_cond_raise(pthread_cond_t *cond, pthread_mutex_t *lock, bool *flag)
@@ -260,15 +268,11 @@ int store_sync_start(const char *db_path, bool fsync_commits)
     atomic_store(&sy.truncate_wanted, false);
     pthread_mutex_init(&sy.lock, NULL);
     pthread_cond_init(&sy.wake, NULL);
-    if (pthread_create(&sy.ckpt_thread, NULL, checkpoint_main, NULL) != 0)
+    if (store_thread_start(&sy.ckpt_thread, checkpoint_main, &sy.ckpt_running) != 0)
         goto fail;
-    sy.ckpt_running = true;
-    if (fsync_commits) {
-        if (pthread_create(&sy.thread, NULL, sync_main, NULL) != 0) {
-            store_sync_stop();
-            return -1;
-        }
-        sy.running = true;
+    if (fsync_commits && store_thread_start(&sy.thread, sync_main, &sy.running) != 0) {
+        store_sync_stop();
+        return -1;
     }
     return 0;
 fail:

@@ -168,6 +168,19 @@ static void touch(struct session *s)
     s->store_batch = store_st.cur_batch;
 }
 
+/* A statement on a session's rows, or NULL for a session not in the
+ * store (or no statement): the session is marked as written by this batch
+ * and its row id is bound as ?1. */
+static sqlite3_stmt *session_stmt(struct session *s, enum store_stmt id)
+{
+    sqlite3_stmt *st = s->db_id ? prepare(id) : NULL;
+    if (st) {
+        touch(s);
+        sqlite3_bind_int64(st, 1, s->db_id);
+    }
+    return st;
+}
+
 static int write_session_row(struct session *s)
 {
     sqlite3_stmt *st = prepare(ST_SESSION_ADD);
@@ -228,22 +241,18 @@ int store_session_delete(struct session *s)
 
 int store_session_offline(struct session *s, int64_t since)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SESSION_OFFLINE) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_SESSION_OFFLINE);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_int64(st, 2, since);
     return run(st, "marking a session offline");
 }
 
 int store_session_expiry(struct session *s)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SESSION_EXPIRY) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_SESSION_EXPIRY);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     if (s->expiry_set)
         sqlite3_bind_int64(st, 2, s->expiry); /* else NULL: the broker's default */
     sqlite3_bind_int(st, 3, s->expiry_set ? 5 : 4);
@@ -252,11 +261,9 @@ int store_session_expiry(struct session *s)
 
 int store_session_will(struct session *s)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SESSION_WILL) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_SESSION_WILL);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     const struct message *m = s->will;
     if (m) { /* else every column NULL: no pending will */
         sqlite3_bind_int64(st, 2, s->will_at);
@@ -275,11 +282,9 @@ int store_session_will(struct session *s)
 
 int store_sub_put(struct session *s, const struct subscription *sub)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SUB_PUT) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_SUB_PUT);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_blob(st, 2, sub->filter, (int)sub->len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, store_sub_options(sub->options, sub->id));
     return run(st, "storing a subscription");
@@ -287,11 +292,9 @@ int store_sub_put(struct session *s, const struct subscription *sub)
 
 int store_sub_delete(struct session *s, const char *filter, size_t len)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SUB_DELETE) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_SUB_DELETE);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_blob(st, 2, filter, (int)len, SQLITE_STATIC);
     return run(st, "deleting a subscription");
 }
@@ -343,11 +346,10 @@ int store_delivery_add(struct session *s, struct delivery *d, struct message *m)
 
 int store_delivery_state(struct session *s, const struct delivery *d)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_DELIVERY_STATE) : NULL;
+    /* memory moved on (PUBREC): a rollback must write it again */
+    sqlite3_stmt *st = session_stmt(s, ST_DELIVERY_STATE);
     if (!st)
         return 0;
-    touch(s); /* memory moved on (PUBREC): a rollback must write it again */
-    sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_int64(st, 2, d->seq);
     sqlite3_bind_int(st, 3, d->state);
     sqlite3_bind_int(st, 4, d->packet_id);
@@ -460,11 +462,9 @@ int store_qos2_add(struct session *s, uint16_t packet_id)
 
 int store_qos2_delete(struct session *s, uint16_t packet_id)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_QOS2_DELETE) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_QOS2_DELETE);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_int(st, 2, packet_id);
     return run(st, "deleting a QoS 2 packet id");
 }

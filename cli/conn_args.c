@@ -135,6 +135,22 @@ static int parse_url(struct conn_args *a, const char *url)
     return 1;
 }
 
+/* --tls and the options that only mean something with TLS, which they
+ * turn on. */
+static int tls_option(struct conn_args *a, int opt, const char *arg)
+{
+    a->tls = true;
+    if (opt == OPT_CAFILE)
+        a->cafile = arg;
+    else if (opt == OPT_CERT)
+        a->certfile = arg;
+    else if (opt == OPT_KEY)
+        a->keyfile = arg;
+    else if (opt == OPT_INSECURE)
+        a->insecure = true;
+    return 1;
+}
+
 int conn_args_option(struct conn_args *a, int opt, const char *arg)
 {
     switch (opt) {
@@ -210,24 +226,11 @@ int conn_args_option(struct conn_args *a, int opt, const char *arg)
         a->will_retain = true;
         return 1;
     case OPT_TLS:
-        a->tls = true;
-        return 1;
     case OPT_CAFILE:
-        a->cafile = arg;
-        a->tls = true;
-        return 1;
     case OPT_CERT:
-        a->certfile = arg;
-        a->tls = true;
-        return 1;
     case OPT_KEY:
-        a->keyfile = arg;
-        a->tls = true;
-        return 1;
     case OPT_INSECURE:
-        a->insecure = true;
-        a->tls = true;
-        return 1;
+        return tls_option(a, opt, arg);
     case OPT_TIMEOUT:
         if (parse_ulong(arg, 86400, &a->timeout) != 0 || a->timeout == 0) {
             cli_error(a->cmd, "--timeout: '%s' is not a number of seconds (1-86400)", arg);

@@ -346,6 +346,20 @@ class StatusSurfaces(unittest.TestCase):
         pa.close()
 
 
+def publish_while_remote_down(test, A, B, name, sub_id, topic, n, window):
+    """A persistent session `sub_id` on the remote B subscribed to the first
+    level of `topic` and below; then B stopped, A's bridge `name` retrying,
+    and n numbered QoS 1 messages published to A on `topic`.  Returns the
+    publisher, closed."""
+    persistent_sub(B.port, sub_id, topic.split('/')[0] + '/#')
+    B.stop(keep=True)
+    test.assertTrue(A.wait_log(r'bridge %s: .*trying' % name, 10), A.tail())
+    pub = harness.PipelinedPublisher(A.port, topic, qos=1, window=window)
+    pub.run(n)
+    pub.close()
+    return pub
+
+
 class QueueBound(unittest.TestCase):
     """A bridge's own max_queued_messages bounds its queue while the remote
     is down (the offline policy, drop-new here, keeps the first ones)."""
@@ -353,12 +367,7 @@ class QueueBound(unittest.TestCase):
     def test_bridge_queue_bound(self):
         A, B, b_port = bridged_to_remote(self, 'qb', ['out qb/# qos=1'], max_queued_messages=5,
                                          local=HttpBridgedBroker)
-        persistent_sub(b_port, 'qb-sub', 'qb/#')
-        B.stop(keep=True)
-        self.assertTrue(A.wait_log(r'bridge qb: .*trying', 10), A.tail())
-        pub = harness.PipelinedPublisher(A.port, 'qb/n', qos=1, window=1)
-        pub.run(12)
-        pub.close()
+        publish_while_remote_down(self, A, B, 'qb', 'qb-sub', 'qb/n', 12, window=1)
         st = A.bridge_status('qb')
         self.assertEqual(st['queued'], 5, st)
         self.assertIsNotNone(A.wait_log(r'queue of an offline session full', 2), A.tail())
@@ -375,12 +384,7 @@ class RemoteRestart(unittest.TestCase):
     def test_queue_while_remote_down(self):
         A, B, b_port = bridged_to_remote(self, 'r', ['out q/# qos=1'],
                                          settings={'session_expiry': 1})
-        persistent_sub(b_port, 'remote-sub', 'q/#')
-        B.stop(keep=True)
-        self.assertTrue(A.wait_log(r'bridge r: .*trying', 10), A.tail())
-        pub = harness.PipelinedPublisher(A.port, 'q/n', qos=1, window=10)
-        pub.run(200)
-        pub.close()
+        pub = publish_while_remote_down(self, A, B, 'r', 'remote-sub', 'q/n', 200, window=10)
         self.assertEqual(len(pub.acked), 200)
         time.sleep(2.5)  # past session_expiry (expiry is checked each second)
         B.start()
