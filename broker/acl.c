@@ -356,13 +356,8 @@ struct acl_file *acl_file_load(const char *path, char *err, size_t errlen)
     struct acl_file *f = calloc(1, sizeof *f);
     if (f)
         f->users = hashmap_new();
-    if (!f || !f->users) {
-        acl_file_free(f);
-        snprintf(err, errlen, "%s: out of memory", path);
-        return NULL;
-    }
     struct acl_parse ps = {f, NULL};
-    if (line_file_read(path, acl_line, &ps, err, errlen) != 0) {
+    if (line_file_load(path, f && f->users, acl_line, &ps, err, errlen) != 0) {
         acl_file_free(f);
         return NULL;
     }

@@ -181,6 +181,16 @@ static sqlite3_stmt *session_stmt(struct session *s, enum store_stmt id)
     return st;
 }
 
+/* A statement on a session's rows with one more value, ?2, run. */
+static int session_write_int(struct session *s, enum store_stmt id, int64_t v, const char *what)
+{
+    sqlite3_stmt *st = session_stmt(s, id);
+    if (!st)
+        return 0;
+    sqlite3_bind_int64(st, 2, v);
+    return run(st, what);
+}
+
 static int write_session_row(struct session *s)
 {
     sqlite3_stmt *st = prepare(ST_SESSION_ADD);
@@ -241,11 +251,7 @@ int store_session_delete(struct session *s)
 
 int store_session_offline(struct session *s, int64_t since)
 {
-    sqlite3_stmt *st = session_stmt(s, ST_SESSION_OFFLINE);
-    if (!st)
-        return 0;
-    sqlite3_bind_int64(st, 2, since);
-    return run(st, "marking a session offline");
+    return session_write_int(s, ST_SESSION_OFFLINE, since, "marking a session offline");
 }
 
 int store_session_expiry(struct session *s)
@@ -462,11 +468,7 @@ int store_qos2_add(struct session *s, uint16_t packet_id)
 
 int store_qos2_delete(struct session *s, uint16_t packet_id)
 {
-    sqlite3_stmt *st = session_stmt(s, ST_QOS2_DELETE);
-    if (!st)
-        return 0;
-    sqlite3_bind_int(st, 2, packet_id);
-    return run(st, "deleting a QoS 2 packet id");
+    return session_write_int(s, ST_QOS2_DELETE, packet_id, "deleting a QoS 2 packet id");
 }
 
 int store_retained_set(const char *topic, size_t len, struct message *m)
