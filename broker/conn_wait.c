@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <event2/buffer.h>
 
 #include "array_grow.h"
@@ -32,7 +33,7 @@ struct wait_mark {
 
 struct conn_wait {
     struct conn *c;
-    struct conn_wait *prev, *next; /* connections with marks */
+    LIST_ENTRY(conn_wait) link;    /* in `waiting`: connections with marks */
     bool listed;
     uint32_t n_marks;
     struct evbuffer *buf;          /* waiting packets, in order */
@@ -43,17 +44,13 @@ struct conn_wait {
     uint64_t held_first, held_last; /* batches the held ones wait for */
 };
 
-static struct conn_wait *waiting;
+static LIST_HEAD(, conn_wait) waiting = LIST_HEAD_INITIALIZER(waiting);
 
 static void list_add(struct conn_wait *w)
 {
     if (w->listed)
         return;
-    w->prev = NULL;
-    w->next = waiting;
-    if (waiting)
-        waiting->prev = w;
-    waiting = w;
+    LIST_INSERT_HEAD(&waiting, w, link);
     w->listed = true;
 }
 
@@ -61,13 +58,7 @@ static void list_remove(struct conn_wait *w)
 {
     if (!w->listed)
         return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        waiting = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->prev = w->next = NULL;
+    LIST_REMOVE(w, link);
     w->listed = false;
 }
 
@@ -225,9 +216,9 @@ static void release(struct conn_wait *w, uint64_t durable)
 
 void conn_wait_release(uint64_t durable)
 {
-    struct conn_wait *w = waiting;
+    struct conn_wait *w = LIST_FIRST(&waiting);
     while (w) {
-        struct conn_wait *next = w->next;
+        struct conn_wait *next = LIST_NEXT(w, link);
         if (w->c->state != CONN_DEAD && !w->c->close_marked)
             release(w, durable);
         w = next;
@@ -236,7 +227,8 @@ void conn_wait_release(uint64_t durable)
 
 void conn_wait_fail(uint64_t batch)
 {
-    for (struct conn_wait *w = waiting; w; w = w->next) {
+    struct conn_wait *w;
+    LIST_FOREACH(w, &waiting, link) {
         for (uint32_t i = 0; i < w->n_marks; i++) {
             if (w->marks[i].batch == batch) {
                 conn_close_later(w->c, "store write failed: acknowledgement withheld");

@@ -81,6 +81,12 @@ static inline uint32_t store_sub_options_id(int64_t v) { return (uint32_t)((v >>
 #define STORE_DELIVERY_RETAIN 1
 #define STORE_DELIVERY_SHARED 2
 
+/* Binds a message's topic, payload (an empty one as an empty blob), QoS
+ * and retain flag to ?first to ?first+3, and its properties, if it has
+ * any, to ?props (store_write.c; for any table that keeps a message). */
+struct message;
+void store_bind_message(sqlite3_stmt *st, int first, int props, const struct message *m);
+
 /* Runs a statement that yields one integer (a PRAGMA, a count) into *out;
  * returns an SQLite result code (SQLITE_OK on success). */
 int store_query_int(sqlite3 *db, const char *sql, int64_t *out);

@@ -168,6 +168,18 @@ static void touch(struct session *s)
     s->store_batch = store_st.cur_batch;
 }
 
+void store_bind_message(sqlite3_stmt *st, int first, int props, const struct message *m)
+{
+    sqlite3_bind_blob(st, first, m->topic, m->topic_len, SQLITE_STATIC);
+    /* A zero-length blob must still be a blob, not NULL (NOT NULL column). */
+    sqlite3_bind_blob(st, first + 1, m->payload_len ? (const void *)m->payload : "",
+                      (int)m->payload_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, first + 2, m->qos);
+    sqlite3_bind_int(st, first + 3, m->retain);
+    if (m->props_len)
+        sqlite3_bind_blob(st, props, m->props, (int)m->props_len, SQLITE_STATIC);
+}
+
 /* A statement on a session's rows, or NULL for a session not in the
  * store (or no statement): the session is marked as written by this batch
  * and its row id is bound as ?1. */
@@ -273,13 +285,7 @@ int store_session_will(struct session *s)
     const struct message *m = s->will;
     if (m) { /* else every column NULL: no pending will */
         sqlite3_bind_int64(st, 2, s->will_at);
-        sqlite3_bind_blob(st, 3, m->topic, m->topic_len, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 4, m->payload_len ? (const void *)m->payload : "",
-                          (int)m->payload_len, SQLITE_STATIC);
-        sqlite3_bind_int(st, 5, m->qos);
-        sqlite3_bind_int(st, 6, m->retain);
-        if (m->props_len)
-            sqlite3_bind_blob(st, 7, m->props, (int)m->props_len, SQLITE_STATIC);
+        store_bind_message(st, 3, 7, m);
         if (m->expiry_interval)
             sqlite3_bind_int64(st, 8, m->expiry_interval);
     }
@@ -312,14 +318,7 @@ int store_message_add(struct message *m)
     sqlite3_stmt *st = prepare(ST_MESSAGE_ADD);
     if (!st)
         return nothing_to_do();
-    sqlite3_bind_blob(st, 1, m->topic, m->topic_len, SQLITE_STATIC);
-    /* A zero-length blob must still be a blob, not NULL (NOT NULL column). */
-    sqlite3_bind_blob(st, 2, m->payload_len ? (const void *)m->payload : "", (int)m->payload_len,
-                      SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, m->qos);
-    sqlite3_bind_int(st, 4, m->retain);
-    if (m->props_len)
-        sqlite3_bind_blob(st, 6, m->props, (int)m->props_len, SQLITE_STATIC);
+    store_bind_message(st, 1, 6, m);
     if (m->expires_at)
         sqlite3_bind_int64(st, 7, m->expires_at);
     /* The id is never given again, so the rows that name it can only be
