@@ -12,10 +12,20 @@ from mqttraw import PUBACK, PUBREC, PUBREL, PUBCOMP, ack_packet
 class SessionTest(BrokerTestCase):
 
     def cid(self, name):
-        return '%s-%d' % (name, int(time.time() * 1000) % 1000000)
+        """A client id made from `name`; its session is removed when the
+        test ends, so that it cannot affect later tests."""
+        cid = '%s-%d' % (name, int(time.time() * 1000) % 1000000)
+        self.addCleanup(self.cleanup_session, cid)
+        return cid
+
+    def persistent_subscriber(self, name, qos):
+        """cid(name) and its persistent session, connected and subscribed to
+        the test's topic at qos."""
+        cid = self.cid(name)
+        return cid, self.subscribed(qos, cid, clean=False)
 
     def cleanup_session(self, cid):
-        """Removes a persistent session so it cannot affect later tests."""
+        """Removes a persistent session."""
         c = self.raw()
         c.connect(cid, clean=True)
         c.disconnect()
@@ -31,8 +41,7 @@ class SessionTest(BrokerTestCase):
         newer.ping()
 
     def test_takeover_keeps_persistent_session(self):
-        cid = self.cid('takeover-persistent')
-        old = self.subscribed(1, cid, clean=False)
+        cid, old = self.persistent_subscriber('takeover-persistent', 1)
         new = self.raw()
         self.assertTrue(new.connect(cid, clean=False).session_present)
         self.assertTrue(old.wait_closed(3))
@@ -40,11 +49,9 @@ class SessionTest(BrokerTestCase):
         p.publish(self.topic(), b'to-new', qos=1)
         self.assertEqual(new.expect_publish().payload, b'to-new')
         new.disconnect()
-        self.cleanup_session(cid)
 
     def test_takeover_with_clean_session_drops_subscriptions(self):
-        cid = self.cid('takeover-clean')
-        old = self.subscribed(1, cid, clean=False)
+        cid, old = self.persistent_subscriber('takeover-clean', 1)
         new = self.raw()
         self.assertFalse(new.connect(cid, clean=True).session_present)
         self.assertTrue(old.wait_closed(3))
@@ -74,7 +81,6 @@ class SessionTest(BrokerTestCase):
         self.assertEqual([g for g in got if g[1] == 1], [(b'q1-a', 1), (b'q1-c', 1)])
         sub.expect_nothing(0.5)   # QoS 0 is not queued for offline clients
         sub.disconnect()
-        self.cleanup_session(cid)
 
     def test_offline_queue_with_mosquitto_sub(self):
         cid = self.cid('msub-offline')
@@ -88,11 +94,9 @@ class SessionTest(BrokerTestCase):
         got = [again.get()[3] for _ in range(3)]
         self.assertEqual(got, ['offline-0', 'offline-1', 'offline-2'])
         self.assertEqual(again.wait_exit(5), 0)
-        self.cleanup_session(cid)
 
     def test_persistent_subscription_survives_reconnect(self):
-        cid = self.cid('persist-sub')
-        c = self.subscribed(1, cid, clean=False)
+        cid, c = self.persistent_subscriber('persist-sub', 1)
         c.disconnect()
         c = self.raw()
         self.assertTrue(c.connect(cid, clean=False).session_present)
@@ -100,11 +104,9 @@ class SessionTest(BrokerTestCase):
         p.publish(self.topic(), b'live-after-reconnect', qos=1)
         self.assertEqual(c.expect_publish().payload, b'live-after-reconnect')
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_unacked_resent_with_dup_in_order(self):
-        cid = self.cid('dup-resend')
-        c = self.subscribed(1, cid, clean=False)
+        cid, c = self.persistent_subscriber('dup-resend', 1)
         p = self.raw_connected()
         for i in range(3):
             p.publish(self.topic(), b'inflight-%d' % i, qos=1)
@@ -131,11 +133,9 @@ class SessionTest(BrokerTestCase):
         self.assertTrue(c.connect(cid, clean=False).session_present)
         c.expect_nothing(0.5)   # everything was acknowledged
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_qos2_pubrel_resent_after_reconnect(self):
-        cid = self.cid('pubrel-resend')
-        c = self.subscribed(2, cid, clean=False)
+        cid, c = self.persistent_subscriber('pubrel-resend', 2)
         p = self.raw_connected()
         p.publish(self.topic(), b'exactly-once', qos=2)
         m = c.expect_publish(ack=False)
@@ -150,11 +150,9 @@ class SessionTest(BrokerTestCase):
         c.send(ack_packet(PUBCOMP, m.pid))
         c.expect_nothing(0.5)
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_qos2_unreceived_publish_resent_with_dup(self):
-        cid = self.cid('q2-resend')
-        c = self.subscribed(2, cid, clean=False)
+        cid, c = self.persistent_subscriber('q2-resend', 2)
         p = self.raw_connected()
         p.publish(self.topic(), b'q2-again', qos=2)
         m = c.expect_publish(ack=False)
@@ -168,7 +166,6 @@ class SessionTest(BrokerTestCase):
         c.send(ack_packet(PUBCOMP, m2.pid))
         c.expect_nothing(0.3)
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_inbound_qos2_state_survives_reconnect(self):
         # publisher: PUBLISH QoS 2, PUBREC, drops, reconnects, sends PUBREL
@@ -185,11 +182,9 @@ class SessionTest(BrokerTestCase):
         self.assertEqual(s.expect_publish().payload, b'in-q2')
         s.expect_nothing(0.5)
         p.disconnect()
-        self.cleanup_session(cid)
 
     def test_clean_session_discards_state(self):
-        cid = self.cid('clean-discard')
-        c = self.subscribed(1, cid, clean=False)
+        cid, c = self.persistent_subscriber('clean-discard', 1)
         c.disconnect()
         c = self.raw()
         self.assertFalse(c.connect(cid, clean=True).session_present)
@@ -200,7 +195,6 @@ class SessionTest(BrokerTestCase):
         self.assertFalse(c.connect(cid, clean=False).session_present)
         c.expect_nothing(0.5)
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_clean_session_gets_nothing_from_while_offline(self):
         cid = self.cid('clean-offline')
@@ -212,8 +206,7 @@ class SessionTest(BrokerTestCase):
         c.expect_nothing(0.5)
 
     def test_queue_survives_takeover_while_online_messages_pending(self):
-        cid = self.cid('pending-takeover')
-        c = self.subscribed(1, cid, clean=False)
+        cid, c = self.persistent_subscriber('pending-takeover', 1)
         p = self.raw_connected()
         p.publish(self.topic(), b'pending', qos=1)
         m = c.expect_publish(ack=False)
@@ -223,7 +216,6 @@ class SessionTest(BrokerTestCase):
         self.assertEqual((m2.payload, m2.dup, m2.pid), (b'pending', True, m.pid))
         c2.send(ack_packet(PUBACK, m2.pid))
         c2.disconnect()
-        self.cleanup_session(cid)
 
 
 class QueueLimitTest(BrokerTestCase):
