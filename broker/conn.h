@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "conn_close_later.h"
@@ -61,7 +62,7 @@ struct conn {
     struct evbuffer *out;          /* plain: bytes not yet written */
     struct conn_wait *wait;        /* packets waiting for a durable store
                                       batch, acks held (conn_wait.h) */
-    struct flow_link *flow_waits;  /* sessions this publisher waits for (flow.h) */
+    LIST_HEAD(, flow_link) flow_waits; /* sessions this publisher waits for (flow.h) */
     uint32_t last_rx;              /* tick of the last read, for keep alive */
     uint16_t keepalive;
     uint8_t state;                 /* enum conn_state */

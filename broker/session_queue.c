@@ -162,7 +162,7 @@ static bool queue_full(const struct session *s, uint32_t size) { return over_bou
 
 static void maybe_release_publishers(struct session *s)
 {
-    if (s->flow_waiters && !over_bound(s, 0, LOW_WATERMARK_PCT))
+    if (!LIST_EMPTY(&s->flow_waiters) && !over_bound(s, 0, LOW_WATERMARK_PCT))
         flow_release(s);
 }
 

@@ -24,6 +24,30 @@ class SessionTest(BrokerTestCase):
         cid = self.cid(name)
         return cid, self.subscribed(qos, cid, clean=False)
 
+    def reconnect(self, cid, clean, present):
+        """A new connection with client id cid and the clean flag; asserts
+        what CONNACK says of a present session."""
+        c = self.raw()
+        self.assertEqual(c.connect(cid, clean=clean).session_present, present)
+        return c
+
+    def taken_over(self, name, clean, present):
+        """A persistent subscriber (cid(name), QoS 1) whose session a new
+        connection with the clean flag takes over: asserts what CONNACK
+        says of a present session and that the old connection is closed;
+        returns the new one."""
+        cid, old = self.persistent_subscriber(name, 1)
+        new = self.reconnect(cid, clean, present)
+        self.assertTrue(old.wait_closed(3), 'old connection not closed on takeover')
+        return new
+
+    def publish_from_new(self, payload, qos=1):
+        """Publishes payload to the test's topic from a new connection,
+        which it returns."""
+        p = self.raw_connected()
+        p.publish(self.topic(), payload, qos=qos)
+        return p
+
     def cleanup_session(self, cid):
         """Removes a persistent session."""
         c = self.raw()
@@ -41,22 +65,14 @@ class SessionTest(BrokerTestCase):
         newer.ping()
 
     def test_takeover_keeps_persistent_session(self):
-        cid, old = self.persistent_subscriber('takeover-persistent', 1)
-        new = self.raw()
-        self.assertTrue(new.connect(cid, clean=False).session_present)
-        self.assertTrue(old.wait_closed(3))
-        p = self.raw_connected()
-        p.publish(self.topic(), b'to-new', qos=1)
+        new = self.taken_over('takeover-persistent', False, True)
+        self.publish_from_new(b'to-new')
         self.assertEqual(new.expect_publish().payload, b'to-new')
         new.disconnect()
 
     def test_takeover_with_clean_session_drops_subscriptions(self):
-        cid, old = self.persistent_subscriber('takeover-clean', 1)
-        new = self.raw()
-        self.assertFalse(new.connect(cid, clean=True).session_present)
-        self.assertTrue(old.wait_closed(3))
-        p = self.raw_connected()
-        p.publish(self.topic(), b'nobody', qos=1)
+        new = self.taken_over('takeover-clean', True, False)
+        self.publish_from_new(b'nobody')
         new.expect_nothing(0.5)
 
     def test_offline_queue_with_paho(self):
@@ -98,10 +114,8 @@ class SessionTest(BrokerTestCase):
     def test_persistent_subscription_survives_reconnect(self):
         cid, c = self.persistent_subscriber('persist-sub', 1)
         c.disconnect()
-        c = self.raw()
-        self.assertTrue(c.connect(cid, clean=False).session_present)
-        p = self.raw_connected()
-        p.publish(self.topic(), b'live-after-reconnect', qos=1)
+        c = self.reconnect(cid, False, True)
+        self.publish_from_new(b'live-after-reconnect')
         self.assertEqual(c.expect_publish().payload, b'live-after-reconnect')
         c.disconnect()
 
@@ -117,8 +131,7 @@ class SessionTest(BrokerTestCase):
         time.sleep(0.2)
         for i in range(2):
             p.publish(self.topic(), b'queued-%d' % i, qos=1)
-        c = self.raw()
-        self.assertTrue(c.connect(cid, clean=False).session_present)
+        c = self.reconnect(cid, False, True)
         again = [c.expect_publish(ack=False) for _ in range(5)]
         self.assertEqual([m.payload for m in again],
                          [b'inflight-0', b'inflight-1', b'inflight-2', b'queued-0', b'queued-1'])
@@ -129,22 +142,19 @@ class SessionTest(BrokerTestCase):
             c.send(ack_packet(PUBACK, m.pid))
         c.expect_nothing(0.5)
         c.disconnect()
-        c = self.raw()
-        self.assertTrue(c.connect(cid, clean=False).session_present)
+        c = self.reconnect(cid, False, True)
         c.expect_nothing(0.5)   # everything was acknowledged
         c.disconnect()
 
     def test_qos2_pubrel_resent_after_reconnect(self):
         cid, c = self.persistent_subscriber('pubrel-resend', 2)
-        p = self.raw_connected()
-        p.publish(self.topic(), b'exactly-once', qos=2)
+        self.publish_from_new(b'exactly-once', qos=2)
         m = c.expect_publish(ack=False)
         c.send(ack_packet(PUBREC, m.pid))
         rel = c.expect(PUBREL)
         self.assertEqual(rel.pid, m.pid)
         c.close()   # PUBREL not answered
-        c = self.raw()
-        self.assertTrue(c.connect(cid, clean=False).session_present)
+        c = self.reconnect(cid, False, True)
         rel = c.expect(PUBREL)   # not the PUBLISH again
         self.assertEqual((rel.pid, rel.flags), (m.pid, 0x02))
         c.send(ack_packet(PUBCOMP, m.pid))
@@ -153,8 +163,7 @@ class SessionTest(BrokerTestCase):
 
     def test_qos2_unreceived_publish_resent_with_dup(self):
         cid, c = self.persistent_subscriber('q2-resend', 2)
-        p = self.raw_connected()
-        p.publish(self.topic(), b'q2-again', qos=2)
+        self.publish_from_new(b'q2-again', qos=2)
         m = c.expect_publish(ack=False)
         c.close()
         c = self.raw()
@@ -175,8 +184,7 @@ class SessionTest(BrokerTestCase):
         p.send(mqttraw.publish_packet(self.topic(), b'in-q2', qos=2, pid=321))
         self.assertEqual(p.expect(PUBREC).pid, 321)
         p.close()
-        p = self.raw()
-        self.assertTrue(p.connect(cid, clean=False).session_present)
+        p = self.reconnect(cid, False, True)
         p.send(ack_packet(PUBREL, 321))
         self.assertEqual(p.expect(PUBCOMP).pid, 321)
         self.assertEqual(s.expect_publish().payload, b'in-q2')
@@ -186,13 +194,10 @@ class SessionTest(BrokerTestCase):
     def test_clean_session_discards_state(self):
         cid, c = self.persistent_subscriber('clean-discard', 1)
         c.disconnect()
-        c = self.raw()
-        self.assertFalse(c.connect(cid, clean=True).session_present)
+        c = self.reconnect(cid, True, False)
         c.disconnect()
-        p = self.raw_connected()
-        p.publish(self.topic(), b'after-clean', qos=1)
-        c = self.raw()
-        self.assertFalse(c.connect(cid, clean=False).session_present)
+        self.publish_from_new(b'after-clean')
+        c = self.reconnect(cid, False, False)
         c.expect_nothing(0.5)
         c.disconnect()
 
@@ -201,17 +206,14 @@ class SessionTest(BrokerTestCase):
         c = self.subscribed(1, cid, clean=True)
         c.disconnect()
         self.raw_connected().publish(self.topic(), b'missed', qos=1)
-        c = self.raw()
-        self.assertFalse(c.connect(cid, clean=True).session_present)
+        c = self.reconnect(cid, True, False)
         c.expect_nothing(0.5)
 
     def test_queue_survives_takeover_while_online_messages_pending(self):
         cid, c = self.persistent_subscriber('pending-takeover', 1)
-        p = self.raw_connected()
-        p.publish(self.topic(), b'pending', qos=1)
+        self.publish_from_new(b'pending')
         m = c.expect_publish(ack=False)
-        c2 = self.raw()
-        self.assertTrue(c2.connect(cid, clean=False).session_present)
+        c2 = self.reconnect(cid, False, True)
         m2 = c2.expect_publish(ack=False)
         self.assertEqual((m2.payload, m2.dup, m2.pid), (b'pending', True, m.pid))
         c2.send(ack_packet(PUBACK, m2.pid))
