@@ -1,7 +1,8 @@
 /*
- * conn.c - a client connection: framing, timeouts and its end.  The read
- * path frames packets and refuses an oversized one from its fixed header,
- * before any of its body is buffered.  The write path is bounded: past
+ * conn.c - a client connection: framing, dispatch, timeouts and its end.
+ * The read path frames packets, refusing an oversized one from its fixed
+ * header before any of its body is buffered, decodes them and hands each
+ * to its handler (protocol.h).  The write path is bounded: past
  * max_output_buffer a connection gets no new QoS 0 messages and its own
  * input is paused, so one slow reader cannot eat the broker's memory.  The
  * socket itself is handled in conn_io.c, the deadlines in conn_timer.c.
@@ -745,6 +746,46 @@ static void refuse_connect5(struct conn *c, uint8_t reason, const char *why)
     connect_refuse(c, MQTT_CONNACK_BAD_PROTOCOL, reason, why, "CONNECT refused");
 }
 
+/* Hands a decoded packet to its handler (protocol.h), after the rules
+ * about the order of packets; returns as the handlers do. */
+static int dispatch(struct conn *c, const struct mqtt_packet *p)
+{
+    if (c->state == CONN_AWAIT_CONNECT) {
+        if (p->type != MQTT_CONNECT)
+            return protocol_violation(c, "first packet is not CONNECT");
+        return handle_connect(c, &p->u.connect);
+    }
+    switch (p->type) {
+    case MQTT_CONNECT:
+        return protocol_violation(c, "second CONNECT on one connection");
+    case MQTT_PUBLISH:
+        return handle_publish(c, &p->u.publish);
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP:
+        return handle_publish_ack(c, p->u.ack.packet_id, p->type, p->u.ack.reason_code);
+    case MQTT_SUBSCRIBE:
+        return handle_subscribe(c, p);
+    case MQTT_UNSUBSCRIBE:
+        return handle_unsubscribe(c, p);
+    case MQTT_PINGREQ:
+        return handle_pingreq(c);
+    case MQTT_DISCONNECT:
+        return handle_disconnect(c, &p->u.disconnect);
+    case MQTT_AUTH:
+        /* No CONNECT here had an Authentication Method (those are refused
+         * with 0x8C), so there is no exchange an AUTH could continue. */
+        return protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+                              "AUTH without an authentication method in CONNECT");
+    default: {
+        char why[64];
+        snprintf(why, sizeof why, "%s sent by a client", mqtt_type_name(p->type));
+        return protocol_violation(c, why);
+    }
+    }
+}
+
 /* Frames and handles the complete packets of `in`; *partial is set when
  * it stopped at an incomplete packet, *consumed when it handled one. */
 static int process_packets(struct conn *c, struct conn_input *in, bool *partial, bool *consumed)
@@ -841,7 +882,7 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
             protocol_error(c, rc, msg);
             return -1;
         }
-        if (protocol_handle(c, &p) < 0)
+        if (dispatch(c, &p) < 0)
             return -1; /* closed (freed at the end of the turn) */
         input_consume(in, total);
         *consumed = true;

@@ -148,10 +148,18 @@ void store_batch_failed(uint64_t batch);
 void store_batch_committed(void);
 void store_redo(void);
 
+/* The turn's write transaction (store_write.c). */
 /* Starts the transaction of this turn if needed; returns 0 or -1. */
 int store_begin(void);
 /* Records a failed statement: logs it and dooms the transaction. */
 int store_fail(const char *what);
+/* The timer that runs store_redo a while after a failed commit: made by
+ * store_open (0, or -1 without memory), freed by store_close. */
+int store_redo_timer_start(void);
+void store_redo_timer_stop(void);
+/* After each commit, tells the storage thread how large the WAL has grown
+ * (pages of page_size bytes); store_open registers it. */
+void store_wal_watch(int page_size);
 
 /* Deliveries acknowledged in this turn are deleted together, a statement
  * per run of consecutive rows (store_write.c): before the commit, and

@@ -1,22 +1,54 @@
 /*
- * store_write.c - the store's row operations.  Each binds a prepared
- * statement and steps it inside the turn's transaction (store_begin); a
- * failure dooms that transaction, so acknowledgements that depended on it
- * are withheld (store.c).  While store_load replays the database into
- * memory, writes are no-ops: the rows are already there.
+ * store_write.c - the turn's write transaction: begun by the first row a
+ * turn writes, committed at the end of the turn (group commit), each one a
+ * numbered batch.  The row operations bind a prepared statement and step
+ * it inside that transaction; a failure dooms it, so acknowledgements that
+ * depended on it are withheld, and a rolled-back batch is written again
+ * later (store_redo).  While store_load replays the database into memory,
+ * writes are no-ops: the rows are already there.  See store.h.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <event2/event.h>
 
 #include "acl_session.h"
 #include "broker.h"
 #include "hashmap.h"
+#include "histogram.h"
 #include "log.h"
 #include "message.h"
+#include "notify.h"
 #include "session.h"
 #include "store.h"
 #include "store_internal.h"
 #include "topic_tree.h"
+#include "turn.h"
+
+static struct log_ratelimit fail_log;
+
+int store_fail(const char *what)
+{
+    long n = log_ratelimit_check(&fail_log, 10);
+    if (n >= 0)
+        log_error("store: %s failed: %s%s", what, sqlite3_errmsg(store_st.db),
+                  log_suppressed(n));
+    store_st.txn_failed = true;
+    store_identity_check(); /* did the file go? */
+    return -1;
+}
+
+int store_begin(void)
+{
+    if (store_st.in_txn)
+        return 0;
+    int rc = sqlite3_exec(store_st.db, "BEGIN", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail("BEGIN");
+    store_st.in_txn = true;
+    store_st.txn_failed = false;
+    turn_schedule(); /* the end of the turn commits */
+    return 0;
+}
 
 /* Resets a statement for reuse and starts the transaction if needed.
  * Returns NULL when nothing must be written. */
@@ -642,4 +674,137 @@ void store_redo(void)
         free(t);
     }
     redo_retained.n = 0;
+}
+
+/* ---- the end of the turn: the commit and its batch ---- */
+
+uint64_t store_wait_batch(void)
+{
+    if (store_st.in_txn)
+        return store_st.cur_batch;
+    return store_st.synced < store_st.committed ? store_st.committed : 0;
+}
+
+uint64_t store_open_batch(void) { return store_st.in_txn ? store_st.cur_batch : 0; }
+
+uint64_t store_durable(void) { return store_st.synced; }
+
+bool store_degraded(void) { return store_st.degraded; }
+
+void store_synced(uint64_t batch)
+{
+    if (batch > store_st.synced) {
+        store_st.synced = batch;
+        turn_schedule(); /* what waited for it leaves at the end of the turn */
+    }
+}
+
+/* How long after a failed commit the lost changes are written again. */
+#define REDO_DELAY_MS 1000
+
+static struct event *redo_ev;
+
+static void redo_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    store_redo();
+}
+
+int store_redo_timer_start(void)
+{
+    redo_ev = evtimer_new(broker.base, redo_cb, NULL);
+    return redo_ev ? 0 : -1;
+}
+
+void store_redo_timer_stop(void)
+{
+    if (redo_ev)
+        event_free(redo_ev);
+    redo_ev = NULL;
+}
+
+/* After each commit of the loop's connection, with the frames now in the
+ * WAL: past WAL_KICK_BYTES the checkpoint thread is asked to run now, once
+ * per growth past it (the count starts again when the WAL does). */
+static int frame_bytes = 4096 + 24;
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)arg;
+    (void)db;
+    (void)name;
+    static bool kicked;
+    store_sync_wal_size((int64_t)frames * frame_bytes);
+    bool big = (int64_t)frames * frame_bytes >= store_sync_kick_bytes();
+    if (big && !kicked)
+        store_sync_kick();
+    kicked = big;
+    return SQLITE_OK;
+}
+
+void store_wal_watch(int page_size)
+{
+    frame_bytes = page_size + 24;
+    /* (Also turns SQLite's own checkpoints off, which would fsync on the
+     * loop; wal_autocheckpoint = 0 says the same.) */
+    sqlite3_wal_hook(store_st.db, wal_hook, NULL);
+}
+
+uint64_t store_commit(void)
+{
+    if (!store_st.in_txn)
+        return 0;
+    store_flush_deletes(); /* into this transaction */
+    uint64_t batch = store_st.cur_batch++;
+    store_st.in_txn = false;
+    /* A commit into a file that is no longer petrel.db would be lost at the
+     * next start: it fails, like a full disk (store_identity.c). */
+    bool lost = store_st.lost[0] || store_st.unwritable;
+    /* On a disk with little room the WAL may not outgrow what the database
+     * can take (store_sync_wal_size). */
+    bool wal_over = !store_st.txn_failed && !lost && store_sync_wal_over();
+    if (wal_over) {
+        long n = log_ratelimit_check(&fail_log, 10);
+        if (n >= 0)
+            log_error("store: COMMIT refused: the WAL is at its bound (half the room left on "
+                      "the disk) until the checkpoint has copied it into the database%s",
+                      log_suppressed(n));
+    }
+    uint64_t t0 = histogram_now_ns();
+    int rc = store_st.txn_failed || lost || wal_over
+                 ? SQLITE_ERROR
+                 : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        histogram_observe_ns(&broker.store_commit_latency, histogram_now_ns() - t0);
+    if (rc != SQLITE_OK) {
+        if (!store_st.txn_failed && !lost && !wal_over)
+            store_fail("COMMIT");
+        sqlite3_exec(store_st.db, "ROLLBACK", NULL, NULL, NULL);
+        if (!store_st.degraded && !lost)
+            log_error("store: writes are failing; QoS 1/2 publishes are not acknowledged "
+                      "until they succeed again");
+        if (!store_st.degraded)
+            notify_status();
+        store_st.degraded = true;
+        broker.stats.store_errors++;
+        store_batch_failed(batch);
+        store_sync_truncate();
+        struct timeval tv = {0, REDO_DELAY_MS * 1000};
+        evtimer_add(redo_ev, &tv);
+        return batch;
+    }
+    store_batch_committed();
+    store_sync_restart_wait();
+    if (store_st.degraded) {
+        store_st.degraded = false;
+        log_notice("store: writes succeed again, store recovered");
+        notify_status();
+    }
+    store_st.committed = batch;
+    if (broker.cfg.durability == DURABILITY_POWER)
+        store_sync_request(batch);
+    else
+        store_synced(batch);
+    return 0;
 }
