@@ -407,10 +407,8 @@ static int parse(struct pub *p, int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case 'q':
-            if (parse_ulong(optarg, 2, &p->qos) != 0) {
-                cli_error("pub", "-q: '%s' is not 0, 1 or 2", optarg);
+            if (parse_number("pub", "-q", optarg, 0, 2, "0, 1 or 2", &p->qos) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         case 'r':
             p->retain = true;
