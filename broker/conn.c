@@ -25,7 +25,6 @@
 #include "conn_wait.h"
 #include "flow.h"
 #include "input_bound.h"
-#include "listener.h"
 #include "log.h"
 #include "memory_budget.h"
 #include "message.h"
@@ -177,6 +176,8 @@ static void free_aliases(char **v, uint16_t n)
 
 /* Connections closed in this turn, freed at its end (linked by next). */
 static struct conn *closed;
+/* Told when a connection ends (conn_init): listener_conn_closed. */
+static void (*on_closed)(struct conn *c);
 
 void conn_close(struct conn *c, const char *why, bool publish_will)
 {
@@ -199,8 +200,12 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     broker.n_conns--;
     c->state = CONN_DEAD;
     input_bound_forget(c);
-    memory_budget_forget(c);
-    listener_conn_closed(c);
+    if (c->mem_paused) {
+        c->mem_paused = false;
+        memory_budget_forget(c);
+    }
+    if (on_closed)
+        on_closed(c);
     conn_wait_free(c);
     flow_conn_gone(c);
     end_session(c, publish_will);
@@ -795,7 +800,8 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
             return -1;
         if (c->state == CONN_CLOSING || c->auth_wait || c->input_held || c->rate_paused)
             return 0;
-        if (memory_budget_pause(c, conn_owes_acks(c)))
+        if (c->mem_paused ||
+            (c->state == CONN_ACTIVE && memory_budget_pause(c, conn_owes_acks(c))))
             return 0; /* read again below 7/8 of memory_budget */
         if (c->flow_blocked && flow_should_pause(c))
             return 0; /* slowed past FLOW_MAX_HELD: the rest waits */
@@ -931,7 +937,23 @@ static void conn_drained(struct conn *c)
     }
 }
 
-void conn_init(void)
+/* The memory budget's pause and resume (memory_budget.h). */
+static void budget_pause(struct conn *c)
+{
+    c->mem_paused = true;
+    conn_io_update(c, 0);
+}
+
+static void budget_resume(struct conn *c, uint32_t now)
+{
+    c->mem_paused = false;
+    c->last_rx = now; /* keep alive counts from now */
+    if (c->partial_since)
+        c->partial_since = now;
+    conn_io_update(c, 1);
+}
+
+void conn_init(void (*closed_fn)(struct conn *c))
 {
     static const struct conn_io_handlers io = {
         .process = conn_process,
@@ -939,6 +961,9 @@ void conn_init(void)
         .owes_acks = conn_owes_acks,
         .close = conn_close,
     };
+    on_closed = closed_fn;
     conn_io_init(&io);
     conn_timer_init(deadline_due);
+    conn_wait_init(conn_send_packet);
+    memory_budget_init(budget_pause, budget_resume);
 }

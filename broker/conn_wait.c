@@ -139,6 +139,12 @@ static size_t encode_into(struct conn *c, const struct mqtt_packet *p, struct ev
     return len;
 }
 
+/* How a packet goes out that waits for nothing: conn_send_packet, given
+ * by conn_wait_init. */
+static int (*send_now)(struct conn *c, const struct mqtt_packet *p);
+
+void conn_wait_init(int (*send)(struct conn *c, const struct mqtt_packet *p)) { send_now = send; }
+
 void conn_wait_send(struct conn *c, const struct mqtt_packet *p, bool holdable)
 {
     if (c->state == CONN_DEAD)
@@ -148,7 +154,7 @@ void conn_wait_send(struct conn *c, const struct mqtt_packet *p, bool holdable)
     holdable = holdable && c->flow_blocked && c->state == CONN_ACTIVE;
     if (!holdable && batch == 0 && !conn_wait_pending(c)) {
         /* Nothing to wait for: straight to the output. */
-        if (conn_send_packet(c, p) == 0 && puback && c->in_qos1_unacked > 0)
+        if (send_now(c, p) == 0 && puback && c->in_qos1_unacked > 0)
             c->in_qos1_unacked--;
         return;
     }

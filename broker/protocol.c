@@ -1,8 +1,9 @@
 /*
  * protocol.c - protocol violations: how a connection that broke the rules
- * is closed.  The dispatch of a decoded packet by connection state and type
- * is conn.c's, where the packet is framed and decoded; each packet type's
- * handler lives in the file protocol.h names.
+ * is closed; and the policy the CONNECT handler asks of the listeners and
+ * the bridges (protocol_init).  The dispatch of a decoded packet by
+ * connection state and type is conn.c's, where the packet is framed and
+ * decoded; each packet type's handler lives in the file protocol.h names.
  */
 #include "protocol.h"
 
@@ -12,6 +13,10 @@
 #include "conn.h"
 #include "conn_io.h"
 #include "mqtt_codec.h"
+
+const struct protocol_policy *protocol_policy;
+
+void protocol_init(const struct protocol_policy *policy) { protocol_policy = policy; }
 
 int protocol_error(struct conn *c, uint8_t reason, const char *why)
 {

@@ -23,6 +23,25 @@ struct mqtt_publish;
 struct mqtt_subscribe;
 struct session;
 
+/* What the CONNECT handler asks of the layers that make connections (the
+ * listeners, the bridges), given by the broker's owner (broker.c:
+ * protocol_init) so that the handlers call neither by name.
+ * Every member is set; the policy is kept, not copied. */
+struct protocol_policy {
+    /* May c's client connect without a verified user name and password
+     * (its listener's allow_anonymous: listener_allows_anonymous)? */
+    bool (*allows_anonymous)(const struct conn *c);
+    /* Does the client certificate's CN name c's user (its listener's
+     * use_identity_as_username: listener_uses_identity)? */
+    bool (*uses_identity)(const struct conn *c);
+    /* Is c a bridge's own connection to this broker (bridge_owns_conn)?
+     * Only those may use the bridges' client ids (bridge_origin.h). */
+    bool (*bridge_conn)(const struct conn *c);
+};
+void protocol_init(const struct protocol_policy *policy);
+/* The policy given to protocol_init (protocol.c). */
+extern const struct protocol_policy *protocol_policy;
+
 /* Closes the connection for a protocol violation, with its will. Returns -1.
  * A 5.0 client is sent DISCONNECT 0x82 (protocol error) first. */
 int protocol_violation(struct conn *c, const char *why);

@@ -20,12 +20,11 @@
 #include "acl_session.h"
 #include "auth.h"
 #include "auth_worker.h"
+#include "bridge_origin.h"
 #include "broker.h"
 #include "conn.h"
 #include "conn_log.h"
 #include "keyed_hash.h"
-#include "bridge.h"
-#include "listener.h"
 #include "login_throttle.h"
 #include "log.h"
 #include "message.h"
@@ -471,7 +470,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     }
     if (id_len >= strlen(BRIDGE_CLIENT_ID_PREFIX) &&
         memcmp(id, BRIDGE_CLIENT_ID_PREFIX, strlen(BRIDGE_CLIENT_ID_PREFIX)) == 0 &&
-        !bridge_owns_conn(c)) {
+        !protocol_policy->bridge_conn(c)) {
         /* The sessions of the bridges (bridge.h): taking one over would
          * read or end what a bridge forwards. */
         conn_stop_connect_timeout(c);
@@ -565,7 +564,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         w->expiry_capped = w->expiry != expiry;
     }
     /* Input stays held from here until the login is decided. */
-    if (listener_uses_identity(c->listener)) {
+    if (protocol_policy->uses_identity(c)) {
         /* use_identity_as_username: the verified client certificate names
          * the user (for the ACL too); CONNECT's user name and password
          * are not looked at. */
@@ -634,14 +633,14 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     }
     /* No verified user name: an anonymous client, whether or not it sent a
      * user name (without a password file nothing can verify it). */
-    if (!listener_allows_anonymous(c->listener) && !bridge_owns_conn(c)) {
+    if (!protocol_policy->allows_anonymous(c) && !protocol_policy->bridge_conn(c)) {
         refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
                      ck->has_username ? "user name given but no password_file to check it, "
                                         "and anonymous clients are not allowed on this listener"
                                       : "anonymous clients are not allowed on this listener");
         return 0;
     }
-    if (bridge_owns_conn(c) && !w->user) {
+    if (protocol_policy->bridge_conn(c) && !w->user) {
         /* A bridge's own connection (bridge.h): its ACL identity is its
          * client id, so that an acl_file can give `user $bridge/NAME` the
          * topics of its rules. */

@@ -87,6 +87,16 @@ static inline uint32_t store_sub_options_id(int64_t v) { return (uint32_t)((v >>
 struct message;
 void store_bind_message(sqlite3_stmt *st, int first, int props, const struct message *m);
 
+/* A message from the columns of a row, from `col`: id, topic, payload,
+ * qos, retain, properties, expires_at (store_read.c).  NULL without
+ * memory. */
+struct message *store_message_from_row(sqlite3_stmt *st, int col);
+/* The earliest expiry noted by store_expiry_note since the last walk
+ * (INT64_MAX: none), and what the walk found among the sessions it kept
+ * (store_read.c; the walk is store_load.c's store_expire_sessions). */
+int64_t store_expiry_earliest(void);
+void store_expiry_restart(int64_t next);
+
 /* Runs a statement that yields one integer (a PRAGMA, a count) into *out;
  * returns an SQLite result code (SQLITE_OK on success). */
 int store_query_int(sqlite3 *db, const char *sql, int64_t *out);

@@ -25,6 +25,9 @@
 #include "turn.h"
 
 static struct log_ratelimit fail_log;
+static const struct store_session_hooks *sessions;
+
+void store_set_session_hooks(const struct store_session_hooks *h) { sessions = h; }
 
 int store_fail(const char *what)
 {
@@ -541,7 +544,7 @@ static void forget_qos2(struct session *s)
             hi = mid;
     }
     for (; lo < batch_qos2.n && batch_qos2.v[lo].session == s->db_id; lo++)
-        session_qos2_forget(s, (uint16_t)batch_qos2.v[lo].seq);
+        sessions->qos2_forget(s, (uint16_t)batch_qos2.v[lo].seq);
 }
 
 static void flag_session(void *value, void *arg)
@@ -553,7 +556,7 @@ static void flag_session(void *value, void *arg)
         if (batch_qos2.n)
             forget_qos2(s);
     }
-    session_store_rolled_back(s, failed);
+    sessions->rolled_back(s, failed);
 }
 
 void store_batch_failed(uint64_t batch)
@@ -642,7 +645,7 @@ static void redo_session(void *value, void *arg)
     for (struct subscription *sub = s->subs; sub; sub = sub->next)
         store_sub_put(s, sub);
     for (uint32_t id = 1; s->n_qos2_ids && id <= UINT16_MAX; id++)
-        if (session_qos2_pending(s, (uint16_t)id))
+        if (sessions->qos2_pending(s, (uint16_t)id))
             store_qos2_add(s, (uint16_t)id);
     /* PUBRECs: a delivery past one has only its id in memory, and a row
      * still saying "wait for PUBREC" would have the PUBLISH sent again
