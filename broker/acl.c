@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "hashmap.h"
 #include "line_file.h"
@@ -18,7 +19,7 @@
 
 
 struct rule {
-    struct rule *next;
+    STAILQ_ENTRY(rule) next; /* in the file's order */
     uint8_t access;      /* enum acl_access bits, or ACL_DENY */
     bool has_c, has_u;   /* pattern mentions %c / %u */
     size_t len;
@@ -26,7 +27,7 @@ struct rule {
 };
 
 struct rule_list {
-    struct rule *head, *tail;
+    STAILQ_HEAD(, rule) rules;
     size_t count;
 };
 
@@ -131,11 +132,11 @@ bool acl_filter_intersects(const char *a, size_t alen, const char *b, size_t ble
 
 static void free_list(struct rule_list *l)
 {
-    for (struct rule *r = l->head, *next; r; r = next) {
-        next = r->next;
+    struct rule *r;
+    while ((r = STAILQ_FIRST(&l->rules))) {
+        STAILQ_REMOVE_HEAD(&l->rules, next);
         free(r);
     }
-    l->head = l->tail = NULL;
     l->count = 0;
 }
 
@@ -284,17 +285,12 @@ static int add_rule(struct acl_file *f, struct rule_list *l, bool pattern, char 
         snprintf(why, whylen, "out of memory");
         return -1;
     }
-    r->next = NULL;
     r->access = (uint8_t)access;
     r->has_c = has_c;
     r->has_u = has_u;
     r->len = len;
     memcpy(r->filter, filter, len + 1);
-    if (l->tail)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
+    STAILQ_INSERT_TAIL(&l->rules, r, next);
     l->count++;
     f->n_rules++;
     return 0;
@@ -321,6 +317,8 @@ static int parse_line(struct acl_file *f, char *line, struct rule_list **section
         struct rule_list *l = hashmap_get(f->users, p, ulen);
         if (!l) {
             l = calloc(1, sizeof *l);
+            if (l)
+                STAILQ_INIT(&l->rules);
             if (!l || hashmap_put(f->users, p, ulen, l) != 0) {
                 free(l);
                 snprintf(why, whylen, "out of memory");
@@ -354,15 +352,13 @@ static int acl_line(char *line, size_t len, void *arg, char *why, size_t whylen)
 struct acl_file *acl_file_load(const char *path, char *err, size_t errlen)
 {
     struct acl_file *f = calloc(1, sizeof *f);
-    if (f)
+    if (f) {
+        STAILQ_INIT(&f->anon.rules);
+        STAILQ_INIT(&f->patterns.rules);
         f->users = hashmap_new();
-    if (!f || !f->users) {
-        acl_file_free(f);
-        snprintf(err, errlen, "%s: out of memory", path);
-        return NULL;
     }
     struct acl_parse ps = {f, NULL};
-    if (line_file_read(path, acl_line, &ps, err, errlen) != 0) {
+    if (line_file_load(path, f && f->users, acl_line, &ps, err, errlen) != 0) {
         acl_file_free(f);
         return NULL;
     }
@@ -461,12 +457,14 @@ struct acl_client *acl_client_compile(const struct acl_file *f, const char *user
         return NULL;
     }
     size_t deny_at = 0, allow_at = max;
-    for (const struct rule *r = own ? own->head : NULL; r; r = r->next)
-        put(c, &deny_at, &allow_at, (struct crule){r->access, false, r->len, r->filter});
+    const struct rule *r;
+    if (own)
+        STAILQ_FOREACH(r, &own->rules, next)
+            put(c, &deny_at, &allow_at, (struct crule){r->access, false, r->len, r->filter});
     bool id_unsafe = widens(id, idlen), user_unsafe = user && widens(user, ulen);
     bool id_unsafe_share = widens_share(id, idlen);
     bool user_unsafe_share = user && widens_share(user, ulen);
-    for (const struct rule *r = f->patterns.head; r; r = r->next) {
+    STAILQ_FOREACH(r, &f->patterns.rules, next) {
         bool deny = r->access & ACL_DENY;
         bool share = r->access == ACL_SHARE;
         if (r->has_u && !user)

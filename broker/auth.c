@@ -34,7 +34,8 @@ void auth_table_free(struct auth_table *t)
 {
     if (!t)
         return;
-    hashmap_foreach(t->users, free_value, NULL);
+    if (t->users)
+        hashmap_foreach(t->users, free_value, NULL);
     hashmap_free(t->users);
     free(t);
 }
@@ -110,12 +111,7 @@ struct auth_table *auth_table_load(const char *path, char *err, size_t errlen)
     struct auth_table *t = calloc(1, sizeof *t);
     if (t)
         t->users = hashmap_new();
-    if (!t || !t->users) {
-        free(t);
-        snprintf(err, errlen, "%s: out of memory", path);
-        return NULL;
-    }
-    if (line_file_read(path, auth_line, t, err, errlen) != 0) {
+    if (line_file_load(path, t && t->users, auth_line, t, err, errlen) != 0) {
         auth_table_free(t);
         return NULL;
     }

@@ -24,11 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bridge_origin.h"
+
 struct conn;
 struct bridges_conf;
-
-/* The client id prefix reserved for the bridges' local sessions. */
-#define BRIDGE_CLIENT_ID_PREFIX "$bridge/"
 
 /* After the store is loaded: makes (or finds) each bridge's local session,
  * sets its subscriptions to the out rules, and starts connecting.  0 or -1
@@ -45,24 +44,6 @@ void bridges_reload(const struct bridges_conf *fresh);
 /* Whether c is a bridge's own in-process connection: only those may use a
  * client id starting with BRIDGE_CLIENT_ID_PREFIX. */
 bool bridge_owns_conn(const struct conn *c);
-
-/* Loop prevention between brokers that bridge to each other (each with
- * its own bridge, where No Local cannot help): a message a bridge sends to
- * a 5.0 remote carries the user property BRIDGE_ORIGIN_PROP naming the
- * broker it was first published on (kept as it crosses more bridges) and
- * BRIDGE_HOPS_PROP, the bridges crossed; past BRIDGE_MAX_HOPS it is not
- * forwarded again. */
-#define BRIDGE_ORIGIN_PROP "petrel-origin"
-#define BRIDGE_HOPS_PROP "petrel-hops"
-#define BRIDGE_MAX_HOPS 8
-struct mqtt_props;
-/* This broker's name in BRIDGE_ORIGIN_PROP: a hash of the node name (or
- * host name) and the data directory, the same across restarts. */
-const char *bridge_origin_id(void);
-/* Whether a 5.0 PUBLISH carries this broker's own origin: it went out over
- * a bridge and came back over another.  The broker acknowledges and drops
- * it (protocol_publish.c). */
-bool bridge_came_back(const struct mqtt_props *props);
 
 /* What $SYS, the admin API, /metrics and petreld --inspect show. */
 struct bridge_status {

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "cluster_subject.h"
+#include "config_text.h"
 #include "mqtt_codec.h"
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
@@ -44,30 +45,6 @@ static void defaults(struct bridge_conf *c, const char *name, unsigned line)
     c->reconnect_max_ms = 30000;
 }
 
-
-/* Copies a value into a fixed field: not too long, no control characters
- * (they would end up in log lines and on the wire). */
-static int text(const char *key, const char *v, char *field, size_t size, bool may_be_empty,
-                char *err, size_t errlen)
-{
-    size_t n = strlen(v);
-    if (n == 0 && !may_be_empty) {
-        errf(err, errlen, "%s is empty", key);
-        return -1;
-    }
-    if (n >= size) {
-        errf(err, errlen, "%s is longer than %zu bytes", key, size - 1);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
-            errf(err, errlen, "%s contains a control character", key);
-            return -1;
-        }
-    }
-    memcpy(field, v, n + 1);
-    return 0;
-}
 
 static int boolean(const char *key, const char *v, bool *out, char *err, size_t errlen)
 {
@@ -218,7 +195,7 @@ static bool topic_chars_ok(const char *s)
 
 static int prefix(const char *key, const char *v, char *field, char *err, size_t errlen)
 {
-    if (text(key, v, field, BRIDGE_PREFIX_LEN, true, err, errlen) != 0)
+    if (config_text(key, v, field, BRIDGE_PREFIX_LEN, true, err, errlen) != 0)
         return -1;
     if (strpbrk(v, "+#") || !topic_chars_ok(v)) {
         errf(err, errlen, "%s '%s' may not hold '+' or '#'", key, v);
@@ -244,7 +221,7 @@ static int parse_rule(struct bridge_conf *c, bool out, char *rest, char *err, si
         errf(err, errlen, "%s: expected a topic filter", out ? "out" : "in");
         return -1;
     }
-    if (text("filter", filter, r->filter, sizeof r->filter, false, err, errlen) != 0)
+    if (config_text("filter", filter, r->filter, sizeof r->filter, false, err, errlen) != 0)
         return -1;
     if (!mqtt_topic_filter_valid((const uint8_t *)filter, strlen(filter)) ||
         strncmp(filter, "$share/", 7) == 0) {
@@ -324,17 +301,17 @@ static int setting(struct bridge_conf *c, const char *key, const char *v, char *
     if (strcmp(key, "tls_insecure") == 0)
         return boolean(key, v, &c->tls_insecure, err, errlen);
     if (strcmp(key, "cafile") == 0)
-        return text(key, v, c->cafile, sizeof c->cafile, false, err, errlen);
+        return config_text(key, v, c->cafile, sizeof c->cafile, false, err, errlen);
     if (strcmp(key, "certfile") == 0)
-        return text(key, v, c->certfile, sizeof c->certfile, false, err, errlen);
+        return config_text(key, v, c->certfile, sizeof c->certfile, false, err, errlen);
     if (strcmp(key, "keyfile") == 0)
-        return text(key, v, c->keyfile, sizeof c->keyfile, false, err, errlen);
+        return config_text(key, v, c->keyfile, sizeof c->keyfile, false, err, errlen);
     if (strcmp(key, "username") == 0)
-        return text(key, v, c->username, sizeof c->username, false, err, errlen);
+        return config_text(key, v, c->username, sizeof c->username, false, err, errlen);
     if (strcmp(key, "password_file") == 0)
-        return text(key, v, c->password_file, sizeof c->password_file, false, err, errlen);
+        return config_text(key, v, c->password_file, sizeof c->password_file, false, err, errlen);
     if (strcmp(key, "client_id") == 0) {
-        if (text(key, v, c->client_id, sizeof c->client_id, false, err, errlen) != 0)
+        if (config_text(key, v, c->client_id, sizeof c->client_id, false, err, errlen) != 0)
             return -1;
         if (!mqtt_utf8_valid((const uint8_t *)v, strlen(v))) {
             errf(err, errlen, "client_id is not UTF-8");
@@ -355,7 +332,7 @@ static int setting(struct bridge_conf *c, const char *key, const char *v, char *
     if (strcmp(key, "clean") == 0)
         return boolean(key, v, &c->clean, err, errlen);
     if (strcmp(key, "notification_topic") == 0) {
-        if (text(key, v, c->notification_topic, sizeof c->notification_topic, false, err,
+        if (config_text(key, v, c->notification_topic, sizeof c->notification_topic, false, err,
                  errlen) != 0)
             return -1;
         if (!mqtt_topic_name_valid((const uint8_t *)v, strlen(v))) {

@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "log.h"
 #include "session.h"
+#include "transport.h"
 
 /* Output towards the broker beyond this stops reading the remote. */
 #define LOCAL_HIGH_WATER (256u * 1024u)
@@ -49,15 +50,8 @@ bool bridge_local_can_write(const struct bridge *b)
 void bridge_local_set_reading(struct bridge *b, bool reading)
 {
     b->local_read_paused = !reading;
-    if (!b->local)
-        return;
-    if (reading) {
-        bufferevent_enable(b->local, EV_READ);
-        /* Packets may already wait in the input buffer. */
-        bufferevent_trigger(b->local, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
-    } else {
-        bufferevent_disable(b->local, EV_READ);
-    }
+    if (b->local)
+        transport_bev_reading(b->local, reading);
 }
 
 void bridge_local_close(struct bridge *b)

@@ -21,6 +21,7 @@
 #include "listener.h"
 #include "memory_budget.h"
 #include "notify.h"
+#include "protocol.h"
 #include "retain.h"
 #include "router.h"
 #include "security.h"
@@ -46,6 +47,31 @@ static const struct turn_steps turn_steps = {
     .free_closed = conn_free_closed,
 };
 
+/* What the CONNECT handler asks of the listeners and the bridges
+ * (protocol.h), so that it calls neither by name. */
+static bool conn_allows_anonymous(const struct conn *c)
+{
+    return listener_allows_anonymous(c->listener);
+}
+
+static bool conn_uses_identity(const struct conn *c)
+{
+    return listener_uses_identity(c->listener);
+}
+
+static const struct protocol_policy protocol_policy_of_broker = {
+    .allows_anonymous = conn_allows_anonymous,
+    .uses_identity = conn_uses_identity,
+    .bridge_conn = bridge_owns_conn,
+};
+
+/* What a rolled-back store batch asks of the sessions (store.h). */
+static const struct store_session_hooks store_sessions = {
+    .rolled_back = session_store_rolled_back,
+    .qos2_forget = session_qos2_forget,
+    .qos2_pending = session_qos2_pending,
+};
+
 int broker_init(const struct config *cfg)
 {
     memset(&broker, 0, sizeof broker);
@@ -56,7 +82,9 @@ int broker_init(const struct config *cfg)
     broker.base = event_base_new();
     broker.topics = topic_tree_new();
     broker.sessions = hashmap_new();
-    conn_init();
+    conn_init(listener_conn_closed);
+    protocol_init(&protocol_policy_of_broker);
+    store_set_session_hooks(&store_sessions);
     if (!broker.base || !broker.topics || !broker.sessions || turn_init(broker.base, &turn_steps) != 0)
         return -1;
     return 0;

@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "cluster_subject.h"
+#include "config_text.h"
 
 #define MAX_LINE 4095
 
@@ -510,28 +511,13 @@ static int parse_bool(const char *v, bool *out)
     return 0;
 }
 
-/* A listen option's text value into a fixed buffer; control characters
- * are refused for the same reason as in set_path. */
+/* A listen option's text value into a fixed buffer (config_text.h). */
 static int set_text(const char *key, const char *v, char *field, size_t size, char *err,
                     size_t errlen)
 {
-    size_t len = strlen(v);
-    if (len == 0) {
-        errf(err, errlen, "listen: %s= is empty", key);
-        return -1;
-    }
-    if (len >= size) {
-        errf(err, errlen, "listen: %s= is longer than %zu bytes", key, size - 1);
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
-            errf(err, errlen, "listen: %s= contains a control character", key);
-            return -1;
-        }
-    }
-    memcpy(field, v, len + 1);
-    return 0;
+    char name[CONFIG_TLS_PATH_LEN + 80]; /* a listen option's word and more */
+    snprintf(name, sizeof name, "listen: %s=", key);
+    return config_text(name, v, field, size, false, err, errlen);
 }
 
 static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};

@@ -1,7 +1,8 @@
 /*
- * conn.c - a client connection: framing, timeouts and its end.  The read
- * path frames packets and refuses an oversized one from its fixed header,
- * before any of its body is buffered.  The write path is bounded: past
+ * conn.c - a client connection: framing, dispatch, timeouts and its end.
+ * The read path frames packets, refusing an oversized one from its fixed
+ * header before any of its body is buffered, decodes them and hands each
+ * to its handler (protocol.h).  The write path is bounded: past
  * max_output_buffer a connection gets no new QoS 0 messages and its own
  * input is paused, so one slow reader cannot eat the broker's memory.  The
  * socket itself is handled in conn_io.c, the deadlines in conn_timer.c.
@@ -24,7 +25,6 @@
 #include "conn_wait.h"
 #include "flow.h"
 #include "input_bound.h"
-#include "listener.h"
 #include "log.h"
 #include "memory_budget.h"
 #include "message.h"
@@ -176,6 +176,8 @@ static void free_aliases(char **v, uint16_t n)
 
 /* Connections closed in this turn, freed at its end (linked by next). */
 static struct conn *closed;
+/* Told when a connection ends (conn_init): listener_conn_closed. */
+static void (*on_closed)(struct conn *c);
 
 void conn_close(struct conn *c, const char *why, bool publish_will)
 {
@@ -198,8 +200,12 @@ void conn_close(struct conn *c, const char *why, bool publish_will)
     broker.n_conns--;
     c->state = CONN_DEAD;
     input_bound_forget(c);
-    memory_budget_forget(c);
-    listener_conn_closed(c);
+    if (c->mem_paused) {
+        c->mem_paused = false;
+        memory_budget_forget(c);
+    }
+    if (on_closed)
+        on_closed(c);
     conn_wait_free(c);
     flow_conn_gone(c);
     end_session(c, publish_will);
@@ -745,6 +751,46 @@ static void refuse_connect5(struct conn *c, uint8_t reason, const char *why)
     connect_refuse(c, MQTT_CONNACK_BAD_PROTOCOL, reason, why, "CONNECT refused");
 }
 
+/* Hands a decoded packet to its handler (protocol.h), after the rules
+ * about the order of packets; returns as the handlers do. */
+static int dispatch(struct conn *c, const struct mqtt_packet *p)
+{
+    if (c->state == CONN_AWAIT_CONNECT) {
+        if (p->type != MQTT_CONNECT)
+            return protocol_violation(c, "first packet is not CONNECT");
+        return handle_connect(c, &p->u.connect);
+    }
+    switch (p->type) {
+    case MQTT_CONNECT:
+        return protocol_violation(c, "second CONNECT on one connection");
+    case MQTT_PUBLISH:
+        return handle_publish(c, &p->u.publish);
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP:
+        return handle_publish_ack(c, p->u.ack.packet_id, p->type, p->u.ack.reason_code);
+    case MQTT_SUBSCRIBE:
+        return handle_subscribe(c, p);
+    case MQTT_UNSUBSCRIBE:
+        return handle_unsubscribe(c, p);
+    case MQTT_PINGREQ:
+        return handle_pingreq(c);
+    case MQTT_DISCONNECT:
+        return handle_disconnect(c, &p->u.disconnect);
+    case MQTT_AUTH:
+        /* No CONNECT here had an Authentication Method (those are refused
+         * with 0x8C), so there is no exchange an AUTH could continue. */
+        return protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
+                              "AUTH without an authentication method in CONNECT");
+    default: {
+        char why[64];
+        snprintf(why, sizeof why, "%s sent by a client", mqtt_type_name(p->type));
+        return protocol_violation(c, why);
+    }
+    }
+}
+
 /* Frames and handles the complete packets of `in`; *partial is set when
  * it stopped at an incomplete packet, *consumed when it handled one. */
 static int process_packets(struct conn *c, struct conn_input *in, bool *partial, bool *consumed)
@@ -754,7 +800,8 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
             return -1;
         if (c->state == CONN_CLOSING || c->auth_wait || c->input_held || c->rate_paused)
             return 0;
-        if (memory_budget_pause(c, conn_owes_acks(c)))
+        if (c->mem_paused ||
+            (c->state == CONN_ACTIVE && memory_budget_pause(c, conn_owes_acks(c))))
             return 0; /* read again below 7/8 of memory_budget */
         if (c->flow_blocked && flow_should_pause(c))
             return 0; /* slowed past FLOW_MAX_HELD: the rest waits */
@@ -841,7 +888,7 @@ static int process_packets(struct conn *c, struct conn_input *in, bool *partial,
             protocol_error(c, rc, msg);
             return -1;
         }
-        if (protocol_handle(c, &p) < 0)
+        if (dispatch(c, &p) < 0)
             return -1; /* closed (freed at the end of the turn) */
         input_consume(in, total);
         *consumed = true;
@@ -890,7 +937,23 @@ static void conn_drained(struct conn *c)
     }
 }
 
-void conn_init(void)
+/* The memory budget's pause and resume (memory_budget.h). */
+static void budget_pause(struct conn *c)
+{
+    c->mem_paused = true;
+    conn_io_update(c, 0);
+}
+
+static void budget_resume(struct conn *c, uint32_t now)
+{
+    c->mem_paused = false;
+    c->last_rx = now; /* keep alive counts from now */
+    if (c->partial_since)
+        c->partial_since = now;
+    conn_io_update(c, 1);
+}
+
+void conn_init(void (*closed_fn)(struct conn *c))
 {
     static const struct conn_io_handlers io = {
         .process = conn_process,
@@ -898,6 +961,9 @@ void conn_init(void)
         .owes_acks = conn_owes_acks,
         .close = conn_close,
     };
+    on_closed = closed_fn;
     conn_io_init(&io);
     conn_timer_init(deadline_due);
+    conn_wait_init(conn_send_packet);
+    memory_budget_init(budget_pause, budget_resume);
 }

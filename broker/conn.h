@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "conn_close_later.h"
@@ -61,7 +62,7 @@ struct conn {
     struct evbuffer *out;          /* plain: bytes not yet written */
     struct conn_wait *wait;        /* packets waiting for a durable store
                                       batch, acks held (conn_wait.h) */
-    struct flow_link *flow_waits;  /* sessions this publisher waits for (flow.h) */
+    LIST_HEAD(, flow_link) flow_waits; /* sessions this publisher waits for (flow.h) */
     uint32_t last_rx;              /* tick of the last read, for keep alive */
     uint16_t keepalive;
     uint8_t state;                 /* enum conn_state */
@@ -204,9 +205,13 @@ void conn_release_input(struct conn *c);
  * has been written, or after a short deadline. */
 void conn_send_and_close(struct conn *c, const struct mqtt_packet *p, const char *why);
 
-/* Registers this layer's callbacks with conn_io and conn_timer, which do
- * not call up by name; broker_init does it, before any connection. */
-void conn_init(void);
+/* Registers this layer's callbacks with the layers below it that do not
+ * call up by name (conn_io, conn_timer, conn_wait, the memory budget), and
+ * keeps `closed`, told of every connection that ends (the listeners'
+ * count: listener_conn_closed), so that conn.c calls the layer that made
+ * the connection by no name.  broker_init does it, before any
+ * connection. */
+void conn_init(void (*closed)(struct conn *c));
 
 /* Closes every connection without wills (shutdown); 5.0 clients are told
  * "server shutting down" (0x8B). */

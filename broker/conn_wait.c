@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <event2/buffer.h>
 
 #include "array_grow.h"
@@ -32,7 +33,7 @@ struct wait_mark {
 
 struct conn_wait {
     struct conn *c;
-    struct conn_wait *prev, *next; /* connections with marks */
+    LIST_ENTRY(conn_wait) link;    /* in `waiting`: connections with marks */
     bool listed;
     uint32_t n_marks;
     struct evbuffer *buf;          /* waiting packets, in order */
@@ -43,17 +44,13 @@ struct conn_wait {
     uint64_t held_first, held_last; /* batches the held ones wait for */
 };
 
-static struct conn_wait *waiting;
+static LIST_HEAD(, conn_wait) waiting = LIST_HEAD_INITIALIZER(waiting);
 
 static void list_add(struct conn_wait *w)
 {
     if (w->listed)
         return;
-    w->prev = NULL;
-    w->next = waiting;
-    if (waiting)
-        waiting->prev = w;
-    waiting = w;
+    LIST_INSERT_HEAD(&waiting, w, link);
     w->listed = true;
 }
 
@@ -61,13 +58,7 @@ static void list_remove(struct conn_wait *w)
 {
     if (!w->listed)
         return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        waiting = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->prev = w->next = NULL;
+    LIST_REMOVE(w, link);
     w->listed = false;
 }
 
@@ -148,6 +139,12 @@ static size_t encode_into(struct conn *c, const struct mqtt_packet *p, struct ev
     return len;
 }
 
+/* How a packet goes out that waits for nothing: conn_send_packet, given
+ * by conn_wait_init. */
+static int (*send_now)(struct conn *c, const struct mqtt_packet *p);
+
+void conn_wait_init(int (*send)(struct conn *c, const struct mqtt_packet *p)) { send_now = send; }
+
 void conn_wait_send(struct conn *c, const struct mqtt_packet *p, bool holdable)
 {
     if (c->state == CONN_DEAD)
@@ -157,7 +154,7 @@ void conn_wait_send(struct conn *c, const struct mqtt_packet *p, bool holdable)
     holdable = holdable && c->flow_blocked && c->state == CONN_ACTIVE;
     if (!holdable && batch == 0 && !conn_wait_pending(c)) {
         /* Nothing to wait for: straight to the output. */
-        if (conn_send_packet(c, p) == 0 && puback && c->in_qos1_unacked > 0)
+        if (send_now(c, p) == 0 && puback && c->in_qos1_unacked > 0)
             c->in_qos1_unacked--;
         return;
     }
@@ -225,9 +222,9 @@ static void release(struct conn_wait *w, uint64_t durable)
 
 void conn_wait_release(uint64_t durable)
 {
-    struct conn_wait *w = waiting;
+    struct conn_wait *w = LIST_FIRST(&waiting);
     while (w) {
-        struct conn_wait *next = w->next;
+        struct conn_wait *next = LIST_NEXT(w, link);
         if (w->c->state != CONN_DEAD && !w->c->close_marked)
             release(w, durable);
         w = next;
@@ -236,7 +233,8 @@ void conn_wait_release(uint64_t durable)
 
 void conn_wait_fail(uint64_t batch)
 {
-    for (struct conn_wait *w = waiting; w; w = w->next) {
+    struct conn_wait *w;
+    LIST_FOREACH(w, &waiting, link) {
         for (uint32_t i = 0; i < w->n_marks; i++) {
             if (w->marks[i].batch == batch) {
                 conn_close_later(w->c, "store write failed: acknowledgement withheld");

@@ -20,6 +20,11 @@
 struct conn;
 struct mqtt_packet;
 
+/* Gives the function that sends a packet which waits for nothing
+ * (conn.c's conn_send_packet: conn_init passes it), so that this file
+ * calls the connection's send path by no name. */
+void conn_wait_init(int (*send)(struct conn *c, const struct mqtt_packet *p));
+
 /* Sends p to c once everything the store was given so far is durable; at
  * once when nothing is waiting.  Packets sent later with conn_send_packet
  * queue behind it.  `holdable`: a PUBACK or PUBREC answering c's PUBLISH,

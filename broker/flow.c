@@ -6,6 +6,7 @@
 #include "flow.h"
 
 #include <stdlib.h>
+#include <sys/queue.h>
 
 #include "broker.h"
 #include "conn.h"
@@ -16,8 +17,8 @@
 #include "session.h"
 
 struct flow_link {
-    struct flow_link *s_prev, *s_next; /* the session's waiters */
-    struct flow_link *c_prev, *c_next; /* the connection's waits */
+    LIST_ENTRY(flow_link) s_link; /* the session's waiters */
+    LIST_ENTRY(flow_link) c_link; /* the connection's waits */
     struct session *s;
     struct conn *c;
 };
@@ -34,22 +35,17 @@ bool flow_wait_for(struct session *s, uint32_t size)
     if (!c || c->state != CONN_ACTIVE || c->session == s)
         return false;
     c->flow_over_bytes += size;
-    for (struct flow_link *l = c->flow_waits; l; l = l->c_next)
+    struct flow_link *l;
+    LIST_FOREACH(l, &c->flow_waits, c_link)
         if (l->s == s)
             return true;
-    struct flow_link *l = calloc(1, sizeof *l);
+    l = calloc(1, sizeof *l);
     if (!l)
         return false; /* not slowed: the queue goes past its bound */
     l->s = s;
     l->c = c;
-    l->s_next = s->flow_waiters;
-    if (l->s_next)
-        l->s_next->s_prev = l;
-    s->flow_waiters = l;
-    l->c_next = c->flow_waits;
-    if (l->c_next)
-        l->c_next->c_prev = l;
-    c->flow_waits = l;
+    LIST_INSERT_HEAD(&s->flow_waiters, l, s_link);
+    LIST_INSERT_HEAD(&c->flow_waits, l, c_link);
     if (!c->flow_blocked) {
         c->flow_blocked = true;
         broker.stats.flow_slowed++;
@@ -74,36 +70,18 @@ static void resume(struct conn *c)
     }
 }
 
-static void unlink_conn_side(struct flow_link *l)
-{
-    if (l->c_prev)
-        l->c_prev->c_next = l->c_next;
-    else
-        l->c->flow_waits = l->c_next;
-    if (l->c_next)
-        l->c_next->c_prev = l->c_prev;
-}
-
-static void unlink_session_side(struct flow_link *l)
-{
-    if (l->s_prev)
-        l->s_prev->s_next = l->s_next;
-    else
-        l->s->flow_waiters = l->s_next;
-    if (l->s_next)
-        l->s_next->s_prev = l->s_prev;
-}
-
 void flow_release(struct session *s)
 {
-    struct flow_link *l = s->flow_waiters;
-    s->flow_waiters = NULL;
+    /* Taken off the session first: a wait made while these resume is a
+     * new one, for the next release. */
+    struct flow_link *l = LIST_FIRST(&s->flow_waiters);
+    LIST_INIT(&s->flow_waiters);
     while (l) {
-        struct flow_link *next = l->s_next;
+        struct flow_link *next = LIST_NEXT(l, s_link);
         struct conn *c = l->c;
-        unlink_conn_side(l);
+        LIST_REMOVE(l, c_link);
         free(l);
-        if (!c->flow_waits)
+        if (LIST_EMPTY(&c->flow_waits))
             resume(c);
         l = next;
     }
@@ -111,11 +89,11 @@ void flow_release(struct session *s)
 
 void flow_conn_gone(struct conn *c)
 {
-    struct flow_link *l = c->flow_waits;
-    c->flow_waits = NULL;
+    struct flow_link *l = LIST_FIRST(&c->flow_waits);
+    LIST_INIT(&c->flow_waits);
     while (l) {
-        struct flow_link *next = l->c_next;
-        unlink_session_side(l);
+        struct flow_link *next = LIST_NEXT(l, c_link);
+        LIST_REMOVE(l, s_link);
         free(l);
         l = next;
     }

@@ -43,18 +43,30 @@ struct hashmap *hashmap_new(void)
     return m;
 }
 
-void hashmap_free(struct hashmap *m)
+/* Calls fn on every entry; fn may free the entry or relink it. */
+static void each_entry(struct hashmap *m, void (*fn)(struct entry *e, void *arg), void *arg)
 {
-    if (!m)
-        return;
     for (size_t i = 0; i < m->nbuckets; i++) {
         struct entry *e = m->buckets[i];
         while (e) {
             struct entry *next = e->next;
-            free(e);
+            fn(e, arg);
             e = next;
         }
     }
+}
+
+static void free_entry(struct entry *e, void *arg)
+{
+    (void)arg;
+    free(e);
+}
+
+void hashmap_free(struct hashmap *m)
+{
+    if (!m)
+        return;
+    each_entry(m, free_entry, NULL);
     free(m->buckets);
     free(m);
 }
@@ -77,6 +89,19 @@ void *hashmap_get(const struct hashmap *m, const void *key, size_t len)
     return *slot ? (*slot)->value : NULL;
 }
 
+struct rehash {
+    struct entry **buckets;
+    size_t n;
+};
+
+static void rehash(struct entry *e, void *arg)
+{
+    struct rehash *to = arg;
+    struct entry **head = &to->buckets[e->hash & (to->n - 1)];
+    e->next = *head;
+    *head = e;
+}
+
 /* Doubling is best effort: if it cannot allocate, chains just get longer. */
 static void grow(struct hashmap *m)
 {
@@ -84,15 +109,8 @@ static void grow(struct hashmap *m)
     struct entry **b = calloc(n, sizeof *b);
     if (!b)
         return;
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        struct entry *e = m->buckets[i];
-        while (e) {
-            struct entry *next = e->next;
-            e->next = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
-            e = next;
-        }
-    }
+    struct rehash to = {b, n};
+    each_entry(m, rehash, &to);
     free(m->buckets);
     m->buckets = b;
     m->nbuckets = n;

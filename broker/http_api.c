@@ -932,37 +932,40 @@ static bool body_ok(struct http_call *call)
     return false;
 }
 
+static void list_bridges(struct http_call *call)
+{
+    struct evbuffer *b = http_body_new(call);
+    if (b) {
+        bridges_json(b);
+        http_reply_json_free(call, 200, b);
+    }
+}
+
+/* The endpoints without an id in their path and with one method each; a
+ * POST's body is checked first. */
+static const struct route {
+    const char *path;
+    int method;
+    enum need need;
+    void (*run)(struct http_call *call);
+} routes[] = {
+    {"stats", EVHTTP_REQ_GET, NEED_READ, get_stats},
+    {"reload", EVHTTP_REQ_POST, NEED_ADMIN, reload},
+    {"clients", EVHTTP_REQ_GET, NEED_READ, list_clients},
+    {"bridges", EVHTTP_REQ_GET, NEED_READ, list_bridges},
+    {"sessions", EVHTTP_REQ_GET, NEED_READ, list_sessions},
+};
+
 void http_api_handle(struct http_call *call)
 {
     const char *rest = call->path + strlen("/api/v1/");
-    if (strcmp(rest, "stats") == 0) {
-        if (allowed(call, EVHTTP_REQ_GET, NEED_READ, "GET"))
-            get_stats(call);
-        return;
-    }
-    if (strcmp(rest, "reload") == 0) {
-        if (allowed(call, EVHTTP_REQ_POST, NEED_ADMIN, "POST") && body_ok(call))
-            reload(call);
-        return;
-    }
-    if (strcmp(rest, "clients") == 0) {
-        if (allowed(call, EVHTTP_REQ_GET, NEED_READ, "GET"))
-            list_clients(call);
-        return;
-    }
-    if (strcmp(rest, "bridges") == 0) {
-        if (allowed(call, EVHTTP_REQ_GET, NEED_READ, "GET")) {
-            struct evbuffer *b = http_body_new(call);
-            if (b) {
-                bridges_json(b);
-                http_reply_json_free(call, 200, b);
-            }
-        }
-        return;
-    }
-    if (strcmp(rest, "sessions") == 0) {
-        if (allowed(call, EVHTTP_REQ_GET, NEED_READ, "GET"))
-            list_sessions(call);
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct route *r = &routes[i];
+        if (strcmp(rest, r->path) != 0)
+            continue;
+        bool post = r->method == EVHTTP_REQ_POST;
+        if (allowed(call, r->method, r->need, post ? "POST" : "GET") && (!post || body_ok(call)))
+            r->run(call);
         return;
     }
     if (strcmp(rest, "retained") == 0) {

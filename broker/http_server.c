@@ -542,7 +542,7 @@ int http_server_open(void)
 fail:
     if (s->http)
         evhttp_free(s->http);
-    tls_ctx_free(s->tls);
+    SSL_CTX_free(s->tls);
     free(s);
     return -1;
 }
@@ -562,7 +562,7 @@ void http_server_close(void)
     if (adopt_ev)
         event_free(adopt_ev);
     adopt_ev = NULL;
-    tls_ctx_free(s->tls);
+    SSL_CTX_free(s->tls);
     free(s);
 }
 
@@ -576,7 +576,7 @@ void http_server_reload_tls(void)
         log_error("SIGHUP: http_listen: keeping the certificates in use: %s", err);
         return;
     }
-    tls_ctx_free(server->tls);
+    SSL_CTX_free(server->tls);
     server->tls = fresh;
     log_notice("SIGHUP: http_listen: certificates reloaded");
 }

@@ -125,11 +125,7 @@ static int parse_line(char *line, size_t len, void *arg, char *why, size_t whyle
 struct http_tokens *http_tokens_load(const char *path, char *err, size_t errlen)
 {
     struct http_tokens *t = calloc(1, sizeof *t);
-    if (!t) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return NULL;
-    }
-    if (line_file_read(path, parse_line, t, err, errlen) != 0) {
+    if (line_file_load(path, t != NULL, parse_line, t, err, errlen) != 0) {
         http_tokens_free(t);
         return NULL;
     }

@@ -87,3 +87,13 @@ int line_file_read(const char *path, line_file_fn fn, void *arg, char *err, size
     fclose(in);
     return rc;
 }
+
+int line_file_load(const char *path, bool made, line_file_fn fn, void *arg, char *err,
+                   size_t errlen)
+{
+    if (!made) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    return line_file_read(path, fn, arg, err, errlen);
+}

@@ -8,6 +8,7 @@
 #ifndef PETREL_LINE_FILE_H
 #define PETREL_LINE_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define LINE_FILE_MAX 70000
@@ -22,5 +23,11 @@ typedef int (*line_file_fn)(char *line, size_t len, void *arg, char *why, size_t
 /* Calls fn for every line of path, in order, stopping at the first error.
  * Returns 0, or -1 with "path:line: why" or "path: strerror" in err. */
 int line_file_read(const char *path, line_file_fn fn, void *arg, char *err, size_t errlen);
+
+/* The same into a table its caller has just made: `made` false (out of
+ * memory making it) is reported as "path: out of memory".  On -1 the
+ * caller frees what it made. */
+int line_file_load(const char *path, bool made, line_file_fn fn, void *arg, char *err,
+                   size_t errlen);
 
 #endif

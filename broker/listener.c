@@ -21,6 +21,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 
 #include "auth.h"
 #include "broker.h"
@@ -284,7 +285,7 @@ static int open_one(const struct listener_conf *lc)
 
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        tls_ctx_free(tls);
+        SSL_CTX_free(tls);
         log_error("listen %s:%u: socket: %s", lc->host, lc->port, strerror(errno));
         return -1;
     }
@@ -298,7 +299,7 @@ static int open_one(const struct listener_conf *lc)
         log_error("listen %s%s%s:%u: %s", ss.ss_family == AF_INET6 ? "[" : "", lc->host,
                   ss.ss_family == AF_INET6 ? "]" : "", lc->port, strerror(errno));
         close(fd);
-        tls_ctx_free(tls);
+        SSL_CTX_free(tls);
         return -1;
     }
     struct sockaddr_storage bound;
@@ -309,7 +310,7 @@ static int open_one(const struct listener_conf *lc)
     struct listener *l = calloc(1, sizeof *l);
     if (!l) {
         close(fd);
-        tls_ctx_free(tls);
+        SSL_CTX_free(tls);
         return -1;
     }
     l->tls = tls;
@@ -337,7 +338,7 @@ static int open_one(const struct listener_conf *lc)
             close(fd);
         if (l->resume)
             event_free(l->resume);
-        tls_ctx_free(l->tls);
+        SSL_CTX_free(l->tls);
         free(l);
         return -1;
     }
@@ -387,7 +388,7 @@ void listeners_close(void)
         struct listener *next = l->next;
         evconnlistener_free(l->ev);
         event_free(l->resume);
-        tls_ctx_free(l->tls);
+        SSL_CTX_free(l->tls);
         free(l);
         l = next;
     }
@@ -408,7 +409,7 @@ void listeners_reload_tls(void)
         }
         /* Connections that exist keep the old context through their SSL's
          * reference; it goes when the last of them does. */
-        tls_ctx_free(l->tls);
+        SSL_CTX_free(l->tls);
         l->tls = fresh;
         log_notice("SIGHUP: %s: certificates reloaded", where);
     }

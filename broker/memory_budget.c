@@ -2,7 +2,8 @@
  * memory_budget.c - the broker-wide memory budget (memory_budget.h).
  * Output is counted by output_memory.c, input by input_bound.c, messages
  * by message.c.  Paused publishers are kept in a list and read again
- * together.
+ * together, through the functions conn.c gives (memory_budget_init): this
+ * file touches no connection.
  */
 #include "memory_budget.h"
 
@@ -10,8 +11,6 @@
 
 #include "array_grow.h"
 #include "broker.h"
-#include "conn.h"
-#include "conn_io.h"
 #include "conn_timer.h"
 #include "log.h"
 #include "message.h"
@@ -24,6 +23,14 @@ static struct conn **paused;
 static size_t n_paused, cap_paused;
 static struct log_ratelimit over_log, refused_log;
 static bool reached; /* the budget was passed and the use is not below 7/8 yet */
+static void (*pause_reading)(struct conn *c);
+static void (*resume_reading)(struct conn *c, uint32_t now);
+
+void memory_budget_init(void (*pause)(struct conn *c), void (*resume)(struct conn *c, uint32_t now))
+{
+    pause_reading = pause;
+    resume_reading = resume;
+}
 
 uint64_t memory_budget_used(void)
 {
@@ -60,9 +67,7 @@ static void note_over(const char *what)
 
 bool memory_budget_pause(struct conn *c, bool owes_acks)
 {
-    if (c->mem_paused)
-        return true;
-    if (c->state != CONN_ACTIVE || !memory_budget_over())
+    if (!memory_budget_over())
         return false;
     /* What it sends frees memory: its acknowledgements are read. */
     if (owes_acks)
@@ -74,18 +79,14 @@ bool memory_budget_pause(struct conn *c, bool owes_acks)
         paused = v;
     }
     paused[n_paused++] = c;
-    c->mem_paused = true;
     broker.stats.memory_budget_hits++;
     note_over("publishers are not read");
-    conn_io_update(c, 0);
+    pause_reading(c);
     return true;
 }
 
 void memory_budget_forget(struct conn *c)
 {
-    if (!c->mem_paused)
-        return;
-    c->mem_paused = false;
     for (size_t i = 0; i < n_paused; i++) {
         if (paused[i] == c) {
             paused[i] = paused[--n_paused];
@@ -114,14 +115,8 @@ void memory_budget_turn_end(void)
     struct conn **v = paused;
     paused = NULL;
     n_paused = cap_paused = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct conn *c = v[i];
-        c->mem_paused = false;
-        c->last_rx = now; /* keep alive counts from now */
-        if (c->partial_since)
-            c->partial_since = now;
-        conn_io_update(c, 1);
-    }
+    for (size_t i = 0; i < n; i++)
+        resume_reading(v[i], now);
     free(v);
 }
 

@@ -24,11 +24,17 @@ uint64_t memory_budget_used(void);
 /* True while the use is over memory_budget (never when it is 0). */
 bool memory_budget_over(void);
 
-/* At the top of framing c's input: true when c is not to be read now (it
- * is paused, and read again once the use is below 7/8 of the budget).
- * One that `owes_acks` (conn_owes_acks) is not paused. */
+/* How a connection's reading is paused and resumed, given by conn.c
+ * (conn_init) so that the budget touches no connection: pause(c) stops
+ * reading c; resume(c, now) reads it again, its keep alive and its
+ * incomplete packet's deadline counting from tick `now`. */
+void memory_budget_init(void (*pause)(struct conn *c), void (*resume)(struct conn *c, uint32_t now));
+/* At the top of framing the input of c, an active connection not paused:
+ * true when c is not to be read now (pause(c) was called; it is resumed
+ * once the use is below 7/8 of the budget).  One that `owes_acks`
+ * (conn_owes_acks) is not paused. */
 bool memory_budget_pause(struct conn *c, bool owes_acks);
-/* c is closing: off the paused list. */
+/* c, paused, is closing: off the paused list (it is not resumed). */
 void memory_budget_forget(struct conn *c);
 /* End of turn: resumes the paused connections when the use allows. */
 void memory_budget_turn_end(void);

@@ -1,8 +1,9 @@
 /*
- * protocol.c - dispatch of decoded packets by connection state and type.
- * The codec has already checked each packet's own well-formedness; this is
- * where the rules about the order of packets are enforced; each packet
- * type's handler lives in the file protocol.h names.
+ * protocol.c - protocol violations: how a connection that broke the rules
+ * is closed; and the policy the CONNECT handler asks of the listeners and
+ * the bridges (protocol_init).  The dispatch of a decoded packet by
+ * connection state and type is conn.c's, where the packet is framed and
+ * decoded; each packet type's handler lives in the file protocol.h names.
  */
 #include "protocol.h"
 
@@ -12,6 +13,10 @@
 #include "conn.h"
 #include "conn_io.h"
 #include "mqtt_codec.h"
+
+const struct protocol_policy *protocol_policy;
+
+void protocol_init(const struct protocol_policy *policy) { protocol_policy = policy; }
 
 int protocol_error(struct conn *c, uint8_t reason, const char *why)
 {
@@ -26,42 +31,4 @@ int protocol_error(struct conn *c, uint8_t reason, const char *why)
 int protocol_violation(struct conn *c, const char *why)
 {
     return protocol_error(c, MQTT_RC_PROTOCOL_ERROR, why);
-}
-
-int protocol_handle(struct conn *c, const struct mqtt_packet *p)
-{
-    if (c->state == CONN_AWAIT_CONNECT) {
-        if (p->type != MQTT_CONNECT)
-            return protocol_violation(c, "first packet is not CONNECT");
-        return handle_connect(c, &p->u.connect);
-    }
-    switch (p->type) {
-    case MQTT_CONNECT:
-        return protocol_violation(c, "second CONNECT on one connection");
-    case MQTT_PUBLISH:
-        return handle_publish(c, &p->u.publish);
-    case MQTT_PUBACK:
-    case MQTT_PUBREC:
-    case MQTT_PUBREL:
-    case MQTT_PUBCOMP:
-        return handle_publish_ack(c, p->u.ack.packet_id, p->type, p->u.ack.reason_code);
-    case MQTT_SUBSCRIBE:
-        return handle_subscribe(c, p);
-    case MQTT_UNSUBSCRIBE:
-        return handle_unsubscribe(c, p);
-    case MQTT_PINGREQ:
-        return handle_pingreq(c);
-    case MQTT_DISCONNECT:
-        return handle_disconnect(c, &p->u.disconnect);
-    case MQTT_AUTH:
-        /* No CONNECT here had an Authentication Method (those are refused
-         * with 0x8C), so there is no exchange an AUTH could continue. */
-        return protocol_error(c, MQTT_RC_PROTOCOL_ERROR,
-                              "AUTH without an authentication method in CONNECT");
-    default: {
-        char why[64];
-        snprintf(why, sizeof why, "%s sent by a client", mqtt_type_name(p->type));
-        return protocol_violation(c, why);
-    }
-    }
 }

@@ -1,10 +1,12 @@
 /*
  * protocol.h - what the broker does with each decoded packet of a client.
- * The handlers implement the MQTT 3.1.1 and 5.0 server rules; they are split by
- * concern: protocol.c (dispatch by connection state and packet type, and
- * protocol violations), protocol_connect.c (CONNECT, PINGREQ, DISCONNECT),
- * protocol_publish.c (PUBLISH and its acknowledgements: PUBACK, PUBREC,
- * PUBREL, PUBCOMP) and protocol_subscribe.c (SUBSCRIBE, UNSUBSCRIBE).
+ * The handlers implement the MQTT 3.1.1 and 5.0 server rules; conn.c
+ * frames and decodes a packet and calls the handler of its type, after the
+ * rules about the order of packets (CONNECT first, and once).  They are
+ * split by concern: protocol.c (protocol violations), protocol_connect.c
+ * (CONNECT, PINGREQ, DISCONNECT), protocol_publish.c (PUBLISH and its
+ * acknowledgements: PUBACK, PUBREC, PUBREL, PUBCOMP) and
+ * protocol_subscribe.c (SUBSCRIBE, UNSUBSCRIBE).
  */
 #ifndef PETREL_PROTOCOL_H
 #define PETREL_PROTOCOL_H
@@ -21,11 +23,24 @@ struct mqtt_publish;
 struct mqtt_subscribe;
 struct session;
 
-/* Handles one packet.  Pointers in *p refer to the connection's input buffer
- * and are valid only during the call.  Returns 0 to go on reading, or -1
- * when the connection has been closed: its state is CONN_DEAD, its memory
- * stays valid until the end of the turn (conn.h), nothing more is read. */
-int protocol_handle(struct conn *c, const struct mqtt_packet *p);
+/* What the CONNECT handler asks of the layers that make connections (the
+ * listeners, the bridges), given by the broker's owner (broker.c:
+ * protocol_init) so that the handlers call neither by name.
+ * Every member is set; the policy is kept, not copied. */
+struct protocol_policy {
+    /* May c's client connect without a verified user name and password
+     * (its listener's allow_anonymous: listener_allows_anonymous)? */
+    bool (*allows_anonymous)(const struct conn *c);
+    /* Does the client certificate's CN name c's user (its listener's
+     * use_identity_as_username: listener_uses_identity)? */
+    bool (*uses_identity)(const struct conn *c);
+    /* Is c a bridge's own connection to this broker (bridge_owns_conn)?
+     * Only those may use the bridges' client ids (bridge_origin.h). */
+    bool (*bridge_conn)(const struct conn *c);
+};
+void protocol_init(const struct protocol_policy *policy);
+/* The policy given to protocol_init (protocol.c). */
+extern const struct protocol_policy *protocol_policy;
 
 /* Closes the connection for a protocol violation, with its will. Returns -1.
  * A 5.0 client is sent DISCONNECT 0x82 (protocol error) first. */
@@ -59,7 +74,11 @@ void connect_refuse(struct conn *c, uint8_t code311, uint8_t code5, const char *
  * connection is closing).  Called by conn_close when c->auth_wait is set. */
 void connect_abort(struct conn *c);
 
-/* The handlers, by packet type; each returns as protocol_handle does. */
+/* The handlers, by packet type.  Pointers in the packet refer to the
+ * connection's input buffer and are valid only during the call.  Each
+ * returns 0 to go on reading, or -1 when the connection has been closed:
+ * its state is CONN_DEAD, its memory stays valid until the end of the turn
+ * (conn.h), nothing more is read. */
 int handle_connect(struct conn *c, const struct mqtt_connect *ck);
 int handle_disconnect(struct conn *c, const struct mqtt_disconnect *d);
 int handle_pingreq(struct conn *c);

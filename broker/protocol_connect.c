@@ -20,12 +20,11 @@
 #include "acl_session.h"
 #include "auth.h"
 #include "auth_worker.h"
+#include "bridge_origin.h"
 #include "broker.h"
 #include "conn.h"
 #include "conn_log.h"
 #include "keyed_hash.h"
-#include "bridge.h"
-#include "listener.h"
 #include "login_throttle.h"
 #include "log.h"
 #include "message.h"
@@ -427,6 +426,24 @@ fail:
     return NULL;
 }
 
+/* The login is decided: the session is bound now. */
+static int accept_now(struct conn *c, struct connect_wait *w)
+{
+    conn_stop_connect_timeout(c);
+    int rc = accept_client(c, w);
+    wait_free(w);
+    return rc;
+}
+
+static int refuse_out_of_memory(struct conn *c, struct connect_wait *w)
+{
+    if (w)
+        wait_free(w);
+    conn_stop_connect_timeout(c);
+    refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
+    return -1;
+}
+
 int handle_connect(struct conn *c, const struct mqtt_connect *ck)
 {
     c->level = ck->level;
@@ -453,7 +470,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     }
     if (id_len >= strlen(BRIDGE_CLIENT_ID_PREFIX) &&
         memcmp(id, BRIDGE_CLIENT_ID_PREFIX, strlen(BRIDGE_CLIENT_ID_PREFIX)) == 0 &&
-        !bridge_owns_conn(c)) {
+        !protocol_policy->bridge_conn(c)) {
         /* The sessions of the bridges (bridge.h): taking one over would
          * read or end what a bridge forwards. */
         conn_stop_connect_timeout(c);
@@ -532,19 +549,13 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         c->will = message_new_props((const char *)ck->will_topic.data, ck->will_topic.len,
                                     ck->will_payload.data, ck->will_payload.len, ck->will_qos,
                                     ck->will_retain, v5 ? &ck->will_props : NULL);
-        if (!c->will) {
-            conn_stop_connect_timeout(c);
-            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
-            return -1;
-        }
+        if (!c->will)
+            return refuse_out_of_memory(c, NULL);
     }
 
     struct connect_wait *w = wait_new(c, ck, id, id_len);
-    if (!w) {
-        conn_stop_connect_timeout(c);
-        refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
-        return -1;
-    }
+    if (!w)
+        return refuse_out_of_memory(c, NULL);
     w->keepalive = keepalive;
     w->keepalive_capped = keepalive_capped;
     w->assigned_id = v5 && id == assigned;
@@ -553,7 +564,7 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         w->expiry_capped = w->expiry != expiry;
     }
     /* Input stays held from here until the login is decided. */
-    if (listener_uses_identity(c->listener)) {
+    if (protocol_policy->uses_identity(c)) {
         /* use_identity_as_username: the verified client certificate names
          * the user (for the ACL too); CONNECT's user name and password
          * are not looked at. */
@@ -571,15 +582,9 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
         w->user_len = cn_len;
         w->user_log = log_escape_dup(cn, cn_len);
         if (!w->user_log) {
-            wait_free(w);
-            conn_stop_connect_timeout(c);
-            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
-            return -1;
+            return refuse_out_of_memory(c, w);
         }
-        conn_stop_connect_timeout(c);
-        int rc = accept_client(c, w);
-        wait_free(w);
-        return rc;
+        return accept_now(c, w);
     }
     const struct auth_table *users = auth_current();
     if (ck->has_username && users) {
@@ -628,14 +633,14 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
     }
     /* No verified user name: an anonymous client, whether or not it sent a
      * user name (without a password file nothing can verify it). */
-    if (!listener_allows_anonymous(c->listener) && !bridge_owns_conn(c)) {
+    if (!protocol_policy->allows_anonymous(c) && !protocol_policy->bridge_conn(c)) {
         refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
                      ck->has_username ? "user name given but no password_file to check it, "
                                         "and anonymous clients are not allowed on this listener"
                                       : "anonymous clients are not allowed on this listener");
         return 0;
     }
-    if (bridge_owns_conn(c) && !w->user) {
+    if (protocol_policy->bridge_conn(c) && !w->user) {
         /* A bridge's own connection (bridge.h): its ACL identity is its
          * client id, so that an acl_file can give `user $bridge/NAME` the
          * topics of its rules. */
@@ -646,16 +651,10 @@ int handle_connect(struct conn *c, const struct mqtt_connect *ck)
             w->user_log = log_escape_dup(w->user, w->user_len);
         }
         if (!w->user || !w->user_log) {
-            wait_free(w);
-            conn_stop_connect_timeout(c);
-            refuse(c, MQTT_CONNACK_UNAVAILABLE, "out of memory");
-            return -1;
+            return refuse_out_of_memory(c, w);
         }
     }
-    conn_stop_connect_timeout(c);
-    int rc = accept_client(c, w);
-    wait_free(w);
-    return rc;
+    return accept_now(c, w);
 }
 
 /* ---- the end of a connection, and PINGREQ -------------------------------- */

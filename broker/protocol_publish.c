@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "acl_session.h"
-#include "bridge.h"
+#include "bridge_origin.h"
 #include "broker.h"
 #include "conn.h"
 #include "conn_wait.h"

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct conn;
 struct event;
@@ -138,7 +139,7 @@ struct session {
      * this session (and match_qos, match_rap below). */
     uint64_t match_stamp;
     struct session_acl *acl; /* identity and ACL cache (acl_session.c) */
-    struct flow_link *flow_waiters; /* publishers slowed by its full queue */
+    LIST_HEAD(, flow_link) flow_waiters; /* publishers slowed by its full queue */
     uint64_t own_max_bytes; /* with own_bounds: 0 = no limit */
 
     uint32_t expiry;        /* 5.0 Session Expiry Interval, seconds;

@@ -162,7 +162,7 @@ static bool queue_full(const struct session *s, uint32_t size) { return over_bou
 
 static void maybe_release_publishers(struct session *s)
 {
-    if (s->flow_waiters && !over_bound(s, 0, LOW_WATERMARK_PCT))
+    if (!LIST_EMPTY(&s->flow_waiters) && !over_bound(s, 0, LOW_WATERMARK_PCT))
         flow_release(s);
 }
 
@@ -372,7 +372,7 @@ static uint32_t refill_rows(const struct session *s)
 static void refill(struct session *s)
 {
     struct delivery *last = s->inflight.tail;
-    int n = store_load_deliveries(s, s->loaded_seq, refill_rows(s));
+    int n = store_load_deliveries(s, s->loaded_seq, refill_rows(s), session_loaded_delivery);
     if (n == 0) {
         log_error("client %s: %u queued messages expected in the store, none found", s->log_id,
                   s->backlog);
@@ -504,7 +504,7 @@ uint32_t session_move_shared(struct session *s, bool queued_only,
     s->queued_mem = 0;
     int64_t after = loaded_seq;
     for (;;) {
-        int n = store_load_deliveries(s, after, refill_rows(s));
+        int n = store_load_deliveries(s, after, refill_rows(s), session_loaded_delivery);
         if (n <= 0)
             break;
         after = s->loaded_seq;

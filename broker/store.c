@@ -1,7 +1,8 @@
 /*
- * store.c - the store's write path: prepared statements, the transaction
- * of each loop turn (group commit), and the packets that wait for it.
- * See store.h for the contract.
+ * store.c - the store's connection: opening petrel.db (the schema, the
+ * prepared statements, the storage threads) and closing it.  The turn's
+ * write transaction, its rows and its batches are store_write.c's.  See
+ * store.h for the contract.
  */
 #include "store.h"
 
@@ -9,15 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <event2/event.h>
 
 #include "broker.h"
-#include "log.h"
-#include "message.h"
-#include "notify.h"
 #include "store_internal.h"
 #include "store_outbox.h"
-#include "turn.h"
 
 struct store_state store_st;
 
@@ -57,22 +53,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_QOS2_CLEAR] = "DELETE FROM inbound_qos2 WHERE session_id = ?1",
 };
 
-static struct event *redo_ev;
-static struct log_ratelimit fail_log;
-
-
-
-/* How long after a failed commit the lost changes are written again. */
-#define REDO_DELAY_MS 1000
-
-static void redo_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    store_redo();
-}
-
 /* The loop's connection waits for the storage thread's RESTART checkpoint
  * (store_sync.c), which holds the write lock for about one fsync: in steps
  * of 100 us rather than SQLite's default of 1, 2, 5, 10 ... ms, so that
@@ -85,24 +65,6 @@ int store_busy_wait(void *arg, int count)
     struct timespec ts = {0, 100000};
     nanosleep(&ts, NULL);
     return 1;
-}
-
-/* After each commit of the loop's connection, with the frames now in the
- * WAL: past WAL_KICK_BYTES the checkpoint thread is asked to run now, once
- * per growth past it (the count starts again when the WAL does). */
-static int frame_bytes = 4096 + 24;
-static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-    (void)arg;
-    (void)db;
-    (void)name;
-    static bool kicked;
-    store_sync_wal_size((int64_t)frames * frame_bytes);
-    bool big = (int64_t)frames * frame_bytes >= store_sync_kick_bytes();
-    if (big && !kicked)
-        store_sync_kick();
-    kicked = big;
-    return SQLITE_OK;
 }
 
 int store_open(const char *data_dir, char *err, size_t errlen)
@@ -118,10 +80,7 @@ int store_open(const char *data_dir, char *err, size_t errlen)
     sqlite3_busy_handler(store_st.db, store_busy_wait, NULL);
     int64_t page = 4096;
     store_query_int(store_st.db, "PRAGMA page_size", &page);
-    frame_bytes = (int)page + 24;
-    /* (Also turns SQLite's own checkpoints off, which would fsync on the
-     * loop; wal_autocheckpoint = 0 says the same.) */
-    sqlite3_wal_hook(store_st.db, wal_hook, NULL);
+    store_wal_watch((int)page);
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(store_st.db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &store_st.stmt[i], NULL) != SQLITE_OK) {
@@ -140,8 +99,7 @@ int store_open(const char *data_dir, char *err, size_t errlen)
         store_st.last_message_id = sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
-    redo_ev = evtimer_new(broker.base, redo_cb, NULL);
-    if (!redo_ev) {
+    if (store_redo_timer_start() != 0) {
         snprintf(err, errlen, "cannot create the store retry timer");
         store_close();
         return -1;
@@ -173,9 +131,7 @@ void store_close(void)
     store_sync_stop();
     store_writeback_stop();
     store_identity_stop();
-    if (redo_ev)
-        event_free(redo_ev);
-    redo_ev = NULL;
+    store_redo_timer_stop();
     store_batch_committed(); /* frees the redo lists */
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(store_st.stmt[i]);
@@ -186,107 +142,3 @@ void store_close(void)
     store_flush_deletes(); /* frees its list */
 }
 
-bool store_degraded(void) { return store_st.degraded; }
-
-int store_fail(const char *what)
-{
-    long n = log_ratelimit_check(&fail_log, 10);
-    if (n >= 0)
-        log_error("store: %s failed: %s%s", what, sqlite3_errmsg(store_st.db),
-                  log_suppressed(n));
-    store_st.txn_failed = true;
-    store_identity_check(); /* did the file go? */
-    return -1;
-}
-
-int store_begin(void)
-{
-    if (store_st.in_txn)
-        return 0;
-    int rc = sqlite3_exec(store_st.db, "BEGIN", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail("BEGIN");
-    store_st.in_txn = true;
-    store_st.txn_failed = false;
-    turn_schedule(); /* the end of the turn commits */
-    return 0;
-}
-
-/* ---- batches ---- */
-
-uint64_t store_wait_batch(void)
-{
-    if (store_st.in_txn)
-        return store_st.cur_batch;
-    return store_st.synced < store_st.committed ? store_st.committed : 0;
-}
-
-uint64_t store_open_batch(void) { return store_st.in_txn ? store_st.cur_batch : 0; }
-
-uint64_t store_durable(void) { return store_st.synced; }
-
-void store_synced(uint64_t batch)
-{
-    if (batch > store_st.synced) {
-        store_st.synced = batch;
-        turn_schedule(); /* what waited for it leaves at the end of the turn */
-    }
-}
-
-uint64_t store_commit(void)
-{
-    if (!store_st.in_txn)
-        return 0;
-    store_flush_deletes(); /* into this transaction */
-    uint64_t batch = store_st.cur_batch++;
-    store_st.in_txn = false;
-    /* A commit into a file that is no longer petrel.db would be lost at the
-     * next start: it fails, like a full disk (store_identity.c). */
-    bool lost = store_st.lost[0] || store_st.unwritable;
-    /* On a disk with little room the WAL may not outgrow what the database
-     * can take (store_sync_wal_size). */
-    bool wal_over = !store_st.txn_failed && !lost && store_sync_wal_over();
-    if (wal_over) {
-        long n = log_ratelimit_check(&fail_log, 10);
-        if (n >= 0)
-            log_error("store: COMMIT refused: the WAL is at its bound (half the room left on "
-                      "the disk) until the checkpoint has copied it into the database%s",
-                      log_suppressed(n));
-    }
-    uint64_t t0 = histogram_now_ns();
-    int rc = store_st.txn_failed || lost || wal_over
-                 ? SQLITE_ERROR
-                 : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        histogram_observe_ns(&broker.store_commit_latency, histogram_now_ns() - t0);
-    if (rc != SQLITE_OK) {
-        if (!store_st.txn_failed && !lost && !wal_over)
-            store_fail("COMMIT");
-        sqlite3_exec(store_st.db, "ROLLBACK", NULL, NULL, NULL);
-        if (!store_st.degraded && !lost)
-            log_error("store: writes are failing; QoS 1/2 publishes are not acknowledged "
-                      "until they succeed again");
-        if (!store_st.degraded)
-            notify_status();
-        store_st.degraded = true;
-        broker.stats.store_errors++;
-        store_batch_failed(batch);
-        store_sync_truncate();
-        struct timeval tv = {0, REDO_DELAY_MS * 1000};
-        evtimer_add(redo_ev, &tv);
-        return batch;
-    }
-    store_batch_committed();
-    store_sync_restart_wait();
-    if (store_st.degraded) {
-        store_st.degraded = false;
-        log_notice("store: writes succeed again, store recovered");
-        notify_status();
-    }
-    store_st.committed = batch;
-    if (broker.cfg.durability == DURABILITY_POWER)
-        store_sync_request(batch);
-    else
-        store_synced(batch);
-    return 0;
-}

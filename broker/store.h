@@ -71,6 +71,22 @@ uint64_t store_durable(void);
  * leave.  What it lost is written again later (store_redo). */
 uint64_t store_commit(void);
 
+/* What a rolled-back batch asks of the sessions, given by the broker's
+ * owner (broker.c) so that the store calls no session function by name.
+ * Every member is set; the hooks are kept, not copied. */
+struct store_session_hooks {
+    /* The batch `failed` was rolled back: what it queued for s is taken
+     * off s's queue and counters (session_store_rolled_back). */
+    void (*rolled_back)(struct session *s, uint64_t failed);
+    /* The mark of inbound QoS 2 id `packet_id`, stored by that batch, is
+     * taken back (session_qos2_forget). */
+    void (*qos2_forget)(struct session *s, uint16_t packet_id);
+    /* Is the id marked?  For writing a session's marks again
+     * (session_qos2_pending). */
+    bool (*qos2_pending)(const struct session *s, uint16_t packet_id);
+};
+void store_set_session_hooks(const struct store_session_hooks *hooks);
+
 /* Writes.  All return 0, or -1 when the statement failed; a failure also
  * dooms the current transaction (see above). */
 int store_session_add(struct session *s);            /* sets s->db_id */
@@ -97,9 +113,12 @@ int store_qos2_delete(struct session *s, uint16_t packet_id);
 int store_retained_set(const char *topic, size_t len, struct message *m); /* NULL clears */
 
 /* Reads up to `max` deliveries of s with seq > after_seq, in order, and
- * appends them to its lists (in-flight QoS 2 states to s->inflight, the
- * rest to s->queued).  Returns how many were read, or -1. */
-int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max);
+ * hands each to got(s, d) (session_loaded_delivery appends them to its
+ * lists: in-flight QoS 2 states to s->inflight, the rest to s->queued).
+ * Returns how many were read, or -1.  store_read.c. */
+typedef void (*store_delivery_fn)(struct session *s, struct delivery *d);
+int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max,
+                          store_delivery_fn got);
 
 /* Removes persistent sessions offline for longer than their expiry (5.0:
  * their Session Expiry Interval; 3.1.1: session_expiry).  Cheap when

@@ -4,7 +4,7 @@
  * database while petreld runs would otherwise see every commit succeed into
  * an unlinked inode, and lose all of it at the next start.  Checked each
  * second and after a failed write; once the file is lost, commits fail
- * (store.c) so that nothing more is acknowledged.
+ * (store_write.c) so that nothing more is acknowledged.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -81,6 +81,22 @@ static inline uint32_t store_sub_options_id(int64_t v) { return (uint32_t)((v >>
 #define STORE_DELIVERY_RETAIN 1
 #define STORE_DELIVERY_SHARED 2
 
+/* Binds a message's topic, payload (an empty one as an empty blob), QoS
+ * and retain flag to ?first to ?first+3, and its properties, if it has
+ * any, to ?props (store_write.c; for any table that keeps a message). */
+struct message;
+void store_bind_message(sqlite3_stmt *st, int first, int props, const struct message *m);
+
+/* A message from the columns of a row, from `col`: id, topic, payload,
+ * qos, retain, properties, expires_at (store_read.c).  NULL without
+ * memory. */
+struct message *store_message_from_row(sqlite3_stmt *st, int col);
+/* The earliest expiry noted by store_expiry_note since the last walk
+ * (INT64_MAX: none), and what the walk found among the sessions it kept
+ * (store_read.c; the walk is store_load.c's store_expire_sessions). */
+int64_t store_expiry_earliest(void);
+void store_expiry_restart(int64_t next);
+
 /* Runs a statement that yields one integer (a PRAGMA, a count) into *out;
  * returns an SQLite result code (SQLITE_OK on success). */
 int store_query_int(sqlite3 *db, const char *sql, int64_t *out);
@@ -104,6 +120,10 @@ int store_writeback_start(const char *db_path);
 /* The storage threads' sleep: on `cond` until `ms` from now or a signal,
  * `lock` held (store_sync.c). */
 void store_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms);
+/* Their start: a thread running `main`, *running set if it was made. */
+int store_thread_start(pthread_t *thread, void *(*main)(void *), bool *running);
+/* Their wake-up: sets *flag under `lock` and wakes all that wait on `cond`. */
+void store_cond_raise(pthread_cond_t *cond, pthread_mutex_t *lock, bool *flag);
 void store_writeback_stop(void);
 /* The WAL grew by WAL_KICK_BYTES since it started over: checkpoint now
  * rather than at the next second. */
@@ -138,10 +158,18 @@ void store_batch_failed(uint64_t batch);
 void store_batch_committed(void);
 void store_redo(void);
 
+/* The turn's write transaction (store_write.c). */
 /* Starts the transaction of this turn if needed; returns 0 or -1. */
 int store_begin(void);
 /* Records a failed statement: logs it and dooms the transaction. */
 int store_fail(const char *what);
+/* The timer that runs store_redo a while after a failed commit: made by
+ * store_open (0, or -1 without memory), freed by store_close. */
+int store_redo_timer_start(void);
+void store_redo_timer_stop(void);
+/* After each commit, tells the storage thread how large the WAL has grown
+ * (pages of page_size bytes); store_open registers it. */
+void store_wal_watch(int page_size);
 
 /* Deliveries acknowledged in this turn are deleted together, a statement
  * per run of consecutive rows (store_write.c): before the commit, and

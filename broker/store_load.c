@@ -1,7 +1,9 @@
 /*
- * store_load.c - reading the store back: the start-up replay of sessions,
- * subscriptions, inbound QoS 2 ids, queue counters and retained messages,
- * the paging of a session's queue into memory, and session expiry.
+ * store_load.c - the sessions of the store brought back and ended: the
+ * start-up replay of sessions, subscriptions, inbound QoS 2 ids, queue
+ * counters and retained messages, and session expiry.  It stands above the
+ * sessions it creates and destroys; what the sessions themselves read from
+ * the store is store_read.c's.
  *
  * Queued messages are not loaded at start-up: a session's queue is read a
  * window at a time when it connects (store_load_deliveries), so start-up
@@ -163,28 +165,10 @@ static int load_counters(sqlite3_stmt *st, void *arg)
     return 0;
 }
 
-/* Columns from `col`: id, topic, payload, qos, retain, properties,
- * expires_at. */
-static struct message *message_from_row(sqlite3_stmt *st, int col)
-{
-    const void *payload = sqlite3_column_blob(st, col + 2);
-    const void *props = sqlite3_column_blob(st, col + 5);
-    struct message *m = message_new_raw(sqlite3_column_blob(st, col + 1),
-                                        (size_t)sqlite3_column_bytes(st, col + 1), payload,
-                                        (size_t)sqlite3_column_bytes(st, col + 2),
-                                        (uint8_t)sqlite3_column_int(st, col + 3),
-                                        sqlite3_column_int(st, col + 4) != 0, props,
-                                        props ? (size_t)sqlite3_column_bytes(st, col + 5) : 0,
-                                        sqlite3_column_int64(st, col + 6));
-    if (m)
-        m->db_id = sqlite3_column_int64(st, col);
-    return m;
-}
-
 static int load_retained(sqlite3_stmt *st, void *arg)
 {
     (void)arg;
-    struct message *m = message_from_row(st, 0);
+    struct message *m = store_message_from_row(st, 0);
     if (!m)
         return -1;
     void *old = topic_tree_set_retained(broker.topics, m->topic, m->topic_len, m);
@@ -256,65 +240,12 @@ out:
     return rc;
 }
 
-int store_load_deliveries(struct session *s, int64_t after_seq, uint32_t max)
-{
-    if (!store_st.db || !s->db_id)
-        return 0;
-    store_flush_deletes(); /* rows acknowledged or moved must not come back */
-    sqlite3_stmt *st = store_st.stmt[ST_DELIVERY_LOAD];
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, s->db_id);
-    sqlite3_bind_int64(st, 2, after_seq);
-    sqlite3_bind_int64(st, 3, max);
-    int n = 0, rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct delivery *d = calloc(1, sizeof *d);
-        int state = sqlite3_column_int(st, 3);
-        if (!d)
-            break;
-        d->seq = sqlite3_column_int64(st, 0);
-        d->qos = (uint8_t)sqlite3_column_int(st, 1);
-        int flags = sqlite3_column_int(st, 2);
-        d->retain = (flags & STORE_DELIVERY_RETAIN) != 0;
-        d->shared = (flags & STORE_DELIVERY_SHARED) != 0;
-        d->state = (uint8_t)state;
-        d->packet_id = (uint16_t)sqlite3_column_int(st, 4);
-        d->size = (uint32_t)sqlite3_column_int64(st, 5);
-        if (state != DELIVERY_WAIT_PUBCOMP) {
-            d->msg = message_from_row(st, 6);
-            if (!d->msg) {
-                free(d);
-                break;
-            }
-        }
-        session_loaded_delivery(s, d);
-        n++;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        log_error("store: loading the queue of client %s: %s", s->log_id,
-                  sqlite3_errmsg(store_st.db));
-        n = n ? n : -1;
-    }
-    sqlite3_reset(st);
-    return n;
-}
-
 struct expiry_ctx {
     int64_t now;    /* unix ms, as session_expiry_due */
     int64_t next;   /* earliest due time among the sessions kept */
     struct session **list;
     size_t n, cap;
 };
-
-/* Earliest time a session may expire, or INT64_MAX: the walk over all
- * sessions runs only when something is due. */
-static int64_t next_due = INT64_MAX;
-
-void store_expiry_note(int64_t due)
-{
-    if (due > 0 && due < next_due)
-        next_due = due;
-}
 
 static void collect_expired(void *value, void *arg)
 {
@@ -365,12 +296,12 @@ void store_expire_sessions(void)
     /* In ms from here (session_expiry_due): whole seconds made sessions
      * end up to a second early. */
     int64_t now_ms = message_now_ms();
-    if (now_ms < next_due)
+    if (now_ms < store_expiry_earliest())
         return;
     /* The session table cannot change while being walked: collect first. */
     struct expiry_ctx ctx = {now_ms, INT64_MAX, NULL, 0, 0};
     hashmap_foreach(broker.sessions, collect_expired, &ctx);
-    next_due = ctx.next;
+    store_expiry_restart(ctx.next);
     for (size_t i = 0; i < ctx.n; i++) {
         struct session *s = ctx.list[i];
         log_notice("client %s: session expired (offline for more than %u s)", s->log_id,

@@ -147,6 +147,24 @@ void store_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
     pthread_cond_timedwait(cond, lock, &until);
 }
 
+/* Starts a storage thread running `main`; *running says whether one was
+ * started (store_internal.h). */
+int store_thread_start(pthread_t *thread, void *(*main)(void *), bool *running)
+{
+    *running = pthread_create(thread, NULL, main, NULL) == 0;
+    return *running ? 0 : -1;
+}
+
+/* Sets *flag under `lock` and wakes every thread waiting on `cond`; shared
+ * with the writeback thread (store_internal.h). */
+void store_cond_raise(pthread_cond_t *cond, pthread_mutex_t *lock, bool *flag)
+{
+    pthread_mutex_lock(lock);
+    *flag = true;
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(lock);
+}
+
 static void *checkpoint_main(void *arg)
 {
     (void)arg;
@@ -250,15 +268,11 @@ int store_sync_start(const char *db_path, bool fsync_commits)
     atomic_store(&sy.truncate_wanted, false);
     pthread_mutex_init(&sy.lock, NULL);
     pthread_cond_init(&sy.wake, NULL);
-    if (pthread_create(&sy.ckpt_thread, NULL, checkpoint_main, NULL) != 0)
+    if (store_thread_start(&sy.ckpt_thread, checkpoint_main, &sy.ckpt_running) != 0)
         goto fail;
-    sy.ckpt_running = true;
-    if (fsync_commits) {
-        if (pthread_create(&sy.thread, NULL, sync_main, NULL) != 0) {
-            store_sync_stop();
-            return -1;
-        }
-        sy.running = true;
+    if (fsync_commits && store_thread_start(&sy.thread, sync_main, &sy.running) != 0) {
+        store_sync_stop();
+        return -1;
     }
     return 0;
 fail:
@@ -295,12 +309,8 @@ void store_sync_truncate(void)
 
 void store_sync_kick(void)
 {
-    if (!sy.ckpt_running)
-        return;
-    pthread_mutex_lock(&sy.lock);
-    sy.kicked = true;
-    pthread_cond_broadcast(&sy.wake);
-    pthread_mutex_unlock(&sy.lock);
+    if (sy.ckpt_running)
+        store_cond_raise(&sy.wake, &sy.lock, &sy.kicked);
 }
 
 void store_sync_request(uint64_t batch)
@@ -314,10 +324,7 @@ void store_sync_request(uint64_t batch)
 void store_sync_stop(void)
 {
     if (sy.running || sy.ckpt_running) {
-        pthread_mutex_lock(&sy.lock);
-        sy.stop = true;
-        pthread_cond_broadcast(&sy.wake);
-        pthread_mutex_unlock(&sy.lock);
+        store_cond_raise(&sy.wake, &sy.lock, &sy.stop);
         if (sy.running)
             pthread_join(sy.thread, NULL);
         if (sy.ckpt_running)

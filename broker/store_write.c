@@ -1,22 +1,57 @@
 /*
- * store_write.c - the store's row operations.  Each binds a prepared
- * statement and steps it inside the turn's transaction (store_begin); a
- * failure dooms that transaction, so acknowledgements that depended on it
- * are withheld (store.c).  While store_load replays the database into
- * memory, writes are no-ops: the rows are already there.
+ * store_write.c - the turn's write transaction: begun by the first row a
+ * turn writes, committed at the end of the turn (group commit), each one a
+ * numbered batch.  The row operations bind a prepared statement and step
+ * it inside that transaction; a failure dooms it, so acknowledgements that
+ * depended on it are withheld, and a rolled-back batch is written again
+ * later (store_redo).  While store_load replays the database into memory,
+ * writes are no-ops: the rows are already there.  See store.h.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <event2/event.h>
 
 #include "acl_session.h"
 #include "broker.h"
 #include "hashmap.h"
+#include "histogram.h"
 #include "log.h"
 #include "message.h"
+#include "notify.h"
 #include "session.h"
 #include "store.h"
 #include "store_internal.h"
 #include "topic_tree.h"
+#include "turn.h"
+
+static struct log_ratelimit fail_log;
+static const struct store_session_hooks *sessions;
+
+void store_set_session_hooks(const struct store_session_hooks *h) { sessions = h; }
+
+int store_fail(const char *what)
+{
+    long n = log_ratelimit_check(&fail_log, 10);
+    if (n >= 0)
+        log_error("store: %s failed: %s%s", what, sqlite3_errmsg(store_st.db),
+                  log_suppressed(n));
+    store_st.txn_failed = true;
+    store_identity_check(); /* did the file go? */
+    return -1;
+}
+
+int store_begin(void)
+{
+    if (store_st.in_txn)
+        return 0;
+    int rc = sqlite3_exec(store_st.db, "BEGIN", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail("BEGIN");
+    store_st.in_txn = true;
+    store_st.txn_failed = false;
+    turn_schedule(); /* the end of the turn commits */
+    return 0;
+}
 
 /* Resets a statement for reuse and starts the transaction if needed.
  * Returns NULL when nothing must be written. */
@@ -168,6 +203,41 @@ static void touch(struct session *s)
     s->store_batch = store_st.cur_batch;
 }
 
+void store_bind_message(sqlite3_stmt *st, int first, int props, const struct message *m)
+{
+    sqlite3_bind_blob(st, first, m->topic, m->topic_len, SQLITE_STATIC);
+    /* A zero-length blob must still be a blob, not NULL (NOT NULL column). */
+    sqlite3_bind_blob(st, first + 1, m->payload_len ? (const void *)m->payload : "",
+                      (int)m->payload_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, first + 2, m->qos);
+    sqlite3_bind_int(st, first + 3, m->retain);
+    if (m->props_len)
+        sqlite3_bind_blob(st, props, m->props, (int)m->props_len, SQLITE_STATIC);
+}
+
+/* A statement on a session's rows, or NULL for a session not in the
+ * store (or no statement): the session is marked as written by this batch
+ * and its row id is bound as ?1. */
+static sqlite3_stmt *session_stmt(struct session *s, enum store_stmt id)
+{
+    sqlite3_stmt *st = s->db_id ? prepare(id) : NULL;
+    if (st) {
+        touch(s);
+        sqlite3_bind_int64(st, 1, s->db_id);
+    }
+    return st;
+}
+
+/* A statement on a session's rows with one more value, ?2, run. */
+static int session_write_int(struct session *s, enum store_stmt id, int64_t v, const char *what)
+{
+    sqlite3_stmt *st = session_stmt(s, id);
+    if (!st)
+        return 0;
+    sqlite3_bind_int64(st, 2, v);
+    return run(st, what);
+}
+
 static int write_session_row(struct session *s)
 {
     sqlite3_stmt *st = prepare(ST_SESSION_ADD);
@@ -228,22 +298,14 @@ int store_session_delete(struct session *s)
 
 int store_session_offline(struct session *s, int64_t since)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SESSION_OFFLINE) : NULL;
-    if (!st)
-        return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
-    sqlite3_bind_int64(st, 2, since);
-    return run(st, "marking a session offline");
+    return session_write_int(s, ST_SESSION_OFFLINE, since, "marking a session offline");
 }
 
 int store_session_expiry(struct session *s)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SESSION_EXPIRY) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_SESSION_EXPIRY);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     if (s->expiry_set)
         sqlite3_bind_int64(st, 2, s->expiry); /* else NULL: the broker's default */
     sqlite3_bind_int(st, 3, s->expiry_set ? 5 : 4);
@@ -252,21 +314,13 @@ int store_session_expiry(struct session *s)
 
 int store_session_will(struct session *s)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SESSION_WILL) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_SESSION_WILL);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     const struct message *m = s->will;
     if (m) { /* else every column NULL: no pending will */
         sqlite3_bind_int64(st, 2, s->will_at);
-        sqlite3_bind_blob(st, 3, m->topic, m->topic_len, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 4, m->payload_len ? (const void *)m->payload : "",
-                          (int)m->payload_len, SQLITE_STATIC);
-        sqlite3_bind_int(st, 5, m->qos);
-        sqlite3_bind_int(st, 6, m->retain);
-        if (m->props_len)
-            sqlite3_bind_blob(st, 7, m->props, (int)m->props_len, SQLITE_STATIC);
+        store_bind_message(st, 3, 7, m);
         if (m->expiry_interval)
             sqlite3_bind_int64(st, 8, m->expiry_interval);
     }
@@ -275,11 +329,9 @@ int store_session_will(struct session *s)
 
 int store_sub_put(struct session *s, const struct subscription *sub)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SUB_PUT) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_SUB_PUT);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_blob(st, 2, sub->filter, (int)sub->len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, store_sub_options(sub->options, sub->id));
     return run(st, "storing a subscription");
@@ -287,11 +339,9 @@ int store_sub_put(struct session *s, const struct subscription *sub)
 
 int store_sub_delete(struct session *s, const char *filter, size_t len)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_SUB_DELETE) : NULL;
+    sqlite3_stmt *st = session_stmt(s, ST_SUB_DELETE);
     if (!st)
         return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_blob(st, 2, filter, (int)len, SQLITE_STATIC);
     return run(st, "deleting a subscription");
 }
@@ -303,14 +353,7 @@ int store_message_add(struct message *m)
     sqlite3_stmt *st = prepare(ST_MESSAGE_ADD);
     if (!st)
         return nothing_to_do();
-    sqlite3_bind_blob(st, 1, m->topic, m->topic_len, SQLITE_STATIC);
-    /* A zero-length blob must still be a blob, not NULL (NOT NULL column). */
-    sqlite3_bind_blob(st, 2, m->payload_len ? (const void *)m->payload : "", (int)m->payload_len,
-                      SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, m->qos);
-    sqlite3_bind_int(st, 4, m->retain);
-    if (m->props_len)
-        sqlite3_bind_blob(st, 6, m->props, (int)m->props_len, SQLITE_STATIC);
+    store_bind_message(st, 1, 6, m);
     if (m->expires_at)
         sqlite3_bind_int64(st, 7, m->expires_at);
     /* The id is never given again, so the rows that name it can only be
@@ -343,11 +386,10 @@ int store_delivery_add(struct session *s, struct delivery *d, struct message *m)
 
 int store_delivery_state(struct session *s, const struct delivery *d)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_DELIVERY_STATE) : NULL;
+    /* memory moved on (PUBREC): a rollback must write it again */
+    sqlite3_stmt *st = session_stmt(s, ST_DELIVERY_STATE);
     if (!st)
         return 0;
-    touch(s); /* memory moved on (PUBREC): a rollback must write it again */
-    sqlite3_bind_int64(st, 1, s->db_id);
     sqlite3_bind_int64(st, 2, d->seq);
     sqlite3_bind_int(st, 3, d->state);
     sqlite3_bind_int(st, 4, d->packet_id);
@@ -460,13 +502,7 @@ int store_qos2_add(struct session *s, uint16_t packet_id)
 
 int store_qos2_delete(struct session *s, uint16_t packet_id)
 {
-    sqlite3_stmt *st = s->db_id ? prepare(ST_QOS2_DELETE) : NULL;
-    if (!st)
-        return 0;
-    touch(s);
-    sqlite3_bind_int64(st, 1, s->db_id);
-    sqlite3_bind_int(st, 2, packet_id);
-    return run(st, "deleting a QoS 2 packet id");
+    return session_write_int(s, ST_QOS2_DELETE, packet_id, "deleting a QoS 2 packet id");
 }
 
 int store_retained_set(const char *topic, size_t len, struct message *m)
@@ -508,7 +544,7 @@ static void forget_qos2(struct session *s)
             hi = mid;
     }
     for (; lo < batch_qos2.n && batch_qos2.v[lo].session == s->db_id; lo++)
-        session_qos2_forget(s, (uint16_t)batch_qos2.v[lo].seq);
+        sessions->qos2_forget(s, (uint16_t)batch_qos2.v[lo].seq);
 }
 
 static void flag_session(void *value, void *arg)
@@ -520,7 +556,7 @@ static void flag_session(void *value, void *arg)
         if (batch_qos2.n)
             forget_qos2(s);
     }
-    session_store_rolled_back(s, failed);
+    sessions->rolled_back(s, failed);
 }
 
 void store_batch_failed(uint64_t batch)
@@ -609,7 +645,7 @@ static void redo_session(void *value, void *arg)
     for (struct subscription *sub = s->subs; sub; sub = sub->next)
         store_sub_put(s, sub);
     for (uint32_t id = 1; s->n_qos2_ids && id <= UINT16_MAX; id++)
-        if (session_qos2_pending(s, (uint16_t)id))
+        if (sessions->qos2_pending(s, (uint16_t)id))
             store_qos2_add(s, (uint16_t)id);
     /* PUBRECs: a delivery past one has only its id in memory, and a row
      * still saying "wait for PUBREC" would have the PUBLISH sent again
@@ -641,4 +677,137 @@ void store_redo(void)
         free(t);
     }
     redo_retained.n = 0;
+}
+
+/* ---- the end of the turn: the commit and its batch ---- */
+
+uint64_t store_wait_batch(void)
+{
+    if (store_st.in_txn)
+        return store_st.cur_batch;
+    return store_st.synced < store_st.committed ? store_st.committed : 0;
+}
+
+uint64_t store_open_batch(void) { return store_st.in_txn ? store_st.cur_batch : 0; }
+
+uint64_t store_durable(void) { return store_st.synced; }
+
+bool store_degraded(void) { return store_st.degraded; }
+
+void store_synced(uint64_t batch)
+{
+    if (batch > store_st.synced) {
+        store_st.synced = batch;
+        turn_schedule(); /* what waited for it leaves at the end of the turn */
+    }
+}
+
+/* How long after a failed commit the lost changes are written again. */
+#define REDO_DELAY_MS 1000
+
+static struct event *redo_ev;
+
+static void redo_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    store_redo();
+}
+
+int store_redo_timer_start(void)
+{
+    redo_ev = evtimer_new(broker.base, redo_cb, NULL);
+    return redo_ev ? 0 : -1;
+}
+
+void store_redo_timer_stop(void)
+{
+    if (redo_ev)
+        event_free(redo_ev);
+    redo_ev = NULL;
+}
+
+/* After each commit of the loop's connection, with the frames now in the
+ * WAL: past WAL_KICK_BYTES the checkpoint thread is asked to run now, once
+ * per growth past it (the count starts again when the WAL does). */
+static int frame_bytes = 4096 + 24;
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)arg;
+    (void)db;
+    (void)name;
+    static bool kicked;
+    store_sync_wal_size((int64_t)frames * frame_bytes);
+    bool big = (int64_t)frames * frame_bytes >= store_sync_kick_bytes();
+    if (big && !kicked)
+        store_sync_kick();
+    kicked = big;
+    return SQLITE_OK;
+}
+
+void store_wal_watch(int page_size)
+{
+    frame_bytes = page_size + 24;
+    /* (Also turns SQLite's own checkpoints off, which would fsync on the
+     * loop; wal_autocheckpoint = 0 says the same.) */
+    sqlite3_wal_hook(store_st.db, wal_hook, NULL);
+}
+
+uint64_t store_commit(void)
+{
+    if (!store_st.in_txn)
+        return 0;
+    store_flush_deletes(); /* into this transaction */
+    uint64_t batch = store_st.cur_batch++;
+    store_st.in_txn = false;
+    /* A commit into a file that is no longer petrel.db would be lost at the
+     * next start: it fails, like a full disk (store_identity.c). */
+    bool lost = store_st.lost[0] || store_st.unwritable;
+    /* On a disk with little room the WAL may not outgrow what the database
+     * can take (store_sync_wal_size). */
+    bool wal_over = !store_st.txn_failed && !lost && store_sync_wal_over();
+    if (wal_over) {
+        long n = log_ratelimit_check(&fail_log, 10);
+        if (n >= 0)
+            log_error("store: COMMIT refused: the WAL is at its bound (half the room left on "
+                      "the disk) until the checkpoint has copied it into the database%s",
+                      log_suppressed(n));
+    }
+    uint64_t t0 = histogram_now_ns();
+    int rc = store_st.txn_failed || lost || wal_over
+                 ? SQLITE_ERROR
+                 : sqlite3_exec(store_st.db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        histogram_observe_ns(&broker.store_commit_latency, histogram_now_ns() - t0);
+    if (rc != SQLITE_OK) {
+        if (!store_st.txn_failed && !lost && !wal_over)
+            store_fail("COMMIT");
+        sqlite3_exec(store_st.db, "ROLLBACK", NULL, NULL, NULL);
+        if (!store_st.degraded && !lost)
+            log_error("store: writes are failing; QoS 1/2 publishes are not acknowledged "
+                      "until they succeed again");
+        if (!store_st.degraded)
+            notify_status();
+        store_st.degraded = true;
+        broker.stats.store_errors++;
+        store_batch_failed(batch);
+        store_sync_truncate();
+        struct timeval tv = {0, REDO_DELAY_MS * 1000};
+        evtimer_add(redo_ev, &tv);
+        return batch;
+    }
+    store_batch_committed();
+    store_sync_restart_wait();
+    if (store_st.degraded) {
+        store_st.degraded = false;
+        log_notice("store: writes succeed again, store recovered");
+        notify_status();
+    }
+    store_st.committed = batch;
+    if (broker.cfg.durability == DURABILITY_POWER)
+        store_sync_request(batch);
+    else
+        store_synced(batch);
+    return 0;
 }

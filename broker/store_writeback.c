@@ -88,11 +88,10 @@ int store_writeback_start(const char *db_path)
     snprintf(wb.paths[0], sizeof wb.paths[0], "%s", db_path);
     snprintf(wb.paths[1], sizeof wb.paths[1], "%s-wal", db_path);
     wb.stop = false;
-    if (pthread_create(&wb.thread, NULL, writeback_main, NULL) != 0) {
+    if (store_thread_start(&wb.thread, writeback_main, &wb.running) != 0) {
         log_warning("store: no writeback thread: the loop may wait behind the WAL's fsync");
         return -1;
     }
-    wb.running = true;
     return 0;
 }
 
@@ -100,10 +99,7 @@ void store_writeback_stop(void)
 {
     if (!wb.running)
         return;
-    pthread_mutex_lock(&wb.lock);
-    wb.stop = true;
-    pthread_cond_signal(&wb.wake);
-    pthread_mutex_unlock(&wb.lock);
+    store_cond_raise(&wb.wake, &wb.lock, &wb.stop);
     pthread_join(wb.thread, NULL);
     wb.running = false;
 }

@@ -153,11 +153,6 @@ bad:
     return NULL;
 }
 
-void tls_ctx_free(struct ssl_ctx_st *ctx)
-{
-    SSL_CTX_free(ctx);
-}
-
 struct bufferevent *tls_accept_bufferevent(struct event_base *base, int fd,
                                            struct ssl_ctx_st *ctx)
 {

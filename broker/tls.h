@@ -20,8 +20,7 @@ struct ssl_ctx_st; /* SSL_CTX */
  * mode, TLS 1.2 at least, ciphers, no compression and no renegotiation.
  * Returns NULL with "<which file or option>: <OpenSSL's reason>" in err. */
 struct ssl_ctx_st *tls_server_ctx_new(const struct listener_tls_conf *t, char *err,
-                                      size_t errlen);
-void tls_ctx_free(struct ssl_ctx_st *ctx);
+                                      size_t errlen); /* freed with SSL_CTX_free */
 
 /* A bufferevent that runs the server side of a TLS handshake on the
  * accepted socket `fd` and then carries the connection's bytes.  Freeing

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -16,22 +17,17 @@
 #define LINGER_SECONDS 2
 
 struct lingering {
-    struct lingering *prev, *next;
+    LIST_ENTRY(lingering) link;
     struct bufferevent *bev;
     struct event *timer;
     bool shut; /* FIN sent */
 };
 
-static struct lingering *lingering;
+static LIST_HEAD(, lingering) lingering = LIST_HEAD_INITIALIZER(lingering);
 
 static void linger_end(struct lingering *l)
 {
-    if (l->prev)
-        l->prev->next = l->next;
-    else if (lingering == l)
-        lingering = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    LIST_REMOVE(l, link);
     if (l->timer)
         event_free(l->timer);
     bufferevent_free(l->bev);
@@ -83,10 +79,7 @@ void ws_linger(struct bufferevent *bev)
         return;
     }
     l->bev = bev;
-    l->next = lingering;
-    if (lingering)
-        lingering->prev = l;
-    lingering = l;
+    LIST_INSERT_HEAD(&lingering, l, link);
     bufferevent_setcb(bev, linger_read, linger_write, linger_event, l);
     bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -95,6 +88,6 @@ void ws_linger(struct bufferevent *bev)
 
 void ws_linger_shutdown(void)
 {
-    while (lingering)
-        linger_end(lingering);
+    while (!LIST_EMPTY(&lingering))
+        linger_end(LIST_FIRST(&lingering));
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "array_grow.h"
 #include "bench_pace.h"
 #include "bench_tls.h"
 #include "bench_ws.h"
@@ -118,16 +119,12 @@ static int out_reserve(struct bench_conn *c, size_t n)
         if (c->out_len + n <= c->out_cap)
             return 0;
     }
-    size_t cap = c->out_cap ? c->out_cap : OUT_INITIAL;
-    while (cap < c->out_len + n)
-        cap *= 2;
-    uint8_t *p = realloc(c->out, cap);
+    uint8_t *p = array_grow(c->out, &c->out_cap, c->out_len + n, 1, OUT_INITIAL);
     if (!p) {
         bench_conn_fail(c, FAIL_LOST, "out of memory");
         return -1;
     }
     c->out = p;
-    c->out_cap = cap;
     return 0;
 }
 
@@ -313,12 +310,10 @@ static void send_connect(struct bench_conn *c)
     ct->client_id = (struct mqtt_bytes){(const uint8_t *)id, (uint32_t)n};
     if (o->username) {
         ct->has_username = true;
-        ct->username = (struct mqtt_bytes){(const uint8_t *)o->username,
-                                           (uint32_t)strlen(o->username)};
+        ct->username = mqtt_str(o->username);
         if (o->password) {
             ct->has_password = true;
-            ct->password = (struct mqtt_bytes){(const uint8_t *)o->password,
-                                               (uint32_t)strlen(o->password)};
+            ct->password = mqtt_str(o->password);
         }
     }
     if (o->will_topic) {
@@ -326,9 +321,8 @@ static void send_connect(struct bench_conn *c)
         ct->will_flag = true;
         ct->will_qos = o->will_qos;
         ct->will_retain = o->will_retain;
-        ct->will_topic = (struct mqtt_bytes){(const uint8_t *)o->will_topic,
-                                             (uint32_t)strlen(o->will_topic)};
-        ct->will_payload = (struct mqtt_bytes){(const uint8_t *)wp, (uint32_t)strlen(wp)};
+        ct->will_topic = mqtt_str(o->will_topic);
+        ct->will_payload = mqtt_str(wp);
     }
     if (put_packet(c, &p) != 0)
         return;
@@ -340,7 +334,7 @@ static void send_connect(struct bench_conn *c)
 static void send_subscribe(struct bench_conn *c)
 {
     struct mqtt_topic_entry e = {
-        .filter = {(const uint8_t *)c->sub->filter, (uint32_t)strlen(c->sub->filter)},
+        .filter = mqtt_str(c->sub->filter),
         .options = c->b->o.sub_qos,
     };
     struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
@@ -597,10 +591,9 @@ static int keep_partial(struct bench_conn *c, const uint8_t *data, size_t len)
     if (len == 0)
         return 0;
     if (len > c->in_cap) {
-        size_t cap = c->in_cap ? c->in_cap : 256;
-        while (cap < len)
-            cap *= 2;
-        uint8_t *p = realloc(c->in, cap);
+        size_t cap = c->in_cap;
+        /* below 2^31 bytes, the doubled capacity fits in_cap's 32 bits */
+        uint8_t *p = len <= UINT32_MAX / 2 ? array_grow(c->in, &cap, len, 1, 256) : NULL;
         if (!p) {
             bench_conn_fail(c, FAIL_LOST, "out of memory");
             return -1;

@@ -534,19 +534,17 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
         case OPT_PUBS:
         case OPT_SUBS:
         case OPT_CLIENTS:
-            if (parse_ulong(optarg, 1000000, &v) != 0) {
-                cli_error("bench", "'%s' is not a number of clients (0-1000000)", optarg);
+            if (parse_number("bench", "", optarg, 0, 1000000,
+                             "a number of clients (0-1000000)", &v) != 0)
                 return CLI_EXIT_USAGE;
-            }
             *(opt == OPT_PUBS ? &o->pubs : opt == OPT_SUBS ? &o->subs : &o->clients) = v;
             o->pubs_set |= opt == OPT_PUBS;
             o->subs_set |= opt == OPT_SUBS;
             break;
         case OPT_TOPICS:
-            if (parse_ulong(optarg, 1000000, &o->topics) != 0 || o->topics == 0) {
-                cli_error("bench", "--topics: '%s' is not a number (1-1000000)", optarg);
+            if (parse_number("bench", "--topics", optarg, 1, 1000000,
+                             "a number (1-1000000)", &o->topics) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         case 't':
             o->topic_tmpl = optarg;
@@ -556,20 +554,17 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
             break;
         case 'q':
         case OPT_SUB_QOS:
-            if (parse_ulong(optarg, 2, &v) != 0) {
-                cli_error("bench", "'%s' is not a QoS (0, 1 or 2)", optarg);
+            if (parse_number("bench", "", optarg, 0, 2, "a QoS (0, 1 or 2)", &v) != 0)
                 return CLI_EXIT_USAGE;
-            }
             if (opt == 'q')
                 o->qos = (uint8_t)v;
             else
                 sub_qos = v;
             break;
         case 's':
-            if (parse_ulong(optarg, MQTT_MAX_PAYLOAD, &o->payload) != 0) {
-                cli_error("bench", "-s: '%s' is not a payload size in bytes", optarg);
+            if (parse_number("bench", "-s", optarg, 0, MQTT_MAX_PAYLOAD,
+                             "a payload size in bytes", &o->payload) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         case 'r':
             if (parse_double(optarg, 1e9, &o->rate) != 0) {
@@ -604,16 +599,14 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
             drain_set = true;
             break;
         case 'w':
-            if (parse_ulong(optarg, 65535, &o->inflight) != 0 || o->inflight == 0) {
-                cli_error("bench", "-w: '%s' is not a window (1-65535)", optarg);
+            if (parse_number("bench", "-w", optarg, 1, 65535,
+                             "a window (1-65535)", &o->inflight) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         case 'n':
-            if (parse_ulong(optarg, TRACK_MAX_SEQ - 1, &o->count) != 0) {
-                cli_error("bench", "-n: '%s' is not a message count", optarg);
+            if (parse_number("bench", "-n", optarg, 0, TRACK_MAX_SEQ - 1,
+                             "a message count", &o->count) != 0)
                 return CLI_EXIT_USAGE;
-            }
             o->count_set = true;
             break;
         case 'D':
@@ -630,16 +623,14 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
             o->connect_only = true;
             break;
         case OPT_PARALLEL:
-            if (parse_ulong(optarg, 1000000, &o->parallel) != 0 || o->parallel == 0) {
-                cli_error("bench", "--parallel: '%s' is not a number (1-1000000)", optarg);
+            if (parse_number("bench", "--parallel", optarg, 1, 1000000,
+                             "a number (1-1000000)", &o->parallel) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         case OPT_BACKLOG:
-            if (parse_ulong(optarg, 1000000000, &o->backlog) != 0) {
-                cli_error("bench", "--backlog: '%s' is not a number of messages", optarg);
+            if (parse_number("bench", "--backlog", optarg, 0, 1000000000,
+                             "a number of messages", &o->backlog) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         case OPT_ALLOW_LOSS:
             o->allow_loss = true;
@@ -654,17 +645,13 @@ static int parse_args(int argc, char **argv, struct bench_options *o, struct con
             o->progress = 0;
             break;
         case OPT_BROKER_PID:
-            if (parse_ulong(optarg, 4194304, &v) != 0 || v == 0) {
-                cli_error("bench", "--broker-pid: '%s' is not a process id", optarg);
+            if (parse_number("bench", "--broker-pid", optarg, 1, 4194304, "a process id", &v) != 0)
                 return CLI_EXIT_USAGE;
-            }
             o->broker_pid = (long)v;
             break;
         case OPT_SUB_PORT:
-            if (parse_ulong(optarg, 65535, &v) != 0 || v == 0) {
-                cli_error("bench", "--sub-port: '%s' is not a port", optarg);
+            if (parse_number("bench", "--sub-port", optarg, 1, 65535, "a port", &v) != 0)
                 return CLI_EXIT_USAGE;
-            }
             o->sub_port = (uint16_t)v;
             break;
         case ':':

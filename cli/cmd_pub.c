@@ -344,6 +344,23 @@ static int slurp(struct pub *p, FILE *f, const char *what)
     return 0;
 }
 
+/* The source that -m, -f, -s, -l or -n names. */
+static enum source source_option(int opt)
+{
+    switch (opt) {
+    case 'm':
+        return SRC_MESSAGE;
+    case 'f':
+        return SRC_FILE;
+    case 's':
+        return SRC_STDIN;
+    case 'l':
+        return SRC_LINES;
+    default:
+        return SRC_NULL;
+    }
+}
+
 static int set_source(struct pub *p, enum source s, const char *arg)
 {
     if (p->src != SRC_NONE) {
@@ -382,30 +399,16 @@ static int parse(struct pub *p, int argc, char **argv)
             p->topic = optarg;
             break;
         case 'm':
-            if (set_source(p, SRC_MESSAGE, optarg) != 0)
-                return CLI_EXIT_USAGE;
-            break;
         case 'f':
-            if (set_source(p, SRC_FILE, optarg) != 0)
-                return CLI_EXIT_USAGE;
-            break;
         case 's':
-            if (set_source(p, SRC_STDIN, NULL) != 0)
-                return CLI_EXIT_USAGE;
-            break;
         case 'l':
-            if (set_source(p, SRC_LINES, NULL) != 0)
-                return CLI_EXIT_USAGE;
-            break;
         case 'n':
-            if (set_source(p, SRC_NULL, NULL) != 0)
+            if (set_source(p, source_option(opt), opt == 'm' || opt == 'f' ? optarg : NULL) != 0)
                 return CLI_EXIT_USAGE;
             break;
         case 'q':
-            if (parse_ulong(optarg, 2, &p->qos) != 0) {
-                cli_error("pub", "-q: '%s' is not 0, 1 or 2", optarg);
+            if (parse_number("pub", "-q", optarg, 0, 2, "0, 1 or 2", &p->qos) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         case 'r':
             p->retain = true;

@@ -219,10 +219,8 @@ static int parse(struct sub *s, int argc, char **argv)
             s->topics[s->n_topics++] = optarg;
             break;
         case 'q':
-            if (parse_ulong(optarg, 2, &s->qos) != 0) {
-                cli_error("sub", "-q: '%s' is not 0, 1 or 2", optarg);
+            if (parse_number("sub", "-q", optarg, 0, 2, "0, 1 or 2", &s->qos) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         case 'v':
             if (s->format != OUT_JSON)
@@ -242,10 +240,8 @@ static int parse(struct sub *s, int argc, char **argv)
             v5_flag = "--retain-as-published";
             break;
         case OPT_RETAIN_HANDLING:
-            if (parse_ulong(optarg, 2, &rh) != 0) {
-                cli_error("sub", "--retain-handling: '%s' is not 0, 1 or 2", optarg);
+            if (parse_number("sub", "--retain-handling", optarg, 0, 2, "0, 1 or 2", &rh) != 0)
                 return CLI_EXIT_USAGE;
-            }
             s->sub_options = (s->sub_options & ~0x30) | (int)(rh << 4);
             v5_only = true;
             v5_flag = "--retain-handling";
@@ -260,16 +256,14 @@ static int parse(struct sub *s, int argc, char **argv)
             s->skip_retained = true;
             break;
         case 'C':
-            if (parse_ulong(optarg, 1000000000ul, &s->count) != 0 || s->count == 0) {
-                cli_error("sub", "-C: '%s' is not a positive count", optarg);
+            if (parse_number("sub", "-C", optarg, 1, 1000000000ul,
+                             "a positive count", &s->count) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         case 'W':
-            if (parse_ulong(optarg, 86400ul * 365, &s->wait) != 0 || s->wait == 0) {
-                cli_error("sub", "-W: '%s' is not a positive number of seconds", optarg);
+            if (parse_number("sub", "-W", optarg, 1, 86400ul * 365,
+                             "a positive number of seconds", &s->wait) != 0)
                 return CLI_EXIT_USAGE;
-            }
             break;
         default:   /* CONN_ARGS_BAD: told */
             return CLI_EXIT_USAGE;

@@ -36,6 +36,15 @@ int parse_ulong(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
+int parse_number(const char *cmd, const char *flag, const char *arg, unsigned long min,
+                 unsigned long max, const char *what, unsigned long *out)
+{
+    if (parse_ulong(arg, max, out) == 0 && *out >= min)
+        return 0;
+    cli_error(cmd, "%s%s'%s' is not %s", flag, *flag ? ": " : "", arg, what);
+    return -1;
+}
+
 void conn_args_init(struct conn_args *a, const char *cmd)
 {
     memset(a, 0, sizeof *a);
@@ -135,6 +144,22 @@ static int parse_url(struct conn_args *a, const char *url)
     return 1;
 }
 
+/* --tls and the options that only mean something with TLS, which they
+ * turn on. */
+static int tls_option(struct conn_args *a, int opt, const char *arg)
+{
+    a->tls = true;
+    if (opt == OPT_CAFILE)
+        a->cafile = arg;
+    else if (opt == OPT_CERT)
+        a->certfile = arg;
+    else if (opt == OPT_KEY)
+        a->keyfile = arg;
+    else if (opt == OPT_INSECURE)
+        a->insecure = true;
+    return 1;
+}
+
 int conn_args_option(struct conn_args *a, int opt, const char *arg)
 {
     switch (opt) {
@@ -159,10 +184,8 @@ int conn_args_option(struct conn_args *a, int opt, const char *arg)
         a->host = arg;
         return 1;
     case 'p':
-        if (parse_ulong(arg, 65535, &a->port) != 0 || a->port == 0) {
-            cli_error(a->cmd, "-p: '%s' is not a port number (1-65535)", arg);
+        if (parse_number(a->cmd, "-p", arg, 1, 65535, "a port number (1-65535)", &a->port) != 0)
             return -1;
-        }
         return 1;
     case 'i':
         if (strlen(arg) > 65535) {
@@ -178,10 +201,9 @@ int conn_args_option(struct conn_args *a, int opt, const char *arg)
         a->password = arg;
         return 1;
     case 'k':
-        if (parse_ulong(arg, 65535, &a->keepalive) != 0) {
-            cli_error(a->cmd, "-k: '%s' is not a keep alive in seconds (0-65535)", arg);
+        if (parse_number(a->cmd, "-k", arg, 0, 65535,
+                         "a keep alive in seconds (0-65535)", &a->keepalive) != 0)
             return -1;
-        }
         return 1;
     case 'c':
         a->clean = false;
@@ -201,38 +223,22 @@ int conn_args_option(struct conn_args *a, int opt, const char *arg)
         a->will_payload_set = true;
         return 1;
     case OPT_WILL_QOS:
-        if (parse_ulong(arg, 2, &a->will_qos) != 0) {
-            cli_error(a->cmd, "--will-qos: '%s' is not 0, 1 or 2", arg);
+        if (parse_number(a->cmd, "--will-qos", arg, 0, 2, "0, 1 or 2", &a->will_qos) != 0)
             return -1;
-        }
         return 1;
     case OPT_WILL_RETAIN:
         a->will_retain = true;
         return 1;
     case OPT_TLS:
-        a->tls = true;
-        return 1;
     case OPT_CAFILE:
-        a->cafile = arg;
-        a->tls = true;
-        return 1;
     case OPT_CERT:
-        a->certfile = arg;
-        a->tls = true;
-        return 1;
     case OPT_KEY:
-        a->keyfile = arg;
-        a->tls = true;
-        return 1;
     case OPT_INSECURE:
-        a->insecure = true;
-        a->tls = true;
-        return 1;
+        return tls_option(a, opt, arg);
     case OPT_TIMEOUT:
-        if (parse_ulong(arg, 86400, &a->timeout) != 0 || a->timeout == 0) {
-            cli_error(a->cmd, "--timeout: '%s' is not a number of seconds (1-86400)", arg);
+        if (parse_number(a->cmd, "--timeout", arg, 1, 86400,
+                         "a number of seconds (1-86400)", &a->timeout) != 0)
             return -1;
-        }
         return 1;
     default:
         return 0;

@@ -193,6 +193,11 @@ void conn_args_attach_debug(const struct conn_args *a, petrel_client *c);
 
 /* Strict decimal parsing: the whole string, 0..max.  0 or -1. */
 int parse_ulong(const char *s, unsigned long max, unsigned long *out);
+/* An option's number: parse_ulong of `arg`, and at least `min`.  0, or -1
+ * after "petrel CMD: FLAG: 'ARG' is not WHAT" (without "FLAG: " when flag
+ * is ""). */
+int parse_number(const char *cmd, const char *flag, const char *arg, unsigned long min,
+                 unsigned long max, const char *what, unsigned long *out);
 /* "petrel CMD: " + message on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

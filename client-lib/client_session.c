@@ -473,20 +473,17 @@ void sess_transport_up(struct sess *s, int64_t now)
     }
     c->clean_session = o->clean_session;
     c->keepalive = o->keepalive;
-    c->client_id = (struct mqtt_bytes){(const uint8_t *)o->client_id,
-                                       (uint32_t)strlen(o->client_id)};
+    c->client_id = mqtt_str(o->client_id);
     if (o->will_topic) {
         c->will_flag = true;
         c->will_qos = o->will_qos;
         c->will_retain = o->will_retain;
-        c->will_topic = (struct mqtt_bytes){(const uint8_t *)o->will_topic,
-                                            (uint32_t)strlen(o->will_topic)};
+        c->will_topic = mqtt_str(o->will_topic);
         c->will_payload = (struct mqtt_bytes){o->will_payload, (uint32_t)o->will_payload_len};
     }
     if (o->username) {
         c->has_username = true;
-        c->username = (struct mqtt_bytes){(const uint8_t *)o->username,
-                                          (uint32_t)strlen(o->username)};
+        c->username = mqtt_str(o->username);
         if (o->password) {
             c->has_password = true;
             c->password = (struct mqtt_bytes){o->password, (uint32_t)o->password_len};

@@ -140,15 +140,23 @@ static bool mqtt_string_ok(const char *s)
     return n <= 65535 && mqtt_utf8_valid((const uint8_t *)s, n);
 }
 
+/* Replaces *field with a copy of value (NULL clears it). */
+static int set_string(char **field, const char *value)
+{
+    char *copy = NULL;
+    if (value && !(copy = dup_str(value)))
+        return PETREL_ENOMEM;
+    free(*field);
+    *field = copy;
+    return PETREL_OK;
+}
+
 int petrel_options_set_server(petrel_options *o, const char *host, uint16_t port)
 {
     if (!o || !host || !*host)
         return PETREL_EINVAL;
-    char *h = dup_str(host);
-    if (!h)
+    if (set_string(&o->host, host) != PETREL_OK)
         return PETREL_ENOMEM;
-    free(o->host);
-    o->host = h;
     o->port_is_default = port == 0;
     o->port = port ? port : o->tls ? OPTIONS_DEFAULT_TLS_PORT : OPTIONS_DEFAULT_PORT;
     return PETREL_OK;
@@ -174,17 +182,6 @@ int petrel_options_set_tls(petrel_options *o, bool enabled)
         if (o->port_is_default)
             o->port = OPTIONS_DEFAULT_PORT;
     }
-    return PETREL_OK;
-}
-
-/* Replaces *field with a copy of value (NULL clears it). */
-static int set_string(char **field, const char *value)
-{
-    char *copy = NULL;
-    if (value && !(copy = dup_str(value)))
-        return PETREL_ENOMEM;
-    free(*field);
-    *field = copy;
     return PETREL_OK;
 }
 
@@ -252,12 +249,7 @@ int petrel_options_set_client_id(petrel_options *o, const char *client_id)
         client_id = "";
     if (!mqtt_string_ok(client_id))
         return PETREL_EINVAL;
-    char *id = dup_str(client_id);
-    if (!id)
-        return PETREL_ENOMEM;
-    free(o->client_id);
-    o->client_id = id;
-    return PETREL_OK;
+    return set_string(&o->client_id, client_id);
 }
 
 int petrel_options_set_clean_session(petrel_options *o, bool clean)
@@ -276,17 +268,25 @@ int petrel_options_set_keepalive(petrel_options *o, uint16_t seconds)
     return PETREL_OK;
 }
 
+/* Replaces a name and its bytes (the user name and password, the will's
+ * topic and payload), freeing the old ones. */
+static void set_pair(char **name, uint8_t **bytes, size_t *len, char *new_name,
+                     uint8_t *new_bytes, size_t new_len)
+{
+    free(*name);
+    free(*bytes);
+    *name = new_name;
+    *bytes = new_bytes;
+    *len = new_len;
+}
+
 int petrel_options_set_credentials(petrel_options *o, const char *username, const void *password,
                                    size_t password_len)
 {
     if (!o)
         return PETREL_EINVAL;
     if (!username) {
-        free(o->username);
-        free(o->password);
-        o->username = NULL;
-        o->password = NULL;
-        o->password_len = 0;
+        set_pair(&o->username, &o->password, &o->password_len, NULL, NULL, 0);
         return PETREL_OK;
     }
     if (!mqtt_string_ok(username) || (password && password_len > 65535) ||
@@ -299,11 +299,7 @@ int petrel_options_set_credentials(petrel_options *o, const char *username, cons
         free(p);
         return PETREL_ENOMEM;
     }
-    free(o->username);
-    free(o->password);
-    o->username = u;
-    o->password = p;
-    o->password_len = password ? password_len : 0;
+    set_pair(&o->username, &o->password, &o->password_len, u, p, password ? password_len : 0);
     return PETREL_OK;
 }
 
@@ -313,11 +309,7 @@ int petrel_options_set_will(petrel_options *o, const char *topic, const void *pa
     if (!o)
         return PETREL_EINVAL;
     if (!topic) {
-        free(o->will_topic);
-        free(o->will_payload);
-        o->will_topic = NULL;
-        o->will_payload = NULL;
-        o->will_payload_len = 0;
+        set_pair(&o->will_topic, &o->will_payload, &o->will_payload_len, NULL, NULL, 0);
         o->will_qos = 0;
         o->will_retain = false;
         return PETREL_OK;
@@ -332,11 +324,7 @@ int petrel_options_set_will(petrel_options *o, const char *topic, const void *pa
         free(p);
         return PETREL_ENOMEM;
     }
-    free(o->will_topic);
-    free(o->will_payload);
-    o->will_topic = t;
-    o->will_payload = p;
-    o->will_payload_len = payload_len;
+    set_pair(&o->will_topic, &o->will_payload, &o->will_payload_len, t, p, payload_len);
     o->will_qos = (uint8_t)qos;
     o->will_retain = retain;
     return PETREL_OK;

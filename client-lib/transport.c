@@ -257,15 +257,17 @@ bool transport_can_write(const struct transport *t)
 void transport_set_reading(struct transport *t, bool reading)
 {
     t->reading = reading;
-    if (t->dead || !t->connected)
-        return;
+    if (!t->dead && t->connected)
+        transport_bev_reading(t->bev, reading);
+}
+
+void transport_bev_reading(struct bufferevent *bev, bool reading)
+{
     if (reading) {
-        bufferevent_enable(t->bev, EV_READ);
-        /* Packets may already sit in the input buffer; new bytes from the
-         * socket are not needed to get to them. */
-        bufferevent_trigger(t->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+        bufferevent_enable(bev, EV_READ);
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
     } else {
-        bufferevent_disable(t->bev, EV_READ);
+        bufferevent_disable(bev, EV_READ);
     }
 }
 

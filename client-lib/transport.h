@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bufferevent;
 struct event_base;
 struct resolver;
 struct transport;
@@ -75,6 +76,10 @@ int transport_write(struct transport *t, const void *data, size_t len);
 bool transport_can_write(const struct transport *t);
 /* Stops (false) or resumes (true) reading from the socket. */
 void transport_set_reading(struct transport *t, bool reading);
+/* The same for any bufferevent (the bridge's in-process side uses it too):
+ * resuming also runs the read callback for what already waits in the
+ * input buffer, since no new bytes from the socket may come to wake it. */
+void transport_bev_reading(struct bufferevent *bev, bool reading);
 /* Writes out what is buffered, then reports closed(PETREL_OK). */
 void transport_close_gracefully(struct transport *t);
 /* Closes the socket and frees the transport; no event is reported after

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Protocol levels as carried in CONNECT. */
 #define MQTT_LEVEL_311 4
@@ -67,6 +68,13 @@ struct mqtt_bytes {
     const uint8_t *data;
     uint32_t len;
 };
+
+/* A C string's bytes (its NUL left out), for a field of a packet to encode;
+ * the string must outlive the packet. */
+static inline struct mqtt_bytes mqtt_str(const char *s)
+{
+    return (struct mqtt_bytes){(const uint8_t *)s, (uint32_t)strlen(s)};
+}
 
 /* MQTT 5.0 properties, kept as their raw wire bytes (without the leading
  * variable byte integer length).  Always empty for level 4. */

@@ -681,6 +681,19 @@ def cell(r, kind):
     return text
 
 
+def scenario_table(figures, scenarios, cells):
+    """The lines of a table of scenarios: id, title, the figures' columns
+    (right-aligned) and the target that cells(r) gives, and whether the
+    target is met."""
+    lines = ['| | scenario | %s | target | met |' % ' | '.join(figures),
+             '|---|---|' + '---:|' * len(figures) + '---|---|']
+    for r in scenarios:
+        met = {True: 'yes', False: '**no**', None: '?'}[r['met']]
+        row = [r['id'], r['title']] + cells(r) + [met]
+        lines.append('| %s |' % ' | '.join(row))
+    return lines
+
+
 def markdown(doc):
     m = doc['machine']
     v = doc['versions']
@@ -708,16 +721,12 @@ def markdown(doc):
         '"lost" = QoS 1 messages acknowledged to the publisher but never delivered, all '
         'rounds together. A QoS 1 scenario is met only with 0 lost for Petrel.',
         '',
-        '| | scenario | Petrel | Mosquitto | NATS | Petrel / Mosquitto | Petrel / NATS '
-        '| target | met |',
-        '|---|---|---:|---:|---:|---:|---:|---|---|',
     ]
-    for r in doc['scenarios']:
-        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s |'
-                     % (r['id'], r['title'], cell(r, 'petreld'), cell(r, 'mosquitto'),
-                        cell(r, 'nats'), fmt_ratio(r['ratio']), fmt_ratio(r.get('ratio_nats')),
-                        target_text(r['target'], r['higher_is_better'], r['unit']),
-                        {True: 'yes', False: '**no**', None: '?'}[r['met']]))
+    lines += scenario_table(
+        ['Petrel', 'Mosquitto', 'NATS', 'Petrel / Mosquitto', 'Petrel / NATS'], doc['scenarios'],
+        lambda r: [cell(r, 'petreld'), cell(r, 'mosquitto'), cell(r, 'nats'),
+                   fmt_ratio(r['ratio']), fmt_ratio(r.get('ratio_nats')),
+                   target_text(r['target'], r['higher_is_better'], r['unit'])])
     lines += ['', 'Other figures (medians, Petrel / Mosquitto / NATS):', '']
     extra = {
         'S1': [('p99_ms', 'latency p99 at full load', 'ms')],
@@ -763,15 +772,6 @@ def markdown(doc):
     return '\n'.join(lines) + '\n'
 
 
-def ws_cell(r, col):
-    if r[col] is None:
-        return 'n/a (%s)' % r['na'].get(col, 'no run')
-    text = fmt_thousands(r[col][r['metric']], r['unit'])
-    if r['qos1']:
-        text += ', %d lost' % r[col]['acked_lost_total']
-    return text
-
-
 def ws_markdown(doc):
     """The WebSocket table: Petrel over ws beside its own TCP figures of
     the same run, and beside Aedes over ws."""
@@ -784,16 +784,13 @@ def ws_markdown(doc):
            run['source'], run['versions'].get('aedes', '?'), run['versions'].get('ws', '?'),
            run['versions'].get('node', '?'), run['rounds'], '' if run['rounds'] == 1 else 's',
            run['elapsed_seconds'], run['loadavg_start'][0]), '',
-        '| | scenario | Petrel TCP | Petrel ws | Aedes ws | Petrel ws / TCP '
-        '| Petrel ws / Aedes ws | target | met |',
-        '|---|---|---:|---:|---:|---:|---:|---|---|',
     ]
-    for r in doc['ws_scenarios']:
-        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s %.1fx TCP | %s |'
-                     % (r['id'], r['title'], ws_cell(r, 'petreld_tcp'), ws_cell(r, 'petreld_ws'),
-                        ws_cell(r, 'aedes_ws'), fmt_ratio(r['ratio_ws_tcp']),
-                        fmt_ratio(r['ratio_ws_aedes']), '>=' if r['higher_is_better'] else '<=',
-                        r['target'], {True: 'yes', False: '**no**', None: '?'}[r['met']]))
+    lines += scenario_table(
+        ['Petrel TCP', 'Petrel ws', 'Aedes ws', 'Petrel ws / TCP', 'Petrel ws / Aedes ws'],
+        doc['ws_scenarios'],
+        lambda r: [cell(r, 'petreld_tcp'), cell(r, 'petreld_ws'), cell(r, 'aedes_ws'),
+                   fmt_ratio(r['ratio_ws_tcp']), fmt_ratio(r['ratio_ws_aedes']),
+                   '%s %.1fx TCP' % ('>=' if r['higher_is_better'] else '<=', r['target'])])
     lines += ['', 'WebSocket latency and connect figures (medians, Petrel TCP / Petrel ws / '
               'Aedes ws):', '']
     extra = {'Sws0': [('p50_ms', 'latency p50 at full load', 'ms'),

@@ -324,8 +324,8 @@ static void feed_publish(const char *topic, const char *payload, uint8_t qos, ui
                          bool dup)
 {
     struct mqtt_packet p = {.type = MQTT_PUBLISH};
-    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)topic, (uint32_t)strlen(topic)};
-    p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)payload, (uint32_t)strlen(payload)};
+    p.u.publish.topic = mqtt_str(topic);
+    p.u.publish.payload = mqtt_str(payload);
     p.u.publish.qos = qos;
     p.u.publish.packet_id = id;
     p.u.publish.dup = dup;

@@ -72,6 +72,20 @@ class HttpBridgedBroker(HttpBroker):
         raise AssertionError('no bridge %s' % name)
 
 
+def bridged_to_remote(test, name, rules, local=BridgedBroker, settings=None, **section):
+    """A remote petreld and a local one (`local`, with `settings`) bridged
+    to it by the section `name` (`rules`, `section` settings), both started
+    and stopped when the test ends; returns (local, remote, the remote's
+    port) once the bridge has connected (15 s at most)."""
+    b_port = free_port()
+    B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
+    test.addCleanup(B.stop)
+    A = local([bridge_section(name, b_port, rules, **section)], settings=settings).start()
+    test.addCleanup(A.stop)
+    test.assertTrue(A.wait_log(r'bridge %s: connected to' % re.escape(name), 15), A.tail())
+    return A, B, b_port
+
+
 class Mosquitto(petreltest.BrokerProcess):
     """Debian's mosquitto on a free port of 127.0.0.1 with the given extra
     configuration lines; persistence in its own directory when asked."""

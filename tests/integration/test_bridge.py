@@ -13,7 +13,8 @@ import unittest
 
 import harness
 from bridge_helpers import (BridgedBroker, HttpBridgedBroker, assert_once_each_side,
-                            bridge_section, collect_numbers, persistent_sub, wait_connects)
+                            bridge_section, bridged_to_remote, collect_numbers, persistent_sub,
+                            wait_connects)
 from harness import free_port
 
 
@@ -152,24 +153,17 @@ class TwoWay311(unittest.TestCase):
     own messages.  Without that a two-way bridge would echo each message."""
 
     def test_bridge_flag_stops_the_echo(self):
-        b_port = free_port()
-        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
-        A = BridgedBroker([bridge_section('v3', b_port, ['out t/# qos=1', 'in t/# qos=1'],
-                                          protocol='3.1.1')]).start()
-        try:
-            self.assertTrue(A.wait_bridge('v3'), A.tail())
-            sa, sb = paho(A.port), paho(b_port)
-            sa.subscribe('t/#', 1)
-            sb.subscribe('t/#', 1)
-            pa, pb = paho(A.port), paho(b_port)
-            pa.publish('t/a', b'from-a', qos=1)
-            pb.publish('t/b', b'from-b', qos=1)
-            assert_once_each_side(self, (sa, sb), [b'from-a', b'from-b'])
-            for c in (sa, sb, pa, pb):
-                c.close()
-        finally:
-            A.stop()
-            B.stop()
+        A, B, b_port = bridged_to_remote(self, 'v3', ['out t/# qos=1', 'in t/# qos=1'],
+                                         protocol='3.1.1')
+        sa, sb = paho(A.port), paho(b_port)
+        sa.subscribe('t/#', 1)
+        sb.subscribe('t/#', 1)
+        pa, pb = paho(A.port), paho(b_port)
+        pa.publish('t/a', b'from-a', qos=1)
+        pb.publish('t/b', b'from-b', qos=1)
+        assert_once_each_side(self, (sa, sb), [b'from-a', b'from-b'])
+        for c in (sa, sb, pa, pb):
+            c.close()
 
 
 class TwoBridgesLoop(unittest.TestCase):
@@ -307,56 +301,63 @@ class StatusSurfaces(unittest.TestCase):
     /metrics and $SYS, while its remote is down and after it is back."""
 
     def test_status_while_down_and_up(self):
-        b_port = free_port()
-        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
-        A = HttpBridgedBroker([bridge_section('st', b_port, ['out q/# qos=1'])],
-                              settings={'sys_interval': 1}).start()
-        try:
-            self.assertTrue(A.wait_log(r'bridge st: connected to', 10), A.tail())
-            # The bridge's local connection has no address: the log says so.
-            self.assertTrue(A.wait_log(r'client \$bridge/st connected from in-process', 1),
-                            A.tail())
-            B.stop(keep=True)
-            self.assertTrue(A.wait_log(r'bridge st: .*trying', 10), A.tail())
-            pa = paho(A.port)
-            for i in range(5):
-                pa.publish('q/x', b'%d' % i, qos=1)
-            j = A.get_json('/api/v1/bridges')
-            self.assertEqual(len(j['bridges']), 1)
-            st = j['bridges'][0]
-            self.assertEqual(st['name'], 'st')
-            self.assertNotEqual(st['state'], 'connected')
-            self.assertEqual(st['queued'], 5)
-            self.assertTrue(st['last_error'], st)
-            self.assertEqual(st['remote'], '127.0.0.1:%d' % b_port)
-            status, _, body = A.request('GET', '/metrics')
-            self.assertEqual(status, 200)
-            self.assertIn(b'petrel_bridge_up{bridge="st"} 0\n', body)
-            self.assertIn(b'petrel_bridge_queued_messages{bridge="st"} 5\n', body)
-            sa = paho(A.port)
-            sa.subscribe('$SYS/broker/bridges/st/queued', 0)
-            deadline = time.monotonic() + 5
-            while True:
-                m = sa.get(3)
-                if m.payload == b'5' or time.monotonic() > deadline:
-                    break
-            self.assertEqual(m.payload, b'5')
-            sa.close()
-            B.start()
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                st = A.get_json('/api/v1/bridges')['bridges'][0]
-                if st['state'] == 'connected' and st['queued'] == 0 and st['inflight'] == 0:
-                    break
-                time.sleep(0.1)
-            self.assertEqual((st['state'], st['queued'], st['inflight'], st['lag_ms']),
-                             ('connected', 0, 0, 0), st)
-            self.assertGreaterEqual(st['sent'], 5)
-            self.assertEqual(st['connects'], 2)
-            pa.close()
-        finally:
-            A.stop()
-            B.stop()
+        A, B, b_port = bridged_to_remote(self, 'st', ['out q/# qos=1'], local=HttpBridgedBroker,
+                                         settings={'sys_interval': 1})
+        # The bridge's local connection has no address: the log says so.
+        self.assertTrue(A.wait_log(r'client \$bridge/st connected from in-process', 1),
+                        A.tail())
+        B.stop(keep=True)
+        self.assertTrue(A.wait_log(r'bridge st: .*trying', 10), A.tail())
+        pa = paho(A.port)
+        for i in range(5):
+            pa.publish('q/x', b'%d' % i, qos=1)
+        j = A.get_json('/api/v1/bridges')
+        self.assertEqual(len(j['bridges']), 1)
+        st = j['bridges'][0]
+        self.assertEqual(st['name'], 'st')
+        self.assertNotEqual(st['state'], 'connected')
+        self.assertEqual(st['queued'], 5)
+        self.assertTrue(st['last_error'], st)
+        self.assertEqual(st['remote'], '127.0.0.1:%d' % b_port)
+        status, _, body = A.request('GET', '/metrics')
+        self.assertEqual(status, 200)
+        self.assertIn(b'petrel_bridge_up{bridge="st"} 0\n', body)
+        self.assertIn(b'petrel_bridge_queued_messages{bridge="st"} 5\n', body)
+        sa = paho(A.port)
+        sa.subscribe('$SYS/broker/bridges/st/queued', 0)
+        deadline = time.monotonic() + 5
+        while True:
+            m = sa.get(3)
+            if m.payload == b'5' or time.monotonic() > deadline:
+                break
+        self.assertEqual(m.payload, b'5')
+        sa.close()
+        B.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            st = A.get_json('/api/v1/bridges')['bridges'][0]
+            if st['state'] == 'connected' and st['queued'] == 0 and st['inflight'] == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual((st['state'], st['queued'], st['inflight'], st['lag_ms']),
+                         ('connected', 0, 0, 0), st)
+        self.assertGreaterEqual(st['sent'], 5)
+        self.assertEqual(st['connects'], 2)
+        pa.close()
+
+
+def publish_while_remote_down(test, A, B, name, sub_id, topic, n, window):
+    """A persistent session `sub_id` on the remote B subscribed to the first
+    level of `topic` and below; then B stopped, A's bridge `name` retrying,
+    and n numbered QoS 1 messages published to A on `topic`.  Returns the
+    publisher, closed."""
+    persistent_sub(B.port, sub_id, topic.split('/')[0] + '/#')
+    B.stop(keep=True)
+    test.assertTrue(A.wait_log(r'bridge %s: .*trying' % name, 10), A.tail())
+    pub = harness.PipelinedPublisher(A.port, topic, qos=1, window=window)
+    pub.run(n)
+    pub.close()
+    return pub
 
 
 class QueueBound(unittest.TestCase):
@@ -364,26 +365,14 @@ class QueueBound(unittest.TestCase):
     is down (the offline policy, drop-new here, keeps the first ones)."""
 
     def test_bridge_queue_bound(self):
-        b_port = free_port()
-        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
-        A = HttpBridgedBroker([bridge_section('qb', b_port, ['out qb/# qos=1'],
-                                              max_queued_messages=5)]).start()
-        try:
-            self.assertTrue(A.wait_log(r'bridge qb: connected to', 10), A.tail())
-            persistent_sub(b_port, 'qb-sub', 'qb/#')
-            B.stop(keep=True)
-            self.assertTrue(A.wait_log(r'bridge qb: .*trying', 10), A.tail())
-            pub = harness.PipelinedPublisher(A.port, 'qb/n', qos=1, window=1)
-            pub.run(12)
-            pub.close()
-            st = A.bridge_status('qb')
-            self.assertEqual(st['queued'], 5, st)
-            self.assertIsNotNone(A.wait_log(r'queue of an offline session full', 2), A.tail())
-            B.start()
-            self.assertEqual(collect_numbers(b_port, 'qb-sub', set(range(5))), list(range(5)))
-        finally:
-            A.stop()
-            B.stop()
+        A, B, b_port = bridged_to_remote(self, 'qb', ['out qb/# qos=1'], max_queued_messages=5,
+                                         local=HttpBridgedBroker)
+        publish_while_remote_down(self, A, B, 'qb', 'qb-sub', 'qb/n', 12, window=1)
+        st = A.bridge_status('qb')
+        self.assertEqual(st['queued'], 5, st)
+        self.assertIsNotNone(A.wait_log(r'queue of an offline session full', 2), A.tail())
+        B.start()
+        self.assertEqual(collect_numbers(b_port, 'qb-sub', set(range(5))), list(range(5)))
 
 
 class RemoteRestart(unittest.TestCase):
@@ -393,27 +382,15 @@ class RemoteRestart(unittest.TestCase):
     does not expire)."""
 
     def test_queue_while_remote_down(self):
-        b_port = free_port()
-        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
-        A = BridgedBroker([bridge_section('r', b_port, ['out q/# qos=1'])],
-                          settings={'session_expiry': 1}).start()
-        try:
-            self.assertTrue(A.wait_bridge('r'), A.tail())
-            persistent_sub(b_port, 'remote-sub', 'q/#')
-            B.stop(keep=True)
-            self.assertTrue(A.wait_log(r'bridge r: .*trying', 10), A.tail())
-            pub = harness.PipelinedPublisher(A.port, 'q/n', qos=1, window=10)
-            pub.run(200)
-            pub.close()
-            self.assertEqual(len(pub.acked), 200)
-            time.sleep(2.5)  # past session_expiry (expiry is checked each second)
-            B.start()
-            self.assertEqual(wait_connects(A, 'r', 2), 2, A.tail())
-            self.assertEqual(collect_numbers(b_port, 'remote-sub', set(range(200))),
-                             list(range(200)))
-        finally:
-            A.stop()
-            B.stop()
+        A, B, b_port = bridged_to_remote(self, 'r', ['out q/# qos=1'],
+                                         settings={'session_expiry': 1})
+        pub = publish_while_remote_down(self, A, B, 'r', 'remote-sub', 'q/n', 200, window=10)
+        self.assertEqual(len(pub.acked), 200)
+        time.sleep(2.5)  # past session_expiry (expiry is checked each second)
+        B.start()
+        self.assertEqual(wait_connects(A, 'r', 2), 2, A.tail())
+        self.assertEqual(collect_numbers(b_port, 'remote-sub', set(range(200))),
+                         list(range(200)))
 
 
 class Reload(unittest.TestCase):

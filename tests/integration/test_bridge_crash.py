@@ -18,13 +18,22 @@ import threading
 import time
 import unittest
 
-import harness
-from bridge_helpers import BridgedBroker, bridge_section, collect_numbers, persistent_sub
-from harness import PipelinedPublisher, free_port
+from bridge_helpers import bridged_to_remote, collect_numbers, persistent_sub
+from harness import PipelinedPublisher
 
 ROUNDS = int(os.environ.get("BRIDGE_ROUNDS", "5"))
 STREAM = 10 ** 6  # more than can be published before the kill
 SEED = int(os.environ.get('PETREL_TEST_SEED') or random.randrange(1 << 30))
+
+
+def restart_until_bridged(broker, name):
+    """kill -9 and restart on the store, then wait (20 s at most) until
+    the bridge `name` has connected again."""
+    broker.crash_restart()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and \
+            'bridge %s: connected to' % name not in broker.run_log_text():
+        time.sleep(0.05)
 
 
 class KillDuringForwarding(unittest.TestCase):
@@ -34,99 +43,77 @@ class KillDuringForwarding(unittest.TestCase):
         sys.stderr.write('bridge crash test seed %d (PETREL_TEST_SEED to replay)\n' % SEED)
         cls.rng = random.Random(SEED)
 
+    def assert_every_one(self, want, got, qos, way):
+        """Every number of `want` is in `got`; at QoS 2 none twice."""
+        missing = sorted(want - set(got))
+        self.assertEqual(missing, [], '%s, qos %d: %d acknowledged messages lost, e.g. %s' %
+                         (way, qos, len(missing), missing[:10]))
+        if qos == 2:
+            twice = [n for n, k in collections.Counter(got).items() if k > 1]
+            self.assertEqual(twice, [], '%s, qos 2: delivered more than once: %s' %
+                             (way, twice[:10]))
+
     def run_rounds(self, qos):
-        b_port = free_port()
-        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
-        A = BridgedBroker([bridge_section('k', b_port, ['out n/# qos=2 remote_prefix=site/'],
-                                          client_id='crash-bridge-%d' % qos)]).start()
-        try:
-            self.assertTrue(A.wait_bridge('k'), A.tail())
-            persistent_sub(b_port, 'crash-sub-%d' % qos, 'site/#', qos)
-            acked, offset = [], 0
-            for r in range(ROUNDS):
-                delay = self.rng.uniform(0.1, 0.5)
-                pub = PipelinedPublisher(A.port, 'n/q%d' % qos, qos=qos, window=20)
-                killer = threading.Timer(delay, os.kill, (A.pid, signal.SIGKILL))
-                killer.start()
-                pub.run(STREAM, start=offset)
-                killer.join()
-                pub.close()
-                self.assertTrue(pub.closed, 'round %d: publisher finished before the kill' % r)
-                acked += pub.acked
-                offset = max(pub.sent) + 1
-                sys.stderr.write('qos %d round %d: killed after %.2fs, %d acked, %d sent\n' %
-                                 (qos, r, delay, len(pub.acked), len(pub.sent)))
-                A.crash_restart()
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline and \
-                        'bridge k: connected to' not in A.run_log_text():
-                    time.sleep(0.05)
-            want = set(acked)
-            t0 = time.monotonic()
-            got = collect_numbers(b_port, 'crash-sub-%d' % qos, want)
-            if os.environ.get('BRIDGE_DEBUG'):
-                sys.stderr.write(A.tail(30) + B.tail(30))
-            sys.stderr.write('qos %d: %d acknowledged, %d received at the remote in %.1fs\n' %
-                             (qos, len(want), len(got), time.monotonic() - t0))
-            missing = sorted(want - set(got))
-            self.assertEqual(missing, [], 'qos %d: %d acknowledged messages lost, e.g. %s' %
-                             (qos, len(missing), missing[:10]))
-            if qos == 2:
-                twice = [n for n, k in collections.Counter(got).items() if k > 1]
-                self.assertEqual(twice, [], 'qos 2: delivered more than once: %s' % twice[:10])
-        finally:
-            A.stop()
-            B.stop()
+        A, B, b_port = bridged_to_remote(self, 'k', ['out n/# qos=2 remote_prefix=site/'],
+                                         client_id='crash-bridge-%d' % qos)
+        persistent_sub(b_port, 'crash-sub-%d' % qos, 'site/#', qos)
+        acked, offset = [], 0
+        for r in range(ROUNDS):
+            delay = self.rng.uniform(0.1, 0.5)
+            pub = PipelinedPublisher(A.port, 'n/q%d' % qos, qos=qos, window=20)
+            killer = threading.Timer(delay, os.kill, (A.pid, signal.SIGKILL))
+            killer.start()
+            pub.run(STREAM, start=offset)
+            killer.join()
+            pub.close()
+            self.assertTrue(pub.closed, 'round %d: publisher finished before the kill' % r)
+            acked += pub.acked
+            offset = max(pub.sent) + 1
+            sys.stderr.write('qos %d round %d: killed after %.2fs, %d acked, %d sent\n' %
+                             (qos, r, delay, len(pub.acked), len(pub.sent)))
+            restart_until_bridged(A, 'k')
+        want = set(acked)
+        t0 = time.monotonic()
+        got = collect_numbers(b_port, 'crash-sub-%d' % qos, want)
+        if os.environ.get('BRIDGE_DEBUG'):
+            sys.stderr.write(A.tail(30) + B.tail(30))
+        sys.stderr.write('qos %d: %d acknowledged, %d received at the remote in %.1fs\n' %
+                         (qos, len(want), len(got), time.monotonic() - t0))
+        self.assert_every_one(want, got, qos, 'out')
 
     def run_in_rounds(self, qos):
         """The other way: a stream published on the remote comes in over the
         bridge while the local broker is killed and restarted; the local
         persistent subscriber must get every message the remote took."""
-        b_port = free_port()
-        B = harness.Broker({'listen': '127.0.0.1:%d' % b_port}).start()
-        A = BridgedBroker([bridge_section('ki', b_port, ['in m/# qos=2 local_prefix=in/'],
-                                          client_id='crash-in-%d' % qos)]).start()
+        A, B, b_port = bridged_to_remote(self, 'ki', ['in m/# qos=2 local_prefix=in/'],
+                                         client_id='crash-in-%d' % qos)
+        persistent_sub(A.port, 'crash-in-sub-%d' % qos, 'in/#', qos)
+        acked, stop = [], threading.Event()
+
+        def publish():
+            pub = PipelinedPublisher(b_port, 'm/q%d' % qos, qos=qos, window=20)
+            n = 0
+            while not stop.is_set():  # paced: the collector is Python
+                pub.run(100, start=n)
+                n += 100
+                time.sleep(0.02)
+            acked.extend(pub.acked)
+            pub.close()
+
+        t = threading.Thread(target=publish)
+        t.start()
         try:
-            self.assertTrue(A.wait_bridge('ki'), A.tail())
-            persistent_sub(A.port, 'crash-in-sub-%d' % qos, 'in/#', qos)
-            acked, stop = [], threading.Event()
-
-            def publish():
-                pub = PipelinedPublisher(b_port, 'm/q%d' % qos, qos=qos, window=20)
-                n = 0
-                while not stop.is_set():  # paced: the collector is Python
-                    pub.run(100, start=n)
-                    n += 100
-                    time.sleep(0.02)
-                acked.extend(pub.acked)
-                pub.close()
-
-            t = threading.Thread(target=publish)
-            t.start()
-            try:
-                for r in range(ROUNDS):
-                    time.sleep(self.rng.uniform(0.1, 0.5))
-                    A.crash_restart()
-                    deadline = time.monotonic() + 20
-                    while time.monotonic() < deadline and \
-                            'bridge ki: connected to' not in A.run_log_text():
-                        time.sleep(0.05)
-            finally:
-                stop.set()
-                t.join(60)
-            want = set(acked)
-            got = collect_numbers(A.port, 'crash-in-sub-%d' % qos, want)
-            sys.stderr.write('in, qos %d: %d published on the remote, %d received here\n' %
-                             (qos, len(want), len(got)))
-            missing = sorted(want - set(got))
-            self.assertEqual(missing, [], 'in, qos %d: %d lost, e.g. %s' %
-                             (qos, len(missing), missing[:10]))
-            if qos == 2:
-                twice = [n for n, k in collections.Counter(got).items() if k > 1]
-                self.assertEqual(twice, [], 'in, qos 2: more than once: %s' % twice[:10])
+            for r in range(ROUNDS):
+                time.sleep(self.rng.uniform(0.1, 0.5))
+                restart_until_bridged(A, 'ki')
         finally:
-            A.stop()
-            B.stop()
+            stop.set()
+            t.join(60)
+        want = set(acked)
+        got = collect_numbers(A.port, 'crash-in-sub-%d' % qos, want)
+        sys.stderr.write('in, qos %d: %d published on the remote, %d received here\n' %
+                         (qos, len(want), len(got)))
+        self.assert_every_one(want, got, qos, 'in')
 
     def test_in_qos1_at_least_once(self):
         self.run_in_rounds(1)

@@ -12,10 +12,44 @@ from mqttraw import PUBACK, PUBREC, PUBREL, PUBCOMP, ack_packet
 class SessionTest(BrokerTestCase):
 
     def cid(self, name):
-        return '%s-%d' % (name, int(time.time() * 1000) % 1000000)
+        """A client id made from `name`; its session is removed when the
+        test ends, so that it cannot affect later tests."""
+        cid = '%s-%d' % (name, int(time.time() * 1000) % 1000000)
+        self.addCleanup(self.cleanup_session, cid)
+        return cid
+
+    def persistent_subscriber(self, name, qos):
+        """cid(name) and its persistent session, connected and subscribed to
+        the test's topic at qos."""
+        cid = self.cid(name)
+        return cid, self.subscribed(qos, cid, clean=False)
+
+    def reconnect(self, cid, clean, present):
+        """A new connection with client id cid and the clean flag; asserts
+        what CONNACK says of a present session."""
+        c = self.raw()
+        self.assertEqual(c.connect(cid, clean=clean).session_present, present)
+        return c
+
+    def taken_over(self, name, clean, present):
+        """A persistent subscriber (cid(name), QoS 1) whose session a new
+        connection with the clean flag takes over: asserts what CONNACK
+        says of a present session and that the old connection is closed;
+        returns the new one."""
+        cid, old = self.persistent_subscriber(name, 1)
+        new = self.reconnect(cid, clean, present)
+        self.assertTrue(old.wait_closed(3), 'old connection not closed on takeover')
+        return new
+
+    def publish_from_new(self, payload, qos=1):
+        """Publishes payload to the test's topic from a new connection,
+        which it returns."""
+        p = self.raw_connected()
+        p.publish(self.topic(), payload, qos=qos)
+        return p
 
     def cleanup_session(self, cid):
-        """Removes a persistent session so it cannot affect later tests."""
+        """Removes a persistent session."""
         c = self.raw()
         c.connect(cid, clean=True)
         c.disconnect()
@@ -31,25 +65,14 @@ class SessionTest(BrokerTestCase):
         newer.ping()
 
     def test_takeover_keeps_persistent_session(self):
-        cid = self.cid('takeover-persistent')
-        old = self.subscribed(1, cid, clean=False)
-        new = self.raw()
-        self.assertTrue(new.connect(cid, clean=False).session_present)
-        self.assertTrue(old.wait_closed(3))
-        p = self.raw_connected()
-        p.publish(self.topic(), b'to-new', qos=1)
+        new = self.taken_over('takeover-persistent', False, True)
+        self.publish_from_new(b'to-new')
         self.assertEqual(new.expect_publish().payload, b'to-new')
         new.disconnect()
-        self.cleanup_session(cid)
 
     def test_takeover_with_clean_session_drops_subscriptions(self):
-        cid = self.cid('takeover-clean')
-        old = self.subscribed(1, cid, clean=False)
-        new = self.raw()
-        self.assertFalse(new.connect(cid, clean=True).session_present)
-        self.assertTrue(old.wait_closed(3))
-        p = self.raw_connected()
-        p.publish(self.topic(), b'nobody', qos=1)
+        new = self.taken_over('takeover-clean', True, False)
+        self.publish_from_new(b'nobody')
         new.expect_nothing(0.5)
 
     def test_offline_queue_with_paho(self):
@@ -74,7 +97,6 @@ class SessionTest(BrokerTestCase):
         self.assertEqual([g for g in got if g[1] == 1], [(b'q1-a', 1), (b'q1-c', 1)])
         sub.expect_nothing(0.5)   # QoS 0 is not queued for offline clients
         sub.disconnect()
-        self.cleanup_session(cid)
 
     def test_offline_queue_with_mosquitto_sub(self):
         cid = self.cid('msub-offline')
@@ -88,23 +110,17 @@ class SessionTest(BrokerTestCase):
         got = [again.get()[3] for _ in range(3)]
         self.assertEqual(got, ['offline-0', 'offline-1', 'offline-2'])
         self.assertEqual(again.wait_exit(5), 0)
-        self.cleanup_session(cid)
 
     def test_persistent_subscription_survives_reconnect(self):
-        cid = self.cid('persist-sub')
-        c = self.subscribed(1, cid, clean=False)
+        cid, c = self.persistent_subscriber('persist-sub', 1)
         c.disconnect()
-        c = self.raw()
-        self.assertTrue(c.connect(cid, clean=False).session_present)
-        p = self.raw_connected()
-        p.publish(self.topic(), b'live-after-reconnect', qos=1)
+        c = self.reconnect(cid, False, True)
+        self.publish_from_new(b'live-after-reconnect')
         self.assertEqual(c.expect_publish().payload, b'live-after-reconnect')
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_unacked_resent_with_dup_in_order(self):
-        cid = self.cid('dup-resend')
-        c = self.subscribed(1, cid, clean=False)
+        cid, c = self.persistent_subscriber('dup-resend', 1)
         p = self.raw_connected()
         for i in range(3):
             p.publish(self.topic(), b'inflight-%d' % i, qos=1)
@@ -115,8 +131,7 @@ class SessionTest(BrokerTestCase):
         time.sleep(0.2)
         for i in range(2):
             p.publish(self.topic(), b'queued-%d' % i, qos=1)
-        c = self.raw()
-        self.assertTrue(c.connect(cid, clean=False).session_present)
+        c = self.reconnect(cid, False, True)
         again = [c.expect_publish(ack=False) for _ in range(5)]
         self.assertEqual([m.payload for m in again],
                          [b'inflight-0', b'inflight-1', b'inflight-2', b'queued-0', b'queued-1'])
@@ -127,36 +142,28 @@ class SessionTest(BrokerTestCase):
             c.send(ack_packet(PUBACK, m.pid))
         c.expect_nothing(0.5)
         c.disconnect()
-        c = self.raw()
-        self.assertTrue(c.connect(cid, clean=False).session_present)
+        c = self.reconnect(cid, False, True)
         c.expect_nothing(0.5)   # everything was acknowledged
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_qos2_pubrel_resent_after_reconnect(self):
-        cid = self.cid('pubrel-resend')
-        c = self.subscribed(2, cid, clean=False)
-        p = self.raw_connected()
-        p.publish(self.topic(), b'exactly-once', qos=2)
+        cid, c = self.persistent_subscriber('pubrel-resend', 2)
+        self.publish_from_new(b'exactly-once', qos=2)
         m = c.expect_publish(ack=False)
         c.send(ack_packet(PUBREC, m.pid))
         rel = c.expect(PUBREL)
         self.assertEqual(rel.pid, m.pid)
         c.close()   # PUBREL not answered
-        c = self.raw()
-        self.assertTrue(c.connect(cid, clean=False).session_present)
+        c = self.reconnect(cid, False, True)
         rel = c.expect(PUBREL)   # not the PUBLISH again
         self.assertEqual((rel.pid, rel.flags), (m.pid, 0x02))
         c.send(ack_packet(PUBCOMP, m.pid))
         c.expect_nothing(0.5)
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_qos2_unreceived_publish_resent_with_dup(self):
-        cid = self.cid('q2-resend')
-        c = self.subscribed(2, cid, clean=False)
-        p = self.raw_connected()
-        p.publish(self.topic(), b'q2-again', qos=2)
+        cid, c = self.persistent_subscriber('q2-resend', 2)
+        self.publish_from_new(b'q2-again', qos=2)
         m = c.expect_publish(ack=False)
         c.close()
         c = self.raw()
@@ -168,7 +175,6 @@ class SessionTest(BrokerTestCase):
         c.send(ack_packet(PUBCOMP, m2.pid))
         c.expect_nothing(0.3)
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_inbound_qos2_state_survives_reconnect(self):
         # publisher: PUBLISH QoS 2, PUBREC, drops, reconnects, sends PUBREL
@@ -178,52 +184,40 @@ class SessionTest(BrokerTestCase):
         p.send(mqttraw.publish_packet(self.topic(), b'in-q2', qos=2, pid=321))
         self.assertEqual(p.expect(PUBREC).pid, 321)
         p.close()
-        p = self.raw()
-        self.assertTrue(p.connect(cid, clean=False).session_present)
+        p = self.reconnect(cid, False, True)
         p.send(ack_packet(PUBREL, 321))
         self.assertEqual(p.expect(PUBCOMP).pid, 321)
         self.assertEqual(s.expect_publish().payload, b'in-q2')
         s.expect_nothing(0.5)
         p.disconnect()
-        self.cleanup_session(cid)
 
     def test_clean_session_discards_state(self):
-        cid = self.cid('clean-discard')
-        c = self.subscribed(1, cid, clean=False)
+        cid, c = self.persistent_subscriber('clean-discard', 1)
         c.disconnect()
-        c = self.raw()
-        self.assertFalse(c.connect(cid, clean=True).session_present)
+        c = self.reconnect(cid, True, False)
         c.disconnect()
-        p = self.raw_connected()
-        p.publish(self.topic(), b'after-clean', qos=1)
-        c = self.raw()
-        self.assertFalse(c.connect(cid, clean=False).session_present)
+        self.publish_from_new(b'after-clean')
+        c = self.reconnect(cid, False, False)
         c.expect_nothing(0.5)
         c.disconnect()
-        self.cleanup_session(cid)
 
     def test_clean_session_gets_nothing_from_while_offline(self):
         cid = self.cid('clean-offline')
         c = self.subscribed(1, cid, clean=True)
         c.disconnect()
         self.raw_connected().publish(self.topic(), b'missed', qos=1)
-        c = self.raw()
-        self.assertFalse(c.connect(cid, clean=True).session_present)
+        c = self.reconnect(cid, True, False)
         c.expect_nothing(0.5)
 
     def test_queue_survives_takeover_while_online_messages_pending(self):
-        cid = self.cid('pending-takeover')
-        c = self.subscribed(1, cid, clean=False)
-        p = self.raw_connected()
-        p.publish(self.topic(), b'pending', qos=1)
+        cid, c = self.persistent_subscriber('pending-takeover', 1)
+        self.publish_from_new(b'pending')
         m = c.expect_publish(ack=False)
-        c2 = self.raw()
-        self.assertTrue(c2.connect(cid, clean=False).session_present)
+        c2 = self.reconnect(cid, False, True)
         m2 = c2.expect_publish(ack=False)
         self.assertEqual((m2.payload, m2.dup, m2.pid), (b'pending', True, m.pid))
         c2.send(ack_packet(PUBACK, m2.pid))
         c2.disconnect()
-        self.cleanup_session(cid)
 
 
 class QueueLimitTest(BrokerTestCase):

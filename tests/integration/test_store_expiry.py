@@ -56,6 +56,14 @@ class ExpiryTest(BrokerTestCase):
             c.disconnect()
         return c
 
+    def expiring_with_session(self, cid, stay=False):
+        """An expiring broker, a topic, and the persistent session `cid`
+        subscribed to it (and disconnected, unless `stay`)."""
+        b = self.expiring_broker()
+        t = self.topic()
+        self.persistent(b, cid, t, stay=stay)
+        return b, t
+
     def publish(self, b, topic, n):
         p = self.raw(b.port)
         p.connect('', keepalive=20)
@@ -63,9 +71,7 @@ class ExpiryTest(BrokerTestCase):
         p.disconnect()
 
     def test_offline_session_expires(self):
-        b = self.expiring_broker()
-        t = self.topic()
-        self.persistent(b, 'exp-gone', t)
+        b, t = self.expiring_with_session('exp-gone')
         stay = self.persistent(b, 'exp-stays', t + '/other', stay=True)
         self.publish(b, t, 1)           # queued for exp-gone
         t_off = time.monotonic()
@@ -97,9 +103,7 @@ class ExpiryTest(BrokerTestCase):
         self.assert_session_kept(b, 'exp-stays', 'a connected session expired')
 
     def test_reconnect_before_expiry_keeps_session(self):
-        b = self.expiring_broker()
-        t = self.topic()
-        self.persistent(b, 'exp-renewed', t)
+        b, t = self.expiring_with_session('exp-renewed')
         time.sleep(EXPIRY * 0.5)
         c = self.back(b, 'exp-renewed')
         self.assertTrue(c.session_present)
@@ -108,9 +112,7 @@ class ExpiryTest(BrokerTestCase):
         self.assert_session_kept(b, 'exp-renewed', 'session expired while connected')
 
     def test_expired_while_broker_down(self):
-        b = self.expiring_broker()
-        t = self.topic()
-        self.persistent(b, 'exp-down', t)
+        b, t = self.expiring_with_session('exp-down')
         self.publish(b, t, 2)
         b.stop(keep=True)
         time.sleep(EXPIRY + 1.2)
@@ -124,9 +126,7 @@ class ExpiryTest(BrokerTestCase):
 
     def test_session_online_at_kill9_expires_after_restart(self):
         # connected when the broker died: offline from the restart on
-        b = self.expiring_broker()
-        t = self.topic()
-        self.persistent(b, 'exp-killed', t, stay=True)
+        b, t = self.expiring_with_session('exp-killed', stay=True)
         b.crash_restart()
         t_restart = time.monotonic()
         self.assertIsNotNone(session_id(b.db_path, 'exp-killed'),

@@ -36,6 +36,15 @@ class RestartTest(BrokerTestCase):
         c.connect(cid, clean=clean, keepalive=20)
         return c
 
+    def broker_with_subscriber(self, cid, qos):
+        """A broker of this test, a topic, and the persistent session `cid`
+        connected and subscribed to it at `qos`."""
+        b = self.broker_for_test()
+        t = self.topic()
+        sub = self.raw_on(b, cid, clean=False)
+        sub.subscribe([(t, qos)])
+        return b, t, sub
+
     def publish_three(self, b, t, prefix):
         """`prefix`-0 .. -2 to t at QoS 1, from a fresh client."""
         pub = self.raw_on(b)
@@ -110,10 +119,7 @@ class RestartTest(BrokerTestCase):
 
     def test_restart_twice_and_offline_queue_across_restarts(self):
         # messages queued before the first restart, more between the two
-        b = self.broker_for_test()
-        t = self.topic()
-        sub = self.raw_on(b, 'rs-twice', clean=False)
-        sub.subscribe([(t, 1)])
+        b, t, sub = self.broker_with_subscriber('rs-twice', 1)
         sub.disconnect()
         self.publish_three(b, t, b'before')
         b.restart()
@@ -128,10 +134,7 @@ class RestartTest(BrokerTestCase):
         sub.disconnect()
 
     def test_inflight_qos2_handshake_survives_restart(self):
-        b = self.broker_for_test()
-        t = self.topic()
-        sub = self.raw_on(b, 'rs-q2-inflight', clean=False)
-        sub.subscribe([(t, 2)])
+        b, t, sub = self.broker_with_subscriber('rs-q2-inflight', 2)
         pub = self.raw_on(b)
         pub.publish(t, b'half-done', qos=2)
         pub.publish(t, b'not-received', qos=2)
@@ -181,10 +184,7 @@ class RestartTest(BrokerTestCase):
     def test_inflight_qos1_resent_with_its_id_after_restart(self):
         """3.1.1 [MQTT-4.4.0-1]: unacknowledged QoS 1 messages are resent with
         their original packet ids and DUP, also across a graceful restart."""
-        b = self.broker_for_test()
-        t = self.topic()
-        sub = self.raw_on(b, 'rs-q1-inflight', clean=False)
-        sub.subscribe([(t, 1)])
+        b, t, sub = self.broker_with_subscriber('rs-q1-inflight', 1)
         pub = self.raw_on(b)
         pub.publish(t, b'unacked-1', qos=1)
         pub.publish(t, b'unacked-2', qos=1)

@@ -33,10 +33,17 @@ static int load(struct config *c, const char *text, char *err, size_t errlen, ch
 
 static struct config cfg; /* large: not on the stack */
 
+/* Loads text into cfg; the test fails with load's message if it does not. */
+static void load_ok(const char *text)
+{
+    char err[CONFIG_ERR_LEN] = "";
+    if (load(&cfg, text, err, sizeof err, NULL) != 0)
+        fail_msg("does not load: %s", err);
+}
+
 static void test_full_section(void **state)
 {
     (void)state;
-    char err[CONFIG_ERR_LEN] = "";
     const char *text = "max_inflight = 100\n"
                        "bridge cloud\n"
                        "    address = broker.example.com:8884, [::1]:1900, 10.0.0.2\n"
@@ -55,7 +62,7 @@ static void test_full_section(void **state)
                        "    out sensors/#  qos=2  remote_prefix=site17/\n"
                        "    in  commands/site17/#  qos=0  local_prefix=cmd/\n"
                        "max_qos = 1\n";
-    assert_int_equal(load(&cfg, text, err, sizeof err, NULL), 0);
+    load_ok(text);
     assert_int_equal(cfg.max_inflight, 100);
     assert_int_equal(cfg.max_qos, 1); /* after the section: a normal setting */
     assert_int_equal(cfg.bridges.n, 1);
@@ -92,9 +99,7 @@ static void test_full_section(void **state)
 static void test_defaults(void **state)
 {
     (void)state;
-    char err[CONFIG_ERR_LEN] = "";
-    assert_int_equal(load(&cfg, "bridge b1\n  address = 127.0.0.1\n  out a/#\n", err,
-                          sizeof err, NULL), 0);
+    load_ok("bridge b1\n  address = 127.0.0.1\n  out a/#\n");
     const struct bridge_conf *b = &cfg.bridges.list[0];
     assert_string_equal(b->client_id, "petrel-bridge-b1");
     assert_int_equal(b->addresses[0].port, 1883);
@@ -167,14 +172,13 @@ static void test_errors(void **state)
 static void test_two_sections_and_reload(void **state)
 {
     (void)state;
-    char err[CONFIG_ERR_LEN] = "";
-    const char *text = "bridge a\n  address = h1\n  out x/#\n"
-                       "bridge b\n  address = h2\n  in y/# qos=2\n";
-    assert_int_equal(load(&cfg, text, err, sizeof err, NULL), 0);
+    load_ok("bridge a\n  address = h1\n  out x/#\n"
+            "bridge b\n  address = h2\n  in y/# qos=2\n");
     assert_int_equal(cfg.bridges.n, 2);
     assert_string_equal(cfg.bridges.list[1].name, "b");
     assert_false(cfg.bridges.list[1].rules[0].out);
     /* A failed file keeps what was there: all or nothing. */
+    char err[CONFIG_ERR_LEN] = "";
     char *path = temp_file("bridgeconf", "bridge c\n  out x\n", 17);
     assert_int_equal(config_load_file(&cfg, path, err, sizeof err), -1);
     temp_file_remove(path);
@@ -199,7 +203,7 @@ static void test_dump_round_trip(void **state)
                        "    max_queued_messages = 500\n    max_queued_bytes = 2M\n"
                        "    out sensors/#  qos=2  remote_prefix=site17/ local_prefix=l/\n"
                        "    in  c/#  qos=0\n";
-    assert_int_equal(load(&cfg, text, err, sizeof err, NULL), 0);
+    load_ok(text);
     static struct config again;
     char *buf = NULL;
     size_t len = 0;

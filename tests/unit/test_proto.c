@@ -17,12 +17,6 @@
 /* A byte array literal and its length, for functions taking (buf, len). */
 #define BYTES(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
 
-static struct mqtt_bytes str(const char *s)
-{
-    struct mqtt_bytes b = {(const uint8_t *)s, (uint32_t)strlen(s)};
-    return b;
-}
-
 static struct mqtt_bytes bin(const void *p, uint32_t n)
 {
     struct mqtt_bytes b = {(const uint8_t *)p, n};
@@ -416,30 +410,30 @@ static void test_rt_connect(void **state)
 
     c->clean_session = false;
     c->keepalive = 60;
-    c->client_id = str("sensor-17");
+    c->client_id = mqtt_str("sensor-17");
     round_trip(&p);
 
     c->keepalive = 65535;
-    c->client_id = str("caf\xc3\xa9-\xf0\x9f\x90\xa6");   /* UTF-8, incl. 4 bytes */
+    c->client_id = mqtt_str("caf\xc3\xa9-\xf0\x9f\x90\xa6");   /* UTF-8, incl. 4 bytes */
     round_trip(&p);
 
     for (uint8_t q = 0; q <= 2; q++) {
         c->will_flag = true;
         c->will_qos = q;
         c->will_retain = q == 1;
-        c->will_topic = str("dev/17/status");
-        c->will_payload = str("offline");
+        c->will_topic = mqtt_str("dev/17/status");
+        c->will_payload = mqtt_str("offline");
         round_trip(&p);
     }
     c->will_payload = bin(NULL, 0);     /* empty will message */
     round_trip(&p);
 
     c->has_username = true;
-    c->username = str("alice");
+    c->username = mqtt_str("alice");
     round_trip(&p);
 
     c->has_password = true;
-    c->password = str("s3cret");
+    c->password = mqtt_str("s3cret");
     round_trip(&p);
 
     c->password = bin(pw_bin, sizeof pw_bin);   /* binary, with zero bytes */
@@ -454,8 +448,8 @@ static void test_rt_connect(void **state)
     c->will_qos = 0;
     c->will_retain = false;
     c->will_topic = c->will_payload = bin(NULL, 0);
-    c->username = str("bob");
-    c->password = str("pw");
+    c->username = mqtt_str("bob");
+    c->password = mqtt_str("pw");
     round_trip(&p);
 }
 
@@ -484,8 +478,8 @@ static void test_rt_publish(void **state)
     for (size_t i = 0; i < sizeof big; i++)
         big[i] = (uint8_t)(i * 7);
 
-    m->topic = str("a/b");
-    m->payload = str("hello");
+    m->topic = mqtt_str("a/b");
+    m->payload = mqtt_str("hello");
     round_trip(&p);                     /* QoS 0 */
 
     m->retain = true;
@@ -512,7 +506,7 @@ static void test_rt_publish(void **state)
     m->qos = 0;
     m->packet_id = 0;
     m->retain = false;
-    m->topic = str("/caf\xc3\xa9/\xe2\x82\xac//$SYS");   /* empty levels, UTF-8 */
+    m->topic = mqtt_str("/caf\xc3\xa9/\xe2\x82\xac//$SYS");   /* empty levels, UTF-8 */
     round_trip(&p);
 
     m->payload = bin(big, 200);         /* 2-byte remaining length */
@@ -543,12 +537,12 @@ static void test_rt_subscribe(void **state)
 {
     (void)state;
     struct mqtt_topic_entry e[] = {
-        {str("a/b"), 0},
-        {str("sensors/+/temp"), 1},
-        {str("#"), 2},
-        {str("+/a/+"), 1},
-        {str("+"), 0},
-        {str("\xe2\x82\xac/+/#"), 2},
+        {mqtt_str("a/b"), 0},
+        {mqtt_str("sensors/+/temp"), 1},
+        {mqtt_str("#"), 2},
+        {mqtt_str("+/a/+"), 1},
+        {mqtt_str("+"), 0},
+        {mqtt_str("\xe2\x82\xac/+/#"), 2},
     };
     struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
 
@@ -586,9 +580,9 @@ static void test_rt_unsubscribe(void **state)
 {
     (void)state;
     struct mqtt_topic_entry e[] = {
-        {str("a/b"), 0},
-        {str("+/+"), 0},
-        {str("x/#"), 0},
+        {mqtt_str("a/b"), 0},
+        {mqtt_str("+/+"), 0},
+        {mqtt_str("x/#"), 0},
     };
     struct mqtt_packet p = {.type = MQTT_UNSUBSCRIBE};
 
@@ -648,11 +642,11 @@ static void test_spec_connect(void **state)
     assert_false(p.u.connect.will_retain);
     assert_true(p.u.connect.has_username);
     assert_true(p.u.connect.has_password);
-    assert_bytes_eq(p.u.connect.client_id, str("cid"));
-    assert_bytes_eq(p.u.connect.will_topic, str("w/t"));
-    assert_bytes_eq(p.u.connect.will_payload, str("bye"));
-    assert_bytes_eq(p.u.connect.username, str("user"));
-    assert_bytes_eq(p.u.connect.password, str("pass"));
+    assert_bytes_eq(p.u.connect.client_id, mqtt_str("cid"));
+    assert_bytes_eq(p.u.connect.will_topic, mqtt_str("w/t"));
+    assert_bytes_eq(p.u.connect.will_payload, mqtt_str("bye"));
+    assert_bytes_eq(p.u.connect.username, mqtt_str("user"));
+    assert_bytes_eq(p.u.connect.password, mqtt_str("pass"));
     /* Zero-copy: fields point into the input. */
     assert_ptr_equal(p.u.connect.client_id.data, spec_connect + 14);
 
@@ -675,9 +669,9 @@ static void test_spec_publish(void **state)
     assert_true(p.u.publish.dup);
     assert_int_equal(p.u.publish.qos, 1);
     assert_true(p.u.publish.retain);
-    assert_bytes_eq(p.u.publish.topic, str("a/b"));
+    assert_bytes_eq(p.u.publish.topic, mqtt_str("a/b"));
     assert_int_equal(p.u.publish.packet_id, 10);
-    assert_bytes_eq(p.u.publish.payload, str("hi"));
+    assert_bytes_eq(p.u.publish.payload, mqtt_str("hi"));
     assert_int_equal(encode(&p, buf, sizeof buf), sizeof bytes);
     assert_memory_equal(buf, bytes, sizeof bytes);
 }
@@ -700,10 +694,10 @@ static void test_spec_subscribe(void **state)
     assert_int_equal(p.u.subscribe.wire.len, 12);
     mqtt_topic_iter_init(&it, &p);
     assert_true(mqtt_topic_iter_next(&it, &e));
-    assert_bytes_eq(e.filter, str("a/b"));
+    assert_bytes_eq(e.filter, mqtt_str("a/b"));
     assert_int_equal(e.options, 1);
     assert_true(mqtt_topic_iter_next(&it, &e));
-    assert_bytes_eq(e.filter, str("c/d"));
+    assert_bytes_eq(e.filter, mqtt_str("c/d"));
     assert_int_equal(e.options, 2);
     assert_false(mqtt_topic_iter_next(&it, &e));
     assert_false(mqtt_topic_iter_next(&it, &e));
@@ -750,7 +744,7 @@ static void test_spec_small_packets(void **state)
     /* QoS 0 PUBLISH has no packet identifier: "a" then payload "xy". */
     assert_int_equal(decode(BYTES(0x30, 0x05, 0x00, 0x01, 'a', 'x', 'y'), &p, &why), MQTT_OK);
     assert_int_equal(p.u.publish.packet_id, 0);
-    assert_bytes_eq(p.u.publish.payload, str("xy"));
+    assert_bytes_eq(p.u.publish.payload, mqtt_str("xy"));
 
     /* A bodiless packet may be decoded from a NULL body. */
     assert_int_equal(mqtt_decode(MQTT_LEVEL_311, 0xC0, NULL, 0, &p, &why), MQTT_OK);
@@ -1164,7 +1158,7 @@ static void test_encode_refusals(void **state)
     p.u.publish.topic = bin(big, 65536);
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &p, NULL, 0), 0);
 
-    p.u.publish.topic = str("t");
+    p.u.publish.topic = mqtt_str("t");
     p.u.publish.qos = 3;
     p.u.publish.packet_id = 1;
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &p, buf, sizeof buf), 0);
@@ -1179,7 +1173,7 @@ static void test_encode_refusals(void **state)
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &p, buf, sizeof buf), 0);
 
     /* Body over 256 MiB: refused from the lengths alone, data not read. */
-    p.u.publish.topic = str("t");
+    p.u.publish.topic = mqtt_str("t");
     p.u.publish.payload = bin(big, MQTT_MAX_REMAINING_LENGTH - 3);
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &p, NULL, 0), 1 + 4 + MQTT_MAX_REMAINING_LENGTH);
     p.u.publish.payload = bin(big, MQTT_MAX_REMAINING_LENGTH - 2);
@@ -1187,7 +1181,7 @@ static void test_encode_refusals(void **state)
     p.u.publish.payload = bin(big, UINT32_MAX);
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &p, NULL, 0), 0);
 
-    struct mqtt_topic_entry e = {str("a"), 3};
+    struct mqtt_topic_entry e = {mqtt_str("a"), 3};
     struct mqtt_packet s = {.type = MQTT_SUBSCRIBE};
     s.u.subscribe.packet_id = 1;
     s.u.subscribe.entries = &e;
@@ -1199,7 +1193,7 @@ static void test_encode_refusals(void **state)
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &s, buf, sizeof buf), 8);
     e.filter = bin(big, 65536);
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &s, buf, sizeof buf), 0);
-    e.filter = str("a");
+    e.filter = mqtt_str("a");
     s.u.subscribe.packet_id = 0;
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &s, buf, sizeof buf), 0);
     s.type = MQTT_UNSUBSCRIBE;
@@ -1228,7 +1222,7 @@ static void test_encode_refusals(void **state)
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &c, buf, sizeof buf), 0);
     c.u.connect.has_password = false;
     c.u.connect.will_flag = true;
-    c.u.connect.will_topic = str("w");
+    c.u.connect.will_topic = mqtt_str("w");
     c.u.connect.will_qos = 3;
     assert_int_equal(mqtt_encode(MQTT_LEVEL_311, &c, buf, sizeof buf), 0);
     c.u.connect.will_qos = 0;
@@ -1261,7 +1255,7 @@ static void test_encode_flags_derived(void **state)
     assert_int_equal(buf[0], 0x40);
 
     struct mqtt_packet m = {.type = MQTT_PUBLISH, .flags = 0};
-    m.u.publish.topic = str("t");
+    m.u.publish.topic = mqtt_str("t");
     m.u.publish.qos = 2;
     m.u.publish.dup = true;
     m.u.publish.retain = true;

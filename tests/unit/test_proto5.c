@@ -17,12 +17,6 @@
 /* A byte array literal and its length, for functions taking (buf, len). */
 #define BYTES(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
 
-static struct mqtt_bytes str(const char *s)
-{
-    struct mqtt_bytes b = {(const uint8_t *)s, (uint32_t)strlen(s)};
-    return b;
-}
-
 /* ------------------------------------------------------------------------
  * Helpers
  */
@@ -202,23 +196,23 @@ static struct mqtt_packet carry(uint8_t ptype, struct mqtt_props pr)
     p.type = ptype ? ptype : MQTT_CONNECT;
     switch (ptype) {
     case 0:
-        p.u.connect.client_id = str("c");
+        p.u.connect.client_id = mqtt_str("c");
         p.u.connect.will_flag = true;
-        p.u.connect.will_topic = str("w");
+        p.u.connect.will_topic = mqtt_str("w");
         p.u.connect.will_props = pr;
         break;
     case MQTT_CONNECT:
-        p.u.connect.client_id = str("c");
+        p.u.connect.client_id = mqtt_str("c");
         p.u.connect.props = pr;
         break;
     case MQTT_CONNACK:
         p.u.connack.props = pr;
         break;
     case MQTT_PUBLISH:
-        p.u.publish.topic = str("t");
+        p.u.publish.topic = mqtt_str("t");
         p.u.publish.qos = 1;
         p.u.publish.packet_id = 9;
-        p.u.publish.payload = str("payload");
+        p.u.publish.payload = mqtt_str("payload");
         p.u.publish.props = pr;
         break;
     case MQTT_PUBACK:
@@ -643,7 +637,7 @@ static void test_publish5_topic_alias(void **state)
     /* The encoder follows the same rule. */
     memset(&p, 0, sizeof p);
     p.type = MQTT_PUBLISH;
-    p.u.publish.payload = str("x");
+    p.u.publish.payload = mqtt_str("x");
     assert_int_equal(mqtt_encode(MQTT_LEVEL_5, &p, buf, sizeof buf), 0);
     p.u.publish.props.data = (const uint8_t *)"\x23\x00\x04";
     p.u.publish.props.len = 3;
