@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 
 from petreltest import free_port, track
 
@@ -212,11 +213,35 @@ class TcpProxy:
         return 'nats://127.0.0.1:%d' % self.port
 
 
+def cluster_test(cls):
+    """Decorates a test class that needs a cluster: petreld (not the
+    Mosquitto run of the suite) and nats-server."""
+    import harness  # (not for the bench, which does not use this)
+    return harness.skip_on_mosquitto("a cluster is petreld's")(
+        unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')(cls))
+
+
 class ClusterNodes:
     """For a test class (before harness.BrokerTestCase in its bases) whose
     setUpClass starts cls.nats (NatsServer or NatsCluster), maybe cls.proxy,
     and the petreld nodes cls.nodes: checks before each test that every
     node still runs, and stops them all at the end."""
+
+    @classmethod
+    def start_nodes(cls, urls, wait, **conf):
+        """Starts petreld nodes n1..n3 (cls.nodes; cls.broker and cls.port
+        are n1's): node i reaches NATS at urls(i) and gets conf besides;
+        wait(node) is called for each once all are started."""
+        import harness  # (not for the bench, which does not use this)
+        cls.nodes = []
+        for i in (1, 2, 3):
+            cls.nodes.append(harness.Broker(dict({
+                'cluster_nats': urls(i), 'node_name': 'n%d' % i,
+                'sys_interval': 1}, **conf)).start())
+        for b in cls.nodes:
+            wait(b)
+        cls.broker = cls.nodes[0]
+        cls.port = cls.broker.port
 
     @classmethod
     def tearDownClass(cls):

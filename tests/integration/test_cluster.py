@@ -23,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mqttraw  # noqa: E402
-from nats_helpers import NATS_SERVER, ClusterNodes, NatsServer  # noqa: E402
+from nats_helpers import ClusterNodes, cluster_test, NatsServer  # noqa: E402
 from petreltest import free_port, track  # noqa: E402
 
 PROBE = os.environ.get('NATS_PROBE', '')
@@ -34,25 +34,18 @@ def probe(*args, timeout=15):
                           timeout=timeout)
 
 
-@harness.skip_on_mosquitto('a cluster is petreld\'s')
-@unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
+@cluster_test
 class Cluster(ClusterNodes, harness.BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.nats = NatsServer().start()
-        cls.nodes = []
-        for i in (1, 2, 3):
-            # Nodes 2 and 3 get a list whose other server is down: it is
-            # skipped.
-            urls = cls.nats.url if i == 1 else '%s,nats://127.0.0.1:%d' % (cls.nats.url, free_port())
-            cls.nodes.append(harness.Broker({
-                'cluster_nats': urls, 'node_name': 'n%d' % i,
-                'sys_interval': 1}).start())
-        for b in cls.nodes:
+
+        def wait(b):
             b.wait_log('cluster: node n[0-9] connected to NATS', timeout=10)
             b.wait_log('cluster: JetStream stream', timeout=20)  # QoS 1/2 cross nodes
-        cls.broker = cls.nodes[0]
-        cls.port = cls.broker.port
+        # Nodes 2 and 3 get a list whose other server is down: it is skipped.
+        cls.start_nodes(lambda i: cls.nats.url if i == 1 else '%s,nats://127.0.0.1:%d'
+                        % (cls.nats.url, free_port()), wait)
 
     # ---- helpers
     def client(self, node, client_id='', **kw):
@@ -358,14 +351,8 @@ class Cluster(ClusterNodes, harness.BrokerTestCase):
             c.disconnect()
 
 
-@harness.skip_on_mosquitto('a cluster is petreld\'s')
-@unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
-class Reconnect(harness.BrokerTestCase):
-    broker_settings = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = None
+@cluster_test
+class Reconnect(harness.OwnBrokers, harness.BrokerTestCase):
 
     def test_node_reconnects_after_nats_restarts(self):
         nats = NatsServer().start()

@@ -24,12 +24,11 @@ import os
 import re
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mqttraw  # noqa: E402
-from nats_helpers import NATS_SERVER, ClusterNodes, NatsCluster, NatsServer, TcpProxy  # noqa: E402
+from nats_helpers import ClusterNodes, cluster_test, NatsCluster, NatsServer, TcpProxy  # noqa: E402
 from petreltest import free_port  # noqa: E402
 
 
@@ -37,23 +36,14 @@ def report(what, **counts):
     sys.stderr.write('  %s: %s\n' % (what, ', '.join('%s %s' % kv for kv in counts.items())))
 
 
-@harness.skip_on_mosquitto('a cluster is petreld\'s')
-@unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
+@cluster_test
 class ClusterJetStream(ClusterNodes, harness.BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.nats = NatsCluster().start()
         cls.proxy = TcpProxy(cls.nats.servers[2].port).start()
-        cls.nodes = []
-        for i in (1, 2, 3):
-            urls = cls.proxy.url if i == 3 else cls.nats.urls
-            cls.nodes.append(harness.Broker({
-                'cluster_nats': urls, 'node_name': 'n%d' % i, 'sys_interval': 1,
-                'cluster_stream_replicas': 3}).start())
-        for b in cls.nodes:
-            cls.wait_stream(b)
-        cls.broker = cls.nodes[0]
-        cls.port = cls.broker.port
+        cls.start_nodes(lambda i: cls.proxy.url if i == 3 else cls.nats.urls, cls.wait_stream,
+                        cluster_stream_replicas=3)
         cls.wait_flowing()
 
     @classmethod
@@ -365,14 +355,8 @@ class ClusterJetStream(ClusterNodes, harness.BrokerTestCase):
 
 
 
-@harness.skip_on_mosquitto('a cluster is petreld\'s')
-@unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
-class OutboxBound(harness.BrokerTestCase):
-    broker_settings = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = None
+@cluster_test
+class OutboxBound(harness.OwnBrokers, harness.BrokerTestCase):
 
     def test_bound_then_drained_when_nats_comes(self):
         nats_port = free_port()  # nothing listens there yet

@@ -19,26 +19,18 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from nats_helpers import NATS_SERVER, ClusterNodes, NatsServer  # noqa: E402
+from nats_helpers import ClusterNodes, cluster_test, NatsServer  # noqa: E402
 
 N = 100
 
 
-@harness.skip_on_mosquitto('a cluster is petreld\'s')
-@unittest.skipUnless(os.path.exists(NATS_SERVER), 'nats-server not installed')
+@cluster_test
 class ClusterShare(ClusterNodes, harness.BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.nats = NatsServer().start()
-        cls.nodes = []
-        for i in (1, 2, 3):
-            cls.nodes.append(harness.Broker({
-                'cluster_nats': cls.nats.url, 'node_name': 'n%d' % i,
-                'sys_interval': 1}).start())
-        for b in cls.nodes:
-            b.wait_log('cluster: JetStream stream', timeout=30)
-        cls.broker = cls.nodes[0]
-        cls.port = cls.broker.port
+        cls.start_nodes(lambda i: cls.nats.url,
+                        lambda b: b.wait_log('cluster: JetStream stream', timeout=30))
 
     def drain(self, clients, idle=1.0, timeout=30.0, done=None):
         """Reads every client's messages until `done` (or `idle` seconds
