@@ -40,6 +40,7 @@
 #include "message.h"
 #include "mqtt_codec.h"
 #include "router.h"
+#include "shared_subs.h"
 #include "topic_tree.h"
 #include "turn.h"
 
@@ -564,6 +565,11 @@ int cluster_start(void)
     const struct config *cfg = &broker.cfg;
     if (!cfg->cluster_nats[0])
         return 0;
+    /* The router and the share groups call the cluster only through what
+     * it gives them here: alone, they have nothing of it. */
+    static const struct router_cluster hooks = {cluster_forward, cluster_share_here};
+    router_set_cluster(&hooks);
+    share_set_watch(cluster_share_group);
     cluster_close_reset();
     snprintf(cl.prefix, sizeof cl.prefix, "%s", cfg->cluster_name);
     snprintf(cl.js_prefix, sizeof cl.js_prefix, "%s-js", cfg->cluster_name);

@@ -56,6 +56,9 @@ bool cluster_enabled(void);
  * or -1 when the outbox is full (cluster_outbox_max_bytes): the message
  * reaches this node's subscribers only. */
 int cluster_forward(const struct message *m);
+/* (cluster_forward and cluster_share_here reach the router, and
+ * cluster_share_group the share groups, as the callbacks cluster_start
+ * registers: router_set_cluster, share_set_watch.) */
 
 /* Shared subscriptions (cluster_share.c).  A share group was made on this
  * node (on) or its last local member left (off): `key` is

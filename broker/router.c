@@ -25,7 +25,6 @@
 #include "acl_session.h"
 #include "array_grow.h"
 #include "broker.h"
-#include "cluster.h"
 #include "log.h"
 #include "message.h"
 #include "mqtt_codec.h"
@@ -92,11 +91,18 @@ void router_publish(struct message *msg, const struct session *origin)
 static void route(struct message *msg, const struct session *origin, bool keep_retained,
                   int shares, struct route_result *res);
 
+static const struct router_cluster *cluster; /* NULL alone */
+
+void router_set_cluster(const struct router_cluster *c)
+{
+    cluster = c;
+}
+
 void router_publish_counted(struct message *msg, const struct session *origin,
                             struct route_result *res)
 {
-    /* the other nodes' subscribers (no-op alone) */
-    bool kept_local = cluster_forward(msg) < 0;
+    /* the other nodes' subscribers (none alone) */
+    bool kept_local = cluster && cluster->forward(msg) < 0;
     route(msg, origin, true, kept_local ? 1 : 0, res);
     if (kept_local)
         res->refused++; /* the outbox was full (cluster.h) */
@@ -112,7 +118,7 @@ void router_publish_from_cluster(struct message *msg)
 }
 
 /* shares: 1 the cluster kept msg on this node (its share groups are served
- * here), 0 a local publish (cluster_share_here says), -1 from the cluster
+ * here), 0 a local publish (the cluster's share_here says), -1 from the cluster
  * (the groups get it through their own subscriptions, cluster_share.c). */
 static void route(struct message *msg, const struct session *origin, bool keep_retained,
                   int shares, struct route_result *res)
@@ -143,7 +149,7 @@ static void route(struct message *msg, const struct session *origin, bool keep_r
         else if (rc == SESSION_REFUSED)
             res->refused++;
     }
-    if (groups_len && (shares < 0 || !cluster_share_here(msg, shares > 0)))
+    if (groups_len && (shares < 0 || (cluster && !cluster->share_here(msg, shares > 0))))
         groups_len = 0; /* one member cluster-wide: the cluster chooses */
     for (size_t i = 0; i < groups_len; i++)
         share_route(groups[i], msg);

@@ -6,6 +6,7 @@
 #ifndef PETREL_ROUTER_H
 #define PETREL_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,19 @@ void router_publish_counted(struct message *msg, const struct session *origin,
 /* Routes a message that another node of the cluster received (cluster.c):
  * as router_publish, with no origin, and not sent back to the cluster. */
 void router_publish_from_cluster(struct message *msg);
+
+/* What a cluster adds to routing (cluster.c registers them at its start;
+ * alone there are none and routing is this node's own).  The router names
+ * no cluster function, so the cluster stands above it in the layers.
+ * `forward` sends a message published here to the other nodes and returns
+ * < 0 when it was kept on this node (the outbox was full); `share_here`
+ * says whether this node delivers m to its own share groups itself
+ * (kept_local: forward returned < 0). */
+struct router_cluster {
+    int (*forward)(const struct message *m);
+    bool (*share_here)(const struct message *m, bool kept_local);
+};
+void router_set_cluster(const struct router_cluster *c);
 
 /* Releases the routing scratch (shutdown). */
 void router_shutdown(void);

@@ -16,7 +16,6 @@
 #include "acl_session.h"
 #include "array_grow.h"
 #include "broker.h"
-#include "cluster.h"
 #include "hashmap.h"
 #include "log.h"
 #include "message.h"
@@ -82,6 +81,13 @@ void share_foreach_group(void (*cb)(const char *key, size_t len, size_t inner))
         hashmap_foreach(groups, each_group, &cb);
 }
 
+static void (*watch)(const char *key, size_t len, size_t inner, bool on); /* NULL alone */
+
+void share_set_watch(void (*w)(const char *key, size_t len, size_t inner, bool on))
+{
+    watch = w;
+}
+
 struct share_group *share_find(const char *full, size_t len)
 {
     return groups ? hashmap_get(groups, full, len) : NULL;
@@ -89,7 +95,8 @@ struct share_group *share_find(const char *full, size_t len)
 
 static void group_free(struct share_group *g)
 {
-    cluster_share_group(g->key, g->key_len, g->inner, false);
+    if (watch)
+        watch(g->key, g->key_len, g->inner, false);
     topic_tree_unsubscribe(broker.topics, g->key + g->inner, g->key_len - g->inner, g);
     hashmap_remove(groups, g->key, g->key_len);
     if (hashmap_count(groups) == 0) {
@@ -125,7 +132,8 @@ static struct share_group *group_get(const char *full, size_t len)
         free(g);
         goto fail;
     }
-    cluster_share_group(g->key, g->key_len, g->inner, true);
+    if (watch)
+        watch(g->key, g->key_len, g->inner, true);
     return g;
 fail:
     if (hashmap_count(groups) == 0) {

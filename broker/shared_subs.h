@@ -73,6 +73,12 @@ int share_join(struct session *s, const char *full, size_t len, uint8_t options,
 /* Removes s from the group; the last member to leave frees the group. */
 void share_leave(struct session *s, struct share_group *g);
 
+/* Told when a group is made on this node (on) or its last member left
+ * (off): the cluster follows the groups so (cluster_share.c registers it at
+ * its start; none alone).  `key` is "$share/GROUP/filter", the filter from
+ * `inner`. */
+void share_set_watch(void (*watch)(const char *key, size_t len, size_t inner, bool on));
+
 /* Calls cb for every group on this node: its "$share/GROUP/filter" key and
  * where the filter starts in it. */
 void share_foreach_group(void (*cb)(const char *key, size_t len, size_t inner));
