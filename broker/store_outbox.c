@@ -1,7 +1,7 @@
 /*
  * store_outbox.c - the cluster outbox and inbox rows (store_outbox.h).
  * The statements are prepared on first use, on the store's connection, and
- * join the turn's transaction like every other write (store.c).
+ * join the turn's transaction like every other write (store_write.c).
  */
 #include "store_outbox.h"
 
