@@ -37,16 +37,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "broker.h"
 #include "cluster.h"
 #include "cluster_js.h"
 #include "cluster_subject.h"
 #include "hashmap.h"
 #include "log.h"
 #include "message.h"
+#include "mqtt_codec.h"
 #include "shared_subs.h"
 #include "store_outbox.h"
-#include "topic_tree.h"
 
 #define SHARE_JS_WAIT_MS 2000
 #define SHARE_RETRY_S 5
@@ -333,18 +332,6 @@ bool cluster_share_here(const struct message *m, bool kept_local)
     return false; /* through the outbox and the group's consumer */
 }
 
-struct find_arg {
-    const void *g;
-    bool found;
-};
-
-static void find_cb(void *subscriber, uint8_t options, void *arg)
-{
-    struct find_arg *f = arg;
-    if ((options & SHARE_TREE_FLAG) && subscriber == f->g)
-        f->found = true;
-}
-
 bool cluster_share_take(natsMsg *nm, void *closure)
 {
     struct share_ent *e = closure;
@@ -358,13 +345,11 @@ bool cluster_share_take(natsMsg *nm, void *closure)
         return false;
     }
     bool keep = false;
-    struct find_arg f = {g, false};
-    if (g)
-        topic_tree_match(broker.topics, m->topic, m->topic_len, find_cb, &f);
     if (!g) {
         if (js)
             natsMsg_Nak(nm, NULL); /* the group left this node: another takes it */
-    } else if (!f.found) {
+    } else if (!mqtt_topic_matches(e->key + e->inner, e->len - e->inner, m->topic,
+                                   m->topic_len)) {
         if (js)
             natsMsg_Ack(nm, NULL); /* the broad consumer of a "#" filter */
     } else {
