@@ -560,6 +560,23 @@ static int js_start(void)
     return 0;
 }
 
+natsStatus cluster_options_base(natsOptions *o, const char **servers, int n, const char *name,
+                                natsConnectionHandler connected)
+{
+    natsStatus s = natsOptions_SetServers(o, servers, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(o, 1000);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(o, true);
+    if (s == NATS_OK) /* (with a callback, Connect does not wait for a server) */
+        s = natsOptions_SetRetryOnFailedConnect(o, true, connected, NULL);
+    return s;
+}
+
 int cluster_start(void)
 {
     const struct config *cfg = &broker.cfg;
@@ -603,19 +620,10 @@ int cluster_start(void)
          u = strtok_r(NULL, ", ", &save))
         servers[n_servers++] = u;
     if (s == NATS_OK)
-        s = n_servers ? natsOptions_SetServers(cl.opts, servers, n_servers) : NATS_INVALID_ARG;
-    if (s == NATS_OK)
-        s = natsOptions_SetName(cl.opts, name);
+        s = n_servers ? cluster_options_base(cl.opts, servers, n_servers, name, on_up)
+                      : NATS_INVALID_ARG;
     if (s == NATS_OK)
         s = natsOptions_SetNoEcho(cl.opts, true);
-    if (s == NATS_OK)
-        s = natsOptions_SetMaxReconnect(cl.opts, -1);
-    if (s == NATS_OK)
-        s = natsOptions_SetReconnectWait(cl.opts, 1000);
-    if (s == NATS_OK)
-        s = natsOptions_UseGlobalMessageDelivery(cl.opts, true);
-    if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(cl.opts, true, on_up, NULL);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(cl.opts, on_down, NULL);
     if (s == NATS_OK)

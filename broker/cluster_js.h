@@ -70,6 +70,12 @@ natsMsg *cluster_msg_new(const char *subject, const struct message *m, const cha
  * (as a client's PUBLISH).  NULL if it does not decode or names no topic
  * this node accepts from the cluster. */
 struct message *cluster_msg_decode(natsMsg *nm, const char *prefix);
+/* What both of the node's NATS connections set (the main one and the
+ * share groups'): the servers, the connection's name, reconnecting for
+ * ever every second, libnats' global delivery threads, and Connect not
+ * waiting for a server (`connected` is called when one answers). */
+natsStatus cluster_options_base(natsOptions *o, const char **servers, int n, const char *name,
+                                natsConnectionHandler connected);
 /* The handler of every NATS subscription: queues the message for the loop. */
 void cluster_msg_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 

@@ -256,17 +256,7 @@ int cluster_share_start(const char **servers, int n, const char *name)
 {
     natsStatus s = natsOptions_Create(&sh.opts);
     if (s == NATS_OK)
-        s = natsOptions_SetServers(sh.opts, servers, n);
-    if (s == NATS_OK)
-        s = natsOptions_SetName(sh.opts, name);
-    if (s == NATS_OK)
-        s = natsOptions_SetMaxReconnect(sh.opts, -1);
-    if (s == NATS_OK)
-        s = natsOptions_SetReconnectWait(sh.opts, 1000);
-    if (s == NATS_OK)
-        s = natsOptions_UseGlobalMessageDelivery(sh.opts, true);
-    if (s == NATS_OK) /* (with a callback, Connect does not wait for a server) */
-        s = natsOptions_SetRetryOnFailedConnect(sh.opts, true, on_connected, NULL);
+        s = cluster_options_base(sh.opts, servers, n, name, on_connected);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&sh.nc, sh.opts);
         if (s == NATS_NOT_YET_CONNECTED)
