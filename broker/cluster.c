@@ -246,7 +246,7 @@ static bool seen_recently(uint64_t id)
 }
 
 /* 64-bit FNV-1a of the id header: only compared with other ids. */
-static uint64_t id_hash(const char *s)
+uint64_t cluster_xid(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++)
@@ -344,12 +344,18 @@ struct message *cluster_msg_decode(natsMsg *nm, const char *prefix)
     if (tlen <= 0 || tlen > 65535 || !mqtt_topic_name_valid((const uint8_t *)topic, (size_t)tlen) ||
         (tlen >= 5 && memcmp(topic, "$SYS/", 5) == 0))
         return NULL;
-    return message_from_nats(nm, topic, tlen);
+    struct message *m = message_from_nats(nm, topic, tlen);
+    const char *id = NULL;
+    if (m && natsMsgHeader_Get(nm, "Petrel-Id", &id) == NATS_OK && id)
+        m->xid = cluster_xid(id);
+    return m;
 }
 
 /* Returns true when the message was kept (cluster_stream_take). */
 static bool take_in(natsMsg *nm, void *closure)
 {
+    if (closure == cluster_session_tag())
+        return cluster_session_take(nm);
     if (closure)
         return cluster_share_take(nm, closure);
     const char *subject = natsMsg_GetSubject(nm);
@@ -361,7 +367,7 @@ static bool take_in(natsMsg *nm, void *closure)
     if (subject && strncmp(subject, rp, rl) == 0 && subject[rl] == '.')
         return cluster_retained_take(nm);
     const char *id = NULL;
-    if (natsMsgHeader_Get(nm, "Petrel-Id", &id) == NATS_OK && id && seen_recently(id_hash(id))) {
+    if (natsMsgHeader_Get(nm, "Petrel-Id", &id) == NATS_OK && id && seen_recently(cluster_xid(id))) {
         cl.stats.duplicates++;
         return false;
     }
@@ -532,6 +538,7 @@ void cluster_turn_end(uint64_t failed)
     cluster_outbox_turn_end(failed);
     cluster_stream_turn_end(failed);
     cluster_share_tick();
+    cluster_session_turn_end(failed);
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -584,7 +591,8 @@ int cluster_start(void)
         return 0;
     /* The router and the share groups call the cluster only through what
      * it gives them here: alone, they have nothing of it. */
-    static const struct router_cluster hooks = {cluster_forward, cluster_share_here};
+    static const struct router_cluster hooks = {cluster_forward, cluster_share_here,
+                                                cluster_session_delivered};
     router_set_cluster(&hooks);
     share_set_watch(cluster_share_group);
     cluster_close_reset();
@@ -652,6 +660,10 @@ int cluster_start(void)
     snprintf(name, sizeof name, "petreld %s shares", cl.node);
     if (cluster_share_start(servers, n_servers, name) != 0)
         return -1;
+    int replicas = cfg->cluster_stream_replicas ? (int)cfg->cluster_stream_replicas
+                                                : (n_servers < 3 ? n_servers : 3);
+    if (cluster_session_start(cluster_share_conn(), cluster_share_js(), replicas) != 0)
+        return -1;
     cl.enabled = true;
     topic_tree_set_interest_cb(broker.topics, interest_cb, NULL);
     log_notice("cluster: node %s, cluster %s, NATS %s", cl.node, cl.prefix, cfg->cluster_nats);
@@ -680,6 +692,7 @@ void cluster_stop(void)
     /* (No flush: with the loop stopped nothing would write it.  What is
      * still buffered is lost, as core NATS allows.) */
     cluster_stream_stop();
+    cluster_session_stop();
     /* Closing the connection closes every subscription; libnats then
      * finishes the handler calls under way, destroys what was still queued
      * for them and calls each one's completion callback.  (Not
@@ -688,6 +701,7 @@ void cluster_stop(void)
     if (cl.nc)
         natsConnection_Close(cl.nc);
     cluster_share_close();
+    cluster_session_join(); /* its threads' requests end with the connection */
     if (!cluster_subs_wait(CLOSE_WAIT_MS))
         log_warning("cluster: NATS subscriptions still delivering after %d ms at stop",
                     CLOSE_WAIT_MS);

@@ -21,7 +21,9 @@
  * once, also across a node's crash or a partition.  Retained messages
  * are cluster-wide: a JetStream stream with one message per topic, applied
  * to every node's store (cluster_js.h).  Share groups are cluster-wide
- * (cluster_share.c); sessions are each node's own.  docs/cluster.md says what comes next.
+ * (cluster_share.c); so are sessions: a client id is one session
+ * cluster-wide, moved between nodes when its client moves
+ * (cluster_session.c).
  */
 #ifndef PETREL_CLUSTER_H
 #define PETREL_CLUSTER_H
@@ -71,6 +73,23 @@ void cluster_share_group(const char *key, size_t len, size_t inner, bool on);
  * the cluster picks the member (QoS 0: a NATS queue group; QoS 1/2: the
  * group's JetStream consumer). */
 bool cluster_share_here(const struct message *m, bool kept_local);
+
+/* Sessions cluster-wide (cluster_session.c): counters. */
+struct cluster_session_stats {
+    uint64_t claims;          /* CONNECTs that asked the directory */
+    uint64_t unclaimed;       /* went on with the node's own session: directory not reachable */
+    uint64_t taken;           /* sessions handed over to this node */
+    uint64_t deliveries_taken;
+    uint64_t from_record;     /* started from the record: the owner did not answer */
+    uint64_t wills_from_record;
+    uint64_t given;           /* sessions this node handed to another */
+    uint64_t stale;           /* copies found another node's */
+    uint64_t handed_back;     /* chunks of a stale copy's deliveries the owner took */
+    uint64_t adopted;         /* deliveries of other nodes' stale copies taken in */
+    uint64_t failed, lost;    /* claims refused: hand-over broken, CAS lost */
+    uint64_t writes, writes_lost; /* record updates, and those another node's CAS beat */
+};
+const struct cluster_session_stats *cluster_session_stats(void);
 
 /* The end of each turn, after the commit (turn.c): `failed` is the batch
  * rolled back, 0 if none.  Publishes to JetStream what became durable,

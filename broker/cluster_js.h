@@ -37,6 +37,7 @@
 #pragma GCC diagnostic pop
 
 struct message;
+struct session;
 
 /* Messages in flight to JetStream from this node, at most (its pending
  * acknowledgements); the rest wait in the outbox table. */
@@ -180,6 +181,28 @@ void cluster_share_destroy(void);  /* before nats_CloseAndWait */
 /* A delivery for a group's entry `closure`, on the loop.  As
  * cluster_stream_take. */
 bool cluster_share_take(natsMsg *nm, void *closure);
+
+/* cluster_share.c: its connection (libnats' own threads: synchronous
+ * requests may be made from a thread other than the loop) and JetStream
+ * context, for cluster_session.c. */
+natsConnection *cluster_share_conn(void);
+jsCtx *cluster_share_js(void);
+
+/* cluster_session.c: sessions cluster-wide.  Started after the share
+ * connection, on it; stopped (threads told) before it closes, joined after. */
+int cluster_session_start(natsConnection *nc, jsCtx *js, int replicas);
+void cluster_session_stop(void);
+void cluster_session_join(void);
+void cluster_session_turn_end(uint64_t failed);
+/* The closure of the node's session subscription, and its requests (on
+ * the loop): another node takes a session, or hands back a stale copy's
+ * deliveries.  As cluster_stream_take. */
+void *cluster_session_tag(void);
+/* The router's `delivered` (router.h). */
+void cluster_session_delivered(struct session *s, const struct message *m);
+/* A message's cross-node id from its Petrel-Id (message.h: xid). */
+uint64_t cluster_xid(const char *petrel_id);
+bool cluster_session_take(natsMsg *nm);
 
 /* Counters of the JetStream path (cluster_stats). */
 struct cluster_js_stats {

@@ -207,6 +207,8 @@ static bool add(const struct message *m, bool retained_row)
     store_outbox_add(p->row, p->id, m);
     p->batch = store_wait_batch();
     p->m = message_ref((struct message *)m);
+    if (!retained_row) /* routed after this: the same id on every node */
+        p->m->xid = cluster_xid(p->id);
     ob.pend_len++;
     cluster_js_st.outbox_messages++;
     cluster_js_st.outbox_bytes += bytes;

@@ -252,6 +252,9 @@ static void group_found(const char *key, size_t len, size_t inner)
     cluster_share_group(key, len, inner, true);
 }
 
+natsConnection *cluster_share_conn(void) { return sh.nc; }
+jsCtx *cluster_share_js(void) { return sh.js; }
+
 int cluster_share_start(const char **servers, int n, const char *name)
 {
     natsStatus s = natsOptions_Create(&sh.opts);

@@ -57,6 +57,7 @@ struct message *message_new_raw(const char *topic, size_t topic_len, const uint8
     m->wire_qos0 = NULL;
     m->wire_qos0_len = 0;
     m->born_ns = histogram_now_ns();
+    m->xid = 0;
     return m;
 }
 

@@ -34,6 +34,9 @@ struct message {
     size_t wire_qos0_len;
     uint64_t born_ns;       /* CLOCK_MONOTONIC when made, for the delivery
                                latency histogram (broker.h) */
+    uint64_t xid;           /* in a cluster: a hash of its Petrel-Id, the same
+                               on every node (cluster.c); 0 = none.  Not
+                               stored. */
 };
 
 /* Returns a message with refcount 1, or NULL when out of memory. */

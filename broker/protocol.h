@@ -42,6 +42,23 @@ void protocol_init(const struct protocol_policy *policy);
 /* The policy given to protocol_init (protocol.c). */
 extern const struct protocol_policy *protocol_policy;
 
+/* The cluster's say in a CONNECT (cluster_session.c registers it; none
+ * alone).  Once the login is decided and before the session is bound,
+ * claim() makes the client id this node's cluster-wide, which may bring
+ * the session from another node into this one's store.  Returns 0 when the
+ * CONNECT goes on at once, 1 when it waits (input held, connect_timeout
+ * running): protocol_claimed(c, ok, why) is called later, or abort() if
+ * the connection ends first. */
+struct protocol_claim {
+    int (*claim)(struct conn *c, const char *id, size_t id_len, bool clean, const char *user,
+                 size_t user_len);
+    void (*abort)(struct conn *c, const char *id, size_t id_len);
+};
+void protocol_set_claim(const struct protocol_claim *pc);
+/* The claim is decided: the CONNECT goes on (ok), or is refused with
+ * "server unavailable" and `why` in the log. */
+void protocol_claimed(struct conn *c, bool ok, const char *why);
+
 /* Closes the connection for a protocol violation, with its will. Returns -1.
  * A 5.0 client is sent DISCONNECT 0x82 (protocol error) first. */
 int protocol_violation(struct conn *c, const char *why);

@@ -59,9 +59,13 @@ struct connect_wait {
     bool assigned_id;           /* tell the client its Assigned Client Id */
     uint32_t expiry;            /* granted Session Expiry Interval */
     bool expiry_capped;         /* tell the client it was lowered */
+    bool claiming;              /* waiting for the cluster (protocol_claim) */
 };
 
 static struct log_ratelimit refused_log;
+static const struct protocol_claim *claim_hook;
+
+void protocol_set_claim(const struct protocol_claim *pc) { claim_hook = pc; }
 
 /* The 5.0 reason code of a 3.1.1 CONNACK refusal. */
 static uint8_t reason5(uint8_t code311)
@@ -140,6 +144,8 @@ void connect_abort(struct conn *c)
 {
     struct connect_wait *w = c->auth_wait;
     c->auth_wait = NULL;
+    if (w && w->claiming && claim_hook)
+        claim_hook->abort(c, w->client_id, w->id_len);
     if (w)
         wait_free(w);
 }
@@ -265,6 +271,8 @@ static int accept_client(struct conn *c, struct connect_wait *w)
     return 0;
 }
 
+static int accept_bound(struct conn *c, struct connect_wait *w);
+
 /* ---- refusing after the delay ------------------------------------------ */
 
 static void delay_done(evutil_socket_t fd, short what, void *arg)
@@ -332,9 +340,7 @@ static void password_checked(void *arg, int result)
         refuse_later(c, w, MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_USER_OR_PASSWORD, why);
         return;
     }
-    conn_stop_connect_timeout(c);
-    int rc = accept_client(c, w);
-    wait_free(w);
+    int rc = accept_bound(c, w);
     if (rc == 0)
         conn_release_input(c); /* what was sent after CONNECT may be buffered */
 }
@@ -426,13 +432,48 @@ fail:
     return NULL;
 }
 
-/* The login is decided: the session is bound now. */
-static int accept_now(struct conn *c, struct connect_wait *w)
+/* The login is decided: the session is bound now, or once the cluster
+ * made the client id this node's.  Returns accept_client's 0 or -1, or 1
+ * while the cluster works (the input held). */
+static int accept_bound(struct conn *c, struct connect_wait *w)
 {
+    if (claim_hook && claim_hook->claim(c, w->client_id, w->id_len, w->clean_session, w->user,
+                                        w->user_len) == 1) {
+        w->claiming = true;
+        c->auth_wait = w;
+        conn_hold_input(c);
+        return 1;
+    }
     conn_stop_connect_timeout(c);
     int rc = accept_client(c, w);
     wait_free(w);
     return rc;
+}
+
+static int accept_now(struct conn *c, struct connect_wait *w)
+{
+    int rc = accept_bound(c, w);
+    return rc == 1 ? 0 : rc;
+}
+
+void protocol_claimed(struct conn *c, bool ok, const char *why)
+{
+    struct connect_wait *w = c->auth_wait;
+    if (!w || !w->claiming)
+        return;
+    c->auth_wait = NULL;
+    conn_stop_connect_timeout(c);
+    if (!ok) {
+        char buf[200];
+        snprintf(buf, sizeof buf, "cluster: %s", why ? why : "the session cannot be had");
+        refuse(c, MQTT_CONNACK_UNAVAILABLE, buf);
+        wait_free(w);
+        return;
+    }
+    int rc = accept_client(c, w);
+    wait_free(w);
+    if (rc == 0)
+        conn_release_input(c);
 }
 
 static int refuse_out_of_memory(struct conn *c, struct connect_wait *w)

@@ -247,6 +247,7 @@ static bool run_filters(struct sub_job *j, uint32_t *budget)
         (*budget)--;
     }
     acl_session_subs_changed(j->s);
+    session_note_changed(j->s);
     return all || j->done == j->count;
 }
 

@@ -144,8 +144,11 @@ static void route(struct message *msg, const struct session *origin, bool keep_r
         }
         uint8_t qos = msg->qos < s->match_qos ? msg->qos : s->match_qos;
         int rc = session_deliver(s, msg, qos, s->match_rap && msg->retain);
-        if (rc == SESSION_TAKEN)
+        if (rc == SESSION_TAKEN) {
             res->taken++;
+            if (msg->xid && cluster)
+                cluster->delivered(s, msg);
+        }
         else if (rc == SESSION_REFUSED)
             res->refused++;
     }

@@ -48,6 +48,9 @@ void router_publish_from_cluster(struct message *msg);
 struct router_cluster {
     int (*forward)(const struct message *m);
     bool (*share_here)(const struct message *m, bool kept_local);
+    /* A session took m (QoS 1/2, m->xid set): cluster_session.c keeps the
+     * ids of what reached a session being moved between nodes. */
+    void (*delivered)(struct session *s, const struct message *m);
 };
 void router_set_cluster(const struct router_cluster *c);
 

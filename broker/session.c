@@ -125,8 +125,20 @@ static void session_free(struct session *s)
     free(s);
 }
 
+static const struct session_watch *watch;
+
+void session_set_watch(const struct session_watch *w) { watch = w; }
+
+void session_note_changed(struct session *s)
+{
+    if (watch)
+        watch->changed(s);
+}
+
 void session_destroy(struct session *s)
 {
+    if (watch)
+        watch->ended(s);
     if (s->n_shared)
         share_handoff(s); /* before its deliveries are dropped */
     /* The session ends: a will still waiting goes out now. */
@@ -348,6 +360,7 @@ size_t session_subscription_ids(const struct session *s, const char *topic, size
 void session_attach(struct session *s, struct conn *c)
 {
     s->conn = c;
+    session_note_changed(s);
     s->offline_ms = 0;
     s->attached_at = (int64_t)time(NULL);
     if (s->offline_since) {
@@ -360,6 +373,7 @@ void session_attach(struct session *s, struct conn *c)
 void session_detach(struct session *s)
 {
     s->conn = NULL;
+    session_note_changed(s);
     free(s->ids_out); /* an offline session gives no ids */
     s->ids_out = NULL;
     /* Offline, its queue's policy applies: nobody waits for it. */

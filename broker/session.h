@@ -177,6 +177,17 @@ struct session {
 
 /* ---- session.c ---- */
 
+/* Who else wants to know of a session's changes (the cluster's directory,
+ * cluster_session.c; none alone): changed - bound to a connection, off
+ * it, or its subscriptions changed (protocol_subscribe.c says so through
+ * session_note_changed); ended - about to be destroyed. */
+struct session_watch {
+    void (*changed)(struct session *s);
+    void (*ended)(struct session *s);
+};
+void session_set_watch(const struct session_watch *w);
+void session_note_changed(struct session *s);
+
 /* The session of `client_id`, or NULL. */
 struct session *session_find(const char *client_id, size_t len);
 /* Creates and registers an empty session; NULL when out of memory. */

@@ -112,6 +112,17 @@ static void publish_all(void)
         publish_u64("$SYS/broker/cluster/stream/duplicates", cs->js_duplicates);
         publish_u64("$SYS/broker/cluster/retained/sent", cs->retained_sent);
         publish_u64("$SYS/broker/cluster/retained/received", cs->retained_received);
+        const struct cluster_session_stats *ss = cluster_session_stats();
+        publish_u64("$SYS/broker/cluster/sessions/claims", ss->claims);
+        publish_u64("$SYS/broker/cluster/sessions/unclaimed", ss->unclaimed);
+        publish_u64("$SYS/broker/cluster/sessions/taken", ss->taken);
+        publish_u64("$SYS/broker/cluster/sessions/taken_deliveries", ss->deliveries_taken);
+        publish_u64("$SYS/broker/cluster/sessions/from_record", ss->from_record);
+        publish_u64("$SYS/broker/cluster/sessions/given", ss->given);
+        publish_u64("$SYS/broker/cluster/sessions/stale", ss->stale);
+        publish_u64("$SYS/broker/cluster/sessions/adopted", ss->adopted);
+        publish_u64("$SYS/broker/cluster/sessions/failed", ss->failed + ss->lost);
+        publish_u64("$SYS/broker/cluster/sessions/record_writes", ss->writes);
     }
     publish_u64("$SYS/broker/limits/partial_packet_timeout", broker.stats.partial_timeouts);
     publish_u64("$SYS/broker/limits/max_input_buffer_total", broker.stats.input_total_closed);
