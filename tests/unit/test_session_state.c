@@ -608,6 +608,15 @@ static void test_hostile_header(void **state)
     c = replaced(buf, len, "will/t", "will/+");
     assert_header_refused(c, len, "a will topic with a wildcard");
     free(c);
+    c = replaced_n(buf, len, "\x00\x01\x01\x2c\xff\xff", "\x01\x2c\x00\x01\xff\xff", 6);
+    assert_header_refused(c, len, "QoS 2 ids out of order");
+    free(c);
+    c = replaced_n(buf, len, "\x00\x01\x01\x2c\xff\xff", "\x01\x2c\x01\x2c\xff\xff", 6);
+    assert_header_refused(c, len, "a QoS 2 id twice");
+    free(c);
+    c = replaced_n(buf, len, "\x00\x01\x01\x2c\xff\xff", "\x00\x00\x01\x2c\xff\xff", 6);
+    assert_header_refused(c, len, "QoS 2 id 0");
+    free(c);
     c = replaced(buf, len, "text/plain", "text/\xc0\x80lai");
     assert_header_refused(c, len, "invalid UTF-8 in a will property");
     free(c);
