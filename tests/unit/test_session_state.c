@@ -127,7 +127,8 @@ static const struct {
 #define N_SUBS (sizeof subs / sizeof subs[0])
 static const uint16_t qos2[] = {1, 300, 65535};
 
-static struct session *header_source(struct message **will)
+/* "hdr-src" with its will, and its header encoded (*buf, *len). */
+static struct session *header_source(struct message **will, uint8_t **buf, size_t *len)
 {
     struct session *s = persistent("hdr-src");
     session_set_expiry(s, true, 3600);
@@ -136,6 +137,8 @@ static struct session *header_source(struct message **will)
     for (size_t i = 0; i < 3; i++)
         assert_int_equal(session_qos2_mark(s, qos2[i]), 0);
     *will = msg_props("will/t", "gone", 1, true, 60);
+    *buf = session_state_header_encode(s, *will, 30, len);
+    assert_non_null(*buf);
     return s;
 }
 
@@ -143,10 +146,9 @@ static void test_header_round_trip(void **state)
 {
     (void)state;
     struct message *will;
-    struct session *s = header_source(&will);
+    uint8_t *buf;
     size_t len;
-    uint8_t *buf = session_state_header_encode(s, will, 30, &len);
-    assert_non_null(buf);
+    struct session *s = header_source(&will, &buf, &len);
     struct session_state_header h;
     const char *why = NULL;
     if (session_state_header_decode(buf, len, &h, &why) != 0)
@@ -379,6 +381,22 @@ static void export_source(struct session *s)
         assert_true(chunk_len[i] <= MAX_CHUNK);
 }
 
+/* Imports every chunk kept into s, then lets them go; the total imported. */
+static long import_chunks(struct session *s, bool keep_inflight,
+                          bool (*skip)(struct session *, uint64_t, void *))
+{
+    long total = 0;
+    for (size_t i = 0; i < n_chunks; i++) {
+        const char *why = NULL;
+        long n = session_state_import(s, chunks[i], chunk_len[i], keep_inflight, skip, NULL, &why);
+        if (n < 0)
+            fail_msg("import of chunk %zu: %s", i, why);
+        total += n;
+    }
+    chunks_free();
+    return total;
+}
+
 struct counts {
     uint32_t inflight, queued, backlog, n_queued;
     uint64_t queued_mem, queued_bytes;
@@ -412,15 +430,7 @@ static void test_deliveries_round_trip(void **state)
     free_rows(after, N_ALL);
 
     struct session *dst = persistent("dst");
-    long total = 0;
-    for (size_t i = 0; i < n_chunks; i++) {
-        const char *why = NULL;
-        long n = session_state_import(dst, chunks[i], chunk_len[i], true, NULL, NULL, &why);
-        if (n < 0)
-            fail_msg("import of chunk %zu: %s", i, why);
-        total += n;
-    }
-    chunks_free();
+    long total = import_chunks(dst, true, NULL);
     assert_int_equal(total, N_ALL);
     /* In memory: the three in flight with their packet ids and states,
      * ready for session_attach; the queued ones in the store. */
@@ -478,15 +488,7 @@ static void test_import_after_own(void **state)
         assert_int_equal(session_deliver(dst, m, 1, false), SESSION_TAKEN);
         message_unref(m);
     }
-    long total = 0;
-    for (size_t i = 0; i < n_chunks; i++) {
-        const char *why = NULL;
-        long n = session_state_import(dst, chunks[i], chunk_len[i], false, skip_named, NULL, &why);
-        if (n < 0)
-            fail_msg("import of chunk %zu: %s", i, why);
-        total += n;
-    }
-    chunks_free();
+    long total = import_chunks(dst, false, skip_named);
     /* The released one is dropped, the two skip() names too. */
     long expect = N_ALL - 1 - 2;
     assert_int_equal(total, expect);
@@ -575,14 +577,20 @@ static uint8_t *replaced(const uint8_t *buf, size_t len, const char *from, const
     return replaced_n(buf, len, from, to, strlen(from));
 }
 
+/* One byte of valid bytes set to a value that makes them invalid. */
+struct byte_case {
+    size_t at;
+    uint8_t value;
+    const char *what;
+};
+
 static void test_hostile_header(void **state)
 {
     (void)state;
     struct message *will;
-    struct session *s = header_source(&will);
+    uint8_t *buf;
     size_t len;
-    uint8_t *buf = session_state_header_encode(s, will, 30, &len);
-    assert_non_null(buf);
+    header_source(&will, &buf, &len);
     message_unref(will);
     for (size_t n = 0; n < len; n++) {
         char what[64];
@@ -625,11 +633,7 @@ static void test_hostile_header(void **state)
      * n_subs, then the first subscription "a/b" (2 + 3), its options. */
     size_t flags_at = 2 + 2 + 7, n_subs_at = flags_at + 1 + 4, opt_at = n_subs_at + 4 + 2 + 3;
     c = malloc(len);
-    static const struct {
-        size_t at;
-        uint8_t value;
-        const char *what;
-    } bytes[] = {
+    static const struct byte_case bytes[] = {
         {0, 2, "unknown version"},
         {1, 'D', "a chunk's kind"},
         {0, 0, "version 0"},
@@ -689,13 +693,8 @@ static void test_hostile_chunk(void **state)
     }
     /* Offsets: version, kind, count (4); the delivery: state, qos, flags,
      * packet id (2), xid (8); its message: qos, retain, topic "t/x". */
-    const size_t state_at = 6, dqos_at = 7, dflags_at = 8, pid_at = 9, mqos_at = 19,
-                 retain_at = 20;
-    static const struct {
-        size_t at;
-        uint8_t value;
-        const char *what;
-    } bytes[] = {
+    enum { state_at = 6, dqos_at, dflags_at, pid_at, mqos_at = 19, retain_at };
+    static const struct byte_case bytes[] = {
         {0, 9, "unknown version"},
         {1, 'H', "a header's kind"},
         {state_at, 4, "state out of range"},
