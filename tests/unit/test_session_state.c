@@ -462,6 +462,45 @@ static void test_deliveries_round_trip(void **state)
     free_rows(before, N_ALL);
 }
 
+/* A session that is not stored keeps everything in memory: the in-flight
+ * ones in their list, the queued ones queued after them, in order. */
+static void test_import_into_memory(void **state)
+{
+    (void)state;
+    struct session *src = delivery_source();
+    static struct delivery *before[N_ALL];
+    assert_int_equal(read_rows(src, before), N_ALL);
+    export_source(src);
+    struct session *dst = session_create("mem", 3, false);
+    assert_non_null(dst);
+    dst->persistent = true; /* offline and kept, but with no row */
+    assert_int_equal(import_chunks(dst, true, NULL), N_ALL);
+    assert_int_equal(dst->inflight.count, 3);
+    assert_int_equal(dst->queued.count, N_QUEUED);
+    assert_int_equal(dst->n_queued, N_QUEUED);
+    assert_int_equal(dst->backlog, 0);
+    assert_int_equal(dst->queued_bytes, src->queued_bytes);
+    uint64_t mem = 0;
+    size_t i = 0;
+    for (const struct delivery *d = dst->inflight.head; d; d = d->next)
+        assert_same(before[i++], d);
+    for (const struct delivery *d = dst->queued.head; d; d = d->next) {
+        assert_same(before[i++], d);
+        mem += d->size + SESSION_DELIVERY_OVERHEAD;
+    }
+    assert_int_equal(dst->queued_mem, mem);
+    /* And out of memory again, the same. */
+    assert_int_equal(session_state_export(dst, MAX_CHUNK, NULL, keep_chunk, NULL), N_ALL);
+    struct session *back = persistent("back");
+    assert_int_equal(import_chunks(back, true, NULL), N_ALL);
+    static struct delivery *got[N_ALL];
+    assert_int_equal(read_rows(back, got), N_ALL);
+    for (i = 0; i < N_ALL; i++)
+        assert_same(before[i], got[i]);
+    free_rows(got, N_ALL);
+    free_rows(before, N_ALL);
+}
+
 static const uint64_t skipped[] = {1000 + 10, 1000 + 20};
 
 static bool skip_named(struct session *s, uint64_t xid, void *arg)
@@ -747,6 +786,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_header_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deliveries_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_into_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_import_after_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_chunk, setup, teardown),
