@@ -313,6 +313,27 @@ uint32_t session_move_shared(struct session *s, bool queued_only,
                              bool (*take)(struct session *s, struct message *msg, void *arg),
                              void *arg);
 
+/* Calls fn(s, d, arg) for every delivery of s, in order: the in-flight ones
+ * in memory, then the queued ones in memory, then those only in the store
+ * (rows in flight since before a restart among them, in their seq place),
+ * read back a window at a time as session_move_shared does.  s is the same
+ * afterwards, in memory and in the store; fn must not change s.  fn
+ * returns 0 to go on, -1 to stop.  Returns 0, or -1 (stopped, or the store
+ * could not be read).  For session_state.c. */
+int session_each_delivery(struct session *s,
+                          int (*fn)(struct session *s, const struct delivery *d, void *arg),
+                          void *arg);
+/* Appends d (calloc'd; msg, qos, retain, shared, size, state, packet_id
+ * set; msg NULL only for DELIVERY_WAIT_PUBCOMP) after everything s holds,
+ * as the store would give it back after a restart: an in-flight one keeps
+ * its state and packet id (session_attach resends it), a queued one is
+ * queued, without the queue's bounds.  s has no connection.  A stored
+ * session writes its row (state included; a released QoS 2 one gets an
+ * empty message row, never read back) in the turn's transaction; queued
+ * ones then wait in the store only, as session_deliver puts them.  Takes
+ * d.  Returns 0, or -1 (the store write failed: d is freed). */
+int session_append_delivery(struct session *s, struct delivery *d);
+
 /* Called by the store for each delivery read back from disk, in order. */
 void session_loaded_delivery(struct session *s, struct delivery *d);
 

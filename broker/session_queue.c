@@ -523,6 +523,106 @@ uint32_t session_move_shared(struct session *s, bool queued_only,
     return moved;
 }
 
+/* ---- the whole queue, for a hand-off to another node (session_state.c) ---- */
+
+/* Rows read back by session_each_delivery: all in one list, in seq order
+ * whatever their state, and no counter touched. */
+static void collect_row(struct session *s, struct delivery *d)
+{
+    list_append(&s->queued, d);
+    s->loaded_seq = d->seq;
+}
+
+static int each_listed(struct session *s, const struct delivery_list *l,
+                       const struct delivery_list *skip,
+                       int (*fn)(struct session *, const struct delivery *, void *), void *arg)
+{
+    for (const struct delivery *d = l->head; d; d = d->next)
+        if (!(skip && in_list(skip, d->seq)) && fn(s, d, arg) != 0)
+            return -1;
+    return 0;
+}
+
+int session_each_delivery(struct session *s,
+                          int (*fn)(struct session *s, const struct delivery *d, void *arg),
+                          void *arg)
+{
+    if (each_listed(s, &s->inflight, NULL, fn, arg) != 0 ||
+        each_listed(s, &s->queued, NULL, fn, arg) != 0)
+        return -1;
+    if (!s->db_id || s->backlog == 0)
+        return 0;
+    /* As in session_move_shared: windows read into empty lists, then let
+     * go; rows also in the in-memory in-flight list were visited. */
+    struct delivery_list inflight = s->inflight, queued = s->queued;
+    int64_t loaded_seq = s->loaded_seq;
+    uint32_t rows = refill_rows(s);
+    s->inflight = (struct delivery_list){0};
+    s->queued = (struct delivery_list){0};
+    int rc = 0;
+    for (int64_t after = loaded_seq;;) {
+        int n = store_load_deliveries(s, after, rows, collect_row);
+        if (n < 0)
+            rc = -1;
+        else if (n > 0)
+            rc = each_listed(s, &s->queued, &inflight, fn, arg);
+        after = s->loaded_seq;
+        session_free_deliveries(&s->queued);
+        if (n <= 0 || rc != 0)
+            break;
+    }
+    s->inflight = inflight;
+    s->queued = queued;
+    s->loaded_seq = loaded_seq;
+    return rc;
+}
+
+int session_append_delivery(struct session *s, struct delivery *d)
+{
+    bool queued = d->state == DELIVERY_QUEUED;
+    d->next = NULL;
+    d->unsent = false;
+    d->seq = ++s->last_seq;
+    if (s->db_id) {
+        struct message *row = d->msg ? message_ref(d->msg) : message_new("", 0, NULL, 0, 2, false);
+        int rc = !row || store_message_add(row) != 0 || store_delivery_add(s, d, row) != 0 ||
+                         (!queued && store_delivery_state(s, d) != 0)
+                     ? -1
+                     : 0;
+        message_unref(row);
+        if (rc != 0) {
+            message_unref(d->msg);
+            free(d);
+            return -1;
+        }
+    }
+    if (queued) {
+        s->n_queued++;
+        s->queued_bytes += d->size;
+    }
+    bool added_now = s->db_id && note_added(s, d->seq);
+    if (s->db_id && (queued || s->backlog > 0)) {
+        /* In the store only, like an offline session's new messages; an
+         * in-flight one after such rows too, so that the memory holds no
+         * seq past loaded_seq (refill would read it twice).  A rollback
+         * takes back the queued ones (session_store_rolled_back). */
+        s->backlog++;
+        if (added_now && queued) {
+            s->added_backlog++;
+            s->added_backlog_bytes += d->size;
+        }
+        message_unref(d->msg);
+        free(d);
+        return 0;
+    }
+    s->loaded_seq = d->seq;
+    if (queued)
+        queue_push(s, d);
+    else
+        list_append(&s->inflight, d);
+    return 0;
+}
+
 void session_store_rolled_back(struct session *s, uint64_t batch)
 {
     if (s->added_batch != batch)
