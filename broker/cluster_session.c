@@ -72,6 +72,8 @@
 /* A stale copy whose owner did not take it is offered again after this. */
 #define ADOPT_RETRY_S 5
 #define NODE_MAX 80
+/* A claim whose compare-and-set lost starts again, this many times in all. */
+#define CLAIM_TRIES 4
 /* The ids of what reaches a session being moved are kept this long (and
  * this many at most): long enough for the old node's rest to come. */
 #define MARK_KEEP_S 30
@@ -154,6 +156,7 @@ struct claim {
     bool clean;
     bool installed;            /* a session was made here from what came */
     bool cas_ok;
+    uint8_t tries;             /* CAS lost: read and asked again */
     char key[48];
     enum claim_kind kind;
     uint64_t rev, epoch;       /* the record read (rev 0: none) */
@@ -1068,12 +1071,30 @@ static void claim_cas_done(struct job *j)
         return;
     }
     if (!cl->cas_ok) {
-        cs.st.lost++;
         if (cl->installed) {
             struct session *s = session_find(cl->id, cl->id_len);
             if (s && !s->conn)
                 destroy_quietly(s);
         }
+        if (++cl->tries < CLAIM_TRIES) {
+            /* The record changed between our read and our set: the old
+             * owner's own last write (its client just connected or left),
+             * or another node's claim.  Read it again, from the start. */
+            cl->installed = false;
+            cl->rev = cl->epoch = 0;
+            cl->from_seq = 0;
+            free(cl->hdr);
+            cl->hdr = NULL;
+            cl->hdr_len = 0;
+            free(cl->value);
+            cl->value = NULL;
+            chunks_free(&cl->chunks);
+            cl->job.work = claim_get_work;
+            cl->job.done = claim_get_done;
+            post(&cl->job);
+            return;
+        }
+        cs.st.lost++;
         claim_refuse(cl, "the session was taken by another node at the same time");
         return;
     }

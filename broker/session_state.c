@@ -435,6 +435,7 @@ struct export {
     uint32_t count; /* deliveries in the chunk being built */
     long total;
     size_t max_chunk;
+    int64_t after_seq; /* only deliveries after it */
     int64_t now;
     uint64_t (*xid_of)(struct session *, int64_t, void *);
     int (*emit)(const uint8_t *, size_t, void *);
@@ -467,6 +468,8 @@ static int chunk_emit(struct export *e)
 static int export_one(struct session *s, const struct delivery *d, void *arg)
 {
     struct export *e = arg;
+    if (d->seq <= e->after_seq)
+        return 0;
     size_t before = e->o.len;
     put_u8(&e->o, d->state);
     put_u8(&e->o, d->qos);
@@ -497,11 +500,11 @@ static int export_one(struct session *s, const struct delivery *d, void *arg)
     return 0;
 }
 
-long session_state_export(struct session *s, size_t max_chunk,
+long session_state_export(struct session *s, int64_t after_seq, size_t max_chunk,
                           uint64_t (*xid_of)(struct session *s, int64_t seq, void *arg),
                           int (*emit)(const uint8_t *chunk, size_t len, void *arg), void *arg)
 {
-    struct export e = {.max_chunk = max_chunk, .now = message_now_ms(), .xid_of = xid_of,
+    struct export e = {.max_chunk = max_chunk, .after_seq = after_seq, .now = message_now_ms(), .xid_of = xid_of,
                        .emit = emit, .arg = arg};
     chunk_begin(&e);
     int rc = session_each_delivery(s, export_one, &e);

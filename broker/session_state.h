@@ -98,11 +98,12 @@ int session_state_apply_header(struct session *s, const struct session_state_hea
  * max_chunk goes alone in its chunk); no chunk when there is no delivery.
  * emit returns 0 to go on, -1 to stop (then the function returns -1).
  * xid_of (may be NULL) gives a delivery's cross-node message id (0 =
- * unknown), carried with it.  Neither may change s nor look at its lists
+ * unknown), carried with it.  after_seq: only the deliveries whose seq is
+ * above it (0: all).  Neither may change s nor look at its lists
  * (while rows only in the store are read, they hold that window).  Returns
  * the number of deliveries emitted, or -1 (stopped, out of memory, store
  * unreadable). */
-long session_state_export(struct session *s, size_t max_chunk,
+long session_state_export(struct session *s, int64_t after_seq, size_t max_chunk,
                           uint64_t (*xid_of)(struct session *s, int64_t seq, void *arg),
                           int (*emit)(const uint8_t *chunk, size_t len, void *arg), void *arg);
 /* Appends the deliveries of one chunk to s (no connection attached).
