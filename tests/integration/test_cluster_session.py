@@ -23,6 +23,7 @@ Exact counts are printed.  Each check that does not depend on an earlier one
 is a subTest, so that a run shows every part that fails."""
 
 import collections
+import contextlib
 import os
 import queue
 import sys
@@ -149,8 +150,20 @@ class ClusterSessions(ClusterNodes, harness.BrokerTestCase):
         self.assertEqual(len(p.acked), count, 'not all acknowledged on %s' % topic)
         return set(p.acked)
 
+    @contextlib.contextmanager
+    def answered(self, what):
+        """A node that does not answer (no CONNACK within mqttraw's 5 s, or
+        a close) fails the test instead of erroring it."""
+        try:
+            yield
+        except mqttraw.Timeout:
+            self.fail('%s: no answer within %.0f s' % (what, mqttraw.DEFAULT_TIMEOUT))
+        except mqttraw.Closed:
+            self.fail('%s: connection closed' % what)
+
     def collector(self, node, cid, **kw):
-        c = harness.Collector(node.port, cid, **kw)
+        with self.answered('%s connecting to %s' % (cid, node.settings['node_name'])):
+            c = harness.Collector(node.port, cid, **kw)
         self._clients.append(c)
         return c
 
@@ -183,8 +196,8 @@ class ClusterSessions(ClusterNodes, harness.BrokerTestCase):
     def test_0_session_directory_ready_on_every_node(self):
         for b in self.nodes:
             with self.subTest(node=b.settings['node_name']):
-                self.assertIn(SESSIONS_LINE, b.run_log_text(),
-                              'no "%s" line in the log' % SESSIONS_LINE)
+                self.assertTrue(SESSIONS_LINE in b.run_log_text(),
+                                'no "%s" line in the log' % SESSIONS_LINE)
 
     def takeover_with_queue(self, cid, connect):
         """Test 1 with the client `connect(node)` makes (connected, its
@@ -246,10 +259,11 @@ class ClusterSessions(ClusterNodes, harness.BrokerTestCase):
     def test_2_old_connection_ended_with_0x8e(self):
         n1, n2 = self.nodes[0], self.nodes[1]
         props = [(mqttraw.P_SESSION_EXPIRY, SESSION_EXPIRY)]
-        old = self.raw5(n1)
-        old.connect5('kick', clean=False, props=props)
-        new = self.raw5(n2)
-        ack = new.connect5('kick', clean=False, props=props)
+        old, new = self.raw5(n1), self.raw5(n2)
+        with self.answered('kick connecting to n1'):
+            old.connect5('kick', clean=False, props=props)
+        with self.answered('kick connecting to n2'):
+            ack = new.connect5('kick', clean=False, props=props)
         with self.subTest('session present on n2'):
             self.assertTrue(ack.session_present, 'CONNACK on n2 without session present')
         with self.subTest('DISCONNECT 0x8E on n1'):
