@@ -11,8 +11,9 @@ test_cluster_js).  Checked:
      subscription moved (a message published on n1 afterwards reaches it);
   2. the old connection ends: a 5.0 client on n1 hears DISCONNECT 0x8E
      (session taken over) when its client id connects to n2;
-  3. takeover while a QoS 2 stream flows (500 msg/s for 4 s): what the
-     client got on n1 and then on n3 is every number exactly once;
+  3. takeover while a QoS 2 stream flows (500 msg/s for 4 s; the client
+     leaves n1 with 0.1 s of messages unanswered, in flight): what it got
+     on n1 and then on n3 is every number exactly once;
   4. owner down: the session's node killed (-9), the client connects to
      another node: session present from the replicated record, its
      subscription in force; the node's queue arrives once it is back;
@@ -295,13 +296,20 @@ class ClusterSessions(ClusterNodes, harness.BrokerTestCase):
                 pub.run(chunk, start=k, stall_timeout=20)
         t = threading.Thread(target=paced)
         t.start()
+        # Half way, the client stops acknowledging for 0.1 s and then leaves:
+        # what n1 sent it meanwhile is in flight, for n3 to send again.
         switch = time.monotonic() + seconds / 2
-        while time.monotonic() < switch:  # (handshakes may be open: that is the point)
+        while time.monotonic() < switch + 0.1:  # (handshakes open: that is the point)
+            if first.ack and time.monotonic() >= switch:
+                first.ack = False
+                acked_on_n1 = len(first.messages)
             try:
                 first._handle(first.client.read_packet(0.05))
             except mqttraw.Timeout:
                 pass
         first.disconnect()
+        unacked_on_n1 = first.messages[acked_on_n1:]
+        del first.messages[acked_on_n1:]  # not taken: the client never answered them
         open_on_n1 = {m.pid: harness.number_of(m.payload) for m in first.messages
                       if m.pid in first.awaiting_rel}
         second = self.collector(n3, 'flow', clean=False, keepalive=120)
@@ -325,6 +333,7 @@ class ClusterSessions(ClusterNodes, harness.BrokerTestCase):
         missing = sorted(set(range(total)) - set(counts))
         twice = sorted(k for k, v in counts.items() if v > 1)
         report('flow takeover n1 -> n3', published=total, on_n1=len(first.messages),
+               unanswered_on_n1=len(unacked_on_n1),
                on_n3=len(second.messages), resent_open_handshakes=resent,
                session_present=int(second.session_present), missing=len(missing),
                twice=len(twice))
