@@ -74,6 +74,10 @@
 #define NODE_MAX 80
 /* A claim whose compare-and-set lost starts again, this many times in all. */
 #define CLAIM_TRIES 4
+/* A compare-and-set without an answer is made again, this many times in
+ * all, this far apart (with the JetStream context's 2 s wait each). */
+#define CAS_ATTEMPTS 4
+#define CAS_PAUSE_MS 500
 /* The ids of what reaches a session being moved are kept this long (and
  * this many at most): long enough for the old node's rest to come. */
 #define MARK_KEEP_S 30
@@ -157,6 +161,8 @@ struct claim {
     bool installed;            /* a session was made here from what came */
     bool cas_ok;
     uint8_t tries;             /* CAS lost: read and asked again */
+    bool cas_conflict;         /* the CAS failed on the revision (not for want of an answer) */
+    char cas_err[64];
     char key[48];
     enum claim_kind kind;
     uint64_t rev, epoch;       /* the record read (rev 0: none) */
@@ -841,16 +847,38 @@ static void claim_get_work(struct job *j)
 }
 
 /* Worker: the record set to this node, if nobody changed it meanwhile. */
+/* Did the last KV write fail because the revision was not the expected
+ * one (someone wrote meanwhile), rather than for want of an answer? */
+static bool kv_conflict(void)
+{
+    natsStatus st;
+    const char *t = nats_GetLastError(&st);
+    return t && (strstr(t, "wrong last sequence") || strstr(t, "key exists"));
+}
+
 static void claim_cas_work(struct job *j)
 {
     struct claim *cl = (struct claim *)j;
-    uint64_t rev = 0;
-    natsStatus s = cl->rev ? kvStore_Update(&rev, cs.kv, cl->key, cl->value, (int)cl->value_len,
-                                            cl->rev)
-                           : kvStore_Create(&rev, cs.kv, cl->key, cl->value, (int)cl->value_len);
-    cl->cas_ok = s == NATS_OK;
-    if (cl->cas_ok)
-        cl->rev = rev;
+    for (int i = 0; i < CAS_ATTEMPTS; i++) {
+        uint64_t rev = 0;
+        natsStatus s = cl->rev ? kvStore_Update(&rev, cs.kv, cl->key, cl->value,
+                                                (int)cl->value_len, cl->rev)
+                               : kvStore_Create(&rev, cs.kv, cl->key, cl->value,
+                                                (int)cl->value_len);
+        cl->cas_ok = s == NATS_OK;
+        if (cl->cas_ok) {
+            cl->rev = rev;
+            return;
+        }
+        cl->cas_conflict = kv_conflict();
+        if (cl->cas_conflict || atomic_load(&cs.stop))
+            return;
+        /* No answer (JetStream electing a leader after a server went,
+         * the link moving to another server): the same write again. */
+        snprintf(cl->cas_err, sizeof cl->cas_err, "%s", natsStatus_GetText(s));
+        struct timespec t = {0, CAS_PAUSE_MS * 1000 * 1000};
+        nanosleep(&t, NULL);
+    }
 }
 
 static void claim_next(struct claim *cl);
@@ -1070,13 +1098,28 @@ static void claim_cas_done(struct job *j)
         claim_free(cl);
         return;
     }
+    if (!cl->cas_ok && !cl->cas_conflict && cl->kind == K_LOCAL) {
+        /* The record names this node already (or none): the session is
+         * ours either way; only its record could not be written now (it is
+         * written again when the session changes). */
+        cs.st.unclaimed++;
+        log_warning("cluster: the session record of client %s could not be written (%s); "
+                    "the session stays this node's", log_str(cl->id, cl->id_len), cl->cas_err);
+        if (cl->c)
+            protocol_claimed(cl->c, true, NULL);
+        claim_next(cl);
+        return;
+    }
     if (!cl->cas_ok) {
+        if (!cl->cas_conflict)
+            log_warning("cluster: the session record of client %s could not be set to this node "
+                        "(%s)", log_str(cl->id, cl->id_len), cl->cas_err);
         if (cl->installed) {
             struct session *s = session_find(cl->id, cl->id_len);
             if (s && !s->conn)
                 destroy_quietly(s);
         }
-        if (++cl->tries < CLAIM_TRIES) {
+        if (cl->cas_conflict && ++cl->tries < CLAIM_TRIES) {
             /* The record changed between our read and our set: the old
              * owner's own last write (its client just connected or left),
              * or another node's claim.  Read it again, from the start. */
