@@ -76,8 +76,12 @@
 #define CLAIM_TRIES 4
 /* A compare-and-set without an answer is made again, this many times in
  * all, this far apart (with the JetStream context's 2 s wait each). */
-#define CAS_ATTEMPTS 4
+#define CAS_ATTEMPTS 3
 #define CAS_PAUSE_MS 500
+/* After the directory failed to answer, CONNECTs do not wait for it for
+ * this long (each is served with the node's own session, counted
+ * unclaimed): a JetStream outage must not hold every login for seconds. */
+#define KV_DOWN_MS 5000
 /* The ids of what reaches a session being moved are kept this long (and
  * this many at most): long enough for the old node's rest to come. */
 #define MARK_KEEP_S 30
@@ -229,6 +233,7 @@ struct reply_wait {
 static struct {
     bool on;
     atomic_bool stop, ready;
+    _Atomic int64_t kv_down_until; /* unix ms: see KV_DOWN_MS */
     bool ready_logged;
     pthread_t worker, watcher;
     bool threads;
@@ -787,6 +792,7 @@ static void claim_get_work(struct job *j)
     }
     if (s != NATS_OK) {
         cl->kind = K_FAIL;
+        atomic_store(&cs.kv_down_until, message_now_ms() + KV_DOWN_MS);
         return;
     }
     cl->rev = kvEntry_Revision(e);
@@ -879,6 +885,7 @@ static void claim_cas_work(struct job *j)
         struct timespec t = {0, CAS_PAUSE_MS * 1000 * 1000};
         nanosleep(&t, NULL);
     }
+    atomic_store(&cs.kv_down_until, message_now_ms() + KV_DOWN_MS);
 }
 
 static void claim_next(struct claim *cl);
@@ -1175,7 +1182,8 @@ static void claim_next(struct claim *cl)
 static int claim(struct conn *c, const char *id, size_t id_len, bool clean, const char *user,
                  size_t user_len)
 {
-    if (!cs.on || !atomic_load(&cs.ready) || !cluster_link_up()) {
+    if (!cs.on || !atomic_load(&cs.ready) || !cluster_link_up() ||
+        message_now_ms() < atomic_load(&cs.kv_down_until)) {
         if (cs.on)
             cs.st.unclaimed++;
         return 0; /* alone, or cut off: the node's own session */
