@@ -287,6 +287,13 @@ int cluster_nodes_start(natsConnection *nc)
                   natsStatus_GetText(s));
         return -1;
     }
+    const char *self = cluster_node_name();
+    size_t len = strlen(self), ok = 0;
+    while (ok < len && name_char(self[ok]))
+        ok++;
+    if (ok != len || len > NAME_MAX_LEN)
+        log_warning("cluster: the other nodes will not hear of node %s: a name of 1 to %d "
+                    "letters, digits, '.', '-' or '_' is (set node_name)", self, NAME_MAX_LEN);
     nd.started = true;
     return 0;
 }

@@ -4,7 +4,8 @@ the lag in broker/cluster_stream.c): three nodes on one nats-server.
 Checked: every node names itself in $SYS/broker/cluster/node and counts
 3 nodes (list "n1 n2 n3", 3 with their stream ready) within a bounded
 wait; QoS 1 across nodes leaves stream/pending and stream/lag_ms as
-numbers; --inspect names the node and the cluster and says it did not ask
+numbers, and lag_ms near 2.5 s once a node stopped that long (SIGSTOP)
+runs again; --inspect names the node and the cluster and says it did not ask
 NATS; hostile heartbeats (bad names, a huge payload, this node's own name,
 9000 fake names) are counted and bounded (at most 1024 nodes), the
 node still serves, and the fakes are forgotten after 3 intervals; a node
@@ -139,6 +140,38 @@ class ClusterWatch(ClusterNodes, harness.BrokerTestCase):
         # Every delivery behind it was taken (20 of 20): nothing left.
         self.assertEqual(int(pending), 0)
         self.assertLess(int(lag), 20000, 'one delivery waited more than the whole test')
+
+        # n2 stopped (SIGSTOP) while n1 publishes: once it runs again, its
+        # last delivery had waited in the stream about as long.
+        sub = self.raw(n2.port)
+        sub.connect('watch-lag', keepalive=60)
+        sub.subscribe([(topic, 1)], expect_granted=[1])
+        pub = self.raw(n1.port)
+        pub.connect('', keepalive=60)
+        n2.suspend()
+        try:
+            t0 = time.monotonic()
+            for i in range(20):
+                pub.publish(topic, b'late%d' % i, qos=1)
+            time.sleep(max(0.0, 2.5 - (time.monotonic() - t0)))
+        finally:
+            n2.resume()
+        pub.disconnect()
+        got = 0
+        deadline = time.monotonic() + 20
+        while got < 20 and time.monotonic() < deadline:
+            try:
+                sub.expect_publish(timeout=1)
+                got += 1
+            except mqttraw.Timeout:
+                pass
+        sub.disconnect()
+        self.assertEqual(got, 20, 'QoS 1 across nodes after n2 ran again')
+        lag = self.sys_text(n2, '$SYS/broker/cluster/stream/lag_ms',
+                            until=lambda v: int(v) >= 1500, timeout=5)
+        print('n2 stopped 2.5 s while n1 published 20: stream/lag_ms %s' % lag)
+        self.assertGreaterEqual(int(lag), 1500)
+        self.assertLess(int(lag), 20000)
 
     def test_3_inspect_names_the_node(self):
         r = self.nodes[1].inspect()
