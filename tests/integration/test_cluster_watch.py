@@ -107,71 +107,63 @@ class ClusterWatch(ClusterNodes, harness.BrokerTestCase):
                                            timeout=3 * HB_INTERVAL + 2), '3')
             self.assertEqual(self.sys_text(b, '$SYS/broker/cluster/nodes/refused'), '0')
 
-    def test_2_stream_lag(self):
-        n1, n2 = self.nodes[0], self.nodes[1]
-        topic = self.topic('lag')
-        sub = self.raw(n2.port)
-        sub.connect('watch-lag', keepalive=20)
-        sub.subscribe([(topic, 1)], expect_granted=[1])
-        before = self.sys_value(n2, '$SYS/broker/cluster/stream/received')
-        pub = self.raw(n1.port)
-        pub.connect('', keepalive=20)
-        for i in range(20):
-            pub.publish(topic, b'm%d' % i, qos=1)
-        pub.disconnect()
+    @staticmethod
+    def receive(sub, n, timeout=20.0):
+        """How many messages (up to n) `sub` receives within timeout."""
         got = 0
-        deadline = time.monotonic() + 20
-        while got < 20 and time.monotonic() < deadline:
+        deadline = time.monotonic() + timeout
+        while got < n and time.monotonic() < deadline:
             try:
                 sub.expect_publish(timeout=1)
                 got += 1
             except mqttraw.Timeout:
                 pass
-        sub.disconnect()
-        self.assertEqual(got, 20, 'QoS 1 across nodes')
-        self.assertGreaterEqual(self.sys_value(n2, '$SYS/broker/cluster/stream/received',
-                                               at_least=before + 20), before + 20)
-        pending = self.sys_text(n2, '$SYS/broker/cluster/stream/pending')
-        lag = self.sys_text(n2, '$SYS/broker/cluster/stream/lag_ms')
-        print('\nn2 after 20 QoS 1 messages from n1: stream/pending %s, stream/lag_ms %s'
-              % (pending, lag))
-        self.assertRegex(pending, r'^\d+$')
-        self.assertRegex(lag, r'^\d+$')
-        # Every delivery behind it was taken (20 of 20): nothing left.
-        self.assertEqual(int(pending), 0)
-        self.assertLess(int(lag), 20000, 'one delivery waited more than the whole test')
+        return got
 
-        # n2 stopped (SIGSTOP) while n1 publishes: once it runs again, its
-        # last delivery had waited in the stream about as long.
+    def test_2_stream_lag(self):
+        n1, n2 = self.nodes[0], self.nodes[1]
+        topic = self.topic('lag')
         sub = self.raw(n2.port)
         sub.connect('watch-lag', keepalive=60)
         sub.subscribe([(topic, 1)], expect_granted=[1])
         pub = self.raw(n1.port)
         pub.connect('', keepalive=60)
-        n2.suspend()
         try:
-            t0 = time.monotonic()
+            before = self.sys_value(n2, '$SYS/broker/cluster/stream/received')
             for i in range(20):
-                pub.publish(topic, b'late%d' % i, qos=1)
-            time.sleep(max(0.0, 2.5 - (time.monotonic() - t0)))
-        finally:
-            n2.resume()
-        pub.disconnect()
-        got = 0
-        deadline = time.monotonic() + 20
-        while got < 20 and time.monotonic() < deadline:
+                pub.publish(topic, b'm%d' % i, qos=1)
+            self.assertEqual(self.receive(sub, 20), 20, 'QoS 1 across nodes')
+            self.assertGreaterEqual(self.sys_value(n2, '$SYS/broker/cluster/stream/received',
+                                                   at_least=before + 20), before + 20)
+            pending = self.sys_text(n2, '$SYS/broker/cluster/stream/pending')
+            lag = self.sys_text(n2, '$SYS/broker/cluster/stream/lag_ms')
+            print('\nn2 after 20 QoS 1 messages from n1: stream/pending %s, stream/lag_ms %s'
+                  % (pending, lag))
+            self.assertRegex(pending, r'^\d+$')
+            self.assertRegex(lag, r'^\d+$')
+            # Every delivery behind it was taken (20 of 20): nothing left.
+            self.assertEqual(int(pending), 0)
+            self.assertLess(int(lag), 20000, 'one delivery waited more than the whole test')
+
+            # n2 stopped (SIGSTOP) while n1 publishes: once it runs again,
+            # its last delivery had waited in the stream about as long.
+            n2.suspend()
             try:
-                sub.expect_publish(timeout=1)
-                got += 1
-            except mqttraw.Timeout:
-                pass
-        sub.disconnect()
-        self.assertEqual(got, 20, 'QoS 1 across nodes after n2 ran again')
-        lag = self.sys_text(n2, '$SYS/broker/cluster/stream/lag_ms',
-                            until=lambda v: int(v) >= 1500, timeout=5)
-        print('n2 stopped 2.5 s while n1 published 20: stream/lag_ms %s' % lag)
-        self.assertGreaterEqual(int(lag), 1500)
-        self.assertLess(int(lag), 20000)
+                t0 = time.monotonic()
+                for i in range(20):
+                    pub.publish(topic, b'late%d' % i, qos=1)
+                time.sleep(max(0.0, 2.5 - (time.monotonic() - t0)))
+            finally:
+                n2.resume()
+            self.assertEqual(self.receive(sub, 20), 20, 'QoS 1 across nodes after n2 ran again')
+            lag = self.sys_text(n2, '$SYS/broker/cluster/stream/lag_ms',
+                                until=lambda v: int(v) >= 1500, timeout=5)
+            print('n2 stopped 2.5 s while n1 published 20: stream/lag_ms %s' % lag)
+            self.assertGreaterEqual(int(lag), 1500)
+            self.assertLess(int(lag), 20000)
+        finally:
+            pub.disconnect()
+            sub.disconnect()
 
     def test_3_inspect_names_the_node(self):
         r = self.nodes[1].inspect()
