@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/evp.h>
@@ -126,6 +125,9 @@ const struct cluster_stats *cluster_stats(void)
     cl.stats.retained_sent = j->retained_sent;
     cl.stats.retained_received = j->retained_received;
     cl.stats.stream_ready = j->stream_ready;
+    cl.stats.stream_pending = j->stream_pending;
+    cl.stats.stream_lag_ms = j->stream_lag_ms;
+    cluster_nodes_stats(&cl.stats);
     return &cl.stats;
 }
 
@@ -227,6 +229,7 @@ static void log_link(void)
         if (cl.logged_up)
             cl.stats.reconnects++;
         log_notice("cluster: node %s connected to NATS %s", cl.node, url);
+        cluster_nodes_announce(); /* the others hear of it at once */
     } else if (!up) {
         log_warning("cluster: node %s lost its NATS connection; QoS 0 published meanwhile "
                     "does not reach the other nodes, QoS 1/2 waits in the outbox", cl.node);
@@ -356,6 +359,8 @@ static bool take_in(natsMsg *nm, void *closure)
 {
     if (closure == cluster_session_tag())
         return cluster_session_take(nm);
+    if (closure == cluster_nodes_tag())
+        return cluster_nodes_take(nm);
     if (closure)
         return cluster_share_take(nm, closure);
     const char *subject = natsMsg_GetSubject(nm);
@@ -598,11 +603,7 @@ int cluster_start(void)
     cluster_close_reset();
     snprintf(cl.prefix, sizeof cl.prefix, "%s", cfg->cluster_name);
     snprintf(cl.js_prefix, sizeof cl.js_prefix, "%s-js", cfg->cluster_name);
-    if (cfg->node_name[0]) {
-        snprintf(cl.node, sizeof cl.node, "%s", cfg->node_name);
-    } else if (gethostname(cl.node, sizeof cl.node) != 0 || !cl.node[0]) {
-        snprintf(cl.node, sizeof cl.node, "petrel");
-    }
+    cluster_node_name_of(cfg, cl.node, sizeof cl.node);
     uint8_t rnd[8];
     if (RAND_bytes(rnd, sizeof rnd) != 1)
         memset(rnd, 0, sizeof rnd);
@@ -655,7 +656,7 @@ int cluster_start(void)
         log_error("cluster_nats = %s: %s", cfg->cluster_nats, natsStatus_GetText(s));
         return -1;
     }
-    if (js_start() != 0)
+    if (js_start() != 0 || cluster_nodes_start(cl.nc) != 0)
         return -1;
     snprintf(name, sizeof name, "petreld %s shares", cl.node);
     if (cluster_share_start(servers, n_servers, name) != 0)
@@ -706,6 +707,7 @@ void cluster_stop(void)
         log_warning("cluster: NATS subscriptions still delivering after %d ms at stop",
                     CLOSE_WAIT_MS);
     cluster_stream_join();
+    cluster_nodes_stop();
     cluster_outbox_stop();
     if (cl.interests) {
         hashmap_foreach(cl.interests, free_interest, NULL);

@@ -31,7 +31,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+struct config;
 struct message;
 
 /* libnats' handles (nats/nats.h declares them the same way). */
@@ -112,8 +114,31 @@ struct cluster_stats {
     uint64_t js_received, js_redelivered, js_duplicates;
     uint64_t retained_sent, retained_received; /* through the retained stream */
     bool stream_ready;        /* the stream and this node's consumer exist */
+    /* As of the last delivery of the QoS 1/2 stream: what the stream holds
+     * that this node's consumer has not had yet, and how long that
+     * delivery waited since the stream stored it (ms, by this node's clock
+     * against the NATS server's). */
+    uint64_t stream_pending, stream_lag_ms;
+    /* The nodes heard (cluster_nodes.c), this one included */
+    uint64_t nodes_seen;
+    uint64_t nodes_ready;     /* of which with their stream ready */
+    uint64_t nodes_refused;   /* heartbeats malformed, too big, or with this node's name */
+    uint64_t nodes_full;      /* heartbeats of new nodes beyond CLUSTER_NODES_MAX */
+    uint64_t nodes_dropped;   /* heartbeats over the bound per interval */
 };
 const struct cluster_stats *cluster_stats(void);
+
+/* The nodes heard within the last CLUSTER_HB_MISSED heartbeat intervals,
+ * this one included: their names in byte order, joined by spaces.  A
+ * buffer of the cluster's, valid until the next call. */
+const char *cluster_nodes_list(void);
+/* This node's name (from cluster_start on). */
+const char *cluster_node_name(void);
+/* The node's name: cfg's node_name, or else the host name (or "petrel"). */
+void cluster_node_name_of(const struct config *cfg, char *out, size_t len);
+/* petreld --inspect with cluster_nats set: the cluster's and the node's
+ * names, and that NATS is not asked. */
+void cluster_inspect(const struct config *cfg, FILE *out);
 
 /* For the other cluster parts (sessions, retained, shares): the node's NATS
  * connection and its JetStream context, NULL when the node is alone.  They

@@ -36,6 +36,8 @@
 #include <nats/nats.h>
 #pragma GCC diagnostic pop
 
+#include "cluster.h"
+
 struct message;
 struct session;
 
@@ -54,8 +56,14 @@ struct session;
  * dropped by the server. */
 #define CLUSTER_JS_DUPLICATES_S 120
 
-/* cluster.c */
-const char *cluster_node_name(void);
+/* Heartbeats (cluster_nodes.c): each node announces itself this often... */
+#define CLUSTER_HB_INTERVAL_MS 2000
+/* ...and counts a node it has not heard for this many intervals as gone. */
+#define CLUSTER_HB_MISSED 3
+/* The nodes a node keeps track of, itself included, at most. */
+#define CLUSTER_NODES_MAX 1024
+
+/* cluster.c (and cluster_node_name, cluster.h) */
 const char *cluster_prefix(void);      /* "<cluster_name>": the core subjects */
 const char *cluster_js_prefix(void);   /* "<cluster_name>-js": subjects and the stream's name */
 const char *cluster_boot(void);        /* this start's random stamp (hex), for ids */
@@ -204,6 +212,19 @@ void cluster_session_delivered(struct session *s, const struct message *m);
 uint64_t cluster_xid(const char *petrel_id);
 bool cluster_session_take(natsMsg *nm);
 
+/* cluster_nodes.c: the nodes heard.  Started on the main connection after
+ * the JetStream context; stopped after its subscriptions completed. */
+int cluster_nodes_start(natsConnection *nc);
+void cluster_nodes_stop(void);
+/* A heartbeat now (the link came up; otherwise the timer sends them). */
+void cluster_nodes_announce(void);
+/* The closure of the heartbeat subscription; a heartbeat, on the loop (as
+ * cluster_stream_take: never kept). */
+void *cluster_nodes_tag(void);
+bool cluster_nodes_take(natsMsg *nm);
+/* Fills the nodes_* fields of cs. */
+void cluster_nodes_stats(struct cluster_stats *cs);
+
 /* Counters of the JetStream path (cluster_stats). */
 struct cluster_js_stats {
     uint64_t outbox_messages, outbox_bytes; /* in the outbox now */
@@ -217,6 +238,8 @@ struct cluster_js_stats {
     uint64_t retained_sent;   /* retained publishes put in the outbox for the stream */
     uint64_t retained_received; /* taken from the retained stream and applied */
     bool stream_ready;        /* stream and consumer set up */
+    uint64_t stream_pending;  /* NumPending of the last delivery */
+    uint64_t stream_lag_ms;   /* the last delivery's wait since the stream stored it */
 };
 extern struct cluster_js_stats cluster_js_st;
 

@@ -313,6 +313,14 @@ bool cluster_stream_take(natsMsg *nm)
     if (natsMsg_GetMetaData(&meta, nm) == NATS_OK) {
         if (meta->NumDelivered > 1)
             cluster_js_st.js_redelivered++;
+        /* The lag, from what the delivery's reply subject says anyway (no
+         * request): the messages behind it, and its wait since it was
+         * stored (by the server's clock: a clock ahead of ours reads 0). */
+        cluster_js_st.stream_pending = meta->NumPending;
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        int64_t waited = ((int64_t)t.tv_sec * 1000000000 + t.tv_nsec - meta->Timestamp) / 1000000;
+        cluster_js_st.stream_lag_ms = waited > 0 ? (uint64_t)waited : 0;
         jsMsgMetaData_Destroy(meta);
     }
     const char *node = NULL;

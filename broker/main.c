@@ -312,8 +312,12 @@ int main(int argc, char **argv)
         config_dump(&cfg, stdout);
         return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
     }
-    if (inspect)
-        return store_inspect(cfg.data_dir, cfg.session_expiry, stdout);
+    if (inspect) {
+        bool in_cluster = cfg.cluster_nats[0] != '\0';
+        if (in_cluster)
+            cluster_inspect(&cfg, stdout);
+        return store_inspect(cfg.data_dir, cfg.session_expiry, in_cluster, stdout);
+    }
     if (backup_dest)
         return store_backup(cfg.data_dir, backup_dest, stdout);
     if (reload_running)

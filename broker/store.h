@@ -145,8 +145,9 @@ int store_peek_deliveries(const struct session *s, int64_t after_seq, size_t max
                           store_peek_fn fn, void *arg);
 
 /* petreld --inspect: prints the database's sessions, subscriptions, queue
- * depths and retained topics (session_expiry: for the expiry shown).  Opens
+ * depths and retained topics (session_expiry: for the expiry shown), and
+ * for a cluster node (`cluster`) its outbox even when empty.  Opens
  * read-only; returns an exit code. */
-int store_inspect(const char *data_dir, uint32_t session_expiry, FILE *out);
+int store_inspect(const char *data_dir, uint32_t session_expiry, bool cluster, FILE *out);
 
 #endif

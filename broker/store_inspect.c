@@ -31,7 +31,7 @@ static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
     return st;
 }
 
-int store_inspect(const char *data_dir, uint32_t session_expiry, FILE *out)
+int store_inspect(const char *data_dir, uint32_t session_expiry, bool cluster, FILE *out)
 {
     char path[4200], err[512];
     snprintf(path, sizeof path, "%s/%s", data_dir, STORE_FILE);
@@ -110,7 +110,7 @@ int store_inspect(const char *data_dir, uint32_t session_expiry, FILE *out)
     }
     /* A cluster node's QoS 1/2 messages that JetStream has not stored yet
      * (published again at the next start): docs/cluster.md. */
-    if (sqlite3_column_int64(counts, 2) > 0)
+    if (cluster || sqlite3_column_int64(counts, 2) > 0)
         fprintf(out, "cluster outbox %lld messages, %lld bytes\n",
                 (long long)sqlite3_column_int64(counts, 2),
                 (long long)sqlite3_column_double(counts, 3));

@@ -93,6 +93,13 @@ static void publish_all(void)
     publish_u64("$SYS/broker/limits/client_maximum_packet_size", broker.stats.publish_too_large);
     if (cluster_enabled()) {
         const struct cluster_stats *cs = cluster_stats();
+        publish_value("$SYS/broker/cluster/node", cluster_node_name());
+        publish_u64("$SYS/broker/cluster/nodes", cs->nodes_seen);
+        publish_value("$SYS/broker/cluster/nodes/list", cluster_nodes_list());
+        publish_u64("$SYS/broker/cluster/nodes/ready", cs->nodes_ready);
+        publish_u64("$SYS/broker/cluster/nodes/refused", cs->nodes_refused);
+        publish_u64("$SYS/broker/cluster/nodes/full", cs->nodes_full);
+        publish_u64("$SYS/broker/cluster/nodes/dropped", cs->nodes_dropped);
         publish_u64("$SYS/broker/cluster/connected", cs->connected);
         publish_u64("$SYS/broker/cluster/subjects", cs->subjects);
         publish_u64("$SYS/broker/cluster/messages/sent", cs->sent);
@@ -110,6 +117,8 @@ static void publish_all(void)
         publish_u64("$SYS/broker/cluster/stream/received", cs->js_received);
         publish_u64("$SYS/broker/cluster/stream/redelivered", cs->js_redelivered);
         publish_u64("$SYS/broker/cluster/stream/duplicates", cs->js_duplicates);
+        publish_u64("$SYS/broker/cluster/stream/pending", cs->stream_pending);
+        publish_u64("$SYS/broker/cluster/stream/lag_ms", cs->stream_lag_ms);
         publish_u64("$SYS/broker/cluster/retained/sent", cs->retained_sent);
         publish_u64("$SYS/broker/cluster/retained/received", cs->retained_received);
         const struct cluster_session_stats *ss = cluster_session_stats();
