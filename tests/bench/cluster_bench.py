@@ -111,12 +111,52 @@ def bench(pub, sub, qos, duration, rate):
             'js_retried': sys_counter(pub, 'cluster/stream/retried') - retried}
 
 
+def resume(queue_on, connect_to, client, n):
+    """A persistent session `client` (subscribed to tk/#, QoS 1, offline)
+    gets n QoS 1 messages published on queue_on; then it connects to
+    connect_to.  Returns (seconds from the connect to the last message,
+    messages received); the receiver counts them itself."""
+    pub = subprocess.run(['mosquitto_pub', '-p', str(queue_on.port), '-q', '1', '-t', 'tk/m',
+                          '-l'], input=''.join('%d\n' % i for i in range(n)), text=True,
+                         capture_output=True, timeout=120)
+    if pub.returncode != 0:
+        raise SystemExit('mosquitto_pub failed: %s' % pub.stderr)
+    time.sleep(1.0)  # queued on every node that routes to it
+    t0 = time.monotonic()
+    r = subprocess.run(['mosquitto_sub', '-p', str(connect_to.port), '-c', '-i', client, '-q', '1',
+                        '-t', 'tk/#', '-C', str(n), '-W', '60'], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=90)
+    return time.monotonic() - t0, len(r.stdout.split())
+
+
+def sessions(nodes, counts):
+    """A session's move between nodes against its resumption on the same
+    node, with n messages queued: the time to have them all."""
+    rows = []
+    for n in counts:
+        client = 'tk-%d' % n
+        subprocess.run(['mosquitto_sub', '-p', str(nodes[0].port), '-c', '-i', client, '-q', '1',
+                        '-t', 'tk/#', '-E'], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30)
+        secs, got = resume(nodes[0], nodes[1], client, n)      # b1 -> b2
+        rows.append({'queued': n, 'where': 'moved to another node', 'seconds': secs,
+                     'received': got})
+        secs, got = resume(nodes[1], nodes[1], client, n)      # on b2 again
+        rows.append({'queued': n, 'where': 'resumed on its node', 'seconds': secs,
+                     'received': got})
+        for r in rows[-2:]:
+            sys.stderr.write('%r\n' % r)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--duration', type=float, default=4)
     ap.add_argument('--rate', type=int, default=10000)
     ap.add_argument('--json')
     ap.add_argument('--qos', default='0,1', help='the QoS levels to run, e.g. 1')
+    ap.add_argument('--sessions', default='1000,10000',
+                    help='queued messages of the session moves to time ("" for none)')
     o = ap.parse_args()
     nats = NatsCluster().start()
     nodes = []
@@ -139,9 +179,18 @@ def main():
                 r['qos'], r['rate'] if r['rate'] == 'full' else '%d msg/s' % r['rate'],
                 r['where'], r['msgs_per_sec'], r['p50_ms'], r['p99_ms'], r['lost'],
                 r['acked_lost'], r['pub_cpu_us_per_msg'], r['js_retried']))
+        moves = sessions(nodes, [int(n) for n in o.sessions.split(',') if n])
+        if moves:
+            print()
+            print('| session with N QoS 1 messages queued | connects | time to have them all | '
+                  'received |')
+            print('|---|---|---|---|')
+            for r in moves:
+                print('| %d | %s | %.3f s | %d |' % (r['queued'], r['where'], r['seconds'],
+                                                     r['received']))
         if o.json:
             with open(o.json, 'w') as f:
-                json.dump(results, f, indent=1)
+                json.dump({'load': results, 'sessions': moves}, f, indent=1)
     finally:
         for n in nodes:
             n.stop()
