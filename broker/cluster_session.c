@@ -197,6 +197,7 @@ struct write_job {
 struct watch_job {
     struct job job;
     uint64_t rev;
+    char key[48];             /* the entry's key, without the bucket */
     size_t len;
     uint8_t value[];
 };
@@ -649,6 +650,8 @@ static void *watcher_main(void *arg)
                 memset(r, 0, sizeof *r);
                 r->job.done = watch_done;
                 r->rev = kvEntry_Revision(e);
+                const char *k = kvEntry_Key(e);
+                snprintf(r->key, sizeof r->key, "%s", k ? k : "");
                 r->len = (size_t)len;
                 if (len)
                     memcpy(r->value, kvEntry_Value(e), (size_t)len);
@@ -1591,6 +1594,15 @@ static void watch_done(struct job *j)
     }
     const char *id = h.client_id;
     size_t id_len = h.id_len;
+    char key[48];
+    key_of(id, id_len, key);
+    if (strcmp(key, w->key) != 0) {
+        /* Not the record of the id it names (claims read key_of(id)):
+         * garbage, which must not end that id's session here. */
+        session_state_header_free(&h);
+        free(w);
+        return;
+    }
     if (strcmp(r.owner, cs.node) == 0) {
         /* Ours (our own write coming back, or at start). */
         struct owned *o = owned_get(id, id_len, true);
