@@ -476,8 +476,8 @@ static int record_decode(const uint8_t *b, size_t len, struct record *r)
         if (o >= len)
             return -1;
         size_t l = b[o++];
-        if (l >= NODE_MAX || o + l > len)
-            return -1;
+        if (l >= NODE_MAX || o + l > len || (f == 0 && l == 0))
+            return -1; /* (a node name is never empty; "from" may be) */
         char *dst = f == 0 ? r->owner : r->from;
         memcpy(dst, b + o, l);
         dst[l] = '\0';
@@ -994,6 +994,18 @@ static void claim_refuse(struct claim *cl, const char *why)
     claim_next(cl);
 }
 
+/* Loop: the header of a record (K_RECORD) decodes, and names cl's id. */
+static bool record_header_ok(const struct claim *cl)
+{
+    struct session_state_header h;
+    const char *why = NULL;
+    memset(&h, 0, sizeof h);
+    bool ok = session_state_header_decode(cl->hdr, cl->hdr_len, &h, &why) == 0 &&
+              h.id_len == cl->id_len && memcmp(h.client_id, cl->id, cl->id_len) == 0;
+    session_state_header_free(&h);
+    return ok;
+}
+
 /* Loop: the record read, the owner asked. */
 static void claim_get_done(struct job *j)
 {
@@ -1024,6 +1036,18 @@ static void claim_get_done(struct job *j)
         return;
     default:
         break;
+    }
+    if (cl->kind == K_RECORD && cl->hdr && !record_header_ok(cl)) {
+        /* The record names an owner that does not answer and a header
+         * that does not decode (or another id's): not a session anyone
+         * holds; it is overwritten by this claim's compare-and-set.
+         * (Refusing would lock the client id out for good.) */
+        log_warning("cluster: record %s in KV bucket %s does not decode: overwritten",
+                    cl->key, cs.bucket);
+        free(cl->hdr);
+        cl->hdr = NULL;
+        cl->hdr_len = 0;
+        cl->kind = K_NONE;
     }
     if ((cl->kind == K_TAKEN || cl->kind == K_RECORD) && !cl->clean && cl->hdr &&
         install(cl) != 0) {
