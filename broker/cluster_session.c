@@ -83,6 +83,12 @@
  * pace, and what the new owner routed before it had the session may reach
  * the old one only now. */
 #define STALE_GRACE_MS 2000
+/* A session handed to a node is not handed to another for this long,
+ * unless that node's compare-and-set came back first (the watch): a
+ * second 'T' meanwhile (two CONNECTs at once on two nodes) is answered
+ * 'B'.  The same node may ask again (its compare-and-set lost against our
+ * last write). */
+#define GIVEN_HOLD_MS 10000
 
 /* What reached a session being moved (router.h: delivered), by seq. */
 struct mark {
@@ -116,6 +122,12 @@ struct chunk {
 struct chunk_list {
     struct chunk *head, **tail;
     uint32_t n;
+};
+
+/* A session this node handed over, to whom, until when (GIVEN_HOLD_MS). */
+struct given {
+    int64_t until_ms;
+    char to[NODE_MAX];
 };
 
 /* Work for the worker thread (work), finished on the loop (done). */
@@ -248,6 +260,8 @@ static struct {
     struct reply_wait *replies;
     struct adopt_job *retry;   /* offered again at the next tick */
     struct hashmap *marks;     /* session pointer -> struct marks */
+    struct hashmap *given;     /* client id -> struct given */
+    struct hashmap *adopting;  /* client id -> struct adopt_job under way */
     struct stale_wait *stale;
     struct cluster_session_stats st;
 } cs;
@@ -771,6 +785,7 @@ static void claim_free(struct claim *cl)
 
 static void claim_get_done(struct job *j);
 static void claim_cas_done(struct job *j);
+static void given_end(const char *id, size_t id_len);
 
 /* Worker: read the record, and ask its owner. */
 static void claim_get_work(struct job *j)
@@ -1125,6 +1140,7 @@ static void claim_cas_done(struct job *j)
         claim_refuse(cl, "the session was taken by another node at the same time");
         return;
     }
+    given_end(cl->id, cl->id_len); /* ours again */
     struct owned *o = owned_get(cl->id, cl->id_len, true);
     if (o) {
         o->rev = cl->rev;
@@ -1262,6 +1278,25 @@ static bool take_str(const uint8_t *d, size_t len, size_t *o, const uint8_t **s,
     return true;
 }
 
+static void given_set(const char *id, size_t id_len, const char *to)
+{
+    struct given *g = hashmap_get(cs.given, id, id_len);
+    if (!g) {
+        g = malloc(sizeof *g);
+        if (!g || hashmap_put(cs.given, id, id_len, g) < 0) {
+            free(g);
+            return;
+        }
+    }
+    g->until_ms = message_now_ms() + GIVEN_HOLD_MS;
+    snprintf(g->to, sizeof g->to, "%s", to);
+}
+
+static void given_end(const char *id, size_t id_len)
+{
+    free(cs.given ? hashmap_remove(cs.given, id, id_len) : NULL);
+}
+
 /* 'T': another node takes the session over. */
 static void give_up(const uint8_t *d, size_t len, const char *rsubj)
 {
@@ -1286,6 +1321,14 @@ static void give_up(const uint8_t *d, size_t len, const char *rsubj)
     struct session *s = session_find((const char *)id, id_len);
     if (!s) {
         reply1(rsubj, 'N');
+        return;
+    }
+    struct given *g = hashmap_get(cs.given, id, id_len);
+    if (g && g->until_ms > message_now_ms() && strcmp(g->to, who) != 0) {
+        /* Handed to another node a moment ago: were it handed again,
+         * both would hold it and this copy's rest would go to the last
+         * one twice. */
+        reply1(rsubj, 'B');
         return;
     }
     /* Not ours from here: no write of the record may come between the
@@ -1338,6 +1381,7 @@ static void give_up(const uint8_t *d, size_t len, const char *rsubj)
     e[12] = (uint8_t)sd.n;
     reply(rsubj, e, sizeof e);
     natsConnection_Flush(cs.nc);
+    given_set((const char *)id, id_len, who);
     cs.st.given++;
     log_notice("cluster: session of client %s handed to node %s (%ld deliveries)", s->log_id, who,
                n);
@@ -1461,6 +1505,8 @@ static void adopt_work(struct job *j)
 
 static void adopt_free(struct adopt_job *a)
 {
+    if (cs.adopting && hashmap_get(cs.adopting, a->id, a->id_len) == a)
+        hashmap_remove(cs.adopting, a->id, a->id_len);
     chunks_free(&a->chunks);
     free(a);
 }
@@ -1542,6 +1588,7 @@ static void go_stale(struct session *s, const char *owner, bool handed_by_us, in
     }
     log_notice("cluster: session of client %s is node %s's now: %ld deliveries held here go to it",
                s->log_id, owner, n);
+    hashmap_put(cs.adopting, a->id, a->id_len, a); /* (full: only a later copy twice) */
     post(&a->job);
 }
 
@@ -1550,25 +1597,44 @@ static void go_stale(struct session *s, const char *owner, bool handed_by_us, in
 static void stale_later(struct session *s, const struct record *r)
 {
     size_t id_len = s->client_id_len;
-    struct stale_wait *w = calloc(1, sizeof *w + id_len + 1);
-    if (!w)
-        return;
-    w->id_len = id_len;
-    memcpy(w->id, s->client_id, id_len);
-    snprintf(w->owner, sizeof w->owner, "%s", r->owner);
-    w->handed = strcmp(r->from, cs.node) == 0;
-    w->from_seq = r->from_seq;
-    w->due_ms = message_now_ms() + STALE_GRACE_MS;
-    w->next = cs.stale;
-    cs.stale = w;
+    struct stale_wait *w = cs.stale;
+    while (w && !(w->id_len == id_len && memcmp(w->id, s->client_id, id_len) == 0))
+        w = w->next;
+    struct adopt_job *a = hashmap_get(cs.adopting, s->client_id, id_len);
+    if (w) {
+        /* The session moved on again within the grace (A -> B -> C): the
+         * rest goes to the last owner, but what this copy handed is what
+         * the first change says (the later ones name another "from"; read
+         * as "handed nothing", they would send everything again). */
+        snprintf(w->owner, sizeof w->owner, "%s", r->owner);
+    } else if (a && a->s == s) {
+        /* Its rest is on its way already (adopt_work follows the owner
+         * through 'X'): sent once. */
+    } else {
+        w = calloc(1, sizeof *w + id_len + 1);
+        if (!w)
+            return;
+        w->id_len = id_len;
+        memcpy(w->id, s->client_id, id_len);
+        snprintf(w->owner, sizeof w->owner, "%s", r->owner);
+        w->handed = strcmp(r->from, cs.node) == 0;
+        w->from_seq = r->from_seq;
+        w->due_ms = message_now_ms() + STALE_GRACE_MS;
+        w->next = cs.stale;
+        cs.stale = w;
+    }
     if (s->conn) {
         char why[160];
         snprintf(why, sizeof why, "session taken over on node %s", r->owner);
         s->taking_over = true;
+        char *id = malloc(id_len + 1);
+        if (id)
+            memcpy(id, s->client_id, id_len);
         conn_disconnect(s->conn, MQTT_RC_SESSION_TAKEN_OVER, why, true);
-        s = session_find(w->id, id_len);
+        s = id ? session_find(id, id_len) : NULL;
         if (s)
             s->taking_over = false;
+        free(id);
     }
 }
 
@@ -1738,6 +1804,7 @@ static void session_ended(struct session *s)
     if (!cs.on)
         return;
     marks_end(s); /* (its pointer may be reused) */
+    given_end(s->client_id, s->client_id_len);
     if (hashmap_get(cs.claiming, s->client_id, s->client_id_len))
         return;
     struct owned *o = owned_get(s->client_id, s->client_id_len, false);
@@ -1833,10 +1900,12 @@ int cluster_session_start(natsConnection *nc, jsCtx *js, int replicas)
     cs.owned = hashmap_new();
     cs.claiming = hashmap_new();
     cs.marks = hashmap_new();
+    cs.given = hashmap_new();
+    cs.adopting = hashmap_new();
     cs.ev = event_new(broker.base, -1, EV_PERSIST, done_cb, NULL);
     cs.tick = event_new(broker.base, -1, EV_PERSIST, tick_cb, NULL);
     struct timeval tv = {0, 100 * 1000};
-    if (!cs.owned || !cs.claiming || !cs.marks || !cs.ev || !cs.tick || event_add(cs.tick, &tv) != 0) {
+    if (!cs.owned || !cs.claiming || !cs.marks || !cs.given || !cs.adopting || !cs.ev || !cs.tick || event_add(cs.tick, &tv) != 0) {
         log_error("cluster: out of memory (sessions)");
         return -1;
     }
@@ -1935,6 +2004,9 @@ void cluster_session_join(void)
     hashmap_free(cs.owned);
     hashmap_foreach(cs.marks, free_marks, NULL);
     hashmap_free(cs.marks);
+    hashmap_foreach(cs.given, free_owned, NULL); /* (plain blocks) */
+    hashmap_free(cs.given);
+    hashmap_free(cs.adopting); /* (its jobs were freed above) */
     for (struct stale_wait *w = cs.stale, *n; w; w = n) {
         n = w->next;
         free(w);
