@@ -1592,9 +1592,25 @@ static void go_stale(struct session *s, const char *owner, bool handed_by_us, in
     post(&a->job);
 }
 
-/* Another node owns s now: its connection here ends at once; the rest is
- * sent after STALE_GRACE_MS (tick_cb: go_stale). */
-static void stale_later(struct session *s, const struct record *r)
+/* The subscriptions of a stale copy that the owner's record (h) no longer
+ * has go: what the client unsubscribed there is not queued here during the
+ * grace (and handed to the owner after it). */
+static void stale_prune(struct session *s, const struct session_state_header *h)
+{
+    for (struct subscription *sub = s->subs, *next; sub; sub = next) {
+        next = sub->next;
+        bool kept = false;
+        for (size_t i = 0; i < h->n_subs && !kept; i++)
+            kept = h->subs[i].len == sub->len && memcmp(h->subs[i].filter, sub->filter, sub->len) == 0;
+        if (!kept)
+            session_unsubscribe(s, sub->filter, sub->len);
+    }
+}
+
+/* Another node owns s now (r, whose header is h): its connection here ends
+ * at once; the rest is sent after STALE_GRACE_MS (tick_cb: go_stale). */
+static void stale_later(struct session *s, const struct record *r,
+                        const struct session_state_header *h)
 {
     size_t id_len = s->client_id_len;
     struct stale_wait *w = cs.stale;
@@ -1623,6 +1639,7 @@ static void stale_later(struct session *s, const struct record *r)
         w->next = cs.stale;
         cs.stale = w;
     }
+    stale_prune(s, h);
     if (s->conn) {
         char why[160];
         snprintf(why, sizeof why, "session taken over on node %s", r->owner);
@@ -1704,7 +1721,7 @@ static void watch_done(struct job *j)
         owned_drop(id, id_len);
         struct session *s = session_find(id, id_len);
         if (s)
-            stale_later(s, &r);
+            stale_later(s, &r, &h);
     }
     session_state_header_free(&h);
     free(w);
