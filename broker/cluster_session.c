@@ -1408,7 +1408,12 @@ static void adopt_in(const uint8_t *d, size_t len, const char *rsubj)
     long n = session_state_import(s, d + o, len - o, false, marks_of(s) ? have_xid : NULL, NULL,
                                   &why);
     if (n < 0) {
-        log_warning("cluster: deliveries handed back for client %s refused: %s", s->log_id, why);
+        /* (Any NATS client can send these in a loop: one line per 10 s.) */
+        static struct log_ratelimit refused_log;
+        long k = log_ratelimit_check(&refused_log, 10);
+        if (k >= 0)
+            log_warning("cluster: deliveries handed back for client %s refused: %s%s", s->log_id,
+                        why, log_suppressed(k));
         reply1(rsubj, 'K'); /* not decodable: asking again would not help */
         return;
     }
