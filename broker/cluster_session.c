@@ -89,6 +89,13 @@
  * 'B'.  The same node may ask again (its compare-and-set lost against our
  * last write). */
 #define GIVEN_HOLD_MS 10000
+/* A KV write that found no responder (JetStream electing the bucket's
+ * leader) goes again after this pause, this many times in all (about 1 s:
+ * a CONNECT waits for it).  A claim's compare-and-set that still finds
+ * none was not lost to another node: with nothing taken (K_LOCAL) the
+ * client goes on as when the directory cannot be read (unclaimed). */
+#define KV_NO_LEADER_TRIES 5
+#define KV_NO_LEADER_PAUSE_MS 250
 
 /* What reached a session being moved (router.h: delivered), by seq. */
 struct mark {
@@ -168,6 +175,7 @@ struct claim {
     bool clean;
     bool installed;            /* a session was made here from what came */
     bool cas_ok;
+    bool cas_unreachable;      /* no responder: nobody else could set it either */
     uint8_t tries;             /* CAS lost: read and asked again */
     char key[48];
     enum claim_kind kind;
@@ -858,15 +866,32 @@ static void claim_get_work(struct job *j)
     }
 }
 
+/* Worker: JetStream had no responder for a KV request (its stream's
+ * leader is being elected: a NATS server went down): nothing was written;
+ * after a pause the same request may go again.  False once it has gone
+ * KV_NO_LEADER_TRIES times, or when the node stops. */
+static bool kv_again(natsStatus s, int *tries)
+{
+    if (s != NATS_NO_RESPONDERS || ++*tries >= KV_NO_LEADER_TRIES || atomic_load(&cs.stop))
+        return false;
+    struct timespec t = {0, KV_NO_LEADER_PAUSE_MS * 1000 * 1000};
+    nanosleep(&t, NULL);
+    return true;
+}
+
 /* Worker: the record set to this node, if nobody changed it meanwhile. */
 static void claim_cas_work(struct job *j)
 {
     struct claim *cl = (struct claim *)j;
     uint64_t rev = 0;
-    natsStatus s = cl->rev ? kvStore_Update(&rev, cs.kv, cl->key, cl->value, (int)cl->value_len,
-                                            cl->rev)
-                           : kvStore_Create(&rev, cs.kv, cl->key, cl->value, (int)cl->value_len);
+    natsStatus s;
+    int tries = 0;
+    do
+        s = cl->rev ? kvStore_Update(&rev, cs.kv, cl->key, cl->value, (int)cl->value_len, cl->rev)
+                    : kvStore_Create(&rev, cs.kv, cl->key, cl->value, (int)cl->value_len);
+    while (kv_again(s, &tries));
     cl->cas_ok = s == NATS_OK;
+    cl->cas_unreachable = s == NATS_NO_RESPONDERS;
     if (cl->cas_ok)
         cl->rev = rev;
 }
@@ -1110,6 +1135,15 @@ static void claim_cas_done(struct job *j)
     struct claim *cl = (struct claim *)j;
     if (!cs.on) {
         claim_free(cl);
+        return;
+    }
+    if (!cl->cas_ok && cl->cas_unreachable && cl->kind == K_LOCAL) {
+        /* As K_FAIL: the node's own session (the record, if any, names
+         * this node already). */
+        cs.st.unclaimed++;
+        if (cl->c)
+            protocol_claimed(cl->c, true, NULL);
+        claim_next(cl);
         return;
     }
     if (!cl->cas_ok) {
@@ -1738,7 +1772,12 @@ static void write_work(struct job *j)
 {
     struct write_job *w = (struct write_job *)j;
     uint64_t rev = 0;
-    w->ok = kvStore_Update(&rev, cs.kv, w->key, w->value, (int)w->value_len, w->rev) == NATS_OK;
+    natsStatus s;
+    int tries = 0;
+    do
+        s = kvStore_Update(&rev, cs.kv, w->key, w->value, (int)w->value_len, w->rev);
+    while (kv_again(s, &tries));
+    w->ok = s == NATS_OK;
     w->new_rev = rev;
 }
 
