@@ -76,8 +76,8 @@
 #define CLAIM_TRIES 4
 /* A compare-and-set without an answer is made again, this many times in
  * all, this far apart (with the JetStream context's 2 s wait each). */
-#define CAS_ATTEMPTS 3
-#define CAS_PAUSE_MS 500
+#define CAS_ATTEMPTS 5
+#define CAS_PAUSE_MS 250
 /* After the directory failed to answer, CONNECTs do not wait for it for
  * this long (each is served with the node's own session, counted
  * unclaimed): a JetStream outage must not hold every login for seconds. */
@@ -91,6 +91,19 @@
  * pace, and what the new owner routed before it had the session may reach
  * the old one only now. */
 #define STALE_GRACE_MS 2000
+/* A session handed to a node is not handed to another for this long,
+ * unless that node's compare-and-set came back first (the watch): a
+ * second 'T' meanwhile (two CONNECTs at once on two nodes) is answered
+ * 'B'.  The same node may ask again (its compare-and-set lost against our
+ * last write). */
+#define GIVEN_HOLD_MS 10000
+/* A KV write that found no responder (JetStream electing the bucket's
+ * leader) goes again after this pause, this many times in all (about 1 s:
+ * a CONNECT waits for it).  A claim's compare-and-set that still finds
+ * none was not lost to another node: with nothing taken (K_LOCAL) the
+ * client goes on as when the directory cannot be read (unclaimed). */
+#define KV_NO_LEADER_TRIES 5
+#define KV_NO_LEADER_PAUSE_MS 250
 
 /* What reached a session being moved (router.h: delivered), by seq. */
 struct mark {
@@ -124,6 +137,12 @@ struct chunk {
 struct chunk_list {
     struct chunk *head, **tail;
     uint32_t n;
+};
+
+/* A session this node handed over, to whom, until when (GIVEN_HOLD_MS). */
+struct given {
+    int64_t until_ms;
+    char to[NODE_MAX];
 };
 
 /* Work for the worker thread (work), finished on the loop (done). */
@@ -164,6 +183,7 @@ struct claim {
     bool clean;
     bool installed;            /* a session was made here from what came */
     bool cas_ok;
+    bool cas_unreachable;      /* no responder: nobody else could set it either */
     uint8_t tries;             /* CAS lost: read and asked again */
     bool cas_conflict;         /* the CAS failed on the revision (not for want of an answer) */
     char cas_err[64];
@@ -207,6 +227,7 @@ struct write_job {
 struct watch_job {
     struct job job;
     uint64_t rev;
+    char key[48];             /* the entry's key, without the bucket */
     size_t len;
     uint8_t value[];
 };
@@ -258,6 +279,8 @@ static struct {
     struct reply_wait *replies;
     struct adopt_job *retry;   /* offered again at the next tick */
     struct hashmap *marks;     /* session pointer -> struct marks */
+    struct hashmap *given;     /* client id -> struct given */
+    struct hashmap *adopting;  /* client id -> struct adopt_job under way */
     struct stale_wait *stale;
     struct cluster_session_stats st;
 } cs;
@@ -486,8 +509,8 @@ static int record_decode(const uint8_t *b, size_t len, struct record *r)
         if (o >= len)
             return -1;
         size_t l = b[o++];
-        if (l >= NODE_MAX || o + l > len)
-            return -1;
+        if (l >= NODE_MAX || o + l > len || (f == 0 && l == 0))
+            return -1; /* (a node name is never empty; "from" may be) */
         char *dst = f == 0 ? r->owner : r->from;
         memcpy(dst, b + o, l);
         dst[l] = '\0';
@@ -660,6 +683,8 @@ static void *watcher_main(void *arg)
                 memset(r, 0, sizeof *r);
                 r->job.done = watch_done;
                 r->rev = kvEntry_Revision(e);
+                const char *k = kvEntry_Key(e);
+                snprintf(r->key, sizeof r->key, "%s", k ? k : "");
                 r->len = (size_t)len;
                 if (len)
                     memcpy(r->value, kvEntry_Value(e), (size_t)len);
@@ -779,6 +804,7 @@ static void claim_free(struct claim *cl)
 
 static void claim_get_done(struct job *j);
 static void claim_cas_done(struct job *j);
+static void given_end(const char *id, size_t id_len);
 
 /* Worker: read the record, and ask its owner. */
 static void claim_get_work(struct job *j)
@@ -852,7 +878,19 @@ static void claim_get_work(struct job *j)
     }
 }
 
-/* Worker: the record set to this node, if nobody changed it meanwhile. */
+/* Worker: JetStream had no responder for a KV request (its stream's
+ * leader is being elected: a NATS server went down): nothing was written;
+ * after a pause the same request may go again.  False once it has gone
+ * KV_NO_LEADER_TRIES times, or when the node stops. */
+static bool kv_again(natsStatus s, int *tries)
+{
+    if (s != NATS_NO_RESPONDERS || ++*tries >= KV_NO_LEADER_TRIES || atomic_load(&cs.stop))
+        return false;
+    struct timespec t = {0, KV_NO_LEADER_PAUSE_MS * 1000 * 1000};
+    nanosleep(&t, NULL);
+    return true;
+}
+
 /* Did the last KV write fail because the revision was not the expected
  * one (someone wrote meanwhile), rather than for want of an answer? */
 static bool kv_conflict(void)
@@ -862,6 +900,10 @@ static bool kv_conflict(void)
     return t && (strstr(t, "wrong last sequence") || strstr(t, "key exists"));
 }
 
+/* Worker: the record set to this node, if nobody changed it meanwhile.
+ * Without an answer (no responder: JetStream electing the bucket's leader
+ * after a server went; a timeout: the link moving to another server) the
+ * same write goes again, CAS_ATTEMPTS in all. */
 static void claim_cas_work(struct job *j)
 {
     struct claim *cl = (struct claim *)j;
@@ -877,6 +919,7 @@ static void claim_cas_work(struct job *j)
             return;
         }
         cl->cas_conflict = kv_conflict();
+        cl->cas_unreachable = !cl->cas_conflict;
         if (cl->cas_conflict || atomic_load(&cs.stop))
             return;
         /* No answer (JetStream electing a leader after a server went,
@@ -1026,6 +1069,18 @@ static void claim_refuse(struct claim *cl, const char *why)
     claim_next(cl);
 }
 
+/* Loop: the header of a record (K_RECORD) decodes, and names cl's id. */
+static bool record_header_ok(const struct claim *cl)
+{
+    struct session_state_header h;
+    const char *why = NULL;
+    memset(&h, 0, sizeof h);
+    bool ok = session_state_header_decode(cl->hdr, cl->hdr_len, &h, &why) == 0 &&
+              h.id_len == cl->id_len && memcmp(h.client_id, cl->id, cl->id_len) == 0;
+    session_state_header_free(&h);
+    return ok;
+}
+
 /* Loop: the record read, the owner asked. */
 static void claim_get_done(struct job *j)
 {
@@ -1056,6 +1111,18 @@ static void claim_get_done(struct job *j)
         return;
     default:
         break;
+    }
+    if (cl->kind == K_RECORD && cl->hdr && !record_header_ok(cl)) {
+        /* The record names an owner that does not answer and a header
+         * that does not decode (or another id's): not a session anyone
+         * holds; it is overwritten by this claim's compare-and-set.
+         * (Refusing would lock the client id out for good.) */
+        log_warning("cluster: record %s in KV bucket %s does not decode: overwritten",
+                    cl->key, cs.bucket);
+        free(cl->hdr);
+        cl->hdr = NULL;
+        cl->hdr_len = 0;
+        cl->kind = K_NONE;
     }
     if ((cl->kind == K_TAKEN || cl->kind == K_RECORD) && !cl->clean && cl->hdr &&
         install(cl) != 0) {
@@ -1148,6 +1215,7 @@ static void claim_cas_done(struct job *j)
         claim_refuse(cl, "the session was taken by another node at the same time");
         return;
     }
+    given_end(cl->id, cl->id_len); /* ours again */
     struct owned *o = owned_get(cl->id, cl->id_len, true);
     if (o) {
         o->rev = cl->rev;
@@ -1286,6 +1354,25 @@ static bool take_str(const uint8_t *d, size_t len, size_t *o, const uint8_t **s,
     return true;
 }
 
+static void given_set(const char *id, size_t id_len, const char *to)
+{
+    struct given *g = hashmap_get(cs.given, id, id_len);
+    if (!g) {
+        g = malloc(sizeof *g);
+        if (!g || hashmap_put(cs.given, id, id_len, g) < 0) {
+            free(g);
+            return;
+        }
+    }
+    g->until_ms = message_now_ms() + GIVEN_HOLD_MS;
+    snprintf(g->to, sizeof g->to, "%s", to);
+}
+
+static void given_end(const char *id, size_t id_len)
+{
+    free(cs.given ? hashmap_remove(cs.given, id, id_len) : NULL);
+}
+
 /* 'T': another node takes the session over. */
 static void give_up(const uint8_t *d, size_t len, const char *rsubj)
 {
@@ -1310,6 +1397,14 @@ static void give_up(const uint8_t *d, size_t len, const char *rsubj)
     struct session *s = session_find((const char *)id, id_len);
     if (!s) {
         reply1(rsubj, 'N');
+        return;
+    }
+    struct given *g = hashmap_get(cs.given, id, id_len);
+    if (g && g->until_ms > message_now_ms() && strcmp(g->to, who) != 0) {
+        /* Handed to another node a moment ago: were it handed again,
+         * both would hold it and this copy's rest would go to the last
+         * one twice. */
+        reply1(rsubj, 'B');
         return;
     }
     /* Not ours from here: no write of the record may come between the
@@ -1362,6 +1457,7 @@ static void give_up(const uint8_t *d, size_t len, const char *rsubj)
     e[12] = (uint8_t)sd.n;
     reply(rsubj, e, sizeof e);
     natsConnection_Flush(cs.nc);
+    given_set((const char *)id, id_len, who);
     cs.st.given++;
     log_notice("cluster: session of client %s handed to node %s (%ld deliveries)", s->log_id, who,
                n);
@@ -1388,7 +1484,12 @@ static void adopt_in(const uint8_t *d, size_t len, const char *rsubj)
     long n = session_state_import(s, d + o, len - o, false, marks_of(s) ? have_xid : NULL, NULL,
                                   &why);
     if (n < 0) {
-        log_warning("cluster: deliveries handed back for client %s refused: %s", s->log_id, why);
+        /* (Any NATS client can send these in a loop: one line per 10 s.) */
+        static struct log_ratelimit refused_log;
+        long k = log_ratelimit_check(&refused_log, 10);
+        if (k >= 0)
+            log_warning("cluster: deliveries handed back for client %s refused: %s%s", s->log_id,
+                        why, log_suppressed(k));
         reply1(rsubj, 'K'); /* not decodable: asking again would not help */
         return;
     }
@@ -1485,6 +1586,8 @@ static void adopt_work(struct job *j)
 
 static void adopt_free(struct adopt_job *a)
 {
+    if (cs.adopting && hashmap_get(cs.adopting, a->id, a->id_len) == a)
+        hashmap_remove(cs.adopting, a->id, a->id_len);
     chunks_free(&a->chunks);
     free(a);
 }
@@ -1566,33 +1669,70 @@ static void go_stale(struct session *s, const char *owner, bool handed_by_us, in
     }
     log_notice("cluster: session of client %s is node %s's now: %ld deliveries held here go to it",
                s->log_id, owner, n);
+    hashmap_put(cs.adopting, a->id, a->id_len, a); /* (full: only a later copy twice) */
     post(&a->job);
 }
 
-/* Another node owns s now: its connection here ends at once; the rest is
- * sent after STALE_GRACE_MS (tick_cb: go_stale). */
-static void stale_later(struct session *s, const struct record *r)
+/* The subscriptions of a stale copy that the owner's record (h) no longer
+ * has go: what the client unsubscribed there is not queued here during the
+ * grace (and handed to the owner after it). */
+static void stale_prune(struct session *s, const struct session_state_header *h)
+{
+    for (struct subscription *sub = s->subs, *next; sub; sub = next) {
+        next = sub->next;
+        bool kept = false;
+        for (size_t i = 0; i < h->n_subs && !kept; i++)
+            kept = h->subs[i].len == sub->len && memcmp(h->subs[i].filter, sub->filter, sub->len) == 0;
+        if (!kept)
+            session_unsubscribe(s, sub->filter, sub->len);
+    }
+}
+
+/* Another node owns s now (r, whose header is h): its connection here ends
+ * at once; the rest is sent after STALE_GRACE_MS (tick_cb: go_stale). */
+static void stale_later(struct session *s, const struct record *r,
+                        const struct session_state_header *h)
 {
     size_t id_len = s->client_id_len;
-    struct stale_wait *w = calloc(1, sizeof *w + id_len + 1);
-    if (!w)
-        return;
-    w->id_len = id_len;
-    memcpy(w->id, s->client_id, id_len);
-    snprintf(w->owner, sizeof w->owner, "%s", r->owner);
-    w->handed = strcmp(r->from, cs.node) == 0;
-    w->from_seq = r->from_seq;
-    w->due_ms = message_now_ms() + STALE_GRACE_MS;
-    w->next = cs.stale;
-    cs.stale = w;
+    struct stale_wait *w = cs.stale;
+    while (w && !(w->id_len == id_len && memcmp(w->id, s->client_id, id_len) == 0))
+        w = w->next;
+    struct adopt_job *a = hashmap_get(cs.adopting, s->client_id, id_len);
+    if (w) {
+        /* The session moved on again within the grace (A -> B -> C): the
+         * rest goes to the last owner, but what this copy handed is what
+         * the first change says (the later ones name another "from"; read
+         * as "handed nothing", they would send everything again). */
+        snprintf(w->owner, sizeof w->owner, "%s", r->owner);
+    } else if (a && a->s == s) {
+        /* Its rest is on its way already (adopt_work follows the owner
+         * through 'X'): sent once. */
+    } else {
+        w = calloc(1, sizeof *w + id_len + 1);
+        if (!w)
+            return;
+        w->id_len = id_len;
+        memcpy(w->id, s->client_id, id_len);
+        snprintf(w->owner, sizeof w->owner, "%s", r->owner);
+        w->handed = strcmp(r->from, cs.node) == 0;
+        w->from_seq = r->from_seq;
+        w->due_ms = message_now_ms() + STALE_GRACE_MS;
+        w->next = cs.stale;
+        cs.stale = w;
+    }
+    stale_prune(s, h);
     if (s->conn) {
         char why[160];
         snprintf(why, sizeof why, "session taken over on node %s", r->owner);
         s->taking_over = true;
+        char *id = malloc(id_len + 1);
+        if (id)
+            memcpy(id, s->client_id, id_len);
         conn_disconnect(s->conn, MQTT_RC_SESSION_TAKEN_OVER, why, true);
-        s = session_find(w->id, id_len);
+        s = id ? session_find(id, id_len) : NULL;
         if (s)
             s->taking_over = false;
+        free(id);
     }
 }
 
@@ -1642,6 +1782,15 @@ static void watch_done(struct job *j)
     }
     const char *id = h.client_id;
     size_t id_len = h.id_len;
+    char key[48];
+    key_of(id, id_len, key);
+    if (strcmp(key, w->key) != 0) {
+        /* Not the record of the id it names (claims read key_of(id)):
+         * garbage, which must not end that id's session here. */
+        session_state_header_free(&h);
+        free(w);
+        return;
+    }
     if (strcmp(r.owner, cs.node) == 0) {
         /* Ours (our own write coming back, or at start). */
         struct owned *o = owned_get(id, id_len, true);
@@ -1653,7 +1802,7 @@ static void watch_done(struct job *j)
         owned_drop(id, id_len);
         struct session *s = session_find(id, id_len);
         if (s)
-            stale_later(s, &r);
+            stale_later(s, &r, &h);
     }
     session_state_header_free(&h);
     free(w);
@@ -1665,7 +1814,12 @@ static void write_work(struct job *j)
 {
     struct write_job *w = (struct write_job *)j;
     uint64_t rev = 0;
-    w->ok = kvStore_Update(&rev, cs.kv, w->key, w->value, (int)w->value_len, w->rev) == NATS_OK;
+    natsStatus s;
+    int tries = 0;
+    do
+        s = kvStore_Update(&rev, cs.kv, w->key, w->value, (int)w->value_len, w->rev);
+    while (kv_again(s, &tries));
+    w->ok = s == NATS_OK;
     w->new_rev = rev;
 }
 
@@ -1753,6 +1907,7 @@ static void session_ended(struct session *s)
     if (!cs.on)
         return;
     marks_end(s); /* (its pointer may be reused) */
+    given_end(s->client_id, s->client_id_len);
     if (hashmap_get(cs.claiming, s->client_id, s->client_id_len))
         return;
     struct owned *o = owned_get(s->client_id, s->client_id_len, false);
@@ -1848,10 +2003,12 @@ int cluster_session_start(natsConnection *nc, jsCtx *js, int replicas)
     cs.owned = hashmap_new();
     cs.claiming = hashmap_new();
     cs.marks = hashmap_new();
+    cs.given = hashmap_new();
+    cs.adopting = hashmap_new();
     cs.ev = event_new(broker.base, -1, EV_PERSIST, done_cb, NULL);
     cs.tick = event_new(broker.base, -1, EV_PERSIST, tick_cb, NULL);
     struct timeval tv = {0, 100 * 1000};
-    if (!cs.owned || !cs.claiming || !cs.marks || !cs.ev || !cs.tick || event_add(cs.tick, &tv) != 0) {
+    if (!cs.owned || !cs.claiming || !cs.marks || !cs.given || !cs.adopting || !cs.ev || !cs.tick || event_add(cs.tick, &tv) != 0) {
         log_error("cluster: out of memory (sessions)");
         return -1;
     }
@@ -1950,6 +2107,9 @@ void cluster_session_join(void)
     hashmap_free(cs.owned);
     hashmap_foreach(cs.marks, free_marks, NULL);
     hashmap_free(cs.marks);
+    hashmap_foreach(cs.given, free_owned, NULL); /* (plain blocks) */
+    hashmap_free(cs.given);
+    hashmap_free(cs.adopting); /* (its jobs were freed above) */
     for (struct stale_wait *w = cs.stale, *n; w; w = n) {
         n = w->next;
         free(w);
