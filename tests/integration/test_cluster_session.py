@@ -408,6 +408,40 @@ class ClusterSessions(ClusterNodes, harness.BrokerTestCase):
             self.assertEqual(sorted(set(c.numbers()) & old), [], 'the old queue on n1')
             self.assertNotIn(10, c.numbers(), 'the old subscription on n1')
 
+    def test_7_will_from_the_record(self):
+        """A client's node killed under it: nobody published its will; the
+        node that starts its session from the record does, once."""
+        n1, n2, n3 = self.nodes
+        watcher = self.collector(n3, 'wrec-watch', clean=True)
+        watcher.subscribe([('wrec/#', 1)])
+        c = mqttraw.RawClient(n1.port)
+        with self.answered('willer connecting to n1'):
+            c.connect('willer', clean=False, keepalive=60,
+                      will=('wrec/gone', b'willer-gone', 1, False))
+        c.subscribe([('wrec-own/#', 1)])
+        time.sleep(SETTLE)  # the record, will included, is written at bind
+        n1.kill()
+        try:
+            c.close()
+            early = [m.payload for m in self.listen(watcher, 1.0)]
+            back = self.collector(n2, 'willer', clean=False)
+            with self.subTest('session present on n2 from the record'):
+                self.assertTrue(back.session_present)
+            watcher.collect(done=lambda w: any(m.payload == b'willer-gone' for m in w.messages),
+                            idle=0, timeout=10)
+            self.rejoin(n1)
+        finally:
+            if not n1.alive():
+                self.rejoin(n1)
+        self.listen(watcher, 2.0)  # a second copy would come now
+        wills = [m for m in watcher.messages if m.payload == b'willer-gone']
+        back.disconnect()
+        report('willer', before_takeover=len(early), wills=len(wills),
+               session_present=int(back.session_present))
+        with self.subTest('the will published once, by the node that took the session'):
+            self.assertEqual(early, [], 'a will before anyone took the session')
+            self.assertEqual(len(wills), 1, 'wills received on n3: %d' % len(wills))
+
     def test_6_subscriptions_follow_the_session(self):
         n1, n2, n3 = self.nodes
         c = self.collector(n1, 'subs', clean=False)
