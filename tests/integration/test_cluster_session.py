@@ -19,7 +19,9 @@ test_cluster_js).  Checked:
      subscription in force; the node's queue arrives once it is back;
   5. a clean session on one node ends the session everywhere;
   6. the record follows SUBSCRIBE and UNSUBSCRIBE on the node that took the
-     session over (checked on a third node after the second one is killed).
+     session over (checked on a third node after the second one is killed);
+  7. a client's node killed under it: the node that starts its session from
+     the record publishes its will, once.
 Exact counts are printed.  Each check that does not depend on an earlier one
 is a subTest, so that a run shows every part that fails."""
 
