@@ -463,7 +463,7 @@ static void write_work(struct job *j)
     int tries = 0;
     do
         s = kvStore_Update(&rev, cs.kv, w->key, w->value, (int)w->value_len, w->rev);
-    while (csess_kv_again(s, &tries));
+    while (s == NATS_NO_RESPONDERS && csess_kv_pause(&tries));
     w->ok = s == NATS_OK;
     w->new_rev = rev;
 }

@@ -174,13 +174,14 @@ static void claim_get_work(struct job *j)
     }
 }
 
-/* Worker: JetStream had no responder for a KV request (its stream's
- * leader is being elected: a NATS server went down): nothing was written;
- * after a pause the same request may go again.  False once it has gone
- * KV_NO_LEADER_TRIES times, or when the node stops. */
-bool csess_kv_again(natsStatus s, int *tries)
+/* Worker: a KV write found no answer (no responder: the bucket's leader
+ * is being elected after a NATS server went down; for the claim's
+ * compare-and-set also a timeout): nothing was written; after a pause the
+ * same write may go again.  False once it has gone KV_NO_LEADER_TRIES
+ * times, or when the node stops. */
+bool csess_kv_pause(int *tries)
 {
-    if (s != NATS_NO_RESPONDERS || ++*tries >= KV_NO_LEADER_TRIES || atomic_load(&cs.stop))
+    if (++*tries >= KV_NO_LEADER_TRIES || atomic_load(&cs.stop))
         return false;
     struct timespec t = {0, KV_NO_LEADER_PAUSE_MS * 1000 * 1000};
     nanosleep(&t, NULL);
@@ -199,11 +200,11 @@ static bool kv_conflict(void)
 /* Worker: the record set to this node, if nobody changed it meanwhile.
  * Without an answer (no responder: JetStream electing the bucket's leader
  * after a server went; a timeout: the link moving to another server) the
- * same write goes again, CAS_ATTEMPTS in all. */
+ * same write goes again, KV_NO_LEADER_TRIES in all. */
 static void claim_cas_work(struct job *j)
 {
     struct claim *cl = (struct claim *)j;
-    for (int i = 0; i < CAS_ATTEMPTS; i++) {
+    for (int tries = 0;;) {
         uint64_t rev = 0;
         natsStatus s = cl->rev ? kvStore_Update(&rev, cs.kv, cl->key, cl->value,
                                                 (int)cl->value_len, cl->rev)
@@ -215,14 +216,13 @@ static void claim_cas_work(struct job *j)
             return;
         }
         cl->cas_conflict = kv_conflict();
-        cl->cas_unreachable = !cl->cas_conflict;
-        if (cl->cas_conflict || atomic_load(&cs.stop))
+        if (cl->cas_conflict)
             return;
         /* No answer (JetStream electing a leader after a server went,
          * the link moving to another server): the same write again. */
         snprintf(cl->cas_err, sizeof cl->cas_err, "%s", natsStatus_GetText(s));
-        struct timespec t = {0, CAS_PAUSE_MS * 1000 * 1000};
-        nanosleep(&t, NULL);
+        if (!csess_kv_pause(&tries))
+            break;
     }
     atomic_store(&cs.kv_down_until, message_now_ms() + KV_DOWN_MS);
 }

@@ -34,10 +34,6 @@ struct session_state_header;
 #define NODE_MAX 80
 /* A claim whose compare-and-set lost starts again, this many times in all. */
 #define CLAIM_TRIES 4
-/* A compare-and-set without an answer is made again, this many times in
- * all, this far apart (with the JetStream context's 2 s wait each). */
-#define CAS_ATTEMPTS 5
-#define CAS_PAUSE_MS 250
 /* After the directory failed to answer, CONNECTs do not wait for it for
  * this long (each is served with the node's own session, counted
  * unclaimed): a JetStream outage must not hold every login for seconds. */
@@ -143,7 +139,6 @@ struct claim {
     bool clean;
     bool installed;            /* a session was made here from what came */
     bool cas_ok;
-    bool cas_unreachable;      /* no responder: nobody else could set it either */
     uint8_t tries;             /* CAS lost: read and asked again */
     bool cas_conflict;         /* the CAS failed on the revision (not for want of an answer) */
     char cas_err[64];
@@ -277,7 +272,7 @@ void csess_post(struct job *j);
 
 /* cluster_session_claim.c */
 void csess_claim_free(struct claim *cl);
-bool csess_kv_again(natsStatus s, int *tries);
+bool csess_kv_pause(int *tries);
 void csess_claim_refuse(struct claim *cl, const char *why);
 void csess_claim_get_done(struct job *j);
 void csess_claim_cas_done(struct job *j);
