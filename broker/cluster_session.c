@@ -609,8 +609,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     turn_begin();
-    turn_schedule();
-    cluster_session_turn_end(0);
+    turn_schedule(); /* its end runs cluster_session_turn_end: what waits for durability */
     csess_stale_run();
     csess_marks_expire();
     struct adopt_job *a = cs.retry;
